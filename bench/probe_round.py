@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Round wall time and peak RSS for N http checks against a loopback server that
+answers every request after 50 ms; and the cold start of `stackscope check`.
+
+Targets (issue #2): a 1000-check round under 0.5 s; `stackscope check` on a one-check
+layout under 0.4 s wall, cold. Run: python bench/probe_round.py [--sizes 10,100,1000]
+Everything listens on and probes 127.0.0.1 only; every loop here is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SERVER = r"""
+import asyncio, sys
+async def handle(reader, writer):
+    try:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.05)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+        await writer.drain()
+    except Exception:
+        pass
+    finally:
+        writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(600)  # bounded: the bench kills it long before
+asyncio.run(main())
+"""
+
+
+def layout_text(n: int, port: int) -> str:
+    checks = "\n".join(f"      - {{http: 'http://127.0.0.1:{port}/?c={i}', name: c{i}}}" for i in range(n))
+    return f"name: bench\ninterval: 10s\ntimeout: 5s\nlayers:\n  - name: Pool\n    role: backend\n    checks:\n{checks}\n"
+
+
+async def measure(n: int, port: int, repeats: int) -> list[float]:
+    from stackscope.engine import Engine
+    from stackscope.layout import parse_layout
+    from stackscope.model import Status
+
+    engine = Engine(parse_layout(layout_text(n, port)))
+    times = []
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            snapshot = await engine.run_round()
+            times.append(time.perf_counter() - started)
+            bad = [r for r in snapshot.results.values() if r.status is not Status.OK]
+            if bad:
+                raise SystemExit(f"{len(bad)} checks failed, e.g. {bad[0].detail}")
+    finally:
+        await engine.aclose()
+    return times
+
+
+def cold_start(port: int, runs: int) -> list[float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        handle.write(layout_text(1, port))
+    times = []
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "stackscope", "check", handle.name], capture_output=True, env=env)
+        times.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            raise SystemExit(done.stdout.decode() + done.stderr.decode())
+    os.unlink(handle.name)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    from stackscope.engine import raise_fd_limit
+
+    raise_fd_limit()  # as the CLI does
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard)))
+    try:
+        port = int(server.stdout.readline())
+        from stackscope.engine import default_concurrency
+
+        print(f"server: 127.0.0.1:{port}, answers after 50 ms; python {sys.version.split()[0]}; "
+              f"fd limit {soft}, concurrency cap {default_concurrency()}")
+        print(f"{'checks':>7} {'round min':>10} {'median':>8} {'max':>8} {'peak RSS':>9}")
+        for n in (int(s) for s in args.sizes.split(",")):
+            times = asyncio.run(measure(n, port, args.repeats))
+            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{n:>7} {min(times):>9.3f}s {statistics.median(times):>7.3f}s {max(times):>7.3f}s "
+                  f"{rss_mb:>7.1f}MB")
+        starts = cold_start(port, 7)
+        print(f"cold `stackscope check` (1 http check): median {statistics.median(starts):.3f}s, "
+              f"min {min(starts):.3f}s, max {max(starts):.3f}s")
+    finally:
+        server.kill()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from stackscope.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The `stackscope` command.
+
+Exit codes follow the monitoring-plugins convention: 0 OK, 1 WARNING, 2 CRITICAL,
+3 UNKNOWN (also a layout that cannot be used). Every subcommand imports what it needs
+when it runs, so `stackscope check` never imports Textual and starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Callable, Sequence
+
+from stackscope import __version__
+
+EXIT_OK, EXIT_WARN, EXIT_CRIT, EXIT_UNKNOWN = 0, 1, 2, 3
+COMMANDS = ("check", "watch", "lint", "schema", "demo")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stackscope",
+        description="Probe every layer of a request path (DNS → load balancer → backends → database) "
+                    "and say which layer is broken.",
+        epilog="Run `stackscope LAYOUT` to open the dashboard. Exit codes: 0 ok, 1 warn, 2 crit, "
+               "3 unknown or layout error.")
+    parser.add_argument("--version", action="version", version=f"stackscope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="probe once and report (for scripts, CI and deploy gates)",
+                           description="Probe every check once and print the verdict and each layer.")
+    check.add_argument("layout", help="layout file (YAML)")
+    check.add_argument("--format", "-f", choices=("text", "json", "junit", "nagios"), default="text")
+    check.add_argument("--watch", "-w", action="store_true",
+                       help="repeat every interval until interrupted (json: one line per round)")
+    check.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
+    check.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+    check.set_defaults(run=_cmd_check)
+
+    watch = sub.add_parser("watch", help="open the live dashboard (TUI)",
+                           description="Open the live dashboard on a layout.")
+    watch.add_argument("layout", help="layout file (YAML)")
+    watch.add_argument("--plain", action="store_true",
+                       help="no TUI: print one line per state or verdict change")
+    watch.add_argument("--record", metavar="FILE", help="write the incident timeline (Markdown) on exit")
+    watch.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
+    watch.set_defaults(run=_cmd_watch)
+
+    lint = sub.add_parser("lint", help="validate a layout without probing anything")
+    lint.add_argument("layout", help="layout file (YAML)")
+    lint.set_defaults(run=_cmd_lint)
+
+    schema = sub.add_parser("schema", help="print the layout's JSON Schema (for editor completion)")
+    schema.set_defaults(run=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # `stackscope LAYOUT` is short for `stackscope watch LAYOUT`.
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
+        args_list.insert(0, "watch")
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return EXIT_UNKNOWN
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return getattr(args, "last_exit", EXIT_UNKNOWN)
+    except BrokenPipeError:
+        # `stackscope check ... | head`: the reader left; that is not our failure
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return getattr(args, "last_exit", EXIT_OK)
+    except Exception as exc:  # never a traceback for the operator; full one when asked
+        if os.environ.get("STACKSCOPE_DEBUG"):
+            raise
+        print(f"stackscope: internal error: {type(exc).__name__}: {exc}\n"
+              "(set STACKSCOPE_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_UNKNOWN
+
+
+def load_or_report(path: str, *, require_env: bool = True):
+    """The layout, or None after printing every problem to stderr."""
+    from stackscope.layout import LayoutError, load_layout
+
+    try:
+        return load_layout(path, require_env=require_env)
+    except LayoutError as error:
+        count = len(error.problems)
+        print(f"stackscope: {path}: {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    layout = load_or_report(args.layout, require_env=False)
+    if layout is None:
+        return EXIT_UNKNOWN
+    checks = sum(len(layer.checks) for layer in layout.layers)
+    unset = sorted(name for name in layout.secret_env_names() if name not in os.environ)
+    print(f"{args.layout}: ok — {layout.name}: {len(layout.layers)} layers, {checks} checks")
+    if unset:
+        print(f"note: {', '.join(unset)} not set here; `check` and `watch` will need "
+              f"{'it' if len(unset) == 1 else 'them'}")
+    return EXIT_OK
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from stackscope.layout import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    layout = load_or_report(args.layout)
+    if layout is None:
+        return EXIT_UNKNOWN
+    from stackscope.diagnosis import assess
+    from stackscope.engine import Engine
+    from stackscope.render import render
+
+    color = False if args.no_color else None
+    rounds = args.rounds if args.rounds is not None else (None if args.watch else 1)
+
+    def emit(snapshot) -> None:
+        diagnosis = assess(snapshot)
+        args.last_exit = diagnosis.status.exit_code
+        if args.watch and args.format == "json":
+            import json
+
+            from stackscope.render.jsonout import report_dict
+
+            print(json.dumps(report_dict(diagnosis), ensure_ascii=False, default=str), flush=True)
+            return
+        if args.watch and snapshot.round > 1:
+            print("\n" + "─" * 40, flush=True)
+        print(render(diagnosis, args.format, color=color), flush=True)
+
+    _run_async(_watch(layout, emit, rounds))
+    return getattr(args, "last_exit", EXIT_UNKNOWN)
+
+
+async def _watch(layout, emit: Callable, rounds: int | None) -> None:
+    from stackscope.engine import Engine, raise_fd_limit
+
+    raise_fd_limit()
+    engine = Engine(layout)
+    try:
+        await engine.watch(emit, rounds=rounds)
+    finally:
+        await engine.aclose()
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    layout = load_or_report(args.layout)
+    if layout is None:
+        return EXIT_UNKNOWN
+    print("stackscope: the dashboard is not built yet; use `stackscope check --watch`", file=sys.stderr)
+    return EXIT_UNKNOWN
+
+
+def _run_async(coro) -> None:
+    asyncio.run(coro)

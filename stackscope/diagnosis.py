@@ -1,0 +1,308 @@
+"""From a snapshot to a verdict: which layer is broken, why, and what is ruled out.
+
+Pure functions, no I/O. The rules, in the order they apply:
+
+1. A layer's status is the worst of its checks, except a `backend` layer (a pool), where
+   some-but-not-all members failing is a WARN: the pool still serves.
+2. Layers depend on the next group of layers down the path (lb -> backend -> db and
+   cache as siblings); every check that addresses a host by name also depends on the
+   dns layers.
+3. A failing check is *explained* when its failure could be a consequence of a failing
+   dependency at least as severe: a 5xx, a timeout, a body mismatch or slowness can come
+   from below; a refused connection, a bad certificate, a garbage reply or a drifted
+   pool are the layer's own. Any failure of a check that uses a host name is explained
+   by a failing dns layer (a wrong address can cause anything).
+4. The verdict names the failing layer that is not explained, the most severe first,
+   then the first in the request path. Everything healthy is listed as ruled out with
+   its proof, which is what saves an on-call engineer from chasing the database when
+   the load balancer is at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from stackscope.layout import Check, Layer, Layout
+from stackscope.model import ErrorKind, Result, Snapshot, Status
+
+_SIBLING_ROLES = {"db", "cache"}
+_DOWNSTREAM_KINDS = {ErrorKind.TIMEOUT, ErrorKind.CONTENT, ErrorKind.SLOW}
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class CheckState:
+    check: Check
+    result: Result
+
+    @property
+    def status(self) -> Status:
+        return self.result.status
+
+
+@dataclass(frozen=True)
+class LayerState:
+    """A layer with its computed status and the state of each of its checks."""
+
+    layer: Layer
+    status: Status
+    checks: tuple[CheckState, ...]
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    @property
+    def failing(self) -> tuple[CheckState, ...]:
+        return tuple(c for c in self.checks if c.status.failing)
+
+    @property
+    def summary(self) -> str:
+        """'3/3 ok', '1/3 failing', for panel headers and reports."""
+        total = len(self.checks)
+        ok = sum(1 for c in self.checks if c.status is Status.OK)
+        unknown = sum(1 for c in self.checks if c.status is Status.UNKNOWN)
+        if ok == total:
+            return f"{ok}/{total} ok"
+        failing = total - ok - unknown
+        parts = []
+        if failing:
+            parts.append(f"{failing}/{total} failing")
+        if unknown:
+            parts.append(f"{unknown}/{total} unknown")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The broken layer and the case for it."""
+
+    layer: str
+    role: str
+    status: Status
+    summary: str
+    evidence: tuple[str, ...]
+    ruled_out: tuple[str, ...]
+    also_failing: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "role": self.role, "status": str(self.status), "summary": self.summary,
+                "evidence": list(self.evidence), "ruled_out": list(self.ruled_out),
+                "also_failing": list(self.also_failing)}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Everything a renderer needs: per-layer states, overall status and the verdict."""
+
+    snapshot: Snapshot
+    layers: tuple[LayerState, ...]
+    verdict: Verdict | None
+
+    @property
+    def status(self) -> Status:
+        return Status.worst((layer.status for layer in self.layers), default=Status.UNKNOWN)
+
+
+# --------------------------------------------------------------------------- layer status
+
+
+def _missing(check: Check) -> Result:
+    return Result(check.id, Status.UNKNOWN, "not probed yet", key_fact="…")
+
+
+def layer_state(layer: Layer, snapshot: Snapshot) -> LayerState:
+    states = tuple(CheckState(c, snapshot.results.get(c.id) or _missing(c)) for c in layer.checks)
+    statuses = [s.status for s in states]
+    status = Status.worst(statuses, default=Status.UNKNOWN)
+    if layer.role == "backend" and status is Status.CRIT:
+        if any(s in (Status.OK, Status.WARN) for s in statuses):
+            status = Status.WARN  # the pool still has members that serve
+    return LayerState(layer, status, states)
+
+
+def assess_layers(snapshot: Snapshot) -> tuple[LayerState, ...]:
+    return tuple(layer_state(layer, snapshot) for layer in snapshot.layout.layers)
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+def dependency_groups(layout: Layout) -> list[list[Layer]]:
+    """Non-dns layers in path order, grouped: db and cache layers next to each other are
+    siblings (a backend uses both); every other layer is a group of its own."""
+    groups: list[list[Layer]] = []
+    for layer in layout.layers:
+        if layer.role == "dns":
+            continue
+        if groups and layer.role in _SIBLING_ROLES and all(l.role in _SIBLING_ROLES for l in groups[-1]):
+            groups[-1].append(layer)
+        else:
+            groups.append([layer])
+    return groups
+
+
+def direct_dependencies(layout: Layout) -> dict[str, list[str]]:
+    """Layer name -> the layers it calls directly (the next group down the path)."""
+    deps: dict[str, list[str]] = {layer.name: [] for layer in layout.layers}
+    groups = dependency_groups(layout)
+    for index, group in enumerate(groups[:-1]):
+        below = [layer.name for layer in groups[index + 1]]
+        for layer in group:
+            deps[layer.name] = below
+    return deps
+
+
+def _explainable_downstream(result: Result) -> bool:
+    if result.error_kind in _DOWNSTREAM_KINDS:
+        return True
+    if result.error_kind is ErrorKind.HTTP_STATUS:
+        code = result.facts.get("status_code")
+        return isinstance(code, int) and code >= 500
+    return False
+
+
+def _explained_by(state: CheckState, layer_status: Status, deps: Iterable[LayerState],
+                  dns_layers: Iterable[LayerState]) -> LayerState | None:
+    """The failing layer that explains this failing check, or None."""
+    if state.check.hostname:
+        for dns_layer in dns_layers:
+            if dns_layer.status.failing and dns_layer.status.rank >= layer_status.rank:
+                return dns_layer
+    if _explainable_downstream(state.result):
+        candidates = [d for d in deps if d.status.failing and d.status.rank >= layer_status.rank]
+        if candidates:
+            return max(candidates, key=lambda d: d.status.rank)
+    return None
+
+
+# --------------------------------------------------------------------------- verdict
+
+
+def diagnose(snapshot: Snapshot) -> Verdict | None:
+    """The verdict for a snapshot, or None when every layer is ok."""
+    return assess(snapshot).verdict
+
+
+def assess(snapshot: Snapshot) -> Diagnosis:
+    layers = assess_layers(snapshot)
+    return Diagnosis(snapshot, layers, _verdict(snapshot.layout, layers))
+
+
+def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
+    if all(layer.status is Status.OK for layer in layers):
+        return None
+    by_name = {layer.name: layer for layer in layers}
+    deps = direct_dependencies(layout)
+    dns_layers = [layer for layer in layers if layer.layer.role == "dns"]
+
+    # Which layer explains each failing layer (None = unexplained: a root cause).
+    explained: dict[str, str | None] = {}
+    for layer in layers:
+        if not layer.status.failing:
+            continue
+        dep_states = [by_name[name] for name in deps[layer.name]]
+        causes = [_explained_by(c, layer.status, dep_states, dns_layers) for c in layer.failing]
+        if causes and all(cause is not None for cause in causes):
+            worst = max(causes, key=lambda c: c.status.rank)  # type: ignore[union-attr]
+            explained[layer.name] = worst.name  # type: ignore[union-attr]
+        else:
+            explained[layer.name] = None
+
+    roots = [layer for layer in layers if layer.name in explained and explained[layer.name] is None]
+    if roots:
+        culprit = max(roots, key=lambda layer: (layer.status.rank, -layers.index(layer)))
+    else:  # only unknown layers: we cannot tell, and must say so rather than claim health
+        culprit = next(layer for layer in layers if layer.status is Status.UNKNOWN)
+
+    # Layers whose failure traces back to the culprit.
+    consequences = []
+    for layer in layers:
+        seen, name = set(), layer.name
+        while name in explained and explained[name] is not None and name not in seen:
+            seen.add(name)
+            name = explained[name]  # type: ignore[assignment]
+        if layer.name != culprit.name and name == culprit.name and layer.name in explained:
+            consequences.append(layer.name)
+
+    return Verdict(
+        layer=culprit.name,
+        role=culprit.layer.role,
+        status=culprit.status,
+        summary=_summary(culprit, consequences),
+        evidence=tuple(_evidence(culprit)),
+        ruled_out=tuple(f"{layer.name}: {proof(layer)}" for layer in layers if layer.status is Status.OK),
+        also_failing=tuple(_also_failing(layer, explained) for layer in layers
+                           if layer.name != culprit.name and layer.status is not Status.OK),
+    )
+
+
+def _summary(culprit: LayerState, consequences: list[str]) -> str:
+    failing = list(culprit.failing) or [c for c in culprit.checks if c.status is Status.UNKNOWN]
+    if culprit.status is Status.UNKNOWN:
+        head = f"{culprit.name}: cannot tell — {failing[0].result.detail}"
+    elif culprit.layer.role == "backend" and culprit.status is Status.WARN and len(failing) < len(culprit.checks):
+        head = f"{culprit.name}: {len(failing)} of {len(culprit.checks)} down — {failing[0].check.name}: " \
+               f"{failing[0].result.detail}"
+    else:
+        head = f"{culprit.name}: {failing[0].result.detail}"
+    if len(failing) > 1 and not (culprit.layer.role == "backend" and culprit.status is Status.WARN):
+        head += f" (+{len(failing) - 1} more)"
+    if consequences:
+        head += f"; {_join(consequences)} fail{'s' if len(consequences) == 1 else ''} because of it"
+    return head
+
+
+def _evidence(culprit: LayerState) -> list[str]:
+    items = [f"{c.check.name}: {c.status.word} — {c.result.detail}" for c in culprit.checks
+             if c.status is not Status.OK]
+    healthy = [c for c in culprit.checks if c.status is Status.OK]
+    if healthy and culprit.layer.role == "backend":
+        items.append(f"still serving: {', '.join(c.check.name for c in healthy)}")
+    return items
+
+
+def _also_failing(layer: LayerState, explained: dict[str, str | None]) -> str:
+    bad = layer.failing or tuple(c for c in layer.checks if c.status is Status.UNKNOWN)
+    detail = bad[0].result.detail if bad else layer.summary
+    cause = explained.get(layer.name)
+    if layer.status is Status.UNKNOWN:
+        tail = "cannot tell"
+    elif cause:
+        tail = f"explained by {cause}"
+    else:
+        tail = "independent failure"
+    return f"{layer.name} ({layer.status}): {detail} — {tail}"
+
+
+def proof(layer: LayerState) -> str:
+    """Why a healthy layer is ruled out, in the words an engineer would use."""
+    checks = layer.checks
+    total = len(checks)
+    types = {c.check.type for c in checks}
+    directly = " directly" if layer.layer.role == "backend" else ""
+    if types == {"http"}:
+        codes = sorted({str(c.result.facts.get("status_code", c.result.key_fact)) for c in checks})
+        return f"{total}/{total} answer {'/'.join(codes)}{directly}"
+    if types == {"tcp"}:
+        return f"{total}/{total} accept connections"
+    if types == {"dns"}:
+        return "; ".join(_dns_proof(c) for c in checks)
+    facts = ", ".join(dict.fromkeys(c.result.key_fact for c in checks if c.result.key_fact))
+    return f"{total}/{total} checks ok" + (f" ({facts})" if facts else "")
+
+
+def _dns_proof(state: CheckState) -> str:
+    facts = state.result.facts
+    answers = ", ".join(facts.get("answers", [])) or state.result.key_fact
+    expected = " as expected" if facts.get("expected") is None and state.check.options.expect else ""
+    return f"{state.check.address} → {answers}{expected}"
+
+
+def _join(names: list[str]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]

@@ -1,0 +1,178 @@
+"""Runs the probes: concurrent rounds, hard timeouts, isolation, bounded history.
+
+A round starts every check at once (under a concurrency cap, so 1000 checks do not
+exhaust file descriptors) and costs about as long as the slowest check. Each probe is
+wrapped so that whatever it does (hang, raise, return late) it yields exactly one Result
+within its timeout plus a small grace. Every result passes through the redactor here,
+the one place all output comes from, so a secret cannot reach any renderer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Mapping
+
+from stackscope.layout import Check, Layout
+from stackscope.model import ErrorKind, Result, Snapshot, Status
+from stackscope.probes import spec_for
+from stackscope.probes.common import ProbeFailure, timeout_scope
+from stackscope.probes.context import ProbeContext
+from stackscope.redact import Redactor
+from stackscope.schema import format_duration
+
+MAX_CONCURRENCY = 1024
+DEFAULT_HISTORY = 120
+# Probes enforce their own timeout with a precise message; this grace only catches a
+# probe that fails to, so the engine's guarantee holds even for a buggy probe.
+TIMEOUT_GRACE = 0.25
+
+
+def default_concurrency() -> int:
+    """How many probes may run at once: as many as the file-descriptor limit allows with
+    room to spare (a probe holds one or two sockets), up to MAX_CONCURRENCY."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 256
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONCURRENCY
+    return max(8, min(MAX_CONCURRENCY, (soft - 64) // 2))
+
+
+def raise_fd_limit(target: int = 8192) -> None:
+    """Lift this process's soft file-descriptor limit towards the hard one (best effort),
+    so a large layout can run in one wave instead of several."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = target if hard == resource.RLIM_INFINITY else min(target, hard)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, OSError, ValueError):
+        pass
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One point of a check's history, for sparklines and the detail screen."""
+
+    at: float
+    status: Status
+    latency_ms: float | None
+
+
+class Engine:
+    """Probes a layout, one round at a time; rounds never overlap."""
+
+    def __init__(self, layout: Layout, *, concurrency: int | None = None,
+                 history: int = DEFAULT_HISTORY, environ: Mapping[str, str] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.layout = layout
+        self.clock = clock
+        environ = os.environ if environ is None else environ
+        self.context = ProbeContext(layout.resolver, environ)
+        self.redactor = Redactor.for_layout(layout, environ)
+        self.concurrency = concurrency or default_concurrency()
+        self._semaphore = asyncio.Semaphore(self.concurrency)
+        self._round_lock = asyncio.Lock()
+        self.history: dict[str, deque[Sample]] = {c.id: deque(maxlen=history) for c in layout.checks()}
+        self.inflight: dict[str, float] = {}  # check id -> time.monotonic() when its probe started
+        self.rounds = 0
+        self.last: Snapshot | None = None
+        self._warm = False
+
+    def warm_up(self) -> None:
+        """Pay one-time costs (imports, TLS contexts) before any probe is timed."""
+        for check in self.layout.checks():
+            spec = spec_for(check.type)
+            if spec.warm_up is not None:
+                try:
+                    spec.warm_up(check, self.context)
+                except Exception:  # the probe itself will report the problem
+                    pass
+        self._warm = True
+
+    async def run_round(self, on_start: Callable[[Check], None] | None = None,
+                        on_result: Callable[[Result], None] | None = None) -> Snapshot:
+        """Probe every check once, concurrently; call back as each starts and ends."""
+        async with self._round_lock:
+            if not self._warm:
+                self.warm_up()
+            self.context.begin_round()
+            checks = list(self.layout.checks())
+            results = await asyncio.gather(*(self._run_one(c, on_start, on_result) for c in checks))
+            self.rounds += 1
+            snapshot = Snapshot(self.layout, {r.check_id: r for r in results}, self.clock(), self.rounds)
+            self.last = snapshot
+            return snapshot
+
+    async def watch(self, on_snapshot: Callable[[Snapshot], Awaitable[None] | None], *,
+                    rounds: int | None = None, on_start: Callable[[Check], None] | None = None,
+                    on_result: Callable[[Result], None] | None = None) -> None:
+        """Run rounds every `interval`, the next one scheduled after the current ends."""
+        done = 0
+        while rounds is None or done < rounds:
+            started = time.monotonic()
+            snapshot = await self.run_round(on_start, on_result)
+            outcome = on_snapshot(snapshot)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+            done += 1
+            if rounds is not None and done >= rounds:
+                break
+            await asyncio.sleep(max(0.0, self.layout.interval - (time.monotonic() - started)))
+
+    async def _run_one(self, check: Check, on_start: Callable[[Check], None] | None,
+                       on_result: Callable[[Result], None] | None) -> Result:
+        async with self._semaphore:
+            started_wall = self.clock()
+            started = time.monotonic()
+            self.inflight[check.id] = started
+            if on_start is not None:
+                on_start(check)
+            try:
+                outcome = await probe_check(check, self.context)
+            finally:
+                self.inflight.pop(check.id, None)
+        outcome = dataclasses.replace(self.redactor.result(outcome), started_at=started_wall)
+        self.history[check.id].append(Sample(started_wall, outcome.status, outcome.latency_ms))
+        if on_result is not None:
+            on_result(outcome)
+        return outcome
+
+    async def aclose(self) -> None:
+        await self.context.aclose()
+
+
+async def probe_check(check: Check, context: ProbeContext) -> Result:
+    """Run one probe and always return a Result: never raise, never overrun the timeout."""
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        probe = spec_for(check.type).probe
+        async with timeout_scope(check.timeout + TIMEOUT_GRACE):
+            return await probe(check, context)
+    except ProbeFailure as failure:
+        return Result(check.id, failure.status, failure.detail, latency_ms=None, key_fact=failure.key_fact,
+                      facts=failure.facts, error_kind=failure.kind)
+    except TimeoutError:
+        return Result(check.id, Status.CRIT, f"no result within {format_duration(check.timeout)}",
+                      latency_ms=None, key_fact="timeout", facts={"elapsed_ms": round(elapsed(), 1)},
+                      error_kind=ErrorKind.TIMEOUT)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a bug in a probe must not take the round down
+        return Result(check.id, Status.UNKNOWN, f"probe error: {type(exc).__name__}: {exc}",
+                      latency_ms=None, key_fact="probe error", facts={"exception": type(exc).__name__},
+                      error_kind=ErrorKind.INTERNAL)

@@ -1,0 +1,479 @@
+"""The layout file: the declared truth about a stack, loaded and validated.
+
+This is the only module that reads YAML. It composes the document into nodes (not plain
+values) so that every problem can name the file, the line and the key, and it collects
+all problems before failing, so a broken layout is fixed in one pass, not ten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+from stackscope.probes import CHECK_TYPES, spec_for
+from stackscope.schema import (
+    Address,
+    AddressKind,
+    Choice,
+    Duration,
+    EnvName,
+    Invalid,
+    Kind,
+    Number,
+    ParseContext,
+    Text,
+    did_you_mean,
+    describe,
+    format_duration,
+    host_of,
+)
+
+ROLES = ("dns", "lb", "backend", "db", "cache", "other")
+DEFAULT_INTERVAL = 5.0
+DEFAULT_TIMEOUT = 3.0
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing to probe. `target` is what the user wrote; `address` is it parsed."""
+
+    type: str
+    target: str
+    name: str
+    layer: str
+    timeout: float
+    warn_ms: float | None
+    options: Any  # the check type's options dataclass
+    address: Any  # the parsed target: Url, Address or str depending on the type
+    line: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{self.layer}/{self.name}"
+
+    @property
+    def hostname(self) -> str | None:
+        """The DNS name this check depends on, or None when it addresses an IP."""
+        return host_of(self.address)
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    role: str
+    checks: tuple[Check, ...]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    layers: tuple[Layer, ...]
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+    description: str = ""
+    resolver: Address | None = None
+    path: str = ""
+
+    def checks(self) -> Iterator[Check]:
+        for layer in self.layers:
+            yield from layer.checks
+
+    def check(self, check_id: str) -> Check:
+        for check in self.checks():
+            if check.id == check_id:
+                return check
+        raise KeyError(check_id)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def layers_with_role(self, role: str) -> list[Layer]:
+        return [layer for layer in self.layers if layer.role == role]
+
+    def secret_env_names(self) -> set[str]:
+        """Names of the environment variables whose values must never be shown."""
+        names = set()
+        for check in self.checks():
+            for f in dataclasses.fields(check.options):
+                if isinstance(f.metadata.get("kind"), EnvName):
+                    value = getattr(check.options, f.name)
+                    if value:
+                        names.add(value)
+        return names
+
+
+# --------------------------------------------------------------------------- problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a layout: where, which key, what, and how to fix it."""
+
+    file: str
+    line: int
+    where: str
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.where}: " if self.where else ""
+        fix = f" — {self.fix}" if self.fix else ""
+        return f"{self.file}:{self.line}: {where}{self.message}{fix}"
+
+
+class LayoutError(Exception):
+    """A layout that cannot be used, with every problem found in it."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+# --------------------------------------------------------------------------- located nodes
+
+
+@dataclass
+class Node:
+    """A YAML value with the line it starts on (1-based) and, for mappings, key lines."""
+
+    value: Any  # dict[str, Node] | list[Node] | scalar
+    line: int
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+    def plain(self) -> Any:
+        if isinstance(self.value, dict):
+            return {k: v.plain() for k, v in self.value.items()}
+        if isinstance(self.value, list):
+            return [v.plain() for v in self.value]
+        return self.value
+
+
+class _Reader:
+    """Turns a composed YAML node tree into `Node`s, reporting duplicate keys."""
+
+    def __init__(self, file: str, problems: list[Problem]) -> None:
+        self.file = file
+        self.problems = problems
+        self._constructor = yaml.SafeLoader("")
+
+    def read(self, node: yaml.Node) -> Node:
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            # Duplicates are an error among the keys written here; keys merged in with
+            # `<<: *anchor` come first and are overridden by them, as YAML intends.
+            own_lines: dict[str, int] = {}
+            duplicates: set[int] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = str(self._constructor.construct_object(key_node, deep=True))
+                key_line = key_node.start_mark.line + 1
+                if key in own_lines:
+                    duplicates.add(id(key_node))
+                    self.problems.append(Problem(
+                        self.file, key_line, "", f"key '{key}' appears twice in the same mapping",
+                        f"remove one (the other is on line {own_lines[key]})"))
+                else:
+                    own_lines[key] = key_line
+            self._constructor.flatten_mapping(node)
+            out: dict[str, Node] = {}
+            key_lines: dict[str, int] = {}
+            for key_node, value_node in node.value:  # merged keys first, own keys last
+                if id(key_node) in duplicates:
+                    continue
+                key = str(self._constructor.construct_object(key_node, deep=True))
+                out[key] = self.read(value_node)
+                key_lines[key] = key_node.start_mark.line + 1
+            return Node(out, line, key_lines)
+        if isinstance(node, yaml.SequenceNode):
+            return Node([self.read(item) for item in node.value], line)
+        return Node(self._constructor.construct_object(node, deep=True), line)
+
+
+# --------------------------------------------------------------------------- loading
+
+_LAYOUT_KEYS = ("name", "description", "interval", "timeout", "resolver", "layers")
+_LAYER_KEYS = ("name", "role", "checks")
+_COMMON_CHECK_KEYS = ("name", "timeout", "warn_ms")
+
+
+def load_layout(path: str, *, environ: Mapping[str, str] | None = None,
+                require_env: bool = True) -> Layout:
+    """Read and validate a layout file; raise LayoutError listing every problem."""
+    display = os.path.relpath(path) if not os.path.isabs(path) else path
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise LayoutError([Problem(display, 0, "", "file not found",
+                                   "check the path; examples live in layouts/")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LayoutError([Problem(display, 0, "", f"cannot read the file: {exc}", "")]) from None
+    base_dir = os.path.dirname(os.path.abspath(path))
+    ctx = ParseContext(base_dir=base_dir, environ=os.environ if environ is None else environ,
+                       require_env=require_env)
+    return parse_layout(text, display, ctx)
+
+
+def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = None) -> Layout:
+    ctx = ctx or ParseContext()
+    problems: list[Problem] = []
+    try:
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        raise LayoutError([Problem(file, line, "", f"YAML syntax error: {exc.problem or exc}",
+                                   "check the indentation and quoting on this line or the one above")]) from None
+    except yaml.YAMLError as exc:
+        raise LayoutError([Problem(file, 0, "", f"YAML error: {exc}", "")]) from None
+    if root is None:
+        raise LayoutError([Problem(file, 1, "", "the file is empty",
+                                   "start from an example in layouts/ (stackscope schema shows every key)")])
+    node = _Reader(file, problems).read(root)
+    builder = _Builder(file, ctx, problems)
+    layout = builder.layout(node)
+    if problems or layout is None:
+        problems.sort(key=lambda p: p.line)
+        raise LayoutError(problems)
+    return layout
+
+
+class _Builder:
+    def __init__(self, file: str, ctx: ParseContext, problems: list[Problem]) -> None:
+        self.file = file
+        self.ctx = ctx
+        self.problems = problems
+
+    def problem(self, line: int, where: str, message: str, fix: str = "") -> None:
+        self.problems.append(Problem(self.file, line, where, message, fix))
+
+    def unknown_keys(self, node: Node, allowed: tuple[str, ...], where: str, what: str) -> None:
+        for key in node.value:
+            if key not in allowed:
+                hint = did_you_mean(key, allowed) or f"{what} keys are: {', '.join(allowed)}"
+                self.problem(node.key_lines[key], where, f"unknown key '{key}'", hint)
+
+    def parse(self, node: Node, key: str, kind: Kind, where: str, *, required: bool = False,
+              default: Any = None, fix_missing: str = "") -> Any:
+        """Parse node.value[key] with `kind`, recording a problem and returning default."""
+        child = node.value.get(key)
+        if child is None:
+            if required:
+                self.problem(node.line, where, f"missing required key '{key}'",
+                             fix_missing or f"add {key}: ({kind.hint})")
+            return default
+        if child.value is None:
+            self.problem(node.key_lines[key], where, f"'{key}' is empty",
+                         f"give it a value ({kind.hint}) or remove the key")
+            return default
+        try:
+            return kind.parse(child.plain(), self.ctx)
+        except Invalid as exc:
+            self.problem(node.key_lines[key], where, f"'{key}': {exc.message}", exc.fix)
+            return default
+
+    def layout(self, node: Node) -> Layout | None:
+        if not isinstance(node.value, dict):
+            self.problem(node.line, "", f"the file holds {describe(node.plain())}, not a layout",
+                         "a layout is a mapping with name: and layers: at the top level")
+            return None
+        self.unknown_keys(node, _LAYOUT_KEYS, "", "top-level")
+        name = self.parse(node, "name", Text(), "", required=True,
+                          fix_missing="add name: (a short name for this stack, e.g. auth-prod)")
+        description = self.parse(node, "description", Text(), "", default="")
+        interval = self.parse(node, "interval", Duration(), "", default=DEFAULT_INTERVAL)
+        timeout_given = "timeout" in node.value
+        timeout = self.parse(node, "timeout", Duration(), "", default=min(DEFAULT_TIMEOUT, interval))
+        resolver = self.parse(node, "resolver", AddressKind(default_port=53), "")
+        if interval < 0.1:
+            self.problem(node.key_lines["interval"], "", f"interval {format_duration(interval)} is too short",
+                         "use 100ms or more")
+        if timeout_given and timeout > interval:
+            self.problem(node.key_lines["timeout"], "",
+                         f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
+                         f"lower timeout to {format_duration(interval)} or less, or raise interval")
+
+        layers_node = node.value.get("layers")
+        layers: list[Layer] = []
+        if layers_node is None:
+            self.problem(node.line, "", "missing required key 'layers'",
+                         "add layers: — the request path, upstream first (dns, lb, backend, db)")
+        elif not isinstance(layers_node.value, list) or not layers_node.value:
+            self.problem(node.key_lines["layers"], "", "'layers' must be a non-empty list",
+                         "list the layers of the request path, each starting with '- name:'")
+        else:
+            seen: dict[str, int] = {}
+            for index, layer_node in enumerate(layers_node.value):
+                layer = self.layer(layer_node, index, interval, timeout)
+                name_node = layer_node.value.get("name") if isinstance(layer_node.value, dict) else None
+                layer_name = name_node.value if name_node is not None else None
+                if isinstance(layer_name, str) and layer_name in seen:
+                    self.problem(name_node.line, f"layers[{index}]", f"layer name '{layer_name}' is used twice",
+                                 f"rename one (the other is on line {seen[layer_name]})")
+                    continue
+                if isinstance(layer_name, str):
+                    seen[layer_name] = name_node.line
+                if layer is not None:
+                    layers.append(layer)
+        if name is None:
+            return None
+        return Layout(name=name, description=description, interval=interval, timeout=timeout,
+                      resolver=resolver, layers=tuple(layers), path=self.file)
+
+    def layer(self, node: Node, index: int, interval: float, timeout: float) -> Layer | None:
+        where = f"layers[{index}]"
+        if not isinstance(node.value, dict):
+            self.problem(node.line, where, f"a layer must be a mapping, got {describe(node.plain())}",
+                         "write '- name: ...' with role: and checks: under it")
+            return None
+        name = self.parse(node, "name", Text(), where, required=True,
+                          fix_missing="add name: (shown on the panel, e.g. Load balancer)")
+        if name is not None:
+            where = f"layer '{name}'"
+        self.unknown_keys(node, _LAYER_KEYS, where, "layer")
+        role = self.parse(node, "role", Choice(*ROLES), where, required=True,
+                          fix_missing="add role: (one of " + ", ".join(ROLES) + ")")
+        checks_node = node.value.get("checks")
+        checks: list[Check] = []
+        if checks_node is None:
+            self.problem(node.line, where, "missing required key 'checks'",
+                         "add checks: with at least one check, e.g. '- tcp: 127.0.0.1:5432'")
+        elif not isinstance(checks_node.value, list) or not checks_node.value:
+            self.problem(node.key_lines["checks"], where, "layer has no checks",
+                         "add at least one check, e.g. '- tcp: 127.0.0.1:5432', or remove the layer")
+        else:
+            seen: dict[str, int] = {}
+            for check_index, check_node in enumerate(checks_node.value):
+                check = self.check(check_node, f"{where}, checks[{check_index}]", name or "?", interval, timeout)
+                if check is None:
+                    continue
+                if check.name in seen:
+                    self.problem(check.line, f"{where}, checks[{check_index}]",
+                                 f"two checks are named '{check.name}'",
+                                 f"give one a different name: (the other is on line {seen[check.name]})")
+                    continue
+                seen[check.name] = check.line
+                checks.append(check)
+        if name is None or role is None:
+            return None
+        return Layer(name=name, role=role, checks=tuple(checks), line=node.line)
+
+    def check(self, node: Node, where: str, layer: str, interval: float,
+              default_timeout: float) -> Check | None:
+        if not isinstance(node.value, dict):
+            self.problem(node.line, where, f"a check must be a mapping, got {describe(node.plain())}",
+                         "write it like '- tcp: 127.0.0.1:5432'")
+            return None
+        type_keys = [key for key in node.value if key in CHECK_TYPES]
+        if not type_keys:
+            guesses = [did_you_mean(key, tuple(CHECK_TYPES)) for key in node.value]
+            guess = next((g for g in guesses if g), "")
+            self.problem(node.line, where, "check has no type key",
+                         guess or "start it with one of: " + ", ".join(CHECK_TYPES))
+            return None
+        if len(type_keys) > 1:
+            self.problem(node.line, where, f"check has several type keys ({', '.join(type_keys)})",
+                         "split it into one check per type")
+            return None
+        type_key = type_keys[0]
+        spec = spec_for(type_key)
+        where = f"{where} ({type_key})"
+        infos = {info.key: info for info in spec.option_infos()}
+        allowed = (type_key, *_COMMON_CHECK_KEYS, *infos)
+        self.unknown_keys(node, allowed, where, f"{type_key} check")
+
+        before = len(self.problems)
+        target = self.parse(node, type_key, spec.target, where, required=True)
+        name = self.parse(node, "name", Text(), where)
+        timeout = self.parse(node, "timeout", Duration(), where, default=default_timeout)
+        warn_ms = self.parse(node, "warn_ms", Number(minimum=0), where)
+        if "timeout" in node.value and timeout > interval:
+            self.problem(node.key_lines["timeout"], where,
+                         f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
+                         f"lower it to {format_duration(interval)} or less, or raise the layout's interval")
+        values = {}
+        for key, info in infos.items():
+            values[key] = self.parse(node, key, info.kind, where, required=info.required,
+                                     default=info.default)
+        if len(self.problems) > before or target is None:
+            return None
+        options = spec.options(**values)
+        if spec.validate is not None:
+            for key, message, fix in spec.validate(target, options):
+                line = node.key_lines.get(key, node.line)
+                self.problem(line, where, message, fix)
+            if len(self.problems) > before:
+                return None
+        raw_target = node.value[type_key].value
+        return Check(type=type_key, target=str(raw_target), name=name or str(raw_target), layer=layer,
+                     timeout=timeout, warn_ms=warn_ms, options=options, address=target,
+                     line=node.line)
+
+
+# --------------------------------------------------------------------------- JSON Schema
+
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema of the layout format, for yaml-language-server and other editors."""
+    from stackscope.probes import all_specs
+
+    common = {
+        "name": {**Text().json_schema(), "description": "Display name (default: the target)."},
+        "timeout": {**Duration().json_schema(), "description": "Per-check timeout (default: the layout's)."},
+        "warn_ms": {**Number(minimum=0).json_schema(),
+                    "description": "Latency above this many milliseconds makes the check warn."},
+    }
+    variants = []
+    for spec in all_specs():
+        props: dict[str, Any] = {spec.key: {**spec.target.json_schema(), "description": spec.doc}}
+        props.update(common)
+        for info in spec.option_infos():
+            entry = dict(info.kind.json_schema())
+            doc = info.doc
+            if info.default not in (None, ()):
+                doc += f" Default: {info.default}."
+            entry["description"] = doc.strip()
+            props[info.key] = entry
+        required = [spec.key] + [i.key for i in spec.option_infos() if i.required]
+        variants.append({"type": "object", "title": f"{spec.key} check", "properties": props,
+                         "required": required, "additionalProperties": False})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://stackscope.dev/schema/layout.json",
+        "title": "stackscope layout",
+        "description": "The layers of a request path, upstream first, and the checks that probe each.",
+        "type": "object",
+        "required": ["name", "layers"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {**Text().json_schema(), "description": "The stack's name, e.g. auth-prod."},
+            "description": {"type": "string"},
+            "interval": {**Duration().json_schema(), "description": "Probe period in watch mode. Default 5s."},
+            "timeout": {**Duration().json_schema(), "description": "Default per-check timeout; <= interval."},
+            "resolver": {**AddressKind(53).json_schema(),
+                         "description": "DNS server that resolves hostnames of http/tcp/tls checks."},
+            "layers": {
+                "type": "array", "minItems": 1,
+                "items": {
+                    "type": "object", "required": ["name", "role", "checks"], "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "role": {"enum": list(ROLES)},
+                        "checks": {"type": "array", "minItems": 1, "items": {"oneOf": variants}},
+                    },
+                },
+            },
+        },
+    }

@@ -1,0 +1,134 @@
+"""The data that flows from probes to renderers: statuses, results and snapshots.
+
+Everything here is plain data with no I/O, so the diagnosis and every renderer can be
+tested with hand-built values.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from stackscope.layout import Check, Layer, Layout
+
+
+class Status(enum.Enum):
+    """A check, layer or overall state, with the monitoring-plugins exit code as value."""
+
+    OK = 0
+    WARN = 1
+    CRIT = 2
+    UNKNOWN = 3
+
+    @property
+    def rank(self) -> int:
+        """Severity order for "worst of": ok < unknown < warn < crit.
+
+        Unknown sits above ok (a check that cannot tell must never read as healthy) but
+        below warn and crit (a real failure elsewhere is the more useful thing to show),
+        the same order monitoring-plugins uses in max_state_alt.
+        """
+        return _RANK[self]
+
+    @property
+    def word(self) -> str:
+        return self.name
+
+    @property
+    def glyph(self) -> str:
+        """A glyph per status so that status never depends on colour alone."""
+        return _GLYPH[self]
+
+    @property
+    def exit_code(self) -> int:
+        return self.value
+
+    @classmethod
+    def worst(cls, statuses: Iterable[Status], default: Status | None = None) -> Status:
+        items = list(statuses)
+        if not items:
+            return default if default is not None else cls.OK
+        return max(items, key=lambda s: s.rank)
+
+    @property
+    def failing(self) -> bool:
+        return self in (Status.WARN, Status.CRIT)
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+_RANK = {Status.OK: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.CRIT: 3}
+_GLYPH = {Status.OK: "✔", Status.WARN: "▲", Status.CRIT: "✖", Status.UNKNOWN: "?"}
+
+
+class ErrorKind(str, enum.Enum):
+    """Why a check failed, in terms the diagnosis can reason about.
+
+    The diagnosis uses the kind to decide whether a failure can be explained by a layer
+    further down the path (a 503 can; a refused connection to the LB itself cannot).
+    """
+
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    UNREACHABLE = "unreachable"
+    RESOLVE = "resolve"  # the check could not resolve the host it addresses
+    DNS_RCODE = "dns_rcode"  # a DNS server answered NXDOMAIN / SERVFAIL / REFUSED
+    DNS_ANSWER = "dns_answer"  # a DNS answer that is empty or not what was expected
+    TLS = "tls"
+    CERT = "cert"  # certificate expired, mismatched or untrusted
+    PROTOCOL = "protocol"  # the peer spoke garbage or another protocol
+    HTTP_STATUS = "http_status"
+    CONTENT = "content"  # body or header did not match the expectation
+    SLOW = "slow"  # answered, but above warn_ms
+    STATE = "state"  # the server reported a bad state of its own (recovery, LOADING)
+    SATURATED = "saturated"  # too many connections / clients
+    AUTH = "auth"  # credentials refused
+    POOL = "pool"  # an LB pool that drifted from the declared backends
+    CONFIG = "config"  # a config file that cannot be read or parsed
+    RESOURCE = "resource"  # host resources (cpu, memory, disk, fds) above threshold
+    INTERNAL = "internal"  # the probe itself raised: a bug in stackscope, shown as unknown
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one probe found out about one check in one round.
+
+    `detail` is the sentence a person reads; `key_fact` is the few characters a panel row
+    has room for ("200", "127.0.0.1", "pool 3/3 UP"); `facts` is everything structured,
+    JSON-serialisable, for the detail screen and the JSON output.
+    """
+
+    check_id: str
+    status: Status
+    detail: str
+    latency_ms: float | None = None
+    key_fact: str = ""
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    error_kind: ErrorKind | None = None
+    started_at: float = 0.0  # wall clock (time.time()) when the probe started
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The latest result of every check of a layout after one probe round."""
+
+    layout: Layout
+    results: Mapping[str, Result]
+    taken_at: float  # wall clock when the round finished
+    round: int = 1
+
+    def result(self, check: Check) -> Result | None:
+        return self.results.get(check.id)
+
+    def layer_results(self, layer: Layer) -> list[tuple[Check, Result | None]]:
+        return [(check, self.results.get(check.id)) for check in layer.checks]

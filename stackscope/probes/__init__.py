@@ -1,0 +1,39 @@
+"""The registry of check types: the layout key of each type and the module that probes it.
+
+Adding a check type is one module exposing `SPEC` (a `CheckSpec`) plus one line here.
+Modules are imported only when a layout uses their type, so `stackscope check` on a
+tcp-only layout never pays for TLS or DNS libraries.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stackscope.schema import CheckSpec
+
+CHECK_TYPES: dict[str, str] = {
+    "dns": "stackscope.probes.dns",
+    "tcp": "stackscope.probes.tcp",
+    "http": "stackscope.probes.http",
+    "tls": "stackscope.probes.tls",
+}
+
+_loaded: dict[str, CheckSpec] = {}
+
+
+def spec_for(key: str) -> CheckSpec:
+    """The spec of check type `key` (which must be in CHECK_TYPES)."""
+    spec = _loaded.get(key)
+    if spec is None:
+        module = importlib.import_module(CHECK_TYPES[key])
+        spec = module.SPEC
+        if spec.key != key:
+            raise RuntimeError(f"{CHECK_TYPES[key]}.SPEC has key {spec.key!r}, registered as {key!r}")
+        _loaded[key] = spec
+    return spec
+
+
+def all_specs() -> list[CheckSpec]:
+    return [spec_for(key) for key in CHECK_TYPES]

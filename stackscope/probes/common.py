@@ -1,0 +1,195 @@
+"""Helpers every probe uses: deadlines, failures as exceptions, connecting, bounded reads.
+
+A probe may raise `ProbeFailure` anywhere; the engine turns it into a CRIT result with the
+probe's own words. Anything else it raises becomes UNKNOWN (a bug in stackscope, never a
+verdict about the target).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ssl
+import sys
+import time
+from typing import Any, AsyncIterator, Mapping
+
+from stackscope.model import ErrorKind, Result, Status
+from stackscope.probes.context import ProbeContext, ResolveError
+from stackscope.schema import format_duration
+
+
+class ProbeFailure(Exception):
+    """The target failed the check; `detail` is the sentence shown to the operator."""
+
+    def __init__(self, kind: ErrorKind, detail: str, *, key_fact: str = "",
+                 facts: Mapping[str, Any] | None = None, status: Status = Status.CRIT) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.key_fact = key_fact or kind.value
+        self.facts = dict(facts or {})
+        self.status = status
+
+
+if sys.version_info >= (3, 11):
+    timeout_scope = asyncio.timeout
+else:
+    @contextlib.asynccontextmanager
+    async def timeout_scope(delay: float) -> AsyncIterator[None]:
+        """asyncio.timeout for Python 3.10: cancel the current task when time is up."""
+        task = asyncio.current_task()
+        fired = False
+
+        def fire() -> None:
+            nonlocal fired
+            fired = True
+            task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(delay, fire)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if fired:
+                raise TimeoutError from None
+            raise
+        finally:
+            handle.cancel()
+
+timeout_scope.__doc__ = """A cancel scope, cheaper than wait_for (which creates a task per call)."""
+
+
+class Deadline:
+    """One time budget shared by every step of a probe."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.perf_counter()
+        self.end = self.started + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - time.perf_counter())
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    @property
+    def text(self) -> str:
+        return format_duration(self.seconds)
+
+
+def result(check: Any, status: Status, detail: str, *, latency_ms: float | None = None,
+           key_fact: str = "", facts: Mapping[str, Any] | None = None,
+           kind: ErrorKind | None = None) -> Result:
+    """Build a Result, turning an OK above the check's warn_ms into a WARN."""
+    if (status is Status.OK and check.warn_ms is not None and latency_ms is not None
+            and latency_ms > check.warn_ms):
+        status, kind = Status.WARN, ErrorKind.SLOW
+        detail = f"{detail} — slow: {latency_ms:.0f} ms is above warn_ms {check.warn_ms:g}"
+    return Result(check_id=check.id, status=status, detail=detail, latency_ms=latency_ms,
+                  key_fact=key_fact, facts=dict(facts or {}), error_kind=kind)
+
+
+def describe_os_error(exc: BaseException, where: str) -> tuple[ErrorKind, str, str]:
+    """(kind, detail, key_fact) for a connection-level error, telling refused,
+    timeout and unreachable apart."""
+    if isinstance(exc, ConnectionRefusedError):
+        return ErrorKind.REFUSED, f"{where} refused the connection (nothing listens there)", "refused"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return ErrorKind.TIMEOUT, f"{where} did not answer (connection timed out)", "timeout"
+    if isinstance(exc, ConnectionResetError):
+        return ErrorKind.PROTOCOL, f"{where} reset the connection", "reset"
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
+        return ErrorKind.UNREACHABLE, f"{where} is unreachable ({exc.strerror})", "unreachable"
+    if isinstance(exc, ssl.SSLError):
+        return ErrorKind.TLS, f"TLS failed with {where}: {exc.reason or exc}", "tls error"
+    if isinstance(exc, OSError):
+        return ErrorKind.UNREACHABLE, f"{where}: {exc.strerror or exc}", "error"
+    return ErrorKind.PROTOCOL, f"{where}: {exc}", "error"
+
+
+async def resolve_host(ctx: ProbeContext, host: str, deadline: Deadline) -> tuple[str, dict[str, Any]]:
+    """The IP to connect to for `host`, and facts about how it was found."""
+    try:
+        resolved = await ctx.resolve(host, max(0.05, deadline.remaining()))
+    except ResolveError as exc:
+        raise ProbeFailure(ErrorKind.RESOLVE, str(exc), key_fact="no address") from None
+    if resolved.via == "literal":
+        return resolved.ip, {}
+    return resolved.ip, {"resolved": {"name": host, "address": resolved.ip, "via": resolved.via,
+                                      "ms": round(resolved.ms, 2)}}
+
+
+async def open_connection(host: str, port: int, deadline: Deadline, *, where: str | None = None,
+                          ssl_context: ssl.SSLContext | None = None,
+                          server_hostname: str | None = None,
+                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect within the deadline or raise a ProbeFailure that says how it failed."""
+    where = where or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ssl_context,
+                                    server_hostname=server_hostname if ssl_context else None,
+                                    limit=2 ** 16),
+            deadline.remaining())
+    except asyncio.TimeoutError:
+        raise ProbeFailure(ErrorKind.TIMEOUT, f"no connection to {where} within {deadline.text}",
+                           key_fact="timeout") from None
+    except OSError as exc:
+        kind, detail, key_fact = describe_os_error(exc, where)
+        raise ProbeFailure(kind, detail, key_fact=key_fact) from None
+
+
+async def close_quietly(writer: asyncio.StreamWriter, timeout: float = 0.2) -> None:
+    """Close a connection without letting a misbehaving peer hold the probe."""
+    try:
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), timeout)
+    except (OSError, asyncio.TimeoutError, ssl.SSLError):
+        pass
+    except asyncio.CancelledError:
+        writer.transport.abort()
+        raise
+
+
+async def read_exactly(reader: asyncio.StreamReader, n: int, deadline: Deadline, what: str) -> bytes:
+    """Read exactly n bytes before the deadline, or fail saying what was awaited."""
+    try:
+        return await asyncio.wait_for(reader.readexactly(n), deadline.remaining())
+    except asyncio.TimeoutError:
+        raise ProbeFailure(ErrorKind.TIMEOUT, f"connected, but no {what} within {deadline.text}",
+                           key_fact="no reply") from None
+    except asyncio.IncompleteReadError as exc:
+        got = f" after {len(exc.partial)} bytes" if exc.partial else ""
+        raise ProbeFailure(ErrorKind.PROTOCOL, f"the server closed the connection{got} instead of sending {what}",
+                           key_fact="closed") from None
+    except OSError as exc:
+        kind, detail, key_fact = describe_os_error(exc, "the server")
+        raise ProbeFailure(kind, detail, key_fact=key_fact) from None
+
+
+def printable(data: bytes, limit: int = 40) -> str:
+    """A short, safe rendering of bytes a server sent, for 'what answered' messages."""
+    text = data[:limit].decode("latin-1")
+    shown = "".join(ch if 32 <= ord(ch) < 127 else "·" for ch in text)
+    return shown + ("…" if len(data) > limit else "")
+
+
+def guess_protocol(data: bytes) -> str:
+    """Name the protocol a banner or reply looks like, to say what answered on a port."""
+    if data.startswith(b"HTTP/"):
+        return "an HTTP server"
+    if data.startswith(b"SSH-"):
+        return "an SSH server"
+    if data[:1] in (b"+", b"-") and data.endswith(b"\r\n"):
+        return "a Redis server"
+    if data.startswith((b"220 ", b"220-")):
+        return "an SMTP or FTP server"
+    if len(data) > 5 and data[4:5] == b"\x0a" and data[3:4] == b"\x00":
+        return "a MySQL/MariaDB server"
+    if data[:1] in (b"E", b"R") and len(data) >= 5:
+        return "a PostgreSQL server"
+    if data[:1] == b"\x16":
+        return "a TLS server"
+    return f"an unknown protocol (sent '{printable(data)}')" if data else "a silent peer"

@@ -1,0 +1,136 @@
+"""What probes share: name resolution through the layout's resolver, TLS contexts and
+access to secrets.
+
+One context lives as long as the engine. Creating an SSL context costs milliseconds (it
+loads the CA store), so contexts are made once and reused; resolutions are
+cached for one round only, so a DNS change shows up on the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from stackscope.schema import Address, is_ip
+
+
+class ResolveError(Exception):
+    """A host name that could not be turned into an address; the message says why."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    host: str
+    ip: str
+    via: str  # "127.0.0.1:5353" or "system resolver"
+    ms: float
+
+
+class ProbeContext:
+    def __init__(self, resolver: Address | None = None, environ: Mapping[str, str] | None = None) -> None:
+        import os
+
+        self.resolver = resolver
+        self._environ = os.environ if environ is None else environ
+        self._resolutions: dict[str, asyncio.Future[Resolved]] = {}
+        self._ssl: dict[Any, ssl.SSLContext] = {}
+
+    # ------------------------------------------------------------------ secrets
+    def secret(self, env_name: str) -> str | None:
+        """The value of a secret-bearing environment variable (None when unset)."""
+        return self._environ.get(env_name)
+
+    # ------------------------------------------------------------------ rounds
+    def begin_round(self) -> None:
+        self._resolutions = {}
+
+    # ------------------------------------------------------------------ resolution
+    async def resolve(self, host: str, timeout: float) -> Resolved:
+        """Resolve `host` once per round (concurrent callers share one lookup)."""
+        if is_ip(host):
+            return Resolved(host, host, "literal", 0.0)
+        future = self._resolutions.get(host)
+        if future is None:
+            future = asyncio.ensure_future(self._lookup(host, timeout))
+            self._resolutions[host] = future
+        # shield: one caller timing out must not cancel the lookup others wait on
+        return await asyncio.shield(future)
+
+    async def _lookup(self, host: str, timeout: float) -> Resolved:
+        started = time.perf_counter()
+        if self.resolver is not None:
+            ip = await _query_address(host, self.resolver, timeout)
+            return Resolved(host, ip, str(self.resolver), (time.perf_counter() - started) * 1000)
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout)
+        except asyncio.TimeoutError:
+            raise ResolveError(f"cannot resolve {host}: system resolver gave no answer in {timeout:g}s") from None
+        except socket.gaierror as exc:
+            raise ResolveError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+        if not infos:
+            raise ResolveError(f"cannot resolve {host}: no address")
+        # Prefer IPv4, as most LB and backend configs do.
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+        ip = infos[0][4][0]
+        return Resolved(host, ip, "system resolver", (time.perf_counter() - started) * 1000)
+
+    # ------------------------------------------------------------------ TLS and HTTP
+    def ssl_context(self, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
+        key = (verify, ca_file)
+        ctx = self._ssl.get(key)
+        if ctx is None:
+            if verify:
+                ctx = ssl.create_default_context(cafile=ca_file)
+            else:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self._ssl[key] = ctx
+        return ctx
+
+    async def aclose(self) -> None:
+        for future in self._resolutions.values():
+            future.cancel()
+
+
+async def _query_address(host: str, server: Address, timeout: float) -> str:
+    """The first A (else AAAA) address of `host` from one DNS server, following CNAMEs."""
+    import dns.asyncquery
+    import dns.exception
+    import dns.flags
+    import dns.message
+    import dns.rcode
+    import dns.rdatatype
+
+    deadline = time.monotonic() + timeout
+    for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        query = dns.message.make_query(host, rdtype)
+        try:
+            response = await dns.asyncquery.udp(query, server.host, port=server.port, timeout=remaining)
+            if response.flags & dns.flags.TC:
+                response = await dns.asyncquery.tcp(query, server.host, port=server.port,
+                                                    timeout=max(0.05, deadline - time.monotonic()))
+        except dns.exception.Timeout:
+            raise ResolveError(f"cannot resolve {host}: no answer from {server} in {timeout:g}s") from None
+        except OSError as exc:
+            raise ResolveError(f"cannot resolve {host}: {server}: {exc.strerror or exc}") from None
+        except dns.exception.DNSException as exc:
+            raise ResolveError(f"cannot resolve {host}: bad reply from {server}: {exc}") from None
+        rcode = response.rcode()
+        if rcode != dns.rcode.NOERROR:
+            raise ResolveError(f"cannot resolve {host}: {server} answered {dns.rcode.to_text(rcode)}")
+        for rrset in response.answer:
+            if rrset.rdtype == rdtype:
+                for record in rrset:
+                    return record.address
+    raise ResolveError(f"cannot resolve {host}: {server} has no A or AAAA record for it")
+

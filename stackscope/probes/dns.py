@@ -1,0 +1,139 @@
+"""`dns`: ask one DNS server for one record and judge the answer.
+
+The probe queries the server directly (not through a stub resolver) so that NXDOMAIN,
+SERVFAIL and REFUSED are seen as the server's own answer, with no retries to other
+servers blurring which one is broken.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from stackscope.model import ErrorKind, Result, Status
+from stackscope.probes.common import Deadline, ProbeFailure, describe_os_error, result
+from stackscope.schema import Address, AddressKind, CheckSpec, Choice, HostnameKind, TextList, option
+
+RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "PTR", "CAA")
+
+
+@dataclass(frozen=True)
+class DnsOptions:
+    record: str = option(Choice(*RECORD_TYPES, case_insensitive=True), "A", "Record type to ask for.")
+    server: Address | None = option(AddressKind(default_port=53), None,
+                                    "DNS server to ask (default: the layout's resolver, else the system's).")
+    expect: tuple[str, ...] = option(TextList(), (), "Every listed value must be in the answer.")
+    transport: str = option(Choice("udp", "tcp"), "udp", "udp (falls back to tcp when truncated) or tcp.")
+
+
+def _server(check, ctx) -> Address:
+    if check.options.server is not None:
+        return check.options.server
+    if ctx.resolver is not None:
+        return ctx.resolver
+    import dns.resolver
+
+    try:
+        nameservers = dns.resolver.Resolver(configure=True).nameservers
+    except dns.exception.DNSException:
+        nameservers = []
+    if not nameservers:
+        raise ProbeFailure(ErrorKind.RESOLVE, "no DNS server to ask: set server: on the check or resolver: "
+                           "on the layout", status=Status.UNKNOWN, key_fact="no server")
+    return Address(str(nameservers[0]), 53)
+
+
+def _normalise(value: str, record: str) -> str:
+    if record in ("A", "AAAA"):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            return value
+    return value.lower().rstrip(".")
+
+
+async def probe(check, ctx) -> Result:
+    options: DnsOptions = check.options
+    deadline = Deadline(check.timeout)
+    server = _server(check, ctx)
+    name, record = check.address, options.record
+    rdtype = dns.rdatatype.from_text(record)
+    query = dns.message.make_query(name, rdtype)
+    transport = options.transport
+    facts: dict = {"server": str(server), "name": name, "record": record}
+    try:
+        if options.transport == "tcp":
+            response = await dns.asyncquery.tcp(query, server.host, port=server.port, timeout=deadline.remaining())
+        else:
+            response = await dns.asyncquery.udp(query, server.host, port=server.port, timeout=deadline.remaining())
+            if response.flags & dns.flags.TC:
+                transport = "tcp (truncated over udp)"
+                response = await dns.asyncquery.tcp(query, server.host, port=server.port,
+                                                    timeout=max(0.05, deadline.remaining()))
+    except dns.exception.Timeout:
+        raise ProbeFailure(ErrorKind.TIMEOUT, f"no answer from {server} in {deadline.text}",
+                           key_fact="no answer", facts=facts) from None
+    except dns.exception.DNSException as exc:
+        raise ProbeFailure(ErrorKind.PROTOCOL, f"{server} sent a reply that is not valid DNS: {exc}",
+                           key_fact="bad reply", facts=facts) from None
+    except OSError as exc:
+        kind, detail, key_fact = describe_os_error(exc, str(server))
+        raise ProbeFailure(kind, detail, key_fact=key_fact, facts=facts) from None
+    latency = deadline.elapsed_ms()
+    rcode = dns.rcode.to_text(response.rcode())
+    facts.update({"rcode": rcode, "transport": transport,
+                  "authoritative": bool(response.flags & dns.flags.AA)})
+
+    answers: list[str] = []
+    ttl = None
+    chain: list[str] = []
+    for rrset in response.answer:
+        if rrset.rdtype == dns.rdatatype.CNAME and rdtype != dns.rdatatype.CNAME:
+            chain.extend(f"{rrset.name.to_text(omit_final_dot=True)} → "
+                         f"{r.target.to_text(omit_final_dot=True)}" for r in rrset)
+            continue
+        if rrset.rdtype != rdtype:
+            continue
+        ttl = rrset.ttl if ttl is None else min(ttl, rrset.ttl)
+        for rdata in rrset:
+            answers.append(rdata.address if record in ("A", "AAAA") else rdata.to_text())
+    facts.update({"answers": answers, "ttl": ttl})
+    if chain:
+        facts["cname_chain"] = chain
+
+    if rcode != "NOERROR":
+        meaning = {"NXDOMAIN": "the name does not exist", "SERVFAIL": "the server failed to resolve it",
+                   "REFUSED": "the server refuses to answer for this name"}.get(rcode, "an error")
+        return result(check, Status.CRIT, f"{server} answered {rcode} for {name} {record}: {meaning}",
+                      latency_ms=latency, key_fact=rcode, facts=facts, kind=ErrorKind.DNS_RCODE)
+    if not answers:
+        return result(check, Status.CRIT, f"{server} has no {record} record for {name} (NOERROR, empty answer)",
+                      latency_ms=latency, key_fact="no record", facts=facts, kind=ErrorKind.DNS_ANSWER)
+    shown = ", ".join(answers[:3]) + (f" (+{len(answers) - 3})" if len(answers) > 3 else "")
+    if options.expect:
+        have = {_normalise(a, record) for a in answers}
+        missing = [value for value in options.expect if _normalise(value, record) not in have]
+        if missing:
+            facts["expected"] = list(options.expect)
+            return result(check, Status.CRIT,
+                          f"{name} {record} is {shown}, expected {', '.join(missing)}",
+                          latency_ms=latency, key_fact=shown, facts=facts, kind=ErrorKind.DNS_ANSWER)
+    return result(check, Status.OK, f"{name} {record} → {shown} (TTL {ttl}s, {latency:.1f} ms)",
+                  latency_ms=latency, key_fact=shown, facts=facts)
+
+
+SPEC = CheckSpec(
+    key="dns",
+    doc="Ask a DNS server for a record of a name.",
+    target=HostnameKind(),
+    options=DnsOptions,
+    probe=probe,
+    example="- dns: auth.example.test\n  server: 127.0.0.1:5353\n  expect: [127.0.0.1]",
+)

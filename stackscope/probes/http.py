@@ -1,0 +1,231 @@
+"""`http`: one safe request (GET, HEAD or OPTIONS), judged on status, body and headers.
+
+Host names are resolved through the layout's resolver and the request goes to the IP
+with the original Host header and TLS SNI, so the check sees exactly the address DNS
+hands out. The body read is capped at 64 KiB, each phase (dns, connect, tls, ttfb) is
+timed, and with `identity_header` plus `samples` the probe records which server answered
+each of N requests (misrouting evidence for a load balancer). The wire work is in
+httpclient.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+from stackscope.model import ErrorKind, Result, Status
+from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result
+from stackscope.probes.httpclient import HttpResponse, fetch
+from stackscope.schema import (
+    Boolean, CheckSpec, Choice, EnvName, FilePath, Integer, Invalid, StatusCodes, Text, TextMap, Url, UrlKind,
+    is_ip, option, parse_url,
+)
+
+BODY_CAP = 64 * 1024
+MAX_REDIRECTS = 5
+_SENSITIVE_HEADERS = {"set-cookie", "authorization", "proxy-authorization", "cookie", "www-authenticate"}
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    method: str = option(Choice("GET", "HEAD", "OPTIONS", case_insensitive=True), "GET",
+                         "Request method; only safe methods, so a probe never changes anything.")
+    headers: tuple[tuple[str, str], ...] = option(TextMap(), (), "Extra request headers.")
+    expect_status: tuple[int, ...] = option(StatusCodes(), (), "Accepted status codes (default: any 2xx or 3xx).")
+    expect_body: str | None = option(Text(), None, "A substring the body must contain (first 64 KiB).")
+    expect_header: tuple[tuple[str, str], ...] = option(
+        TextMap(), (), "Response headers that must be present, each containing the given text.")
+    verify_tls: bool = option(Boolean(), True, "Verify the server certificate.")
+    ca: str | None = option(FilePath(must_exist=True), None, "Extra CA file (PEM) to trust.")
+    follow_redirects: bool = option(Boolean(), False, "Follow up to 5 redirects.")
+    identity_header: str | None = option(Text(), None,
+                                         "Response header naming the server that answered (e.g. X-Served-By).")
+    samples: int = option(Integer(minimum=1, maximum=100), 1,
+                          "Requests per probe; with identity_header shows which servers answer.")
+    auth_env: str | None = option(EnvName(), None, "Environment variable holding user:password for basic auth.")
+
+
+def _validate(url: Url, options: HttpOptions) -> list[tuple[str, str, str]]:
+    problems = []
+    if options.samples > 1 and not options.identity_header:
+        problems.append(("samples", "samples needs identity_header to tell the answering servers apart",
+                         "add identity_header: X-Served-By (or the header your servers set)"))
+    if options.ca and not options.verify_tls:
+        problems.append(("ca", "ca has no effect with verify_tls: false", "remove one of the two"))
+    return problems
+
+
+@dataclass
+class _Exchange:
+    url: Url
+    ip: str
+    response: HttpResponse
+    resolved: dict[str, Any]
+
+
+def _auth_header(check, ctx) -> list[tuple[str, str]]:
+    env = check.options.auth_env
+    if not env:
+        return []
+    import base64
+
+    secret = ctx.secret(env) or ""
+    return [("Authorization", "Basic " + base64.b64encode(secret.encode()).decode())]
+
+
+async def _exchange(check, ctx, url: Url, deadline: Deadline) -> _Exchange:
+    options: HttpOptions = check.options
+    ip, resolved = await resolve_host(ctx, url.host, deadline)
+    where = f"{url.host}:{url.port}" if ip == url.host else f"{url.host}:{url.port} ({ip})"
+    # identity: no compression, so the 64 KiB cap applies to what travels on the wire
+    headers = [("User-Agent", "stackscope"), ("Accept-Encoding", "identity")]
+    headers += list(options.headers) + _auth_header(check, ctx)
+    context = ctx.ssl_context(options.verify_tls, options.ca) if url.scheme == "https" else None
+    try:
+        response = await fetch(ip, url.port, deadline=deadline, method=options.method.upper(), target=url.path,
+                               host_header=url.host_header, headers=headers, ssl_context=context,
+                               sni=url.host if not is_ip(url.host) else None, body_cap=BODY_CAP, where=where)
+    except ProbeFailure as failure:
+        failure.facts.update(resolved)
+        raise
+    if resolved:
+        response.phases = {"dns": resolved["resolved"]["ms"], **response.phases}
+    return _Exchange(url, ip, response, resolved)
+
+
+async def _request(check, ctx, deadline: Deadline) -> tuple[_Exchange, list[str]]:
+    """One request, following redirects when asked; returns the final exchange."""
+    url: Url = check.address
+    chain: list[str] = []
+    for _ in range(MAX_REDIRECTS + 1):
+        exchange = await _exchange(check, ctx, url, deadline)
+        status = exchange.response.status
+        location = exchange.response.header("location")
+        if not (check.options.follow_redirects and status in (301, 302, 303, 307, 308) and location):
+            return exchange, chain
+        chain.append(f"{status} → {location}")
+        try:
+            url = parse_url(urljoin(url.raw, location))
+        except Invalid:
+            raise ProbeFailure(ErrorKind.PROTOCOL, f"redirect to an unusable location: {location}",
+                               key_fact="bad redirect") from None
+    raise ProbeFailure(ErrorKind.PROTOCOL, f"more than {MAX_REDIRECTS} redirects", key_fact="redirect loop")
+
+
+def _safe_headers(response: HttpResponse) -> dict[str, str]:
+    """Response headers for the facts, with cookies and credentials shown only by size."""
+    out: dict[str, str] = {}
+    for name, value in response.headers:
+        shown = f"<{len(value)} bytes hidden>" if name in _SENSITIVE_HEADERS else value
+        out[name] = f"{out[name]}, {shown}" if name in out else shown
+    return out
+
+
+_TAG = re.compile(r"<(script|style)\b.*?</\1>|<[^>]*>", re.S | re.I)
+_SIGNATURE = re.compile(r"^(nginx|apache|haproxy|openresty|envoy)(/[\w.]+)?$", re.I)
+
+
+def _body_line(body: bytes, status_text: str) -> str:
+    """The message an error page carries, for the one-line detail.
+
+    Error pages are usually HTML that repeats the status ("<h1>503 Service
+    Unavailable</h1>No server is available…"); keep only what adds to the status line.
+    """
+    text = body[:4096].decode("utf-8", "replace")
+    if "<" in text and ">" in text:
+        text = _TAG.sub(" ", text)
+    text = " ".join(text.replace(status_text, " ").split())
+    if not text or _SIGNATURE.match(text):
+        return ""
+    return printable(text.encode("utf-8", "replace"), 100)
+
+
+def _judge(check, response: HttpResponse) -> tuple[Status, str, ErrorKind | None]:
+    options: HttpOptions = check.options
+    code = response.status
+    status_text = response.status_text
+    if options.expect_status:
+        status_ok = code in options.expect_status
+        expected = " or ".join(str(c) for c in options.expect_status)
+    else:
+        status_ok = 200 <= code < 400
+        expected = "2xx or 3xx"
+    if not status_ok:
+        line = _body_line(response.body, status_text)
+        return Status.CRIT, f"{status_text} (expected {expected})" + (f": {line}" if line else ""), \
+            ErrorKind.HTTP_STATUS
+    if options.expect_body is not None and options.expect_body not in response.body.decode("utf-8", "replace"):
+        scope = "first 64 KiB of the body" if response.truncated else "body"
+        return Status.CRIT, f"{status_text}, but the {scope} lacks '{options.expect_body}'", ErrorKind.CONTENT
+    for name, want in options.expect_header:
+        have = response.header(name)
+        if have is None:
+            return Status.CRIT, f"{status_text}, but header {name} is missing", ErrorKind.CONTENT
+        if want not in have:
+            return Status.CRIT, f"{status_text}, but header {name} is '{have}', expected '{want}'", ErrorKind.CONTENT
+    return Status.OK, status_text, None
+
+
+async def probe(check, ctx) -> Result:
+    options: HttpOptions = check.options
+    deadline = Deadline(check.timeout)
+    identities: Counter[str] = Counter()
+    done = 0
+    while True:
+        exchange, chain = await _request(check, ctx, deadline)
+        done += 1
+        if options.identity_header:
+            identities[exchange.response.header(options.identity_header) or "(none)"] += 1
+        status, detail, kind = _judge(check, exchange.response)
+        if status is not Status.OK or done >= options.samples or deadline.remaining() <= 0:
+            break
+    latency = deadline.elapsed_ms() / done
+    response = exchange.response
+    facts: dict[str, Any] = {
+        "url": exchange.url.raw,
+        "ip": exchange.ip,
+        "method": options.method.upper(),
+        "status_code": response.status,
+        "reason": response.reason,
+        "http_version": response.http_version,
+        "headers": _safe_headers(response),
+        "phases": response.phases,
+        "body_bytes": len(response.body),
+        "body_truncated": response.truncated,
+        **exchange.resolved,
+    }
+    if chain:
+        facts["redirects"] = chain
+    if options.identity_header:
+        served_by = response.header(options.identity_header)
+        facts["identity"] = served_by
+        facts["identities"] = dict(identities)
+        facts["samples"] = done
+        if done > 1:
+            spread = ", ".join(f"{name} ×{count}" for name, count in identities.most_common())
+            detail += f" — {done} requests answered by {spread}"
+        elif served_by:
+            detail += f" from {served_by}"
+    if status is Status.OK:
+        detail += f" in {latency:.0f} ms"
+    return result(check, status, detail, latency_ms=latency, key_fact=str(response.status),
+                  facts=facts, kind=kind)
+
+
+def _warm_up(check, ctx) -> None:
+    ctx.ssl_context(verify=check.options.verify_tls, ca_file=check.options.ca)
+
+
+SPEC = CheckSpec(
+    key="http",
+    doc="Send one safe HTTP request and check status, body and headers.",
+    target=UrlKind(),
+    options=HttpOptions,
+    probe=probe,
+    validate=_validate,
+    warm_up=_warm_up,
+    example="- http: http://127.0.0.1:8080/health\n  expect_status: 200\n  expect_body: ok",
+)

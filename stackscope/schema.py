@@ -1,0 +1,553 @@
+"""Value kinds and check-type specs: what a layout may say, and how to read it.
+
+A check type declares its target and options here as plain data (a frozen dataclass whose
+fields carry a `Kind`). The loader in layout.py validates YAML against those
+declarations, and `stackscope schema` turns the same declarations into a JSON Schema, so
+the documentation, the validation and the editor completion can never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from stackscope.layout import Check
+    from stackscope.model import Result
+    from stackscope.probes.context import ProbeContext
+
+
+class Invalid(Exception):
+    """A value that does not fit its kind: what is wrong, and how to fix it."""
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What a kind may need besides the value: where relative paths start, the env."""
+
+    base_dir: str = "."
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    require_env: bool = True
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """The closest choice as a hint, or "" when nothing is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
+def describe(value: Any) -> str:
+    """A YAML-ish name for the type of a value, for error messages."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"a number ({value})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"the text '{value}'"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Address:
+    """host:port, where host is an IP or a name; IPv6 is written [addr]:port."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_ip(self) -> bool:
+        return is_ip(self.host)
+
+
+@dataclass(frozen=True)
+class Url:
+    """An http(s) URL split into the parts a probe needs; `raw` is what the user wrote."""
+
+    raw: str
+    scheme: str
+    host: str
+    port: int
+    path: str  # path plus query, never empty
+
+    @property
+    def address(self) -> Address:
+        return Address(self.host, self.port)
+
+    def with_host(self, host: str) -> str:
+        """The same URL aimed at another host (an IP), keeping scheme, port and path."""
+        netloc = f"[{host}]" if ":" in host else host
+        return f"{self.scheme}://{netloc}:{self.port}{self.path}"
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+                          r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$")
+
+
+def valid_hostname(host: str) -> bool:
+    return bool(_HOSTNAME_RE.match(host)) or is_ip(host)
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """'500ms', '2s', '1.5m' -> seconds. Bare numbers are refused: 2 could mean 2 ms."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise Invalid(f"expected a duration, got {describe(value)}", "write it like 500ms, 2s or 1m")
+    if isinstance(value, (int, float)):
+        raise Invalid(f"the number {value} has no unit", f"write {value}s or {value}ms")
+    match = _DURATION_RE.match(value)
+    if not match:
+        raise Invalid(f"'{value}' is not a duration", "write it like 500ms, 2s or 1m")
+    amount, unit = float(match.group(1)), match.group(2)
+    seconds = amount * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+    if seconds <= 0:
+        raise Invalid(f"'{value}' is zero", "use a positive duration such as 2s")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+def parse_address(value: Any, default_port: int | None = None) -> Address:
+    """'127.0.0.1:5353', '[::1]:53', 'db.internal:5432', or a bare host with a default port."""
+    example = "127.0.0.1:5432" if default_port is None else f"127.0.0.1:{default_port}"
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"expected host:port, got {describe(value)}", f"write it like {example}")
+    text = value.strip()
+    host, port_text = text, None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise Invalid(f"'{text}' has an unclosed '['", "write IPv6 as [::1]:5432")
+        host, rest = text[1:end], text[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise Invalid(f"'{text}' is not host:port", "write IPv6 as [::1]:5432")
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif text.count(":") > 1:
+        if is_ip(text) and default_port is not None:
+            host = text
+        else:
+            raise Invalid(f"'{text}' is ambiguous", "write an IPv6 address in brackets: [::1]:5432")
+    if "://" in text or "/" in host:
+        raise Invalid(f"'{text}' looks like a URL, not host:port", f"write it like {example}")
+    if not host or not valid_hostname(host):
+        raise Invalid(f"'{host}' is not a valid host name or IP address", f"write it like {example}")
+    if port_text is None:
+        if default_port is None:
+            raise Invalid(f"'{text}' has no port", f"add one: {text}:PORT (for example {example})")
+        return Address(host, default_port)
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise Invalid(f"port '{port_text}' in '{text}' is not a number from 1 to 65535",
+                      f"write it like {example}")
+    return Address(host, int(port_text))
+
+
+def parse_url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> Url:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"expected a URL, got {describe(value)}", "write it like http://127.0.0.1:8080/health")
+    text = value.strip()
+    if "://" not in text:
+        raise Invalid(f"'{text}' has no scheme", f"write http://{text}")
+    parts = urlsplit(text)
+    if parts.scheme not in schemes:
+        raise Invalid(f"scheme '{parts.scheme}' in '{text}' is not supported",
+                      f"use {' or '.join(s + '://' for s in schemes)}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise Invalid(f"the port in '{text}' is not a number from 1 to 65535",
+                      "write it like http://127.0.0.1:8080/health") from None
+    host = parts.hostname or ""
+    if not host or not valid_hostname(host):
+        raise Invalid(f"'{text}' has no valid host", "write it like http://127.0.0.1:8080/health")
+    if parts.username or parts.password:
+        raise Invalid("credentials in a URL would end up in every report",
+                      "remove them and name an environment variable with auth_env")
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Url(raw=text, scheme=parts.scheme, host=host, port=port, path=path)
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+class Kind:
+    """How one option's YAML value is checked, converted and described in JSON Schema."""
+
+    hint = ""
+
+    def parse(self, value: Any, ctx: ParseContext) -> Any:
+        raise NotImplementedError
+
+    def json_schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Text(Kind):
+    hint = "text"
+
+    def parse(self, value: Any, ctx: ParseContext) -> str:
+        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+            raise Invalid(f"expected text, got {describe(value)}", "write a plain string (quote it if needed)")
+        text = str(value)
+        if not text.strip():
+            raise Invalid("is empty", "write a non-empty value or remove the key")
+        return text
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1}
+
+
+class Integer(Kind):
+    def __init__(self, minimum: int | None = None, maximum: int | None = None) -> None:
+        self.minimum, self.maximum = minimum, maximum
+        self.hint = "a whole number"
+
+    def parse(self, value: Any, ctx: ParseContext) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid(f"expected a whole number, got {describe(value)}", "write a number without quotes")
+        if self.minimum is not None and value < self.minimum:
+            raise Invalid(f"{value} is below the minimum {self.minimum}", f"use {self.minimum} or more")
+        if self.maximum is not None and value > self.maximum:
+            raise Invalid(f"{value} is above the maximum {self.maximum}", f"use {self.maximum} or less")
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "integer"}
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["maximum"] = self.maximum
+        return schema
+
+
+class Number(Kind):
+    def __init__(self, minimum: float | None = None) -> None:
+        self.minimum = minimum
+        self.hint = "a number"
+
+    def parse(self, value: Any, ctx: ParseContext) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise Invalid(f"expected a number, got {describe(value)}", "write a number without quotes")
+        if self.minimum is not None and value < self.minimum:
+            raise Invalid(f"{value} is below the minimum {self.minimum:g}", f"use {self.minimum:g} or more")
+        return float(value)
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "number"}
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        return schema
+
+
+class Boolean(Kind):
+    hint = "true or false"
+
+    def parse(self, value: Any, ctx: ParseContext) -> bool:
+        if not isinstance(value, bool):
+            raise Invalid(f"expected true or false, got {describe(value)}", "write true or false without quotes")
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+
+class Duration(Kind):
+    hint = "a duration such as 500ms, 2s or 1m"
+
+    def parse(self, value: Any, ctx: ParseContext) -> float:
+        return parse_duration(value)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m)\s*$",
+                "examples": ["500ms", "2s", "1m"]}
+
+
+class AddressKind(Kind):
+    def __init__(self, default_port: int | None = None) -> None:
+        self.default_port = default_port
+        self.hint = "host:port" if default_port is None else f"host[:port] (default port {default_port})"
+
+    def parse(self, value: Any, ctx: ParseContext) -> Address:
+        return parse_address(value, self.default_port)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "examples": ["127.0.0.1:5432"]}
+
+
+class UrlKind(Kind):
+    def __init__(self, schemes: tuple[str, ...] = ("http", "https")) -> None:
+        self.schemes = schemes
+        self.hint = "a URL (" + ", ".join(s + "://" for s in schemes) + ")"
+
+    def parse(self, value: Any, ctx: ParseContext) -> Url:
+        return parse_url(value, self.schemes)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": "^(" + "|".join(self.schemes) + ")://"}
+
+
+class HostnameKind(Kind):
+    hint = "a DNS name"
+
+    def parse(self, value: Any, ctx: ParseContext) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise Invalid(f"expected a DNS name, got {describe(value)}", "write it like auth.example.test")
+        name = value.strip()
+        if "://" in name or "/" in name or not valid_hostname(name):
+            raise Invalid(f"'{name}' is not a DNS name", "write just the name, like auth.example.test")
+        return name
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1}
+
+
+class Choice(Kind):
+    def __init__(self, *choices: str, case_insensitive: bool = False) -> None:
+        self.choices = choices
+        self.case_insensitive = case_insensitive
+        self.hint = "one of " + ", ".join(choices)
+
+    def parse(self, value: Any, ctx: ParseContext) -> str:
+        text = value if isinstance(value, str) else None
+        if text is not None and self.case_insensitive:
+            for choice in self.choices:
+                if choice.lower() == text.lower():
+                    return choice
+        if text not in self.choices:
+            hint = did_you_mean(str(value), self.choices) if text else ""
+            raise Invalid(f"{describe(value)} is not allowed",
+                          hint or "use one of: " + ", ".join(self.choices))
+        return text
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"enum": list(self.choices)}
+
+
+class TextList(Kind):
+    """A list of strings; a single string is accepted as a list of one."""
+
+    def __init__(self, item: Kind | None = None) -> None:
+        self.item = item or Text()
+        self.hint = "a list"
+
+    def parse(self, value: Any, ctx: ParseContext) -> tuple[Any, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise Invalid("is an empty list", "list at least one value or remove the key")
+        out = []
+        for index, item in enumerate(items):
+            try:
+                out.append(self.item.parse(item, ctx))
+            except Invalid as exc:
+                raise Invalid(f"item {index + 1}: {exc.message}", exc.fix) from None
+        return tuple(out)
+
+    def json_schema(self) -> dict[str, Any]:
+        item = self.item.json_schema()
+        return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
+
+
+class StatusCodes(Kind):
+    hint = "an HTTP status code or a list of them"
+
+    def parse(self, value: Any, ctx: ParseContext) -> tuple[int, ...]:
+        items = value if isinstance(value, list) else [value]
+        codes = []
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, int) or not 100 <= item <= 599:
+                raise Invalid(f"{describe(item)} is not an HTTP status code",
+                              "write a number from 100 to 599, or a list like [200, 204]")
+            codes.append(item)
+        if not codes:
+            raise Invalid("is an empty list", "list at least one status code or remove the key")
+        return tuple(codes)
+
+    def json_schema(self) -> dict[str, Any]:
+        code = {"type": "integer", "minimum": 100, "maximum": 599}
+        return {"anyOf": [code, {"type": "array", "items": code, "minItems": 1}]}
+
+
+class TextMap(Kind):
+    """A mapping of names to text (HTTP headers); kept as a tuple of pairs to stay frozen."""
+
+    hint = "a mapping of name: value"
+
+    def parse(self, value: Any, ctx: ParseContext) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, dict):
+            raise Invalid(f"expected a mapping, got {describe(value)}", "write it as name: value lines")
+        pairs = []
+        for key, item in value.items():
+            if isinstance(item, (list, dict)) or item is None:
+                raise Invalid(f"'{key}' has {describe(item)}", "give each name a single text value")
+            pairs.append((str(key), str(item).lower() if isinstance(item, bool) else str(item)))
+        return tuple(pairs)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
+
+
+class EnvName(Kind):
+    """The name of an environment variable that holds a secret.
+
+    The layout only ever holds the variable's name; the value is read when a probe needs
+    it and is registered for redaction, so it cannot leak into any output.
+    """
+
+    hint = "the name of an environment variable"
+
+    def parse(self, value: Any, ctx: ParseContext) -> str:
+        if not isinstance(value, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+            raise Invalid(f"{describe(value)} is not an environment variable name",
+                          "write the variable's name, like PGPASSWORD (never the secret itself)")
+        if ctx.require_env and value not in ctx.environ:
+            raise Invalid(f"environment variable {value} is not set",
+                          f"export {value}=... before running stackscope, or remove the key")
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
+
+
+class FilePath(Kind):
+    """A file path; relative paths are relative to the layout file, not the shell."""
+
+    def __init__(self, must_exist: bool = False) -> None:
+        self.must_exist = must_exist
+        self.hint = "a file path"
+
+    def parse(self, value: Any, ctx: ParseContext) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise Invalid(f"expected a file path, got {describe(value)}", "write a path such as /etc/nginx/nginx.conf")
+        path = os.path.expanduser(value.strip())
+        if not os.path.isabs(path):
+            path = os.path.normpath(os.path.join(ctx.base_dir, path))
+        if self.must_exist and not os.path.exists(path):
+            raise Invalid(f"file {path} does not exist", "fix the path (relative paths start at the layout file)")
+        return path
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1}
+
+
+# --------------------------------------------------------------------------- options
+
+
+def option(kind: Kind, default: Any = None, doc: str = "", required: bool = False) -> Any:
+    """A field of a check type's options dataclass, carrying its kind and documentation."""
+    metadata = {"kind": kind, "doc": doc, "required": required}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for defaults so options stay frozen")
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    key: str
+    kind: Kind
+    default: Any
+    doc: str
+    required: bool
+
+
+def options_of(cls: type) -> list[OptionInfo]:
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if "kind" not in meta:
+            continue
+        default = None if f.default is dataclasses.MISSING else f.default
+        out.append(OptionInfo(f.name, meta["kind"], default, meta["doc"], meta["required"]))
+    return out
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """For check types that take nothing but their target."""
+
+
+ProbeFn = Callable[["Check", "ProbeContext"], Awaitable["Result"]]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check type: its key in the layout, its target, its options and its probe."""
+
+    key: str
+    doc: str
+    target: Kind
+    options: type
+    probe: ProbeFn
+    example: str = ""
+    # Cross-field rules: gets the parsed options, returns (key, message, fix) problems.
+    validate: Callable[[Any, Any], list[tuple[str, str, str]]] | None = None
+    # One-time set-up (imports, TLS contexts, clients) run before the first round, so
+    # that its cost is never counted as the latency of the first probe.
+    warm_up: Callable[["Check", "ProbeContext"], None] | None = None
+
+    def option_infos(self) -> list[OptionInfo]:
+        return options_of(self.options)
+
+
+def host_of(target: Any) -> str | None:
+    """The host name a target addresses, or None when it is an IP (or has no host)."""
+    host = getattr(target, "host", None)
+    if isinstance(target, str):
+        host = None
+    if not host or is_ip(host) or host == "local":
+        return None
+    return host

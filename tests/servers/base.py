@@ -1,0 +1,123 @@
+"""Process management shared by the server launchers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+LOOPBACK = "127.0.0.1"
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port that is free on 127.0.0.1 right now (for TCP and, with SOCK_DGRAM, UDP)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def free_port_both() -> int:
+    """A port free for both TCP and UDP (DNS servers listen on both)."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind((LOOPBACK, port))
+        except OSError:
+            continue
+        return port
+    raise ServerError("no port free for both TCP and UDP")
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               alive: Callable[[], str | None] | None = None) -> None:
+    """Poll `predicate` until true or the deadline; fail fast when the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if alive is not None:
+            reason = alive()
+            if reason:
+                raise ServerError(f"{what}: {reason}")
+        time.sleep(0.02)
+    raise ServerError(f"{what}: not ready within {timeout}s")
+
+
+def port_open(port: int, host: str = LOOPBACK) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def require_binary(name: str, *candidates: str) -> str:
+    for candidate in (name, *candidates):
+        path = shutil.which(candidate) or (candidate if os.path.exists(candidate) else None)
+        if path:
+            return path
+    raise ServerError(f"{name} is not installed: run .ci/run (it installs the Debian packages the tests use)")
+
+
+class Process:
+    """A server process with a log file; `stop()` is idempotent."""
+
+    def __init__(self, name: str, workdir: Path) -> None:
+        self.name = name
+        self.workdir = workdir
+        self.log_path = workdir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def spawn(self, argv: Sequence[str], *, env: dict | None = None, user: str | None = None) -> None:
+        log = open(self.log_path, "ab")
+        preexec = None
+        if user is not None and os.geteuid() == 0:
+            import pwd
+
+            entry = pwd.getpwnam(user)
+
+            def preexec() -> None:  # drop to the unprivileged user the server insists on
+                os.setgid(entry.pw_gid)
+                os.setuid(entry.pw_uid)
+
+        self.proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=env, preexec_fn=preexec, start_new_session=True)
+        log.close()
+
+    def died(self) -> str | None:
+        if self.proc is not None and self.proc.poll() is not None:
+            return f"exited with {self.proc.returncode}; log:\n{self.log()}"
+        return None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None

@@ -1,0 +1,93 @@
+"""The command line without servers: version, lint, schema, examples, lean imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from stackscope.layout import json_schema, load_layout
+from tests.conftest import ROOT, run_cli, write_layout
+
+EXAMPLES = sorted((ROOT / "layouts").glob("*.yaml"))
+
+
+def test_version():
+    done = run_cli("--version")
+    assert done.returncode == 0
+    from stackscope import __version__
+
+    assert done.stdout.strip() == f"stackscope {__version__}"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_layout_is_valid_and_matches_the_schema(path):
+    layout = load_layout(str(path), require_env=False)
+    assert layout.layers
+    jsonschema.validate(yaml.safe_load(path.read_text()), json_schema())
+
+
+def test_committed_schema_is_current():
+    committed = json.loads((ROOT / "docs" / "layout.schema.json").read_text())
+    assert committed == json_schema(), "run: stackscope schema > docs/layout.schema.json"
+
+
+def test_schema_command_prints_the_schema():
+    done = run_cli("schema")
+    assert done.returncode == 0
+    assert json.loads(done.stdout) == json_schema()
+
+
+def test_schema_catches_a_typo_for_the_editor():
+    doc = {"name": "x", "layers": [{"name": "A", "role": "lb", "checks": [
+        {"http": "http://127.0.0.1/", "expect_staus": 200}]}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, json_schema())
+
+
+def test_lint_reports_problems_with_exit_3_and_no_traceback(tmp_path):
+    path = write_layout(tmp_path, "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
+                                  "      - http: http://127.0.0.1/\n        expect_staus: 200\n")
+    done = run_cli("lint", str(path))
+    assert done.returncode == 3
+    assert f"{path}:7: layer 'A', checks[0] (http): unknown key 'expect_staus' — did you mean 'expect_status'?" \
+        in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_lint_ok(tmp_path):
+    done = run_cli("lint", str(ROOT / "layouts" / "example.yaml"))
+    assert done.returncode == 0
+    assert "ok — auth-prod: 4 layers, 6 checks" in done.stdout
+
+
+@pytest.mark.parametrize("content", [b"name: [unclosed\n", b"\xff\xfe\x00garbage", b"- - - -\n", b"name: x\n"])
+def test_broken_files_never_give_a_traceback(tmp_path, content):
+    path = tmp_path / "broken.yaml"
+    path.write_bytes(content)
+    for command in ("lint", "check"):
+        done = run_cli(command, str(path))
+        assert done.returncode == 3, done.stderr
+        assert "Traceback" not in done.stderr
+        assert str(path) in done.stderr
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    done = run_cli("check", str(tmp_path / "nope.yaml"))
+    assert done.returncode == 3
+    assert "file not found" in done.stderr
+
+
+def test_core_imports_without_textual():
+    code = ("import sys, stackscope.layout, stackscope.engine, stackscope.diagnosis, stackscope.render.text, "
+            "stackscope.render.jsonout, stackscope.render.junit, stackscope.render.nagios, stackscope.cli\n"
+            "from stackscope.probes import all_specs; all_specs()\n"
+            "print('textual' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.stdout.strip() == "False", done.stderr

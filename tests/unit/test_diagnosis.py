@@ -1,0 +1,228 @@
+"""The diagnosis, table-driven: which layer is named for each combination of failures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from stackscope.diagnosis import assess, dependency_groups, diagnose, direct_dependencies, layer_state
+from stackscope.layout import Layout, parse_layout
+from stackscope.model import ErrorKind as K
+from stackscope.model import Result, Snapshot, Status
+
+AUTH = """\
+name: auth
+layers:
+  - name: DNS
+    role: dns
+    checks:
+      - dns: auth.example.test
+        name: dns
+        expect: [127.0.0.1]
+  - name: Load balancer
+    role: lb
+    checks:
+      - http: http://auth.example.test:18080/health
+        name: lb
+  - name: Auth backends
+    role: backend
+    checks:
+      - {http: "http://127.0.0.1:19001/health", name: auth-1}
+      - {http: "http://127.0.0.1:19002/health", name: auth-2}
+      - {http: "http://127.0.0.1:19003/health", name: auth-3}
+  - name: Database
+    role: db
+    checks:
+      - {tcp: "127.0.0.1:15432", name: db}
+  - name: Cache
+    role: cache
+    checks:
+      - {tcp: "127.0.0.1:16379", name: cache}
+"""
+LAYOUT = parse_layout(AUTH, "auth.yaml")
+
+
+@dataclass(frozen=True)
+class F:
+    """A failure to inject: status, kind, and facts such as the HTTP status code."""
+
+    status: Status
+    kind: K | None = None
+    detail: str = "failed"
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def ok_result(check) -> Result:
+    if check.type == "http":
+        return Result(check.id, Status.OK, "200 OK", 3.0, "200", {"status_code": 200})
+    if check.type == "dns":
+        return Result(check.id, Status.OK, "→ 127.0.0.1", 1.0, "127.0.0.1", {"answers": ["127.0.0.1"]})
+    return Result(check.id, Status.OK, "accepts connections", 0.5, "open", {})
+
+
+def snapshot(layout: Layout, failures: dict[str, F | None]) -> Snapshot:
+    results = {}
+    for check in layout.checks():
+        if check.name in failures:
+            f = failures[check.name]
+            if f is None:
+                continue  # not probed
+            results[check.id] = Result(check.id, f.status, f.detail, None, "x", f.facts, f.kind)
+        else:
+            results[check.id] = ok_result(check)
+    return Snapshot(layout, results, 0.0)
+
+
+C, W, U = Status.CRIT, Status.WARN, Status.UNKNOWN
+H500 = F(C, K.HTTP_STATUS, "500 Internal Server Error", {"status_code": 500})
+H503 = F(C, K.HTTP_STATUS, "503 Service Unavailable", {"status_code": 503})
+H404 = F(C, K.HTTP_STATUS, "404 Not Found", {"status_code": 404})
+REFUSED = F(C, K.REFUSED, "refused the connection")
+TIMEOUT = F(C, K.TIMEOUT, "no response within 2s")
+SLOW = F(W, K.SLOW, "slow: 900 ms is above warn_ms 200")
+
+# (id, failures, expected verdict layer or None, expected status)
+SCENARIOS = [
+    ("all healthy", {}, None, Status.OK),
+    ("db down takes backends and lb with it",
+     {"db": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503}, "Database", C),
+    ("lb misroute: frontend fails, backends answer directly", {"lb": H503}, "Load balancer", C),
+    ("lb pool drift is the lb's own failure even with backends down",
+     {"lb": F(C, K.POOL, "pool routes to undeclared servers"), "auth-1": REFUSED, "auth-2": REFUSED,
+      "auth-3": REFUSED}, "Load balancer", C),
+    ("dns wrong answer makes the lb unreachable by name",
+     {"dns": F(C, K.DNS_ANSWER, "is 127.0.0.9, expected 127.0.0.1"), "lb": REFUSED}, "DNS", C),
+    ("dns nxdomain explains a resolve failure", {"dns": F(C, K.DNS_RCODE), "lb": F(C, K.RESOLVE)}, "DNS", C),
+    ("dns failing while the lb (by name) works is still dns", {"dns": F(C, K.DNS_RCODE)}, "DNS", C),
+    ("lb refused is its own failure, not the backends'",
+     {"lb": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "db": REFUSED}, "Load balancer", C),
+    ("all backends refuse: the lb's 502 is explained",
+     {"auth-1": REFUSED, "auth-2": REFUSED, "auth-3": REFUSED,
+      "lb": F(C, K.HTTP_STATUS, "502", {"status_code": 502})}, "Auth backends", C),
+    ("one backend down is a warn on the pool", {"auth-2": REFUSED}, "Auth backends", W),
+    ("one backend down cannot explain an lb crit", {"auth-2": REFUSED, "lb": H503}, "Load balancer", C),
+    ("a 404 from the lb is the lb's own even with backends down",
+     {"lb": H404, "auth-1": REFUSED, "auth-2": REFUSED, "auth-3": REFUSED}, "Load balancer", C),
+    ("slow db makes everything above it slow", {"db": SLOW, "auth-1": SLOW, "auth-2": SLOW, "auth-3": SLOW,
+                                                 "lb": SLOW}, "Database", W),
+    ("timeouts cascade from a hung db",
+     {"db": TIMEOUT, "auth-1": TIMEOUT, "auth-2": TIMEOUT, "auth-3": TIMEOUT, "lb": TIMEOUT}, "Database", C),
+    ("cache is a sibling of the db", {"cache": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500,
+                                      "lb": H503}, "Cache", C),
+    ("crit outranks warn even downstream", {"dns": F(W, K.SLOW), "db": REFUSED}, "Database", C),
+    ("two independent crits: the first on the path is named",
+     {"dns": F(C, K.DNS_RCODE), "db": REFUSED}, "DNS", C),
+    ("a db failing while the backends answer 200 does not blame the lb path",
+     {"db": REFUSED}, "Database", C),
+    ("backend 500s with a healthy db: the backends are the culprit",
+     {"auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503}, "Auth backends", C),
+    ("an lb probe bug is unknown, never ok", {"lb": F(U, K.INTERNAL, "probe error")}, "Load balancer", U),
+    ("unknown never hides a real failure", {"lb": F(U, K.INTERNAL), "db": REFUSED}, "Database", C),
+    ("a check not probed yet is unknown", {"db": None}, "Database", U),
+    ("warn in the lb explained by a warn pool below",
+     {"auth-1": REFUSED, "lb": F(W, K.SLOW)}, "Auth backends", W),
+    ("db in recovery is the db's own state", {"db": F(C, K.STATE, "in recovery"), "auth-1": H500, "auth-2": H500,
+                                              "auth-3": H500, "lb": H503}, "Database", C),
+    ("tls cert failure at the lb is its own", {"lb": F(C, K.CERT, "expired")}, "Load balancer", C),
+]
+
+
+@pytest.mark.parametrize("name,failures,layer,status", SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_verdict_names_the_right_layer(name, failures, layer, status):
+    diagnosis = assess(snapshot(LAYOUT, failures))
+    verdict = diagnosis.verdict
+    if layer is None:
+        assert verdict is None
+        assert diagnosis.status is Status.OK
+        return
+    assert verdict is not None
+    assert (verdict.layer, verdict.status) == (layer, status), verdict.summary
+    assert verdict.summary.startswith(f"{layer}")
+    # every layer that is ok is ruled out, and only those
+    healthy = {l.name for l in diagnosis.layers if l.status is Status.OK}
+    assert {item.split(":")[0] for item in verdict.ruled_out} == healthy
+    failing = {l.name for l in diagnosis.layers if l.status is not Status.OK} - {layer}
+    assert {item.split(" (")[0] for item in verdict.also_failing} == failing
+
+
+def test_db_down_summary_says_what_fails_because_of_it():
+    verdict = diagnose(snapshot(LAYOUT, {"db": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500,
+                                         "lb": H503}))
+    assert verdict.summary == ("Database: refused the connection; Load balancer and Auth backends "
+                               "fail because of it")
+    assert "Auth backends (crit): 500 Internal Server Error — explained by Database" in verdict.also_failing
+    assert verdict.ruled_out == ("DNS: auth.example.test → 127.0.0.1 as expected", "Cache: 1/1 accept connections")
+
+
+def test_lb_verdict_rules_out_backends_with_direct_proof():
+    verdict = diagnose(snapshot(LAYOUT, {"lb": H503}))
+    assert "Auth backends: 3/3 answer 200 directly" in verdict.ruled_out
+    assert "Database: 1/1 accept connections" in verdict.ruled_out
+    assert verdict.evidence == ("lb: CRIT — 503 Service Unavailable",)
+
+
+def test_partial_pool_summary_and_evidence():
+    verdict = diagnose(snapshot(LAYOUT, {"auth-2": REFUSED}))
+    assert verdict.summary == "Auth backends: 1 of 3 down — auth-2: refused the connection"
+    assert "still serving: auth-1, auth-3" in verdict.evidence
+
+
+def test_independent_failure_is_labelled():
+    verdict = diagnose(snapshot(LAYOUT, {"dns": F(C, K.DNS_RCODE, "NXDOMAIN"), "db": REFUSED}))
+    assert "Database (crit): refused the connection — independent failure" in verdict.also_failing
+
+
+# ----------------------------------------------------------------------------- layer status
+
+POOL = parse_layout("name: p\nlayers:\n  - name: Pool\n    role: backend\n    checks:\n"
+                    "      - {tcp: '127.0.0.1:1', name: a}\n      - {tcp: '127.0.0.1:2', name: b}\n"
+                    "      - {tcp: '127.0.0.1:3', name: c}\n"
+                    "  - name: Single\n    role: db\n    checks:\n"
+                    "      - {tcp: '127.0.0.1:4', name: p}\n      - {tcp: '127.0.0.1:5', name: r}\n", "p.yaml")
+
+LAYER_CASES = [
+    ("pool all ok", "Pool", {}, Status.OK),
+    ("pool one crit", "Pool", {"a": REFUSED}, Status.WARN),
+    ("pool two crit", "Pool", {"a": REFUSED, "b": REFUSED}, Status.WARN),
+    ("pool all crit", "Pool", {"a": REFUSED, "b": REFUSED, "c": REFUSED}, Status.CRIT),
+    ("pool crit and unknown only", "Pool", {"a": REFUSED, "b": REFUSED, "c": F(U)}, Status.CRIT),
+    ("pool warn and crit", "Pool", {"a": SLOW, "b": REFUSED, "c": REFUSED}, Status.WARN),
+    ("pool one unknown", "Pool", {"a": F(U)}, Status.UNKNOWN),
+    ("db primary down, replica up: not a pool", "Single", {"p": REFUSED}, Status.CRIT),
+    ("db replica slow", "Single", {"r": SLOW}, Status.WARN),
+    ("db unknown and warn", "Single", {"p": F(U), "r": SLOW}, Status.WARN),
+]
+
+
+@pytest.mark.parametrize("name,layer,failures,status", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_layer_status(name, layer, failures, status):
+    snap = snapshot(POOL, failures)
+    assert layer_state(POOL.layer(layer), snap).status is status
+
+
+# ----------------------------------------------------------------------------- dependencies
+
+
+def test_dependency_groups_follow_the_path_with_db_and_cache_as_siblings():
+    groups = [[l.name for l in g] for g in dependency_groups(LAYOUT)]
+    assert groups == [["Load balancer"], ["Auth backends"], ["Database", "Cache"]]
+    deps = direct_dependencies(LAYOUT)
+    assert deps["Load balancer"] == ["Auth backends"]
+    assert deps["Auth backends"] == ["Database", "Cache"]
+    assert deps["Database"] == [] and deps["DNS"] == []
+
+
+def test_other_layers_are_positional():
+    layout = parse_layout("name: o\nlayers:\n  - {name: CDN, role: other, checks: [{tcp: '127.0.0.1:1'}]}\n"
+                          "  - {name: LB, role: lb, checks: [{tcp: '127.0.0.1:2'}]}\n"
+                          "  - {name: Queue, role: other, checks: [{tcp: '127.0.0.1:3'}]}\n"
+                          "  - {name: DB, role: db, checks: [{tcp: '127.0.0.1:4'}]}\n")
+    deps = direct_dependencies(layout)
+    assert deps == {"CDN": ["LB"], "LB": ["Queue"], "Queue": ["DB"], "DB": []}
+
+
+def test_diagnosis_is_pure_and_repeatable():
+    snap = snapshot(LAYOUT, {"lb": H503})
+    assert diagnose(snap) == diagnose(snap)

@@ -1,0 +1,163 @@
+"""The engine with a fake check type: isolation, hard timeouts, concurrency, history."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from stackscope import probes
+from stackscope.engine import TIMEOUT_GRACE, Engine
+from stackscope.model import ErrorKind, Result, Status
+from stackscope.probes.common import ProbeFailure
+from stackscope.schema import CheckSpec, EnvName, Text, option
+from tests.probe_helpers import layout_of
+
+
+@dataclass(frozen=True)
+class FakeOptions:
+    secret_env: str | None = option(EnvName(), None, "a secret")
+
+
+class Behaviour:
+    """Shared state the fake probe reports into."""
+
+    def __init__(self) -> None:
+        self.inflight = 0
+        self.max_inflight = 0
+        self.release = asyncio.Event()
+        self.log: list[str] = []
+
+
+STATE = Behaviour()
+
+
+async def fake_probe(check, ctx) -> Result:
+    mode = check.address
+    STATE.inflight += 1
+    STATE.max_inflight = max(STATE.max_inflight, STATE.inflight)
+    STATE.log.append(f"start {check.name}")
+    try:
+        if mode == "raise":
+            raise ValueError("boom")
+        if mode == "hang":  # ignores its own timeout, as a buggy probe might
+            await asyncio.sleep(3600)
+        if mode == "fail":
+            raise ProbeFailure(ErrorKind.REFUSED, "refused", key_fact="refused")
+        if mode == "wait":
+            await asyncio.wait_for(STATE.release.wait(), 5)
+        if mode == "secret":
+            return Result(check.id, Status.CRIT, f"server said: bad password {ctx.secret('PW')}",
+                          facts={"echo": ctx.secret("PW"), "nested": [{"k": ctx.secret("PW")}]})
+        return Result(check.id, Status.OK, "fine", latency_ms=1.0)
+    finally:
+        STATE.inflight -= 1
+        STATE.log.append(f"end {check.name}")
+
+
+FAKE = CheckSpec(key="fake", doc="test double", target=Text(), options=FakeOptions, probe=fake_probe)
+
+
+@pytest.fixture(autouse=True)
+def fake_type(monkeypatch):
+    global STATE
+    STATE = Behaviour()
+    monkeypatch.setitem(probes.CHECK_TYPES, "fake", "tests.unit.test_engine")
+    monkeypatch.setitem(probes._loaded, "fake", FAKE)
+    yield
+
+
+SPEC = FAKE  # the registry imports SPEC from the module it names
+
+
+def layout(*modes: str, timeout: str = "300ms", **kwargs):
+    checks = [{"fake": mode, "name": f"{mode}-{i}"} for i, mode in enumerate(modes)]
+    return layout_of([{"name": "L", "role": "other", "checks": checks}], timeout=timeout, **kwargs)
+
+
+async def test_a_raising_probe_is_unknown_and_others_are_untouched():
+    engine = Engine(layout("ok", "raise", "ok"))
+    snap = await engine.run_round()
+    statuses = {r.check_id: r.status for r in snap.results.values()}
+    assert statuses == {"L/ok-0": Status.OK, "L/raise-1": Status.UNKNOWN, "L/ok-2": Status.OK}
+    raised = snap.results["L/raise-1"]
+    assert raised.error_kind is ErrorKind.INTERNAL
+    assert raised.detail == "probe error: ValueError: boom"
+
+
+async def test_a_hung_probe_becomes_a_timeout_and_others_finish():
+    engine = Engine(layout("hang", "ok", "fail"))
+    snap = await engine.run_round()
+    hung = snap.results["L/hang-0"]
+    assert hung.status is Status.CRIT
+    assert hung.error_kind is ErrorKind.TIMEOUT
+    assert hung.detail == "no result within 300ms"
+    assert snap.results["L/ok-1"].status is Status.OK
+    failed = snap.results["L/fail-2"]
+    assert (failed.status, failed.error_kind, failed.detail) == (Status.CRIT, ErrorKind.REFUSED, "refused")
+    assert TIMEOUT_GRACE < 1  # the safety net stays close to the check's own timeout
+
+
+async def test_checks_of_a_round_run_concurrently():
+    """Every probe waits for a release that only comes once all have started: a
+    sequential engine would never get there and the round would time out."""
+    engine = Engine(layout(*["wait"] * 20, timeout="3s"))
+    round_task = asyncio.create_task(engine.run_round())
+    deadline = asyncio.get_running_loop().time() + 3
+    while STATE.max_inflight < 20 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    assert STATE.max_inflight == 20
+    assert set(engine.inflight) == {f"L/wait-{i}" for i in range(20)}
+    STATE.release.set()
+    snap = await round_task
+    assert all(r.status is Status.OK for r in snap.results.values())
+    assert engine.inflight == {}
+
+
+async def test_concurrency_cap_is_respected():
+    engine = Engine(layout(*["wait"] * 12, timeout="3s"), concurrency=4)
+    round_task = asyncio.create_task(engine.run_round())
+    deadline = asyncio.get_running_loop().time() + 3
+    while STATE.max_inflight < 4 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    # (a broken cap would have let all 12 start while the poll above slept)
+    assert STATE.max_inflight == 4 and len(engine.inflight) == 4
+    STATE.release.set()
+    snap = await round_task
+    assert len(snap.results) == 12 and STATE.max_inflight == 4
+
+
+async def test_history_is_bounded_and_rounds_never_overlap():
+    engine = Engine(layout("ok", "fail", interval="100ms", timeout="100ms"), history=3)
+    seen = []
+    await engine.watch(lambda snap: seen.append(snap.round), rounds=5)
+    assert seen == [1, 2, 3, 4, 5]
+    assert [len(h) for h in engine.history.values()] == [3, 3]
+    assert [s.status for s in engine.history["L/fail-1"]] == [Status.CRIT] * 3
+    # each round's two probes start and end before the next round starts anything
+    rounds = [STATE.log[i:i + 4] for i in range(0, len(STATE.log), 4)]
+    assert len(rounds) == 5
+    for events in rounds:
+        assert sorted(e.split()[0] for e in events) == ["end", "end", "start", "start"], STATE.log
+
+
+async def test_callbacks_see_every_start_and_result():
+    engine = Engine(layout("ok", "fail"))
+    started, finished = [], []
+    await engine.run_round(on_start=lambda c: started.append(c.id), on_result=lambda r: finished.append(r.check_id))
+    assert sorted(started) == sorted(finished) == ["L/fail-1", "L/ok-0"]
+
+
+async def test_secrets_are_redacted_before_anyone_sees_a_result():
+    env = {"PW": "hunter2-very-secret"}
+    lay = layout_of([{"name": "L", "role": "other", "checks": [{"fake": "secret", "secret_env": "PW"}]}],
+                    environ=env)
+    engine = Engine(lay, environ=env)
+    seen = []
+    snap = await engine.run_round(on_result=seen.append)
+    result = snap.results["L/secret"]
+    text = repr(result) + repr(seen)
+    assert "hunter2-very-secret" not in text
+    assert result.detail == "server said: bad password «redacted»"
+    assert result.facts["nested"][0]["k"] == "«redacted»"

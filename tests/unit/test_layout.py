@@ -1,0 +1,221 @@
+"""Layout loading and validation: every problem names the line, the key and the fix."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from stackscope.layout import LayoutError, load_layout, parse_layout
+from stackscope.probes import CHECK_TYPES, all_specs
+from stackscope.schema import Address, ParseContext, Url, parse_address, parse_duration, Invalid
+
+GOOD = """\
+name: auth-prod
+description: login path
+interval: 2s
+timeout: 1500ms
+resolver: 127.0.0.1:5353
+layers:
+  - name: DNS
+    role: dns
+    checks:
+      - dns: auth.example.test
+        record: A
+        expect: [127.0.0.1]
+  - name: Load balancer
+    role: lb
+    checks:
+      - http: http://auth.example.test:18080/health
+        expect_status: 200
+        expect_body: ok
+  - name: Auth backends
+    role: backend
+    checks:
+      - http: http://127.0.0.1:19001/health
+        name: auth-1
+      - tcp: 127.0.0.1:19002
+  - name: Database
+    role: db
+    checks:
+      - tcp: 127.0.0.1:15432
+        timeout: 1s
+        warn_ms: 200
+"""
+
+
+def problems_of(text: str, environ: dict | None = None) -> list[str]:
+    ctx = ParseContext(environ=environ or {}, require_env=True)
+    with pytest.raises(LayoutError) as info:
+        parse_layout(textwrap.dedent(text), "lay.yaml", ctx)
+    return [str(p) for p in info.value.problems]
+
+
+def test_good_layout_is_typed():
+    layout = parse_layout(GOOD, "good.yaml")
+    assert layout.name == "auth-prod"
+    assert layout.interval == 2.0 and layout.timeout == 1.5
+    assert layout.resolver == Address("127.0.0.1", 5353)
+    assert [l.name for l in layout.layers] == ["DNS", "Load balancer", "Auth backends", "Database"]
+    assert [l.role for l in layout.layers] == ["dns", "lb", "backend", "db"]
+    lb = layout.layers[1].checks[0]
+    assert isinstance(lb.address, Url) and lb.address.host == "auth.example.test" and lb.address.port == 18080
+    assert lb.options.expect_status == (200,)
+    assert lb.hostname == "auth.example.test"
+    assert lb.timeout == 1.5  # inherits the layout timeout
+    backend = layout.layers[2].checks
+    assert backend[0].name == "auth-1" and backend[0].hostname is None
+    assert backend[1].name == "127.0.0.1:19002"  # default name: the target
+    db = layout.layers[3].checks[0]
+    assert db.timeout == 1.0 and db.warn_ms == 200
+    assert db.id == "Database/127.0.0.1:15432"
+    dns = layout.layers[0].checks[0]
+    assert dns.options.record == "A" and dns.options.expect == ("127.0.0.1",)
+    assert dns.hostname is None  # a dns check does not depend on the dns layer
+
+
+# (layout text, expected line, substrings that must all be in the message)
+CASES = [
+    ("name: x\nlayer: []\n", 2, ["unknown key 'layer'", "did you mean 'layers'?"]),
+    ("layers:\n  - name: A\n    role: db\n    checks: [{tcp: '127.0.0.1:1'}]\n", 1,
+     ["missing required key 'name'", "add name:"]),
+    ("name: x\ninterval: 2\nlayers: []\n", 2, ["'interval'", "no unit", "write 2s or 2ms"]),
+    ("name: x\ninterval: 2 sec\nlayers: []\n", 2, ["'2 sec' is not a duration", "500ms, 2s or 1m"]),
+    ("name: x\ninterval: 1s\ntimeout: 2s\nlayers: []\n", 3,
+     ["timeout 2s is longer than interval 1s", "lower timeout to 1s or less"]),
+    ("name: x\nlayers: []\n", 2, ["'layers' must be a non-empty list"]),
+    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks: []\n", 5, ["layer 'A'", "layer has no checks"]),
+    ("name: x\nlayers:\n  - name: A\n    role: bakend\n    checks: [{tcp: '127.0.0.1:1'}]\n", 4,
+     ["'role'", "did you mean 'backend'?"]),
+    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1\n", 6,
+     ["'tcp'", "has no port", "add one: 127.0.0.1:PORT"]),
+    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:70000\n", 6,
+     ["port '70000'", "1 to 65535"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 127.0.0.1:8080/health\n", 6,
+     ["has no scheme", "write http://127.0.0.1:8080/health"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: ftp://127.0.0.1/x\n", 6,
+     ["scheme 'ftp'", "use http:// or https://"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://u:pw@127.0.0.1/x\n", 6,
+     ["credentials in a URL", "auth_env"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+     "        expect_staus: 200\n", 7, ["unknown key 'expect_staus'", "did you mean 'expect_status'?"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+     "        expect_status: ok\n", 7, ["'expect_status'", "not an HTTP status code"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+     "        samples: 5\n", 7, ["samples needs identity_header", "add identity_header"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - htp: http://127.0.0.1/\n", 6,
+     ["check has no type key", "did you mean 'http'?"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - tcp: 127.0.0.1:1\n        http: http://a/\n",
+     6, ["several type keys (tcp, http)", "one check per type"]),
+    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks: [{tcp: '127.0.0.1:1'}]\n"
+     "  - name: A\n    role: db\n    checks: [{tcp: '127.0.0.1:2'}]\n", 6,
+     ["layer name 'A' is used twice", "line 3"]),
+    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n      - tcp: 127.0.0.1:1\n",
+     7, ["two checks are named '127.0.0.1:1'", "give one a different name"]),
+    ("name: x\nname: y\nlayers: []\n", 2, ["key 'name' appears twice", "line 1"]),
+    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n        timeout: 9s\n",
+     7, ["timeout 9s is longer than interval 5s"]),
+    ("name: x\nlayers:\n  - name: A\n    role: dns\n    checks:\n      - dns: http://a.test/\n", 6,
+     ["is not a DNS name", "write just the name"]),
+    ("name: x\nlayers:\n  - name: A\n    role: dns\n    checks:\n      - dns: a.test\n        record: AAA\n", 7,
+     ["'record'", "did you mean 'AAAA'?"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+     "        auth_env: STATS_AUTH\n", 7, ["environment variable STATS_AUTH is not set", "export STATS_AUTH="]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+     "        auth_env: hunter2 secret\n", 7, ["is not an environment variable name", "never the secret itself"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+     "        verify_tls: 'no'\n", 7, ["expected true or false"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+     "        ca: /nonexistent/ca.pem\n", 7, ["does not exist"]),
+    ("- name: x\n", 1, ["not a layout", "mapping with name: and layers:"]),
+    ("name: x\nlayers:\n  - name: A\n    role: db\n   checks: []\n", 5, ["YAML syntax error", "indentation"]),
+    ("name: x\nlayers:\n  - just a string\n", 3, ["a layer must be a mapping"]),
+    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - 127.0.0.1:5432\n", 6,
+     ["a check must be a mapping", "'- tcp: 127.0.0.1:5432'"]),
+    ("name: x\nresolver: 127.0.0.1:abc\nlayers: []\n", 2, ["'resolver'", "port 'abc'"]),
+    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n        warn_ms: fast\n", 7,
+     ["'warn_ms'", "expected a number"]),
+    ("name:\nlayers: []\n", 1, ["'name' is empty"]),
+]
+
+
+@pytest.mark.parametrize("text,line,needles", CASES, ids=[c[2][0][:40] for c in CASES])
+def test_each_problem_names_line_key_and_fix(text, line, needles):
+    problems = problems_of(text)
+    matching = [p for p in problems if all(n in p for n in needles)]
+    assert matching, f"no problem contains {needles}: {problems}"
+    assert matching[0].startswith(f"lay.yaml:{line}:"), matching[0]
+    assert " — " in matching[0]  # every problem carries a fix
+
+
+def test_all_problems_are_reported_at_once():
+    text = ("name: x\ninterval: 2\nlayers:\n  - name: A\n    role: bakend\n    checks:\n"
+            "      - tcp: 127.0.0.1\n      - htp: x\n")
+    problems = problems_of(text)
+    assert len(problems) == 4, problems
+    assert [int(p.split(":")[1]) for p in problems] == sorted(int(p.split(":")[1]) for p in problems)
+
+
+def test_set_environment_variable_is_accepted_and_only_its_name_is_kept():
+    text = ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+            "        auth_env: STATS_AUTH\n")
+    layout = parse_layout(text, "x.yaml", ParseContext(environ={"STATS_AUTH": "admin:s3cret"}))
+    assert layout.secret_env_names() == {"STATS_AUTH"}
+    assert "s3cret" not in repr(layout)
+
+
+def test_empty_file_and_missing_file(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing\n")
+    with pytest.raises(LayoutError) as info:
+        load_layout(str(empty))
+    assert "the file is empty" in str(info.value)
+    with pytest.raises(LayoutError) as info:
+        load_layout(str(tmp_path / "nope.yaml"))
+    assert "file not found" in str(info.value)
+
+
+def test_relative_paths_are_relative_to_the_layout_file(tmp_path):
+    (tmp_path / "ca.pem").write_text("x")
+    path = tmp_path / "l.yaml"
+    path.write_text("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
+                    "      - http: https://127.0.0.1/\n        ca: ca.pem\n")
+    layout = load_layout(str(path))
+    assert layout.layers[0].checks[0].options.ca == str(tmp_path / "ca.pem")
+
+
+def test_yaml_anchors_and_merge_keys_work():
+    text = ("name: x\nlayers:\n  - name: A\n    role: backend\n    checks:\n"
+            "      - &h {http: 'http://127.0.0.1:1/', expect_status: 204}\n"
+            "      - {<<: *h, http: 'http://127.0.0.1:2/'}\n")
+    layout = parse_layout(text)
+    assert [c.options.expect_status for c in layout.layers[0].checks] == [(204,), (204,)]
+
+
+@pytest.mark.parametrize("text,seconds", [("500ms", 0.5), ("2s", 2.0), ("1.5s", 1.5), ("1m", 60.0)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text,default,expected", [
+    ("127.0.0.1:53", None, Address("127.0.0.1", 53)),
+    ("127.0.0.1", 53, Address("127.0.0.1", 53)),
+    ("[::1]:5353", None, Address("::1", 5353)),
+    ("::1", 53, Address("::1", 53)),
+    ("db.internal:5432", None, Address("db.internal", 5432)),
+])
+def test_addresses(text, default, expected):
+    assert parse_address(text, default) == expected
+
+
+@pytest.mark.parametrize("text", ["", "::1:53", "[::1", "http://x:1", "bad host:1", "x:0"])
+def test_bad_addresses(text):
+    with pytest.raises(Invalid):
+        parse_address(text)
+
+
+def test_no_option_shadows_a_check_type():
+    for spec in all_specs():
+        for info in spec.option_infos():
+            assert info.key not in CHECK_TYPES, f"{spec.key}.{info.key} collides with a check type"
+            assert info.key not in ("name", "timeout", "warn_ms"), f"{spec.key}.{info.key} collides with a common key"
