@@ -48,8 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
     watch.set_defaults(run=_cmd_watch)
 
-    lint = sub.add_parser("lint", help="validate a layout without probing anything")
+    lint = sub.add_parser("lint", help="validate a layout without probing anything",
+                          description="Validate a layout without probing anything. With --lb-config, also check "
+                                      "an haproxy.cfg or nginx config against the declared backends (a "
+                                      "pre-deploy gate): exit 0 when they match, 1 on partial drift, 2 when "
+                                      "the pool routes elsewhere, 3 when something cannot be read.")
     lint.add_argument("layout", help="layout file (YAML)")
+    lint.add_argument("--lb-config", metavar="FILE", help="haproxy.cfg, nginx.conf or saved `nginx -T` output")
+    lint.add_argument("--pool", metavar="NAME",
+                      help="backend/upstream to compare (default: those the layout's haproxy/nginx checks name)")
+    lint.add_argument("--resolve", action="store_true",
+                      help="resolve host names (layout resolver, else the system's) instead of reporting them")
     lint.set_defaults(run=_cmd_lint)
 
     schema = sub.add_parser("schema", help="print the layout's JSON Schema (for editor completion)")
@@ -107,7 +116,37 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     if unset:
         print(f"note: {', '.join(unset)} not set here; `check` and `watch` will need "
               f"{'it' if len(unset) == 1 else 'them'}")
+    if args.lb_config:
+        return _lint_lb_config(args, layout)
     return EXIT_OK
+
+
+def _lint_lb_config(args: argparse.Namespace, layout) -> int:
+    from stackscope.lb.gate import GateError, gate_status, render, run_gate
+
+    resolve = _blocking_resolver(layout) if args.resolve else None
+    try:
+        reports = run_gate(layout, args.lb_config, pool=args.pool, resolve=resolve)
+    except GateError as error:
+        print(f"stackscope: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    print(render(reports, args.layout, args.lb_config))
+    return gate_status(reports).exit_code
+
+
+def _blocking_resolver(layout):
+    """host -> ip through the layout's resolver (else the system's), for the lint gate."""
+    from stackscope.probes.context import ProbeContext, ResolveError
+
+    context = ProbeContext(layout.resolver)
+
+    def resolve(host: str) -> str | None:
+        try:
+            return asyncio.run(context.resolve(host, 2.0)).ip
+        except ResolveError:
+            return None
+
+    return resolve
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -124,7 +163,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if layout is None:
         return EXIT_UNKNOWN
     from stackscope.diagnosis import assess
-    from stackscope.engine import Engine
     from stackscope.render import render
 
     color = False if args.no_color else None

@@ -12,7 +12,12 @@ Pure functions, no I/O. The rules, in the order they apply:
    from below; a refused connection, a bad certificate, a garbage reply or a drifted
    pool are the layer's own. Any failure of a check that uses a host name is explained
    by a failing dns layer (a wrong address can cause anything).
-4. The verdict names the failing layer that is not explained, the most severe first,
+4. Some faults only show when two layers are compared in the same round: an LB that
+   marks every backend DOWN while each answers directly (its health check is wrong), or
+   responses through the LB that come from servers no declared backend answers as
+   (misrouting). These *findings* count against the LB like a failing check, and are
+   never explained by anything below it.
+5. The verdict names the failing layer that is not explained, the most severe first,
    then the first in the request path. Everything healthy is listed as ruled out with
    its proof, which is what saves an on-call engineer from chasing the database when
    the load balancer is at fault.
@@ -24,10 +29,10 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from stackscope.layout import Check, Layer, Layout
-from stackscope.model import ErrorKind, Result, Snapshot, Status
+from stackscope.model import NO_IDENTITY, ErrorKind, Result, Snapshot, Status
 
 _SIBLING_ROLES = {"db", "cache"}
-_DOWNSTREAM_KINDS = {ErrorKind.TIMEOUT, ErrorKind.CONTENT, ErrorKind.SLOW}
+_DOWNSTREAM_KINDS = {ErrorKind.TIMEOUT, ErrorKind.CONTENT, ErrorKind.SLOW, ErrorKind.MEMBERS_DOWN}
 
 
 # --------------------------------------------------------------------------- data
@@ -44,12 +49,23 @@ class CheckState:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A fault seen only by comparing layers: it convicts `layer` on the word of `check`."""
+
+    layer: str
+    check: str  # id of the check whose result, compared with others, shows the fault
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True)
 class LayerState:
     """A layer with its computed status and the state of each of its checks."""
 
     layer: Layer
     status: Status
     checks: tuple[CheckState, ...]
+    findings: tuple[Finding, ...] = ()
 
     @property
     def name(self) -> str:
@@ -125,7 +141,75 @@ def layer_state(layer: Layer, snapshot: Snapshot) -> LayerState:
 
 
 def assess_layers(snapshot: Snapshot) -> tuple[LayerState, ...]:
-    return tuple(layer_state(layer, snapshot) for layer in snapshot.layout.layers)
+    states = tuple(layer_state(layer, snapshot) for layer in snapshot.layout.layers)
+    findings = cross_checks(states)
+    if not findings:
+        return states
+    out = []
+    for state in states:
+        mine = tuple(f for f in findings if f.layer == state.name)
+        if mine:
+            status = Status.worst([state.status, *(f.status for f in mine)])
+            state = LayerState(state.layer, status, state.checks, mine)
+        out.append(state)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- cross-checks
+
+
+def cross_checks(layers: tuple[LayerState, ...]) -> list[Finding]:
+    """Faults of the LB that only a comparison with the backends reveals."""
+    backends = [layer for layer in layers if layer.layer.role == "backend"]
+    backend_checks = [c for layer in backends for c in layer.checks]
+    findings: list[Finding] = []
+    for layer in layers:
+        if layer.layer.role != "lb":
+            continue
+        for state in layer.checks:
+            finding = _health_check_wrong(layer, state, backend_checks) or _misrouted(layer, state, backend_checks)
+            if finding is not None:
+                findings.append(finding)
+    return findings
+
+
+def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: list[CheckState]) -> Finding | None:
+    """Every declared member is out of service on the LB, yet each answers directly."""
+    pool = state.result.facts.get("pool")
+    if not isinstance(pool, dict) or not backend_checks:
+        return None
+    declared = [s for s in pool.get("servers", []) if s.get("declared")]
+    if not declared or any(s.get("state", "").startswith("UP") or s.get("state") in ("no check", "in rotation")
+                           for s in declared):
+        return None
+    if any(c.status is not Status.OK for c in backend_checks):
+        return None
+    codes = sorted({str(c.result.facts["status_code"]) for c in backend_checks if "status_code" in c.result.facts})
+    answer = f"answers {'/'.join(codes)}" if codes else "answers"
+    check = next((s.get("check") for s in declared if s.get("check")), "")
+    seen = f" (the LB's check says: {check})" if check else ""
+    return Finding(layer.name, state.check.id, Status.CRIT,
+                   f"health check fails on the LB but every backend {answer} directly: the LB's health check "
+                   f"is wrong{seen}")
+
+
+def _misrouted(layer: LayerState, state: CheckState, backend_checks: list[CheckState]) -> Finding | None:
+    """Responses through the LB from servers that no declared backend answers as."""
+    through = state.result.facts.get("identities")
+    if not isinstance(through, dict) or not through:
+        return None
+    direct = {c.result.facts.get("identity") for c in backend_checks if c.result.facts.get("identity")}
+    if not direct:
+        return None
+    strangers = {name: count for name, count in through.items() if name not in direct and name != NO_IDENTITY}
+    if not strangers:
+        return None
+    total = sum(through.values())
+    count = sum(strangers.values())
+    names = ", ".join(sorted(strangers))
+    return Finding(layer.name, state.check.id, Status.CRIT,
+                   f"through the LB, {count} of {total} responses came from {names} — no declared backend "
+                   f"answers as {'it' if len(strangers) == 1 else 'them'} (directly: {', '.join(sorted(direct))})")
 
 
 # --------------------------------------------------------------------------- dependencies
@@ -206,6 +290,7 @@ def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
             continue
         dep_states = [by_name[name] for name in deps[layer.name]]
         causes = [_explained_by(c, layer.status, dep_states, dns_layers) for c in layer.failing]
+        causes += [None for finding in layer.findings if finding.status.failing]  # always the layer's own
         if causes and all(cause is not None for cause in causes):
             worst = max(causes, key=lambda c: c.status.rank)  # type: ignore[union-attr]
             explained[layer.name] = worst.name  # type: ignore[union-attr]
@@ -240,16 +325,27 @@ def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
     )
 
 
+def _most_telling(states: list[CheckState]) -> list[CheckState]:
+    """Failing checks, the one that best explains the layer first: the most severe, and
+    among equals a drifted pool before a symptom such as a 503."""
+    return sorted(states, key=lambda c: (-c.status.rank, c.result.error_kind is not ErrorKind.POOL))
+
+
 def _summary(culprit: LayerState, consequences: list[str]) -> str:
-    failing = list(culprit.failing) or [c for c in culprit.checks if c.status is Status.UNKNOWN]
-    if culprit.status is Status.UNKNOWN:
+    failing = _most_telling(list(culprit.failing)) or [c for c in culprit.checks if c.status is Status.UNKNOWN]
+    drift = failing and failing[0].result.error_kind is ErrorKind.POOL and failing[0].status is culprit.status
+    if culprit.findings and not drift:  # a drifted pool names addresses: it beats a corroborating finding
+        head = f"{culprit.name}: {culprit.findings[0].detail}"
+    elif culprit.status is Status.UNKNOWN:
         head = f"{culprit.name}: cannot tell — {failing[0].result.detail}"
     elif culprit.layer.role == "backend" and culprit.status is Status.WARN and len(failing) < len(culprit.checks):
         head = f"{culprit.name}: {len(failing)} of {len(culprit.checks)} down — {failing[0].check.name}: " \
                f"{failing[0].result.detail}"
     else:
         head = f"{culprit.name}: {failing[0].result.detail}"
-    if len(failing) > 1 and not (culprit.layer.role == "backend" and culprit.status is Status.WARN):
+    from_finding = culprit.findings and not drift
+    if len(failing) > 1 and not from_finding and not (culprit.layer.role == "backend"
+                                                       and culprit.status is Status.WARN):
         head += f" (+{len(failing) - 1} more)"
     if consequences:
         head += f"; {_join(consequences)} fail{'s' if len(consequences) == 1 else ''} because of it"
@@ -257,8 +353,9 @@ def _summary(culprit: LayerState, consequences: list[str]) -> str:
 
 
 def _evidence(culprit: LayerState) -> list[str]:
-    items = [f"{c.check.name}: {c.status.word} — {c.result.detail}" for c in culprit.checks
-             if c.status is not Status.OK]
+    items = [f"{f.status.word} — {f.detail}" for f in culprit.findings]
+    items += [f"{c.check.name}: {c.status.word} — {c.result.detail}" for c in culprit.checks
+              if c.status is not Status.OK]
     healthy = [c for c in culprit.checks if c.status is Status.OK]
     if healthy and culprit.layer.role == "backend":
         items.append(f"still serving: {', '.join(c.check.name for c in healthy)}")

@@ -78,7 +78,7 @@ class Engine:
         self.layout = layout
         self.clock = clock
         environ = os.environ if environ is None else environ
-        self.context = ProbeContext(layout.resolver, environ)
+        self.context = ProbeContext(layout.resolver, environ, layout)
         self.redactor = Redactor.for_layout(layout, environ)
         self.concurrency = concurrency or default_concurrency()
         self._semaphore = asyncio.Semaphore(self.concurrency)

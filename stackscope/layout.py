@@ -23,6 +23,7 @@ from stackscope.schema import (
     EnvName,
     Invalid,
     Kind,
+    LayerRef,
     Number,
     ParseContext,
     Text,
@@ -100,6 +101,20 @@ class Layout:
 
     def layers_with_role(self, role: str) -> list[Layer]:
         return [layer for layer in self.layers if layer.role == role]
+
+    def declared_backends(self, layer: str | None = None) -> list[tuple[Check, Address]]:
+        """The address of every check of the backend layers (or of one named layer): what
+        an LB pool is compared with. Checks without a network target are skipped."""
+        layers = [self.layer(layer)] if layer else self.layers_with_role("backend")
+        out = []
+        for each in layers:
+            for check in each.checks:
+                target = check.address
+                if isinstance(target, Address):
+                    out.append((check, target))
+                elif hasattr(target, "host") and hasattr(target, "port"):
+                    out.append((check, Address(target.host, target.port)))
+        return out
 
     def secret_env_names(self) -> set[str]:
         """Names of the environment variables whose values must never be shown."""
@@ -327,10 +342,29 @@ class _Builder:
                     seen[layer_name] = name_node.line
                 if layer is not None:
                     layers.append(layer)
+        self.check_layer_refs(layers)
         if name is None:
             return None
         return Layout(name=name, description=description, interval=interval, timeout=timeout,
                       resolver=resolver, layers=tuple(layers), path=self.file)
+
+    def check_layer_refs(self, layers: list[Layer]) -> None:
+        """Options that name another layer must name one that exists (with the right role)."""
+        roles = {layer.name: layer.role for layer in layers}
+        for layer in layers:
+            for check in layer.checks:
+                for f in dataclasses.fields(check.options):
+                    kind = f.metadata.get("kind")
+                    value = getattr(check.options, f.name)
+                    if not isinstance(kind, LayerRef) or value is None:
+                        continue
+                    where = f"layer '{layer.name}', check '{check.name}'"
+                    if value not in roles:
+                        self.problem(check.line, where, f"'{f.name}': no layer named '{value}'",
+                                     did_you_mean(value, tuple(roles)) or "layers are: " + ", ".join(roles))
+                    elif kind.role and roles[value] != kind.role:
+                        self.problem(check.line, where, f"'{f.name}': layer '{value}' has role {roles[value]}",
+                                     f"name a layer with role {kind.role}")
 
     def layer(self, node: Node, index: int, interval: float, timeout: float) -> Layer | None:
         where = f"layers[{index}]"

@@ -86,13 +86,19 @@ class ErrorKind(str, enum.Enum):
     STATE = "state"  # the server reported a bad state of its own (recovery, LOADING)
     SATURATED = "saturated"  # too many connections / clients
     AUTH = "auth"  # credentials refused
-    POOL = "pool"  # an LB pool that drifted from the declared backends
+    POOL = "pool"  # an LB pool that drifted from the declared backends (the LB's own fault)
+    MEMBERS_DOWN = "members_down"  # the LB marks pool members down (may be the members' fault)
     CONFIG = "config"  # a config file that cannot be read or parsed
     RESOURCE = "resource"  # host resources (cpu, memory, disk, fds) above threshold
     INTERNAL = "internal"  # the probe itself raised: a bug in stackscope, shown as unknown
 
     def __str__(self) -> str:
         return self.value
+
+
+# What an http check records as the identity of a response that carried no identity
+# header: such a response came from no backend (an LB's own error page, for instance).
+NO_IDENTITY = "(no identity header)"
 
 
 @dataclass(frozen=True)

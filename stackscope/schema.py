@@ -441,6 +441,14 @@ class TextMap(Kind):
         return {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
 
 
+class LayerRef(Text):
+    """The name of another layer of the same layout; checked once all layers are read."""
+
+    def __init__(self, role: str | None = None) -> None:
+        self.role = role
+        self.hint = "the name of a layer" + (f" with role {role}" if role else "")
+
+
 class EnvName(Kind):
     """The name of an environment variable that holds a secret.
 

@@ -18,6 +18,8 @@ CHECK_TYPES: dict[str, str] = {
     "tcp": "stackscope.probes.tcp",
     "http": "stackscope.probes.http",
     "tls": "stackscope.probes.tls",
+    "haproxy": "stackscope.probes.haproxy",
+    "nginx": "stackscope.probes.nginx",
 }
 
 _loaded: dict[str, CheckSpec] = {}

@@ -31,9 +31,11 @@ class Resolved:
 
 
 class ProbeContext:
-    def __init__(self, resolver: Address | None = None, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, resolver: Address | None = None, environ: Mapping[str, str] | None = None,
+                 layout: Any = None) -> None:
         import os
 
+        self.layout = layout  # for checks that compare with other layers (an LB pool vs the backends)
         self.resolver = resolver
         self._environ = os.environ if environ is None else environ
         self._resolutions: dict[str, asyncio.Future[Resolved]] = {}

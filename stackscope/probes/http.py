@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import NO_IDENTITY, ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result
 from stackscope.probes.httpclient import HttpResponse, fetch
 from stackscope.schema import (
@@ -178,7 +178,8 @@ async def probe(check, ctx) -> Result:
         exchange, chain = await _request(check, ctx, deadline)
         done += 1
         if options.identity_header:
-            identities[exchange.response.header(options.identity_header) or "(none)"] += 1
+            # a response without the header came from no backend (the LB's own error page)
+            identities[exchange.response.header(options.identity_header) or NO_IDENTITY] += 1
         status, detail, kind = _judge(check, exchange.response)
         if status is not Status.OK or done >= options.samples or deadline.remaining() <= 0:
             break

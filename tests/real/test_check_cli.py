@@ -4,15 +4,15 @@ dnsmasq for names, nginx as the load balancer and as three auth backends."""
 from __future__ import annotations
 
 import json
-import socket
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from tests.conftest import run_cli, write_layout
-from tests.servers.base import LOOPBACK, free_port
+from tests.servers.base import free_port
 from tests.servers.dnsmasq import Dnsmasq
 from tests.servers.nginx import Nginx
+from tests.servers.pyservers import PyServers, hang_up
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +49,8 @@ def stack(tmp_path_factory):
                   [ports[k] for k in ("lb", "lb_wrong", "lb_auth", "b1", "b2", "b3")]).start()
     dns = Dnsmasq(tmp_path_factory.mktemp("stack-dns"), {"auth.stackscope.test": "127.0.0.1",
                                                          "wrong.stackscope.test": "127.0.0.9"}).start()
-    db = socket.socket()
-    db.bind((LOOPBACK, 0))
-    db.listen(16)
-    ports["db"] = db.getsockname()[1]
+    db = PyServers()
+    ports["db"] = db.tcp(hang_up)
     ports["dns"] = dns.port
     yield ports
     db.close()

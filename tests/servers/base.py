@@ -25,6 +25,27 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return sock.getsockname()[1]
 
 
+def free_port_range(count: int) -> int:
+    """The first of `count` consecutive ports all free on 127.0.0.1 right now."""
+    import random
+
+    for _ in range(200):
+        base = random.randint(20000, 60000 - count)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind((LOOPBACK, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise ServerError(f"no {count} consecutive free ports")
+
+
 def free_port_both() -> int:
     """A port free for both TCP and UDP (DNS servers listen on both)."""
     for _ in range(50):

@@ -53,7 +53,7 @@ http {{
         self.process.spawn([self.binary, "-p", str(self.workdir), "-c", str(self.conf),
                             "-e", str(self.workdir / "error.log")])
         for port in self.ports:
-            wait_until(lambda: port_open(port), 10, f"nginx on {LOOPBACK}:{port}", self.process.died)
+            wait_until(lambda port=port: port_open(port), 10, f"nginx on {LOOPBACK}:{port}", self.process.died)
         return self
 
     def reload(self, http_block: str) -> None:

@@ -109,6 +109,10 @@ def responder(status: int = 200, body: bytes = b"ok\n", headers: dict[str, str] 
     return handle
 
 
+async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accepts and closes at once: a port that is open, for tcp checks."""
+
+
 async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Answers anything with bytes that are no protocol at all, then hangs up."""
     writer.write(bytes(range(256)) * 4)

@@ -1,0 +1,155 @@
+"""HAProxy's view of a backend, from the stats CSV and the Runtime API.
+
+Parsed by header names, never positions (fields after the fixed 0-99 may change between
+versions). The CSV over HTTP hides server addresses unless the stats frontend has
+`stats show-legends`; `show servers state` on the admin socket gives them at every
+level, so the socket path asks for both and merges them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from stackscope.lb.pool import Pool, PoolServer, normalise
+from stackscope.schema import Address
+
+
+class StatsError(Exception):
+    """The reply is not what HAProxy sends; the message says what it was instead."""
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """One row of `show servers state`."""
+
+    name: str
+    address: str
+    op_state: int  # 0 stopped, 1 starting, 2 running, 3 stopping
+    admin_state: int  # bitmask: 0x01|0x02|0x04|0x20 maintenance, 0x08|0x10 drain
+    since_change: int | None
+
+
+def parse_csv(text: str) -> list[dict[str, str]]:
+    """Rows of a stats CSV as dicts keyed by the header names."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    header = lines[0][2:].split(",") if lines and lines[0].startswith("# ") else []
+    if "pxname" not in header or "svname" not in header:
+        raise StatsError(_what_instead(text, "a stats CSV (a '# pxname,svname,…' header)"))
+    rows = []
+    for values in csv.reader(io.StringIO("\n".join(lines[1:]))):
+        if not values:
+            continue
+        rows.append({name: (values[i] if i < len(values) else "") for i, name in enumerate(header) if name})
+    return rows
+
+
+def parse_servers_state(text: str) -> list[ServerState]:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2 or lines[0].strip() != "1" or not lines[1].startswith("# be_id"):
+        raise StatsError(_what_instead(text, "'show servers state' output (format 1)"))
+    header = lines[1][2:].split()
+    out = []
+    for line in lines[2:]:
+        values = dict(zip(header, line.split()))
+        try:
+            address = str(Address(values["srv_addr"], int(values["srv_port"])))
+            out.append(ServerState(
+                name=values["srv_name"],
+                address=address,
+                op_state=int(values["srv_op_state"]),
+                admin_state=int(values["srv_admin_state"]),
+                since_change=_int(values.get("srv_time_since_last_change", "")),
+            ))
+        except (KeyError, ValueError):
+            raise StatsError(f"unreadable 'show servers state' row: {line[:80]}") from None
+    return out
+
+
+def _what_instead(text: str, wanted: str) -> str:
+    head = text.lstrip()[:200].lower()
+    if not head:
+        return f"empty reply instead of {wanted}"
+    if head.startswith(("<!doctype", "<html")) or "<html" in head:
+        return f"an HTML page instead of {wanted}"
+    first = text.strip().splitlines()[0][:80]
+    return f"'{first}' instead of {wanted}"
+
+
+def _int(value: str) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# The stats `status` column for a server, and what it means for traffic.
+def _traffic(status: str) -> tuple[bool, bool]:
+    """(receives new traffic, serving) for a server status word."""
+    word = status.strip()
+    if word.startswith("UP") or word == "no check":
+        return True, True
+    return False, False  # DOWN, DOWN 1/3, MAINT*, DRAIN*, NOLB: no new requests
+
+
+def _check_text(row: dict[str, str]) -> str:
+    status = row.get("check_status", "").lstrip("* ").strip()
+    if not status:
+        return ""
+    code = row.get("check_code", "").strip()
+    desc = (row.get("last_chk") or "").strip()
+    text = status + (f" {code}" if code else "")
+    if desc and status not in ("L7OK", "L4OK", "L6OK", "L7OKC"):
+        text += f" {desc}"
+    return text
+
+
+def pool_from_csv(rows: list[dict[str, str]], backend: str, source: str,
+                  states: list[ServerState] | None = None) -> Pool:
+    """The pool of `backend` from stats rows, with addresses from `states` when given."""
+    by_name = {s.name: s for s in states or []}
+    servers = []
+    backend_status = None
+    for row in rows:
+        if row.get("pxname") != backend:
+            continue
+        kind = row.get("type", "")
+        if row.get("svname") == "BACKEND" or kind == "1":
+            backend_status = row.get("status") or None
+            continue
+        if row.get("svname") == "FRONTEND" or kind in ("0", "3"):
+            continue
+        status = row.get("status", "").strip() or "unknown"
+        receives, serving = _traffic(status)
+        state = by_name.get(row["svname"])
+        address = state.address if state else (row.get("addr") or "").strip() or None
+        if address:
+            address = normalise(address)
+        errors = [_int(row.get(k, "")) for k in ("econ", "eresp")]
+        servers.append(PoolServer(
+            name=row["svname"], address=address, state=status, receives_traffic=receives, serving=serving,
+            check=_check_text(row), last_change_s=_int(row.get("lastchg", "")), sessions=_int(row.get("scur", "")),
+            errors=sum(e for e in errors if e is not None) if any(e is not None for e in errors) else None,
+            weight=_int(row.get("weight", "")), flags=("backup",) if row.get("bck") == "1" else (),
+        ))
+    if not servers and backend_status is None:
+        names = sorted({row.get("pxname", "") for row in rows if row.get("svname") == "BACKEND"})
+        raise StatsError(f"no backend named '{backend}'" + (f" (backends: {', '.join(names)})" if names else ""))
+    return Pool(name=backend, source=source, servers=tuple(servers), status=backend_status)
+
+
+def pool_from_states(states: list[ServerState], backend: str, source: str) -> Pool:
+    """A pool from `show servers state` alone (a socket level that refuses `show stat`)."""
+    servers = []
+    for s in states:
+        if s.admin_state & (0x01 | 0x02 | 0x04 | 0x20):
+            word = "MAINT"
+        elif s.admin_state & (0x08 | 0x10):
+            word = "DRAIN"
+        else:
+            word = {0: "DOWN", 1: "UP (starting)", 2: "UP", 3: "UP (stopping)"}.get(s.op_state, "unknown")
+        receives, serving = _traffic(word)
+        servers.append(PoolServer(name=s.name, address=s.address, state=word, receives_traffic=receives,
+                                  serving=serving, last_change_s=s.since_change))
+    return Pool(name=backend, source=source, servers=tuple(servers))

@@ -1,0 +1,366 @@
+"""Read an nginx configuration (or the output of `nginx -T`) far enough to find the pools.
+
+Open-source nginx has no API for upstream members, so the config is the source of truth.
+The tokenizer follows nginx's own rules where they matter for getting the structure
+right: `#` starts a comment only where a token could start, quotes (single or double,
+with backslash escapes) may hold any character, `${var}` braces belong to the word, and
+a directive may span lines. Includes are followed (globs too, relative paths from the
+main file's directory), with limits on depth, file count and size so a hostile or
+looping config cannot run away.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import re
+from dataclasses import dataclass, field
+
+from stackscope.lb.pool import Pool, PoolServer
+from stackscope.schema import Invalid, is_ip, parse_address
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_FILES = 500
+MAX_DEPTH = 16
+_DUMP_MARKER = re.compile(r"^# configuration file (.+?):\s*$", re.M)
+
+
+class ConfigError(Exception):
+    """A config that cannot be read or parsed: where, and what nginx would say."""
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
+        self.file, self.line, self.message = file, line, message
+
+
+@dataclass
+class Directive:
+    name: str
+    args: list[str]
+    file: str
+    line: int
+    block: list[Directive] | None = None
+
+    def where(self) -> str:
+        return f"{os.path.basename(self.file)}:{self.line}"
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    line: int
+    quoted: bool = False
+
+
+def tokenize(text: str, file: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i, line, n = 0, 1, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+            i += 1
+        elif ch in " \t\r":
+            i += 1
+        elif ch == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif ch in ";{}":
+            tokens.append(_Token(ch, line))
+            i += 1
+        elif ch in "\"'":
+            start_line, quote, i = line, ch, i + 1
+            out = []
+            while i < n and text[i] != quote:
+                if text[i] == "\\" and i + 1 < n:
+                    out.append(text[i + 1])
+                    i += 2
+                    continue
+                if text[i] == "\n":
+                    line += 1
+                out.append(text[i])
+                i += 1
+            if i >= n:
+                raise ConfigError(file, start_line, f"unterminated {quote} quote")
+            i += 1
+            tokens.append(_Token("".join(out), start_line, quoted=True))
+        else:
+            start = i
+            while i < n and text[i] not in " \t\r\n;\"'":
+                if text[i] == "{":
+                    if i > start and text[i - 1] == "$":  # ${var}: the braces belong to the word
+                        close = text.find("}", i)
+                        if close < 0:
+                            raise ConfigError(file, line, "unterminated ${ variable")
+                        i = close + 1
+                        continue
+                    break
+                if text[i] == "}":
+                    break
+                if text[i] == "\\" and i + 1 < n:
+                    i += 2
+                    continue
+                i += 1
+            tokens.append(_Token(text[start:i], line))
+    return tokens
+
+
+def parse(text: str, file: str) -> list[Directive]:
+    tokens = tokenize(text, file)
+    pos = 0
+
+    def block(depth: int, opened_at: int) -> list[Directive]:
+        nonlocal pos
+        out: list[Directive] = []
+        words: list[_Token] = []
+        while pos < len(tokens):
+            token = tokens[pos]
+            pos += 1
+            if not token.quoted and token.text == ";":
+                if not words:
+                    raise ConfigError(file, token.line, "unexpected \";\"")
+                out.append(Directive(words[0].text, [w.text for w in words[1:]], file, words[0].line))
+                words = []
+            elif not token.quoted and token.text == "{":
+                if not words:
+                    raise ConfigError(file, token.line, "unexpected \"{\"")
+                if depth > 64:
+                    raise ConfigError(file, token.line, "blocks nested too deeply")
+                directive = Directive(words[0].text, [w.text for w in words[1:]], file, words[0].line)
+                words = []
+                directive.block = block(depth + 1, token.line)
+                out.append(directive)
+            elif not token.quoted and token.text == "}":
+                if words:
+                    raise ConfigError(file, token.line, f"unexpected \"}}\" (directive \"{words[0].text}\" "
+                                      "is not terminated by \";\")")
+                if depth == 0:
+                    raise ConfigError(file, token.line, "unexpected \"}\"")
+                return out
+            else:
+                words.append(token)
+        if words:
+            raise ConfigError(file, words[0].line, f"unexpected end of file, expecting \";\" or \"}}\" after "
+                              f"\"{words[0].text}\"")
+        if depth > 0:
+            raise ConfigError(file, opened_at, "unexpected end of file, expecting \"}\" for the block opened here")
+        return out
+
+    return block(0, 0)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class _Files:
+    """Where config text comes from: the filesystem, or the sections of an `nginx -T` dump."""
+
+    def __init__(self, dump: dict[str, str] | None = None) -> None:
+        self.dump = dump
+        self.read_count = 0
+
+    def read(self, path: str) -> str:
+        self.read_count += 1
+        if self.read_count > MAX_FILES:
+            raise ConfigError(path, 0, f"more than {MAX_FILES} included files")
+        if self.dump is not None:
+            if path not in self.dump:
+                raise ConfigError(path, 0, "not in the nginx -T output")
+            return self.dump[path]
+        try:
+            size = os.path.getsize(path)
+            if size > MAX_FILE_BYTES:
+                raise ConfigError(path, 0, f"larger than {MAX_FILE_BYTES // 1024 // 1024} MiB")
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise ConfigError(path, 0, "no such file") from None
+        except PermissionError:
+            raise ConfigError(path, 0, "permission denied (stackscope needs read access to the nginx config)") \
+                from None
+        except IsADirectoryError:
+            raise ConfigError(path, 0, "is a directory, not a config file") from None
+        except OSError as exc:
+            raise ConfigError(path, 0, f"cannot read: {exc.strerror or exc}") from None
+
+    def glob(self, pattern: str) -> list[str]:
+        if self.dump is not None:
+            return sorted(path for path in self.dump if fnmatch.fnmatch(path, pattern))
+        if glob.has_magic(pattern):
+            return sorted(glob.glob(pattern))
+        return [pattern]
+
+
+def split_dump(text: str) -> dict[str, str] | None:
+    """The files of an `nginx -T` dump ({path: text}, main file first), or None."""
+    marks = list(_DUMP_MARKER.finditer(text))
+    if not marks:
+        return None
+    files: dict[str, str] = {}
+    for index, mark in enumerate(marks):
+        end = marks[index + 1].start() if index + 1 < len(marks) else len(text)
+        files.setdefault(mark.group(1), text[mark.end():end])
+    return files
+
+
+@dataclass
+class Config:
+    main: str
+    directives: list[Directive]
+    files: list[str] = field(default_factory=list)
+
+
+def load(path: str) -> Config:
+    """Parse a config file or a saved `nginx -T` output, following includes."""
+    files = _Files()
+    text = files.read(path)
+    dump = split_dump(text)
+    if dump is not None:
+        files = _Files(dump)
+        main = next(iter(dump))
+        text = dump[main]
+    else:
+        main = path
+    seen: list[str] = [main]
+    directives = _expand(parse(text, main), os.path.dirname(os.path.abspath(main)) if dump is None
+                         else os.path.dirname(main), files, seen, 0)
+    return Config(main=main, directives=directives, files=seen)
+
+
+def _expand(directives: list[Directive], base: str, files: _Files, seen: list[str], depth: int) -> list[Directive]:
+    out: list[Directive] = []
+    for directive in directives:
+        if directive.name == "include" and directive.block is None:
+            if len(directive.args) != 1:
+                raise ConfigError(directive.file, directive.line, "include takes one path")
+            if depth >= MAX_DEPTH:
+                raise ConfigError(directive.file, directive.line, "includes nested too deeply (a loop?)")
+            pattern = directive.args[0]
+            if not os.path.isabs(pattern):
+                pattern = os.path.join(base, pattern)
+            for path in files.glob(pattern):
+                seen.append(path)
+                out.extend(_expand(parse(files.read(path), path), base, files, seen, depth + 1))
+            continue
+        if directive.block is not None:
+            directive.block = _expand(directive.block, base, files, seen, depth)
+        out.append(directive)
+    return out
+
+
+# --------------------------------------------------------------------------- upstreams
+
+
+@dataclass(frozen=True)
+class UpstreamServer:
+    written: str  # the address as written: host:port, host, unix:/path
+    host: str | None  # None for unix sockets
+    port: int | None
+    flags: tuple[str, ...]  # backup, down, drain
+    params: dict[str, str]  # weight, max_fails, fail_timeout, max_conns, ...
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    context: str  # http | stream
+    servers: tuple[UpstreamServer, ...]
+    file: str
+    line: int
+    used_by: tuple[str, ...]  # "server 127.0.0.1:18080 location /" for each proxy_pass to it
+
+
+def _walk(directives: list[Directive], path: tuple[Directive, ...] = ()):
+    for directive in directives:
+        yield directive, path
+        if directive.block is not None:
+            yield from _walk(directive.block, path + (directive,))
+
+
+def upstreams(config: Config) -> dict[str, Upstream]:
+    found: dict[str, tuple[Directive, str]] = {}
+    for directive, path in _walk(config.directives):
+        if directive.name == "upstream" and directive.block is not None and directive.args:
+            context = path[-1].name if path else "main"
+            found.setdefault(directive.args[0], (directive, context))
+    users: dict[str, list[str]] = {name: [] for name in found}
+    for directive, path in _walk(config.directives):
+        if directive.name != "proxy_pass" or not directive.args:
+            continue
+        target = re.sub(r"^[a-z]+://", "", directive.args[0]).split("/")[0]
+        if target in users:
+            users[target].append(_describe_use(path, directive))
+    return {name: Upstream(name, context, tuple(_servers(directive)), directive.file, directive.line,
+                           tuple(users[name])) for name, (directive, context) in found.items()}
+
+
+def _describe_use(path: tuple[Directive, ...], directive: Directive) -> str:
+    parts = []
+    for ancestor in path:
+        if ancestor.name == "server" and ancestor.block is not None:
+            listens = [" ".join(d.args[:1]) for d in ancestor.block if d.name == "listen" and d.args]
+            names = [" ".join(d.args) for d in ancestor.block if d.name == "server_name" and d.args]
+            parts.append("server " + (listens[0] if listens else "(default listen)")
+                         + (f" ({names[0]})" if names else ""))
+        elif ancestor.name == "location":
+            parts.append("location " + " ".join(ancestor.args))
+    return " ".join(parts) + f" [{directive.where()}]"
+
+
+def _servers(upstream: Directive) -> list[UpstreamServer]:
+    out = []
+    for directive in upstream.block or []:
+        if directive.name != "server" or not directive.args:
+            continue
+        written = directive.args[0]
+        flags = tuple(a for a in directive.args[1:] if "=" not in a)
+        params = dict(a.split("=", 1) for a in directive.args[1:] if "=" in a)
+        if written.startswith("unix:"):
+            out.append(UpstreamServer(written, None, None, flags, params, directive.file, directive.line))
+            continue
+        try:
+            address = parse_address(written, default_port=80)
+        except Invalid as exc:
+            raise ConfigError(directive.file, directive.line, f"bad server address '{written}': {exc.message}") \
+                from None
+        out.append(UpstreamServer(written, address.host, address.port, flags, params, directive.file, directive.line))
+    return out
+
+
+def pool_of(upstream: Upstream, resolved: dict[str, str] | None = None) -> Pool:
+    """The upstream as a Pool; `resolved` maps host names to the IP they resolve to."""
+    servers = []
+    for server in upstream.servers:
+        address = None
+        configured_as = None
+        if server.host is not None:
+            if is_ip(server.host):
+                address = str(parse_address(f"{server.host}", default_port=server.port))
+            else:
+                configured_as = f"{server.host}:{server.port}"
+                ip = (resolved or {}).get(server.host)
+                if ip:
+                    address = str(parse_address(ip, default_port=server.port))
+        down = "down" in server.flags
+        backup = "backup" in server.flags
+        state = "down (config)" if down else "backup" if backup else "in rotation"
+        servers.append(PoolServer(
+            name=server.written, address=address, state=state,
+            receives_traffic=not down and not backup, serving=not down,
+            weight=int(server.params["weight"]) if server.params.get("weight", "").isdigit() else 1,
+            flags=server.flags, configured_as=configured_as,
+            check=_passive(server), line=server.line,
+        ))
+    extra = {"used_by": list(upstream.used_by), "defined_at": f"{upstream.file}:{upstream.line}",
+             "context": upstream.context}
+    return Pool(name=upstream.name, source=f"{upstream.file}:{upstream.line}", servers=tuple(servers), extra=extra)
+
+
+def _passive(server: UpstreamServer) -> str:
+    """nginx's passive health settings, which decide when it skips a server."""
+    fails = server.params.get("max_fails", "1")
+    timeout = server.params.get("fail_timeout", "10s")
+    return "passive checks off" if fails == "0" else f"max_fails={fails} fail_timeout={timeout}"

@@ -1,0 +1,216 @@
+"""`haproxy`: read the real pool of one HAProxy backend and compare it with the layout.
+
+Sources: the stats CSV over HTTP (`http://host:port/stats;csv`), or the Runtime API on a
+unix socket (`unix:/run/haproxy/admin.sock`) or TCP (`tcp:127.0.0.1:9999`). Over the
+Runtime API the probe sends `show servers state` (addresses at every socket level) and
+`show stat` (states, checks, counters) in one line and merges them. Only read-only
+commands are ever sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from stackscope.lb.declared import resolve_declared
+from stackscope.lb.haproxy_stats import (
+    StatsError, parse_csv, parse_servers_state, pool_from_csv, pool_from_states,
+)
+from stackscope.lb.pool import Pool, judge_pool
+from stackscope.model import ErrorKind, Result, Status
+from stackscope.probes.common import (
+    Deadline, ProbeFailure, describe_os_error, resolve_host, result, timeout_scope,
+)
+from stackscope.probes.httpclient import fetch
+from stackscope.schema import (
+    Address, CheckSpec, EnvName, Invalid, Kind, LayerRef, ParseContext, Text, Url, describe, is_ip, option,
+    parse_address, parse_url,
+)
+
+REPLY_CAP = 4 * 1024 * 1024  # a stats dump of a very large config still fits
+SHOW_LEGENDS_FIX = ("add `stats show-legends` to the stats frontend in haproxy.cfg, "
+                    "or point the check at the admin socket (unix:/run/haproxy/admin.sock)")
+
+
+@dataclass(frozen=True)
+class StatsSource:
+    """Where HAProxy's stats come from: an HTTP URL, a unix socket or a TCP socket."""
+
+    kind: str  # http | unix | tcp
+    raw: str
+    url: Url | None = None
+    path: str | None = None
+    address: Address | None = None
+
+    @property
+    def host(self) -> str | None:  # for the dns dependency of the check
+        if self.url is not None:
+            return self.url.host
+        if self.address is not None:
+            return self.address.host
+        return None
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+class StatsSourceKind(Kind):
+    hint = "http://host:port/stats;csv, unix:/path/to/admin.sock or tcp:host:port"
+
+    def parse(self, value: Any, ctx: ParseContext) -> StatsSource:
+        if not isinstance(value, str) or not value.strip():
+            raise Invalid(f"expected a stats source, got {describe(value)}", f"write {self.hint}")
+        text = value.strip()
+        if text.startswith(("http://", "https://")):
+            url = parse_url(text)
+            if not url.path.split("?")[0].endswith(";csv"):
+                raise Invalid(f"'{text}' is the HTML stats page", f"add ;csv to the URL: {text.rstrip('/')};csv")
+            return StatsSource("http", text, url=url)
+        if text.startswith("unix:"):
+            path = text[5:]
+            if not path.startswith("/"):
+                raise Invalid(f"'{text}' needs an absolute socket path", "write unix:/run/haproxy/admin.sock")
+            return StatsSource("unix", text, path=path)
+        if text.startswith(("tcp:", "ipv4@")):
+            return StatsSource("tcp", text, address=parse_address(text.split(":", 1)[1] if text.startswith("tcp:")
+                                                                   else text[5:]))
+        raise Invalid(f"'{text}' is not a stats source", f"write {self.hint}")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": "^(https?://.*;csv|unix:/|tcp:|ipv4@)"}
+
+
+@dataclass(frozen=True)
+class HaproxyOptions:
+    backend: str = option(Text(), None, "The HAProxy backend (pool) to inspect.", required=True)
+    auth_env: str | None = option(EnvName(), None, "Environment variable holding user:password for the stats page.")
+    backends: str | None = option(LayerRef(role="backend"), None,
+                                  "Layer whose checks are the declared backends (default: every backend layer).")
+
+
+async def _read_socket(source: StatsSource, command: str, deadline: Deadline) -> str:
+    where = source.raw
+    try:
+        async with timeout_scope(deadline.remaining()):
+            if source.kind == "unix":
+                reader, writer = await asyncio.open_unix_connection(source.path)
+            else:
+                assert source.address is not None
+                reader, writer = await asyncio.open_connection(source.address.host, source.address.port)
+            try:
+                writer.write(command.encode() + b"\n")
+                await writer.drain()
+                data = bytearray()
+                while len(data) < REPLY_CAP:
+                    chunk = await reader.read(65536)
+                    if not chunk:
+                        break
+                    data.extend(chunk)
+            finally:
+                writer.transport.abort()
+    except TimeoutError:
+        raise ProbeFailure(ErrorKind.TIMEOUT, f"the Runtime API at {where} did not answer within {deadline.text}",
+                           key_fact="no answer", status=Status.UNKNOWN) from None
+    except FileNotFoundError:
+        raise ProbeFailure(ErrorKind.REFUSED, f"no socket at {source.path} (is HAProxy running, with "
+                           "`stats socket` in its global section?)", key_fact="no socket",
+                           status=Status.UNKNOWN) from None
+    except PermissionError:
+        raise ProbeFailure(ErrorKind.AUTH, f"permission denied on {source.path}: run stackscope as a user that "
+                           "may open it (see the socket's mode/user/group in haproxy.cfg)", key_fact="denied",
+                           status=Status.UNKNOWN) from None
+    except OSError as exc:
+        kind, detail, key_fact = describe_os_error(exc, where)
+        raise ProbeFailure(kind, f"cannot read the pool: {detail}", key_fact=key_fact,
+                           status=Status.UNKNOWN) from None
+    if len(data) >= REPLY_CAP:
+        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent more than {REPLY_CAP // 1024} KiB",
+                           key_fact="too big", status=Status.UNKNOWN)
+    return data.decode("utf-8", "replace")
+
+
+async def _pool_from_socket(check, deadline: Deadline) -> Pool:
+    source: StatsSource = check.address
+    backend = check.options.backend
+    text = await _read_socket(source, f"show servers state {backend};show stat {backend} -1 -1", deadline)
+    blocks = [block for block in text.split("\n\n") if block.strip()]
+    if not blocks:
+        raise StatsError(f"{source} sent an empty reply (is it an HAProxy Runtime API socket?)")
+    first = blocks[0].strip()
+    if first.startswith("Can't find backend") or first.startswith("No such"):
+        raise StatsError(f"HAProxy has no backend named '{backend}'")
+    states = parse_servers_state(blocks[0])
+    rows = None
+    if len(blocks) > 1 and blocks[1].startswith("# ") and "svname" in blocks[1].split("\n", 1)[0]:
+        rows = parse_csv(blocks[1])
+    label = f"Runtime API {source}"
+    if rows is None:  # a socket level that refuses `show stat`: states alone still tell a lot
+        return pool_from_states(states, backend, label)
+    return pool_from_csv(rows, backend, label, states)
+
+
+async def _pool_from_http(check, ctx, deadline: Deadline) -> Pool:
+    source: StatsSource = check.address
+    url = source.url
+    assert url is not None
+    ip, _ = await resolve_host(ctx, url.host, deadline)
+    headers = []
+    if check.options.auth_env:
+        secret = ctx.secret(check.options.auth_env) or ""
+        headers.append(("Authorization", "Basic " + base64.b64encode(secret.encode()).decode()))
+    context = ctx.ssl_context() if url.scheme == "https" else None
+    try:
+        response = await fetch(ip, url.port, deadline=deadline, target=url.path, host_header=url.host_header,
+                               headers=headers, ssl_context=context, sni=None if is_ip(url.host) else url.host,
+                               body_cap=REPLY_CAP, where=f"stats page {url.host}:{url.port}")
+    except ProbeFailure as failure:
+        failure.status = Status.UNKNOWN
+        failure.detail = f"cannot read the pool: {failure.detail}"
+        raise
+    if response.status == 401:
+        hint = "the credentials in " + check.options.auth_env if check.options.auth_env else \
+            "set auth_env to a variable holding user:password"
+        raise ProbeFailure(ErrorKind.AUTH, f"the stats page asks for a login (401): check {hint}",
+                           key_fact="401", status=Status.UNKNOWN)
+    if response.status != 200:
+        raise ProbeFailure(ErrorKind.HTTP_STATUS, f"the stats page answered {response.status_text}, not the CSV",
+                           key_fact=str(response.status), status=Status.UNKNOWN)
+    if response.truncated:
+        raise StatsError(f"the stats CSV is larger than {REPLY_CAP // 1024} KiB")
+    return pool_from_csv(parse_csv(response.body.decode("utf-8", "replace")), check.options.backend,
+                         f"stats CSV {url.raw}")
+
+
+async def probe(check, ctx) -> Result:
+    deadline = Deadline(check.timeout)
+    source: StatsSource = check.address
+    try:
+        if source.kind == "http":
+            pool = await _pool_from_http(check, ctx, deadline)
+        else:
+            pool = await _pool_from_socket(check, deadline)
+    except StatsError as exc:
+        raise ProbeFailure(ErrorKind.PROTOCOL, f"cannot read the pool from {source}: {exc}",
+                           key_fact="unreadable", status=Status.UNKNOWN) from None
+    if pool.servers and all(s.address is None for s in pool.servers):
+        raise ProbeFailure(ErrorKind.CONFIG, f"pool {pool.name}: the stats CSV hides server addresses, so the "
+                           f"pool cannot be compared with the backends — {SHOW_LEGENDS_FIX}",
+                           key_fact="no addresses", status=Status.UNKNOWN,
+                           facts={"pool": {"backend": pool.name, "source": pool.source,
+                                           "servers": [s.to_fact(False) for s in pool.servers]}})
+    declared = await resolve_declared(ctx, check.options.backends, max(0.05, deadline.remaining()))
+    judged = judge_pool(pool, declared)
+    return result(check, judged.status, judged.detail, latency_ms=deadline.elapsed_ms(), key_fact=judged.key_fact,
+                  facts=judged.facts, kind=judged.kind)
+
+
+SPEC = CheckSpec(
+    key="haproxy",
+    doc="Read an HAProxy backend's pool (stats CSV or Runtime API) and compare it with the declared backends.",
+    target=StatsSourceKind(),
+    options=HaproxyOptions,
+    probe=probe,
+    example="- haproxy: http://127.0.0.1:18404/stats;csv\n  backend: auth_servers",
+)

@@ -1,0 +1,357 @@
+"""LB parsing and judging without servers: nginx grammar, haproxy.cfg, stats CSV, pool
+rules, cross-layer findings and the lint gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackscope.diagnosis import assess
+from stackscope.lb import haproxy_cfg, nginx_conf
+from stackscope.lb.gate import GateError, detect, gate_status, render, run_gate
+from stackscope.lb.haproxy_stats import StatsError, parse_csv, parse_servers_state, pool_from_csv, pool_from_states
+from stackscope.lb.pool import Declared, Pool, PoolServer, compress, judge_pool
+from stackscope.layout import parse_layout
+from stackscope.model import NO_IDENTITY, ErrorKind, Result, Snapshot, Status
+
+# ----------------------------------------------------------------------------- nginx grammar
+
+
+def test_nginx_comments_quotes_variables_and_multiline_directives(tmp_path):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("""
+# a comment with { braces } and ; semicolons
+http {
+    map $host $x { default "a#b;{}"; }   # quoted specials are data
+    upstream auth {
+        server 127.0.0.1:9001
+               weight=3;                  # a directive over two lines
+        server 'localhost:9002' backup;
+        server unix:/run/app.sock;
+        server 10.0.0.1 down;             # port 80 by default
+    }
+    server {
+        listen 80;
+        location / { return 200 "${request_uri}#not-a-comment"; }
+        location /a { proxy_pass http://auth/x; }
+    }
+}
+""")
+    config = nginx_conf.load(str(conf))
+    upstream = nginx_conf.upstreams(config)["auth"]
+    servers = upstream.servers
+    assert [s.written for s in servers] == ["127.0.0.1:9001", "localhost:9002", "unix:/run/app.sock", "10.0.0.1"]
+    assert servers[0].params == {"weight": "3"} and servers[0].line == 6
+    assert servers[1].flags == ("backup",)
+    assert (servers[3].host, servers[3].port, servers[3].flags) == ("10.0.0.1", 80, ("down",))
+    assert upstream.used_by and "location /a" in upstream.used_by[0]
+    pool = nginx_conf.pool_of(upstream, {"localhost": "127.0.0.1"})
+    states = [(s.address, s.state, s.receives_traffic) for s in pool.servers]
+    assert states == [("127.0.0.1:9001", "in rotation", True), ("127.0.0.1:9002", "backup", False),
+                      (None, "in rotation", True), ("10.0.0.1:80", "down (config)", False)]
+
+
+def test_nginx_includes_with_globs_relative_to_the_main_file(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "a.conf").write_text("upstream a { server 127.0.0.1:1; }\n")
+    (tmp_path / "conf.d" / "b.conf").write_text("upstream b { server 127.0.0.1:2; }\n")
+    (tmp_path / "nginx.conf").write_text("http {\n  include conf.d/*.conf;\n  include missing/*.conf;\n}\n")
+    config = nginx_conf.load(str(tmp_path / "nginx.conf"))
+    assert set(nginx_conf.upstreams(config)) == {"a", "b"}
+    assert len(config.files) == 3
+
+
+def test_nginx_include_loop_is_stopped(tmp_path):
+    (tmp_path / "loop.conf").write_text("include loop.conf;\n")
+    with pytest.raises(nginx_conf.ConfigError) as info:
+        nginx_conf.load(str(tmp_path / "loop.conf"))
+    assert "nested too deeply" in str(info.value) or "more than" in str(info.value)
+
+
+def test_nginx_dash_T_dump_is_split_into_files(tmp_path):
+    dump = tmp_path / "dump.txt"
+    dump.write_text("# configuration file /etc/nginx/nginx.conf:\nhttp { include /etc/nginx/conf.d/*.conf; }\n\n"
+                    "# configuration file /etc/nginx/conf.d/auth.conf:\n"
+                    "upstream auth { server 127.0.0.1:9; }\n")
+    config = nginx_conf.load(str(dump))
+    assert config.main == "/etc/nginx/nginx.conf"
+    assert [s.port for s in nginx_conf.upstreams(config)["auth"].servers] == [9]
+
+
+@pytest.mark.parametrize("text,line,message", [
+    ("http {\n  upstream a {\n    server 1.2.3.4:1\n  }\n}\n", 4, 'unexpected "}" (directive "server"'),
+    ("http {\n  upstream a {\n", 2, 'unexpected end of file, expecting "}"'),
+    ("}\n", 1, 'unexpected "}"'),
+    ("http { return 200 \"open\n", 1, "unterminated \" quote"),
+    ("http { ; }\n", 1, 'unexpected ";"'),
+    ("upstream a { server 1.2.3.4:99999; }\n", 1, "bad server address"),
+])
+def test_nginx_syntax_errors_name_file_and_line(tmp_path, text, line, message):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    with pytest.raises(nginx_conf.ConfigError) as info:
+        nginx_conf.upstreams(nginx_conf.load(str(conf)))
+    assert info.value.line == line
+    assert message in info.value.message
+
+
+# ----------------------------------------------------------------------------- haproxy
+
+
+CSV_HEADER = ("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,"
+              "status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,"
+              "type,rate,rate_lim,rate_max,check_status,check_code,check_duration,last_chk,addr,")
+
+
+def csv_row(px, sv, status, typ, check="", code="", addr="", last_chk="", bck="0"):
+    values = {"pxname": px, "svname": sv, "status": status, "type": typ, "check_status": check, "check_code": code,
+              "addr": addr, "last_chk": last_chk, "bck": bck, "scur": "2", "econ": "1", "eresp": "0", "weight": "1",
+              "lastchg": "30"}
+    names = CSV_HEADER[2:].split(",")
+    return ",".join(values.get(n, "") for n in names)
+
+
+def test_stats_csv_is_read_by_header_names_whatever_the_order():
+    rows = [csv_row("app", "a1", "UP", "2", "L7OK", "200", "127.0.0.1:1"),
+            csv_row("app", "a2", "DOWN", "2", "L4CON", "", "127.0.0.1:2", "Connection refused"),
+            csv_row("app", "a3", "UP 1/3", "2", "* L7OK", "200", "127.0.0.1:3"),
+            csv_row("app", "a4", "no check", "2", addr="127.0.0.1:4", bck="1"),
+            csv_row("app", "BACKEND", "UP", "1"), csv_row("other", "o1", "UP", "2", addr="127.0.0.1:9")]
+    text = CSV_HEADER + "\n" + "\n".join(r + "," for r in rows) + "\n"
+    # reverse every column: a parser by position would read garbage
+    names = CSV_HEADER[2:].rstrip(",").split(",")
+    table = [r.split(",") for r in [CSV_HEADER[2:].rstrip(",")] + rows]
+    reordered = "# " + "\n".join(",".join(reversed(cols[:len(names)])) for cols in table) + "\n"
+    for source in (text, reordered):
+        pool = pool_from_csv(parse_csv(source), "app", "test")
+        assert pool.status == "UP"
+        assert [(s.name, s.address, s.state, s.receives_traffic) for s in pool.servers] == [
+            ("a1", "127.0.0.1:1", "UP", True), ("a2", "127.0.0.1:2", "DOWN", False),
+            ("a3", "127.0.0.1:3", "UP 1/3", True), ("a4", "127.0.0.1:4", "no check", True)]
+        assert pool.servers[1].check == "L4CON Connection refused"
+        assert pool.servers[2].check == "L7OK 200"
+        assert pool.servers[3].flags == ("backup",)
+        assert pool.servers[0].sessions == 2 and pool.servers[0].errors == 1
+
+
+def test_stats_problems_say_what_came_instead():
+    with pytest.raises(StatsError, match="an HTML page instead of"):
+        parse_csv("<!DOCTYPE html><html>stats</html>")
+    with pytest.raises(StatsError, match="empty reply"):
+        parse_csv("")
+    with pytest.raises(StatsError, match="no backend named 'nope'.*backends: app"):
+        pool_from_csv(parse_csv(CSV_HEADER + "\n" + csv_row("app", "BACKEND", "UP", "1") + "\n"), "nope", "t")
+    with pytest.raises(StatsError, match="'show servers state'"):
+        parse_servers_state("Permission denied\n")
+
+
+def test_servers_state_gives_addresses_and_admin_states():
+    text = ("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
+            "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
+            "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord\n"
+            "3 app 1 a1 127.0.0.1 2 0 1 1 10 15 3 4 6 0 0 0 - 19001 -\n"
+            "3 app 2 a2 ::1 2 1 1 1 10 15 3 4 6 0 0 0 - 19002 -\n"
+            "3 app 3 a3 127.0.0.1 2 8 1 1 10 15 3 4 6 0 0 0 - 19003 -\n"
+            "3 app 4 a4 127.0.0.1 0 0 1 1 10 8 2 0 6 0 0 0 - 19004 -\n")
+    pool = pool_from_states(parse_servers_state(text), "app", "socket")
+    assert [(s.address, s.state) for s in pool.servers] == [
+        ("127.0.0.1:19001", "UP"), ("[::1]:19002", "MAINT"), ("127.0.0.1:19003", "DRAIN"), ("127.0.0.1:19004", "DOWN")]
+
+
+def test_haproxy_cfg_servers_routes_and_templates(tmp_path):
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text("""global
+    daemon
+frontend web
+    bind :80
+    use_backend auth if { path_beg /login }
+    default_backend www
+backend auth
+    default-server check
+    server a1 10.0.0.1:8080 check   # comment
+    server a2 ipv4@10.0.0.2:8080 disabled
+    server a3 "auth-3.internal:8080" backup
+    server a4 ::1:8080
+    server-template s 3 _auth._tcp.example.test resolvers dns
+listen www
+    bind :81
+    server w1 10.0.1.1:80
+backend orphan
+    server o1 10.0.2.1:80
+""")
+    backends = haproxy_cfg.parse(str(cfg))
+    auth = backends["auth"]
+    assert [(s.name, s.host, s.port) for s in auth.servers] == [
+        ("a1", "10.0.0.1", 8080), ("a2", "10.0.0.2", 8080), ("a3", "auth-3.internal", 8080), ("a4", "::1", 8080)]
+    assert auth.used_by == ["frontend web [haproxy.cfg:5]"]
+    assert backends["www"].used_by == ["frontend web [haproxy.cfg:6]", "listen www (its own bind)"]
+    assert backends["orphan"].used_by == []
+    pool = haproxy_cfg.pool_of(auth, str(cfg), {"auth-3.internal": "10.0.0.3"})
+    assert [(s.address, s.state) for s in pool.servers] == [
+        ("10.0.0.1:8080", "in rotation"), ("10.0.0.2:8080", "disabled (config)"), ("10.0.0.3:8080", "backup"),
+        ("[::1]:8080", "in rotation")]
+    assert pool.extra["dynamic"] == ["s3 → _auth._tcp.example.test (line 13)"]
+
+
+# ----------------------------------------------------------------------------- pool rules
+
+
+def server(name, address, state="UP", traffic=True, serving=True, check=""):
+    return PoolServer(name, address, state, traffic, serving, check=check)
+
+
+DECLARED = [Declared(f"127.0.0.1:{p}", f"auth-{i + 1}", f"127.0.0.1:{p}") for i, p in enumerate((9001, 9002, 9003))]
+UP3 = [server(f"a{i + 1}", f"127.0.0.1:{p}") for i, p in enumerate((9001, 9002, 9003))]
+
+POOL_CASES = [
+    ("healthy", UP3, Status.OK, None, "pool p: 3/3 up, all declared backends present"),
+    ("misrouted, none declared",
+     [server("a1", "127.0.0.1:9101"), server("a2", "127.0.0.1:9102")], Status.CRIT, ErrorKind.POOL,
+     "pool p routes to 127.0.0.1:9101, 127.0.0.1:9102 — none is a declared backend; "
+     "declared 127.0.0.1:9001-9003 missing"),
+    ("one stranger among the right ones", UP3 + [server("x", "10.9.9.9:80")], Status.CRIT, ErrorKind.POOL,
+     "pool p routes to 10.9.9.9:80, which is not a declared backend"),
+    ("a stranger in maintenance takes no traffic",
+     UP3 + [server("old", "10.9.9.9:80", "MAINT", False, False)], Status.OK, None,
+     "pool p: 3/4 up, all declared backends present; undeclared but taking no traffic: old MAINT"),
+    ("dead ports instead of the backends",
+     [server("a1", "127.0.0.1:1", "DOWN", False, False)], Status.CRIT, ErrorKind.POOL,
+     "none of the declared backends (127.0.0.1:9001-9003) is in pool p; it holds 127.0.0.1:1 (none taking traffic)"),
+    ("all declared down", [server(s.name, s.address, "DOWN", False, False, "L7STS 404") for s in UP3],
+     Status.CRIT, ErrorKind.MEMBERS_DOWN, "pool p has no server that can take traffic: a1 DOWN (L7STS 404)"),
+    ("one missing", UP3[:2], Status.WARN, ErrorKind.POOL, "declared 127.0.0.1:9003 missing from pool p (2/3 present)"),
+    ("one in maintenance", UP3[:2] + [server("a3", "127.0.0.1:9003", "MAINT", False, False)], Status.WARN,
+     ErrorKind.MEMBERS_DOWN, "pool p: 2/3 up — a3 MAINT"),
+    ("going down still takes traffic", UP3[:2] + [server("a3", "127.0.0.1:9003", "UP 1/3")], Status.OK, None,
+     "pool p: 3/3 up"),
+    ("empty pool", [], Status.CRIT, ErrorKind.POOL, "none of the declared backends"),
+]
+
+
+@pytest.mark.parametrize("name,servers,status,kind,detail", POOL_CASES, ids=[c[0] for c in POOL_CASES])
+def test_pool_rules(name, servers, status, kind, detail):
+    judged = judge_pool(Pool("p", "test", tuple(servers)), DECLARED)
+    assert (judged.status, judged.kind) == (status, kind), judged.detail
+    assert judged.detail.startswith(detail)
+
+
+def test_pool_without_declared_backends_judges_health_only():
+    judged = judge_pool(Pool("p", "t", tuple(UP3)), [])
+    assert judged.status is Status.OK and "no backend layer declared" in judged.detail
+    hidden = judge_pool(Pool("p", "t", (server("a", None),)), DECLARED)
+    assert hidden.status is Status.UNKNOWN
+
+
+def test_compress():
+    assert compress(["127.0.0.1:3", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:5"]) == "127.0.0.1:1-3, 127.0.0.1:5"
+    assert compress(["[::1]:80", "[::1]:81"]) == "[::1]:80, [::1]:81"
+
+
+# ----------------------------------------------------------------------------- findings
+
+LB_LAYOUT = parse_layout("""name: f
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - {http: "http://127.0.0.1:80/", name: front, identity_header: X-Served-By, samples: 4}
+      - {haproxy: "unix:/run/h.sock", name: pool, backend: auth}
+  - name: Backends
+    role: backend
+    checks:
+      - {http: "http://127.0.0.1:9001/", name: auth-1, identity_header: X-Served-By}
+      - {http: "http://127.0.0.1:9002/", name: auth-2, identity_header: X-Served-By}
+""")
+
+
+def lb_snapshot(front_ids=None, pool_states=("UP", "UP"), backend_ok=True, pool_status=Status.OK):
+    results = {}
+    ids = front_ids or {"auth-1": 2, "auth-2": 2}
+    results["LB/front"] = Result("LB/front", Status.OK, "200 OK", 1.0, "200", {"status_code": 200, "identities": ids})
+    servers = [{"name": f"a{i}", "address": f"127.0.0.1:900{i}", "state": s, "declared": True, "check": "L7STS 404"}
+               for i, s in enumerate(pool_states, 1)]
+    results["LB/pool"] = Result("LB/pool", pool_status, "pool", 1.0, "pool", {"pool": {"servers": servers}},
+                                ErrorKind.MEMBERS_DOWN if pool_status is not Status.OK else None)
+    for i in (1, 2):
+        status = Status.OK if backend_ok else Status.CRIT
+        results[f"Backends/auth-{i}"] = Result(f"Backends/auth-{i}", status, "200 OK", 1.0, "200",
+                                               {"status_code": 200, "identity": f"auth-{i}"})
+    return Snapshot(LB_LAYOUT, results, 0.0)
+
+
+def test_finding_responses_from_strangers_through_the_lb():
+    diagnosis = assess(lb_snapshot(front_ids={"auth-1": 1, "decoy-1": 3}))
+    assert diagnosis.verdict.layer == "LB" and diagnosis.verdict.status is Status.CRIT
+    assert diagnosis.verdict.summary == ("LB: through the LB, 3 of 4 responses came from decoy-1 — no declared "
+                                         "backend answers as it (directly: auth-1, auth-2)")
+
+
+def test_responses_without_identity_are_not_strangers():
+    diagnosis = assess(lb_snapshot(front_ids={"auth-1": 2, NO_IDENTITY: 2}))
+    assert diagnosis.verdict is None
+
+
+def test_finding_health_check_wrong():
+    diagnosis = assess(lb_snapshot(pool_states=("DOWN", "DOWN"), pool_status=Status.CRIT))
+    assert diagnosis.verdict.summary == ("LB: health check fails on the LB but every backend answers 200 directly: "
+                                         "the LB's health check is wrong (the LB's check says: L7STS 404)")
+
+
+def test_members_down_because_backends_are_down_is_not_the_lbs_fault():
+    diagnosis = assess(lb_snapshot(pool_states=("DOWN", "DOWN"), pool_status=Status.CRIT, backend_ok=False))
+    assert diagnosis.verdict.layer == "Backends"
+    assert any("explained by Backends" in item for item in diagnosis.verdict.also_failing)
+
+
+# ----------------------------------------------------------------------------- gate
+
+
+GATE_LAYOUT = """name: gate
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - {haproxy: "unix:/run/h.sock", backend: auth}
+      - {nginx: /etc/nginx/nginx.conf, upstream: auth}
+  - name: Backends
+    role: backend
+    checks:
+      - {http: "http://127.0.0.1:9001/", name: auth-1}
+      - {http: "http://127.0.0.1:9002/", name: auth-2}
+      - {http: "http://auth-3.internal:9003/", name: auth-3}
+"""
+
+
+def test_gate_on_haproxy_and_nginx(tmp_path):
+    layout = parse_layout(GATE_LAYOUT)
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text("frontend f\n  default_backend auth\nbackend auth\n  server a1 127.0.0.1:9001\n"
+                   "  server a2 127.0.0.1:9002\n  server a3 10.0.0.3:9003\n")
+    assert detect(str(cfg)) == "haproxy"
+    reports = run_gate(layout, str(cfg))
+    # auth-3 is declared by name: without --resolve it cannot be compared, and says so
+    text = render(reports, "layout.yaml", str(cfg))
+    assert "? auth-3.internal:9003" in text and "compare with --resolve" in text
+    assert "+ 10.0.0.3:9003" in text
+    assert gate_status(reports) is Status.CRIT
+    resolved = run_gate(layout, str(cfg), resolve=lambda host: "10.0.0.3")
+    assert gate_status(resolved) is Status.OK
+    assert "= 10.0.0.3:9003" in render(resolved, "layout.yaml", str(cfg))
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("http { upstream auth { server 127.0.0.1:9001; server 127.0.0.1:9002; } "
+                    "server { location / { proxy_pass http://auth; } } }\n")
+    assert detect(str(conf)) == "nginx"
+    nginx_reports = run_gate(layout, str(conf), resolve=lambda host: "10.0.0.3")
+    assert gate_status(nginx_reports) is Status.WARN
+    assert "- 10.0.0.3:9003" in render(nginx_reports, "layout.yaml", str(conf))
+
+
+def test_gate_errors_are_clear(tmp_path):
+    layout = parse_layout(GATE_LAYOUT)
+    odd = tmp_path / "odd.txt"
+    odd.write_text("hello\n")
+    with pytest.raises(GateError, match="neither an haproxy.cfg nor an nginx config"):
+        run_gate(layout, str(odd))
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text("backend other\n  server a 127.0.0.1:1\n")
+    with pytest.raises(GateError, match="has no backend 'auth' \\(backends: other\\)"):
+        run_gate(layout, str(cfg))
