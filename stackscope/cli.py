@@ -63,6 +63,19 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print the layout's JSON Schema (for editor completion)")
     schema.set_defaults(run=_cmd_schema)
+
+    demo = sub.add_parser("demo", help="run an embedded stack to break on purpose, with the dashboard",
+                          description="Start a small auth stack on 127.0.0.1 (DNS, load balancer, three "
+                                      "backends, a session store, synthetic logins) and open the dashboard on it.")
+    demo.add_argument("--fault", metavar="NAME", help="start with this fault injected (see --list)")
+    demo.add_argument("--headless", action="store_true",
+                      help="no dashboard: print the layout path and keep the stack up until Ctrl-C")
+    demo.add_argument("--print-layout", action="store_true",
+                      help="print the generated layout (runs headless)")
+    demo.add_argument("--walkthrough", metavar="NAME", help="play a guided incident (see --list)")
+    demo.add_argument("--blind", action="store_true", help="with --walkthrough: hide the verdict banner")
+    demo.add_argument("--list", action="store_true", help="list the faults and walkthroughs")
+    demo.set_defaults(run=_cmd_demo)
     return parser
 
 
@@ -156,6 +169,28 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
     print(json.dumps(json_schema(), indent=2))
     return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from stackscope.demo.faults import FAULTS
+
+    if args.list:
+        from stackscope.demo.run import list_faults
+
+        list_faults(sys.stdout)
+        return EXIT_OK
+    if args.fault and args.fault not in FAULTS:
+        from stackscope.schema import did_you_mean
+
+        hint = did_you_mean(args.fault, tuple(FAULTS)) or "see stackscope demo --list"
+        print(f"stackscope: unknown fault '{args.fault}' — {hint}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if args.headless or args.print_layout:
+        from stackscope.demo.run import run_headless
+
+        return run_headless(args.fault, args.print_layout)
+    print("stackscope: the dashboard is not built yet; use --headless", file=sys.stderr)
+    return EXIT_UNKNOWN
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

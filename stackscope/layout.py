@@ -223,27 +223,31 @@ _LAYER_KEYS = ("name", "role", "checks")
 _COMMON_CHECK_KEYS = ("name", "timeout", "warn_ms")
 
 
-def load_layout(path: str, *, environ: Mapping[str, str] | None = None,
-                require_env: bool = True) -> Layout:
-    """Read and validate a layout file; raise LayoutError listing every problem."""
+def read_yaml(path: str) -> Node:
+    """Any stackscope YAML file (layouts, walkthroughs) as located nodes, so its own
+    validator can name lines; raises LayoutError for unreadable or malformed files."""
+    text, display = _read_text(path)
+    problems: list[Problem] = []
+    node = _compose(text, display, problems)
+    if problems:
+        raise LayoutError(problems)
+    return node
+
+
+def _read_text(path: str) -> tuple[str, str]:
+    """The file's text and the name to show in problems."""
     display = os.path.relpath(path) if not os.path.isabs(path) else path
     try:
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            return handle.read(), display
     except FileNotFoundError:
         raise LayoutError([Problem(display, 0, "", "file not found",
                                    "check the path; examples live in layouts/")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LayoutError([Problem(display, 0, "", f"cannot read the file: {exc}", "")]) from None
-    base_dir = os.path.dirname(os.path.abspath(path))
-    ctx = ParseContext(base_dir=base_dir, environ=os.environ if environ is None else environ,
-                       require_env=require_env)
-    return parse_layout(text, display, ctx)
 
 
-def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = None) -> Layout:
-    ctx = ctx or ParseContext()
-    problems: list[Problem] = []
+def _compose(text: str, file: str, problems: list[Problem]) -> Node:
     try:
         root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
@@ -256,7 +260,23 @@ def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = N
     if root is None:
         raise LayoutError([Problem(file, 1, "", "the file is empty",
                                    "start from an example in layouts/ (stackscope schema shows every key)")])
-    node = _Reader(file, problems).read(root)
+    return _Reader(file, problems).read(root)
+
+
+def load_layout(path: str, *, environ: Mapping[str, str] | None = None,
+                require_env: bool = True) -> Layout:
+    """Read and validate a layout file; raise LayoutError listing every problem."""
+    text, display = _read_text(path)
+    base_dir = os.path.dirname(os.path.abspath(path))
+    ctx = ParseContext(base_dir=base_dir, environ=os.environ if environ is None else environ,
+                       require_env=require_env)
+    return parse_layout(text, display, ctx)
+
+
+def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = None) -> Layout:
+    ctx = ctx or ParseContext()
+    problems: list[Problem] = []
+    node = _compose(text, file, problems)
     builder = _Builder(file, ctx, problems)
     layout = builder.layout(node)
     if problems or layout is None:

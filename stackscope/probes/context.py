@@ -65,7 +65,7 @@ class ProbeContext:
     async def _lookup(self, host: str, timeout: float) -> Resolved:
         started = time.perf_counter()
         if self.resolver is not None:
-            ip = await _query_address(host, self.resolver, timeout)
+            ip = await query_address(host, self.resolver, timeout)
             return Resolved(host, ip, str(self.resolver), (time.perf_counter() - started) * 1000)
         loop = asyncio.get_running_loop()
         try:
@@ -101,7 +101,7 @@ class ProbeContext:
             future.cancel()
 
 
-async def _query_address(host: str, server: Address, timeout: float) -> str:
+async def query_address(host: str, server: Address, timeout: float) -> str:
     """The first A (else AAAA) address of `host` from one DNS server, following CNAMEs."""
     import dns.asyncquery
     import dns.exception

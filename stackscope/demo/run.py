@@ -1,0 +1,84 @@
+"""`stackscope demo` without the dashboard: list, headless, print the layout.
+
+Headless mode keeps the stack up until Ctrl-C (or end of input), prints where the layout
+is so `stackscope check` and `watch` can be shown from a second terminal, and, when
+standing at a terminal, takes fault names on its input so a trainer can break things
+while the class watches the other screen.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import TextIO
+
+from stackscope.demo.faults import CLEAR, FAULTS
+from stackscope.demo.stack import DemoError, DemoStack
+
+
+def list_faults(out: TextIO) -> None:
+    width = max(len(name) for name in FAULTS)
+    print("Faults (stackscope demo --fault NAME, or the dashboard's f key):", file=out)
+    for fault in FAULTS.values():
+        print(f"  {fault.name:<{width}}  {fault.title} → verdict: {fault.layer}", file=out)
+    print(f"  {CLEAR:<{width}}  restore the healthy stack", file=out)
+
+
+def run_headless(fault: str | None, print_layout: bool, out: TextIO = sys.stdout,
+                 stdin: TextIO = sys.stdin) -> int:
+    stack = DemoStack()
+    try:
+        stack.start(fault)
+    except DemoError as error:
+        print(f"stackscope: {error}", file=sys.stderr)
+        stack.stop()
+        return 3
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        if print_layout:
+            print(stack.layout_text(), file=out)
+        print(f"layout: {stack.layout_path}", file=out)
+        print(f"  stackscope check {stack.layout_path}\n  stackscope watch {stack.layout_path}", file=out)
+        if fault:
+            print(f"fault: {fault} — {FAULTS[fault].what}", file=out)
+        out.flush()
+        if stdin.isatty():
+            _console(stack, stop, out, stdin)
+        else:
+            stop.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        stack.stop()
+    print("demo stopped", file=out)
+    return 0
+
+
+def _console(stack: DemoStack, stop: threading.Event, out: TextIO, stdin: TextIO) -> None:
+    """Read fault names from the terminal while the stack runs."""
+    print("type a fault name to inject it, 'clear', 'list', or 'quit'", file=out)
+    reader = threading.Thread(target=_read_lines, args=(stack, stop, out, stdin), name="demo-console", daemon=True)
+    reader.start()
+    stop.wait()
+
+
+def _read_lines(stack: DemoStack, stop: threading.Event, out: TextIO, stdin: TextIO) -> None:
+    while not stop.is_set():
+        print("fault> ", end="", file=out, flush=True)
+        line = stdin.readline()
+        if not line:
+            break
+        word = line.strip()
+        if word in ("quit", "exit", "q"):
+            break
+        if word == "list":
+            list_faults(out)
+        elif word:
+            try:
+                stack.inject(word)
+                print(f"{word}: {FAULTS[word].what}" if word in FAULTS else "cleared", file=out)
+            except DemoError as error:
+                print(error, file=out)
+    stop.set()

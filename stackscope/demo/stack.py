@@ -1,0 +1,253 @@
+"""The demo stack: starts every piece on its own event loop thread, injects faults, and
+writes the layout that describes it.
+
+The stack runs on a thread of its own so the dashboard's loop (rendering, probing) can
+never slow the servers it probes, and so `stop()` can prove a clean shutdown: the thread
+joined, every listener closed, no task left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from typing import Any, Coroutine
+
+from stackscope.demo.backends import AuthBackend, DecoyBackend
+from stackscope.demo.client import ClientStats, SyntheticClient
+from stackscope.demo.dns_server import DemoDns
+from stackscope.demo.faults import CLEAR, FAULTS
+from stackscope.demo.lb import DemoLb
+from stackscope.demo.store import SessionStore
+from stackscope.schema import Address
+
+ZONE = "demo.test"
+SERVICE = f"auth.{ZONE}"
+POOL = "auth_servers"
+LAYERS = ("DNS", "Load balancer", "Auth backends", "Session store")
+
+
+class DemoError(Exception):
+    pass
+
+
+def _dead_ports(count: int) -> list[int]:
+    """Ports where nothing listens (bound once, then released)."""
+    ports = []
+    for _ in range(count):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    return ports
+
+
+class DemoStack:
+    def __init__(self, workdir: str | None = None) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="stackscope-demo-")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.fault: str | None = None
+        self.store = SessionStore()
+        self.auth = [AuthBackend(f"auth-{i}", lambda: self.store.port) for i in (1, 2, 3)]
+        self.decoys = [DecoyBackend(f"billing-{i}") for i in (1, 2)]
+        self.dns = DemoDns(ZONE, {SERVICE: "127.0.0.1"})
+        self.lb: DemoLb | None = None
+        self.client: SyntheticClient | None = None
+        self._dead = _dead_ports(3)
+        self.unfinished_after_stop: int | None = None  # tasks still pending after stop(): must be 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, fault: str | None = None) -> None:
+        if fault is not None and fault not in FAULTS:
+            raise DemoError(f"unknown fault '{fault}' (faults: {', '.join(FAULTS)})")
+        ready = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run_loop, args=(ready,), name="stackscope-demo", daemon=True)
+        self.thread.start()
+        ready.wait(5)
+        self._call(self._start_all())
+        with open(self.layout_path, "w", encoding="utf-8") as handle:
+            handle.write(self.layout_text())
+        if fault:
+            self.inject(fault)
+
+    def _run_loop(self, ready: threading.Event) -> None:
+        assert self.loop is not None
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(ready.set)
+        self.loop.run_forever()
+
+    def _call(self, coro: Coroutine[Any, Any, Any], timeout: float = 15) -> Any:
+        if self.loop is None or not self.loop.is_running():
+            coro.close()
+            raise DemoError("the demo stack is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start_all(self) -> None:
+        await self.store.start()
+        for backend in self.auth + self.decoys:
+            await backend.server.start()
+        await self.dns.start()
+        self.lb = DemoLb(POOL, self._auth_members())
+        await self.lb.start()
+        self.client = SyntheticClient(SERVICE, self.lb.frontend.port, Address("127.0.0.1", self.dns.port))
+        self.client.start()
+
+    def stop(self) -> None:
+        """Stop everything and join the thread; safe to call twice."""
+        if self.loop is None:
+            return
+        if self.loop.is_running():
+            try:
+                self._call(self._stop_all())
+            finally:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                assert self.thread is not None
+                self.thread.join(10)
+        self.loop.close()
+        self.loop = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    async def _stop_all(self) -> None:
+        if self.client is not None:
+            await self.client.stop()
+        if self.lb is not None:
+            await self.lb.stop()
+        await self.dns.stop()
+        for backend in self.auth + self.decoys:
+            await backend.server.stop()
+        await self.store.stop()
+        # Connections were aborted above, so their handlers end by themselves; cancel only
+        # what is still running after a grace period (cancelling a stream handler makes
+        # Python 3.11 log a spurious error).
+        current = asyncio.current_task()
+        leftovers = [t for t in asyncio.all_tasks() if t is not current]
+        if leftovers:
+            _, pending = await asyncio.wait(leftovers, timeout=2)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self.unfinished_after_stop = sum(1 for t in asyncio.all_tasks() if t is not current and not t.done())
+
+    # ------------------------------------------------------------------ faults
+    def _auth_members(self) -> list[tuple[str, int]]:
+        return [(f"auth{i}", backend.server.port) for i, backend in enumerate(self.auth, 1)]
+
+    def inject(self, name: str) -> None:
+        """Apply one fault (replacing any other); `clear` restores the healthy stack."""
+        if name != CLEAR and name not in FAULTS:
+            raise DemoError(f"unknown fault '{name}' (faults: {', '.join(FAULTS)}, or clear)")
+        self._call(self._apply(name))
+        self.fault = None if name == CLEAR else name
+
+    async def _apply(self, name: str) -> None:
+        await self._restore()
+        lb = self.lb
+        assert lb is not None
+        if name == "lb-misroute":  # same server names, other service's addresses
+            lb.set_members([(f"auth{i}", decoy.server.port) for i, decoy in enumerate(self.decoys, 1)])
+        elif name == "lb-dead-pool":
+            lb.set_members([(f"auth{i}", port) for i, port in enumerate(self._dead, 1)])
+        elif name == "lb-bad-healthcheck":
+            lb.health_path = "/healthz"
+        elif name == "dns-wrong-answer":
+            self.dns.mode = "wrong"
+        elif name == "dns-nxdomain":
+            self.dns.mode = "nxdomain"
+        elif name == "dns-timeout":
+            self.dns.mode = "silent"
+        elif name == "backend-crash":
+            await self.auth[1].server.stop()
+        elif name == "backends-500":
+            for backend in self.auth:
+                backend.broken = True
+        elif name == "db-down":
+            await self.store.stop()
+        elif name == "db-slow":
+            self.store.latency = 0.3
+        elif name == "db-too-many-connections":
+            self.store.saturated = True
+
+    async def _restore(self) -> None:
+        lb = self.lb
+        assert lb is not None
+        if [(m.name, m.port) for m in lb.members] != self._auth_members():
+            lb.set_members(self._auth_members())
+        lb.health_path = "/health"
+        self.dns.mode = "ok"
+        for backend in self.auth:
+            backend.broken = False
+            if not backend.server.running:
+                await backend.server.start()
+        self.store.latency = 0.0
+        self.store.saturated = False
+        if not self.store.running:
+            await self.store.start()
+
+    # ------------------------------------------------------------------ what to show
+    @property
+    def layout_path(self) -> str:
+        return os.path.join(self.workdir, "demo-layout.yaml")
+
+    def client_stats(self) -> ClientStats | None:
+        return self.client.stats() if self.client is not None else None
+
+    def ports(self) -> dict[str, int]:
+        assert self.lb is not None
+        return {"dns": self.dns.port, "lb": self.lb.frontend.port, "stats": self.lb.stats.port,
+                "store": self.store.port, **{b.name: b.server.port for b in self.auth},
+                **{d.name: d.server.port for d in self.decoys}}
+
+    def layout_text(self) -> str:
+        from stackscope.probes import CHECK_TYPES
+
+        p = self.ports()
+        store_type = "redis" if "redis" in CHECK_TYPES else "tcp"
+        backends = "\n".join(
+            f"      - {{http: \"http://127.0.0.1:{p[f'auth-{i}']}/health\", name: auth-{i}, "
+            f"identity_header: X-Served-By, warn_ms: 250}}" for i in (1, 2, 3))
+        return f"""\
+# Generated by `stackscope demo`: the embedded training stack on 127.0.0.1.
+# Ports change on every start; this file is rewritten each time.
+name: demo-auth
+description: Login path of a small auth service (stackscope demo)
+interval: 2s
+timeout: 1500ms
+resolver: 127.0.0.1:{p['dns']}
+layers:
+  - name: DNS
+    role: dns
+    checks:
+      - dns: {SERVICE}
+        expect: [127.0.0.1]
+
+  - name: Load balancer
+    role: lb
+    checks:
+      - http: http://{SERVICE}:{p['lb']}/login      # what users do: log in through the LB, by name
+        name: login via LB
+        expect_status: 200
+        identity_header: X-Served-By
+        samples: 3                                # which servers answer through the LB?
+        warn_ms: 250
+      - haproxy: http://127.0.0.1:{p['stats']}/stats;csv   # the pool, as the LB sees it
+        name: pool
+        backend: {POOL}
+
+  - name: Auth backends
+    role: backend
+    checks:
+{backends}
+
+  - name: Session store
+    role: db
+    checks:
+      - {store_type}: 127.0.0.1:{p['store']}
+        name: sessions
+        warn_ms: 150
+"""

@@ -1,0 +1,323 @@
+"""Guided incidents: a story on a compressed clock, a fault, a question, a debrief.
+
+A walkthrough is a data file (YAML) so trainers can write their own; this module loads
+and validates it (file:line problems, like layouts) and runs a `Session`, which is pure:
+it is given the time, never reads a clock, so a test can play an hour of story in a few
+calls. The dashboard only renders what the session says.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackscope.demo.faults import FAULTS
+from stackscope.layout import LayoutError, Node, Problem, read_yaml
+from stackscope.schema import did_you_mean
+
+BUILTIN_DIR = os.path.join(os.path.dirname(__file__), "walkthroughs")
+EVENT_KINDS = ("alert", "deploy", "change", "chat", "metric", "note")
+KEYS = ("name", "title", "summary", "fault", "fault_at", "answer", "clock", "events", "hints", "scoring", "debrief")
+DEBRIEF_KEYS = ("root_cause", "dashboard", "misleading", "measures", "original")
+
+
+@dataclass(frozen=True)
+class StoryEvent:
+    at: float  # story minutes from T+0 (the alert); negative is before it
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Hint:
+    cost: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Debrief:
+    root_cause: str
+    dashboard: str  # what stackscope showed, and how early
+    misleading: tuple[str, ...] = ()
+    measures: tuple[str, ...] = ()
+    original: str = ""  # how long it took without the dashboard, when modelled on a real outage
+
+
+@dataclass(frozen=True)
+class Walkthrough:
+    name: str
+    title: str
+    summary: str
+    fault: str
+    fault_at: float  # story minutes when the fault is injected
+    answer: str  # the layer the trainee must name
+    clock_start: str  # story time of T+0, "HH:MM"
+    minutes_per_second: float
+    events: tuple[StoryEvent, ...]
+    hints: tuple[Hint, ...]
+    debrief: Debrief
+    start_score: int = 100
+    wrong_answer_cost: int = 15
+    path: str = ""
+
+    @property
+    def begins_at(self) -> float:
+        return min([self.fault_at, *(e.at for e in self.events)])
+
+
+def builtin_walkthroughs() -> dict[str, str]:
+    """name -> path of the walkthroughs shipped with stackscope."""
+    names = sorted(f for f in os.listdir(BUILTIN_DIR) if f.endswith(".yaml"))
+    return {name[:-5]: os.path.join(BUILTIN_DIR, name) for name in names}
+
+
+def find_walkthrough(name_or_path: str) -> str:
+    """A built-in name, or the path of a trainer's own file."""
+    builtin = builtin_walkthroughs()
+    if name_or_path in builtin:
+        return builtin[name_or_path]
+    if os.path.exists(name_or_path):
+        return name_or_path
+    hint = did_you_mean(name_or_path, tuple(builtin)) or f"built in: {', '.join(builtin)}; or give a file path"
+    raise LayoutError([Problem(name_or_path, 0, "", "no such walkthrough", hint)])
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Checker:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def problem(self, line: int, where: str, message: str, fix: str = "") -> None:
+        self.problems.append(Problem(self.file, line, where, message, fix))
+
+    def get(self, node: Node, key: str, kind: type | tuple, where: str, *, required: bool = False,
+            default: Any = None) -> Any:
+        child = node.value.get(key)
+        if child is None:
+            if required:
+                self.problem(node.line, where, f"missing required key '{key}'")
+            return default
+        value = child.plain()
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            self.problem(node.key_lines.get(key, node.line), where, f"'{key}' must be {name}")
+            return default
+        return value
+
+    def known(self, node: Node, keys: tuple[str, ...], where: str) -> None:
+        for key in node.value:
+            if key not in keys:
+                self.problem(node.key_lines[key], where, f"unknown key '{key}'",
+                             did_you_mean(key, keys) or "keys are: " + ", ".join(keys))
+
+
+def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkthrough:
+    """Read and validate a walkthrough; `layers` are the names an answer may take."""
+    from stackscope.demo.stack import LAYERS
+
+    layers = layers or LAYERS
+    root = read_yaml(path)
+    check = _Checker(path)
+    if not isinstance(root.value, dict):
+        raise LayoutError([Problem(path, root.line, "", "a walkthrough is a mapping", "see the README")])
+    check.known(root, KEYS, "")
+    name = check.get(root, "name", str, "", required=True, default="?")
+    title = check.get(root, "title", str, "", required=True, default="")
+    summary = check.get(root, "summary", str, "", default="")
+    fault = check.get(root, "fault", str, "", required=True, default="")
+    if fault and fault not in FAULTS:
+        check.problem(root.key_lines["fault"], "", f"unknown fault '{fault}'",
+                      did_you_mean(fault, tuple(FAULTS)) or "see stackscope demo --list")
+    answer = check.get(root, "answer", str, "", required=True, default="")
+    if answer and answer not in layers:
+        check.problem(root.key_lines["answer"], "", f"answer '{answer}' is not a layer of the demo",
+                      did_you_mean(answer, layers) or "layers: " + ", ".join(layers))
+    fault_at = check.get(root, "fault_at", float, "", default=-5.0)
+    clock = root.value.get("clock")
+    start, speed = "00:00", 1.0
+    if clock is not None and isinstance(clock.value, dict):
+        check.known(clock, ("start", "minutes_per_second"), "clock")
+        start = str(check.get(clock, "start", (str, int), "clock", default="00:00"))
+        speed = check.get(clock, "minutes_per_second", float, "clock", default=1.0)
+        if ":" not in start or speed <= 0:
+            check.problem(clock.line, "clock", "start is HH:MM and minutes_per_second is positive")
+    events = []
+    for index, item in enumerate(_items(root, "events", check)):
+        where = f"events[{index}]"
+        check.known(item, ("at", "kind", "text"), where)
+        kind = check.get(item, "kind", str, where, default="note")
+        if kind not in EVENT_KINDS:
+            check.problem(item.key_lines.get("kind", item.line), where, f"unknown kind '{kind}'",
+                          did_you_mean(kind, EVENT_KINDS) or "kinds: " + ", ".join(EVENT_KINDS))
+        events.append(StoryEvent(check.get(item, "at", float, where, required=True, default=0.0), kind,
+                                 check.get(item, "text", str, where, required=True, default="")))
+    hints = []
+    for index, item in enumerate(_items(root, "hints", check)):
+        where = f"hints[{index}]"
+        check.known(item, ("cost", "text"), where)
+        hints.append(Hint(check.get(item, "cost", int, where, default=10),
+                          check.get(item, "text", str, where, required=True, default="")))
+    scoring = root.value.get("scoring")
+    start_score, wrong_cost = 100, 15
+    if scoring is not None and isinstance(scoring.value, dict):
+        check.known(scoring, ("start", "wrong_answer"), "scoring")
+        start_score = check.get(scoring, "start", int, "scoring", default=100)
+        wrong_cost = check.get(scoring, "wrong_answer", int, "scoring", default=15)
+    debrief_node = root.value.get("debrief")
+    debrief = Debrief("", "")
+    if debrief_node is None or not isinstance(debrief_node.value, dict):
+        check.problem(root.line, "", "missing required key 'debrief'", "add root_cause: and dashboard:")
+    else:
+        check.known(debrief_node, DEBRIEF_KEYS, "debrief")
+        debrief = Debrief(
+            check.get(debrief_node, "root_cause", str, "debrief", required=True, default=""),
+            check.get(debrief_node, "dashboard", str, "debrief", required=True, default=""),
+            tuple(check.get(debrief_node, "misleading", list, "debrief", default=[])),
+            tuple(check.get(debrief_node, "measures", list, "debrief", default=[])),
+            check.get(debrief_node, "original", str, "debrief", default=""),
+        )
+    if check.problems:
+        raise LayoutError(check.problems)
+    return Walkthrough(name, title, summary, fault, fault_at, answer, start, speed,
+                       tuple(sorted(events, key=lambda e: e.at)), tuple(hints), debrief, start_score, wrong_cost,
+                       path)
+
+
+def _items(root: Node, key: str, check: _Checker) -> list[Node]:
+    node = root.value.get(key)
+    if node is None:
+        return []
+    if not isinstance(node.value, list):
+        check.problem(root.key_lines[key], "", f"'{key}' must be a list")
+        return []
+    out = []
+    for index, item in enumerate(node.value):
+        if not isinstance(item.value, dict):
+            check.problem(item.line, f"{key}[{index}]", "each item is a mapping")
+            continue
+        out.append(item)
+    return out
+
+
+# --------------------------------------------------------------------------- playing
+
+
+@dataclass(frozen=True)
+class Outcome:
+    correct: bool
+    message: str
+
+
+@dataclass
+class Session:
+    """One trainee playing one walkthrough. Every method takes the current time."""
+
+    walkthrough: Walkthrough
+    started: float  # real time (monotonic seconds) when the story began
+    shown: int = 0  # events already shown
+    fault_injected: bool = False
+    hints_taken: int = 0
+    wrong: list[str] = field(default_factory=list)
+    solved_at: float | None = None  # real time of the right answer
+
+    def story_minutes(self, now: float) -> float:
+        return self.walkthrough.begins_at + (now - self.started) * self.walkthrough.minutes_per_second
+
+    def story_clock(self, now: float) -> str:
+        return self.clock_at(self.story_minutes(now))
+
+    def clock_at(self, minutes: float) -> str:
+        hours, mins = (int(x) for x in self.walkthrough.clock_start.split(":"))
+        total = (hours * 60 + mins + int(minutes // 1)) % (24 * 60)
+        return f"{total // 60:02d}:{total % 60:02d}"
+
+    def label(self, minutes: float) -> str:
+        """'T-20' / 'T+0' / 'T+12' for a story moment."""
+        whole = int(minutes // 1)
+        return f"T{'+' if whole >= 0 else '-'}{abs(whole)}"
+
+    def due_events(self, now: float) -> list[StoryEvent]:
+        """Events whose time has come and that were not returned before."""
+        minutes = self.story_minutes(now)
+        events = self.walkthrough.events
+        due = []
+        while self.shown < len(events) and events[self.shown].at <= minutes:
+            due.append(events[self.shown])
+            self.shown += 1
+        return due
+
+    def fault_due(self, now: float) -> bool:
+        """True once, when the story reaches the moment the fault starts."""
+        if not self.fault_injected and self.story_minutes(now) >= self.walkthrough.fault_at:
+            self.fault_injected = True
+            return True
+        return False
+
+    def take_hint(self) -> Hint | None:
+        if self.finished or self.hints_taken >= len(self.walkthrough.hints):
+            return None
+        hint = self.walkthrough.hints[self.hints_taken]
+        self.hints_taken += 1
+        return hint
+
+    def answer(self, layer: str, now: float) -> Outcome:
+        if self.finished:
+            return Outcome(True, "already solved")
+        if layer == self.walkthrough.answer:
+            self.solved_at = now
+            return Outcome(True, f"Right: the {layer} is the broken layer.")
+        self.wrong.append(layer)
+        return Outcome(False, f"Not the {layer} (−{self.walkthrough.wrong_answer_cost} points). Look again: what "
+                              "answers when asked directly?")
+
+    @property
+    def finished(self) -> bool:
+        return self.solved_at is not None
+
+    @property
+    def hint_cost(self) -> int:
+        return sum(h.cost for h in self.walkthrough.hints[:self.hints_taken])
+
+    @property
+    def score(self) -> int:
+        lost = self.hint_cost + len(self.wrong) * self.walkthrough.wrong_answer_cost
+        return max(0, self.walkthrough.start_score - lost)
+
+    def diagnosis_time(self) -> tuple[float, float] | None:
+        """(story minutes from the alert, real seconds from the fault) to the right answer."""
+        if self.solved_at is None:
+            return None
+        story = self.story_minutes(self.solved_at)
+        fault_real = self.started + (self.walkthrough.fault_at - self.walkthrough.begins_at) / \
+            self.walkthrough.minutes_per_second
+        return story, max(0.0, self.solved_at - fault_real)
+
+    def debrief_lines(self, verdict_summary: str | None = None, ruled_out: tuple[str, ...] = ()) -> list[str]:
+        """The debrief as Markdown lines: the outcome, then what happened and what to change."""
+        w = self.walkthrough
+        lines = [f"# Debrief: {w.title}", ""]
+        timing = self.diagnosis_time()
+        if timing is not None:
+            story, real = timing
+            lines.append(f"You named the **{w.answer}** at {self.clock_at(story)} ({self.label(story)} story "
+                         f"minutes after the alert, {real:.0f} s after the fault began).")
+        lines.append(f"Score: **{self.score}/{w.start_score}** — {self.hints_taken} hint(s) "
+                     f"(−{self.hint_cost}), {len(self.wrong)} wrong answer(s)"
+                     + (f": {', '.join(self.wrong)}" if self.wrong else "") + ".")
+        if w.debrief.original:
+            lines += ["", w.debrief.original]
+        lines += ["", "## Root cause", w.debrief.root_cause, "", "## What the dashboard showed", w.debrief.dashboard]
+        if verdict_summary:
+            lines += ["", f"Verdict at the time: {verdict_summary}"]
+            lines += [f"- ruled out: {item}" for item in ruled_out]
+        if w.debrief.misleading:
+            lines += ["", "## Signals that pointed elsewhere"] + [f"- {item}" for item in w.debrief.misleading]
+        if w.debrief.measures:
+            lines += ["", "## Corrective measures"] + [f"- {item}" for item in w.debrief.measures]
+        return lines

@@ -1,0 +1,140 @@
+"""The demo stack: every fault gives its expected verdict through the same probes and
+diagnosis real stacks use, and the stack shuts down leaving nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from stackscope.demo.faults import CLEAR, FAULTS
+from stackscope.demo.stack import DemoError, DemoStack
+from stackscope.diagnosis import assess
+from stackscope.engine import Engine
+from stackscope.layout import load_layout
+from tests.conftest import ROOT, run_cli
+
+SETTLE = 20  # seconds for the demo LB's health checks (rise/fall 2 every 0.5 s) to settle
+
+
+@pytest.fixture(scope="module")
+def demo():
+    stack = DemoStack()
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+async def settled_verdict(layout_path: str, expect: tuple[str, str] | None) -> tuple | None:
+    """Probe rounds until the verdict is `expect` (layer, status) or the deadline passes;
+    returns the last verdict seen."""
+    engine = Engine(load_layout(layout_path))
+    deadline = time.monotonic() + SETTLE
+    seen = None
+    try:
+        while time.monotonic() < deadline:
+            verdict = assess(await engine.run_round()).verdict
+            seen = None if verdict is None else (verdict.layer, str(verdict.status), verdict.summary)
+            if (seen and seen[:2]) == expect or (seen is None and expect is None):
+                return seen
+            await asyncio.sleep(0.25)  # the next round; what we wait for is the LB's checks
+    finally:
+        await engine.aclose()
+    return seen
+
+
+async def test_healthy_demo_is_all_ok(demo):
+    assert await settled_verdict(demo.layout_path, None) is None
+    done = run_cli("check", demo.layout_path)
+    assert done.returncode == 0, done.stdout
+    assert "All layers healthy" in done.stdout
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+async def test_every_fault_gives_its_verdict(demo, name):
+    fault = FAULTS[name]
+    demo.inject(name)
+    try:
+        expect = (fault.layer, str(fault.status))
+        seen = await settled_verdict(demo.layout_path, expect)
+        assert seen and seen[:2] == expect, f"{name}: expected {expect}, last verdict {seen}"
+        done = run_cli("check", demo.layout_path, "--format", "json")
+        verdict = json.loads(done.stdout)["verdict"]
+        assert (verdict["layer"], verdict["status"]) == expect, verdict
+        assert done.returncode == fault.status.exit_code
+    finally:
+        demo.inject(CLEAR)
+        assert await settled_verdict(demo.layout_path, None) is None, f"{name}: clear did not restore health"
+
+
+def test_misroute_keeps_the_server_names_on_the_wrong_addresses(demo):
+    demo.inject("lb-misroute")
+    try:
+        assert [m.name for m in demo.lb.members] == ["auth1", "auth2"]
+        assert {m.port for m in demo.lb.members} == {d.server.port for d in demo.decoys}
+    finally:
+        demo.inject(CLEAR)
+
+
+def test_unknown_fault_is_refused(demo):
+    with pytest.raises(DemoError, match="unknown fault 'nope'"):
+        demo.inject("nope")
+
+
+def refuses(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_clean_shutdown_leaves_no_threads_tasks_or_ports():
+    stack = DemoStack()
+    stack.start("db-slow")
+    ports = stack.ports()
+    workdir = stack.workdir
+    assert not any(refuses(port) for name, port in ports.items() if name != "dns")
+    stack.stop()
+    assert stack.unfinished_after_stop == 0
+    assert not stack.thread.is_alive()
+    assert stack.thread not in threading.enumerate()
+    assert all(refuses(port) for port in ports.values())
+    assert not os.path.exists(workdir)
+    stack.stop()  # twice is harmless
+
+
+def test_headless_command_prints_the_layout_path_and_stops_cleanly(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "stackscope", "demo", "--headless", "--fault", "lb-misroute"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        layout_path = None
+        for line in proc.stdout:  # ends when the process does: bounded by the layout line
+            match = re.match(r"layout: (\S+)", line)
+            if match:
+                layout_path = match.group(1)
+                break
+        assert layout_path, proc.stderr.read()
+        text = open(layout_path).read()
+        ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", text)]
+        async_verdict = asyncio.run(settled_verdict(layout_path, ("Load balancer", "crit")))
+        assert async_verdict[:2] == ("Load balancer", "crit")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "demo stopped" in out
+    assert "Traceback" not in err
+    assert all(refuses(port) for port in set(ports))

@@ -1,0 +1,67 @@
+"""Walkthroughs: the shipped files validate, bad files give clear problems, and a session
+plays on a clock the test controls."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackscope.demo.walkthrough import Session, builtin_walkthroughs, find_walkthrough, load_walkthrough
+from stackscope.layout import LayoutError
+
+
+@pytest.mark.parametrize("name", ["lb-misroute", "dns-migration", "session-storm"])
+def test_shipped_walkthroughs_load(name):
+    walkthrough = load_walkthrough(builtin_walkthroughs()[name])
+    assert walkthrough.events and walkthrough.hints and walkthrough.debrief.root_cause
+    assert walkthrough.begins_at < 0 <= max(e.at for e in walkthrough.events)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("name: x\ntitle: t\nfault: lb-misrout\nanswer: DNS\ndebrief: {root_cause: r, dashboard: d}\n",
+     "lay.yaml:3: unknown fault 'lb-misrout' — did you mean 'lb-misroute'?"),
+    ("name: x\ntitle: t\nfault: lb-misroute\nanswer: Loadbalancer\ndebrief: {root_cause: r, dashboard: d}\n",
+     "lay.yaml:4: answer 'Loadbalancer' is not a layer of the demo — did you mean 'Load balancer'?"),
+    ("name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\nhint: []\ndebrief: {root_cause: r, dashboard: d}\n",
+     "lay.yaml:5: unknown key 'hint' — did you mean 'hints'?"),
+    ("name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\nevents:\n  - {at: soon, text: x}\n"
+     "debrief: {root_cause: r, dashboard: d}\n", "lay.yaml:6: events[0]: 'at' must be float"),
+    ("name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\n", "missing required key 'debrief'"),
+])
+def test_bad_walkthroughs_name_line_and_fix(tmp_path, text, needle):
+    path = tmp_path / "lay.yaml"
+    path.write_text(text)
+    with pytest.raises(LayoutError) as info:
+        load_walkthrough(str(path))
+    assert any(needle in f"{p}".replace(str(tmp_path) + "/", "") for p in info.value.problems), info.value
+
+
+def test_find_walkthrough_suggests_names():
+    with pytest.raises(LayoutError, match="did you mean 'lb-misroute'"):
+        find_walkthrough("lb-misrote")
+
+
+def test_session_plays_on_a_controlled_clock():
+    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])  # starts at T-20, 2 story min/s
+    session = Session(walkthrough, started=1000.0)
+    assert session.story_clock(1000.0) == "15:10" and session.label(-20) == "T-20"
+    assert [e.at for e in session.due_events(1000.0)] == [-20]
+    assert session.due_events(1000.0) == []  # each event once
+    assert not session.fault_due(1000.0)
+    assert session.fault_due(1008.0)  # T-4: the fault starts
+    assert not session.fault_due(1009.0)  # once
+    assert [e.kind for e in session.due_events(1010.0)] == ["change", "alert"]  # T-6 and T+0
+    first = session.take_hint()
+    assert first.cost == 10 and session.score == 90
+    wrong = session.answer("Session store", 1012.0)
+    assert not wrong.correct and "−15 points" in wrong.message and session.score == 75
+    right = session.answer("Load balancer", 1014.0)  # T+8
+    assert right.correct and session.finished
+    story, real = session.diagnosis_time()
+    assert story == 8.0 and real == 6.0
+    assert session.take_hint() is None  # no hints after the end
+    lines = session.debrief_lines("Load balancer: pool auth_servers routes to …", ("Auth backends: 3/3 answer 200",))
+    text = "\n".join(lines)
+    assert "You named the **Load balancer** at 15:38 (T+8 story minutes after the alert, 6 s after" in text
+    assert "Score: **75/100** — 1 hint(s) (−10), 1 wrong answer(s): Session store." in text
+    assert "- ruled out: Auth backends: 3/3 answer 200" in text
+    assert "## Corrective measures" in text and "stackscope lint" in text
