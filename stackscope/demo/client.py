@@ -8,6 +8,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from stackscope.demo.listener import cancel_and_wait
 from stackscope.probes.common import Deadline, ProbeFailure
 from stackscope.probes.context import ResolveError, query_address
 from stackscope.probes.httpclient import fetch
@@ -38,13 +39,8 @@ class SyntheticClient:
         self._task = asyncio.create_task(self._run(), name="demo-client")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def stats(self) -> ClientStats:
         rate = (self.recent.count(False) / len(self.recent)) if self.recent else 0.0

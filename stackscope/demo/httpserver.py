@@ -10,6 +10,8 @@ from typing import Awaitable, Callable
 
 import h11
 
+from stackscope.demo.listener import Listener
+
 READ_TIMEOUT = 5.0
 
 
@@ -42,34 +44,14 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-class HttpServer:
+class HttpServer(Listener):
     """Serves `handler` on 127.0.0.1:port (0 = a free port) until stopped."""
 
     def __init__(self, handler: Handler, port: int = 0) -> None:
+        super().__init__(port)
         self.handler = handler
-        self.port = port
-        self._server: asyncio.base_events.Server | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
 
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._connections):
-                writer.transport.abort()
-            await self._server.wait_closed()
-            self._server = None
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections.add(writer)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER)
         try:
             request = await asyncio.wait_for(self._read_request(conn, reader), READ_TIMEOUT)
@@ -84,11 +66,8 @@ class HttpServer:
                 writer.write(conn.send(h11.Data(data=response.body)))
             writer.write(conn.send(h11.EndOfMessage()))
             await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError, h11.ProtocolError):
+        except h11.ProtocolError:
             pass
-        finally:
-            self._connections.discard(writer)
-            writer.transport.abort()
 
     @staticmethod
     async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader) -> Request | None:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from stackscope.demo.httpserver import HttpServer, Request, Response
+from stackscope.demo.listener import cancel_and_wait
 from stackscope.probes.common import Deadline, ProbeFailure
 from stackscope.probes.httpclient import fetch
 
@@ -78,13 +79,8 @@ class DemoLb:
         self._checker = asyncio.create_task(self._check_forever(), name="demo-lb-checks")
 
     async def stop(self) -> None:
-        if self._checker is not None:
-            self._checker.cancel()
-            try:
-                await self._checker
-            except asyncio.CancelledError:
-                pass
-            self._checker = None
+        await cancel_and_wait(self._checker)
+        self._checker = None
         await self.frontend.stop()
         await self.stats.stop()
 

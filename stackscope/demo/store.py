@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+from stackscope.demo.listener import Listener
+
 MAX_LINE = 64 * 1024
 MAX_BULK = 1024 * 1024
 MAX_KEYS = 10_000
@@ -18,59 +20,33 @@ class ProtocolError(Exception):
     pass
 
 
-class SessionStore:
+class SessionStore(Listener):
     def __init__(self) -> None:
-        self.port = 0
+        super().__init__()
         self.latency = 0.0
         self.saturated = False
         self.data: dict[bytes, bytes] = {}
-        self._server: asyncio.base_events.Server | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
 
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._connections):
-                writer.transport.abort()
-            await self._server.wait_closed()
-            self._server = None
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections.add(writer)
-        try:
-            if self.saturated:
-                writer.write(b"-ERR max number of clients reached\r\n")
-                await writer.drain()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.saturated:
+            writer.write(b"-ERR max number of clients reached\r\n")
+            await writer.drain()
+            return
+        while True:
+            try:
+                command = await asyncio.wait_for(_read_command(reader), 30)
+            except (ProtocolError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                writer.write(b"-ERR Protocol error\r\n")
                 return
-            while True:
-                try:
-                    command = await asyncio.wait_for(_read_command(reader), 30)
-                except (ProtocolError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-                    writer.write(b"-ERR Protocol error\r\n")
-                    return
-                if command is None:
-                    return
-                if self.latency:
-                    await asyncio.sleep(self.latency)  # the store is slow on purpose (db-slow)
-                reply, close = self._execute(command)
-                writer.write(reply)
-                await writer.drain()
-                if close:
-                    return
-        except (ConnectionError, asyncio.TimeoutError):
-            pass
-        finally:
-            self._connections.discard(writer)
-            writer.transport.abort()
+            if command is None:
+                return
+            if self.latency:
+                await asyncio.sleep(self.latency)  # the store is slow on purpose (db-slow)
+            reply, close = self._execute(command)
+            writer.write(reply)
+            await writer.drain()
+            if close:
+                return
 
     def _execute(self, command: list[bytes]) -> tuple[bytes, bool]:
         if not command:

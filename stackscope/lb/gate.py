@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from stackscope.layout import Layout
-from stackscope.lb import haproxy_cfg, nginx_conf
+from stackscope.lb import ConfigError, haproxy_cfg, nginx_conf
 from stackscope.lb.pool import Declared, Judgement, Pool, judge_pool
 from stackscope.model import Status
 from stackscope.schema import Address, is_ip
@@ -80,7 +80,7 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
     if kind == "haproxy":
         try:
             backends = haproxy_cfg.parse(config_path)
-        except haproxy_cfg.HaproxyConfigError as exc:
+        except ConfigError as exc:
             raise GateError(str(exc)) from None
         for name, layer in _pool_names(layout, kind, pool):
             if name not in backends:
@@ -93,7 +93,7 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
     else:
         try:
             config = nginx_conf.load(config_path)
-        except nginx_conf.ConfigError as exc:
+        except ConfigError as exc:
             raise GateError(str(exc)) from None
         upstreams = nginx_conf.upstreams(config)
         for name, layer in _pool_names(layout, kind, pool):

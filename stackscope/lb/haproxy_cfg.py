@@ -12,18 +12,13 @@ import os
 import shlex
 from dataclasses import dataclass, field
 
+from stackscope.lb import ConfigError
 from stackscope.lb.pool import Pool, PoolServer
 from stackscope.schema import Invalid, is_ip, parse_address
 
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "userlist", "peers", "resolvers", "mailers",
             "program", "http-errors", "ring", "cache", "crt-store", "traces")
 MAX_BYTES = 8 * 1024 * 1024
-
-
-class HaproxyConfigError(Exception):
-    def __init__(self, file: str, line: int, message: str) -> None:
-        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
-        self.file, self.line, self.message = file, line, message
 
 
 @dataclass
@@ -52,7 +47,7 @@ def _words(text: str, file: str, number: int) -> list[str]:
         lexer.commenters = "#"
         return list(lexer)
     except ValueError as exc:
-        raise HaproxyConfigError(file, number, f"cannot split the line: {exc}") from None
+        raise ConfigError(file, number, f"cannot split the line: {exc}") from None
 
 
 def _address(written: str, file: str, number: int) -> tuple[str | None, int | None]:
@@ -68,20 +63,20 @@ def _address(written: str, file: str, number: int) -> tuple[str | None, int | No
     try:
         address = parse_address(text)
     except Invalid as exc:
-        raise HaproxyConfigError(file, number, f"server address '{written}': {exc.message}") from None
+        raise ConfigError(file, number, f"server address '{written}': {exc.message}") from None
     return address.host, address.port
 
 
 def parse(path: str) -> dict[str, Backend]:
     try:
         if os.path.getsize(path) > MAX_BYTES:
-            raise HaproxyConfigError(path, 0, "larger than 8 MiB")
+            raise ConfigError(path, 0, "larger than 8 MiB")
         with open(path, encoding="utf-8", errors="replace") as handle:
             lines = handle.read().splitlines()
     except FileNotFoundError:
-        raise HaproxyConfigError(path, 0, "no such file") from None
+        raise ConfigError(path, 0, "no such file") from None
     except OSError as exc:
-        raise HaproxyConfigError(path, 0, f"cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(path, 0, f"cannot read: {exc.strerror or exc}") from None
     backends: dict[str, Backend] = {}
     routes: list[tuple[str, str, int]] = []  # (frontend, backend, line)
     listens: set[str] = set()
@@ -97,7 +92,7 @@ def parse(path: str) -> dict[str, Backend]:
             section, name = keyword, (words[1] if len(words) > 1 else None)
             if section in ("backend", "listen"):
                 if not name:
-                    raise HaproxyConfigError(path, number, f"'{section}' needs a name")
+                    raise ConfigError(path, number, f"'{section}' needs a name")
                 backends.setdefault(name, Backend(name, number))
                 if section == "listen":
                     listens.add(name)
@@ -109,13 +104,13 @@ def parse(path: str) -> dict[str, Backend]:
         backend = backends[name]  # type: ignore[index]
         if keyword == "server":
             if len(words) < 3:
-                raise HaproxyConfigError(path, number, "'server' needs a name and an address")
+                raise ConfigError(path, number, "'server' needs a name and an address")
             host, port = _address(words[2], path, number)
             backend.servers.append(CfgServer(words[1], words[2], host, port, words[3:], number))
         elif keyword == "server-template" and len(words) >= 4:
             backend.templates.append(f"{words[1]}{words[2]} → {words[3]} (line {number})")
     if section is None and lines:
-        raise HaproxyConfigError(path, 1, "no haproxy sections (global, defaults, frontend, backend, listen)")
+        raise ConfigError(path, 1, "no haproxy sections (global, defaults, frontend, backend, listen)")
     for frontend, target, number in routes:
         if target in backends:
             backends[target].used_by.append(f"frontend {frontend} [{os.path.basename(path)}:{number}]")

@@ -17,6 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from stackscope.lb import ConfigError
 from stackscope.lb.pool import Pool, PoolServer
 from stackscope.schema import Invalid, is_ip, parse_address
 
@@ -24,14 +25,6 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_FILES = 500
 MAX_DEPTH = 16
 _DUMP_MARKER = re.compile(r"^# configuration file (.+?):\s*$", re.M)
-
-
-class ConfigError(Exception):
-    """A config that cannot be read or parsed: where, and what nginx would say."""
-
-    def __init__(self, file: str, line: int, message: str) -> None:
-        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
-        self.file, self.line, self.message = file, line, message
 
 
 @dataclass
