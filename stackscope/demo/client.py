@@ -34,11 +34,13 @@ class SyntheticClient:
         self.errors = 0
         self.last_error = ""
         self._task: asyncio.Task | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="demo-client")
 
     async def stop(self) -> None:
+        self._stopping = True
         await cancel_and_wait(self._task)
         self._task = None
 
@@ -47,7 +49,7 @@ class SyntheticClient:
         return ClientStats(self.attempts, self.errors, rate, self.last_error)
 
     async def _run(self) -> None:
-        while True:  # until stop() cancels it; one login per INTERVAL
+        while not self._stopping:  # until stop(); one login per INTERVAL
             started = time.monotonic()
             ok, error = await self._login()
             self.attempts += 1

@@ -45,12 +45,19 @@ class Listener:
         raise NotImplementedError
 
 
-async def cancel_and_wait(task: asyncio.Task | None) -> None:
-    """Cancel a background task and wait until it has really finished."""
+async def cancel_and_wait(task: asyncio.Task | None, attempts: int = 20) -> None:
+    """Cancel a background task and wait until it has really finished.
+
+    Cancels again if needed: on Python 3.11 a `wait_for` deep inside (dnspython uses it)
+    can swallow a cancellation that races with its own completion, and the task would
+    carry on as if nothing happened.
+    """
     if task is None:
         return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    for _ in range(attempts):
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.wait([task], timeout=0.5)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieve it, so asyncio does not log "never retrieved"

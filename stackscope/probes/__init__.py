@@ -20,6 +20,11 @@ CHECK_TYPES: dict[str, str] = {
     "tls": "stackscope.probes.tls",
     "haproxy": "stackscope.probes.haproxy",
     "nginx": "stackscope.probes.nginx",
+    "postgres": "stackscope.probes.postgres",
+    "mysql": "stackscope.probes.mysql",
+    "redis": "stackscope.probes.redis",
+    "process": "stackscope.probes.process",
+    "host": "stackscope.probes.host",
 }
 
 _loaded: dict[str, CheckSpec] = {}

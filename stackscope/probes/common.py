@@ -192,4 +192,4 @@ def guess_protocol(data: bytes) -> str:
         return "a PostgreSQL server"
     if data[:1] == b"\x16":
         return "a TLS server"
-    return f"an unknown protocol (sent '{printable(data)}')" if data else "a silent peer"
+    return "an unknown protocol" if data else "a silent peer"

@@ -226,3 +226,37 @@ def test_other_layers_are_positional():
 def test_diagnosis_is_pure_and_repeatable():
     snap = snapshot(LAYOUT, {"lb": H503})
     assert diagnose(snap) == diagnose(snap)
+
+
+# ----------------------------------------------------------------------------- partial database failures
+
+DB = parse_layout("""name: d
+layers:
+  - {name: App, role: backend, checks: [{http: "http://127.0.0.1:1/", name: app}]}
+  - name: Database
+    role: db
+    checks:
+      - {postgres: "127.0.0.1:5432", name: primary}
+      - {postgres: "127.0.0.1:5433", name: replica}
+  - {name: Cache, role: cache, checks: [{redis: "127.0.0.1:6379", name: cache}]}
+""")
+
+DB_CASES = [
+    ("primary down, replica up: the database is broken", {"primary": REFUSED}, ("Database", C)),
+    ("primary down takes the app with it", {"primary": REFUSED, "app": H500}, ("Database", C)),
+    ("replica lagging is a warning on the database", {"replica": F(W, K.STATE, "standby replay lags 90s")},
+     ("Database", W)),
+    ("primary in recovery", {"primary": F(C, K.STATE, "not accepting connections (57P03)"), "app": H500},
+     ("Database", C)),
+    ("database out of connections", {"primary": F(C, K.SATURATED, "too many clients (53300)"), "app": H500},
+     ("Database", C)),
+    ("cache down, database fine", {"cache": REFUSED, "app": H500}, ("Cache", C)),
+    ("both down: the first on the path", {"cache": REFUSED, "primary": REFUSED, "app": H500}, ("Database", C)),
+    ("app down on its own", {"app": REFUSED}, ("App", C)),
+]
+
+
+@pytest.mark.parametrize("name,failures,expect", DB_CASES, ids=[c[0] for c in DB_CASES])
+def test_partial_database_failures(name, failures, expect):
+    verdict = diagnose(snapshot(DB, failures))
+    assert (verdict.layer, verdict.status) == expect, verdict.summary

@@ -1,0 +1,330 @@
+"""`postgres`: speak the PostgreSQL v3 protocol far enough to know the server's state.
+
+A TCP connect says little: a server in recovery or out of connections still accepts TCP.
+The probe sends an SSLRequest (upgrading to TLS when the server says `S`), then a
+StartupMessage, and classifies the first answer: an authentication request or an
+auth/role error means the server is up and accepting; SQLSTATE 57P03 (starting up,
+shutting down, in recovery) and 53300 (too many connections) are CRIT with the server's
+own message; anything else is named. With `password_env` it logs in (SCRAM-SHA-256 or
+md5, implemented here: no driver needed) and runs one read-only query for the version
+and, on a standby, the replay lag. It always ends with Terminate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import ssl
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from stackscope.model import ErrorKind, Result, Status
+from stackscope.probes.common import (
+    Deadline, ProbeFailure, describe_os_error, guess_protocol, open_connection, printable, resolve_host, result,
+    timeout_scope,
+)
+from stackscope.schema import AddressKind, Boolean, CheckSpec, Duration, EnvName, Text, option
+
+MAX_MESSAGE = 1024 * 1024  # no handshake message is anywhere near this
+SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+TERMINATE = b"X" + struct.pack("!i", 4)
+INFO_QUERY = ("SELECT 1, current_setting('server_version'), pg_is_in_recovery(), "
+              "extract(epoch from now() - pg_last_xact_replay_timestamp())")
+AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "SASL (SCRAM-SHA-256)", 7: "GSSAPI", 9: "SSPI"}
+
+
+@dataclass(frozen=True)
+class PostgresOptions:
+    user: str = option(Text(), "stackscope", "Role to present (need not exist unless password_env is set).")
+    database: str = option(Text(), "postgres", "Database to ask for.")
+    password_env: str | None = option(EnvName(), None, "Environment variable with the password: log in and run "
+                                                       "a read-only query.")
+    ssl: bool = option(Boolean(), True, "Ask for TLS first (the server may say no); certificates are not verified.")
+    max_lag: float = option(Duration(), 30.0, "On a standby, warn when replay lags more than this.")
+
+
+class _Conn:
+    def __init__(self, reader, writer, deadline: Deadline, where: str) -> None:
+        self.reader, self.writer, self.deadline, self.where = reader, writer, deadline, where
+
+    async def read_message(self) -> tuple[bytes, bytes]:
+        head = await self._exactly(5, "a reply")
+        kind, length = head[:1], struct.unpack("!i", head[1:])[0]
+        if not (kind.isalpha() and 4 <= length <= MAX_MESSAGE):
+            raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} is not PostgreSQL: it sent '{printable(head)}' "
+                               f"({guess_protocol(head)} answered)", key_fact="not postgres")
+        return kind, await self._exactly(length - 4, "the rest of a message")
+
+    async def _exactly(self, n: int, what: str) -> bytes:
+        try:
+            return await self.reader.readexactly(n)
+        except ConnectionError as exc:
+            kind, detail, key_fact = describe_os_error(exc, self.where)
+            raise ProbeFailure(kind, detail, key_fact=key_fact) from None
+        except asyncio.IncompleteReadError as exc:
+            partial = exc.partial
+            what_sent = f" after '{printable(partial)}' ({guess_protocol(partial)} answered)" if partial else ""
+            raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} closed the connection instead of sending "
+                               f"{what}{what_sent}", key_fact="closed") from None
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+
+def _message(kind: bytes, body: bytes) -> bytes:
+    return kind + struct.pack("!i", len(body) + 4) + body
+
+
+def _startup(user: str, database: str) -> bytes:
+    params = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in
+                      (("user", user), ("database", database), ("application_name", "stackscope")))
+    body = struct.pack("!i", 196608) + params + b"\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+def parse_error(body: bytes) -> dict[str, str]:
+    """ErrorResponse/NoticeResponse fields: {'C': sqlstate, 'M': message, 'V': severity, ...}."""
+    fields = {}
+    for part in body.split(b"\0"):
+        if part:
+            fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
+    return fields
+
+
+async def _start_tls(conn: _Conn, host: str) -> None:
+    await conn.send(SSL_REQUEST)
+    answer = await conn._exactly(1, "an answer to the SSL request")
+    if answer == b"N":
+        return
+    if answer != b"S":
+        rest = b""
+        try:
+            async with timeout_scope(min(0.2, conn.deadline.remaining())):
+                rest = await conn.reader.read(63)
+        except TimeoutError:
+            pass
+        data = answer + rest
+        raise ProbeFailure(ErrorKind.PROTOCOL, f"{conn.where} is not PostgreSQL: it answered the SSL request with "
+                           f"'{printable(data)}' ({guess_protocol(data)} answered)", key_fact="not postgres")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the probe asks about state, not identity: see the tls check for that
+    try:
+        await conn.writer.start_tls(context, server_hostname=None)
+    except (ssl.SSLError, OSError) as exc:
+        raise ProbeFailure(ErrorKind.TLS, f"TLS with {conn.where} failed: {exc}", key_fact="tls error") from None
+
+
+# --------------------------------------------------------------------------- authentication
+
+
+def _md5_password(user: str, password: str, salt: bytes) -> bytes:
+    inner = hashlib.md5((password + user).encode()).hexdigest()
+    return b"md5" + hashlib.md5(inner.encode() + salt).hexdigest().encode() + b"\0"
+
+
+class _Scram:
+    """SCRAM-SHA-256 (RFC 5802/7677) as PostgreSQL uses it: no channel binding."""
+
+    def __init__(self, password: str) -> None:
+        self.password = password
+        self.nonce = base64.b64encode(os.urandom(18)).decode()
+        self.first_bare = f"n=,r={self.nonce}"
+        self.server_signature = b""
+
+    def first(self) -> bytes:
+        data = ("n,," + self.first_bare).encode()
+        return _message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(data)) + data)
+
+    def final(self, server_first: str) -> bytes:
+        parts = dict(item.split("=", 1) for item in server_first.split(","))
+        nonce, salt, iterations = parts["r"], base64.b64decode(parts["s"]), int(parts["i"])
+        if not nonce.startswith(self.nonce):
+            raise ProbeFailure(ErrorKind.AUTH, "the server's SCRAM nonce does not extend ours", key_fact="bad scram")
+        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(), salt, iterations)
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        without_proof = f"c=biws,r={nonce}"
+        auth_message = f"{self.first_bare},{server_first},{without_proof}".encode()
+        signature = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+        self.server_signature = hmac.new(server_key, auth_message, hashlib.sha256).digest()
+        return _message(b"p", f"{without_proof},p={base64.b64encode(proof).decode()}".encode())
+
+    def verify(self, server_final: str) -> None:
+        parts = dict(item.split("=", 1) for item in server_final.split(","))
+        if base64.b64decode(parts.get("v", "")) != self.server_signature:
+            raise ProbeFailure(ErrorKind.AUTH, "the server's SCRAM signature is wrong (not the real server?)",
+                               key_fact="bad scram")
+
+
+# --------------------------------------------------------------------------- the probe
+
+
+def _error_failure(fields: dict[str, str], where: str, logging_in: bool) -> ProbeFailure | str:
+    """A ProbeFailure for server states that are failures, else the "up" sentence."""
+    code, message = fields.get("C", ""), fields.get("M", "")
+    if code == "57P03":
+        return ProbeFailure(ErrorKind.STATE, f"{where} is not accepting connections: {message} (57P03)",
+                            key_fact="not ready", facts={"sqlstate": code})
+    if code == "53300":
+        return ProbeFailure(ErrorKind.SATURATED, f"{where} is out of connections: {message} (53300)",
+                            key_fact="too many clients", facts={"sqlstate": code})
+    if code == "57P01":
+        return ProbeFailure(ErrorKind.STATE, f"{where} is shutting down: {message} (57P01)", key_fact="shutdown",
+                            facts={"sqlstate": code})
+    if code == "3D000":
+        return ProbeFailure(ErrorKind.CONFIG, f"{where}: {message} (3D000)", key_fact="no database",
+                            facts={"sqlstate": code})
+    if code.startswith("28"):
+        if logging_in:
+            return ProbeFailure(ErrorKind.AUTH, f"{where} refused the login: {message} ({code})",
+                                key_fact="login refused", facts={"sqlstate": code})
+        return f"up: the server answered and refuses this client ({message}, {code})"
+    return ProbeFailure(ErrorKind.STATE, f"{where} refused the connection: {message} ({code or 'no SQLSTATE'})",
+                        key_fact=code or "error", facts={"sqlstate": code})
+
+
+async def probe(check, ctx) -> Result:
+    options: PostgresOptions = check.options
+    deadline = Deadline(check.timeout)
+    address = check.address
+    ip, facts = await resolve_host(ctx, address.host, deadline)
+    where = str(address)
+    password = ctx.secret(options.password_env) if options.password_env else None
+    writer = None
+    try:
+        async with timeout_scope(deadline.remaining()):
+            reader, writer = await open_connection(ip, address.port, deadline, where=where)
+            conn = _Conn(reader, writer, deadline, where)
+            if options.ssl:
+                await _start_tls(conn, address.host)
+                facts["tls"] = bool(writer.get_extra_info("ssl_object"))
+            await conn.send(_startup(options.user, options.database))
+            return await _converse(check, conn, password, facts)
+    except TimeoutError:
+        raise ProbeFailure(ErrorKind.TIMEOUT, f"{where} accepted the connection but did not finish the handshake "
+                           f"within {deadline.text}", key_fact="no answer", facts=facts) from None
+    finally:
+        if writer is not None:
+            try:
+                writer.write(TERMINATE)  # a polite goodbye; the server logs nothing odd
+            except Exception:
+                pass
+            writer.transport.abort()
+
+
+async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, Any]) -> Result:
+    options: PostgresOptions = check.options
+    where = conn.where
+    scram: _Scram | None = None
+    asked = ""
+    params: dict[str, str] = {}
+    while True:
+        kind, body = await conn.read_message()
+        if kind == b"E":
+            fields = parse_error(body)
+            outcome = _error_failure(fields, where, logging_in=password is not None)
+            if isinstance(outcome, ProbeFailure):
+                outcome.facts.update(facts)
+                raise outcome
+            facts["sqlstate"] = fields.get("C")
+            return result(check, Status.OK, f"{where} is {outcome}", latency_ms=conn.deadline.elapsed_ms(),
+                          key_fact="up", facts=facts)
+        if kind == b"R":
+            code = struct.unpack("!i", body[:4])[0]
+            if code == 0:
+                continue  # authenticated (trust, or after a password): parameters follow
+            if code in (3, 5, 10) and password is None:
+                asked = AUTH_NAMES[code]
+                facts["auth"] = asked
+                return result(check, Status.OK, f"{where} is accepting connections (asks for {asked})",
+                              latency_ms=conn.deadline.elapsed_ms(), key_fact="up", facts=facts)
+            if code == 3:
+                await conn.send(_message(b"p", password.encode() + b"\0"))
+            elif code == 5:
+                await conn.send(_message(b"p", _md5_password(options.user, password, body[4:8])))
+            elif code == 10:
+                if b"SCRAM-SHA-256" not in body:
+                    raise ProbeFailure(ErrorKind.AUTH, f"{where} offers no SASL mechanism the probe speaks",
+                                       key_fact="auth", facts=facts)
+                scram = _Scram(password)
+                await conn.send(scram.first())
+            elif code == 11 and scram is not None:
+                await conn.send(scram.final(body[4:].decode()))
+            elif code == 12 and scram is not None:
+                scram.verify(body[4:].decode())
+            else:
+                facts["auth"] = AUTH_NAMES.get(code, f"method {code}")
+                return result(check, Status.OK, f"{where} is accepting connections (asks for {facts['auth']}, which "
+                              "the probe does not speak)", latency_ms=conn.deadline.elapsed_ms(), key_fact="up",
+                              facts=facts)
+            continue
+        if kind == b"S":
+            key, _, value = body.partition(b"\0")
+            params[key.decode()] = value.rstrip(b"\0").decode("utf-8", "replace")
+            continue
+        if kind in (b"K", b"N"):
+            continue
+        if kind == b"Z":
+            break
+        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent an unexpected '{kind.decode()}' message",
+                           key_fact="protocol", facts=facts)
+    # Logged in (trust, or with the password): one read-only query.
+    facts["server_version"] = params.get("server_version")
+    row = await _query(conn, INFO_QUERY)
+    version, in_recovery, lag = row[1], row[2] == "t", row[3]
+    facts.update({"server_version": version, "in_recovery": in_recovery, "logged_in_as": options.user})
+    latency = conn.deadline.elapsed_ms()
+    if not in_recovery:
+        return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, primary)",
+                      latency_ms=latency, key_fact="primary", facts=facts)
+    if lag is None:
+        facts["replay_lag_s"] = None
+        return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, standby; nothing "
+                      "replayed yet)", latency_ms=latency, key_fact="standby", facts=facts)
+    lag_s = float(lag)
+    facts["replay_lag_s"] = round(lag_s, 3)
+    if lag_s > options.max_lag:
+        return result(check, Status.WARN, f"{where}: standby replay lags {lag_s:.0f}s (above {options.max_lag:g}s)",
+                      latency_ms=latency, key_fact=f"lag {lag_s:.0f}s", facts=facts, kind=ErrorKind.STATE)
+    return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, standby, replay lag "
+                  f"{lag_s:.1f}s)", latency_ms=latency, key_fact=f"lag {lag_s:.0f}s", facts=facts)
+
+
+async def _query(conn: _Conn, sql: str) -> list[str | None]:
+    """One simple query; the first row as text values (None for NULL)."""
+    await conn.send(_message(b"Q", sql.encode() + b"\0"))
+    row: list[str | None] = []
+    while True:
+        kind, body = await conn.read_message()
+        if kind == b"D":
+            count = struct.unpack("!h", body[:2])[0]
+            pos, row = 2, []
+            for _ in range(count):
+                size = struct.unpack("!i", body[pos:pos + 4])[0]
+                pos += 4
+                row.append(None if size < 0 else body[pos:pos + size].decode("utf-8", "replace"))
+                pos += max(size, 0)
+        elif kind == b"E":
+            fields = parse_error(body)
+            raise ProbeFailure(ErrorKind.STATE, f"{conn.where}: the query failed: {fields.get('M')} "
+                               f"({fields.get('C')})", key_fact="query failed")
+        elif kind == b"Z":
+            return row
+
+
+SPEC = CheckSpec(
+    key="postgres",
+    doc="Speak the PostgreSQL protocol: up, in recovery, out of connections; optionally log in.",
+    target=AddressKind(default_port=5432),
+    options=PostgresOptions,
+    probe=probe,
+    example="- postgres: 127.0.0.1:5432\n  password_env: PGPASSWORD",
+)

@@ -1,0 +1,185 @@
+"""`redis`: PING, read what the server says about itself, and judge it.
+
+RESP2 only (after HELLO 3 replies become maps). +PONG is up; -NOAUTH is up but wants a
+password (OK unless `password_env` is given, then AUTH and PING again); -LOADING,
+-MASTERDOWN, -BUSY, -MISCONF and a full server ("max number of clients reached") are
+CRIT with what they mean. `INFO replication` adds the role and, on a replica, the link
+to its master. Only read-only commands are sent; every reply is bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stackscope.model import ErrorKind, Result, Status
+from stackscope.probes.common import (
+    Deadline, ProbeFailure, describe_os_error, guess_protocol, open_connection, printable, resolve_host, result,
+    timeout_scope,
+)
+from stackscope.schema import AddressKind, CheckSpec, EnvName, Text, option
+
+MAX_LINE = 64 * 1024
+MAX_BULK = 1024 * 1024
+MEANINGS = {
+    "LOADING": (ErrorKind.STATE, "is still loading its dataset into memory (after a restart)"),
+    "MASTERDOWN": (ErrorKind.STATE, "is a replica that lost its master and will not serve stale data"),
+    "BUSY": (ErrorKind.STATE, "is busy running a script past busy-reply-threshold (SCRIPT KILL or FUNCTION KILL)"),
+    "MISCONF": (ErrorKind.STATE, "cannot persist to disk and refuses writes"),
+}
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    password_env: str | None = option(EnvName(), None, "Environment variable with the password (AUTH).")
+    user: str | None = option(Text(), None, "ACL user for AUTH (Redis 6+); default: the default user.")
+
+
+class _Resp:
+    def __init__(self, reader, writer, where: str) -> None:
+        self.reader, self.writer, self.where = reader, writer, where
+        self.buffer = b""  # our own, so bytes received before a reset can still be named
+
+    async def call(self, *words: str) -> tuple[str, str | None]:
+        """('+', text) | ('-', error) | ('$', bulk or None) | (':', number) for one command."""
+        payload = f"*{len(words)}\r\n".encode()
+        for word in words:
+            data = word.encode()
+            payload += b"$" + str(len(data)).encode() + b"\r\n" + data + b"\r\n"
+        self.writer.write(payload)
+        await self.writer.drain()
+        line = await self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-", b":"):
+            return kind.decode(), rest.decode("utf-8", "replace")
+        if kind == b"$":
+            size = int(rest) if rest.lstrip(b"-").isdigit() else -2
+            if size == -1:
+                return "$", None
+            if not 0 <= size <= MAX_BULK:
+                raise self._not_redis(line)
+            data = await self._exactly(size + 2)
+            return "$", data[:-2].decode("utf-8", "replace")
+        raise self._not_redis(line)
+
+    def _not_redis(self, data: bytes) -> ProbeFailure:
+        return ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} is not Redis: it sent '{printable(data)}' "
+                            f"({guess_protocol(data)} answered)", key_fact="not redis")
+
+    async def _fill(self) -> None:
+        try:
+            chunk = await self.reader.read(65536)
+        except ConnectionError as exc:
+            if self.buffer:
+                raise self._not_redis(self.buffer) from None
+            kind, detail, key_fact = describe_os_error(exc, self.where)
+            raise ProbeFailure(kind, detail, key_fact=key_fact) from None
+        if not chunk:
+            if self.buffer:
+                raise self._not_redis(self.buffer)
+            raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} closed the connection without answering",
+                               key_fact="closed")
+        self.buffer += chunk
+
+    async def _line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            if len(self.buffer) > MAX_LINE:
+                raise self._not_redis(self.buffer)
+            await self._fill()
+        line, _, self.buffer = self.buffer.partition(b"\r\n")
+        return line
+
+    async def _exactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            await self._fill()
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+
+def _error(where: str, text: str, facts: dict) -> ProbeFailure:
+    code = text.split(" ", 1)[0]
+    if code in MEANINGS:
+        kind, meaning = MEANINGS[code]
+        return ProbeFailure(kind, f"{where} {meaning}: -{text}", key_fact=code, facts=facts)
+    if "max number of clients" in text:
+        return ProbeFailure(ErrorKind.SATURATED, f"{where} is out of connections: -{text}", key_fact="maxclients",
+                            facts=facts)
+    if code in ("WRONGPASS", "NOPERM") or "invalid password" in text:
+        return ProbeFailure(ErrorKind.AUTH, f"{where} refused the credentials: -{text}", key_fact="auth refused",
+                            facts=facts)
+    return ProbeFailure(ErrorKind.STATE, f"{where} answered PING with an error: -{text}", key_fact=code, facts=facts)
+
+
+def parse_info(text: str) -> dict[str, str]:
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+
+
+async def probe(check, ctx) -> Result:
+    options: RedisOptions = check.options
+    deadline = Deadline(check.timeout)
+    address = check.address
+    ip, facts = await resolve_host(ctx, address.host, deadline)
+    where = str(address)
+    writer = None
+    try:
+        async with timeout_scope(deadline.remaining()):
+            reader, writer = await open_connection(ip, address.port, deadline, where=where)
+            resp = _Resp(reader, writer, where)
+            kind, text = await resp.call("PING")
+            if kind == "-" and text.startswith("NOAUTH") and not options.password_env:
+                facts["auth"] = "required"
+                return result(check, Status.OK, f"{where} is up (PING needs AUTH: no password_env given)",
+                              latency_ms=deadline.elapsed_ms(), key_fact="up, auth", facts=facts)
+            if kind == "-" and text.startswith("NOAUTH"):
+                secret = ctx.secret(options.password_env) or ""
+                words = ("AUTH", options.user, secret) if options.user else ("AUTH", secret)
+                kind, text = await resp.call(*words)
+                if kind == "-":
+                    raise _error(where, text, facts)
+                kind, text = await resp.call("PING")
+            if kind == "-":
+                raise _error(where, text, facts)
+            if (kind, text) != ("+", "PONG"):
+                raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered PING with {kind}{text}", key_fact="odd",
+                                   facts=facts)
+            latency = deadline.elapsed_ms()
+            kind, info = await resp.call("INFO", "replication")
+            return _judge(check, where, latency, kind, info, facts)
+    except TimeoutError:
+        raise ProbeFailure(ErrorKind.TIMEOUT, f"{where} accepted the connection but did not answer PING within "
+                           f"{deadline.text}", key_fact="no answer", facts=facts) from None
+    finally:
+        if writer is not None:
+            writer.transport.abort()
+
+
+def _judge(check, where: str, latency: float, kind: str, info: str | None, facts: dict) -> Result:
+    if kind != "$" or not info:
+        return result(check, Status.OK, f"{where} answered PONG in {latency:.1f} ms (INFO not allowed)",
+                      latency_ms=latency, key_fact="PONG", facts=facts)
+    fields = parse_info(info)
+    role = fields.get("role", "?")
+    facts["role"] = "replica" if role == "slave" else role
+    if role != "slave":
+        facts["connected_replicas"] = int(fields.get("connected_slaves", "0") or 0)
+        return result(check, Status.OK, f"{where} answered PONG in {latency:.1f} ms ({facts['role']}, "
+                      f"{facts['connected_replicas']} replicas)", latency_ms=latency, key_fact=facts["role"],
+                      facts=facts)
+    link = fields.get("master_link_status", "?")
+    facts.update({"master": f"{fields.get('master_host')}:{fields.get('master_port')}", "master_link": link,
+                  "master_last_io_seconds_ago": fields.get("master_last_io_seconds_ago")})
+    if link != "up":
+        return result(check, Status.WARN, f"{where} is a replica serving stale data: its link to master "
+                      f"{facts['master']} is {link}", latency_ms=latency, key_fact="link down", facts=facts,
+                      kind=ErrorKind.STATE)
+    return result(check, Status.OK, f"{where} answered PONG in {latency:.1f} ms (replica of {facts['master']}, "
+                  "link up)", latency_ms=latency, key_fact="replica", facts=facts)
+
+
+SPEC = CheckSpec(
+    key="redis",
+    doc="PING a Redis server and judge its answer (NOAUTH, LOADING, MASTERDOWN, BUSY, full) and replication.",
+    target=AddressKind(default_port=6379),
+    options=RedisOptions,
+    probe=probe,
+    example="- redis: 127.0.0.1:6379\n  password_env: REDIS_PASSWORD",
+)

@@ -1,0 +1,383 @@
+"""postgres, mysql and redis probes against real PostgreSQL 15, MariaDB 10.11 and Redis 7
+on loopback; process and host probes on this machine; and the verdict when the database
+behind real backends goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+import pytest
+
+from stackscope.model import ErrorKind, Status
+from tests.conftest import run_cli, write_layout
+from tests.probe_helpers import probe
+from tests.servers.base import LOOPBACK, free_port
+from tests.servers.dbs import MariaDB, Postgres, Redis
+from tests.servers.nginx import Nginx
+from tests.servers.pyservers import garbage, http_response, read_request
+
+PG_PASSWORD = "pg-Secret-4711"
+MARIA_PASSWORD = "maria-Secret-0815"
+REDIS_PASSWORD = "redis-Secret-2342"
+
+
+async def until(check: dict, predicate, timeout: float = 20, **kwargs):
+    """Probe until `predicate(result)` holds (a state the test caused takes effect), or fail."""
+    deadline = time.monotonic() + timeout
+    result = None
+    while time.monotonic() < deadline:
+        result = await probe(check, **kwargs)
+        if predicate(result):
+            return result
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"never reached the expected state; last: {result}")
+
+
+async def saturate(server, count: int, check: dict, timeout: float = 20):
+    """Fill every connection slot with idle sessions and probe until the probe is turned
+    away. A holder that lost the race for a slot (to a probe) exits: start it again."""
+    held = server.hold(count)
+    deadline = time.monotonic() + timeout
+    result = None
+    while time.monotonic() < deadline:
+        held = [proc if proc.poll() is None else server.hold(1)[0] for proc in held]
+        result = await probe(check)
+        if result.status is not Status.OK:
+            return held, result
+        await asyncio.sleep(0.2)
+    release(held)
+    raise AssertionError(f"the server never filled up; last: {result}")
+
+
+def release(held) -> None:
+    for proc in held:
+        proc.kill()
+        proc.wait()
+
+
+# ----------------------------------------------------------------------------- postgres
+
+
+@pytest.fixture(scope="module")
+def pg():
+    server = Postgres(settings={"max_connections": "4", "superuser_reserved_connections": "0"}).start()
+    server.psql(f"create role app login password '{PG_PASSWORD}'")
+    yield server
+    server.remove()
+
+
+async def test_postgres_up_without_credentials_says_what_it_asks_for(pg):
+    result = await probe({"postgres": f"127.0.0.1:{pg.port}"})
+    assert result.status is Status.OK, result.detail
+    assert result.detail == f"127.0.0.1:{pg.port} is accepting connections (asks for SASL (SCRAM-SHA-256))"
+    assert result.facts["tls"] is False  # the server said N to the SSL request
+
+
+async def test_postgres_login_with_scram(pg):
+    env = {"PGPASS": PG_PASSWORD}
+    result = await probe({"postgres": f"127.0.0.1:{pg.port}", "user": "app", "password_env": "PGPASS"}, environ=env)
+    assert result.status is Status.OK, result.detail
+    assert result.facts["server_version"].startswith("15.") and result.facts["in_recovery"] is False
+    assert "logged in, SELECT 1 ok" in result.detail
+    assert PG_PASSWORD not in repr(result)
+
+
+async def test_postgres_wrong_password_and_missing_database(pg):
+    wrong = await probe({"postgres": f"127.0.0.1:{pg.port}", "user": "app", "password_env": "P"}, environ={"P": "no"})
+    assert wrong.status is Status.CRIT and wrong.error_kind is ErrorKind.AUTH
+    assert "28P01" in wrong.detail
+    missing = await probe({"postgres": f"127.0.0.1:{pg.port}", "user": "app", "database": "gone",
+                           "password_env": "P"}, environ={"P": PG_PASSWORD})
+    assert missing.status is Status.CRIT and 'database "gone" does not exist (3D000)' in missing.detail
+
+
+async def test_postgres_too_many_connections(pg):
+    held, result = await saturate(pg, 4, {"postgres": f"127.0.0.1:{pg.port}"})
+    try:
+        assert result.status is Status.CRIT and result.error_kind is ErrorKind.SATURATED
+        assert "sorry, too many clients already (53300)" in result.detail
+    finally:
+        release(held)
+    await until({"postgres": f"127.0.0.1:{pg.port}"}, lambda r: r.status is Status.OK)
+
+
+async def test_postgres_standby_not_accepting_connections():
+    server = Postgres(standby=True, settings={"hot_standby": "off"}).start()
+    try:
+        result = await until({"postgres": f"127.0.0.1:{server.port}"}, lambda r: r.error_kind is ErrorKind.STATE)
+        assert result.status is Status.CRIT
+        assert "(57P03)" in result.detail and "not accepting connections" in result.detail
+    finally:
+        server.remove()
+
+
+async def test_postgres_hot_standby_reports_recovery():
+    server = Postgres(standby=True, settings={"hot_standby": "on"}, hba="host all all 127.0.0.1/32 trust").start()
+    try:
+        result = await until({"postgres": f"127.0.0.1:{server.port}", "user": "postgres"},
+                             lambda r: r.status is Status.OK)
+        assert result.facts["in_recovery"] is True
+        assert "standby" in result.detail
+    finally:
+        server.remove()
+
+
+async def test_postgres_stopped_and_impostors(pyservers):
+    server = Postgres().start()
+    port = server.port
+    server.remove()
+    stopped = await probe({"postgres": f"127.0.0.1:{port}"})
+    assert stopped.status is Status.CRIT and stopped.error_kind is ErrorKind.REFUSED
+    noisy = await probe({"postgres": f"127.0.0.1:{pyservers.tcp(garbage)}", "timeout": "1s"})
+    assert noisy.status is Status.CRIT and noisy.error_kind is ErrorKind.PROTOCOL
+    assert "is not PostgreSQL" in noisy.detail
+
+
+# ----------------------------------------------------------------------------- mariadb
+
+
+@pytest.fixture(scope="module")
+def maria():
+    server = MariaDB(max_connections=10).start()
+    server.sql(f"create user 'app'@'127.0.0.1' identified by '{MARIA_PASSWORD}'")
+    yield server
+    server.remove()
+
+
+async def test_mysql_greeting_without_credentials(maria):
+    result = await probe({"mysql": f"127.0.0.1:{maria.port}"})
+    assert result.status is Status.OK, result.detail
+    assert result.facts["version"].startswith("10.11.") and not result.facts["version"].startswith("5.5.5-")
+    assert "refuses user 'stackscope' (1045)" in result.detail
+
+
+async def test_mysql_login_and_wrong_password(maria):
+    ok = await probe({"mysql": f"127.0.0.1:{maria.port}", "user": "app", "password_env": "M"},
+                     environ={"M": MARIA_PASSWORD})
+    assert ok.status is Status.OK and "logged in, SELECT 1 ok" in ok.detail
+    wrong = await probe({"mysql": f"127.0.0.1:{maria.port}", "user": "app", "password_env": "M"}, environ={"M": "x"})
+    assert wrong.status is Status.CRIT and wrong.error_kind is ErrorKind.AUTH
+
+
+async def test_mysql_saturation_is_seen_after_the_handshake(maria):
+    """MariaDB greets even when full; the probe's completed handshake gets the 1040."""
+    held, result = await saturate(maria, 11, {"mysql": f"127.0.0.1:{maria.port}"})  # + the spare for SUPER
+    try:
+        assert result.status is Status.CRIT and result.error_kind is ErrorKind.SATURATED
+        assert "Too many connections (1040)" in result.detail
+    finally:
+        release(held)
+    await until({"mysql": f"127.0.0.1:{maria.port}"}, lambda r: r.status is Status.OK)
+    # nothing left behind: every probe finished its handshake and left (no session, no
+    # half-open "unauthenticated user" connection lingering on the server)
+    for _ in range(5):
+        await probe({"mysql": f"127.0.0.1:{maria.port}"})
+    lingering = "select count(*) from information_schema.processlist where user in ('stackscope', " \
+                "'unauthenticated user')"
+    await until({"mysql": f"127.0.0.1:{maria.port}"}, lambda r: maria.sql(lingering) == "0", timeout=5)
+
+
+async def test_mysql_against_something_else(pyservers):
+    async def ssh_banner(reader, writer):
+        writer.write(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), 5)
+
+    result = await probe({"mysql": f"127.0.0.1:{pyservers.tcp(ssh_banner)}", "timeout": "1s"})
+    assert result.status is Status.CRIT
+    assert "an SSH server answered" in result.detail
+    noisy = await probe({"mysql": f"127.0.0.1:{pyservers.tcp(garbage)}", "timeout": "1s"})
+    assert noisy.status is Status.CRIT and "is not MySQL" in noisy.detail
+
+
+# ----------------------------------------------------------------------------- redis
+
+
+@pytest.fixture(scope="module")
+def redis_plain():
+    server = Redis("--busy-reply-threshold", "100").start()
+    yield server
+    server.remove()
+
+
+async def test_redis_pong_and_role(redis_plain):
+    result = await probe({"redis": f"127.0.0.1:{redis_plain.port}"})
+    assert result.status is Status.OK
+    assert result.facts["role"] == "master" and result.key_fact == "master"
+
+
+async def test_redis_auth(tmp_path):
+    server = Redis("--requirepass", REDIS_PASSWORD).start()
+    target = f"127.0.0.1:{server.port}"
+    try:
+        noauth = await probe({"redis": target})
+        assert noauth.status is Status.OK and "needs AUTH" in noauth.detail
+        good = await probe({"redis": target, "password_env": "R"}, environ={"R": REDIS_PASSWORD})
+        assert good.status is Status.OK and good.facts["role"] == "master"
+        bad = await probe({"redis": target, "password_env": "R"}, environ={"R": "nope"})
+        assert bad.status is Status.CRIT and bad.error_kind is ErrorKind.AUTH
+        layout = write_layout(tmp_path, f"name: r\nlayers:\n  - name: Cache\n    role: cache\n    checks:\n"
+                                        f"      - redis: {target}\n        password_env: R\n")
+        for fmt in ("text", "json", "junit", "nagios"):
+            done = run_cli("check", str(layout), "--format", fmt, env={"R": REDIS_PASSWORD})
+            assert done.returncode == 0 and REDIS_PASSWORD not in done.stdout + done.stderr
+    finally:
+        server.remove()
+
+
+async def test_redis_full():
+    server = Redis("--maxclients", "1").start()
+    deadline = time.monotonic() + 10
+    while True:  # take the only slot; a connection still closing (the readiness check) may hold it briefly
+        holder = socket.create_connection((LOOPBACK, server.port))
+        holder.sendall(b"PING\r\n")
+        if holder.recv(64).startswith(b"+PONG"):
+            break
+        holder.close()
+        assert time.monotonic() < deadline, "could not take the only client slot"
+    try:
+        result = await until({"redis": f"127.0.0.1:{server.port}"}, lambda r: r.status is not Status.OK)
+        assert result.error_kind is ErrorKind.SATURATED and "max number of clients reached" in result.detail
+    finally:
+        holder.close()
+        server.remove()
+
+
+async def test_redis_busy_script(redis_plain):
+    runner = socket.create_connection((LOOPBACK, redis_plain.port))
+    runner.sendall(b"*3\r\n$4\r\nEVAL\r\n$17\r\nwhile true do end\r\n$1\r\n0\r\n")
+    try:
+        result = await until({"redis": f"127.0.0.1:{redis_plain.port}"}, lambda r: r.status is not Status.OK)
+        assert result.status is Status.CRIT and result.key_fact == "BUSY"
+        assert "busy running a script" in result.detail
+    finally:
+        redis_plain.command("SCRIPT", "KILL")
+        runner.close()
+    await until({"redis": f"127.0.0.1:{redis_plain.port}"}, lambda r: r.status is Status.OK)
+
+
+async def test_redis_replica_without_master():
+    dead = free_port()
+    strict = Redis("--replicaof", LOOPBACK, str(dead), "--replica-serve-stale-data", "no").start()
+    stale = Redis("--replicaof", LOOPBACK, str(dead)).start()
+    try:
+        down = await probe({"redis": f"127.0.0.1:{strict.port}"})
+        assert down.status is Status.CRIT and down.key_fact == "MASTERDOWN"
+        assert "lost its master" in down.detail
+        serving = await probe({"redis": f"127.0.0.1:{stale.port}"})
+        assert serving.status is Status.WARN and serving.facts["role"] == "replica"
+        assert serving.facts["master_link"] == "down"
+    finally:
+        strict.remove()
+        stale.remove()
+
+
+async def test_redis_loading_and_impostors(pyservers, tmp_path_factory):
+    async def loading(reader, writer):
+        await reader.read(100)
+        writer.write(b"-LOADING Redis is loading the dataset in memory\r\n")
+        await writer.drain()
+
+    result = await probe({"redis": f"127.0.0.1:{pyservers.tcp(loading)}"})
+    assert result.status is Status.CRIT and "still loading its dataset" in result.detail
+    port = free_port()
+    nginx = Nginx(tmp_path_factory.mktemp("redis-vs-nginx"), f"server {{ listen 127.0.0.1:{port}; }}", [port]).start()
+    try:
+        web = await probe({"redis": f"127.0.0.1:{port}", "timeout": "2s"})
+    finally:
+        nginx.stop()
+    assert web.status is Status.CRIT and "an HTTP server answered" in web.detail
+    noisy = await probe({"redis": f"127.0.0.1:{pyservers.tcp(garbage)}", "timeout": "1s"})
+    assert noisy.status is Status.CRIT and "is not Redis" in noisy.detail
+
+
+# ----------------------------------------------------------------------------- process and host
+
+
+async def test_process_and_host_checks():
+    server = Redis().start()
+    try:
+        running = await probe({"process": "redis-server"})
+        assert running.status is Status.OK
+        assert running.facts["count"] >= 1 and f"127.0.0.1:{server.port}" in running.facts["listening"]
+        too_few = await probe({"process": "redis-server", "min": 50})
+        assert too_few.status is Status.CRIT and "at least 50 expected" in too_few.detail
+    finally:
+        server.remove()
+    missing = await probe({"process": "no-such-daemon"})
+    assert missing.status is Status.CRIT and missing.key_fact == "0 running"
+    host = await probe({"host": "local"})
+    assert {"cpu_percent", "memory_percent", "disk_percent", "load_per_core"} <= set(host.facts)
+    full = await probe({"host": "local", "disk_warn": 0, "disk_crit": 0})
+    assert full.status is Status.CRIT and full.error_kind is ErrorKind.RESOURCE and "disk" in full.detail
+
+
+# ----------------------------------------------------------------------------- verdict, end to end
+
+
+def backend_handler(name: str, dependency_port: int, hello: bytes):
+    """A backend whose /health talks to its data store: 200 when the store answers."""
+
+    async def handle(reader, writer):
+        await read_request(reader)
+        try:
+            r, w = await asyncio.wait_for(asyncio.open_connection(LOOPBACK, dependency_port), 1)
+            w.write(hello)
+            await w.drain()
+            answer = await asyncio.wait_for(r.read(1), 1)
+            w.transport.abort()
+            ok = bool(answer)
+        except (OSError, asyncio.TimeoutError):
+            ok = False
+        body = b"ok\n" if ok else b"store unavailable\n"
+        writer.write(http_response(200 if ok else 500, body, {"X-Served-By": name}))
+        await writer.drain()
+
+    return handle
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_stopping_the_data_store_blames_it_not_the_backends_or_lb(pyservers, tmp_path, tmp_path_factory, kind):
+    store = Postgres().start() if kind == "postgres" else Redis().start()
+    hello = b"\x00\x00\x00\x08\x04\xd2\x16\x2f" if kind == "postgres" else b"PING\r\n"
+    backends = [pyservers.tcp(backend_handler(f"app-{i}", store.port, hello)) for i in (1, 2)]
+    lb_port = free_port()
+    nginx = Nginx(tmp_path_factory.mktemp(f"lb-{kind}"), f"""
+        upstream app {{ server 127.0.0.1:{backends[0]}; server 127.0.0.1:{backends[1]}; }}
+        server {{ listen 127.0.0.1:{lb_port}; location / {{ proxy_pass http://app; }} }}""", [lb_port]).start()
+    role = "db" if kind == "postgres" else "cache"
+    layout = write_layout(tmp_path, f"""\
+name: e2e-{kind}
+timeout: 2s
+layers:
+  - name: Load balancer
+    role: lb
+    checks:
+      - http: http://127.0.0.1:{lb_port}/health
+  - name: App servers
+    role: backend
+    checks:
+      - {{http: "http://127.0.0.1:{backends[0]}/health", name: app-1}}
+      - {{http: "http://127.0.0.1:{backends[1]}/health", name: app-2}}
+  - name: Store
+    role: {role}
+    checks:
+      - {kind}: 127.0.0.1:{store.port}
+""")
+    try:
+        healthy = run_cli("check", str(layout), "-f", "json")
+        assert healthy.returncode == 0, healthy.stdout
+        store.stop()
+        broken = run_cli("check", str(layout), "-f", "json")
+        verdict = json.loads(broken.stdout)["verdict"]
+        assert broken.returncode == 2
+        assert (verdict["layer"], verdict["role"]) == ("Store", role)
+        assert verdict["summary"].startswith("Store: 127.0.0.1:") and "refused" in verdict["summary"]
+        assert any("App servers (crit)" in item and "explained by Store" in item for item in verdict["also_failing"])
+        assert any("Load balancer (crit)" in item for item in verdict["also_failing"])
+    finally:
+        nginx.stop()
+        store.remove()
