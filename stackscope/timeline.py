@@ -175,8 +175,8 @@ class Timeline:
                 return [Event(at, VERDICT, "", "", None, Status.OK, f"all layers healthy ({checks} checks)")]
             return [Event(at, VERDICT, previous.layer if previous else "", "", previous.status if previous else None,
                           Status.OK, "all layers healthy again")]
-        return [Event(at, VERDICT, verdict.layer, "", None if previous is None else previous.status,
-                      verdict.status, verdict.summary)]
+        before = previous.status if previous is not None else (None if first else Status.OK)
+        return [Event(at, VERDICT, verdict.layer, "", before, verdict.status, verdict.summary)]
 
     def _observe_incident(self, diagnosis: Diagnosis, at: float) -> None:
         status = diagnosis.status

@@ -49,8 +49,7 @@ class Action:
         return f"app.invoke({self.id!r})"
 
     def keys_for_humans(self) -> str:
-        if self.key_display:
-            return self.key_display
+        """Every key of the action, for help (the footer shows `key_display`, shorter)."""
         return " / ".join(_KEY_NAMES.get(k.strip(), k.strip()) for k in self.keys.split(","))
 
 

@@ -127,7 +127,7 @@ def pool_table(pool: Mapping[str, Any]) -> RenderableType:
     for column in POOL_COLUMNS:
         justify = "right" if column in ("last_change_s", "sessions", "errors", "weight") else "left"
         table.add_column(column.replace("last_change_s", "changed").replace("_", " "), justify=justify,
-                         overflow="fold")
+                         overflow="fold", no_wrap=column in ("name", "address"))
     for server in servers:
         address = str(server.get("address", ""))
         if address in unexpected or server.get("declared") is False:
@@ -137,7 +137,7 @@ def pool_table(pool: Mapping[str, Any]) -> RenderableType:
         cells = [_pool_cell(column, server.get(column)) for column in POOL_COLUMNS]
         table.add_row(flag, *cells)
     for address in missing:
-        table.add_row(Text("✖ missing", style="bold reverse"), "—", str(address), "not in the LB",
+        table.add_row(Text("✖ missing", style="bold reverse"), "—", str(address), "absent",
                       *([""] * (len(POOL_COLUMNS) - 3)))
     return Group(head, counts, table)
 

@@ -6,9 +6,10 @@ and which keys exist lives in the action registry.
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING, Iterable
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -126,6 +127,7 @@ class DetailScreen(Screen):
         super().__init__(id="detail")
         self.check = check
         self.result: Result | None = None
+        self.content: Group = Group()
         self._title = Label("", id="detail-title")
         self._body = Static("", id="detail-body")
 
@@ -143,16 +145,12 @@ class DetailScreen(Screen):
         parts = []
         for title, body in facts.sections(self.check, result, history, last_problem, width=width):
             parts += [Text(title, style="bold underline"), body, Text("")]
-        self._body.update(Group(*parts))
+        self.content = Group(*parts)
+        self._body.update(self.content)
 
     def text(self) -> str:
         """The screen's content as plain text (what tests read)."""
-        from rich.console import Console
-
-        console = Console(width=max(40, self.app.size.width - 4), record=True, color_system=None,
-                          file=open("/dev/null", "w"))
-        console.print(self._body.render())
-        return console.export_text()
+        return plain_text(self.content, self.app.size.width - 4)
 
 
 class VerdictScreen(Screen):
@@ -193,6 +191,9 @@ class HelpScreen(Screen):
         super().__init__(id="help")
         self.actions = list(actions)
 
+    def text(self) -> str:
+        return plain_text(help_table(self.actions), self.app.size.width - 4)
+
     def compose(self) -> ComposeResult:
         yield Label("Keys — esc to close; the command palette (ctrl+p) offers the same actions", id="detail-title")
         with VerticalScroll(id="detail-scroll"):
@@ -208,3 +209,10 @@ def help_table(actions: Iterable[Action]) -> Table:
         table.add_row(action.keys_for_humans(), f"{action.label} — {action.help}")
     return table
 
+
+
+def plain_text(renderable, width: int) -> str:
+    """A renderable as plain text at `width`, as the screen shows it without colour."""
+    console = Console(width=max(40, width), record=True, color_system=None, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
