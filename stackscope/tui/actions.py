@@ -122,7 +122,7 @@ BUILTIN: tuple[Action, ...] = (
     Action("problems_only", "f", "Problems", "Show only checks that are not OK (again: show all).",
            scope=DASHBOARD, footer=True),
     # probing
-    Action("probe_now", "r", "Probe now", "Start a round now instead of waiting for the interval.", footer=True),
+    Action("probe_now", "r", "Probe", "Start a round now instead of waiting for the interval.", footer=True),
     Action("pause", "p", "Pause", "Stop probing (the screen keeps the last results); again to resume.",
            footer=True),
     # reading

@@ -83,6 +83,9 @@ class StackscopeApp(App[int]):
         self.layout = layout
         self.engine = engine or Engine(layout)
         self.registry = ActionRegistry([*BUILTIN, *actions])
+        clashes = self.registry.conflicts()
+        if clashes:  # a caller's key silently shadowing another would be a bug to hunt at 3 a.m.
+            raise ValueError("keys bound twice: " + "; ".join(clashes))
         self.record = record
         self.timeline_dir = timeline_dir
         self.autoprobe = autoprobe

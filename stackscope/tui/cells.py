@@ -71,7 +71,7 @@ def row_widths(width: int) -> tuple[int, int, int, int]:
     elif width >= 50:
         fact, spark = 12, 8
     elif width >= 34:
-        fact, spark = 10, 4
+        fact, spark = 11, 4
     else:
         fact, spark = 8, 0
     gaps = 2 + 1 + 1 + (1 if spark else 0)  # glyph+space, then one space between cells

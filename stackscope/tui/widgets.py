@@ -51,23 +51,23 @@ class HeaderBar(Horizontal):
 
     def __init__(self, title: str, clock_text: str) -> None:
         super().__init__(id="header")
-        self._title = title
-        self._clock_text = clock_text
+        self.title = Label(title, id="title")
+        self.overall = Label("… waiting", id="overall")
+        self.clock = Label(clock_text, id="clock")
 
     def compose(self) -> ComposeResult:
-        yield Label(self._title, id="title")
+        yield self.title
         yield Label("problems only", id="filter-flag")
         yield Label("‖ PAUSED", id="paused-flag")
-        yield Label("… waiting", id="overall")
-        yield Label(self._clock_text, id="clock")
+        yield self.overall
+        yield self.clock
 
     def set_clock(self, text: str) -> None:
-        self.query_one("#clock", Label).update(text, layout=False)
+        self.clock.update(text, layout=False)
 
     def set_overall(self, status: Status) -> None:
-        label = self.query_one("#overall", Label)
-        label.update(badge(status))
-        set_status_class(label, status)
+        self.overall.update(badge(status))
+        set_status_class(self.overall, status)
 
     def set_flags(self, *, paused: bool, problems_only: bool) -> None:
         self.set_class(paused, "-paused")

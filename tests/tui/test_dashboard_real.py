@@ -176,7 +176,7 @@ async def test_filter_collapse_pause_probe_help_verdict_palette_and_quit(shared_
         from textual.command import CommandPalette
 
         assert isinstance(app.screen, CommandPalette)
-        await pilot.press(*"probe now")
+        await pilot.press(*"probe")
         rounds = app.engine.rounds
         await pilot.press("enter")
         await until(pilot, lambda: app.engine.rounds > rounds, "a round started from the palette")
