@@ -41,6 +41,7 @@ from stackscope.tui.screens import DashboardScreen, DetailScreen, HelpScreen, Ve
 from stackscope.tui.widgets import CheckRow, clock_text
 
 PROBE_GROUP = "probe"
+FLUSH_AFTER = 0.1  # seconds results wait to be painted together
 
 
 class RoundStarted(Message):
@@ -99,6 +100,8 @@ class StackscopeApp(App[int]):
         self._again = False
         self._next_round: Timer | None = None
         self._probing_ticker: Timer | None = None
+        self._pending: dict[str, Result] = {}
+        self._flush_timer: Timer | None = None
         for action in self.registry.in_scope(APP):
             self._bind(self, action)
         title = f"stackscope · {layout.name} · every {format_duration(layout.interval)}"
@@ -167,17 +170,29 @@ class StackscopeApp(App[int]):
             self._probing_ticker.resume()
 
     def on_check_finished(self, message: CheckFinished) -> None:
-        result = message.result
-        row = self.dashboard.path.rows.get(result.check_id)
-        if row is not None:
-            row.set_result(result)
-        if result.status is not Status.OK:
-            self.last_problem[result.check_id] = result
+        # Results of a fast round arrive together: gather them and paint once, a moment
+        # later (or when the round ends), instead of one terminal update per check.
+        self._pending[message.result.check_id] = message.result
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(FLUSH_AFTER, self._flush_results)
+
+    def _flush_results(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+        pending, self._pending = self._pending, {}
+        rows = self.dashboard.path.rows
         screen = self.screen
-        if isinstance(screen, DetailScreen) and screen.check.id == result.check_id:
-            self._show_detail(screen)
+        for check_id, result in pending.items():
+            if check_id in rows:
+                rows[check_id].set_result(result)
+            if result.status is not Status.OK:
+                self.last_problem[check_id] = result
+            if isinstance(screen, DetailScreen) and screen.check.id == check_id:
+                self._show_detail(screen)
 
     def on_round_finished(self, message: RoundFinished) -> None:
+        self._flush_results()
         self.round_running = False
         if self._probing_ticker is not None:
             self._probing_ticker.pause()

@@ -60,20 +60,3 @@ def fit(text: str, width: int, *, right: bool = False) -> str:
 
 def probing_label(elapsed: float) -> str:
     return f"{elapsed:.1f}s"
-
-
-def row_widths(width: int) -> tuple[int, int, int, int]:
-    """(name, key fact, latency, sparkline) widths for a row `width` cells wide; the
-    glyph and the gaps take the rest. Narrow rows drop the sparkline first."""
-    latency = 7
-    if width >= 64:
-        fact, spark = 16, 12
-    elif width >= 50:
-        fact, spark = 12, 8
-    elif width >= 34:
-        fact, spark = 11, 4
-    else:
-        fact, spark = 8, 0
-    gaps = 2 + 1 + 1 + (1 if spark else 0)  # glyph+space, then one space between cells
-    name = max(4, width - gaps - fact - latency - spark)
-    return name, fact, latency, spark

@@ -14,11 +14,9 @@ import time
 from collections import deque
 from typing import Iterable
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
-from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
@@ -66,8 +64,9 @@ class HeaderBar(Horizontal):
         self.clock.update(text, layout=False)
 
     def set_overall(self, status: Status) -> None:
-        self.overall.update(badge(status))
-        set_status_class(self.overall, status)
+        if not self.overall.has_class(STATUS_CLASSES[status]):
+            self.overall.update(badge(status))
+            set_status_class(self.overall, status)
 
     def set_flags(self, *, paused: bool, problems_only: bool) -> None:
         self.set_class(paused, "-paused")
@@ -92,10 +91,12 @@ class VerdictBanner(Widget):
         self.waiting_message = "… probing every check for the first time"
 
     def show(self, diagnosis: Diagnosis) -> None:
+        before = self.lines()
         self.diagnosis = diagnosis
         self.remove_class("-waiting")
         set_status_class(self, diagnosis.status)
-        self.refresh()
+        if self.lines() != before:  # most rounds change nothing here: paint nothing
+            self.refresh()
 
     def lines(self) -> list[str]:
         """The banner's text, also what tests read."""
@@ -126,10 +127,35 @@ class VerdictBanner(Widget):
 # --------------------------------------------------------------------------- path
 
 
+class Cell(Widget):
+    """A part of a row that repaints on its own.
+
+    Textual writes a changed widget's whole line span to the terminal, so the parts of
+    a row that change every round (latency, sparkline) are widgets of their own: a new
+    latency rewrites seven cells, not the row. `set` ignores an unchanged value."""
+
+    def __init__(self, classes: str) -> None:
+        super().__init__(classes=classes)
+        self._text = Text()
+
+    def set(self, text: Text) -> None:
+        if text.plain != self._text.plain or text.spans != self._text.spans:
+            self._text = text
+            self.refresh()
+
+    @property
+    def plain(self) -> str:
+        return self._text.plain
+
+    def render(self) -> Text:
+        return self._text
+
+
 class CheckRow(Widget, can_focus=True):
     """One check: glyph, name, key fact, latency and a sparkline of recent rounds."""
 
-    COMPONENT_CLASSES = {"row--ok", "row--warn", "row--crit", "row--unknown", "row--dim", "row--probing"}
+    COMPONENT_CLASSES = {"row--ok", "row--warn", "row--crit", "row--unknown", "row--probing"}
+    NARROW = 30  # below this many cells the sparkline gives its room to the name
 
     def __init__(self, check: Check, history: Iterable[Sample] = ()) -> None:
         super().__init__(classes="-unknown")
@@ -137,73 +163,61 @@ class CheckRow(Widget, can_focus=True):
         self.history = history
         self.result: Result | None = None
         self.probing_for: float | None = None
-        self._shown: list[tuple[str, str]] | None = None
+        self.main = Cell("row-main")
+        self.latency = Cell("row-latency")
+        self.spark = Cell("row-spark")
+
+    def compose(self) -> ComposeResult:
+        yield self.main
+        yield self.latency
+        yield self.spark
 
     @property
     def status(self) -> Status:
         return self.result.status if self.result is not None else Status.UNKNOWN
 
     def set_result(self, result: Result) -> None:
-        changed_status = self.result is None or self.result.status is not result.status
+        if self.result is None or self.result.status is not result.status:
+            set_status_class(self, result.status)
         self.result = result
         self.probing_for = None
-        if changed_status:
-            set_status_class(self, result.status)
-        self._repaint()
+        self.update_cells()
 
     def set_probing(self, elapsed: float | None) -> None:
         self.probing_for = elapsed
-        self._repaint()
+        self.update_cells()
 
-    def segments(self, width: int) -> list[tuple[str, str]]:
-        """(text, component) pieces that make the row `width` cells wide."""
-        name_w, fact_w, lat_w, spark_w = cells.row_widths(width)
-        status = self.status
-        tone = f"row--{status}"
-        result = self.result
+    def update_cells(self) -> None:
+        width = self.main.size.width or 40
+        fact_w = 16 if width >= 48 else 11
+        name_w = max(4, width - 2 - 1 - fact_w)
+        result, status = self.result, self.status
+        tone = self._style(f"row--{status}")
         if self.probing_for is not None:
-            fact, latency, fact_tone = "probing…", cells.probing_label(self.probing_for), "row--probing"
+            fact, latency, fact_tone = "probing…", cells.probing_label(self.probing_for), self._style("row--probing")
         elif result is None:
-            fact, latency, fact_tone = "…", "", "row--dim"
+            fact, latency, fact_tone = "…", "", None
         else:
             fact, latency, fact_tone = result.key_fact or result.detail, format_latency(result.latency_ms), tone
-        glyph = status.glyph if result is not None else "…"
-        out = [(glyph + " ", tone), (cells.fit(self.check.name, name_w) + " ", ""),
-               (cells.fit(fact, fact_w) + " ", fact_tone), (cells.fit(latency, lat_w, right=True), "row--dim")]
-        if spark_w:
-            out.append((" " + cells.sparkline(self.history, spark_w), "row--dim"))
-        return out
+        main = Text(no_wrap=True, overflow="crop")
+        main.append((status.glyph if result is not None else "…") + " ", tone)
+        main.append(cells.fit(self.check.name, name_w) + " ")
+        main.append(cells.fit(fact, fact_w), fact_tone)
+        self.main.set(main)
+        self.latency.set(Text(cells.fit(latency, max(1, (self.latency.size.width or 8) - 1), right=True)))
+        spark_w = (self.spark.size.width or 13) - 1
+        self.spark.set(Text(" " + cells.sparkline(self.history, spark_w)) if spark_w > 0 else Text())
+
+    def _style(self, component: str):
+        return self.get_component_rich_style(component) if self.is_mounted else None
 
     def text(self) -> str:
-        return "".join(piece for piece, _ in self.segments(max(20, self.size.width)))
-
-    def render(self) -> Text:
-        text = Text(no_wrap=True, overflow="crop")
-        for piece, component in self.segments(max(20, self.size.width)):
-            text.append(piece, self.get_component_rich_style(component) if component else None)
-        return text
-
-    def _repaint(self) -> None:
-        """Refresh only the cells that changed since the last paint."""
-        width = self.size.width
-        new = self.segments(max(20, width))
-        old, self._shown = self._shown, new
-        if not width or old is None or not self.is_mounted:
-            self.refresh()
-            return
-        columns_new = [(ch, comp) for piece, comp in new for ch in piece]
-        columns_old = [(ch, comp) for piece, comp in old for ch in piece]
-        if columns_new == columns_old:
-            return
-        plain = "".join(ch for ch, _ in columns_new)
-        if len(columns_new) != len(columns_old) or cell_len(plain) != len(plain):
-            self.refresh()  # wide characters or a new width: cell and index differ
-            return
-        changed = [i for i, (a, b) in enumerate(zip(columns_new, columns_old)) if a != b]
-        self.refresh(Region(changed[0], 0, changed[-1] - changed[0] + 1, 1))
+        """The row as plain text (what tests read)."""
+        return (self.main.plain.rstrip() + " " + self.latency.plain.strip() + " " + self.spark.plain.strip()).strip()
 
     def on_resize(self) -> None:
-        self._shown = None
+        self.spark.display = self.size.width >= self.NARROW
+        self.call_after_refresh(self.update_cells)
 
 
 class PanelHeader(Widget, can_focus=True):

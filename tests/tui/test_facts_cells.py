@@ -43,14 +43,6 @@ def test_fit_cuts_with_an_ellipsis_and_pads():
     assert cells.fit("two\nlines", 20).startswith("two lines")
 
 
-def test_row_widths_fill_the_row_and_drop_the_sparkline_first():
-    for width in (30, 36, 50, 76, 120):
-        name, fact, latency, spark = cells.row_widths(width)
-        gaps = 4 + (1 if spark else 0)
-        assert name + fact + latency + spark + gaps == width, width
-    assert cells.row_widths(30)[3] == 0 and cells.row_widths(76)[3] == 12
-
-
 def test_http_detail_shows_phases_and_headers():
     text = detail_text(data.results()[data.B1])
     assert "## HTTP" in text and re.search(r"status code +200", text)
