@@ -102,6 +102,8 @@ def main() -> int:
     parser.add_argument("--checks", type=int, default=30)
     parser.add_argument("--size", default="80x24")
     parser.add_argument("--term", default="xterm-256color")
+    parser.add_argument("--plain", action="store_true",
+                        help="run `watch --plain` instead: the probing alone, to see what the dashboard adds")
     parser.add_argument("--dump", help="write the steady-state terminal bytes to this file (to see what repaints)")
     args = parser.parse_args()
     cols, rows = (int(v) for v in args.size.split("x"))
@@ -115,7 +117,8 @@ def main() -> int:
             env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": args.term, "COLUMNS": str(cols),
                    "LINES": str(rows)}
             env.pop("NO_COLOR", None)
-            proc, master = spawn_in_pty([sys.executable, "-m", "stackscope", "watch", str(layout)], cols, rows, env)
+            argv = [sys.executable, "-m", "stackscope", "watch", str(layout)] + (["--plain"] if args.plain else [])
+            proc, master = spawn_in_pty(argv, cols, rows, env)
             ps = psutil.Process(proc.pid)
             writes: list[tuple[float, int]] = []
             try:
@@ -134,7 +137,10 @@ def main() -> int:
                 steady = sum(n for at, n in writes if at >= t0)
                 first = sum(n for at, n in writes if at < t0)
                 quit_started = time.monotonic()
-                os.write(master, b"\x11")  # ctrl+q
+                if args.plain:
+                    proc.send_signal(signal.SIGINT)
+                else:
+                    os.write(master, b"\x11")  # ctrl+q
                 try:
                     proc.wait(10)
                     quit_s = time.monotonic() - quit_started
@@ -151,12 +157,12 @@ def main() -> int:
 
     window = t1 - t0
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / window * 100
-    print(f"stackscope watch, {args.checks} checks every 1s, {args.size} {args.term}, "
+    print(f"stackscope watch{' --plain' if args.plain else ''}, {args.checks} checks every 1s, {args.size} {args.term}, "
           f"{window:.0f}s measured after {args.warmup:.0f}s warm-up")
     print(f"  CPU            {cpu:6.2f} % of one core     (target < 3 %)")
     print(f"  peak RSS       {peak / 2**20:6.1f} MB              (target < 120 MB)")
     print(f"  terminal       {steady / window:6.0f} bytes/s         (target < 2048; first paint {first} bytes)")
-    print(f"  ctrl+q         {quit_s:6.2f} s to exit")
+    print(f"  {'ctrl-c' if args.plain else 'ctrl+q'}         {quit_s:6.2f} s to exit")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The dashboard app: probes in a worker, shows results as they arrive, acts on keys.
 
 Probing never blocks the screen. Each round runs in an async worker (group "probe",
-exclusive) that posts typed messages — CheckFinished as each probe ends, RoundFinished
+exclusive) that posts typed messages — ChecksFinished as probes end, RoundFinished
 with the snapshot — and the next round is scheduled only when the current one has
 finished, so rounds never overlap however slow a target is. While a probe runs longer
 than half a second its row says "probing… 1.4s"; quitting cancels the worker, so it is
@@ -41,19 +41,16 @@ from stackscope.tui.screens import DashboardScreen, DetailScreen, HelpScreen, Ve
 from stackscope.tui.widgets import CheckRow, clock_text
 
 PROBE_GROUP = "probe"
-FLUSH_AFTER = 0.1  # seconds results wait to be painted together
+TICK = 0.25  # seconds between paints of results and "probing…" while a round runs
 
 
-class RoundStarted(Message):
-    """A probe round began."""
+class ChecksFinished(Message):
+    """Probes of the running round ended. One message carries every result that arrives
+    before the app gets to it, so a fast round of 30 checks costs one message, not 30."""
 
-
-class CheckFinished(Message):
-    """One probe of the running round has its result."""
-
-    def __init__(self, result: Result) -> None:
+    def __init__(self, results: list[Result]) -> None:
         super().__init__()
-        self.result = result
+        self.results = results
 
 
 class RoundFinished(Message):
@@ -101,7 +98,7 @@ class StackscopeApp(App[int]):
         self._next_round: Timer | None = None
         self._probing_ticker: Timer | None = None
         self._pending: dict[str, Result] = {}
-        self._flush_timer: Timer | None = None
+        self._batch: list[Result] | None = None
         for action in self.registry.in_scope(APP):
             self._bind(self, action)
         title = f"stackscope · {layout.name} · every {format_duration(layout.interval)}"
@@ -127,7 +124,7 @@ class StackscopeApp(App[int]):
         self.dashboard.banner.set_class(self.blind, "-blind")
         self.dashboard.events.set_blind(self.blind)
         self.set_interval(1.0, self._tick_clock)
-        self._probing_ticker = self.set_interval(0.25, self._tick_probing, pause=True)
+        self._probing_ticker = self.set_interval(TICK, self._tick_probing, pause=True)
         if self.autoprobe:
             self.start_round()
 
@@ -147,7 +144,8 @@ class StackscopeApp(App[int]):
             self._again = True
             return
         self.round_running = True
-        self.post_message(RoundStarted())
+        if self._probing_ticker is not None:
+            self._probing_ticker.resume()
         self._probe_round()
 
     def _probe_round(self) -> Worker:
@@ -157,29 +155,30 @@ class StackscopeApp(App[int]):
     async def _round(self) -> None:
         if self.engine.rounds == 0:
             await asyncio.to_thread(self.engine.warm_up)  # imports and TLS contexts, off the UI loop
-        snapshot = await self.engine.run_round(on_result=lambda result: self.post_message(CheckFinished(result)))
+        snapshot = await self.engine.run_round(on_result=self._result_arrived)
         self.post_message(RoundFinished(snapshot))
+
+    def _result_arrived(self, result: Result) -> None:
+        """Called by the engine, on this loop, as each probe ends."""
+        if self._batch is None:
+            self._batch = []
+            self.post_message(ChecksFinished(self._batch))
+        self._batch.append(result)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == PROBE_GROUP and event.state is WorkerState.ERROR:
             error = event.worker.error
             self.post_message(RoundFinished(None, f"{type(error).__name__}: {error}"))
 
-    def on_round_started(self, message: RoundStarted) -> None:
-        if self._probing_ticker is not None:
-            self._probing_ticker.resume()
-
-    def on_check_finished(self, message: CheckFinished) -> None:
-        # Results of a fast round arrive together: gather them and paint once, a moment
-        # later (or when the round ends), instead of one terminal update per check.
-        self._pending[message.result.check_id] = message.result
-        if self._flush_timer is None:
-            self._flush_timer = self.set_timer(FLUSH_AFTER, self._flush_results)
+    def on_checks_finished(self, message: ChecksFinished) -> None:
+        # Painted by the probing ticker or when the round ends: one terminal update for
+        # the results of a fast round, a few a second for a slow one.
+        if self._batch is message.results:
+            self._batch = None
+        for result in message.results:
+            self._pending[result.check_id] = result
 
     def _flush_results(self) -> None:
-        if self._flush_timer is not None:
-            self._flush_timer.stop()
-            self._flush_timer = None
         pending, self._pending = self._pending, {}
         rows = self.dashboard.path.rows
         screen = self.screen
@@ -229,6 +228,7 @@ class StackscopeApp(App[int]):
         return diagnosis
 
     def _tick_probing(self) -> None:
+        self._flush_results()
         now = time.monotonic()
         rows = self.dashboard.path.rows
         for check_id, started in list(self.engine.inflight.items()):
