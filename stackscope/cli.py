@@ -182,12 +182,13 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
     """`watch --plain`: one line per state or verdict change, from the same transition
     detection as the dashboard's events pane and the incident timeline."""
     from stackscope.diagnosis import assess
+    from stackscope.schema import format_duration
     from stackscope.timeline import Timeline
 
     timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
     checks = sum(len(layer.checks) for layer in layout.layers)
     print(f"stackscope: watching {layout.name} ({len(layout.layers)} layers, {checks} checks) every "
-          f"{layout.interval:g}s; one line per change; Ctrl-C to stop", flush=True)
+          f"{format_duration(layout.interval)}; one line per change; Ctrl-C to stop", flush=True)
 
     def emit(snapshot) -> None:
         diagnosis = assess(snapshot)

@@ -180,15 +180,19 @@ class StackscopeApp(App[int]):
 
     def _flush_results(self) -> None:
         pending, self._pending = self._pending, {}
-        rows = self.dashboard.path.rows
+        for result in pending.values():
+            self._apply_result(result)
+
+    def _apply_result(self, result: Result) -> None:
+        row = self.dashboard.path.rows.get(result.check_id)
+        if row is None or row.result is result:
+            return
+        row.set_result(result)
+        if result.status is not Status.OK:
+            self.last_problem[result.check_id] = result
         screen = self.screen
-        for check_id, result in pending.items():
-            if check_id in rows:
-                rows[check_id].set_result(result)
-            if result.status is not Status.OK:
-                self.last_problem[check_id] = result
-            if isinstance(screen, DetailScreen) and screen.check.id == check_id:
-                self._show_detail(screen)
+        if isinstance(screen, DetailScreen) and screen.check.id == result.check_id:
+            self._show_detail(screen)
 
     def on_round_finished(self, message: RoundFinished) -> None:
         self._flush_results()
@@ -217,9 +221,7 @@ class StackscopeApp(App[int]):
         for layer in diagnosis.layers:
             dashboard.path.panels[layer.name].set_state(layer)
             for state in layer.checks:
-                row = dashboard.path.rows[state.check.id]
-                if row.result is not state.result:
-                    row.set_result(state.result)
+                self._apply_result(state.result)
         dashboard.banner.show(diagnosis)
         dashboard.header.set_overall(diagnosis.status)
         dashboard.events.add(self.timeline.observe(diagnosis))

@@ -79,3 +79,23 @@ def test_registry_reports_key_clashes_and_builtins_have_none():
     assert ActionRegistry(BUILTIN).conflicts() == []
     clash = Action("mine", "r", "Mine", "Shadows probe now.")
     assert ActionRegistry([*BUILTIN, clash]).conflicts() == ["r: probe_now and mine"]
+
+
+async def test_detail_screen_follows_new_results_and_keeps_the_last_problem(tmp_path):
+    from stackscope.tui.screens import DetailScreen
+
+    app = demo_app(tmp_path, [])
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.show_snapshot(data.snapshot(broken=False, at=data.T0))
+        await pilot.press("j", "j", "enter")  # DNS row -> LB title -> lb-health
+        assert isinstance(app.screen, DetailScreen) and app.screen.check.name == "lb-health"
+        assert "pool 3/3 UP" in app.screen.text() and "✔ declared" in app.screen.text()
+        app.show_snapshot(data.snapshot(broken=True, at=data.T0 + 2))
+        await pilot.pause()
+        text = app.screen.text()
+        assert "502 Bad Gateway (expected 200)" in text and "⚠ unexpected" in text and "decoy-1" in text
+        app.show_snapshot(data.snapshot(broken=False, at=data.T0 + 4))
+        await pilot.pause()
+        text = app.screen.text()
+        last = text[text.index("Last problem"):]
+        assert "✖ CRIT" in last and "502 Bad Gateway (expected 200)" in last
