@@ -7,19 +7,21 @@ package itself imports nothing heavy; `run_dashboard` does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stackscope.layout import Layout
-    from stackscope.tui.actions import Action
 
 
-def run_dashboard(layout: "Layout", *, record: str | None = None, actions: "Iterable[Action]" = ()) -> int:
-    """Open the dashboard until the user quits; the timeline goes to `record` on exit."""
+def run_dashboard(layout: "Layout", *, record: str | None = None, **app_options: Any) -> int:
+    """Open the dashboard until the user quits; the timeline goes to `record` on exit.
+
+    `app_options` go to StackscopeApp: `actions`, `blind`, `on_diagnosis`, `engine`…
+    (the demo passes its fault-injection and answer actions this way)."""
     from stackscope.engine import raise_fd_limit
     from stackscope.tui.app import StackscopeApp
 
     raise_fd_limit()
-    app = StackscopeApp(layout, record=record, actions=actions)
+    app = StackscopeApp(layout, record=record, **app_options)
     app.run()
     return app.return_code or 0

@@ -94,6 +94,7 @@ class StackscopeApp(App[int]):
         self.last_problem: dict[str, Result] = {}
         self.last_timeline_path: Path | None = None
         self.round_running = False
+        self._round_started = 0.0
         self._again = False
         self._next_round: Timer | None = None
         self._probing_ticker: Timer | None = None
@@ -110,8 +111,8 @@ class StackscopeApp(App[int]):
     @staticmethod
     def _bind(node, action: Action) -> None:
         if action.bind:
-            # Bindings are added per instance so that a caller's actions join the built-in
-            # ones; BindingsMap.bind is the documented way to do it at run time.
+            # Per instance, not in the class's BINDINGS, so that a caller's actions join the
+            # built-in ones; this is what App.bind does (for the app only) under the hood.
             node._bindings.bind(action.keys, action.action_string, action.label, show=action.footer,
                                 key_display=action.key_display, priority=action.priority)
 
@@ -144,6 +145,7 @@ class StackscopeApp(App[int]):
             self._again = True
             return
         self.round_running = True
+        self._round_started = time.monotonic()
         if self._probing_ticker is not None:
             self._probing_ticker.resume()
         self._probe_round()
@@ -210,7 +212,9 @@ class StackscopeApp(App[int]):
             self._again = False
             self.start_round()
         elif not self.paused and self.autoprobe:
-            self._next_round = self.set_timer(self.layout.interval, self.start_round)
+            # Keep the cadence: a round that took 0.3 s of a 2 s interval waits 1.7 s.
+            took = time.monotonic() - self._round_started
+            self._next_round = self.set_timer(max(0.05, self.layout.interval - took), self.start_round)
 
     def show_snapshot(self, snapshot: Snapshot) -> Diagnosis:
         """Show a snapshot: rows, panels, banner, header and events. Tests and callers with

@@ -99,3 +99,29 @@ async def test_detail_screen_follows_new_results_and_keeps_the_last_problem(tmp_
         text = app.screen.text()
         last = text[text.index("Last problem"):]
         assert "✖ CRIT" in last and "502 Bad Gateway (expected 200)" in last
+
+
+async def test_a_round_that_raises_is_reported_and_probing_goes_on(tmp_path):
+    from stackscope.engine import Engine
+
+    class FlakyEngine(Engine):
+        calls = 0
+
+        async def run_round(self, on_start=None, on_result=None):
+            FlakyEngine.calls += 1
+            if FlakyEngine.calls == 1:
+                raise RuntimeError("engine bug")
+            return data.snapshot(broken=False, at=data.T0)
+
+    layout = data.layout()
+    app = StackscopeApp(layout, engine=FlakyEngine(layout), timeline_dir=str(tmp_path))
+    errors = []
+    app.notify = lambda message, **kwargs: errors.append(message)  # run_test hides notifications
+    async with app.run_test(size=(80, 24)) as pilot:
+        from tests.tui.stack import until
+
+        await until(pilot, lambda: errors, "the failed round to be reported")
+        assert errors == ["probe round failed: RuntimeError: engine bug"] and not app.round_running
+        await pilot.press("r")
+        await until(pilot, lambda: app.diagnosis is not None, "the next round")
+        assert app.dashboard.banner.lines()[0].startswith("✔ OK  All layers healthy")
