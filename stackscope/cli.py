@@ -236,8 +236,50 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     layout = load_or_report(args.layout)
     if layout is None:
         return EXIT_UNKNOWN
-    print("stackscope: the dashboard is not built yet; use `stackscope check --watch`", file=sys.stderr)
-    return EXIT_UNKNOWN
+    plain = args.plain or args.rounds is not None or not _can_open_tui()
+    if plain and not args.plain and args.rounds is None:
+        print("stackscope: not a terminal (or TERM=dumb): printing changes as lines (--plain)", file=sys.stderr)
+    if plain:
+        return _watch_plain(layout, args)
+    from stackscope.tui import run_dashboard
+
+    return run_dashboard(layout, record=args.record)
+
+
+def _can_open_tui() -> bool:
+    """A full-screen app needs a terminal on both ends and one that can draw."""
+    return sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM", "") not in ("", "dumb")
+
+
+def _watch_plain(layout, args: argparse.Namespace) -> int:
+    """`watch --plain`: one line per state or verdict change, from the same transition
+    detection as the dashboard's events pane and the incident timeline."""
+    from stackscope.diagnosis import assess
+    from stackscope.schema import format_duration
+    from stackscope.timeline import Timeline
+
+    timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
+    checks = sum(len(layer.checks) for layer in layout.layers)
+    print(f"stackscope: watching {layout.name} ({len(layout.layers)} layers, {checks} checks) every "
+          f"{format_duration(layout.interval)}; one line per change; Ctrl-C to stop", flush=True)
+
+    def emit(snapshot) -> None:
+        diagnosis = assess(snapshot)
+        args.last_exit = diagnosis.status.exit_code
+        for event in timeline.observe(diagnosis):
+            print(event.line(), flush=True)
+
+    try:
+        _run_async(_watch(layout, emit, args.rounds))
+    finally:
+        if args.record:
+            try:
+                timeline.write(args.record)
+                print(f"stackscope: timeline written to {args.record}", file=sys.stderr)
+            except OSError as exc:
+                print(f"stackscope: cannot write the timeline to {args.record}: {exc.strerror or exc}",
+                      file=sys.stderr)
+    return getattr(args, "last_exit", EXIT_UNKNOWN)
 
 
 def _run_async(coro) -> None:

@@ -1,0 +1,353 @@
+"""The incident timeline: every state transition and verdict change, and the postmortem
+draft written from them.
+
+Fed one Diagnosis per probe round, it keeps only what a postmortem needs — the
+transitions, how long each layer and check was unhealthy, the verdicts and what was
+ruled out when — never the rounds themselves, so an eight-hour watch costs the same
+memory as a five-minute one. Pure: no I/O but `write`, no clock of its own (each
+observation carries its time), no Textual. Everything it records comes from engine
+results, which the engine has already redacted, so the Markdown is as secret-safe as
+`stackscope check`.
+
+`watch --plain` prints `Event.line()` for each event, the dashboard shows the same
+events in its events pane, and `t` / `--record` write `to_markdown()`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stackscope.diagnosis import Diagnosis, Verdict
+from stackscope.model import Status
+
+MAX_EVENTS = 10_000  # a flapping check must not grow the timeline without bound
+
+CHECK, VERDICT = "check", "verdict"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One transition: a check changed status, or the verdict changed.
+
+    `before` is None for the state seen on the first round (nothing was known before);
+    for a verdict event `after` is OK when every layer became healthy again.
+    """
+
+    at: float
+    kind: str  # CHECK or VERDICT
+    layer: str
+    check: str  # check name; "" for a verdict event
+    before: Status | None
+    after: Status
+    detail: str
+
+    @property
+    def subject(self) -> str:
+        return f"{self.layer} / {self.check}" if self.kind == CHECK else f"verdict: {self.layer}"
+
+    @property
+    def transition(self) -> str:
+        """'✔ OK → ✖ CRIT', or '✖ CRIT' alone for the first state seen."""
+        after = f"{self.after.glyph} {self.after.word}"
+        if self.before is None:
+            return after
+        return f"{self.before.glyph} {self.before.word} → {after}"
+
+    def line(self, tz: _dt.tzinfo | None = None, *, date: bool = True) -> str:
+        """One plain line, for `watch --plain`, logs and the events pane."""
+        stamp = format_time(self.at, tz, date=date)
+        if self.kind == VERDICT:
+            if self.after is Status.OK:
+                return f"{stamp}  verdict  {self.after.glyph} {self.after.word}  {self.detail}"
+            return f"{stamp}  verdict  {self.after.glyph} {self.after.word}  {self.layer} is the broken layer" \
+                   f" — {self.detail}"
+        return f"{stamp}  {self.subject}  {self.transition}  {self.detail}"
+
+
+@dataclass
+class _Span:
+    """How long one layer or check has been unhealthy, and how badly."""
+
+    status: Status = Status.OK
+    since: float = 0.0
+    bad_seconds: float = 0.0
+    worst: Status = Status.OK
+    first_bad: float | None = None
+
+    def move(self, status: Status, at: float) -> None:
+        if self.status is not Status.OK:
+            self.bad_seconds += at - self.since
+        if status is not Status.OK:
+            self.worst = Status.worst([self.worst, status])
+            if self.first_bad is None:
+                self.first_bad = at
+        self.status, self.since = status, at
+
+    def total(self, now: float) -> float:
+        ongoing = now - self.since if self.status is not Status.OK else 0.0
+        return self.bad_seconds + ongoing
+
+
+@dataclass
+class RuledOut:
+    layer: str
+    since: float
+    proof: str
+    until: float | None = None  # when the layer failed after having been ruled out
+
+
+@dataclass
+class Timeline:
+    """Transitions and incident facts for one layout, observed round by round."""
+
+    layout_name: str
+    source: str = ""  # the layout file, for the report's header
+    interval: float | None = None
+    max_events: int = MAX_EVENTS
+    events: list[Event] = field(default_factory=list)
+    dropped: int = 0
+    rounds: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    incident_start: float | None = None
+    incident_end: float | None = None  # None while it lasts (or before it starts)
+    episodes: int = 0
+    _checks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (layer, name)
+    _check_spans: dict[str, _Span] = field(default_factory=dict)
+    _layer_spans: dict[str, _Span] = field(default_factory=dict)
+    _overall: Status | None = None
+    _verdict: Verdict | None = None
+    _verdicts: list[tuple[float, Verdict]] = field(default_factory=list)  # one per verdict change
+    _ruled_out: dict[str, RuledOut] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ observing
+
+    def observe(self, diagnosis: Diagnosis, at: float | None = None) -> list[Event]:
+        """Record one round; return the events it caused (empty when nothing changed)."""
+        at = diagnosis.snapshot.taken_at if at is None else at
+        first = self.first_at is None
+        if first:
+            self.first_at = at
+        self.last_at = at
+        self.rounds += 1
+        new: list[Event] = []
+        for layer in diagnosis.layers:
+            span = self._layer_spans.setdefault(layer.name, _Span(since=at))
+            if first or layer.status is not span.status:
+                span.move(layer.status, at)
+            for state in layer.checks:
+                check, result = state.check, state.result
+                self._checks[check.id] = (layer.name, check.name)
+                cspan = self._check_spans.get(check.id)
+                if cspan is None:  # first sight: only a problem is news
+                    cspan = self._check_spans[check.id] = _Span(since=at)
+                    before = None
+                elif state.status is cspan.status:
+                    continue
+                else:
+                    before = cspan.status
+                cspan.move(state.status, at)
+                if before is not None or state.status is not Status.OK:
+                    new.append(Event(at, CHECK, layer.name, check.name, before, state.status, result.detail))
+        new.extend(self._observe_verdict(diagnosis, at, first))
+        self._observe_incident(diagnosis, at)
+        self._add(new)
+        return new
+
+    def _observe_verdict(self, diagnosis: Diagnosis, at: float, first: bool) -> list[Event]:
+        verdict, previous = diagnosis.verdict, self._verdict
+        self._verdict = verdict
+        key = None if verdict is None else (verdict.layer, verdict.status)
+        old_key = None if previous is None else (previous.layer, previous.status)
+        if verdict is not None:
+            if key != old_key:
+                self._verdicts.append((at, verdict))
+            else:  # same verdict: keep its latest wording and evidence
+                self._verdicts[-1] = (self._verdicts[-1][0], verdict)
+        if key == old_key and not first:
+            return []
+        if verdict is None:
+            if first:
+                checks = sum(len(layer.checks) for layer in diagnosis.layers)
+                return [Event(at, VERDICT, "", "", None, Status.OK, f"all layers healthy ({checks} checks)")]
+            return [Event(at, VERDICT, previous.layer if previous else "", "", previous.status if previous else None,
+                          Status.OK, "all layers healthy again")]
+        before = previous.status if previous is not None else (None if first else Status.OK)
+        return [Event(at, VERDICT, verdict.layer, "", before, verdict.status, verdict.summary)]
+
+    def _observe_incident(self, diagnosis: Diagnosis, at: float) -> None:
+        status = diagnosis.status
+        if status is not Status.OK:
+            if self.incident_start is None:
+                self.incident_start = at
+            if self._overall in (None, Status.OK):
+                self.episodes += 1
+                self.incident_end = None
+            for layer in diagnosis.layers:
+                if layer.status is Status.OK:
+                    if layer.name not in self._ruled_out:
+                        self._ruled_out[layer.name] = RuledOut(layer.name, at, _proof_of(diagnosis, layer.name))
+                else:
+                    ruled = self._ruled_out.get(layer.name)
+                    if ruled is not None and ruled.until is None:
+                        ruled.until = at
+        elif self._overall not in (None, Status.OK):
+            self.incident_end = at
+        self._overall = status
+
+    def _add(self, new: list[Event]) -> None:
+        self.events.extend(new)
+        overflow = len(self.events) - self.max_events
+        if overflow > 0:
+            del self.events[:overflow]
+            self.dropped += overflow
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def in_incident(self) -> bool:
+        return self.incident_start is not None and self.incident_end is None
+
+    def root_cause(self) -> tuple[float, Verdict] | None:
+        """The most severe verdict of the incident; among equals, the latest."""
+        if not self._verdicts:
+            return None
+        return max(self._verdicts, key=lambda item: (item[1].status.rank, item[0]))
+
+    # ------------------------------------------------------------------ writing
+
+    def to_markdown(self, now: float | None = None, tz: _dt.tzinfo | None = None) -> str:
+        """A postmortem draft: what happened, when, to what, why, and what it was not."""
+        now = self.last_at if now is None else now
+        now = now if now is not None else 0.0
+        out: list[str] = []
+        cause = self.root_cause()
+        if self.incident_start is None:
+            out.append(f"# Watch report: {self.layout_name} — no incident")
+        else:
+            headline = f"{cause[1].layer} {cause[1].status.word}" if cause else "cause unknown"
+            out.append(f"# Incident report: {self.layout_name} — {headline}")
+        out.append("")
+        out.extend(self._summary(now, tz))
+        if self.incident_start is not None:
+            out += ["", "## Impact", ""] + self._impact(now)
+            out += ["", "## Root cause", ""] + self._root_cause(tz)
+        out += ["", "## Timeline", ""] + self._table(tz)
+        if self.incident_start is not None:
+            out += ["", "## Ruled out", ""] + self._ruled_out_lines(tz)
+        out += ["", "---", "Drafted by stackscope from probe results; check it before you publish it."]
+        return "\n".join(out) + "\n"
+
+    def write(self, path: str | os.PathLike, now: float | None = None, tz: _dt.tzinfo | None = None) -> Path:
+        target = Path(path)
+        target.write_text(self.to_markdown(now, tz), encoding="utf-8")
+        return target
+
+    def _summary(self, now: float, tz: _dt.tzinfo | None) -> list[str]:
+        lines = []
+        if self.incident_start is not None:
+            lines.append(f"- **Start:** {format_time(self.incident_start, tz)} (first layer not OK)")
+            if self.incident_end is not None:
+                lines.append(f"- **End:** {format_time(self.incident_end, tz)} (every layer OK again)")
+                lines.append(f"- **Duration:** {human_duration(self.incident_end - self.incident_start)}")
+            else:
+                lines.append(f"- **End:** ongoing at {format_time(now, tz)}")
+                lines.append(f"- **Duration:** {human_duration(now - self.incident_start)} so far")
+            if self.episodes > 1:
+                lines.append(f"- **Episodes:** {self.episodes} (it recovered and failed again)")
+        every = f" every {human_duration(self.interval)}" if self.interval else ""
+        source = f" (`{self.source}`)" if self.source else ""
+        watched = (f"{format_time(self.first_at, tz)} to {format_time(now, tz)}, {self.rounds} rounds{every}"
+                   if self.first_at is not None else "nothing yet (no round finished)")
+        lines.append(f"- **Watched:** {self.layout_name}{source}, {watched}")
+        return lines
+
+    def _impact(self, now: float) -> list[str]:
+        lines = ["| layer | worst | unhealthy for | checks affected |", "|---|---|---|---|"]
+        for name, span in self._layer_spans.items():
+            if span.worst is Status.OK:
+                continue
+            checks = [f"{self._checks[cid][1]} ({cspan.worst.word}, {human_duration(cspan.total(now))})"
+                      for cid, cspan in self._check_spans.items()
+                      if self._checks[cid][0] == name and cspan.worst is not Status.OK]
+            lines.append(_row(name, f"{span.worst.glyph} {span.worst.word}", human_duration(span.total(now)),
+                              ", ".join(checks) or "—"))
+        return lines
+
+    def _root_cause(self, tz: _dt.tzinfo | None) -> list[str]:
+        cause = self.root_cause()
+        if cause is None:
+            return ["No verdict was reached."]
+        at, verdict = cause
+        lines = [f"**{verdict.layer}** ({verdict.role}) — {verdict.status.glyph} {verdict.status.word}, "
+                 f"named at {format_time(at, tz, date=False)}", "", f"> {verdict.summary}", "", "Evidence:", ""]
+        lines += [f"- {item}" for item in verdict.evidence] or ["- (none recorded)"]
+        if verdict.also_failing:
+            lines += ["", "Also failing:", ""] + [f"- {item}" for item in verdict.also_failing]
+        others = [(t, v) for t, v in self._verdicts if v is not verdict]
+        if others:
+            lines += ["", "Other verdicts during the incident:", ""]
+            lines += [f"- {format_time(t, tz, date=False)}: {v.status.word} {v.layer} — {v.summary}" for t, v in others]
+        return lines
+
+    def _table(self, tz: _dt.tzinfo | None) -> list[str]:
+        lines = ["| time | layer | transition | detail |", "|---|---|---|---|"]
+        if self.dropped:
+            lines.append(_row("…", "", "", f"{self.dropped} earlier events not kept"))
+        for event in self.events:
+            layer = event.layer or "—"
+            what = event.check + ": " if event.kind == CHECK else "verdict: "
+            lines.append(_row(format_time(event.at, tz, date=False), layer, event.transition, what + event.detail))
+        if not self.events:
+            lines.append(_row("—", "", "", "no transitions recorded"))
+        return lines
+
+    def _ruled_out_lines(self, tz: _dt.tzinfo | None) -> list[str]:
+        if not self._ruled_out:
+            return ["Nothing: every layer failed at some point."]
+        lines = []
+        for ruled in sorted(self._ruled_out.values(), key=lambda r: r.since):
+            tail = f" — until it failed at {format_time(ruled.until, tz, date=False)}" if ruled.until else ""
+            lines.append(f"- {format_time(ruled.since, tz, date=False)} — **{ruled.layer}**: {ruled.proof}{tail}")
+        return lines
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _proof_of(diagnosis: Diagnosis, layer_name: str) -> str:
+    prefix = layer_name + ": "
+    if diagnosis.verdict is not None:
+        for item in diagnosis.verdict.ruled_out:
+            if item.startswith(prefix):
+                return item[len(prefix):]
+    return "healthy"
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def format_time(at: float | None, tz: _dt.tzinfo | None = None, *, date: bool = True) -> str:
+    """Local time by default (the operator's clock); `tz` for reproducible output."""
+    if at is None:
+        return "—"
+    moment = _dt.datetime.fromtimestamp(at, tz) if tz is not None else _dt.datetime.fromtimestamp(at).astimezone()
+    if not date:
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def human_duration(seconds: float) -> str:
+    """'45s', '3m 05s', '1h 02m': the precision a person reads, not a parser."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"

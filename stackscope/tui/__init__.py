@@ -1,0 +1,27 @@
+"""The live dashboard (`stackscope watch`), built on Textual.
+
+Only this package imports Textual, and only when the dashboard opens: `stackscope
+check` and the core (layout, engine, diagnosis, timeline) stay lean. Importing the
+package itself imports nothing heavy; `run_dashboard` does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stackscope.layout import Layout
+
+
+def run_dashboard(layout: "Layout", *, record: str | None = None, **app_options: Any) -> int:
+    """Open the dashboard until the user quits; the timeline goes to `record` on exit.
+
+    `app_options` go to StackscopeApp: `actions`, `blind`, `on_diagnosis`, `engine`…
+    (the demo passes its fault-injection and answer actions this way)."""
+    from stackscope.engine import raise_fd_limit
+    from stackscope.tui.app import StackscopeApp
+
+    raise_fd_limit()
+    app = StackscopeApp(layout, record=record, **app_options)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,140 @@
+"""One registry of actions: it makes the key bindings, the command palette entries and
+the help screen, so the three can never disagree.
+
+An action is data: its keys, a label, one sentence of help, where it applies and what
+it runs. The dashboard's own actions are listed here; a caller (the demo) passes more
+to `StackscopeApp(actions=...)` — a fault-injection key, answer keys 1–4 — and they
+appear in the footer, the palette and the help exactly like the built-in ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
+
+if TYPE_CHECKING:
+    from stackscope.tui.app import StackscopeApp
+
+Handler = Callable[["StackscopeApp"], "Awaitable[Any] | Any"]
+Enabled = Callable[["StackscopeApp"], bool]
+
+APP, DASHBOARD = "app", "dashboard"
+
+
+@dataclass(frozen=True)
+class Action:
+    """A thing the user can do, by key, from the palette, and listed in help.
+
+    `run` receives the app; without it the app's method `do_<id>` runs. `scope` says
+    where the keys work: APP on every screen, DASHBOARD on the main screen only.
+    `bind=False` documents keys that Textual itself handles (tab, ctrl+p).
+    """
+
+    id: str
+    keys: str  # Textual key names, comma-separated: "r", "down,j", "question_mark"
+    label: str
+    help: str
+    run: Handler | None = None
+    scope: str = APP
+    footer: bool = False
+    palette: bool = True
+    bind: bool = True
+    priority: bool = False
+    enabled: Enabled | None = None
+    key_display: str | None = None
+
+    @property
+    def action_string(self) -> str:
+        """The Textual action every binding of this action runs."""
+        return f"app.invoke({self.id!r})"
+
+    def keys_for_humans(self) -> str:
+        """Every key of the action, for help (the footer shows `key_display`, shorter)."""
+        return " / ".join(_KEY_NAMES.get(k.strip(), k.strip()) for k in self.keys.split(","))
+
+
+_KEY_NAMES = {"question_mark": "?", "space": "space", "escape": "esc", "enter": "enter", "up": "↑",
+              "down": "↓", "left": "←", "right": "→", "ctrl+q": "ctrl+q", "ctrl+p": "ctrl+p",
+              "shift+tab": "shift+tab"}
+
+
+class ActionRegistry:
+    """The actions in the order help lists them; a later action replaces one with its id."""
+
+    def __init__(self, actions: Iterable[Action] = ()) -> None:
+        self._actions: dict[str, Action] = {}
+        for action in actions:
+            self.add(action)
+
+    def add(self, action: Action) -> None:
+        self._actions[action.id] = action
+
+    def __getitem__(self, action_id: str) -> Action:
+        return self._actions[action_id]
+
+    def __contains__(self, action_id: object) -> bool:
+        return action_id in self._actions
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self._actions.values())
+
+    def in_scope(self, scope: str) -> list[Action]:
+        return [a for a in self if a.scope == scope]
+
+    def conflicts(self) -> list[str]:
+        """Keys bound twice in the same scope (a caller's action shadowing another)."""
+        seen: dict[tuple[str, str], str] = {}
+        clashes = []
+        for action in self:
+            if not action.bind:
+                continue
+            for key in action.keys.split(","):
+                slot = (action.scope, key.strip())
+                if slot in seen:
+                    clashes.append(f"{key.strip()}: {seen[slot]} and {action.id}")
+                seen[slot] = action.id
+        return clashes
+
+
+def _enabled_when_pushed(app: "StackscopeApp") -> bool:
+    return len(app.screen_stack) > 1
+
+
+def _verdict_visible(app: "StackscopeApp") -> bool:
+    return not app.blind
+
+
+BUILTIN: tuple[Action, ...] = (
+    # moving around the dashboard
+    Action("cursor_down", "down,j", "Next row", "Select the next check or panel.", scope=DASHBOARD, palette=False),
+    Action("cursor_up", "up,k", "Previous row", "Select the previous check or panel.", scope=DASHBOARD,
+           palette=False),
+    Action("panel_next", "right,l", "Next panel", "Jump to the next layer on the path.", scope=DASHBOARD,
+           palette=False),
+    Action("panel_previous", "left,h", "Previous panel", "Jump to the previous layer on the path.",
+           scope=DASHBOARD, palette=False),
+    Action("focus_cycle", "tab,shift+tab", "Cycle focus", "Move through panels, checks and the events pane.",
+           bind=False, palette=False),
+    Action("detail", "enter", "Detail", "Every fact of the selected check: phases, headers, answers, pool, "
+           "certificate, latency history, last problem (on a panel title: collapse or expand).",
+           scope=DASHBOARD, footer=True),
+    Action("collapse", "space", "Collapse", "Collapse or expand the selected panel.", scope=DASHBOARD),
+    Action("problems_only", "f", "Problems", "Show only checks that are not OK (again: show all).",
+           scope=DASHBOARD, footer=True),
+    # probing
+    Action("probe_now", "r", "Probe", "Start a round now instead of waiting for the interval.", footer=True),
+    Action("pause", "p", "Pause", "Stop probing (the screen keeps the last results); again to resume.",
+           footer=True),
+    # reading
+    Action("verdict", "v", "Verdict", "The verdict in full: evidence, everything ruled out, what else fails.",
+           enabled=_verdict_visible),
+    Action("timeline", "t", "Timeline", "Write the incident timeline (Markdown postmortem draft) now.",
+           footer=True),
+    Action("help", "question_mark,f1", "Help", "List every key and what it does.", footer=True),
+    Action("palette", "ctrl+p", "Command palette", "Search and run any action by name.", bind=False,
+           palette=False),
+    Action("back", "escape", "Back", "Close the detail, verdict or help screen.", palette=False, footer=True,
+           enabled=_enabled_when_pushed),
+    Action("quit", "q,ctrl+q", "Quit", "Leave now, even while probes hang (--record writes the timeline).",
+           footer=True, priority=False, key_display="q"),
+)

@@ -1,0 +1,388 @@
+"""The dashboard app: probes in a worker, shows results as they arrive, acts on keys.
+
+Probing never blocks the screen. Each round runs in an async worker (group "probe",
+exclusive) that posts typed messages — ChecksFinished as probes end, RoundFinished
+with the snapshot — and the next round is scheduled only when the current one has
+finished, so rounds never overlap however slow a target is. While a probe runs longer
+than half a second its row says "probing… 1.4s"; quitting cancels the worker, so it is
+instant even while probes hang.
+
+The app takes extra actions (and, through them, extra screens) from its caller: the
+demo adds fault injection and a training mode without changing this module. Callers
+can also watch every diagnosis (`on_diagnosis`) and hide the verdict (`blind`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.worker import Worker, WorkerState
+
+from stackscope.diagnosis import Diagnosis, assess
+from stackscope.engine import Engine
+from stackscope.layout import Layout
+from stackscope.model import Result, Snapshot, Status
+from stackscope.schema import format_duration
+from stackscope.timeline import Timeline
+from stackscope.tui import cells
+from stackscope.tui.actions import APP, BUILTIN, DASHBOARD, Action, ActionRegistry
+from stackscope.tui.screens import DashboardScreen, DetailScreen, HelpScreen, VerdictScreen
+from stackscope.tui.widgets import CheckRow, clock_text
+
+PROBE_GROUP = "probe"
+TICK = 0.25  # seconds between paints of results and "probing…" while a round runs
+
+
+class ChecksFinished(Message):
+    """Probes of the running round ended. One message carries every result that arrives
+    before the app gets to it, so a fast round of 30 checks costs one message, not 30."""
+
+    def __init__(self, results: list[Result]) -> None:
+        super().__init__()
+        self.results = results
+
+
+class RoundFinished(Message):
+    """A round ended: its snapshot, or the error that stopped it."""
+
+    def __init__(self, snapshot: Snapshot | None, error: str | None = None) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.error = error
+
+
+class StackscopeApp(App[int]):
+    """`stackscope watch`: the request path, live."""
+
+    CSS_PATH = "stackscope.tcss"
+    TITLE = "stackscope"
+    ENABLE_COMMAND_PALETTE = True
+
+    blind: reactive[bool] = reactive(False, init=False)
+    paused: reactive[bool] = reactive(False, init=False)
+    problems_only: reactive[bool] = reactive(False, init=False)
+
+    def __init__(self, layout: Layout, *, engine: Engine | None = None, actions: Iterable[Action] = (),
+                 record: str | None = None, timeline_dir: str = ".", autoprobe: bool = True,
+                 clock: Callable[[], float] = time.time, blind: bool = False,
+                 on_diagnosis: Iterable[Callable[[Diagnosis], Any]] = ()) -> None:
+        super().__init__()
+        self.layout = layout
+        self.engine = engine or Engine(layout)
+        self.registry = ActionRegistry([*BUILTIN, *actions])
+        clashes = self.registry.conflicts()
+        if clashes:  # a caller's key silently shadowing another would be a bug to hunt at 3 a.m.
+            raise ValueError("keys bound twice: " + "; ".join(clashes))
+        self.record = record
+        self.timeline_dir = timeline_dir
+        self.autoprobe = autoprobe
+        self.clock = clock
+        self.on_diagnosis = list(on_diagnosis)
+        self.timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
+        self.diagnosis: Diagnosis | None = None
+        self.last_problem: dict[str, Result] = {}
+        self.last_timeline_path: Path | None = None
+        self.round_running = False
+        self._round_started = 0.0
+        self._again = False
+        self._next_round: Timer | None = None
+        self._probing_ticker: Timer | None = None
+        self._pending: dict[str, Result] = {}
+        self._batch: list[Result] | None = None
+        for action in self.registry.in_scope(APP):
+            self._bind(self, action)
+        title = f"stackscope · {layout.name} · every {format_duration(layout.interval)}"
+        self.dashboard = DashboardScreen(layout, self.engine.history, title, clock_text(clock()))
+        for action in self.registry.in_scope(DASHBOARD):
+            self._bind(self.dashboard, action)
+        self.set_reactive(StackscopeApp.blind, blind)
+
+    @staticmethod
+    def _bind(node, action: Action) -> None:
+        if action.bind:
+            # Per instance, not in the class's BINDINGS, so that a caller's actions join the
+            # built-in ones; this is what App.bind does (for the app only) under the hood.
+            node._bindings.bind(action.keys, action.action_string, action.label, show=action.footer,
+                                key_display=action.key_display, priority=action.priority)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def get_default_screen(self) -> Screen:
+        return self.dashboard
+
+    def on_mount(self) -> None:
+        self.dashboard.banner.set_class(self.blind, "-blind")
+        self.dashboard.events.set_blind(self.blind)
+        self.set_interval(1.0, self._tick_clock)
+        self._probing_ticker = self.set_interval(TICK, self._tick_probing, pause=True)
+        if self.autoprobe:
+            self.start_round()
+
+    async def on_unmount(self) -> None:
+        if self.record:
+            self._write_timeline(Path(self.record), quiet=True)
+        await self.engine.aclose()
+
+    # ------------------------------------------------------------------ probing
+
+    def start_round(self) -> None:
+        """Start a round now, unless one is running (then run another right after it)."""
+        if self._next_round is not None:
+            self._next_round.stop()
+            self._next_round = None
+        if self.round_running:
+            self._again = True
+            return
+        self.round_running = True
+        self._round_started = time.monotonic()
+        if self._probing_ticker is not None:
+            self._probing_ticker.resume()
+        self._probe_round()
+
+    def _probe_round(self) -> Worker:
+        return self.run_worker(self._round(), name="probe round", group=PROBE_GROUP, exclusive=True,
+                               exit_on_error=False)
+
+    async def _round(self) -> None:
+        if self.engine.rounds == 0:
+            await asyncio.to_thread(self.engine.warm_up)  # imports and TLS contexts, off the UI loop
+        snapshot = await self.engine.run_round(on_result=self._result_arrived)
+        self.post_message(RoundFinished(snapshot))
+
+    def _result_arrived(self, result: Result) -> None:
+        """Called by the engine, on this loop, as each probe ends."""
+        if self._batch is None:
+            self._batch = []
+            self.post_message(ChecksFinished(self._batch))
+        self._batch.append(result)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == PROBE_GROUP and event.state is WorkerState.ERROR:
+            error = event.worker.error
+            self.post_message(RoundFinished(None, f"{type(error).__name__}: {error}"))
+
+    def on_checks_finished(self, message: ChecksFinished) -> None:
+        # Painted by the probing ticker or when the round ends: one terminal update for
+        # the results of a fast round, a few a second for a slow one.
+        if self._batch is message.results:
+            self._batch = None
+        for result in message.results:
+            self._pending[result.check_id] = result
+
+    def _flush_results(self) -> None:
+        pending, self._pending = self._pending, {}
+        for result in pending.values():
+            self._apply_result(result)
+
+    def _apply_result(self, result: Result) -> None:
+        row = self.dashboard.path.rows.get(result.check_id)
+        if row is None or row.result is result:
+            return
+        row.set_result(result)
+        if result.status is not Status.OK:
+            self.last_problem[result.check_id] = result
+        screen = self.screen
+        if isinstance(screen, DetailScreen) and screen.check.id == result.check_id:
+            self._show_detail(screen)
+
+    def on_round_finished(self, message: RoundFinished) -> None:
+        self._flush_results()
+        self.round_running = False
+        if self._probing_ticker is not None:
+            self._probing_ticker.pause()
+        for row in self.dashboard.path.rows.values():
+            if row.probing_for is not None:
+                row.set_probing(None)
+        if message.snapshot is not None:
+            self.show_snapshot(message.snapshot)
+        else:
+            self.notify(f"probe round failed: {message.error}", severity="error", timeout=10)
+        if self._again:
+            self._again = False
+            self.start_round()
+        elif not self.paused and self.autoprobe:
+            # Keep the cadence: a round that took 0.3 s of a 2 s interval waits 1.7 s.
+            took = time.monotonic() - self._round_started
+            self._next_round = self.set_timer(max(0.05, self.layout.interval - took), self.start_round)
+
+    def show_snapshot(self, snapshot: Snapshot) -> Diagnosis:
+        """Show a snapshot: rows, panels, banner, header and events. Tests and callers with
+        their own data use it directly; the probe loop uses it after every round."""
+        diagnosis = assess(snapshot)
+        self.diagnosis = diagnosis
+        dashboard = self.dashboard
+        for layer in diagnosis.layers:
+            dashboard.path.panels[layer.name].set_state(layer)
+            for state in layer.checks:
+                self._apply_result(state.result)
+        dashboard.banner.show(diagnosis)
+        dashboard.header.set_overall(diagnosis.status)
+        dashboard.events.add(self.timeline.observe(diagnosis))
+        for callback in self.on_diagnosis:
+            callback(diagnosis)
+        return diagnosis
+
+    def _tick_probing(self) -> None:
+        self._flush_results()
+        now = time.monotonic()
+        rows = self.dashboard.path.rows
+        for check_id, started in list(self.engine.inflight.items()):
+            elapsed = now - started
+            if elapsed >= cells.PROBING_AFTER and check_id in rows:
+                rows[check_id].set_probing(elapsed)
+
+    def _tick_clock(self) -> None:
+        self.dashboard.header.set_clock(clock_text(self.clock()))
+
+    # ------------------------------------------------------------------ actions
+
+    async def action_invoke(self, action_id: str) -> None:
+        """Run a registry action: every key, palette entry and help line comes here."""
+        action = self.registry[action_id]
+        if not self.action_enabled(action):
+            return
+        if action.scope == DASHBOARD and self.screen is not self.dashboard:
+            return
+        outcome = action.run(self) if action.run is not None else getattr(self, f"do_{action.id}")()
+        if inspect.isawaitable(outcome):
+            await outcome
+
+    def action_enabled(self, action: Action) -> bool:
+        return action.enabled is None or bool(action.enabled(self))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "invoke" and parameters and parameters[0] in self.registry:
+            return self.action_enabled(self.registry[str(parameters[0])])
+        return True
+
+    async def action_quit(self) -> None:
+        self.do_quit()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for action in self.registry:
+            if not action.palette or not self.action_enabled(action):
+                continue
+            if action.scope == DASHBOARD and screen is not self.dashboard:
+                continue
+            yield SystemCommand(action.label, f"{action.help} [{action.keys_for_humans()}]",
+                                lambda action_id=action.id: self.run_action(f"invoke({action_id!r})"))
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit", "Keys"):
+                yield command
+
+    # the built-in actions -------------------------------------------------
+
+    def do_cursor_down(self) -> None:
+        self.dashboard.move(+1)
+
+    def do_cursor_up(self) -> None:
+        self.dashboard.move(-1)
+
+    def do_panel_next(self) -> None:
+        self.dashboard.jump_panel(+1)
+
+    def do_panel_previous(self) -> None:
+        self.dashboard.jump_panel(-1)
+
+    def do_detail(self) -> None:
+        dashboard = self.dashboard
+        header = dashboard.header_for_focus()
+        if header is not None:
+            self.do_collapse()
+            return
+        row = dashboard.row_for_focus()
+        if row is None:
+            return
+        screen = DetailScreen(row.check)
+        self.push_screen(screen)
+        self._show_detail(screen)
+
+    def _show_detail(self, screen: DetailScreen) -> None:
+        check_id = screen.check.id
+        row = self.dashboard.path.rows[check_id]
+        screen.show(row.result, self.engine.history.get(check_id, ()), self.last_problem.get(check_id))
+
+    def do_collapse(self) -> None:
+        panel = self.dashboard.selected_panel()
+        if panel is not None:
+            panel.toggle()
+            self.dashboard.refocus()
+
+    def do_problems_only(self) -> None:
+        self.problems_only = not self.problems_only
+
+    def watch_problems_only(self, value: bool) -> None:
+        self.dashboard.set_class(value, "-problems")
+        self.dashboard.header.set_flags(paused=self.paused, problems_only=value)
+        self.call_after_refresh(self.dashboard.refocus)
+
+    def do_probe_now(self) -> None:
+        self.start_round()
+
+    def do_pause(self) -> None:
+        self.paused = not self.paused
+
+    def watch_paused(self, paused: bool) -> None:
+        self.dashboard.header.set_flags(paused=paused, problems_only=self.problems_only)
+        if paused:
+            if self._next_round is not None:
+                self._next_round.stop()
+                self._next_round = None
+        elif not self.round_running:
+            self.start_round()
+
+    def watch_blind(self, blind: bool) -> None:
+        self.dashboard.banner.set_class(blind, "-blind")
+        self.dashboard.banner.refresh()
+        self.dashboard.events.set_blind(blind)
+        self.refresh_bindings()
+
+    def do_verdict(self) -> None:
+        self.push_screen(VerdictScreen(self.diagnosis))
+
+    def do_timeline(self) -> None:
+        self._write_timeline(self._timeline_path())
+
+    def do_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.registry))
+
+    def do_back(self) -> None:
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def do_quit(self) -> None:
+        self.workers.cancel_group(self, PROBE_GROUP)
+        self.exit(0)
+
+    # ------------------------------------------------------------------ timeline
+
+    def _timeline_path(self) -> Path:
+        if self.record:
+            return Path(self.record)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.layout.name).strip("-") or "layout"
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
+        return Path(self.timeline_dir) / f"stackscope-{name}-{stamp}.md"
+
+    def _write_timeline(self, path: Path, *, quiet: bool = False) -> Path | None:
+        try:
+            written = self.timeline.write(path, now=self.clock())
+        except OSError as exc:
+            if not quiet:
+                self.notify(f"cannot write the timeline to {path}: {exc.strerror or exc}", severity="error")
+            return None
+        self.last_timeline_path = written
+        if not quiet:
+            self.notify(f"timeline written to {written}")
+        return written

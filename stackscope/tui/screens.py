@@ -1,0 +1,218 @@
+"""The dashboard's screens: the main one, the detail of a check, the full verdict, help.
+
+Screens arrange widgets and move the selection; what an action does lives in the app,
+and which keys exist lives in the action registry.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Iterable
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Label, Static
+
+from stackscope.diagnosis import Diagnosis
+from stackscope.engine import Sample
+from stackscope.layout import Check, Layout
+from stackscope.model import Result
+from stackscope.tui import facts
+from stackscope.tui.actions import Action
+from stackscope.tui.widgets import (
+    CheckRow,
+    EventsPane,
+    HeaderBar,
+    LayerPanel,
+    PanelHeader,
+    PathView,
+    VerdictBanner,
+    badge,
+)
+
+if TYPE_CHECKING:
+    from stackscope.tui.app import StackscopeApp
+
+
+class DashboardScreen(Screen):
+    """Header, verdict banner, the request path, events, footer.
+
+    Below 120 columns the panels stack top to bottom; from 120 they run left to right
+    (the CSS keys off the breakpoint classes). The path and the events pane scroll, so
+    at 80x24 nothing is out of reach."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
+    AUTO_FOCUS = "CheckRow"
+
+    def __init__(self, layout: Layout, histories, header_title: str, clock_text: str) -> None:
+        super().__init__(id="dashboard")
+        # Panels run left to right only when each gets a usable width (36 cells).
+        count = len(layout.layers)
+        self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (max(120, 36 * count + count - 1), "-wide")]
+        self.header = HeaderBar(header_title, clock_text)
+        self.banner = VerdictBanner()
+        self.path = PathView(layout.layers, histories)
+        self.events = EventsPane()
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        yield self.banner
+        yield self.path
+        yield self.events
+        yield Footer()
+
+    # ------------------------------------------------------------------ selection
+
+    def selectable(self) -> list[Widget]:
+        """Panel headers and visible rows, in path order."""
+        out: list[Widget] = []
+        for panel in self.path.panels.values():
+            out.append(panel.header)
+            if not panel.collapsed:
+                out.extend(row for row in panel.rows.values() if row.display)
+        return out
+
+    def selected_panel(self) -> LayerPanel | None:
+        node = self.focused
+        while node is not None and not isinstance(node, LayerPanel):
+            node = node.parent  # type: ignore[assignment]
+        return node
+
+    def move(self, step: int) -> None:
+        items = self.selectable()
+        if not items:
+            return
+        current = self.focused
+        index = items.index(current) if current in items else (-1 if step > 0 else len(items))
+        items[max(0, min(len(items) - 1, index + step))].focus()
+
+    def jump_panel(self, step: int) -> None:
+        panels = list(self.path.panels.values())
+        current = self.selected_panel()
+        index = panels.index(current) if current in panels else -1
+        target = panels[max(0, min(len(panels) - 1, index + step))]
+        rows = [r for r in target.rows.values() if r.display] if not target.collapsed else []
+        (rows[0] if rows else target.header).focus()
+
+    def refocus(self) -> None:
+        """Keep the selection on something visible after collapsing or filtering."""
+        focused = self.focused
+        if isinstance(focused, CheckRow) and (not focused.display or self._in_collapsed(focused)):
+            panel = self.selected_panel()
+            if panel is not None:
+                panel.header.focus()
+
+    @staticmethod
+    def _in_collapsed(row: CheckRow) -> bool:
+        parent = row.parent
+        return isinstance(parent, LayerPanel) and parent.collapsed
+
+    def row_for_focus(self) -> CheckRow | None:
+        return self.focused if isinstance(self.focused, CheckRow) else None
+
+    def header_for_focus(self) -> PanelHeader | None:
+        return self.focused if isinstance(self.focused, PanelHeader) else None
+
+
+class DetailScreen(Screen):
+    """Every fact of one check, updated live while it is open."""
+
+    def __init__(self, check: Check) -> None:
+        super().__init__(id="detail")
+        self.check = check
+        self.result: Result | None = None
+        self.content: Group = Group()
+        self._title = Label("", id="detail-title")
+        self._body = Static("", id="detail-body")
+
+    def compose(self) -> ComposeResult:
+        yield self._title
+        with VerticalScroll(id="detail-scroll"):
+            yield self._body
+        yield Footer()
+
+    def show(self, result: Result | None, history: Iterable[Sample], last_problem: Result | None) -> None:
+        self.result = result
+        status = badge(result.status) if result is not None else "… not probed yet"
+        self._title.update(f"{status}  {self.check.layer} / {self.check.name}  ({self.check.type})")
+        width = max(40, (self.size.width or self.app.size.width) - 4)
+        parts = []
+        for title, body in facts.sections(self.check, result, history, last_problem, width=width):
+            parts += [Text(title, style="bold underline"), body, Text("")]
+        self.content = Group(*parts)
+        self._body.update(self.content)
+
+    def text(self) -> str:
+        """The screen's content as plain text (what tests read)."""
+        return plain_text(self.content, self.app.size.width - 4)
+
+
+class VerdictScreen(Screen):
+    """The verdict in full: nothing cut to the width of the banner."""
+
+    def __init__(self, diagnosis: Diagnosis | None) -> None:
+        super().__init__(id="verdict-screen")
+        self.diagnosis = diagnosis
+
+    def compose(self) -> ComposeResult:
+        yield Label("Verdict", id="detail-title")
+        with VerticalScroll(id="detail-scroll"):
+            yield Static(verdict_text(self.diagnosis), id="detail-body")
+        yield Footer()
+
+
+def verdict_text(diagnosis: Diagnosis | None) -> Text:
+    if diagnosis is None:
+        return Text("No round has finished yet.")
+    verdict = diagnosis.verdict
+    if verdict is None:
+        return Text(f"{badge(diagnosis.status)}  All layers healthy — nothing to rule out.")
+    lines = [Text(f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer", style="bold"),
+             Text(verdict.summary), Text(""), Text("Evidence", style="bold underline")]
+    lines += [Text(f"• {item}") for item in verdict.evidence] or [Text("—")]
+    lines += [Text(""), Text("Ruled out", style="bold underline")]
+    lines += [Text(f"✔ {item}") for item in verdict.ruled_out] or [Text("nothing: every layer fails")]
+    if verdict.also_failing:
+        lines += [Text(""), Text("Also failing", style="bold underline")]
+        lines += [Text(f"• {item}") for item in verdict.also_failing]
+    return Text("\n").join(lines)
+
+
+class HelpScreen(Screen):
+    """Every key, from the same registry that makes the bindings and the palette."""
+
+    def __init__(self, actions: Iterable[Action]) -> None:
+        super().__init__(id="help")
+        self.actions = list(actions)
+
+    def text(self) -> str:
+        return plain_text(help_table(self.actions), self.app.size.width - 4)
+
+    def compose(self) -> ComposeResult:
+        yield Label("Keys — esc to close; the command palette (ctrl+p) offers the same actions", id="detail-title")
+        with VerticalScroll(id="detail-scroll"):
+            yield Static(help_table(self.actions), id="help-body")
+        yield Footer()
+
+
+def help_table(actions: Iterable[Action]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column()
+    for action in actions:
+        table.add_row(action.keys_for_humans(), f"{action.label} — {action.help}")
+    return table
+
+
+
+def plain_text(renderable, width: int) -> str:
+    """A renderable as plain text at `width`, as the screen shows it without colour."""
+    console = Console(width=max(40, width), record=True, color_system=None, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()

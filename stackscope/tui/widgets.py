@@ -1,0 +1,347 @@
+"""The dashboard's widgets: header, verdict banner, the path of layer panels with their
+check rows, and the events pane.
+
+They only display: the app feeds them results and diagnoses. Colours come from
+component classes and CSS classes styled in `stackscope.tcss` (theme variables only);
+the status is always a glyph and a word as well. Widgets repaint only what changed —
+a check row refreshes just the cells that differ — so an idle dashboard writes little
+to a slow terminal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Iterable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Label, Static
+
+from stackscope.diagnosis import Diagnosis, LayerState, proof
+from stackscope.engine import Sample
+from stackscope.layout import Check, Layer
+from stackscope.model import Result, Status
+from stackscope.render.text import format_latency
+from stackscope.timeline import VERDICT, Event
+from stackscope.tui import cells
+
+STATUS_CLASSES = {s: f"-{s}" for s in Status}  # Status.CRIT -> "-crit"
+
+
+def set_status_class(widget: Widget, status: Status | None) -> None:
+    """Put exactly one status class (-ok, -warn, -crit, -unknown) on `widget`."""
+    for cls in STATUS_CLASSES.values():
+        widget.set_class(status is not None and cls == STATUS_CLASSES[status], cls)
+
+
+def badge(status: Status) -> str:
+    return f"{status.glyph} {status.word}"
+
+
+# --------------------------------------------------------------------------- header
+
+
+class HeaderBar(Horizontal):
+    """Layout name and interval, overall status, paused and filter flags, the clock."""
+
+    def __init__(self, title: str, clock_text: str) -> None:
+        super().__init__(id="header")
+        self.title = Label(title, id="title")
+        self.overall = Label("… waiting", id="overall")
+        self.clock = Label(clock_text, id="clock")
+
+    def compose(self) -> ComposeResult:
+        yield self.title
+        yield Label("problems only", id="filter-flag")
+        yield Label("‖ PAUSED", id="paused-flag")
+        yield self.overall
+        yield self.clock
+
+    def set_clock(self, text: str) -> None:
+        self.clock.update(text, layout=False)
+
+    def set_overall(self, status: Status) -> None:
+        if not self.overall.has_class(STATUS_CLASSES[status]):
+            self.overall.update(badge(status))
+            set_status_class(self.overall, status)
+
+    def set_flags(self, *, paused: bool, problems_only: bool) -> None:
+        self.set_class(paused, "-paused")
+        self.set_class(problems_only, "-problems")
+
+
+# --------------------------------------------------------------------------- verdict
+
+
+class VerdictBanner(Widget):
+    """The first thing the eye lands on: what is broken and what is not.
+
+    Three lines, each cut to the width (the full verdict is one key away: v). Blind
+    mode (for training) replaces it with a prompt and never renders the verdict."""
+
+    DEFAULT_CLASSES = "-waiting"
+
+    def __init__(self) -> None:
+        super().__init__(id="verdict")
+        self.diagnosis: Diagnosis | None = None
+        self.blind_message = "Blind mode: the verdict is hidden. Which layer is broken?"
+        self.waiting_message = "… probing every check for the first time"
+
+    def show(self, diagnosis: Diagnosis) -> None:
+        before = self.lines()
+        self.diagnosis = diagnosis
+        self.remove_class("-waiting")
+        set_status_class(self, diagnosis.status)
+        if self.lines() != before:  # most rounds change nothing here: paint nothing
+            self.refresh()
+
+    def lines(self) -> list[str]:
+        """The banner's text, also what tests read."""
+        if self.has_class("-blind"):
+            return ["? " + self.blind_message, "", ""]
+        diagnosis = self.diagnosis
+        if diagnosis is None:
+            return [self.waiting_message, "", ""]
+        verdict = diagnosis.verdict
+        if verdict is None:
+            checks = sum(len(layer.checks) for layer in diagnosis.layers)
+            return [f"{badge(Status.OK)}  All layers healthy ({checks} checks)",
+                    " · ".join(f"{layer.name}: {proof(layer)}" for layer in diagnosis.layers), ""]
+        also = f"  (+{len(verdict.also_failing)} also failing)" if verdict.also_failing else ""
+        ruled = "; ".join(verdict.ruled_out) if verdict.ruled_out else "nothing — every layer fails"
+        return [f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer{also}",
+                verdict.summary, f"ruled out: {ruled}"]
+
+    def render(self) -> Text:
+        width = max(1, self.size.width)
+        head, summary, ruled = self.lines()
+        text = Text(cells.fit(head, width).rstrip(), style="bold", no_wrap=True, overflow="ellipsis")
+        for line in (summary, ruled):
+            text.append("\n" + cells.fit(line, width).rstrip())
+        return text
+
+
+# --------------------------------------------------------------------------- path
+
+
+class Cell(Widget):
+    """A part of a row that repaints on its own.
+
+    Textual writes a changed widget's whole line span to the terminal, so the parts of
+    a row that change every round (latency, sparkline) are widgets of their own: a new
+    latency rewrites seven cells, not the row. `set` ignores an unchanged value."""
+
+    def __init__(self, classes: str) -> None:
+        super().__init__(classes=classes)
+        self._text = Text()
+
+    def set(self, text: Text) -> None:
+        if text.plain != self._text.plain or text.spans != self._text.spans:
+            self._text = text
+            self.refresh()
+
+    @property
+    def plain(self) -> str:
+        return self._text.plain
+
+    def render(self) -> Text:
+        return self._text
+
+
+class CheckRow(Widget, can_focus=True):
+    """One check: glyph, name, key fact, latency and a sparkline of recent rounds."""
+
+    COMPONENT_CLASSES = {"row--ok", "row--warn", "row--crit", "row--unknown", "row--probing"}
+    NARROW = 30  # below this many cells the sparkline gives its room to the name
+
+    def __init__(self, check: Check, history: Iterable[Sample] = ()) -> None:
+        super().__init__(classes="-unknown")
+        self.check = check
+        self.history = history
+        self.result: Result | None = None
+        self.probing_for: float | None = None
+        self.main = Cell("row-main")
+        self.latency = Cell("row-latency")
+        self.spark = Cell("row-spark")
+
+    def compose(self) -> ComposeResult:
+        yield self.main
+        yield self.latency
+        yield self.spark
+
+    @property
+    def status(self) -> Status:
+        return self.result.status if self.result is not None else Status.UNKNOWN
+
+    def set_result(self, result: Result) -> None:
+        if self.result is None or self.result.status is not result.status:
+            set_status_class(self, result.status)
+        self.result = result
+        self.probing_for = None
+        self.update_cells()
+
+    def set_probing(self, elapsed: float | None) -> None:
+        self.probing_for = elapsed
+        self.update_cells()
+
+    def update_cells(self) -> None:
+        width = self.main.size.width or 40
+        fact_w = 16 if width >= 48 else 11
+        name_w = max(4, width - 2 - 1 - fact_w)
+        result, status = self.result, self.status
+        tone = self._style(f"row--{status}")
+        if self.probing_for is not None:
+            fact, latency, fact_tone = "probing…", cells.probing_label(self.probing_for), self._style("row--probing")
+        elif result is None:
+            fact, latency, fact_tone = "…", "", None
+        else:
+            fact, latency, fact_tone = result.key_fact or result.detail, format_latency(result.latency_ms), tone
+        main = Text(no_wrap=True, overflow="crop")
+        main.append((status.glyph if result is not None else "…") + " ", tone)
+        main.append(cells.fit(self.check.name, name_w) + " ")
+        main.append(cells.fit(fact, fact_w), fact_tone)
+        self.main.set(main)
+        self.latency.set(Text(cells.fit(latency, max(1, (self.latency.size.width or 8) - 1), right=True)))
+        spark_w = (self.spark.size.width or 13) - 1
+        self.spark.set(Text(" " + cells.sparkline(self.history, spark_w)) if spark_w > 0 else Text())
+
+    def _style(self, component: str):
+        return self.get_component_rich_style(component) if self.is_mounted else None
+
+    def text(self) -> str:
+        """The row as plain text (what tests read)."""
+        return (self.main.plain.rstrip() + " " + self.latency.plain.strip() + " " + self.spark.plain.strip()).strip()
+
+    def on_resize(self) -> None:
+        self.spark.display = self.size.width >= self.NARROW
+        self.call_after_refresh(self.update_cells)
+
+
+class PanelHeader(Widget, can_focus=True):
+    """A layer's title line: fold marker, name, role, status and how many checks pass."""
+
+    def __init__(self, layer: Layer) -> None:
+        super().__init__(classes="-unknown")
+        self.path_layer = layer
+        self.state: LayerState | None = None
+        self.collapsed = False
+
+    def render(self) -> Text:
+        marker = "▸" if self.collapsed else "▾"
+        state = self.state
+        status = badge(state.status) if state is not None else "… waiting"
+        summary = f" · {state.summary}" if state is not None else ""
+        if self.screen.has_class("-wide"):  # the border title carries the name
+            line = f"{marker} {status} · {self.path_layer.role}{summary}"
+        else:
+            line = f"{marker} {status}  {self.path_layer.name} ({self.path_layer.role}){summary}"
+        return Text(line, no_wrap=True, overflow="ellipsis")
+
+    def on_resize(self) -> None:
+        self.refresh()
+
+
+class LayerPanel(Vertical):
+    """One layer of the path: its header and one row per check."""
+
+    def __init__(self, layer: Layer, histories: dict[str, Iterable[Sample]]) -> None:
+        super().__init__(classes="-unknown")
+        self.path_layer = layer
+        self.header = PanelHeader(layer)
+        self.rows = {c.id: CheckRow(c, histories.get(c.id, ())) for c in layer.checks}
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        yield from self.rows.values()
+
+    def on_mount(self) -> None:
+        self.border_title = self.path_layer.name
+
+    def set_state(self, state: LayerState) -> None:
+        changed = self.header.state is None or self.header.state.status is not state.status
+        old_summary = self.header.state.summary if self.header.state else None
+        self.header.state = state
+        if changed:
+            set_status_class(self, state.status)
+            set_status_class(self.header, state.status)
+        if changed or old_summary != state.summary:
+            self.header.refresh()
+
+    @property
+    def collapsed(self) -> bool:
+        return self.header.collapsed
+
+    def toggle(self) -> None:
+        self.header.collapsed = not self.header.collapsed
+        self.set_class(self.header.collapsed, "-collapsed")
+        self.header.refresh()
+
+
+class Arrow(Widget):
+    """The arrow between two layers: → when the path runs across, ↓ when stacked."""
+
+    def render(self) -> str:
+        return "→" if self.size.width <= 2 else "↓"
+
+    def on_resize(self) -> None:
+        self.refresh()
+
+
+class PathView(ScrollableContainer, can_focus=False):
+    """The request path: a panel per layer in layout order, with arrows between."""
+
+    def __init__(self, layers: Iterable[Layer], histories: dict[str, Iterable[Sample]]) -> None:
+        super().__init__(id="path")
+        self.panels = {layer.name: LayerPanel(layer, histories) for layer in layers}
+        self.rows = {cid: row for panel in self.panels.values() for cid, row in panel.rows.items()}
+
+    def compose(self) -> ComposeResult:
+        for index, panel in enumerate(self.panels.values()):
+            if index:
+                yield Arrow(classes="arrow")
+            yield panel
+
+
+# --------------------------------------------------------------------------- events
+
+
+class EventsPane(VerticalScroll):
+    """State transitions and verdict changes, newest first, the last `limit` kept."""
+
+    def __init__(self, limit: int = 200) -> None:
+        super().__init__(id="events")
+        self.events: deque[Event] = deque(maxlen=limit)
+        self.blind = False
+        self._body = Static("no events yet", id="events-body")
+
+    def compose(self) -> ComposeResult:
+        yield self._body
+
+    def on_mount(self) -> None:
+        self.border_title = "Events (newest first)"
+
+    def add(self, events: Iterable[Event]) -> None:
+        added = False
+        for event in events:
+            self.events.append(event)
+            added = True
+        if added:
+            self._render_events()
+
+    def set_blind(self, blind: bool) -> None:
+        self.blind = blind
+        self._render_events()
+
+    def lines(self) -> list[str]:
+        shown = [e for e in reversed(self.events) if not (self.blind and e.kind == VERDICT)]
+        return [e.line(date=False) for e in shown] or ["no events yet"]
+
+    def _render_events(self) -> None:
+        self._body.update(Text("\n".join(self.lines()), no_wrap=True, overflow="ellipsis"))
+
+
+def clock_text(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))

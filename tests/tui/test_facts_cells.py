@@ -1,0 +1,101 @@
+"""What rows and the detail screen show, tested without an app (no Textual needed)."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+
+from rich.console import Console
+
+from stackscope.engine import Sample
+from stackscope.model import Result, Status
+from stackscope.tui import cells, facts
+from tests import dashboard_data as data
+from tests.conftest import ROOT
+
+
+def plain(renderable, width: int = 100) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None, record=True)
+    console.print(renderable)
+    return console.export_text()
+
+
+def detail_text(result: Result, history=(), last=None) -> str:
+    check = data.layout().check(result.check_id)
+    return "\n".join(f"## {title}\n{plain(body)}" for title, body in
+                     facts.sections(check, result, history, last))
+
+
+def test_sparkline_uses_a_fixed_log_scale_and_marks_failures():
+    samples = [Sample(0, Status.OK, ms) for ms in (0.5, 2, 5, 20, 50, 200, 500, 5000)]
+    assert cells.sparkline(samples, 8) == "▁▂▃▄▅▆▇█"
+    jitter = [Sample(0, Status.OK, ms) for ms in (1.1, 1.9, 1.3, 2.8)]
+    assert cells.sparkline(jitter, 4) == "▂▂▂▂"  # jitter inside a band repaints nothing
+    mixed = [Sample(0, Status.CRIT, None), Sample(0, Status.UNKNOWN, None), Sample(0, Status.OK, 1.5)]
+    assert cells.sparkline(mixed, 5) == "  ×?▂"
+
+
+def test_fit_cuts_with_an_ellipsis_and_pads():
+    assert cells.fit("abcdef", 4) == "abc…"
+    assert cells.fit("ab", 4) == "ab  " and cells.fit("ab", 4, right=True) == "  ab"
+    assert cells.fit("two\nlines", 20).startswith("two lines")
+
+
+def test_http_detail_shows_phases_and_headers():
+    text = detail_text(data.results()[data.B1])
+    assert "## HTTP" in text and re.search(r"status code +200", text)
+    assert "## Phases (ms)" in text and "connect" in text and "ttfb" in text
+    assert "x-served-by" in text and "auth-1" in text
+    assert "«redacted: 24 bytes»" in text  # secrets stay masked as the engine left them
+
+
+def test_dns_detail_shows_answers_and_ttl():
+    text = detail_text(data.results()[data.DNS])
+    assert "## DNS" in text
+    assert re.search(r"answers +127\.0\.0\.1", text) and re.search(r"ttl +30", text)
+    assert re.search(r"rcode +NOERROR", text)
+
+
+def test_pool_table_flags_unexpected_and_missing_servers():
+    text = detail_text(data.results(broken=True)[data.LB])
+    assert "## Pool: declared vs actual" in text
+    assert "declared 3 · in LB 1 · missing 3 · unexpected 1" in text
+    assert "⚠ unexpected" in text and "decoy-1" in text and "127.0.0.1:19101" in text
+    assert text.count("✖ missing") == 3
+    healthy = detail_text(data.results()[data.LB])
+    assert healthy.count("✔ declared") == 3 and "⚠ unexpected" not in healthy
+
+
+def test_certificate_facts_get_their_section():
+    result = Result("Load balancer/lb-health", Status.WARN, "certificate ends in 5 days", key_fact="5 days",
+                    facts={"subject": "CN=auth.stackscope.test", "issuer": "CN=test CA", "san": ["auth.stackscope.test"],
+                           "not_before": "2023-01-01", "not_after": "2023-11-20", "days_left": 5, "verified": True})
+    text = detail_text(result)
+    assert "## Certificate" in text and re.search(r"not after +2023-11-20", text)
+    assert re.search(r"days left +5", text) and re.search(r"verified +yes", text)
+
+
+def test_unknown_facts_show_as_a_tree():
+    result = Result("Database/postgres", Status.OK, "fine", latency_ms=1.0,
+                    facts={"replication": {"lag_s": 3, "replicas": ["db-2", "db-3"]}, "version": "16.1"})
+    text = detail_text(result)
+    assert "## Other facts" in text
+    assert "replication" in text and "lag_s: 3" in text and "db-2" in text and "version: 16.1" in text
+
+
+def test_history_graph_and_last_problem():
+    history = [Sample(data.T0 + i, Status.OK, 1.0 + i) for i in range(10)] + [Sample(data.T0 + 10, Status.CRIT, None)]
+    last = Result(data.B1, Status.CRIT, "refused the connection", started_at=data.T0 + 10)
+    text = detail_text(data.results()[data.B1], history, last)
+    assert "## Latency history" in text and "10 ms │" in text and "11 rounds over 10s" in text
+    assert "└" in text and "×" in text
+    assert "## Last problem" in text and "refused the connection" in text
+
+
+def test_cells_and_facts_do_not_import_textual():
+    code = "import sys, stackscope.tui.cells, stackscope.tui.facts, stackscope.timeline; print('textual' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.stdout.strip() == "False", done.stderr

@@ -1,0 +1,142 @@
+"""The incident timeline with a fixed clock and hand-built snapshots."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from stackscope.diagnosis import assess
+from stackscope.model import Status
+from stackscope.timeline import CHECK, VERDICT, Timeline, human_duration
+from tests import dashboard_data as data
+
+UTC = dt.timezone.utc
+
+
+def observe(timeline: Timeline, broken: bool, at: float):
+    return timeline.observe(assess(data.snapshot(broken, at=at)))
+
+
+def incident() -> Timeline:
+    """Healthy, then the LB fails for a minute, then healthy again."""
+    timeline = Timeline("auth-prod", source="auth-prod.yaml", interval=2)
+    observe(timeline, False, data.T0)
+    observe(timeline, True, data.T0 + 10)
+    observe(timeline, True, data.T0 + 20)
+    observe(timeline, False, data.T0 + 70)
+    return timeline
+
+
+def test_first_healthy_round_is_one_event():
+    events = Timeline("auth-prod").observe(assess(data.snapshot(False, at=data.T0)))
+    assert [(e.kind, e.after, e.detail) for e in events] == [(VERDICT, Status.OK, "all layers healthy (6 checks)")]
+
+
+def test_transitions_and_verdict_changes_are_recorded_once():
+    timeline = Timeline("auth-prod")
+    observe(timeline, False, data.T0)
+    failing = observe(timeline, True, data.T0 + 10)
+    assert [(e.kind, e.layer, e.check, e.before, e.after) for e in failing] == [
+        (CHECK, "Load balancer", "lb-health", Status.OK, Status.CRIT),
+        (VERDICT, "Load balancer", "", Status.OK, Status.CRIT),
+    ]
+    assert failing[0].detail == "502 Bad Gateway (expected 200)"
+    assert failing[0].transition == "✔ OK → ✖ CRIT"
+    assert observe(timeline, True, data.T0 + 20) == []  # nothing changed
+    recovered = observe(timeline, False, data.T0 + 70)
+    assert [(e.kind, e.after) for e in recovered] == [(CHECK, Status.OK), (VERDICT, Status.OK)]
+    assert recovered[1].detail == "all layers healthy again"
+
+
+def test_a_broken_first_round_is_the_start_of_the_incident():
+    timeline = Timeline("auth-prod")
+    events = observe(timeline, True, data.T0)
+    assert events[0].before is None and events[0].transition == "✖ CRIT"
+    assert timeline.incident_start == data.T0 and timeline.in_incident
+
+
+def test_event_line_is_one_plain_line():
+    timeline = Timeline("auth-prod")
+    observe(timeline, False, data.T0)
+    check, verdict = observe(timeline, True, data.T0 + 10)
+    assert check.line(UTC) == ("2023-11-14 22:13:30 UTC  Load balancer / lb-health  ✔ OK → ✖ CRIT  "
+                               "502 Bad Gateway (expected 200)")
+    assert verdict.line(UTC, date=False).startswith(
+        "22:13:30  verdict  ✖ CRIT  Load balancer is the broken layer — Load balancer: 502 Bad Gateway")
+
+
+def test_markdown_is_a_postmortem_draft():
+    text = incident().to_markdown(now=data.T0 + 80, tz=UTC)
+    assert text.startswith("# Incident report: auth-prod — Load balancer CRIT\n")
+    assert "- **Start:** 2023-11-14 22:13:30 UTC (first layer not OK)" in text
+    assert "- **End:** 2023-11-14 22:14:30 UTC (every layer OK again)" in text
+    assert "- **Duration:** 1m 00s" in text
+    assert "| Load balancer | ✖ CRIT | 1m 00s | lb-health (CRIT, 1m 00s) |" in text
+    root = text[text.index("## Root cause"):text.index("## Timeline")]
+    assert "**Load balancer** (lb) — ✖ CRIT, named at 22:13:30" in root
+    assert "> Load balancer: 502 Bad Gateway (expected 200)" in root
+    assert "- lb-health: CRIT — 502 Bad Gateway (expected 200)" in root
+    table = text[text.index("## Timeline"):text.index("## Ruled out")]
+    assert "| 22:13:30 | Load balancer | ✔ OK → ✖ CRIT | lb-health: 502 Bad Gateway (expected 200) |" in table
+    assert "| 22:14:30 | Load balancer | ✖ CRIT → ✔ OK | verdict: all layers healthy again |" in table
+    ruled = text[text.index("## Ruled out"):]
+    assert "- 22:13:30 — **Auth backends**: 3/3 answer 200 directly" in ruled
+    assert "- 22:13:30 — **DNS**: auth.stackscope.test → 127.0.0.1 as expected" in ruled
+
+
+def test_an_ongoing_incident_says_so():
+    timeline = Timeline("auth-prod")
+    observe(timeline, False, data.T0)
+    observe(timeline, True, data.T0 + 10)
+    text = timeline.to_markdown(now=data.T0 + 130, tz=UTC)
+    assert "- **End:** ongoing at 2023-11-14 22:15:30 UTC" in text
+    assert "- **Duration:** 2m 00s so far" in text
+    assert "| Load balancer | ✖ CRIT | 2m 00s |" in text
+
+
+def test_no_incident_is_a_short_watch_report(tmp_path):
+    timeline = Timeline("auth-prod")
+    observe(timeline, False, data.T0)
+    observe(timeline, False, data.T0 + 2)
+    path = timeline.write(tmp_path / "t.md", tz=UTC)
+    text = path.read_text()
+    assert text.startswith("# Watch report: auth-prod — no incident")
+    assert "## Root cause" not in text and "2 rounds" in text
+
+
+def test_a_layer_ruled_out_then_failing_is_marked():
+    timeline = Timeline("auth-prod")
+    observe(timeline, True, data.T0)
+    snap = data.snapshot(True, at=data.T0 + 5)
+    results = dict(snap.results)
+    from stackscope.model import ErrorKind, Result
+
+    results[data.DB] = Result(data.DB, Status.CRIT, "refused", error_kind=ErrorKind.REFUSED)
+    timeline.observe(assess(type(snap)(snap.layout, results, data.T0 + 5, 2)))
+    text = timeline.to_markdown(tz=UTC)
+    assert "**Database**: 1/1 accept connections — until it failed at 22:13:25" in text
+
+
+def test_events_are_bounded():
+    timeline = Timeline("auth-prod", max_events=5)
+    for i in range(20):
+        observe(timeline, i % 2 == 1, data.T0 + i)
+    assert len(timeline.events) == 5 and timeline.dropped > 0
+    assert timeline.episodes == 10
+    assert "earlier events not kept" in timeline.to_markdown(tz=UTC)
+
+
+def test_pipes_in_details_do_not_break_the_table():
+    from stackscope.timeline import _row
+
+    assert _row("a|b", "c\nd") == "| a\\|b | c d |"
+
+
+def test_human_duration():
+    assert [human_duration(s) for s in (0, 45, 65, 3600 + 125)] == ["0s", "45s", "1m 05s", "1h 02m"]
+
+
+def test_timeline_is_pure():
+    import stackscope.timeline as module
+
+    source = open(module.__file__).read()
+    assert "environ" not in source and "getenv" not in source  # secrets come only from redacted results
