@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--print-layout", action="store_true",
                       help="print the generated layout (runs headless)")
     demo.add_argument("--walkthrough", metavar="NAME", help="play a guided incident (see --list)")
-    demo.add_argument("--blind", action="store_true", help="with --walkthrough: hide the verdict banner")
+    demo.add_argument("--blind", action="store_true", help="hide the verdict banner (walkthroughs do by default)")
+    demo.add_argument("--show-verdict", action="store_true", help="with --walkthrough: do not hide the verdict")
     demo.add_argument("--list", action="store_true", help="list the faults and walkthroughs")
     demo.set_defaults(run=_cmd_demo)
     return parser
@@ -185,12 +186,39 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         hint = did_you_mean(args.fault, tuple(FAULTS)) or "see stackscope demo --list"
         print(f"stackscope: unknown fault '{args.fault}' — {hint}", file=sys.stderr)
         return EXIT_UNKNOWN
+    walkthrough = None
+    if args.walkthrough:
+        from stackscope.demo.walkthrough import find_walkthrough, load_walkthrough
+        from stackscope.layout import LayoutError
+
+        if args.fault or args.headless or args.print_layout:
+            print("stackscope: a walkthrough injects its own fault and needs the dashboard", file=sys.stderr)
+            return EXIT_UNKNOWN
+        try:
+            walkthrough = load_walkthrough(find_walkthrough(args.walkthrough))
+        except LayoutError as error:
+            print(f"stackscope: walkthrough {args.walkthrough}:", file=sys.stderr)
+            for problem in error.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return EXIT_UNKNOWN
     if args.headless or args.print_layout:
         from stackscope.demo.run import run_headless
 
         return run_headless(args.fault, args.print_layout)
-    print("stackscope: the dashboard is not built yet; use --headless", file=sys.stderr)
-    return EXIT_UNKNOWN
+    if not _can_open_tui():
+        print("stackscope: the demo dashboard needs a terminal; use --headless", file=sys.stderr)
+        return EXIT_UNKNOWN
+    from stackscope.demo.stack import DemoStack
+
+    stack = DemoStack()
+    try:
+        stack.start(args.fault)
+        from stackscope.tui.training import run_demo_dashboard
+
+        blind = args.blind or (walkthrough is not None and not args.show_verdict)
+        return run_demo_dashboard(stack, walkthrough, blind=blind)
+    finally:
+        stack.stop()
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -19,10 +19,15 @@ from stackscope.demo.stack import DemoError, DemoStack
 
 def list_faults(out: TextIO) -> None:
     width = max(len(name) for name in FAULTS)
-    print("Faults (stackscope demo --fault NAME, or the dashboard's f key):", file=out)
+    print("Faults (stackscope demo --fault NAME, or the dashboard's i key):", file=out)
     for fault in FAULTS.values():
         print(f"  {fault.name:<{width}}  {fault.title} → verdict: {fault.layer}", file=out)
     print(f"  {CLEAR:<{width}}  restore the healthy stack", file=out)
+    from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
+
+    print("\nWalkthroughs (stackscope demo --walkthrough NAME, or a file of your own):", file=out)
+    for name, path in builtin_walkthroughs().items():
+        print(f"  {name:<{width}}  {load_walkthrough(path).title}", file=out)
 
 
 def run_headless(fault: str | None, print_layout: bool, out: TextIO = sys.stdout,
