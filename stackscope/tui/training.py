@@ -22,7 +22,7 @@ from textual.widgets.option_list import Option
 
 from stackscope.demo.faults import CLEAR, FAULTS
 from stackscope.demo.walkthrough import Session, Walkthrough
-from stackscope.tui.actions import APP, Action
+from stackscope.tui.actions import Action
 from stackscope.tui.app import StackscopeApp
 
 STORY_TICK = 0.5
