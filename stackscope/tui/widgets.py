@@ -24,7 +24,6 @@ from stackscope.diagnosis import Diagnosis, LayerState, proof
 from stackscope.engine import Sample
 from stackscope.layout import Check, Layer
 from stackscope.model import Result, Status
-from stackscope.render.text import format_latency
 from stackscope.timeline import VERDICT, Event
 from stackscope.tui import cells
 
@@ -212,7 +211,7 @@ class CheckRow(Widget, can_focus=True):
         elif result is None:
             fact, latency, fact_tone = "…", "", None
         else:
-            fact, latency, fact_tone = result.key_fact or result.detail, format_latency(result.latency_ms), tone
+            fact, latency, fact_tone = result.key_fact or result.detail, cells.row_latency(result.latency_ms), tone
         main = Text(no_wrap=True, overflow="crop")
         main.append((status.glyph if result is not None else "…") + " ", tone)
         main.append(cells.fit(self.check.name, name_w) + " ")
