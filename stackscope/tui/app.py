@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -38,7 +37,7 @@ from stackscope.timeline import Timeline
 from stackscope.tui import cells
 from stackscope.tui.actions import APP, BUILTIN, DASHBOARD, Action, ActionRegistry
 from stackscope.tui.screens import DashboardScreen, DetailScreen, HelpScreen, VerdictScreen
-from stackscope.tui.widgets import CheckRow, clock_text
+from stackscope.tui.widgets import clock_text
 
 PROBE_GROUP = "probe"
 TICK = 0.25  # seconds between paints of results and "probing…" while a round runs
@@ -318,6 +317,7 @@ class StackscopeApp(App[int]):
         if panel is not None:
             panel.toggle()
             self.dashboard.refocus()
+            self.call_after_refresh(self.dashboard.path.catch_up)
 
     def do_problems_only(self) -> None:
         self.problems_only = not self.problems_only
@@ -326,6 +326,7 @@ class StackscopeApp(App[int]):
         self.dashboard.set_class(value, "-problems")
         self.dashboard.header.set_flags(paused=self.paused, problems_only=value)
         self.call_after_refresh(self.dashboard.refocus)
+        self.call_after_refresh(self.dashboard.path.catch_up)
 
     def do_probe_now(self) -> None:
         self.start_round()

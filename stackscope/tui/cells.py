@@ -16,6 +16,7 @@ from rich.cells import cell_len
 
 from stackscope.engine import Sample
 from stackscope.model import Status
+from stackscope.render.text import format_latency
 
 BARS = "▁▂▃▄▅▆▇█"
 BOUNDS_MS = (1, 3, 10, 30, 100, 300, 1000)  # upper bounds of the first seven bars
@@ -56,6 +57,17 @@ def fit(text: str, width: int, *, right: bool = False) -> str:
         text = out + "…"
     pad = " " * (width - cell_len(text))
     return pad + text if right else text + pad
+
+
+def row_latency(ms: float | None) -> str:
+    """Latency as a row shows it: whole milliseconds ("<1 ms", "9 ms", "142 ms").
+
+    A row is read at a glance and repainted over a slow link: tenths of a millisecond
+    change every round without telling anyone anything. The detail screen keeps the
+    precise value (format_latency, which also takes over from ten seconds up)."""
+    if ms is None or ms >= 10000:
+        return format_latency(ms)
+    return "<1 ms" if ms < 1 else f"{ms:.0f} ms"
 
 
 def probing_label(elapsed: float) -> str:

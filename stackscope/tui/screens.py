@@ -7,7 +7,7 @@ and which keys exist lives in the action registry.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -34,10 +34,6 @@ from stackscope.tui.widgets import (
     VerdictBanner,
     badge,
 )
-
-if TYPE_CHECKING:
-    from stackscope.tui.app import StackscopeApp
-
 
 class DashboardScreen(Screen):
     """Header, verdict banner, the request path, events, footer.

@@ -24,7 +24,6 @@ from stackscope.diagnosis import Diagnosis, LayerState, proof
 from stackscope.engine import Sample
 from stackscope.layout import Check, Layer
 from stackscope.model import Result, Status
-from stackscope.render.text import format_latency
 from stackscope.timeline import VERDICT, Event
 from stackscope.tui import cells
 
@@ -49,12 +48,12 @@ class HeaderBar(Horizontal):
 
     def __init__(self, title: str, clock_text: str) -> None:
         super().__init__(id="header")
-        self.title = Label(title, id="title")
+        self.title_label = Label(title, id="title")
         self.overall = Label("… waiting", id="overall")
         self.clock = Label(clock_text, id="clock")
 
     def compose(self) -> ComposeResult:
-        yield self.title
+        yield self.title_label
         yield Label("problems only", id="filter-flag")
         yield Label("‖ PAUSED", id="paused-flag")
         yield self.overall
@@ -163,6 +162,8 @@ class CheckRow(Widget, can_focus=True):
         self.history = history
         self.result: Result | None = None
         self.probing_for: float | None = None
+        self.viewport: Widget | None = None  # the scrolling path, set by PathView
+        self.stale = False
         self.main = Cell("row-main")
         self.latency = Cell("row-latency")
         self.spark = Cell("row-spark")
@@ -188,6 +189,18 @@ class CheckRow(Widget, can_focus=True):
         self.update_cells()
 
     def update_cells(self) -> None:
+        """Repaint the cells that changed; a row scrolled out of view waits until it is
+        seen again (PathView.catch_up), since repainting it would cost a full re-layout."""
+        if self.viewport is not None and self.is_mounted and not self.viewport.can_view_partial(self):
+            self.stale = True
+            return
+        self.stale = False
+        main, latency, spark = self._texts()
+        self.main.set(main)
+        self.latency.set(latency)
+        self.spark.set(spark)
+
+    def _texts(self) -> tuple[Text, Text, Text]:
         width = self.main.size.width or 40
         fact_w = 16 if width >= 48 else 11
         name_w = max(4, width - 2 - 1 - fact_w)
@@ -198,22 +211,23 @@ class CheckRow(Widget, can_focus=True):
         elif result is None:
             fact, latency, fact_tone = "…", "", None
         else:
-            fact, latency, fact_tone = result.key_fact or result.detail, format_latency(result.latency_ms), tone
+            fact, latency, fact_tone = result.key_fact or result.detail, cells.row_latency(result.latency_ms), tone
         main = Text(no_wrap=True, overflow="crop")
         main.append((status.glyph if result is not None else "…") + " ", tone)
         main.append(cells.fit(self.check.name, name_w) + " ")
         main.append(cells.fit(fact, fact_w), fact_tone)
-        self.main.set(main)
-        self.latency.set(Text(cells.fit(latency, max(1, (self.latency.size.width or 8) - 1), right=True)))
+        latency_text = Text(cells.fit(latency, max(1, (self.latency.size.width or 8) - 1), right=True))
         spark_w = (self.spark.size.width or 13) - 1
-        self.spark.set(Text(" " + cells.sparkline(self.history, spark_w)) if spark_w > 0 else Text())
+        spark = Text(" " + cells.sparkline(self.history, spark_w)) if spark_w > 0 else Text()
+        return main, latency_text, spark
 
     def _style(self, component: str):
         return self.get_component_rich_style(component) if self.is_mounted else None
 
     def text(self) -> str:
-        """The row as plain text (what tests read)."""
-        return (self.main.plain.rstrip() + " " + self.latency.plain.strip() + " " + self.spark.plain.strip()).strip()
+        """The row as plain text (what tests read), painted or not."""
+        main, latency, spark = self._texts()
+        return (main.plain.rstrip() + " " + latency.plain.strip() + " " + spark.plain.strip()).strip()
 
     def on_resize(self) -> None:
         self.spark.display = self.size.width >= self.NARROW
@@ -297,6 +311,22 @@ class PathView(ScrollableContainer, can_focus=False):
         super().__init__(id="path")
         self.panels = {layer.name: LayerPanel(layer, histories) for layer in layers}
         self.rows = {cid: row for panel in self.panels.values() for cid, row in panel.rows.items()}
+        for row in self.rows.values():
+            row.viewport = self
+
+    def catch_up(self) -> None:
+        """Paint the rows that changed while out of view and are now in it."""
+        for row in self.rows.values():
+            if row.stale:
+                row.update_cells()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.call_after_refresh(self.catch_up)
+
+    def watch_scroll_x(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_x(old_value, new_value)
+        self.call_after_refresh(self.catch_up)
 
     def compose(self) -> ComposeResult:
         for index, panel in enumerate(self.panels.values()):

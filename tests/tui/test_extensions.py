@@ -125,3 +125,22 @@ async def test_a_round_that_raises_is_reported_and_probing_goes_on(tmp_path):
         await pilot.press("r")
         await until(pilot, lambda: app.diagnosis is not None, "the next round")
         assert app.dashboard.banner.lines()[0].startswith("✔ OK  All layers healthy")
+
+
+async def test_rows_out_of_view_are_painted_when_scrolled_to(tmp_path):
+    app = demo_app(tmp_path, [])
+    async with app.run_test(size=(80, 14)) as pilot:
+        await pilot.pause()
+        app.show_snapshot(data.snapshot(broken=False, at=data.T0))
+        await pilot.pause()
+        row = app.dashboard.path.rows[data.DB]
+        assert not app.dashboard.path.can_view_partial(row)
+        assert row.stale and row.main.plain == ""  # not painted while out of view
+        for _ in range(12):
+            await pilot.press("j")
+        assert app.focused is row
+        from tests.tui.stack import until
+
+        await until(pilot, lambda: not row.stale, "the row to be painted once in view")
+        assert row.main.plain.startswith("✔ postgres") and "open" in row.main.plain
+        assert row.latency.plain.strip() == "<1 ms"

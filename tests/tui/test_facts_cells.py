@@ -37,6 +37,11 @@ def test_sparkline_uses_a_fixed_log_scale_and_marks_failures():
     assert cells.sparkline(mixed, 5) == "  ×?▂"
 
 
+def test_row_latency_is_whole_milliseconds():
+    assert [cells.row_latency(v) for v in (None, 0.4, 1.4, 9.6, 142.2, 12_345.0)] == \
+        ["—", "<1 ms", "1 ms", "10 ms", "142 ms", "12.3 s"]
+
+
 def test_fit_cuts_with_an_ellipsis_and_pads():
     assert cells.fit("abcdef", 4) == "abc…"
     assert cells.fit("ab", 4) == "ab  " and cells.fit("ab", 4, right=True) == "  ab"
