@@ -149,6 +149,8 @@ def parse_duration(value: Any) -> float:
 
 
 def format_duration(seconds: float) -> str:
+    """Whole milliseconds at most: a remaining budget of 1.99999 s reads '2s', not noise."""
+    seconds = round(seconds, 3)
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
     if seconds >= 60 and seconds % 60 == 0:

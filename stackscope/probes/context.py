@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from stackscope.schema import Address, is_ip
+from stackscope.schema import Address, format_duration, is_ip
 
 
 class ResolveError(Exception):
@@ -72,7 +72,7 @@ class ProbeContext:
             infos = await asyncio.wait_for(
                 loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout)
         except asyncio.TimeoutError:
-            raise ResolveError(f"cannot resolve {host}: system resolver gave no answer in {timeout:g}s") from None
+            raise ResolveError(f"cannot resolve {host}: system resolver gave no answer in {format_duration(timeout)}") from None
         except socket.gaierror as exc:
             raise ResolveError(f"cannot resolve {host}: {exc.strerror or exc}") from None
         if not infos:
@@ -122,7 +122,7 @@ async def query_address(host: str, server: Address, timeout: float) -> str:
                 response = await dns.asyncquery.tcp(query, server.host, port=server.port,
                                                     timeout=max(0.05, deadline - time.monotonic()))
         except dns.exception.Timeout:
-            raise ResolveError(f"cannot resolve {host}: no answer from {server} in {timeout:g}s") from None
+            raise ResolveError(f"cannot resolve {host}: no answer from {server} in {format_duration(timeout)}") from None
         except OSError as exc:
             raise ResolveError(f"cannot resolve {host}: {server}: {exc.strerror or exc}") from None
         except dns.exception.DNSException as exc:

@@ -8,7 +8,7 @@ import pytest
 
 from stackscope.layout import LayoutError, load_layout, parse_layout
 from stackscope.probes import CHECK_TYPES, all_specs
-from stackscope.schema import Address, ParseContext, Url, parse_address, parse_duration, Invalid
+from stackscope.schema import Address, ParseContext, Url, format_duration, parse_address, parse_duration, Invalid
 
 GOOD = """\
 name: auth-prod
@@ -195,6 +195,12 @@ def test_yaml_anchors_and_merge_keys_work():
 @pytest.mark.parametrize("text,seconds", [("500ms", 0.5), ("2s", 2.0), ("1.5s", 1.5), ("1m", 60.0)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("seconds,text", [(0.5, "500ms"), (2.0, "2s"), (1.99999, "2s"), (0.2504, "250ms"),
+                                          (120.0, "2m"), (90.0, "90s")])
+def test_durations_print_without_float_noise(seconds, text):
+    assert format_duration(seconds) == text
 
 
 @pytest.mark.parametrize("text,default,expected", [
