@@ -57,7 +57,7 @@ else:
         finally:
             handle.cancel()
 
-timeout_scope.__doc__ = """A cancel scope, cheaper than wait_for (which creates a task per call)."""
+# timeout_scope is a cancel scope: cheaper than wait_for, which creates a task per call.
 
 
 class Deadline:
@@ -139,6 +139,32 @@ async def open_connection(host: str, port: int, deadline: Deadline, *, where: st
     except OSError as exc:
         kind, detail, key_fact = describe_os_error(exc, where)
         raise ProbeFailure(kind, detail, key_fact=key_fact) from None
+
+
+@contextlib.asynccontextmanager
+async def conversation(ip: str, port: int, deadline: Deadline, facts: dict[str, Any], *, where: str,
+                       awaiting: str, goodbye: bytes = b"",
+                       ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A connection for a wire-protocol probe that lives and dies with the probe's deadline.
+
+    A server that accepts and then goes quiet mid-protocol becomes a TIMEOUT failure naming what
+    the probe was waiting for. The socket is always aborted (no lingering close handshake with a
+    hung peer), after `goodbye` so a healthy server logs a clean disconnect, not a dropped client.
+    """
+    writer = None
+    try:
+        async with timeout_scope(deadline.remaining()):
+            reader, writer = await open_connection(ip, port, deadline, where=where)
+            yield reader, writer
+    except TimeoutError:
+        raise ProbeFailure(ErrorKind.TIMEOUT, f"{where} accepted the connection but did not {awaiting} "
+                           f"within {deadline.text}", key_fact="no answer", facts=facts) from None
+    finally:
+        if writer is not None:
+            if goodbye:
+                with contextlib.suppress(OSError, RuntimeError):
+                    writer.write(goodbye)
+            writer.transport.abort()
 
 
 async def close_quietly(writer: asyncio.StreamWriter, timeout: float = 0.2) -> None:

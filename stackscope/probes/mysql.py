@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import (
-    Deadline, ProbeFailure, describe_os_error, guess_protocol, open_connection, printable, resolve_host, result,
-    timeout_scope,
+    Deadline, ProbeFailure, describe_os_error, conversation, guess_protocol, printable, resolve_host, result,
 )
 from stackscope.schema import AddressKind, CheckSpec, EnvName, Text, option
 
@@ -165,63 +164,51 @@ async def probe(check, ctx) -> Result:
     ip, facts = await resolve_host(ctx, address.host, deadline)
     where = str(address)
     password = ctx.secret(options.password_env) if options.password_env else None
-    writer = None
-    try:
-        async with timeout_scope(deadline.remaining()):
-            reader, writer = await open_connection(ip, address.port, deadline, where=where)
-            packets = _Packets(reader, writer, where)
-            first = await packets.read("a greeting")
-            if first[:1] == b"\xff":
-                code, message = parse_err(first)
-                failure = _fail_for(code, message, where, logging_in=True)
+    async with conversation(ip, address.port, deadline, facts, where=where, awaiting="finish the handshake",
+                            goodbye=b"\x01\x00\x00\x00" + COM_QUIT) as (reader, writer):
+        packets = _Packets(reader, writer, where)
+        first = await packets.read("a greeting")
+        if first[:1] == b"\xff":
+            code, message = parse_err(first)
+            failure = _fail_for(code, message, where, logging_in=True)
+            failure.facts.update(facts)
+            raise failure
+        greeting = parse_greeting(first, where)
+        facts.update({"version": greeting.version, "connection_id": greeting.connection_id,
+                      "auth_plugin": greeting.plugin})
+        if not greeting.capabilities & CLIENT_PROTOCOL_41:
+            return result(check, Status.WARN, f"{where} speaks only the pre-4.1 protocol ({greeting.version})",
+                          latency_ms=deadline.elapsed_ms(), key_fact=greeting.version, facts=facts,
+                          kind=ErrorKind.PROTOCOL)
+        await packets.send(handshake_response(options.user, native_password(password or "", greeting.seed)))
+        reply = await packets.read("an answer to the login")
+        if reply[:1] == b"\xfe" and password:  # AuthSwitchRequest: answer for the plugin it names
+            plugin, _, seed = reply[1:].partition(b"\0")
+            if plugin != b"mysql_native_password":
+                raise ProbeFailure(ErrorKind.AUTH, f"{where} wants the {plugin.decode()} plugin, which the probe "
+                                   "does not speak", key_fact="auth plugin", facts=facts)
+            await packets.send(native_password(password, seed.rstrip(b"\0")[:20]))
+            reply = await packets.read("an answer to the login")
+        if reply[:1] == b"\xff":
+            code, message = parse_err(reply)
+            failure = _fail_for(code, message, where, logging_in=password is not None)
+            if failure is not None:
                 failure.facts.update(facts)
                 raise failure
-            greeting = parse_greeting(first, where)
-            facts.update({"version": greeting.version, "connection_id": greeting.connection_id,
-                          "auth_plugin": greeting.plugin})
-            if not greeting.capabilities & CLIENT_PROTOCOL_41:
-                return result(check, Status.WARN, f"{where} speaks only the pre-4.1 protocol ({greeting.version})",
-                              latency_ms=deadline.elapsed_ms(), key_fact=greeting.version, facts=facts,
-                              kind=ErrorKind.PROTOCOL)
-            await packets.send(handshake_response(options.user, native_password(password or "", greeting.seed)))
-            reply = await packets.read("an answer to the login")
-            if reply[:1] == b"\xfe" and password:  # AuthSwitchRequest: answer for the plugin it names
-                plugin, _, seed = reply[1:].partition(b"\0")
-                if plugin != b"mysql_native_password":
-                    raise ProbeFailure(ErrorKind.AUTH, f"{where} wants the {plugin.decode()} plugin, which the probe "
-                                       "does not speak", key_fact="auth plugin", facts=facts)
-                await packets.send(native_password(password, seed.rstrip(b"\0")[:20]))
-                reply = await packets.read("an answer to the login")
-            if reply[:1] == b"\xff":
-                code, message = parse_err(reply)
-                failure = _fail_for(code, message, where, logging_in=password is not None)
-                if failure is not None:
-                    failure.facts.update(facts)
-                    raise failure
-                return result(check, Status.OK, f"{where} is up: MariaDB/MySQL {greeting.version} answered and "
-                              f"refuses user '{options.user}' ({code}), as expected without a password",
-                              latency_ms=deadline.elapsed_ms(), key_fact="up", facts=facts)
-            if reply[:1] != b"\x00":
-                return result(check, Status.OK, f"{where} is up (MariaDB/MySQL {greeting.version}); it asked for an "
-                              "authentication method the probe does not speak", latency_ms=deadline.elapsed_ms(),
-                              key_fact="up", facts=facts)
-            if password is None:
-                return result(check, Status.OK, f"{where} is up: MariaDB/MySQL {greeting.version} let '{options.user}' "
-                              "in without a password", latency_ms=deadline.elapsed_ms(), key_fact="up", facts=facts)
-            await _select_one(packets, where)
-            facts["logged_in_as"] = options.user
-            return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (MariaDB/MySQL {greeting.version})",
-                          latency_ms=deadline.elapsed_ms(), key_fact="logged in", facts=facts)
-    except TimeoutError:
-        raise ProbeFailure(ErrorKind.TIMEOUT, f"{where} accepted the connection but did not finish the handshake "
-                           f"within {deadline.text}", key_fact="no answer", facts=facts) from None
-    finally:
-        if writer is not None:
-            try:
-                writer.write(b"\x01\x00\x00\x00" + COM_QUIT)  # COM_QUIT: leave cleanly
-            except Exception:
-                pass
-            writer.transport.abort()
+            return result(check, Status.OK, f"{where} is up: MariaDB/MySQL {greeting.version} answered and "
+                          f"refuses user '{options.user}' ({code}), as expected without a password",
+                          latency_ms=deadline.elapsed_ms(), key_fact="up", facts=facts)
+        if reply[:1] != b"\x00":
+            return result(check, Status.OK, f"{where} is up (MariaDB/MySQL {greeting.version}); it asked for an "
+                          "authentication method the probe does not speak", latency_ms=deadline.elapsed_ms(),
+                          key_fact="up", facts=facts)
+        if password is None:
+            return result(check, Status.OK, f"{where} is up: MariaDB/MySQL {greeting.version} let '{options.user}' "
+                          "in without a password", latency_ms=deadline.elapsed_ms(), key_fact="up", facts=facts)
+        await _select_one(packets, where)
+        facts["logged_in_as"] = options.user
+        return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (MariaDB/MySQL {greeting.version})",
+                      latency_ms=deadline.elapsed_ms(), key_fact="logged in", facts=facts)
 
 
 async def _select_one(packets: _Packets, where: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import (
-    Deadline, ProbeFailure, describe_os_error, guess_protocol, open_connection, printable, resolve_host, result,
+    Deadline, ProbeFailure, describe_os_error, conversation, guess_protocol, printable, resolve_host, result,
     timeout_scope,
 )
 from stackscope.schema import AddressKind, Boolean, CheckSpec, Duration, EnvName, Text, option
@@ -114,6 +114,9 @@ async def _start_tls(conn: _Conn, host: str) -> None:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # the probe asks about state, not identity: see the tls check for that
+    if not hasattr(conn.writer, "start_tls"):  # StreamWriter.start_tls arrived in Python 3.11
+        raise ProbeFailure(ErrorKind.INTERNAL, "ssl: true needs Python 3.11 or later to run stackscope",
+                           key_fact="needs 3.11", status=Status.UNKNOWN)
     try:
         await conn.writer.start_tls(context, server_hostname=None)
     except (ssl.SSLError, OSError) as exc:
@@ -198,26 +201,14 @@ async def probe(check, ctx) -> Result:
     ip, facts = await resolve_host(ctx, address.host, deadline)
     where = str(address)
     password = ctx.secret(options.password_env) if options.password_env else None
-    writer = None
-    try:
-        async with timeout_scope(deadline.remaining()):
-            reader, writer = await open_connection(ip, address.port, deadline, where=where)
-            conn = _Conn(reader, writer, deadline, where)
-            if options.ssl:
-                await _start_tls(conn, address.host)
-                facts["tls"] = bool(writer.get_extra_info("ssl_object"))
-            await conn.send(_startup(options.user, options.database))
-            return await _converse(check, conn, password, facts)
-    except TimeoutError:
-        raise ProbeFailure(ErrorKind.TIMEOUT, f"{where} accepted the connection but did not finish the handshake "
-                           f"within {deadline.text}", key_fact="no answer", facts=facts) from None
-    finally:
-        if writer is not None:
-            try:
-                writer.write(TERMINATE)  # a polite goodbye; the server logs nothing odd
-            except Exception:
-                pass
-            writer.transport.abort()
+    async with conversation(ip, address.port, deadline, facts, where=where, awaiting="finish the handshake",
+                            goodbye=TERMINATE) as (reader, writer):
+        conn = _Conn(reader, writer, deadline, where)
+        if options.ssl:
+            await _start_tls(conn, address.host)
+            facts["tls"] = bool(writer.get_extra_info("ssl_object"))
+        await conn.send(_startup(options.user, options.database))
+        return await _converse(check, conn, password, facts)
 
 
 async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, Any]) -> Result:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import (
-    Deadline, ProbeFailure, describe_os_error, guess_protocol, open_connection, printable, resolve_host, result,
-    timeout_scope,
+    Deadline, ProbeFailure, describe_os_error, conversation, guess_protocol, printable, resolve_host, result,
 )
 from stackscope.schema import AddressKind, CheckSpec, EnvName, Text, option
 
@@ -119,37 +118,29 @@ async def probe(check, ctx) -> Result:
     address = check.address
     ip, facts = await resolve_host(ctx, address.host, deadline)
     where = str(address)
-    writer = None
-    try:
-        async with timeout_scope(deadline.remaining()):
-            reader, writer = await open_connection(ip, address.port, deadline, where=where)
-            resp = _Resp(reader, writer, where)
-            kind, text = await resp.call("PING")
-            if kind == "-" and text.startswith("NOAUTH") and not options.password_env:
-                facts["auth"] = "required"
-                return result(check, Status.OK, f"{where} is up (PING needs AUTH: no password_env given)",
-                              latency_ms=deadline.elapsed_ms(), key_fact="up, auth", facts=facts)
-            if kind == "-" and text.startswith("NOAUTH"):
-                secret = ctx.secret(options.password_env) or ""
-                words = ("AUTH", options.user, secret) if options.user else ("AUTH", secret)
-                kind, text = await resp.call(*words)
-                if kind == "-":
-                    raise _error(where, text, facts)
-                kind, text = await resp.call("PING")
+    async with conversation(ip, address.port, deadline, facts, where=where,
+                            awaiting="answer PING") as (reader, writer):
+        resp = _Resp(reader, writer, where)
+        kind, text = await resp.call("PING")
+        if kind == "-" and text.startswith("NOAUTH") and not options.password_env:
+            facts["auth"] = "required"
+            return result(check, Status.OK, f"{where} is up (PING needs AUTH: no password_env given)",
+                          latency_ms=deadline.elapsed_ms(), key_fact="up, auth", facts=facts)
+        if kind == "-" and text.startswith("NOAUTH"):
+            secret = ctx.secret(options.password_env) or ""
+            words = ("AUTH", options.user, secret) if options.user else ("AUTH", secret)
+            kind, text = await resp.call(*words)
             if kind == "-":
                 raise _error(where, text, facts)
-            if (kind, text) != ("+", "PONG"):
-                raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered PING with {kind}{text}", key_fact="odd",
-                                   facts=facts)
-            latency = deadline.elapsed_ms()
-            kind, info = await resp.call("INFO", "replication")
-            return _judge(check, where, latency, kind, info, facts)
-    except TimeoutError:
-        raise ProbeFailure(ErrorKind.TIMEOUT, f"{where} accepted the connection but did not answer PING within "
-                           f"{deadline.text}", key_fact="no answer", facts=facts) from None
-    finally:
-        if writer is not None:
-            writer.transport.abort()
+            kind, text = await resp.call("PING")
+        if kind == "-":
+            raise _error(where, text, facts)
+        if (kind, text) != ("+", "PONG"):
+            raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered PING with {kind}{text}", key_fact="odd",
+                               facts=facts)
+        latency = deadline.elapsed_ms()
+        kind, info = await resp.call("INFO", "replication")
+        return _judge(check, where, latency, kind, info, facts)
 
 
 def _judge(check, where: str, latency: float, kind: str, info: str | None, facts: dict) -> Result:

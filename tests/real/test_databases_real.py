@@ -17,7 +17,7 @@ from tests.probe_helpers import probe
 from tests.servers.base import LOOPBACK, free_port
 from tests.servers.dbs import MariaDB, Postgres, Redis
 from tests.servers.nginx import Nginx
-from tests.servers.pyservers import garbage, http_response, read_request
+from tests.servers.pyservers import ENDLESS_CAP, garbage, http_response, read_request, silent
 
 PG_PASSWORD = "pg-Secret-4711"
 MARIA_PASSWORD = "maria-Secret-0815"
@@ -292,6 +292,33 @@ async def test_redis_loading_and_impostors(pyservers, tmp_path_factory):
     assert web.status is Status.CRIT and "an HTTP server answered" in web.detail
     noisy = await probe({"redis": f"127.0.0.1:{pyservers.tcp(garbage)}", "timeout": "1s"})
     assert noisy.status is Status.CRIT and "is not Redis" in noisy.detail
+
+
+# ----------------------------------------------------------------------------- hostile servers
+
+
+async def endless_stream(reader, writer):
+    """A server that never stops talking and never finishes a message (bounded by ENDLESS_CAP)."""
+    writer.write(b"+")
+    sent = 0
+    while sent < ENDLESS_CAP and not writer.is_closing():
+        writer.write(b"x" * 65536)
+        await writer.drain()
+        sent += 65536
+
+
+@pytest.mark.parametrize("kind,awaiting", [("postgres", "finish the handshake"), ("mysql", "finish the handshake"),
+                                           ("redis", "answer PING")])
+async def test_a_silent_database_port_times_out_saying_what_was_awaited(pyservers, kind, awaiting):
+    result = await probe({kind: f"127.0.0.1:{pyservers.tcp(silent)}", "timeout": "500ms"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.TIMEOUT
+    assert f"accepted the connection but did not {awaiting} within 500ms" in result.detail
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql", "redis"])
+async def test_an_endless_stream_is_cut_off_as_not_the_protocol(pyservers, kind):
+    result = await probe({kind: f"127.0.0.1:{pyservers.tcp(endless_stream)}", "timeout": "2s"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL
 
 
 # ----------------------------------------------------------------------------- process and host
