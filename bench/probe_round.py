@@ -23,25 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SERVER = r"""
-import asyncio, sys
-async def handle(reader, writer):
-    try:
-        await reader.readuntil(b"\r\n\r\n")
-        await asyncio.sleep(0.05)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
-        await writer.drain()
-    except Exception:
-        pass
-    finally:
-        writer.close()
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.sleep(600)  # bounded: the bench kills it long before
-asyncio.run(main())
-"""
-
+from loopback_http import loopback_http  # noqa: E402  (bench/ is on the path when run as a script)
 
 def layout_text(n: int, port: int) -> str:
     checks = "\n".join(f"      - {{http: 'http://127.0.0.1:{port}/?c={i}', name: c{i}}}" for i in range(n))
@@ -92,10 +74,7 @@ def main() -> None:
 
     raise_fd_limit()  # as the CLI does
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True,
-                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard)))
-    try:
-        port = int(server.stdout.readline())
+    with loopback_http(delay=0.05) as port:
         from stackscope.engine import default_concurrency
 
         print(f"server: 127.0.0.1:{port}, answers after 50 ms; python {sys.version.split()[0]}; "
@@ -109,9 +88,6 @@ def main() -> None:
         starts = cold_start(port, 7)
         print(f"cold `stackscope check` (1 http check): median {statistics.median(starts):.3f}s, "
               f"min {min(starts):.3f}s, max {max(starts):.3f}s")
-    finally:
-        server.kill()
-        server.wait()
 
 
 if __name__ == "__main__":

@@ -31,24 +31,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SERVER = r"""
-import asyncio
-async def handle(reader, writer):
-    try:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
-        await writer.drain()
-    except Exception:
-        pass
-    finally:
-        writer.close()
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.sleep(900)  # bounded: the bench stops it long before
-asyncio.run(main())
-"""
-
+from loopback_http import loopback_http  # noqa: E402  (bench/ is on the path when run as a script)
 
 def layout_text(port: int, checks: int) -> str:
     """Four layers like a real path: an LB, a pool of backends, a database and a cache."""
@@ -108,9 +91,7 @@ def main() -> int:
     args = parser.parse_args()
     cols, rows = (int(v) for v in args.size.split("x"))
 
-    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(server.stdout.readline())
+    with loopback_http() as port:
         with tempfile.TemporaryDirectory() as tmp:
             layout = Path(tmp) / "bench.yaml"
             layout.write_text(layout_text(port, args.checks))
@@ -151,9 +132,6 @@ def main() -> int:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(5)
                 os.close(master)
-    finally:
-        server.kill()
-        server.wait(5)
 
     window = t1 - t0
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / window * 100
