@@ -13,9 +13,9 @@ import os
 import shutil
 import socket
 import tempfile
-import threading
 from typing import Any, Coroutine
 
+from stackscope.loop_thread import LoopNotRunning, LoopThread
 from stackscope.demo.backends import AuthBackend, DecoyBackend
 from stackscope.demo.client import ClientStats, SyntheticClient
 from stackscope.demo.dns_server import DemoDns
@@ -48,8 +48,7 @@ class DemoStack:
     def __init__(self, workdir: str | None = None) -> None:
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="stackscope-demo-")
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread: threading.Thread | None = None
+        self.runner = LoopThread("stackscope-demo")
         self.fault: str | None = None
         self.store = SessionStore()
         self.auth = [AuthBackend(f"auth-{i}", lambda: self.store.port) for i in (1, 2, 3)]
@@ -64,28 +63,18 @@ class DemoStack:
     def start(self, fault: str | None = None) -> None:
         if fault is not None and fault not in FAULTS:
             raise DemoError(f"unknown fault '{fault}' (faults: {', '.join(FAULTS)})")
-        ready = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run_loop, args=(ready,), name="stackscope-demo", daemon=True)
-        self.thread.start()
-        ready.wait(5)
+        self.runner.start()
         self._call(self._start_all())
         with open(self.layout_path, "w", encoding="utf-8") as handle:
             handle.write(self.layout_text())
         if fault:
             self.inject(fault)
 
-    def _run_loop(self, ready: threading.Event) -> None:
-        assert self.loop is not None
-        asyncio.set_event_loop(self.loop)
-        self.loop.call_soon(ready.set)
-        self.loop.run_forever()
-
     def _call(self, coro: Coroutine[Any, Any, Any], timeout: float = 15) -> Any:
-        if self.loop is None or not self.loop.is_running():
-            coro.close()
-            raise DemoError("the demo stack is not running")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        try:
+            return self.runner.call(coro, timeout)
+        except LoopNotRunning:
+            raise DemoError("the demo stack is not running") from None
 
     async def _start_all(self) -> None:
         await self.store.start()
@@ -99,17 +88,13 @@ class DemoStack:
 
     def stop(self) -> None:
         """Stop everything and join the thread; safe to call twice."""
-        if self.loop is None:
+        if self.runner.thread is None:
             return
-        if self.loop.is_running():
-            try:
+        try:
+            if self.runner.running:
                 self._call(self._stop_all())
-            finally:
-                self.loop.call_soon_threadsafe(self.loop.stop)
-                assert self.thread is not None
-                self.thread.join(10)
-        self.loop.close()
-        self.loop = None
+        finally:
+            self.runner.stop(10)
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -31,6 +31,7 @@ from textual.worker import Worker, WorkerState
 from stackscope.diagnosis import Diagnosis, assess
 from stackscope.engine import Engine
 from stackscope.layout import Layout
+from stackscope.loop_thread import LoopNotRunning, LoopThread
 from stackscope.model import Result, Snapshot, Status
 from stackscope.schema import format_duration
 from stackscope.timeline import Timeline
@@ -79,6 +80,7 @@ class StackscopeApp(App[int]):
         super().__init__()
         self.layout = layout
         self.engine = engine or Engine(layout)
+        self.prober = LoopThread("stackscope-probes")
         self.registry = ActionRegistry([*BUILTIN, *actions])
         clashes = self.registry.conflicts()
         if clashes:  # a caller's key silently shadowing another would be a bug to hunt at 3 a.m.
@@ -126,12 +128,19 @@ class StackscopeApp(App[int]):
         self.set_interval(1.0, self._tick_clock)
         self._probing_ticker = self.set_interval(TICK, self._tick_probing, pause=True)
         if self.autoprobe:
-            self.start_round()
+            # After the first paint: a round timed while the first frame is built would
+            # report the frame's cost as latency.
+            self.call_after_refresh(self.start_round)
 
     async def on_unmount(self) -> None:
         if self.record:
             self._write_timeline(Path(self.record), quiet=True)
-        await self.engine.aclose()
+        if self.prober.running:
+            try:
+                await asyncio.wait_for(self.prober.run(self.engine.aclose()), 1.0)
+            except (asyncio.TimeoutError, LoopNotRunning):
+                pass  # quitting must stay instant; the thread is a daemon
+            await asyncio.to_thread(self.prober.stop, 1.0)
 
     # ------------------------------------------------------------------ probing
 
@@ -154,13 +163,21 @@ class StackscopeApp(App[int]):
                                exit_on_error=False)
 
     async def _round(self) -> None:
+        # Probes run on a loop of their own: on this one, a probe started during a repaint
+        # would time the repaint, not the target.
+        self.prober.start()
         if self.engine.rounds == 0:
             await asyncio.to_thread(self.engine.warm_up)  # imports and TLS contexts, off the UI loop
-        snapshot = await self.engine.run_round(on_result=self._result_arrived)
+        loop = asyncio.get_running_loop()
+
+        def arrived(result: Result) -> None:
+            loop.call_soon_threadsafe(self._result_arrived, result)
+
+        snapshot = await self.prober.run(self.engine.run_round(on_result=arrived))
         self.post_message(RoundFinished(snapshot))
 
     def _result_arrived(self, result: Result) -> None:
-        """Called by the engine, on this loop, as each probe ends."""
+        """Called on this loop as each probe ends (results come in order, before the round's end)."""
         if self._batch is None:
             self._batch = []
             self.post_message(ChecksFinished(self._batch))
@@ -310,7 +327,7 @@ class StackscopeApp(App[int]):
     def _show_detail(self, screen: DetailScreen) -> None:
         check_id = screen.check.id
         row = self.dashboard.path.rows[check_id]
-        screen.show(row.result, self.engine.history.get(check_id, ()), self.last_problem.get(check_id))
+        screen.show(row.result, tuple(self.engine.history.get(check_id, ())), self.last_problem.get(check_id))
 
     def do_collapse(self) -> None:
         panel = self.dashboard.selected_panel()

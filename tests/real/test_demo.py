@@ -104,10 +104,11 @@ def test_clean_shutdown_leaves_no_threads_tasks_or_ports():
     ports = stack.ports()
     workdir = stack.workdir
     assert not any(refuses(port) for name, port in ports.items() if name != "dns")
+    thread = stack.runner.thread
     stack.stop()
     assert stack.unfinished_after_stop == 0
-    assert not stack.thread.is_alive()
-    assert stack.thread not in threading.enumerate()
+    assert not thread.is_alive()
+    assert thread not in threading.enumerate()
     assert all(refuses(port) for port in ports.values())
     assert not os.path.exists(workdir)
     stack.stop()  # twice is harmless

@@ -3,6 +3,8 @@ listener): what an operator sees and every key they press."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from stackscope.layout import load_layout
@@ -203,6 +205,7 @@ async def test_a_hung_target_shows_probing_and_quitting_is_instant(shared_stack,
         await pilot.press("q")
     assert app.return_code == 0
     assert not app.engine.inflight  # the hung probe was cancelled, not waited for
+    assert app.prober.thread is None and not any(t.name == "stackscope-probes" for t in threading.enumerate())
 
 
 async def test_a_probe_that_raises_shows_unknown_with_the_error(tmp_path, monkeypatch):
@@ -210,7 +213,10 @@ async def test_a_probe_that_raises_shows_unknown_with_the_error(tmp_path, monkey
     from stackscope.layout import parse_layout
     from stackscope.schema import CheckSpec, Text
 
+    ran_on = []
+
     async def broken_probe(check, ctx):
+        ran_on.append(threading.current_thread().name)
         raise ValueError("boom")
 
     from dataclasses import dataclass
@@ -232,6 +238,8 @@ async def test_a_probe_that_raises_shows_unknown_with_the_error(tmp_path, monkey
         assert app.dashboard.banner.lines()[0].startswith("? UNKNOWN  L (other) is the broken layer")
         await pilot.press("enter")
         assert "probe error: ValueError: boom" in app.screen.text()
+    # probes run on their own loop: a repaint cannot be timed as the target's latency
+    assert ran_on and set(ran_on) == {"stackscope-probes"}
 
 
 async def test_resize_storm_keeps_the_dashboard_working(shared_stack, tmp_path):

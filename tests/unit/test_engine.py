@@ -161,3 +161,12 @@ async def test_secrets_are_redacted_before_anyone_sees_a_result():
     assert "hunter2-very-secret" not in text
     assert result.detail == "server said: bad password «redacted»"
     assert result.facts["nested"][0]["k"] == "«redacted»"
+
+
+def test_round_starts_are_spread_a_little_and_never_far():
+    from stackscope.engine import STAGGER_GAP, STAGGER_SPREAD, stagger_offsets
+
+    assert stagger_offsets(1) == [0.0]
+    assert stagger_offsets(30) == [i * STAGGER_GAP for i in range(30)]
+    big = stagger_offsets(1000)
+    assert big == sorted(big) and big[0] == 0.0 and big[-1] < STAGGER_SPREAD
