@@ -33,9 +33,11 @@ TIMEOUT_GRACE = 0.25
 # Checks start a little apart rather than all in the same instant. A probe costs this
 # process ~0.3 ms of CPU; thirty started together queue behind each other on the one
 # event loop, and the last to run reports ~10 ms of latency that is our own queueing, not
-# the target's. Spacing starts by up to STAGGER_GAP (and the whole round by at most
-# STAGGER_SPREAD, so a 1000-check round stays fast) keeps latencies the target's own.
-STAGGER_GAP = 0.001
+# the target's (measured: median 6.9 ms for a loopback server that answers in 0.6 ms).
+# A 0.5 ms gap brings that to ~0.9 ms for ~0.3 % of a core at 30 checks a second (a
+# 1 ms gap: 0.65 ms, but twice the wake-ups); the whole spread is capped at
+# STAGGER_SPREAD so a 1000-check round stays fast.
+STAGGER_GAP = 0.0005
 STAGGER_SPREAD = 0.05
 
 

@@ -1,9 +1,10 @@
 """The dashboard app: probes in a worker, shows results as they arrive, acts on keys.
 
 Probing never blocks the screen. Each round runs in an async worker (group "probe",
-exclusive) that posts typed messages — ChecksFinished as probes end, RoundFinished
-with the snapshot — and the next round is scheduled only when the current one has
-finished, so rounds never overlap however slow a target is. While a probe runs longer
+exclusive) that hands the round to a loop thread of its own (so a repaint is never timed
+as a target's latency) and posts RoundFinished with the snapshot; results that arrive
+meanwhile are painted a few times a second. The next round is scheduled only when the
+current one has finished, so rounds never overlap however slow a target is. While a probe runs longer
 than half a second its row says "probing… 1.4s"; quitting cancels the worker, so it is
 instant even while probes hang.
 
@@ -18,6 +19,7 @@ import asyncio
 import inspect
 import re
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -42,15 +44,6 @@ from stackscope.tui.widgets import clock_text
 
 PROBE_GROUP = "probe"
 TICK = 0.25  # seconds between paints of results and "probing…" while a round runs
-
-
-class ChecksFinished(Message):
-    """Probes of the running round ended. One message carries every result that arrives
-    before the app gets to it, so a fast round of 30 checks costs one message, not 30."""
-
-    def __init__(self, results: list[Result]) -> None:
-        super().__init__()
-        self.results = results
 
 
 class RoundFinished(Message):
@@ -99,8 +92,7 @@ class StackscopeApp(App[int]):
         self._again = False
         self._next_round: Timer | None = None
         self._probing_ticker: Timer | None = None
-        self._pending: dict[str, Result] = {}
-        self._batch: list[Result] | None = None
+        self._arrived: deque[Result] = deque()  # appended on the probe thread, drained here
         for action in self.registry.in_scope(APP):
             self._bind(self, action)
         title = f"stackscope · {layout.name} · every {format_duration(layout.interval)}"
@@ -168,37 +160,23 @@ class StackscopeApp(App[int]):
         self.prober.start()
         if self.engine.rounds == 0:
             await asyncio.to_thread(self.engine.warm_up)  # imports and TLS contexts, off the UI loop
-        loop = asyncio.get_running_loop()
-
-        def arrived(result: Result) -> None:
-            loop.call_soon_threadsafe(self._result_arrived, result)
-
-        snapshot = await self.prober.run(self.engine.run_round(on_result=arrived))
+        snapshot = await self.prober.run(self.engine.run_round(on_result=self._arrived.append))
         self.post_message(RoundFinished(snapshot))
-
-    def _result_arrived(self, result: Result) -> None:
-        """Called on this loop as each probe ends (results come in order, before the round's end)."""
-        if self._batch is None:
-            self._batch = []
-            self.post_message(ChecksFinished(self._batch))
-        self._batch.append(result)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == PROBE_GROUP and event.state is WorkerState.ERROR:
             error = event.worker.error
             self.post_message(RoundFinished(None, f"{type(error).__name__}: {error}"))
 
-    def on_checks_finished(self, message: ChecksFinished) -> None:
-        # Painted by the probing ticker or when the round ends: one terminal update for
-        # the results of a fast round, a few a second for a slow one.
-        if self._batch is message.results:
-            self._batch = None
-        for result in message.results:
-            self._pending[result.check_id] = result
-
     def _flush_results(self) -> None:
-        pending, self._pending = self._pending, {}
-        for result in pending.values():
+        """Paint the results that arrived since the last flush: one terminal update for a
+        fast round, a few a second (the probing ticker) for a slow one. No wake-up per
+        result: deque appends and pops are thread-safe."""
+        latest: dict[str, Result] = {}
+        while self._arrived:
+            result = self._arrived.popleft()
+            latest[result.check_id] = result
+        for result in latest.values():
             self._apply_result(result)
 
     def _apply_result(self, result: Result) -> None:
