@@ -44,6 +44,27 @@ def _dead_ports(count: int) -> list[int]:
     return ports
 
 
+async def _drain_tasks(current: asyncio.Task | None, budget: float = 5.0) -> None:
+    """Wait for the loop's other tasks to end, cancelling those that outlive a grace period.
+
+    Repeated until none is left: a connection accepted just before its listener closed
+    gets its handler task a loop iteration later, after any one listing of the tasks.
+    Handlers of aborted connections end by themselves, so they get a grace period first
+    (cancelling a stream handler makes Python 3.11 log a spurious error).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget
+    while loop.time() < deadline:
+        leftovers = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        if not leftovers:
+            return
+        _, pending = await asyncio.wait(leftovers, timeout=min(2.0, max(0.05, deadline - loop.time())))
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.05, deadline - loop.time()))
+
+
 class DemoStack:
     def __init__(self, workdir: str | None = None) -> None:
         self._own_workdir = workdir is None
@@ -57,7 +78,7 @@ class DemoStack:
         self.lb: DemoLb | None = None
         self.client: SyntheticClient | None = None
         self._dead = _dead_ports(3)
-        self.unfinished_after_stop: int | None = None  # tasks still pending after stop(): must be 0
+        self.unfinished_after_stop: list[str] | None = None  # tasks still pending after stop(): must be []
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, fault: str | None = None) -> None:
@@ -107,17 +128,10 @@ class DemoStack:
         for backend in self.auth + self.decoys:
             await backend.server.stop()
         await self.store.stop()
-        # Connections were aborted above, so their handlers end by themselves; cancel only
-        # what is still running after a grace period (cancelling a stream handler makes
-        # Python 3.11 log a spurious error).
         current = asyncio.current_task()
-        leftovers = [t for t in asyncio.all_tasks() if t is not current]
-        if leftovers:
-            _, pending = await asyncio.wait(leftovers, timeout=2)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        self.unfinished_after_stop = sum(1 for t in asyncio.all_tasks() if t is not current and not t.done())
+        await _drain_tasks(current)
+        self.unfinished_after_stop = [t.get_name() + ": " + repr(t.get_coro())
+                                      for t in asyncio.all_tasks() if t is not current and not t.done()]
 
     # ------------------------------------------------------------------ faults
     def _auth_members(self) -> list[tuple[str, int]]:

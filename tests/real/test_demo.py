@@ -106,7 +106,7 @@ def test_clean_shutdown_leaves_no_threads_tasks_or_ports():
     assert not any(refuses(port) for name, port in ports.items() if name != "dns")
     thread = stack.runner.thread
     stack.stop()
-    assert stack.unfinished_after_stop == 0
+    assert stack.unfinished_after_stop == []
     assert not thread.is_alive()
     assert thread not in threading.enumerate()
     assert all(refuses(port) for port in ports.values())
