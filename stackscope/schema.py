@@ -251,7 +251,9 @@ class Text(Kind):
         return text
 
     def json_schema(self) -> dict[str, Any]:
-        return {"type": "string", "minLength": 1}
+        # numbers too, as parse() takes them (`name: 2024` is the text "2024"); minLength
+        # applies to strings only
+        return {"type": ["string", "number"], "minLength": 1}
 
 
 class Integer(Kind):
@@ -441,6 +443,56 @@ class TextMap(Kind):
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
+
+
+_TOKEN_RE = re.compile(r"^[-!#$%&'*+.^_`|~0-9A-Za-z]+$")
+_HEADER_VALUE_RE = re.compile(r"^([\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?)?$")
+# The probe frames its own request (one request, then close): a layout that set these
+# would make the request malformed, or ask the server to keep a connection no one uses.
+_FRAMING_HEADERS = ("connection", "content-length", "transfer-encoding")
+
+
+class HeaderMap(TextMap):
+    """HTTP header names and values, checked here so that a header HTTP cannot carry is a
+    layout error at lint time, never a failed check blamed on the target.
+
+    `request=True` for headers the probe sends (values must be sendable); for expected
+    response headers only the names are checked (a value there is a substring to find).
+    """
+
+    hint = "a mapping of Header-Name: value"
+
+    def __init__(self, request: bool = True) -> None:
+        self.request = request
+
+    def parse(self, value: Any, ctx: ParseContext) -> tuple[tuple[str, str], ...]:
+        pairs = super().parse(value, ctx)
+        seen: dict[str, str] = {}
+        for name, item in pairs:
+            if not _TOKEN_RE.match(name):
+                raise Invalid(f"'{name}' is not a valid HTTP header name",
+                              "use letters, digits and '-' only, like X-Request-Id (no spaces or colons)")
+            if name.lower() in seen:
+                raise Invalid(f"header '{name}' is given twice (also as '{seen[name.lower()]}')",
+                              "header names are case-insensitive: keep one")
+            seen[name.lower()] = name
+            if not self.request:
+                continue
+            if name.lower() in _FRAMING_HEADERS:
+                raise Invalid(f"header '{name}' is set by the probe itself", "remove it")
+            if not _HEADER_VALUE_RE.match(item):
+                shown = item.encode("unicode_escape").decode("ascii")
+                raise Invalid(f"the value of header '{name}' ('{shown}') cannot be sent in HTTP",
+                              "use printable ASCII on one line, with no line breaks, control characters "
+                              "or leading/trailing spaces")
+        return pairs
+
+    def json_schema(self) -> dict[str, Any]:
+        values = {"type": ["string", "number", "boolean"]}
+        if self.request:
+            values = {"anyOf": [{"type": "string", "pattern": _HEADER_VALUE_RE.pattern},
+                                {"type": ["number", "boolean"]}]}
+        return {"type": "object", "propertyNames": {"pattern": _TOKEN_RE.pattern}, "additionalProperties": values}
 
 
 class LayerRef(Text):

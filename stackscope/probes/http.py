@@ -20,7 +20,7 @@ from stackscope.model import NO_IDENTITY, ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result
 from stackscope.probes.httpclient import HttpResponse, fetch
 from stackscope.schema import (
-    Boolean, CheckSpec, Choice, EnvName, FilePath, Integer, Invalid, StatusCodes, Text, TextMap, Url, UrlKind,
+    Boolean, CheckSpec, Choice, EnvName, FilePath, HeaderMap, Integer, Invalid, StatusCodes, Text, Url, UrlKind,
     is_ip, option, parse_url,
 )
 
@@ -33,11 +33,13 @@ _SENSITIVE_HEADERS = {"set-cookie", "authorization", "proxy-authorization", "coo
 class HttpOptions:
     method: str = option(Choice("GET", "HEAD", "OPTIONS", case_insensitive=True), "GET",
                          "Request method; only safe methods, so a probe never changes anything.")
-    headers: tuple[tuple[str, str], ...] = option(TextMap(), (), "Extra request headers.")
+    headers: tuple[tuple[str, str], ...] = option(
+        HeaderMap(), (), "Request headers; each replaces the probe's own of the same name (Host, User-Agent, "
+                         "Accept-Encoding), names compared case-insensitively.")
     expect_status: tuple[int, ...] = option(StatusCodes(), (), "Accepted status codes (default: any 2xx or 3xx).")
     expect_body: str | None = option(Text(), None, "A substring the body must contain (first 64 KiB).")
     expect_header: tuple[tuple[str, str], ...] = option(
-        TextMap(), (), "Response headers that must be present, each containing the given text.")
+        HeaderMap(request=False), (), "Response headers that must be present, each containing the given text.")
     verify_tls: bool = option(Boolean(), True, "Verify the server certificate.")
     ca: str | None = option(FilePath(must_exist=True), None, "Extra CA file (PEM) to trust.")
     follow_redirects: bool = option(Boolean(), False, "Follow up to 5 redirects.")
@@ -55,7 +57,28 @@ def _validate(url: Url, options: HttpOptions) -> list[tuple[str, str, str]]:
                          "add identity_header: X-Served-By (or the header your servers set)"))
     if options.ca and not options.verify_tls:
         problems.append(("ca", "ca has no effect with verify_tls: false", "remove one of the two"))
+    if options.method.upper() == "HEAD" and options.expect_body is not None:
+        problems.append(("expect_body", "a HEAD response has no body, so expect_body can never match",
+                         "use method: GET, or remove expect_body"))
+    if options.auth_env and any(name.lower() == "authorization" for name, _ in options.headers):
+        problems.append(("auth_env", "auth_env and an Authorization header both set the credentials",
+                         "keep one of the two"))
     return problems
+
+
+# identity: no compression, so the 64 KiB cap applies to what travels on the wire
+_DEFAULT_HEADERS = (("User-Agent", "stackscope"), ("Accept-Encoding", "identity"))
+
+
+def request_headers(default_host: str, given: tuple[tuple[str, str], ...]) -> tuple[str, list[tuple[str, str]]]:
+    """The Host header and the other headers to send: each header the layout gives
+    replaces the probe's own of the same name (case-insensitively), so none goes twice
+    (two Host headers are a malformed request; two User-Agents confuse logs)."""
+    given_names = {name.lower() for name, _ in given}
+    host = next((value for name, value in given if name.lower() == "host"), default_host)
+    headers = [pair for pair in _DEFAULT_HEADERS if pair[0].lower() not in given_names]
+    headers += [(name, value) for name, value in given if name.lower() != "host"]
+    return host, headers
 
 
 @dataclass
@@ -80,13 +103,11 @@ async def _exchange(check, ctx, url: Url, deadline: Deadline) -> _Exchange:
     options: HttpOptions = check.options
     ip, resolved = await resolve_host(ctx, url.host, deadline)
     where = f"{url.host}:{url.port}" if ip == url.host else f"{url.host}:{url.port} ({ip})"
-    # identity: no compression, so the 64 KiB cap applies to what travels on the wire
-    headers = [("User-Agent", "stackscope"), ("Accept-Encoding", "identity")]
-    headers += list(options.headers) + _auth_header(check, ctx)
+    host_header, headers = request_headers(url.host_header, options.headers + tuple(_auth_header(check, ctx)))
     context = ctx.ssl_context(options.verify_tls, options.ca) if url.scheme == "https" else None
     try:
         response = await fetch(ip, url.port, deadline=deadline, method=options.method.upper(), target=url.path,
-                               host_header=url.host_header, headers=headers, ssl_context=context,
+                               host_header=host_header, headers=headers, ssl_context=context,
                                sni=url.host if not is_ip(url.host) else None, body_cap=BODY_CAP, where=where)
     except ProbeFailure as failure:
         failure.facts.update(resolved)
@@ -166,6 +187,12 @@ def _judge(check, response: HttpResponse) -> tuple[Status, str, ErrorKind | None
             return Status.CRIT, f"{status_text}, but header {name} is missing", ErrorKind.CONTENT
         if want not in have:
             return Status.CRIT, f"{status_text}, but header {name} is '{have}', expected '{want}'", ErrorKind.CONTENT
+    if response.endless:
+        # No Content-Length and still streaming at the cap: an endless body ties up the
+        # server and every client that reads it; a merely large one is better declared.
+        # (A declared length above the cap is a large file, not a fault: read, cut, OK.)
+        return Status.WARN, (f"{status_text}, but the body did not end within {BODY_CAP // 1024} KiB "
+                             "(endless or very large response); read stopped"), ErrorKind.CONTENT
     return Status.OK, status_text, None
 
 

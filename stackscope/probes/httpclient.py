@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import h11
 
-from stackscope.model import ErrorKind
+from stackscope.model import ErrorKind, Status
 from stackscope.probes.common import (
     Deadline, ProbeFailure, describe_os_error, guess_protocol, printable, timeout_scope,
 )
@@ -37,6 +37,15 @@ class HttpResponse:
     body: bytes
     truncated: bool
     phases: dict[str, float] = field(default_factory=dict)  # ms: connect, tls, ttfb, total
+    # Content-Length as the server declared it (None: chunked or until close). A body cut
+    # at the cap with a declared length is merely large; one with no declared end that is
+    # still coming may be endless.
+    declared_length: int | None = None
+
+    @property
+    def endless(self) -> bool:
+        """The read stopped at the cap and the server had declared no end to the body."""
+        return self.truncated and self.declared_length is None
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -142,7 +151,9 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
         raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} did not take the request: {exc}",
                            key_fact="send failed") from None
     except h11.LocalProtocolError as exc:
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"cannot build the request: {exc}", key_fact="bad request") from None
+        # the layout validator refuses headers HTTP cannot carry, so this is our bug, not the target's
+        raise ProbeFailure(ErrorKind.INTERNAL, f"cannot build the request: {exc}", key_fact="bad request",
+                           status=Status.UNKNOWN) from None
     sent_at = time.perf_counter()
     progress.stage = "response"
 
@@ -196,12 +207,22 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
             break
     assert response is not None
     phases["total"] = round((time.perf_counter() - started) * 1000, 2)
+    length = next((v for k, v in response.headers if k == b"content-length"), None)
     return HttpResponse(
         status=response.status_code,
-        reason=response.reason.decode("latin-1"),
+        reason=_shown(response.reason),
         http_version="HTTP/" + response.http_version.decode("ascii", "replace"),
-        headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers],
+        headers=[(k.decode("latin-1").lower(), _shown(v)) for k, v in response.headers],
         body=bytes(body),
         truncated=truncated,
         phases=phases,
+        declared_length=int(length) if length is not None and length.isdigit() else None,
     )
+
+
+def _shown(data: bytes) -> str:
+    """A header value or reason phrase as it may be shown anywhere: control bytes (an
+    escape sequence for the operator's terminal, a NUL for an XML report) replaced, the
+    probe's secrets masked, and nothing cut off (an identity or a Location is kept whole).
+    Everything downstream, expect_header and identities included, sees only this text."""
+    return printable(data, limit=len(data))

@@ -12,7 +12,7 @@ from tests.probe_helpers import probe
 from tests.servers.base import free_port
 from tests.servers.dnsmasq import Dnsmasq
 from tests.servers.nginx import Nginx
-from tests.servers.pyservers import endless_body, garbage, responder, silent
+from tests.servers.pyservers import endless_body, garbage, recorder, responder, silent
 
 
 @pytest.fixture(scope="module")
@@ -188,12 +188,40 @@ async def test_http_silent_server_times_out(pyservers):
 async def test_http_endless_body_is_capped(pyservers):
     port = pyservers.tcp(endless_body)
     result = await probe({"http": f"http://127.0.0.1:{port}/", "timeout": "2s"})
-    assert result.status is Status.OK, result.detail
+    assert result.status is Status.WARN, result.detail
+    assert "body did not end within 64 KiB (endless or very large response); read stopped" in result.detail
+    assert result.error_kind is ErrorKind.CONTENT
     assert result.facts["body_truncated"] is True
     assert result.facts["body_bytes"] == 64 * 1024
     missing = await probe({"http": f"http://127.0.0.1:{port}/", "expect_body": "end", "timeout": "2s"})
     assert missing.status is Status.CRIT
     assert "first 64 KiB" in missing.detail
+
+
+async def test_http_large_declared_body_is_capped_without_failing(pyservers):
+    port = pyservers.tcp(responder(body=b"y" * (1024 * 1024)))  # a 1 MiB file: large, not hostile
+    result = await probe({"http": f"http://127.0.0.1:{port}/", "timeout": "2s"})
+    assert result.status is Status.OK, result.detail
+    assert result.facts["body_truncated"] is True and result.facts["body_bytes"] == 64 * 1024
+
+
+async def test_http_layout_host_header_is_the_one_nginx_routes_on(web):
+    result = await probe({"http": f"http://127.0.0.1:{web['http']}/", "headers": {"host": "api.stackscope.test"},
+                          "expect_body": "named host"})
+    assert result.status is Status.OK, result.detail
+
+
+async def test_http_layout_headers_replace_the_defaults_case_insensitively(pyservers):
+    heads: list[bytes] = []
+    port = pyservers.tcp(recorder(heads))
+    result = await probe({"http": f"http://127.0.0.1:{port}/", "headers": {
+        "Host": "auth.example.com", "user-agent": "monitor/2", "Accept-Encoding": "gzip", "X-Probe": "1"}})
+    assert result.status is Status.OK, result.detail
+    lines = [line.decode().lower() for line in heads[0].split(b"\r\n")[1:] if line]
+    names = [line.split(":", 1)[0] for line in lines]
+    assert sorted(names) == sorted(set(names)), lines  # no header sent twice
+    assert "host: auth.example.com" in lines
+    assert "user-agent: monitor/2" in lines and "accept-encoding: gzip" in lines and "x-probe: 1" in lines
 
 
 async def test_https_valid_cert_with_sni_through_resolver(web, certs, dns_server):

@@ -151,3 +151,26 @@ def dns_servfail(data: bytes) -> bytes | None:
 
 def dns_garbage(data: bytes) -> bytes | None:
     return data[:2] + b"\xff" * 20  # right id, nonsense after it
+
+
+def recorder(heads: list[bytes], status: int = 200, body: bytes = b"ok\n") -> Handler:
+    """An HTTP server that keeps the head of every request it gets, to assert what was sent."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await read_request(reader))
+        writer.write(http_response(status, body))
+        await writer.drain()
+
+    return handle
+
+
+def raw_head(head: bytes, body: bytes = b"ok\n") -> Handler:
+    """An HTTP server sending exactly `head` (status line and headers, CRLF-separated) —
+    for hostile bytes no well-behaved server library would let through."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(head + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        await writer.drain()
+
+    return handle
