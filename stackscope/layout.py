@@ -36,6 +36,7 @@ from stackscope.schema import (
 ROLES = ("dns", "lb", "backend", "db", "cache", "other")
 DEFAULT_INTERVAL = 5.0
 DEFAULT_TIMEOUT = 3.0
+MIN_TIMEOUT = 0.01  # below 10 ms a timeout measures this process's scheduling, not the target
 
 
 # --------------------------------------------------------------------------- model
@@ -158,6 +159,17 @@ class LayoutError(Exception):
 # --------------------------------------------------------------------------- located nodes
 
 
+class _Unreadable:
+    """The value of a node whose problem was already recorded (a bad tag, a value its tag
+    cannot hold): the builder skips it instead of reporting it a second time as missing."""
+
+    def __repr__(self) -> str:
+        return "UNREADABLE"
+
+
+UNREADABLE = _Unreadable()
+
+
 @dataclass
 class Node:
     """A YAML value with the line it starts on (1-based) and, for mappings, key lines."""
@@ -174,25 +186,108 @@ class Node:
         return self.value
 
 
+# A layout is a few hundred values; a large generated one a few ten thousand. Aliases
+# can make a 400-byte file stand for a hundred million ("billion laughs"), so the
+# expanded size is counted (without expanding) before anything is built from it.
+MAX_VALUES = 200_000
+
+_YAML_TAG = "tag:yaml.org,2002:"
+# The tags plain YAML resolves to by itself; any other tag is refused with a located
+# problem (custom tags mean nothing to stackscope; !!binary is no value a layout holds).
+_ALLOWED_TAGS = {_YAML_TAG + name for name in ("str", "int", "float", "bool", "null", "timestamp",
+                                               "map", "seq", "merge")}
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _oversized(root: yaml.Node, limit: int = MAX_VALUES) -> tuple[yaml.Node, str] | None:
+    """(node, why) when the document, aliases expanded, refers to itself or holds more
+    than `limit` values; None when it is of a sane size. Linear in the composed graph
+    (each node's size is counted once, however many aliases point at it)."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(child)] for child in _children(node))
+            if size[key] > limit:
+                return node, "too large"
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            return node, "refers to itself"
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+    return None
+
+
 class _Reader:
-    """Turns a composed YAML node tree into `Node`s, reporting duplicate keys."""
+    """Turns a composed YAML node tree into `Node`s, reporting duplicate keys, tags that
+    mean nothing in a layout and values their tag cannot hold, each at its line."""
 
     def __init__(self, file: str, problems: list[Problem]) -> None:
         self.file = file
         self.problems = problems
         self._constructor = yaml.SafeLoader("")
 
-    def read(self, node: yaml.Node) -> Node:
+    def _add(self, problem: Problem) -> None:
+        if problem not in self.problems:  # a node behind several aliases is reported once
+            self.problems.append(problem)
+
+    def _scalar(self, node: yaml.Node, where: str, key: str | None) -> Any:
+        """The value of a scalar node, or None after recording why it has none."""
+        named = f"'{key}': " if key is not None else ""
         line = node.start_mark.line + 1
+        if node.tag not in _ALLOWED_TAGS:
+            tag = _tag_name(node.tag)
+            if tag == "!!binary":
+                self._add(Problem(self.file, line, where, f"{named}YAML tag '{tag}' is not allowed: "
+                                             "a layout has no binary values", "remove the tag and write text"))
+            else:
+                self._add(Problem(self.file, line, where, f"{named}unknown YAML tag '{tag}'",
+                                             "remove it"))
+            return None
+        if not isinstance(node, yaml.ScalarNode):
+            return None
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+            self._add(Problem(self.file, line, where,
+                                         f"{named}'{node.value}' is not a valid {_tag_name(node.tag)}",
+                                         f"remove the tag ({_tag_name(node.tag)}) or write a value of that type"))
+            return None
+
+    def read(self, node: yaml.Node, where: str = "", key: str | None = None) -> Node:
+        line = node.start_mark.line + 1
+        inner = f"{where}.{key}" if where and key is not None else (key or where)
+        if node.tag not in _ALLOWED_TAGS:
+            self._scalar(node, where, key)  # records the tag problem
+            return Node(UNREADABLE, line)
         if isinstance(node, yaml.MappingNode):
             # Duplicates are an error among the keys written here; keys merged in with
             # `<<: *anchor` come first and are overridden by them, as YAML intends.
             own_lines: dict[str, int] = {}
+            own_keys: dict[int, str] = {}
             duplicates: set[int] = set()
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
-                key = str(self._constructor.construct_object(key_node, deep=True))
+                key = own_keys[id(key_node)] = str(self._scalar(key_node, inner, None))
                 key_line = key_node.start_mark.line + 1
                 if key in own_lines:
                     duplicates.add(id(key_node))
@@ -207,13 +302,14 @@ class _Reader:
             for key_node, value_node in node.value:  # merged keys first, own keys last
                 if id(key_node) in duplicates:
                     continue
-                key = str(self._constructor.construct_object(key_node, deep=True))
-                out[key] = self.read(value_node)
+                key = own_keys[id(key_node)] if id(key_node) in own_keys else str(self._scalar(key_node, inner, None))
+                out[key] = self.read(value_node, inner, key)
                 key_lines[key] = key_node.start_mark.line + 1
             return Node(out, line, key_lines)
         if isinstance(node, yaml.SequenceNode):
-            return Node([self.read(item) for item in node.value], line)
-        return Node(self._constructor.construct_object(node, deep=True), line)
+            return Node([self.read(item, f"{inner}[{index}]") for index, item in enumerate(node.value)], line)
+        value = self._scalar(node, where, key)
+        return Node(UNREADABLE if value is None and node.tag != _YAML_TAG + "null" else value, line)
 
 
 # --------------------------------------------------------------------------- loading
@@ -243,23 +339,71 @@ def _read_text(path: str) -> tuple[str, str]:
     except FileNotFoundError:
         raise LayoutError([Problem(display, 0, "", "file not found",
                                    "check the path; examples live in layouts/")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LayoutError([Problem(display, 0, "", f"cannot read the file: {exc}", "")]) from None
+    except IsADirectoryError:
+        raise LayoutError([Problem(display, 0, "", "is a directory",
+                                   "pass a layout file (examples live in layouts/)")]) from None
+    except UnicodeDecodeError as exc:
+        raise LayoutError([Problem(display, 0, "", f"not a text file (byte {exc.start} is not UTF-8)",
+                                   "pass a layout file (YAML text, UTF-8)")]) from None
+    except OSError as exc:
+        raise LayoutError([Problem(display, 0, "", f"cannot read the file: {exc.strerror or exc}",
+                                   "check the path and that you may read it")]) from None
+
+
+def _codepoint(character: Any) -> str:
+    code = character if isinstance(character, int) else ord(str(character)[:1] or "\0")
+    return f"U+{code:04X}"
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> Problem:
+    """A YAML syntax error at the line a person must fix, with the parser's whole reason.
+
+    An unclosed quote or bracket is only noticed at the end of the stream; that mark is
+    past the last line and says nothing, so the context mark (where the quoted scalar or
+    the flow collection started) is used instead, and its "while scanning …" is kept."""
+    mark, context = exc.problem_mark, exc.context_mark
+    at_end = mark is not None and (mark.index >= len(text) or "end of stream" in (exc.problem or ""))
+    if context is not None and (mark is None or at_end):
+        mark = context
+    line = min(mark.line + 1, max(1, text.count("\n") + (not text.endswith("\n")))) if mark else 1
+    reason = "; ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
+    if "quoted scalar" in (exc.context or ""):
+        fix = "close the quote that starts on this line"
+    elif "flow" in (exc.context or ""):
+        fix = "close the bracket or brace that starts on this line"
+    else:
+        fix = "check the indentation and quoting on this line or the one above"
+    return Problem(file, line, "", f"YAML syntax error: {reason}", fix)
 
 
 def _compose(text: str, file: str, problems: list[Problem]) -> Node:
     try:
         root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        raise LayoutError([Problem(file, line, "", f"YAML syntax error: {exc.problem or exc}",
-                                   "check the indentation and quoting on this line or the one above")]) from None
+        raise LayoutError([_syntax_problem(exc, text, file)]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, most controls)
+        line = text.count("\n", 0, exc.position) + 1
+        raise LayoutError([Problem(file, line, "", f"not a text file: it holds the character "
+                                   f"{_codepoint(exc.character)}, which YAML does not allow",
+                                   "pass a layout file (YAML text); remove the character if it is one")]) from None
     except yaml.YAMLError as exc:
-        raise LayoutError([Problem(file, 0, "", f"YAML error: {exc}", "")]) from None
+        raise LayoutError([Problem(file, 1, "", f"YAML error: {exc}",
+                                   "check the file is a YAML layout (stackscope schema shows every key)")]) from None
     if root is None:
         raise LayoutError([Problem(file, 1, "", "the file is empty",
                                    "start from an example in layouts/ (stackscope schema shows every key)")])
+    oversized = _oversized(root)
+    if oversized is not None:
+        node, why = oversized
+        line = node.start_mark.line + 1
+        if why == "refers to itself":
+            problem = Problem(file, line, "", "this value refers to itself through a YAML alias",
+                              "write the value out instead of the alias (*name) that points back into it")
+        else:
+            problem = Problem(file, line, "", f"with its aliases expanded the file holds more than {MAX_VALUES} "
+                              "values (nested aliases: a 'billion laughs' file?)",
+                              "write the layout out without aliases that repeat other aliases")
+        raise LayoutError([problem])
     return _Reader(file, problems).read(root)
 
 
@@ -309,6 +453,8 @@ class _Builder:
                 self.problem(node.line, where, f"missing required key '{key}'",
                              fix_missing or f"add {key}: ({kind.hint})")
             return default
+        if child.value is UNREADABLE:
+            return default
         if child.value is None:
             self.problem(node.key_lines[key], where, f"'{key}' is empty",
                          f"give it a value ({kind.hint}) or remove the key")
@@ -320,6 +466,8 @@ class _Builder:
             return default
 
     def layout(self, node: Node) -> Layout | None:
+        if node.value is UNREADABLE:
+            return None
         if not isinstance(node.value, dict):
             self.problem(node.line, "", f"the file holds {describe(node.plain())}, not a layout",
                          "a layout is a mapping with name: and layers: at the top level")
@@ -335,6 +483,9 @@ class _Builder:
         if interval < 0.1:
             self.problem(node.key_lines["interval"], "", f"interval {format_duration(interval)} is too short",
                          "use 100ms or more")
+        if timeout_given and timeout < MIN_TIMEOUT:
+            self.problem(node.key_lines["timeout"], "", f"timeout {format_duration(timeout)} is too short",
+                         f"use {format_duration(MIN_TIMEOUT)} or more (no server answers sooner)")
         if timeout_given and timeout > interval:
             self.problem(node.key_lines["timeout"], "",
                          f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
@@ -345,6 +496,9 @@ class _Builder:
         if layers_node is None:
             self.problem(node.line, "", "missing required key 'layers'",
                          "add layers: — the request path, upstream first (dns, lb, backend, db)")
+        elif isinstance(layers_node.value, dict):
+            self.problem(node.key_lines["layers"], "", "layers must be a list, got a mapping",
+                         "start each layer with '- ', like '  - name: DNS'")
         elif not isinstance(layers_node.value, list) or not layers_node.value:
             self.problem(node.key_lines["layers"], "", "'layers' must be a non-empty list",
                          "list the layers of the request path, each starting with '- name:'")
@@ -388,6 +542,8 @@ class _Builder:
 
     def layer(self, node: Node, index: int, interval: float, timeout: float) -> Layer | None:
         where = f"layers[{index}]"
+        if node.value is UNREADABLE:
+            return None
         if not isinstance(node.value, dict):
             self.problem(node.line, where, f"a layer must be a mapping, got {describe(node.plain())}",
                          "write '- name: ...' with role: and checks: under it")
@@ -404,6 +560,9 @@ class _Builder:
         if checks_node is None:
             self.problem(node.line, where, "missing required key 'checks'",
                          "add checks: with at least one check, e.g. '- tcp: 127.0.0.1:5432'")
+        elif isinstance(checks_node.value, dict):
+            self.problem(node.key_lines["checks"], where, "checks must be a list, got a mapping",
+                         "start each check with '- ', like '      - tcp: 127.0.0.1:5432'")
         elif not isinstance(checks_node.value, list) or not checks_node.value:
             self.problem(node.key_lines["checks"], where, "layer has no checks",
                          "add at least one check, e.g. '- tcp: 127.0.0.1:5432', or remove the layer")
@@ -426,6 +585,8 @@ class _Builder:
 
     def check(self, node: Node, where: str, layer: str, interval: float,
               default_timeout: float) -> Check | None:
+        if node.value is UNREADABLE:
+            return None
         if not isinstance(node.value, dict):
             self.problem(node.line, where, f"a check must be a mapping, got {describe(node.plain())}",
                          "write it like '- tcp: 127.0.0.1:5432'")
@@ -453,6 +614,9 @@ class _Builder:
         name = self.parse(node, "name", Text(), where)
         timeout = self.parse(node, "timeout", Duration(), where, default=default_timeout)
         warn_ms = self.parse(node, "warn_ms", Number(minimum=0), where)
+        if "timeout" in node.value and timeout < MIN_TIMEOUT:
+            self.problem(node.key_lines["timeout"], where, f"timeout {format_duration(timeout)} is too short",
+                         f"use {format_duration(MIN_TIMEOUT)} or more (no server answers sooner)")
         if "timeout" in node.value and timeout > interval:
             self.problem(node.key_lines["timeout"], where,
                          f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
@@ -513,7 +677,7 @@ def json_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "properties": {
             "name": {**Text().json_schema(), "description": "The stack's name, e.g. auth-prod."},
-            "description": {"type": "string"},
+            "description": Text().json_schema(),
             "interval": {**Duration().json_schema(), "description": "Probe period in watch mode. Default 5s."},
             "timeout": {**Duration().json_schema(), "description": "Default per-check timeout; <= interval."},
             "resolver": {**AddressKind(53).json_schema(),
@@ -523,7 +687,7 @@ def json_schema() -> dict[str, Any]:
                 "items": {
                     "type": "object", "required": ["name", "role", "checks"], "additionalProperties": False,
                     "properties": {
-                        "name": {"type": "string", "minLength": 1},
+                        "name": Text().json_schema(),
                         "role": {"enum": list(ROLES)},
                         "checks": {"type": "array", "minItems": 1, "items": {"oneOf": variants}},
                     },

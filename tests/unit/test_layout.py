@@ -138,6 +138,44 @@ CASES = [
     ("name:\nlayers: []\n", 1, ["'name' is empty"]),
 ]
 
+_HTTP = "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+_TCP = "name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n"
+
+# Headers HTTP cannot carry are the layout's fault, found by lint, never a CRIT for the target.
+CASES += [
+    (_HTTP + "        headers: {Bad Header: x}\n", 7, ["'headers'", "'Bad Header' is not a valid HTTP header name",
+                                                      "letters, digits and '-'"]),
+    (_HTTP + "        headers: {X-A: \"a\\r\\nX-Injected: 1\"}\n", 7,
+     ["'headers'", "header 'X-A'", "cannot be sent in HTTP", "no line breaks"]),
+    (_HTTP + "        headers: {X-A: \"a\\nb\"}\n", 7, ["cannot be sent in HTTP"]),
+    (_HTTP + "        headers: {Host: a, host: b}\n", 7, ["header 'host' is given twice", "case-insensitive"]),
+    (_HTTP + "        headers: {Content-Length: 5}\n", 7, ["'Content-Length' is set by the probe itself", "remove it"]),
+    (_HTTP + "        expect_header: {\"X Served\": a}\n", 7, ["'expect_header'", "not a valid HTTP header name"]),
+    (_HTTP + "        method: HEAD\n        expect_body: ok\n", 8, ["HEAD response has no body", "method: GET"]),
+    (_HTTP + "        timeout: 5ms\n", 7, ["timeout 5ms is too short", "10ms or more"]),
+    ("name: x\ntimeout: 1ms\nlayers: []\n", 2, ["timeout 1ms is too short", "10ms or more"]),
+]
+
+# YAML the loader must refuse with a located problem, never an internal error.
+CASES += [
+    ("name: !!int \"abc\"\nlayers: []\n", 1, ["'name'", "'abc' is not a valid !!int", "remove the tag"]),
+    ("name: !foo bar\nlayers: []\n", 1, ["'name'", "unknown YAML tag '!foo'", "remove it"]),
+    ("name: x\nlayers:\n  - !layer {name: A}\n", 3, ["layers[0]", "unknown YAML tag '!layer'", "remove it"]),
+    ("name: !!binary aGVsbG8=\nlayers: []\n", 1, ["'name'", "YAML tag '!!binary'", "no binary values"]),
+    ("name: !!python/name:os.system x\nlayers: []\n", 1, ["unknown YAML tag '!!python/name:os.system'"]),
+    ("name: x\ndescription: \"unclosed\nlayers: []\n", 2,
+     ["while scanning a quoted scalar", "found unexpected end of stream", "quote"]),
+    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      tcp: 127.0.0.1:1\n", 5,
+     ["layer 'A'", "checks must be a list, got a mapping", "start each check with '- '"]),
+    ("name: x\nlayers:\n  name: A\n  role: db\n", 2,
+     ["layers must be a list, got a mapping", "start each layer with '- '"]),
+    ("name: x\nlayers: &a\n  - *a\n", 2, ["refers to itself"]),
+    ("name: 1234\nlayers: []\n", 2, ["'layers' must be a non-empty list"]),  # a numeric name is a name
+    ("name: t\na0: &a0 [x,x,x,x,x,x,x,x,x,x]\n"
+     + "".join(f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 8)) + "layers: [*a7]\n",
+     7, ["aliases expanded", "more than 200000 values", "without aliases"]),  # 'billion laughs': 10^8 values
+]
+
 
 @pytest.mark.parametrize("text,line,needles", CASES, ids=[c[2][0][:40] for c in CASES])
 def test_each_problem_names_line_key_and_fix(text, line, needles):
@@ -173,6 +211,24 @@ def test_empty_file_and_missing_file(tmp_path):
     with pytest.raises(LayoutError) as info:
         load_layout(str(tmp_path / "nope.yaml"))
     assert "file not found" in str(info.value)
+
+
+@pytest.mark.parametrize("content,needles", [
+    (None, ["is a directory", "pass a layout file"]),
+    (b"\x89PNG\r\n\x1a\n\xd0\xff\x00", ["not a text file", "pass a layout file"]),
+    (b"name: x\nlayers: []\x00\n", ["lay.yaml:2:", "not a text file", "U+0000", "pass a layout file"]),
+], ids=["directory", "binary", "nul"])
+def test_unreadable_files_say_why_and_what_to_pass(tmp_path, content, needles):
+    path = tmp_path / "lay.yaml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(LayoutError) as info:
+        load_layout(str(path))
+    text = str(info.value.problems[0])
+    assert all(n in text for n in needles), text
+    assert " — " in text
 
 
 def test_relative_paths_are_relative_to_the_layout_file(tmp_path):
@@ -225,3 +281,18 @@ def test_no_option_shadows_a_check_type():
         for info in spec.option_infos():
             assert info.key not in CHECK_TYPES, f"{spec.key}.{info.key} collides with a check type"
             assert info.key not in ("name", "timeout", "warn_ms"), f"{spec.key}.{info.key} collides with a common key"
+
+
+def test_numeric_names_are_accepted_by_the_loader_and_the_schema_alike():
+    import jsonschema
+    import yaml
+
+    from stackscope.layout import json_schema
+
+    text = ("name: 2024\ndescription: 7\nlayers:\n  - name: 42\n    role: db\n    checks:\n"
+            "      - tcp: 127.0.0.1:1\n        name: 1\n")
+    layout = parse_layout(text, "lay.yaml")
+    assert (layout.name, layout.layers[0].name, layout.layers[0].checks[0].name) == ("2024", "42", "1")
+    jsonschema.validate(yaml.safe_load(text), json_schema())
+    with pytest.raises(jsonschema.ValidationError):  # what the loader refuses, the schema refuses too
+        jsonschema.validate(yaml.safe_load(text.replace("name: 42", "name: true")), json_schema())
