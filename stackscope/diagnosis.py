@@ -13,9 +13,10 @@ Pure functions, no I/O. The rules, in the order they apply:
    pool are the layer's own. Any failure of a check that uses a host name is explained
    by a failing dns layer (a wrong address can cause anything).
 4. Some faults only show when two layers are compared in the same round: an LB that
-   marks every backend DOWN while each answers directly (its health check is wrong), or
-   responses through the LB that come from servers no declared backend answers as
-   (misrouting). These *findings* count against the LB like a failing check, and are
+   marks every backend DOWN while each answers directly (its health check is wrong; MAINT,
+   DRAIN or a config `down`/backup-only are worded as what they are), or responses
+   through the LB that come from servers no declared backend answers as, or without the
+   identity header every declared backend sends (misrouting). These *findings* count against the LB like a failing check, and are
    never explained by anything below it.
 5. The verdict names the failing layer that is not explained, the most severe first,
    then the first in the request path. Everything healthy is listed as ruled out with
@@ -173,43 +174,108 @@ def cross_checks(layers: tuple[LayerState, ...]) -> list[Finding]:
     return findings
 
 
+def _out_of_service(server: dict) -> str | None:
+    """Why the LB sends a declared member no traffic, in one word, or None if it does:
+    `check` (DOWN by failing health checks), `maint`, `drain`, `nolb`, `config_down`
+    (nginx `down`), `backup`; `unknown` for a state we cannot read."""
+    state = str(server.get("state", ""))
+    if state.startswith("DOWN"):
+        return "check"
+    if state.startswith("MAINT") or state.startswith("disabled"):
+        return "maint"
+    if state.startswith("DRAIN"):
+        return "drain"
+    if state.startswith("NOLB"):
+        return "nolb"
+    if state == "down (config)":
+        return "config_down"
+    if "backup" in server.get("flags", ()) or state == "backup":
+        return "backup"
+    if state.startswith("UP") or state in ("no check", "in rotation"):
+        return None
+    return "unknown"
+
+
+_OUT_OF_SERVICE = {
+    "maint": "is in maintenance (MAINT) on the LB",
+    "drain": "is draining (DRAIN) on the LB",
+    "nolb": "is in NOLB on the LB (takes no new traffic)",
+    "config_down": "is marked `down` in the LB config",
+    "backup": "is only a backup in the LB pool (used when the primaries fail)",
+}
+
+
 def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: list[CheckState]) -> Finding | None:
-    """Every declared member is out of service on the LB, yet each answers directly."""
+    """Every declared member is out of service on the LB, yet each answers directly.
+
+    Only members DOWN by failing health checks mean the LB's health check is wrong; a
+    member an operator put in MAINT or DRAIN, or a config that marks it `down` or only
+    `backup`, is an LB-layer fault too, but a different one, and is worded as such."""
     pool = state.result.facts.get("pool")
     if not isinstance(pool, dict) or not backend_checks:
         return None
     declared = [s for s in pool.get("servers", []) if s.get("declared")]
-    if not declared or any(s.get("state", "").startswith("UP") or s.get("state") in ("no check", "in rotation")
-                           for s in declared):
+    reasons = [_out_of_service(s) for s in declared]
+    if not declared or any(r is None or r == "unknown" for r in reasons):
         return None
     if any(c.status is not Status.OK for c in backend_checks):
         return None
     codes = sorted({str(c.result.facts["status_code"]) for c in backend_checks if "status_code" in c.result.facts})
     answer = f"answers {'/'.join(codes)}" if codes else "answers"
-    check = next((s.get("check") for s in declared if s.get("check")), "")
-    seen = f" (the LB's check says: {check})" if check else ""
+    if all(r == "check" for r in reasons):
+        check = next((s.get("check") for s in declared if s.get("check")), "")
+        seen = f" (the LB's check says: {check})" if check else ""
+        return Finding(layer.name, state.check.id, Status.CRIT,
+                       f"health check fails on the LB but every backend {answer} directly: the LB's health "
+                       f"check is wrong{seen}")
+    if len(set(reasons)) == 1:
+        return Finding(layer.name, state.check.id, Status.CRIT,
+                       f"every declared backend {_OUT_OF_SERVICE[reasons[0]]} while each {answer} directly")
+    listed = ", ".join(f"{s.get('name')} {'DOWN by health check' if r == 'check' else s.get('state')}"
+                       for s, r in zip(declared, reasons))
     return Finding(layer.name, state.check.id, Status.CRIT,
-                   f"health check fails on the LB but every backend {answer} directly: the LB's health check "
-                   f"is wrong{seen}")
+                   f"no declared backend takes traffic on the LB ({listed}) while each {answer} directly")
 
 
 def _misrouted(layer: LayerState, state: CheckState, backend_checks: list[CheckState]) -> Finding | None:
-    """Responses through the LB from servers that no declared backend answers as."""
+    """Responses through the LB from servers that no declared backend answers as.
+
+    A response without the identity header counts too when every declared backend that
+    is asked for that header sends it directly: another service's servers answered. The
+    failing response that ends the sampling does not (it may be the LB's own error page)."""
     through = state.result.facts.get("identities")
     if not isinstance(through, dict) or not through:
         return None
     direct = {c.result.facts.get("identity") for c in backend_checks if c.result.facts.get("identity")}
     if not direct:
         return None
-    strangers = {name: count for name, count in through.items() if name not in direct and name != NO_IDENTITY}
+    header = getattr(state.check.options, "identity_header", None)
+    asked = [c for c in backend_checks if getattr(c.check.options, "identity_header", None)
+             and str(c.check.options.identity_header).lower() == str(header or "").lower()]
+    all_send = bool(asked) and all(c.result.facts.get("identity") for c in asked)
+    strangers = {name: count for name, count in through.items()
+                 if name not in direct and (name != NO_IDENTITY or all_send)}
+    if NO_IDENTITY in strangers and state.status is not Status.OK and not state.result.facts.get("identity"):
+        # the sampling stops at the first failing response: an LB's own error page (a 503
+        # when no server is available) carries no identity header and convicts no server
+        strangers[NO_IDENTITY] -= 1
+        if not strangers[NO_IDENTITY]:
+            del strangers[NO_IDENTITY]
     if not strangers:
         return None
     total = sum(through.values())
     count = sum(strangers.values())
-    names = ", ".join(sorted(strangers))
+    named = sorted(n for n in strangers if n != NO_IDENTITY)
+    parts = []
+    if named:
+        parts.append(f"from {', '.join(named)} — no declared backend answers as "
+                     f"{'it' if len(named) == 1 else 'them'}")
+    if NO_IDENTITY in strangers:
+        parts.append(f"{'' if not named else f'{strangers[NO_IDENTITY]} '}without {header} — every declared "
+                     "backend sends it directly")
     return Finding(layer.name, state.check.id, Status.CRIT,
-                   f"through the LB, {count} of {total} responses came from {names} — no declared backend "
-                   f"answers as {'it' if len(strangers) == 1 else 'them'} (directly: {', '.join(sorted(direct))})")
+                   f"through the LB, {count} of {total} responses came {'; '.join(parts)} "
+                   f"(directly: {', '.join(sorted(direct))})")
 
 
 # --------------------------------------------------------------------------- dependencies
