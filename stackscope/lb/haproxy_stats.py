@@ -25,7 +25,7 @@ class ServerState:
     """One row of `show servers state`."""
 
     name: str
-    address: str
+    address: str | None  # None when HAProxy has none yet (srv_addr '-': unresolved, init-addr none)
     op_state: int  # 0 stopped, 1 starting, 2 running, 3 stopping
     admin_state: int  # bitmask: 0x01|0x02|0x04|0x20 maintenance, 0x08|0x10 drain
     since_change: int | None
@@ -54,7 +54,8 @@ def parse_servers_state(text: str) -> list[ServerState]:
     for line in lines[2:]:
         values = dict(zip(header, line.split()))
         try:
-            address = str(Address(values["srv_addr"], int(values["srv_port"])))
+            address = None if values["srv_addr"] in ("-", "") else \
+                str(Address(values["srv_addr"], int(values["srv_port"])))
             out.append(ServerState(
                 name=values["srv_name"],
                 address=address,
@@ -86,7 +87,9 @@ def _int(value: str) -> int | None:
 
 # The stats `status` column for a server, and what it means for traffic.
 def _traffic(status: str) -> tuple[bool, bool]:
-    """(receives new traffic, serving) for a server status word."""
+    """(receives new traffic, serving) for a server status word. A backup server that is
+    UP receives traffic only when the primaries fail; the pool judge reads its `backup`
+    flag, as it does for a `backup` line in a config."""
     word = status.strip()
     if word.startswith("UP") or word == "no check":
         return True, True
@@ -124,6 +127,7 @@ def pool_from_csv(rows: list[dict[str, str]], backend: str, source: str,
         receives, serving = _traffic(status)
         state = by_name.get(row["svname"])
         address = state.address if state else (row.get("addr") or "").strip() or None
+        note = "HAProxy has no address for it yet (srv_addr '-')" if state and not state.address else ""
         if address:
             address = normalise(address)
         errors = [_int(row.get(k, "")) for k in ("econ", "eresp")]
@@ -132,6 +136,7 @@ def pool_from_csv(rows: list[dict[str, str]], backend: str, source: str,
             check=_check_text(row), last_change_s=_int(row.get("lastchg", "")), sessions=_int(row.get("scur", "")),
             errors=sum(e for e in errors if e is not None) if any(e is not None for e in errors) else None,
             weight=_int(row.get("weight", "")), flags=("backup",) if row.get("bck") == "1" else (),
+            address_note=note,
         ))
     if not servers and backend_status is None:
         names = sorted({row.get("pxname", "") for row in rows if row.get("svname") == "BACKEND"})
@@ -151,5 +156,6 @@ def pool_from_states(states: list[ServerState], backend: str, source: str) -> Po
             word = {0: "DOWN", 1: "UP (starting)", 2: "UP", 3: "UP (stopping)"}.get(s.op_state, "unknown")
         receives, serving = _traffic(word)
         servers.append(PoolServer(name=s.name, address=s.address, state=word, receives_traffic=receives,
-                                  serving=serving, last_change_s=s.since_change))
+                                  serving=serving, last_change_s=s.since_change,
+                                  address_note="" if s.address else "HAProxy has no address for it yet (srv_addr '-')"))
     return Pool(name=backend, source=source, servers=tuple(servers))

@@ -9,6 +9,7 @@ names on the wrong addresses.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +32,10 @@ class PoolServer:
     errors: int | None = None
     weight: int | None = None
     flags: tuple[str, ...] = ()  # backup, down, ...
-    configured_as: str | None = None  # the host as written in the config, when it was a name
+    configured_as: str | None = None  # the address as written in the config, when it is not an ip:port
     line: int | None = None  # where it is defined, for static configs
+    file: str | None = None  # the file that defines it (an nginx include, say), for static configs
+    address_note: str = ""  # why address is None when the config, not the source, leaves it open
 
     def to_fact(self, declared: bool) -> dict[str, Any]:
         fact = {"name": self.name, "address": self.address, "state": self.state, "check": self.check,
@@ -42,6 +45,8 @@ class PoolServer:
             fact["flags"] = list(self.flags)
         if self.configured_as:
             fact["configured_as"] = self.configured_as
+        if self.address_note:
+            fact["address_note"] = self.address_note
         return fact
 
 
@@ -73,6 +78,7 @@ class Judgement:
     facts: dict[str, Any]
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
+    matches: tuple[tuple[int, str], ...] = ()  # (index in pool.servers, declared label)
 
 
 def normalise(address: str) -> str:
@@ -126,85 +132,135 @@ def _describe(server: PoolServer) -> str:
     return f"{server.name} {server.state}{check}"
 
 
+def _port(text: str | None) -> int | None:
+    match = re.search(r":(\d+)$", text or "")
+    return int(match.group(1)) if match else None
+
+
+def _could_be(server: PoolServer, declared: Declared) -> bool:
+    """With an unknown address on one side, the two may be the same backend unless their
+    ports say otherwise."""
+    mine, theirs = _port(server.address or server.configured_as), _port(declared.address or declared.written)
+    return mine is None or theirs is None or mine == theirs
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def judge_pool(pool: Pool, declared: list[Declared]) -> Judgement:
     """Judge a pool on its own health and against the declared backends.
 
     In order of severity:
     - a member that is not a declared backend and receives traffic: CRIT (misrouting),
       even when the frontend answers 200 — wrong servers may answer;
-    - no member can take traffic: CRIT;
-    - none of the declared backends in the pool: CRIT; some missing: WARN;
-    - some members down, in maintenance or draining: WARN.
+    - none of the declared backends in the pool: CRIT; no member can take traffic: CRIT;
+    - some declared missing, an undeclared backup (it takes traffic when the primaries
+      fail) or undeclared DOWN member (it takes traffic once it comes UP), a member whose
+      address the config leaves open, some members down, in maintenance or draining: WARN;
+    - declared backends that could not be resolved, so the pool cannot be compared:
+      UNKNOWN, never OK. Names are matched as written when both sides are names.
     """
-    declared_addrs = {d.address: d for d in declared if d.address}
     servers = pool.servers
-    unreadable = [s for s in servers if not s.address]
-    in_pool = {s.address: s for s in servers if s.address}
-    missing = [a for a in declared_addrs if a not in in_pool]
-    unexpected = [s for s in servers if s.address and declared_addrs and s.address not in declared_addrs]
-    unexpected_live = [s for s in unexpected if s.receives_traffic]
-    traffic = [s for s in servers if s.receives_traffic]
+    known = {d.address: d for d in declared if d.address}
+    by_written = {d.written.lower(): d for d in declared if not d.address}
+    match: dict[int, Declared] = {}
+    for index, server in enumerate(servers):
+        if server.address and server.address in known:
+            match[index] = known[server.address]
+        elif not server.address and (server.configured_as or "").lower() in by_written:
+            match[index] = by_written[server.configured_as.lower()]  # type: ignore[union-attr]
+    open_declared = [d for d in declared if d not in match.values()]
+    unresolved = [d for d in open_declared if not d.address]
+    unknown = [s for i, s in enumerate(servers) if i not in match and not s.address]
+    undeclared = [s for i, s in enumerate(servers) if i not in match and s.address and declared]
+    strangers = [s for s in undeclared if not any(_could_be(s, d) for d in unresolved)]
+    missing = [d.address for d in open_declared if d.address and not any(_could_be(s, d) for s in unknown)]
+    live = [s for s in strangers if s.receives_traffic and "backup" not in s.flags]
+    standby = [s for s in strangers if s not in live and "backup" in s.flags and s.serving]
+    coming = [s for s in strangers if s not in live and s not in standby and s.state.startswith("DOWN")]
+    idle = [s for s in strangers if s not in live and s not in standby and s not in coming]
+    traffic = [s for s in servers if s.receives_traffic or ("backup" in s.flags and s.serving)]
     serving = [s for s in servers if s.serving]
     facts: dict[str, Any] = {
         "pool": {
             "backend": pool.name,
             "source": pool.source,
             "status": pool.status,
-            "servers": [s.to_fact(bool(s.address and s.address in declared_addrs)) for s in servers],
+            "servers": [s.to_fact(i in match) for i, s in enumerate(servers)],
             "declared": [d.address or d.written for d in declared],
             "missing": missing,
-            "unexpected": [s.address for s in unexpected],
+            "unexpected": [s.address for s in strangers],
             **pool.extra,
         }
     }
-    unresolved = [d for d in declared if not d.address]
+    unresolved_text = ", ".join(f"{d.written} ({d.note})" if d.note else d.written for d in unresolved)
     if unresolved:
         facts["pool"]["unresolved"] = [f"{d.written}: {d.note}" for d in unresolved]
+    if unknown:
+        facts["pool"]["unknown_address"] = [f"{s.name}: {s.address_note or 'hidden by the source'}"
+                                            for s in unknown]
     key = f"pool {len(serving)}/{len(servers)} UP"
 
     def judged(status: Status, detail: str, kind: ErrorKind | None, key_fact: str = key) -> Judgement:
         return Judgement(status, detail, key_fact, kind, facts, tuple(missing),
-                         tuple(s.address for s in unexpected if s.address))
+                         tuple(s.address for s in strangers if s.address),
+                         tuple((i, d.label) for i, d in match.items()))
 
     name = pool.name
-    if unreadable and len(unreadable) == len(servers) and servers:
+    if servers and len(unknown) == len(servers) and not any(s.address_note for s in unknown):
         return judged(Status.UNKNOWN, f"pool {name}: the source shows no server addresses", ErrorKind.CONFIG,
                       "no addresses")
-    if unexpected_live:
-        routes = compress([s.address for s in unexpected_live])  # type: ignore[misc]
-        present = [a for a in declared_addrs if a in in_pool]
-        if not present:
+    if live:
+        routes = compress([s.address for s in live])  # type: ignore[misc]
+        if not match:
             detail = f"pool {name} routes to {routes} — none is a declared backend"
         else:
-            detail = f"pool {name} routes to {routes}, which {'is' if len(unexpected_live) == 1 else 'are'} " \
-                     f"not {'a declared backend' if len(unexpected_live) == 1 else 'declared backends'}"
+            detail = f"pool {name} routes to {routes}, which {'is' if len(live) == 1 else 'are'} " \
+                     f"not {'a declared backend' if len(live) == 1 else 'declared backends'}"
         if missing:
             detail += f"; declared {compress(missing)} missing"
         return judged(Status.CRIT, detail, ErrorKind.POOL, "misrouted")
-    if declared_addrs and len(missing) == len(declared_addrs):
+    if declared and len(missing) == len(declared):
         holds = compress([s.address for s in servers if s.address]) or "no servers"
-        idle = " (none taking traffic)" if servers and not traffic else ""
+        idle_note = " (none taking traffic)" if servers and not traffic else ""
         return judged(Status.CRIT, f"none of the declared backends ({compress(missing)}) is in pool {name}; "
-                      f"it holds {holds}{idle}", ErrorKind.POOL, "drift")
+                      f"it holds {holds}{idle_note}", ErrorKind.POOL, "drift")
     if servers and not traffic:
         down = ", ".join(_describe(s) for s in servers[:4]) + (f" (+{len(servers) - 4})" if len(servers) > 4 else "")
         return judged(Status.CRIT, f"pool {name} has no server that can take traffic: {down}",
                       ErrorKind.MEMBERS_DOWN, "pool 0 UP")
     if not servers:
         return judged(Status.CRIT, f"pool {name} has no servers", ErrorKind.POOL, "empty")
+    warnings: list[tuple[ErrorKind, str]] = []
     if missing:
-        present = len(declared_addrs) - len(missing)
-        return judged(Status.WARN, f"declared {compress(missing)} missing from pool {name} "
-                      f"({present}/{len(declared_addrs)} present)", ErrorKind.POOL)
-    impaired = [s for s in servers if not s.serving and (not s.address or s.address in declared_addrs
-                                                          or not declared_addrs)]
+        present = len(declared) - len(open_declared)
+        warnings.append((ErrorKind.POOL, f"declared {compress(missing)} missing from pool {name} "
+                                         f"({present}/{len(declared)} present)"))
+    for server in standby:
+        warnings.append((ErrorKind.POOL, f"pool {name}: {server.address} ({server.name}, backup) is not a declared "
+                                         "backend — it takes traffic when the primaries fail"))
+    for server in coming:
+        warnings.append((ErrorKind.POOL, f"pool {name}: {server.address} ({server.name}, {server.state}) is not a "
+                                         "declared backend — it takes traffic once it comes UP"))
+    for server in unknown:
+        warnings.append((ErrorKind.CONFIG, f"pool {name}: the address of {server.name} is unknown "
+                                           f"({server.address_note or 'hidden by the source'})"))
+    impaired = [s for i, s in enumerate(servers) if not s.serving and (i in match or not declared)]
     if impaired:
         listed = ", ".join(_describe(s) for s in impaired[:3]) + (f" (+{len(impaired) - 3})" if len(impaired) > 3
                                                                   else "")
-        return judged(Status.WARN, f"pool {name}: {len(serving)}/{len(servers)} up — {listed}",
-                      ErrorKind.MEMBERS_DOWN)
-    tail = "all declared backends present" if declared_addrs else "no backend layer declared to compare with"
-    idle = [s for s in unexpected if not s.receives_traffic]
+        warnings.append((ErrorKind.MEMBERS_DOWN, f"pool {name}: {len(serving)}/{len(servers)} up — {listed}"))
+    if warnings:
+        detail = "; ".join(text for _, text in warnings)
+        if unresolved:
+            detail += f"; {_plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}"
+        return judged(Status.WARN, detail, warnings[0][0])
+    if unresolved:
+        return judged(Status.UNKNOWN, f"pool {name}: {len(serving)}/{len(servers)} up; cannot compare the pool: "
+                      f"{_plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}",
+                      ErrorKind.RESOLVE, "cannot compare")
+    tail = "all declared backends present" if declared else "no backend layer declared to compare with"
     if idle:
         tail += f"; undeclared but taking no traffic: {', '.join(_describe(s) for s in idle)}"
     return judged(Status.OK, f"pool {name}: {len(serving)}/{len(servers)} up, {tail}", None)
