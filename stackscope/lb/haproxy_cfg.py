@@ -1,14 +1,20 @@
 """Read an haproxy.cfg far enough to know each backend's servers and who uses them.
 
 For the pre-deploy gate: the config about to ship, not the running process. Sections,
-`server` lines (with `disabled`, `backup` and `default-server`), `server-template`
-(reported as dynamic: its members come from DNS at run time), and the frontends'
-`default_backend`/`use_backend` so a pool nobody routes to can be told apart.
+`server` lines with the `default-server` params of the defaults section and the backend
+before them (a server's own `enabled`, `no-backup`... override them, as in HAProxy),
+`server-template` (expanded when its address is an IP literal — HAProxy gives every
+member that address — and reported as dynamic when it is a name served by DNS), and the
+frontends' `default_backend`/`use_backend` so a pool nobody routes to can be told apart.
+Addresses HAProxy only settles at run time (no port, a port offset, an environment
+variable) are kept with a note saying why they cannot be compared; they never fail the
+whole config.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -27,8 +33,9 @@ class CfgServer:
     written: str
     host: str | None
     port: int | None
-    params: list[str]
+    params: list[str]  # default-server params first, then the server's own: the last word wins
     line: int
+    note: str = ""  # why host/port are not a comparable address (left to run time, a socket)
 
 
 @dataclass
@@ -38,6 +45,31 @@ class Backend:
     servers: list[CfgServer] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
     used_by: list[str] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)  # every route of the config, for "traffic goes to"
+
+
+# (on, off) pairs: the later of the two words on a line (or default-server) decides.
+_TOGGLES = {"disabled": "enabled", "backup": "no-backup", "check": "no-check"}
+
+
+def has_flag(params: list[str], flag: str) -> bool:
+    """Whether `flag` is in force: the last of it and its negation wins."""
+    off = _TOGGLES.get(flag)
+    state = False
+    for word in params:
+        if word == flag:
+            state = True
+        elif word == off:
+            state = False
+    return state
+
+
+def _param(params: list[str], name: str) -> str | None:
+    value = None
+    for index, word in enumerate(params[:-1]):
+        if word == name:
+            value = params[index + 1]
+    return value
 
 
 def _words(text: str, file: str, number: int) -> list[str]:
@@ -50,21 +82,40 @@ def _words(text: str, file: str, number: int) -> list[str]:
         raise ConfigError(file, number, f"cannot split the line: {exc}") from None
 
 
-def _address(written: str, file: str, number: int) -> tuple[str | None, int | None]:
+def _address(written: str, file: str, number: int) -> tuple[str | None, int | None, str]:
+    """(host, port, note): note says why the address cannot be compared as written."""
     text = written
     for prefix in ("ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@"):
         if text.startswith(prefix):
             text = text[len(prefix):]
     if text.startswith(("unix@", "abns@", "/", "fd@", "sockpair@")):
-        return None, None
+        return None, None, "a unix socket, not an ip:port"
+    if "$" in text:
+        names = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text)
+        return None, None, f"set from the environment ({', '.join(names) or text}) when HAProxy starts"
     if text.count(":") > 1 and not text.startswith("["):  # haproxy writes IPv6 as addr:port unbracketed
         host, _, port = text.rpartition(":")
         text = f"[{host}]:{port}"
+    host_part, colon, port_text = text.rpartition(":") if not text.endswith("]") else ("", "", "")
+    if not colon:
+        host_part = text
+    if not colon or not port_text:
+        return host_part.strip("[]") or None, None, "no port: HAProxy connects to the port the client connected to"
+    if port_text[0] in "+-":
+        return host_part.strip("[]") or None, None, f"port offset {port_text}: the port the client connected to " \
+                                                     f"{'plus' if port_text[0] == '+' else 'minus'} {port_text[1:]}"
     try:
         address = parse_address(text)
     except Invalid as exc:
         raise ConfigError(file, number, f"server address '{written}': {exc.message}") from None
-    return address.host, address.port
+    return address.host, address.port, ""
+
+
+def _template_numbers(text: str, file: str, number: int) -> range:
+    first, dash, last = text.partition("-")
+    if not first.isdigit() or (dash and not last.isdigit()):
+        raise ConfigError(file, number, f"server-template: '{text}' is neither a count nor a range like 1-3")
+    return range(int(first), int(last) + 1) if dash else range(1, int(first) + 1)
 
 
 def parse(path: str) -> dict[str, Backend]:
@@ -81,6 +132,9 @@ def parse(path: str) -> dict[str, Backend]:
     routes: list[tuple[str, str, int]] = []  # (frontend, backend, line)
     listens: set[str] = set()
     section, name = None, None
+    defaults_params: list[str] = []  # default-server of the last defaults section
+    section_params: list[str] = []  # ... plus the current backend's own default-server lines
+    base = os.path.basename(path)
     for number, raw in enumerate(lines, 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
@@ -90,40 +144,67 @@ def parse(path: str) -> dict[str, Backend]:
         keyword = words[0]
         if keyword in SECTIONS:
             section, name = keyword, (words[1] if len(words) > 1 else None)
+            if section == "defaults":
+                defaults_params = []
+            section_params = list(defaults_params)
             if section in ("backend", "listen"):
                 if not name:
                     raise ConfigError(path, number, f"'{section}' needs a name")
-                backends.setdefault(name, Backend(name, number))
+                if name in backends:
+                    raise ConfigError(path, number, f"{section} '{name}' is already defined at line "
+                                      f"{backends[name].line}: haproxy refuses duplicate backend names")
+                backends[name] = Backend(name, number)
                 if section == "listen":
                     listens.add(name)
             continue
-        if section in ("frontend", "listen") and keyword in ("default_backend", "use_backend") and len(words) > 1:
-            routes.append((name or "?", words[1], number))
+        if keyword == "default-server" and section in ("defaults", "backend", "listen"):
+            section_params.extend(words[1:])
+            if section == "defaults":
+                defaults_params = list(section_params)
+            continue
+        if section in ("frontend", "listen", "defaults") and keyword in ("default_backend", "use_backend") \
+                and len(words) > 1:
+            routes.append(("defaults" if section == "defaults" else f"{section} {name or '?'}", words[1], number))
         if section not in ("backend", "listen"):
             continue
         backend = backends[name]  # type: ignore[index]
         if keyword == "server":
             if len(words) < 3:
                 raise ConfigError(path, number, "'server' needs a name and an address")
-            host, port = _address(words[2], path, number)
-            backend.servers.append(CfgServer(words[1], words[2], host, port, words[3:], number))
+            host, port, note = _address(words[2], path, number)
+            backend.servers.append(CfgServer(words[1], words[2], host, port, section_params + words[3:], number,
+                                             note))
         elif keyword == "server-template" and len(words) >= 4:
-            backend.templates.append(f"{words[1]}{words[2]} → {words[3]} (line {number})")
+            host, port, note = _address(words[3], path, number)
+            if host and is_ip(host) and not note:  # an IP literal: every member gets that address
+                for index in _template_numbers(words[2], path, number):
+                    backend.servers.append(CfgServer(f"{words[1]}{index}", words[3], host, port,
+                                                     section_params + words[4:], number))
+            else:
+                backend.templates.append(f"{words[1]}{words[2]} → {words[3]} (line {number})")
     if section is None and lines:
         raise ConfigError(path, 1, "no haproxy sections (global, defaults, frontend, backend, listen)")
-    for frontend, target, number in routes:
+    described = [f"{who} → {target} [{base}:{number}]" for who, target, number in routes]
+    for who, target, number in routes:
         if target in backends:
-            backends[target].used_by.append(f"frontend {frontend} [{os.path.basename(path)}:{number}]")
+            backends[target].used_by.append(f"{who} [{base}:{number}]")
+        elif "%[" in target:  # a backend name computed per request: it may be any of them
+            for backend in backends.values():
+                backend.used_by.append(f"{who} [{base}:{number}] (dynamic use_backend {target}: may route here)")
     for name in listens:  # a listen section takes traffic on its own bind
         backends[name].used_by.append(f"listen {name} (its own bind)")
+    for backend in backends.values():
+        backend.routes = described
     return backends
 
 
 def pool_of(backend: Backend, file: str, resolved: dict[str, str] | None = None) -> Pool:
     servers = []
     for server in backend.servers:
-        address, configured_as = None, None
-        if server.host is not None and server.port is not None:
+        address, configured_as, note = None, None, server.note
+        if note:
+            configured_as = server.written
+        elif server.host is not None and server.port is not None:
             if is_ip(server.host):
                 address = str(parse_address(server.host, default_port=server.port))
             else:
@@ -131,14 +212,21 @@ def pool_of(backend: Backend, file: str, resolved: dict[str, str] | None = None)
                 ip = (resolved or {}).get(server.host)
                 if ip:
                     address = str(parse_address(ip, default_port=server.port))
-        disabled = "disabled" in server.params
-        backup = "backup" in server.params
-        state = "disabled (config)" if disabled else "backup" if backup else "in rotation"
+                else:
+                    note = "a host name: compare with --resolve"
+        disabled = has_flag(server.params, "disabled")
+        backup = has_flag(server.params, "backup")
+        weightless = _param(server.params, "weight") == "0"
+        state = "disabled (config)" if disabled else "backup" if backup else "weight 0 (no traffic)" if weightless \
+            else "in rotation"
         servers.append(PoolServer(name=server.name, address=address, state=state,
-                                  receives_traffic=not disabled and not backup, serving=not disabled,
-                                  flags=tuple(p for p in ("backup", "disabled") if p in server.params),
-                                  configured_as=configured_as, line=server.line))
-    extra = {"used_by": backend.used_by, "defined_at": f"{file}:{backend.line}"}
+                                  receives_traffic=not disabled and not backup and not weightless,
+                                  serving=not disabled,
+                                  flags=tuple(p for p, on in (("backup", backup), ("disabled", disabled)) if on),
+                                  configured_as=configured_as, line=server.line, file=file, address_note=note))
+    extra: dict = {"used_by": backend.used_by, "defined_at": f"{file}:{backend.line}", "main": file}
+    if not backend.used_by:
+        extra["routes"] = backend.routes
     if backend.templates:
         extra["dynamic"] = backend.templates
     return Pool(name=backend.name, source=f"{file}:{backend.line}", servers=tuple(servers), extra=extra)
