@@ -24,7 +24,15 @@ from stackscope.schema import Invalid, is_ip, parse_address
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_FILES = 500
 MAX_DEPTH = 16
-_DUMP_MARKER = re.compile(r"^# configuration file (.+?):\s*$", re.M)
+_DUMP_MARKER = re.compile(r"^# configuration file (.+?):[ \t\r]*$", re.M)
+# Directives that send a request to an upstream group (the name is the host part).
+PASS_DIRECTIVES = ("proxy_pass", "grpc_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "memcached_pass")
+# What nginx accepts inside upstream{} (open source and Plus); anything else makes it refuse the config.
+UPSTREAM_DIRECTIVES = ("server", "zone", "hash", "ip_hash", "least_conn", "random", "keepalive",
+                       "keepalive_requests", "keepalive_time", "keepalive_timeout", "ntlm", "least_time", "queue",
+                       "resolver", "resolver_timeout", "sticky", "state")
+SERVER_FLAGS = ("backup", "down", "resolve", "drain")
+SERVER_PARAMS = ("weight", "max_fails", "fail_timeout", "max_conns", "service", "slow_start", "route")
 
 
 @dataclass
@@ -193,7 +201,8 @@ def split_dump(text: str) -> dict[str, str] | None:
     files: dict[str, str] = {}
     for index, mark in enumerate(marks):
         end = marks[index + 1].start() if index + 1 < len(marks) else len(text)
-        files.setdefault(mark.group(1), text[mark.end():end])
+        start = mark.end() + 1  # past the marker's newline: line 1 of the section is line 1 of the file
+        files.setdefault(mark.group(1), text[start:end])
     return files
 
 
@@ -264,6 +273,7 @@ class Upstream:
     file: str
     line: int
     used_by: tuple[str, ...]  # "server 127.0.0.1:18080 location /" for each proxy_pass to it
+    routes: tuple[str, ...] = ()  # where the config's *_pass directives send traffic, all of them
 
 
 def _walk(directives: list[Directive], path: tuple[Directive, ...] = ()):
@@ -273,6 +283,18 @@ def _walk(directives: list[Directive], path: tuple[Directive, ...] = ()):
             yield from _walk(directive.block, path + (directive,))
 
 
+def _pass_target(directive: Directive) -> tuple[str, int | None]:
+    """The upstream-group candidate of a *_pass directive and its port, if written:
+    `http://auth:8080/x` -> ("auth", 8080); `unix:/run/x.sock` -> ("unix:/run/x.sock", None)."""
+    target = re.sub(r"^[a-z]+://", "", directive.args[0]).split("/")[0]
+    if target.startswith("unix:") or target.startswith("["):
+        return target, None
+    host, colon, port = target.rpartition(":")
+    if colon and port.isdigit():
+        return host, int(port)
+    return target, None
+
+
 def upstreams(config: Config) -> dict[str, Upstream]:
     found: dict[str, tuple[Directive, str]] = {}
     for directive, path in _walk(config.directives):
@@ -280,14 +302,20 @@ def upstreams(config: Config) -> dict[str, Upstream]:
             context = path[-1].name if path else "main"
             found.setdefault(directive.args[0], (directive, context))
     users: dict[str, list[str]] = {name: [] for name in found}
+    routes: list[str] = []
     for directive, path in _walk(config.directives):
-        if directive.name != "proxy_pass" or not directive.args:
+        if directive.name not in PASS_DIRECTIVES or not directive.args:
             continue
-        target = re.sub(r"^[a-z]+://", "", directive.args[0]).split("/")[0]
+        target, port = _pass_target(directive)
+        routes.append(f"{directive.name} {directive.args[0]} [{directive.where()}]")
         if target in users:
+            if port is not None:  # nginx: upstream "NAME" may not have port N
+                raise ConfigError(directive.file, directive.line,
+                                  f"upstream \"{target}\" may not have port {port} ({directive.name} "
+                                  f"{directive.args[0]}): nginx would refuse this config")
             users[target].append(_describe_use(path, directive))
     return {name: Upstream(name, context, tuple(_servers(directive)), directive.file, directive.line,
-                           tuple(users[name])) for name, (directive, context) in found.items()}
+                           tuple(users[name]), tuple(routes)) for name, (directive, context) in found.items()}
 
 
 def _describe_use(path: tuple[Directive, ...], directive: Directive) -> str:
@@ -303,11 +331,40 @@ def _describe_use(path: tuple[Directive, ...], directive: Directive) -> str:
     return " ".join(parts) + f" [{directive.where()}]"
 
 
+def _refuse(directive: Directive, message: str) -> ConfigError:
+    return ConfigError(directive.file, directive.line, f"{message}: nginx would refuse this config")
+
+
+def _check_server_args(directive: Directive) -> None:
+    """Only the parameters nginx knows: a typo (`wieght=2`) or a missing `;` that merges
+    two server lines would stop nginx from loading the config."""
+    for arg in directive.args[1:]:
+        key, equals, value = arg.partition("=")
+        if not equals and key in SERVER_FLAGS:
+            continue
+        if equals and key in SERVER_PARAMS:
+            if key in ("weight", "max_fails", "max_conns") and not value.isdigit() \
+                    or key == "weight" and value.isdigit() and int(value) == 0:
+                raise _refuse(directive, f"invalid parameter \"{arg}\" in server {directive.args[0]}")
+            continue
+        if arg == "server" or (not equals and ":" in arg or re.fullmatch(r"[\d.]+", arg)):
+            raise _refuse(directive, f"invalid parameter \"{arg}\" in server {directive.args[0]} — is the \";\" "
+                                     f"missing at the end of line {directive.line}?")
+        raise _refuse(directive, f"invalid parameter \"{arg}\" in server {directive.args[0]} (known: "
+                                 f"{', '.join(SERVER_PARAMS)}=…, {', '.join(SERVER_FLAGS)})")
+
+
 def _servers(upstream: Directive) -> list[UpstreamServer]:
     out = []
     for directive in upstream.block or []:
-        if directive.name != "server" or not directive.args:
+        if directive.name not in UPSTREAM_DIRECTIVES or directive.block is not None:
+            raise _refuse(directive, f"unknown directive \"{directive.name}\" in upstream "
+                                     f"{upstream.args[0] if upstream.args else ''}")
+        if directive.name != "server":
             continue
+        if not directive.args:
+            raise _refuse(directive, "server needs an address")
+        _check_server_args(directive)
         written = directive.args[0]
         flags = tuple(a for a in directive.args[1:] if "=" not in a)
         params = dict(a.split("=", 1) for a in directive.args[1:] if "=" in a)
@@ -323,8 +380,9 @@ def _servers(upstream: Directive) -> list[UpstreamServer]:
     return out
 
 
-def pool_of(upstream: Upstream, resolved: dict[str, str] | None = None) -> Pool:
-    """The upstream as a Pool; `resolved` maps host names to the IP they resolve to."""
+def pool_of(upstream: Upstream, resolved: dict[str, str] | None = None, main: str | None = None) -> Pool:
+    """The upstream as a Pool; `resolved` maps host names to the IP they resolve to, and
+    `main` is the top config file (servers from includes are shown with their own file)."""
     servers = []
     for server in upstream.servers:
         address = None
@@ -345,10 +403,14 @@ def pool_of(upstream: Upstream, resolved: dict[str, str] | None = None) -> Pool:
             receives_traffic=not down and not backup, serving=not down,
             weight=int(server.params["weight"]) if server.params.get("weight", "").isdigit() else 1,
             flags=server.flags, configured_as=configured_as,
-            check=_passive(server), line=server.line,
+            check=_passive(server), line=server.line, file=server.file,
+            address_note="" if address else "a unix socket, not an ip:port" if server.host is None
+            else "a host name: compare with --resolve",
         ))
     extra = {"used_by": list(upstream.used_by), "defined_at": f"{upstream.file}:{upstream.line}",
-             "context": upstream.context}
+             "context": upstream.context, "main": main}
+    if not upstream.used_by:
+        extra["routes"] = list(upstream.routes)
     return Pool(name=upstream.name, source=f"{upstream.file}:{upstream.line}", servers=tuple(servers), extra=extra)
 
 
