@@ -3,19 +3,21 @@
 Reads the haproxy.cfg or nginx.conf about to be deployed (type detected from its
 contents), takes the pools the layout's haproxy/nginx checks name (or `--pool`), and
 judges each against the declared backends with the same rules the live checks use.
-Nothing is probed; host names are compared as written unless `--resolve` is given.
+Nothing is probed; host names are compared as written unless `--resolve` is given (a
+name on one side and an address on the other cannot be compared, and the gate says so).
+A pool that no frontend routes to fails the gate: the users' traffic goes elsewhere.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stackscope.layout import Layout
 from stackscope.lb import ConfigError, haproxy_cfg, nginx_conf
 from stackscope.lb.pool import Declared, Judgement, Pool, judge_pool
-from stackscope.model import Status
+from stackscope.model import ErrorKind, Status
 from stackscope.schema import Address, is_ip
 
 
@@ -37,7 +39,8 @@ def detect(path: str) -> str:
     except OSError as exc:
         raise GateError(f"cannot read {path}: {exc.strerror or exc}") from None
     if nginx_conf.split_dump(head) is not None or re.search(r"^\s*(http|events|stream)\s*\{", head, re.M) \
-            or re.search(r"^\s*upstream\s+\S+\s*\{", head, re.M):
+            or re.search(r"^\s*upstream\s+\S+\s*\{", head, re.M) \
+            or re.search(r"^\s*include\s+\S+\s*;", head, re.M):  # haproxy has no include: a file of includes
         return "nginx"
     if re.search(r"^\s*(backend|listen|frontend|defaults|global)\b", head, re.M):
         return "haproxy"
@@ -68,9 +71,27 @@ def _declared(layout: Layout, layer: str | None, resolve) -> list[Declared]:
         ip = resolve(address.host) if resolve else None
         if ip:
             out.append(Declared(str(Address(ip, address.port)), check.name, str(address)))
-        else:
-            out.append(Declared(None, check.name, str(address), "a host name: compare with --resolve"))
+        else:  # unresolved: compared as written with the pool's names, never taken as a match
+            out.append(Declared(None, check.name, str(address),
+                                "does not resolve" if resolve else "a host name: compare with --resolve"))
     return out
+
+
+def _routed(report: PoolReport, config_path: str) -> PoolReport:
+    """A pool nothing routes to fails the gate, whatever its members: the users' traffic
+    does not reach the declared backends (`default_backend other`, a typo in proxy_pass)."""
+    if report.pool.extra.get("used_by"):
+        return report
+    judgement = report.judgement
+    detail = f"nothing routes to pool {report.pool.name} in {os.path.basename(config_path)}: users' traffic " \
+             "does not reach the declared backends"
+    routes = report.pool.extra.get("routes")
+    if routes:
+        detail += f" (traffic goes to {', '.join(routes)})"
+    if judgement.status is not Status.OK:
+        detail += f"; {judgement.detail}"
+    return replace(report, judgement=replace(judgement, status=Status.CRIT, detail=detail, key_fact="unrouted",
+                                             kind=ErrorKind.POOL))
 
 
 def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resolve=None) -> list[PoolReport]:
@@ -89,55 +110,74 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
             resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
             found = haproxy_cfg.pool_of(backends[name], config_path, resolved)
             declared = _declared(layout, layer, resolve)
-            reports.append(PoolReport(found, declared, judge_pool(found, declared)))
+            reports.append(_routed(PoolReport(found, declared, judge_pool(found, declared)), config_path))
     else:
         try:
             config = nginx_conf.load(config_path)
+            upstreams = nginx_conf.upstreams(config)
         except ConfigError as exc:
             raise GateError(str(exc)) from None
-        upstreams = nginx_conf.upstreams(config)
         for name, layer in _pool_names(layout, kind, pool):
             if name not in upstreams:
                 raise GateError(f"{config_path} has no upstream '{name}' (upstreams: "
                                 f"{', '.join(upstreams) or 'none'})")
             hosts = {s.host for s in upstreams[name].servers if s.host and not is_ip(s.host)}
             resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
-            found = nginx_conf.pool_of(upstreams[name], resolved)
+            found = nginx_conf.pool_of(upstreams[name], resolved, config.main)
             declared = _declared(layout, layer, resolve)
-            reports.append(PoolReport(found, declared, judge_pool(found, declared)))
+            reports.append(_routed(PoolReport(found, declared, judge_pool(found, declared)), config_path))
     return reports
 
 
+def _where(file: str | None, config_path: str, main: str | None) -> str:
+    """The file a server is defined in, as a reader finds it: the config's own name for
+    the main file, a path relative to it for includes."""
+    if not file or file == config_path or file == main:
+        return os.path.basename(config_path if not main or not file else file)
+    base = os.path.dirname(main or config_path)
+    relative = os.path.relpath(file, base) if os.path.isabs(file) == os.path.isabs(base) else file
+    return file if relative.startswith("..") else relative
+
+
 def render(reports: list[PoolReport], layout_path: str, config_path: str) -> str:
-    """A diff per pool: + in the pool but not declared, - declared but not in the pool."""
+    """A diff per pool: + in the pool but not declared, - declared but not in the pool,
+    ? not comparable (a name without --resolve, an address left to run time)."""
     lines = []
     config = os.path.basename(config_path)
     for report in reports:
         pool = report.pool
+        judgement = report.judgement
+        main = pool.extra.get("main")
         lines.append(f"pool {pool.name} ({pool.source}) vs declared backends ({layout_path}):")
-        declared = {d.address: d for d in report.declared if d.address}
-        for server in pool.servers:
-            where = f"{config}:{server.line}" if server.line else config
+        matches = dict(judgement.matches)
+        strangers = set(judgement.unexpected)
+        for index, server in enumerate(pool.servers):
+            where = _where(server.file, config_path, main)
+            where = f"{where}:{server.line}" if server.line else where
             shown = server.address or server.configured_as or server.name
             label = f"{server.name} [{where}]"
-            if server.address and server.address in declared:
-                lines.append(f"  = {shown:<24} {label} is {declared[server.address].label}")
-            elif not server.address and server.configured_as:
-                lines.append(f"  ? {shown:<24} {label}: a host name; compare with --resolve")
-            else:
-                what = "not a declared backend" + ("" if server.receives_traffic else f" ({server.state})")
+            if index in matches:
+                lines.append(f"  = {shown:<24} {label} is {matches[index]}")
+            elif not server.address:
+                lines.append(f"  ? {shown:<24} {label}: {server.address_note or 'address unknown'}")
+            elif server.address in strangers or not report.declared:
+                what = "not a declared backend" + ("" if server.receives_traffic and "backup" not in server.flags
+                                                   else f" ({server.state})")
                 lines.append(f"  + {shown:<24} {label}: {what}")
-        for address, item in declared.items():
-            if address not in {s.address for s in pool.servers}:
-                lines.append(f"  - {address:<24} {item.label}: declared, not in the pool")
+            else:
+                lines.append(f"  ? {shown:<24} {label}: not compared (a declared backend is unresolved)")
+        matched = set(matches.values())
         for item in report.declared:
-            if not item.address:
+            if item.label in matched:
+                continue
+            if item.address and item.address in judgement.missing:
+                lines.append(f"  - {item.address:<24} {item.label}: declared, not in the pool")
+            elif not item.address:
                 lines.append(f"  ? {item.written:<24} {item.label}: {item.note}")
         for template in pool.extra.get("dynamic", []):
             lines.append(f"  ~ {template}: members come from DNS at run time, not checked")
         if not pool.extra.get("used_by"):
             lines.append(f"  ! nothing routes to {pool.name} in {config}")
-        judgement = report.judgement
         lines.append(f"{judgement.status.glyph} {judgement.status.word}: {judgement.detail}")
         lines.append("")
     return "\n".join(lines).rstrip()

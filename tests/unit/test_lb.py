@@ -285,9 +285,29 @@ def test_finding_responses_from_strangers_through_the_lb():
                                          "backend answers as it (directly: auth-1, auth-2)")
 
 
-def test_responses_without_identity_are_not_strangers():
+def test_responses_without_identity_are_strangers_when_every_backend_sends_it():
     diagnosis = assess(lb_snapshot(front_ids={"auth-1": 2, NO_IDENTITY: 2}))
-    assert diagnosis.verdict is None
+    assert diagnosis.verdict.layer == "LB" and diagnosis.verdict.status is Status.CRIT
+    assert diagnosis.verdict.summary == ("LB: through the LB, 2 of 4 responses came without X-Served-By — every "
+                                         "declared backend sends it directly (directly: auth-1, auth-2)")
+    both = assess(lb_snapshot(front_ids={"decoy-1": 1, NO_IDENTITY: 2, "auth-1": 1}))
+    assert "3 of 4 responses came from decoy-1 — no declared backend answers as it; 2 without X-Served-By" \
+        in both.verdict.summary
+
+
+def test_responses_without_identity_are_not_strangers_when_a_backend_sends_none():
+    snapshot = lb_snapshot(front_ids={"auth-1": 2, NO_IDENTITY: 2})
+    quiet = Result("Backends/auth-2", Status.OK, "200 OK", 1.0, "200", {"status_code": 200, "identity": None})
+    assert assess(Snapshot(LB_LAYOUT, {**snapshot.results, "Backends/auth-2": quiet}, 0.0)).verdict is None
+
+
+def test_the_lbs_own_error_page_ending_the_sampling_is_no_stranger():
+    snapshot = lb_snapshot(front_ids={"auth-1": 3, NO_IDENTITY: 1})
+    error = Result("LB/front", Status.CRIT, "503 Service Unavailable", 1.0, "503",
+                   {"status_code": 503, "identity": None, "identities": {"auth-1": 3, NO_IDENTITY: 1}},
+                   ErrorKind.HTTP_STATUS)
+    diagnosis = assess(Snapshot(LB_LAYOUT, {**snapshot.results, "LB/front": error}, 0.0))
+    assert diagnosis.layers[0].findings == ()
 
 
 def test_finding_health_check_wrong():
@@ -328,11 +348,13 @@ def test_gate_on_haproxy_and_nginx(tmp_path):
                    "  server a2 127.0.0.1:9002\n  server a3 10.0.0.3:9003\n")
     assert detect(str(cfg)) == "haproxy"
     reports = run_gate(layout, str(cfg))
-    # auth-3 is declared by name: without --resolve it cannot be compared, and says so
+    # auth-3 is declared by name: without --resolve it cannot be compared (10.0.0.3:9003 may
+    # be it), and says so — never OK
     text = render(reports, "layout.yaml", str(cfg))
     assert "? auth-3.internal:9003" in text and "compare with --resolve" in text
-    assert "+ 10.0.0.3:9003" in text
-    assert gate_status(reports) is Status.CRIT
+    assert "? 10.0.0.3:9003" in text and "not compared" in text
+    assert gate_status(reports) is Status.UNKNOWN
+    assert "cannot compare the pool: 1 declared backend unresolved: auth-3.internal:9003" in text
     resolved = run_gate(layout, str(cfg), resolve=lambda host: "10.0.0.3")
     assert gate_status(resolved) is Status.OK
     assert "= 10.0.0.3:9003" in render(resolved, "layout.yaml", str(cfg))
@@ -355,3 +377,277 @@ def test_gate_errors_are_clear(tmp_path):
     cfg.write_text("backend other\n  server a 127.0.0.1:1\n")
     with pytest.raises(GateError, match="has no backend 'auth' \\(backends: other\\)"):
         run_gate(layout, str(cfg))
+
+
+# ----------------------------------------------------------------------------- audit fixes
+
+
+def with_pool(servers: list[dict]) -> Snapshot:
+    """lb_snapshot with the pool check's servers replaced (all backends answer directly)."""
+    snapshot = lb_snapshot(pool_states=("DOWN", "DOWN"), pool_status=Status.CRIT)
+    pool = Result("LB/pool", Status.CRIT, "pool", 1.0, "pool", {"pool": {"servers": servers}}, ErrorKind.MEMBERS_DOWN)
+    return Snapshot(LB_LAYOUT, {**snapshot.results, "LB/pool": pool}, 0.0)
+
+
+def member(i, state, **extra):
+    return {"name": f"a{i}", "address": f"127.0.0.1:900{i}", "state": state, "declared": True, **extra}
+
+
+@pytest.mark.parametrize("servers,summary", [
+    ([member(1, "MAINT"), member(2, "MAINT")],
+     "LB: every declared backend is in maintenance (MAINT) on the LB while each answers 200 directly"),
+    ([member(1, "DRAIN"), member(2, "DRAIN")],
+     "LB: every declared backend is draining (DRAIN) on the LB while each answers 200 directly"),
+    ([member(1, "down (config)", flags=["down"])],
+     "LB: every declared backend is marked `down` in the LB config while each answers 200 directly"),
+    ([member(1, "backup", flags=["backup"])],
+     "LB: every declared backend is only a backup in the LB pool (used when the primaries fail) while each "
+     "answers 200 directly"),
+    ([member(1, "DOWN", check="L7STS 404"), member(2, "MAINT")],
+     "LB: no declared backend takes traffic on the LB (a1 DOWN by health check, a2 MAINT) while each answers "
+     "200 directly"),
+], ids=["maint", "drain", "nginx down", "backup only", "mixed"])
+def test_out_of_service_on_the_lb_is_worded_for_what_it_is(servers, summary):
+    verdict = assess(with_pool(servers)).verdict
+    assert verdict.layer == "LB" and verdict.status is Status.CRIT
+    assert verdict.summary == summary
+    assert "health check is wrong" not in verdict.summary
+
+
+def test_health_check_wrong_only_for_members_down_by_checks():
+    verdict = assess(with_pool([member(1, "DOWN", check="L4CON"), member(2, "DOWN 1/3")])).verdict
+    assert "the LB's health check is wrong (the LB's check says: L4CON)" in verdict.summary
+    assert assess(with_pool([member(1, "MAINT"), member(2, "UP")])).layers[0].findings == ()
+
+
+def test_unresolved_declared_backends_make_the_pool_unknown_not_ok():
+    unresolved = [Declared(None, f"auth-{i}", f"auth-{i}.internal:900{i}", "does not resolve") for i in (1, 2, 3)]
+    judged = judge_pool(Pool("p", "t", tuple(UP3)), unresolved)
+    assert judged.status is Status.UNKNOWN
+    assert judged.detail == ("pool p: 3/3 up; cannot compare the pool: 3 declared backends unresolved: "
+                             "auth-1.internal:9001 (does not resolve), auth-2.internal:9002 (does not resolve), "
+                             "auth-3.internal:9003 (does not resolve)")
+    assert judged.facts["pool"]["unresolved"][0] == "auth-1.internal:9001: does not resolve"
+    # a member on a port no unresolved backend uses is a stranger all the same
+    stranger = judge_pool(Pool("p", "t", tuple(UP3) + (server("x", "10.9.9.9:80"),)), unresolved)
+    assert stranger.status is Status.CRIT and stranger.unexpected == ("10.9.9.9:80",)
+    # one resolved, one not: still not OK
+    mixed = judge_pool(Pool("p", "t", tuple(UP3[:2])), DECLARED[:2] + unresolved[2:])
+    assert mixed.status is Status.UNKNOWN and "1 declared backend unresolved" in mixed.detail
+
+
+NAMED_LAYOUT = """name: names
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - {haproxy: "unix:/run/h.sock", backend: auth_servers}
+  - name: Backends
+    role: backend
+    checks:
+      - {http: "http://localhost:19001/health", name: auth-1}
+      - {http: "http://localhost:19002/health", name: auth-2}
+"""
+
+
+def test_gate_compares_names_as_written_when_both_sides_are_names(tmp_path):
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text("frontend web\n    bind 127.0.0.1:18080\n    default_backend auth_servers\n"
+                   "backend auth_servers\n    server auth1 localhost:19001 check\n    server auth2 LOCALHOST:19002\n")
+    reports = run_gate(parse_layout(NAMED_LAYOUT), str(cfg))
+    text = render(reports, "l.yaml", str(cfg))
+    assert gate_status(reports) is Status.OK, text
+    assert "= localhost:19001          auth1 [haproxy.cfg:5] is auth-1" in text
+    other = tmp_path / "other.cfg"
+    other.write_text("frontend web\n    default_backend auth_servers\n"
+                     "backend auth_servers\n    server auth1 localhost:19001\n    server auth2 decoy.internal:19102\n")
+    drift = run_gate(parse_layout(NAMED_LAYOUT), str(other))
+    assert gate_status(drift) is Status.WARN  # decoy.internal: a name, unknown address, at least WARN
+    assert "the address of auth2 is unknown (a host name: compare with --resolve)" in drift[0].judgement.detail
+
+
+def gate_layout(pool_kind: str = "haproxy") -> str:
+    check = '{haproxy: "unix:/run/h.sock", backend: auth_servers}' if pool_kind == "haproxy" else \
+        "{nginx: /etc/nginx/nginx.conf, upstream: auth_servers}"
+    return f"""name: g
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - {check}
+  - name: Backends
+    role: backend
+    checks:
+      - {{http: "http://127.0.0.1:19001/health", name: auth-1}}
+      - {{http: "http://127.0.0.1:19002/health", name: auth-2}}
+      - {{http: "http://127.0.0.1:19003/health", name: auth-3}}
+"""
+
+
+HEAD = "defaults\n    mode http\nfrontend web\n    bind 127.0.0.1:18080\n    default_backend auth_servers\n"
+AUTH3 = ("backend auth_servers\n    server auth1 127.0.0.1:19001 check\n    server auth2 127.0.0.1:19002 check\n"
+         "    server auth3 127.0.0.1:19003 check\n")
+
+
+def gate_on(tmp_path, text: str, kind: str = "haproxy", name: str = "haproxy.cfg"):
+    cfg = tmp_path / name
+    cfg.write_text(text)
+    reports = run_gate(parse_layout(gate_layout(kind)), str(cfg))
+    return reports, render(reports, "l.yaml", str(cfg))
+
+
+def test_gate_fails_a_pool_nothing_routes_to(tmp_path):
+    text = HEAD.replace("default_backend auth_servers", "default_backend other") + \
+        "backend other\n    server o1 127.0.0.1:19101\n" + AUTH3
+    reports, shown = gate_on(tmp_path, text)
+    assert gate_status(reports) is Status.CRIT, shown
+    assert reports[0].judgement.detail.startswith(
+        "nothing routes to pool auth_servers in haproxy.cfg: users' traffic does not reach the declared backends "
+        "(traffic goes to frontend web → other [haproxy.cfg:5])")
+    assert "! nothing routes to auth_servers" in shown
+    dynamic = HEAD.replace("default_backend auth_servers", "use_backend be_%[req.hdr(host),lower]") + AUTH3
+    assert gate_status(gate_on(tmp_path, dynamic)[0]) is Status.OK
+
+
+@pytest.mark.parametrize("directive,status", [
+    ("proxy_pass http://127.0.0.1:19101", Status.CRIT),
+    ("grpc_pass grpc://auth_servers", Status.OK),
+    ("fastcgi_pass auth_servers", Status.OK),
+    ("uwsgi_pass uwsgi://auth_servers", Status.OK),
+    ("scgi_pass auth_servers", Status.OK),
+    ("memcached_pass auth_servers", Status.OK),
+])
+def test_gate_counts_every_pass_directive_as_a_use(tmp_path, directive, status):
+    text = ("http {\n upstream auth_servers { server 127.0.0.1:19001; server 127.0.0.1:19002; "
+            "server 127.0.0.1:19003; }\n server { location / { %s; } }\n}\n" % directive)
+    reports, shown = gate_on(tmp_path, text, "nginx", "nginx.conf")
+    assert gate_status(reports) is status, shown
+
+
+def test_gate_rejects_a_port_on_an_upstream_name(tmp_path):
+    text = ("http {\n upstream auth_servers { server 127.0.0.1:19001; }\n"
+            " server {\n  location / { proxy_pass http://auth_servers:8080; }\n }\n}\n")
+    with pytest.raises(GateError, match=r"nginx.conf:4: upstream \"auth_servers\" may not have port 8080"):
+        gate_on(tmp_path, text, "nginx", "nginx.conf")
+
+
+def test_undeclared_backup_down_and_unknown_members_warn_in_lint_and_live(tmp_path):
+    reports, shown = gate_on(tmp_path, HEAD + AUTH3 + "    server spare 127.0.0.1:19102 check backup\n")
+    assert gate_status(reports) is Status.WARN, shown
+    assert "127.0.0.1:19102 (spare, backup) is not a declared backend — it takes traffic when the primaries fail" \
+        in reports[0].judgement.detail
+    rows = [csv_row("auth_servers", f"auth{i}", "UP", "2", "L7OK", "200", f"127.0.0.1:1900{i}") for i in (1, 2, 3)]
+    declared = [Declared(f"127.0.0.1:1900{i}", f"auth-{i}", f"127.0.0.1:1900{i}") for i in (1, 2, 3)]
+    for extra, words in [
+        (csv_row("auth_servers", "spare", "UP", "2", "L7OK", "200", "127.0.0.1:19102", bck="1"),
+         "(spare, backup) is not a declared backend — it takes traffic when the primaries fail"),
+        (csv_row("auth_servers", "old", "DOWN", "2", "L4CON", "", "127.0.0.1:19103"),
+         "(old, DOWN) is not a declared backend — it takes traffic once it comes UP"),
+    ]:
+        pool = pool_from_csv(parse_csv(CSV_HEADER + "\n" + "\n".join(rows + [extra]) + "\n"), "auth_servers", "t")
+        judged = judge_pool(pool, declared)
+        assert judged.status is Status.WARN and words in judged.detail, judged.detail
+    unknown = judge_pool(Pool("p", "t", tuple(UP3) + (PoolServer("x", None, "in rotation", True, True,
+                                                                 address_note="no port"),)), DECLARED)
+    assert unknown.status is Status.WARN and "the address of x is unknown (no port)" in unknown.detail
+
+
+def test_haproxy_server_template_with_an_ip_is_expanded_and_judged(tmp_path):
+    reports, shown = gate_on(tmp_path, HEAD + AUTH3 + "    server-template srv 1-3 127.0.0.1:19101 check\n")
+    assert [s.name for s in reports[0].pool.servers][3:] == ["srv1", "srv2", "srv3"]
+    assert gate_status(reports) is Status.CRIT and "routes to 127.0.0.1:19101" in reports[0].judgement.detail
+    assert "+ 127.0.0.1:19101          srv2 [haproxy.cfg:10]" in shown
+    counted = haproxy_cfg.parse(str(tmp_path / "haproxy.cfg"))
+    named = tmp_path / "named.cfg"
+    named.write_text(HEAD + AUTH3 + "    server-template srv 2 auth.internal:19001 check\n")
+    assert haproxy_cfg.parse(str(named))["auth_servers"].templates == ["srv2 → auth.internal:19001 (line 10)"]
+    assert len(counted["auth_servers"].servers) == 6
+
+
+def test_haproxy_default_server_params_apply_and_servers_override_them(tmp_path):
+    text = ("defaults\n    mode http\n    default-server check backup\nfrontend web\n    bind :80\n"
+            "    default_backend auth_servers\nbackend auth_servers\n    default-server disabled\n"
+            "    server auth1 127.0.0.1:19001\n    server auth2 127.0.0.1:19002 enabled no-backup\n"
+            "    server auth3 127.0.0.1:19003 enabled\n")
+    reports, shown = gate_on(tmp_path, text)
+    states = [(s.name, s.state, s.receives_traffic) for s in reports[0].pool.servers]
+    assert states == [("auth1", "disabled (config)", False), ("auth2", "in rotation", True),
+                      ("auth3", "backup", False)]
+    assert haproxy_cfg.has_flag(["check", "no-check"], "check") is False
+
+
+@pytest.mark.parametrize("written,note", [
+    ("127.0.0.1", "no port: HAProxy connects to the port the client connected to"),
+    ("127.0.0.1:+1", "port offset +1: the port the client connected to plus 1"),
+    ("${AUTH3}:19003", "set from the environment (AUTH3) when HAProxy starts"),
+])
+def test_haproxy_addresses_settled_at_run_time_are_reported_not_fatal(tmp_path, written, note):
+    text = HEAD + AUTH3.replace("127.0.0.1:19003", written)
+    reports, shown = gate_on(tmp_path, text)
+    auth3 = reports[0].pool.servers[2]
+    assert (auth3.address, auth3.address_note) == (None, note)
+    assert gate_status(reports) is Status.WARN and f"the address of auth3 is unknown ({note})" in shown
+    assert f"? {written:<24} auth3 [haproxy.cfg:9]: {note}" in shown
+
+
+def test_haproxy_duplicate_backend_is_a_config_error(tmp_path):
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(HEAD + AUTH3 + "backend auth_servers\n    server evil 127.0.0.1:19101 check\n")
+    with pytest.raises(haproxy_cfg.ConfigError, match="haproxy.cfg:10: backend 'auth_servers' is already defined "
+                                                      "at line 6"):
+        haproxy_cfg.parse(str(cfg))
+
+
+def test_lint_shows_each_servers_own_file_and_line(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "up.conf").write_text(
+        "upstream auth_servers {\n    server 127.0.0.1:19001;\n\n    server 127.0.0.1:19101;\n}\n")
+    main = "events {}\nhttp {\n    include conf.d/*.conf;\n    server { location / { proxy_pass http://auth_servers; } }\n}\n"
+    reports, shown = gate_on(tmp_path, main, "nginx", "nginx.conf")
+    assert "127.0.0.1:19001 [conf.d/up.conf:2]" in shown and "127.0.0.1:19101 [conf.d/up.conf:4]" in shown
+    dump = (f"# configuration file {tmp_path}/nginx.conf:\n{main}\n"
+            f"# configuration file {tmp_path}/conf.d/up.conf:\n" + (tmp_path / "conf.d" / "up.conf").read_text())
+    reports, from_dump = gate_on(tmp_path, dump, "nginx", "dump.txt")
+    assert "127.0.0.1:19001 [conf.d/up.conf:2]" in from_dump and "127.0.0.1:19101 [conf.d/up.conf:4]" in from_dump
+    config = nginx_conf.load(str(tmp_path / "dump.txt"))
+    assert [d.line for d in config.directives] == [1, 2]
+
+
+@pytest.mark.parametrize("body,line,message", [
+    ("  server 127.0.0.1:19001\n  server 127.0.0.1:19002;\n", 3,
+     'invalid parameter "server" in server 127.0.0.1:19001 — is the ";" missing at the end of line 3?'),
+    ("  server 127.0.0.1:19001 wieght=2;\n", 3, 'invalid parameter "wieght=2" in server 127.0.0.1:19001'),
+    ("  server 127.0.0.1:19001 weight=two;\n", 3, 'invalid parameter "weight=two"'),
+    ("  server 127.0.0.1:19001;\n  serverr 127.0.0.1:19002;\n", 4, 'unknown directive "serverr" in upstream a'),
+    ("  server 127.0.0.1:19001;\n  health_check;\n", 4, 'unknown directive "health_check"'),
+])
+def test_nginx_upstream_members_are_validated(tmp_path, body, line, message):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("http {\n upstream a {\n" + body + " }\n}\n")
+    with pytest.raises(nginx_conf.ConfigError) as info:
+        nginx_conf.upstreams(nginx_conf.load(str(conf)))
+    assert info.value.line == line and message in info.value.message
+    assert "nginx would refuse this config" in info.value.message
+
+
+def test_nginx_upstream_accepts_every_known_parameter_and_directive(tmp_path):
+    conf = tmp_path / "ok.conf"
+    conf.write_text("http {\n upstream a {\n  zone a 64k; least_conn; keepalive 8; keepalive_timeout 60s;\n"
+                    "  server 127.0.0.1:1 weight=2 max_fails=0 fail_timeout=5s max_conns=10 slow_start=5s;\n"
+                    "  server 127.0.0.1:2 backup; server 127.0.0.1:3 down; server b.internal:4 resolve drain;\n"
+                    " }\n}\n")
+    assert len(nginx_conf.upstreams(nginx_conf.load(str(conf)))["a"].servers) == 4
+
+
+def test_smaller_audit_items(tmp_path):
+    state = parse_servers_state(
+        "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
+        "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
+        "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord\n"
+        "3 auth_servers 7 auth5 - 0 37 1 1 1 1 0 0 14 0 0 0 localhost 19005 -\n")
+    assert state[0].address is None
+    pool = pool_from_states(state, "auth_servers", "socket")
+    assert pool.servers[0].address is None and "srv_addr '-'" in pool.servers[0].address_note
+    includes = tmp_path / "nginx.conf"
+    includes.write_text("# the real config lives in conf.d\ninclude /etc/nginx/conf.d/*.conf;\n")
+    assert detect(str(includes)) == "nginx"
