@@ -212,6 +212,10 @@ def _items(root: Node, key: str, check: _Checker) -> list[Node]:
 class Outcome:
     correct: bool
     message: str
+    counted: bool = True  # False when the answer was refused (nothing broken yet, already solved)
+
+
+NOTHING_BROKEN_YET = "Nothing is broken yet — watch the panels."
 
 
 @dataclass
@@ -227,6 +231,9 @@ class Session:
     solved_at: float | None = None  # real time of the right answer
 
     def story_minutes(self, now: float) -> float:
+        """Story minutes at real time `now`; the story clock stops at the right answer."""
+        if self.solved_at is not None:
+            now = min(now, self.solved_at)
         return self.walkthrough.begins_at + (now - self.started) * self.walkthrough.minutes_per_second
 
     def story_clock(self, now: float) -> str:
@@ -241,6 +248,19 @@ class Session:
         """'T-20' / 'T+0' / 'T+12' for a story moment."""
         whole = int(minutes // 1)
         return f"T{'+' if whole >= 0 else '-'}{abs(whole)}"
+
+    @staticmethod
+    def relative(minutes: float) -> str:
+        """'8 story minutes after the alert' / '2 story minutes before the alert'."""
+        whole = int(minutes // 1)
+        if whole == 0:
+            return "at the alert"
+        count = abs(whole)
+        unit = "story minute" if count == 1 else "story minutes"
+        return f"{count} {unit} {'after' if whole > 0 else 'before'} the alert"
+
+    def fault_started(self, now: float) -> bool:
+        return self.story_minutes(now) >= self.walkthrough.fault_at
 
     def due_events(self, now: float) -> list[StoryEvent]:
         """Events whose time has come and that were not returned before."""
@@ -267,8 +287,12 @@ class Session:
         return hint
 
     def answer(self, layer: str, now: float) -> Outcome:
+        """Score an answer. Before the fault has started there is nothing to find: the
+        answer is refused and costs nothing (a lucky guess must not score 100)."""
         if self.finished:
-            return Outcome(True, "already solved")
+            return Outcome(True, "Already answered.", counted=False)
+        if not self.fault_started(now):
+            return Outcome(False, NOTHING_BROKEN_YET, counted=False)
         if layer == self.walkthrough.answer:
             self.solved_at = now
             return Outcome(True, f"Right: the {layer} is the broken layer.")
@@ -305,8 +329,8 @@ class Session:
         timing = self.diagnosis_time()
         if timing is not None:
             story, real = timing
-            lines.append(f"You named the **{w.answer}** at {self.clock_at(story)} ({self.label(story)} story "
-                         f"minutes after the alert, {real:.0f} s after the fault began).")
+            lines.append(f"You named the **{w.answer}** at {self.clock_at(story)} ({self.label(story)}: "
+                         f"{self.relative(story)}, {real:.0f} s after the fault began).")
         lines.append(f"Score: **{self.score}/{w.start_score}** — {self.hints_taken} hint(s) "
                      f"(−{self.hint_cost}), {len(self.wrong)} wrong answer(s)"
                      + (f": {', '.join(self.wrong)}" if self.wrong else "") + ".")

@@ -61,7 +61,41 @@ def test_session_plays_on_a_controlled_clock():
     assert session.take_hint() is None  # no hints after the end
     lines = session.debrief_lines("Load balancer: pool auth_servers routes to …", ("Auth backends: 3/3 answer 200",))
     text = "\n".join(lines)
-    assert "You named the **Load balancer** at 15:38 (T+8 story minutes after the alert, 6 s after" in text
+    assert "You named the **Load balancer** at 15:38 (T+8: 8 story minutes after the alert, 6 s after" in text
     assert "Score: **75/100** — 1 hint(s) (−10), 1 wrong answer(s): Session store." in text
     assert "- ruled out: Auth backends: 3/3 answer 200" in text
     assert "## Corrective measures" in text and "stackscope lint" in text
+
+
+def test_an_answer_before_the_fault_is_refused_and_costs_nothing():
+    walkthrough = load_walkthrough(builtin_walkthroughs()["dns-migration"])  # T-45 ..; fault at T-3; 2 min/s
+    session = Session(walkthrough, started=1000.0)
+    early = session.answer("DNS", 1009.5)  # T-26: every panel is green
+    assert early.message == "Nothing is broken yet — watch the panels."
+    assert not early.correct and not early.counted
+    assert not session.finished and session.wrong == [] and session.score == 100
+    wrong_early = session.answer("Load balancer", 1009.5)
+    assert not wrong_early.counted and session.score == 100
+    right = session.answer("DNS", 1021.5)  # T-2: the fault started at T-3, the alert is at T+0
+    assert right.correct and right.counted and session.score == 100
+    text = "\n".join(session.debrief_lines())
+    assert "(T-2: 2 story minutes before the alert," in text
+    assert "T-2 story minutes after" not in text
+
+
+def test_relative_story_time_words():
+    assert Session.relative(8.0) == "8 story minutes after the alert"
+    assert Session.relative(-26.0) == "26 story minutes before the alert"
+    assert Session.relative(-1.0) == "1 story minute before the alert"
+    assert Session.relative(0.5) == "at the alert"
+
+
+def test_the_story_clock_stops_at_the_right_answer():
+    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])  # T-20 ..; fault at T-4; 2 min/s
+    session = Session(walkthrough, started=1000.0)
+    session.due_events(1014.0)
+    assert session.answer("Load balancer", 1014.0).correct  # T+8
+    assert session.story_clock(1014.0) == session.story_clock(1500.0) == "15:38"
+    assert session.due_events(1500.0) == []  # no story after the answer
+    again = session.answer("Load balancer", 1600.0)
+    assert not again.counted and session.diagnosis_time() == (8.0, 6.0)
