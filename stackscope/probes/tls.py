@@ -15,6 +15,7 @@ from typing import Any
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, close_quietly, open_connection, resolve_host, result
+from stackscope.safetext import terminal_safe
 from stackscope.schema import AddressKind, Boolean, CheckSpec, FilePath, Integer, Text, option
 
 
@@ -28,10 +29,12 @@ class TlsOptions:
 
 
 def _name(name: Any) -> str:
+    """A certificate name for display; the server chose it, so control characters in it
+    are replaced (a CN can hold an escape sequence as easily as a header can)."""
     from cryptography.x509.oid import NameOID
 
     cn = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return f"CN={cn[0].value}" if cn else name.rfc4514_string() or "(empty)"
+    return terminal_safe(f"CN={cn[0].value}" if cn else name.rfc4514_string() or "(empty)")
 
 
 def _cert_facts(der: bytes) -> dict[str, Any]:
@@ -40,7 +43,7 @@ def _cert_facts(der: bytes) -> dict[str, Any]:
     cert = x509.load_der_x509_certificate(der)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [str(v) for v in san.get_values_for_type(x509.DNSName)]
+        names = [terminal_safe(v) for v in san.get_values_for_type(x509.DNSName)]
         names += [str(v) for v in san.get_values_for_type(x509.IPAddress)]
     except x509.ExtensionNotFound:
         names = []

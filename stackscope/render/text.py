@@ -1,6 +1,8 @@
 """The human report: verdict first (what is broken, why, what is ruled out), then every
 layer in path order with its checks. Coloured on a terminal, plain in a pipe; the status
-is always a glyph and a word too, never colour alone."""
+is always a glyph and a word too, never colour alone. Every string that comes from data
+(names, details, facts: much of it sent by servers) passes through terminal_safe() and
+is never read as Rich markup, so nothing in it can drive the operator's terminal."""
 
 from __future__ import annotations
 
@@ -15,12 +17,22 @@ from rich.text import Text
 
 from stackscope.diagnosis import Diagnosis
 from stackscope.model import Status
+from stackscope.safetext import terminal_safe as _safe
 
 STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.CRIT: "bold red", Status.UNKNOWN: "magenta"}
 
 
 def badge(status: Status) -> Text:
     return Text(f"{status.glyph} {status.word:<7}", style=STYLE[status])
+
+
+def plural(count: int, word: str) -> str:
+    """'1 check', '3 checks'."""
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def checks_count(count: int) -> str:
+    return plural(count, "check")
 
 
 def format_latency(ms: float | None) -> str:
@@ -37,17 +49,18 @@ def verdict_block(diagnosis: Diagnosis) -> Group:
     verdict = diagnosis.verdict
     if verdict is None:
         total = sum(len(layer.checks) for layer in diagnosis.layers)
-        return Group(Text.assemble(badge(Status.OK), (f"All layers healthy ({total} checks)", "bold")))
+        return Group(Text.assemble(badge(Status.OK), (f"All layers healthy ({checks_count(total)})", "bold")))
     lines = [
-        Text.assemble(badge(verdict.status), (f"{verdict.layer}", "bold"), f" ({verdict.role}) is the broken layer"),
-        Text("  " + verdict.summary),
+        Text.assemble(badge(verdict.status), (_safe(verdict.layer), "bold"),
+                      f" ({_safe(verdict.role)}) is the broken layer"),
+        Text("  " + _safe(verdict.summary)),
     ]
     for item in verdict.evidence:
-        lines.append(Text("  • " + item, style="dim"))
+        lines.append(Text("  • " + _safe(item), style="dim"))
     if verdict.ruled_out:
-        lines.append(Text.assemble(("  ruled out: ", "green"), "; ".join(verdict.ruled_out)))
+        lines.append(Text.assemble(("  ruled out: ", "green"), _safe("; ".join(verdict.ruled_out))))
     for item in verdict.also_failing:
-        lines.append(Text.assemble(("  also failing: ", "yellow"), item))
+        lines.append(Text.assemble(("  also failing: ", "yellow"), _safe(item)))
     return Group(*lines)
 
 
@@ -56,8 +69,8 @@ def layers_block(diagnosis: Diagnosis) -> Group:
     for index, layer in enumerate(diagnosis.layers):
         if index:
             parts.append(Text("  ↓", style="dim"))
-        parts.append(Text.assemble(badge(layer.status), (layer.name, "bold"),
-                                   (f"  {layer.layer.role}  {layer.summary}", "dim")))
+        parts.append(Text.assemble(badge(layer.status), (_safe(layer.name), "bold"),
+                                   (_safe(f"  {layer.layer.role}  {layer.summary}"), "dim")))
         grid = Table.grid(padding=(0, 1), expand=False)
         grid.add_column(width=3, no_wrap=True)
         grid.add_column(max_width=34, overflow="fold")
@@ -66,9 +79,9 @@ def layers_block(diagnosis: Diagnosis) -> Group:
         grid.add_column(ratio=1, overflow="fold")
         for state in layer.checks:
             result = state.result
-            grid.add_row(Text("  " + state.status.glyph, style=STYLE[state.status]), state.check.name,
-                         Text(result.key_fact, style=STYLE[state.status]), format_latency(result.latency_ms),
-                         Text(result.detail, style="dim" if state.status is Status.OK else ""))
+            grid.add_row(Text("  " + state.status.glyph, style=STYLE[state.status]), Text(_safe(state.check.name)),
+                         Text(_safe(result.key_fact), style=STYLE[state.status]), format_latency(result.latency_ms),
+                         Text(_safe(result.detail), style="dim" if state.status is Status.OK else ""))
         parts.append(grid)
     return Group(*parts)
 
@@ -85,7 +98,8 @@ def render_text(diagnosis: Diagnosis, *, color: bool | None = None, width: int |
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.taken_at))
     console.print(verdict_block(diagnosis))
     console.print()
-    console.print(Text(f"{layout.name} · {len(layout.layers)} layers · {checks} checks · {stamp}", style="dim"))
+    console.print(Text(_safe(f"{layout.name} · {plural(len(layout.layers), 'layer')} · {checks_count(checks)} · "
+                             f"{stamp}"), style="dim"))
     console.print(layers_block(diagnosis))
     return buffer.getvalue().rstrip("\n")
 
