@@ -19,8 +19,19 @@ EXIT_OK, EXIT_WARN, EXIT_CRIT, EXIT_UNKNOWN = 0, 1, 2, 3
 COMMANDS = ("check", "watch", "lint", "schema", "demo")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which a monitoring system reads as CRITICAL: a
+    typo in a check command would page someone about a healthy stack. A usage error says
+    nothing about the stack, so it is UNKNOWN (3), as monitoring-plugins require.
+    Subcommand parsers are made by the same class (add_subparsers uses type(self))."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stackscope",
         description="Probe every layer of a request path (DNS → load balancer → backends → database) "
                     "and say which layer is broken.",

@@ -90,3 +90,11 @@ def test_core_imports_without_textual():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.stdout.strip() == "False", done.stderr
+
+
+@pytest.mark.parametrize("args", [("check",), ("check", "x.yaml", "--format", "xml"), ("lint",), ("--nope",),
+                                  ("watch",)])
+def test_usage_errors_exit_unknown_not_critical(args):
+    done = run_cli(*args)
+    assert done.returncode == 3, done.stderr  # 2 would read as CRITICAL to Nagios/Icinga
+    assert "usage:" in done.stderr and "error:" in done.stderr
