@@ -1,5 +1,10 @@
 """The JSON report. Its shape is a contract with other tools: change it only additively
-inside `facts`, never at the top level."""
+inside `facts`, never at the top level.
+
+So that a tool can tell failures apart without parsing the sentence in `detail`, a check
+that has an error kind carries it as `facts.error_kind` (the ErrorKind values: refused,
+timeout, http_status, …), and a failing check also names the `address` it probed and the
+`ip` when known, even when the probe failed before it learnt anything else."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 from typing import Any
 
 from stackscope.diagnosis import Diagnosis
+from stackscope.schema import Address, is_ip
 
 
 def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
@@ -28,7 +34,7 @@ def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
                         "status": str(state.status),
                         "latency_ms": None if state.result.latency_ms is None else round(state.result.latency_ms, 2),
                         "detail": state.result.detail,
-                        "facts": dict(state.result.facts),
+                        "facts": check_facts(state),
                     }
                     for state in layer.checks
                 ],
@@ -36,6 +42,25 @@ def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
             for layer in diagnosis.layers
         ],
     }
+
+
+def check_facts(state) -> dict[str, Any]:
+    """A check's facts plus what makes a failure machine-readable (see the module doc)."""
+    result = state.result
+    facts = dict(result.facts)
+    if result.error_kind is not None:
+        facts.setdefault("error_kind", str(result.error_kind))
+    if result.ok:
+        return facts
+    target = state.check.address
+    if hasattr(target, "host") and hasattr(target, "port") and not isinstance(target, str):
+        facts.setdefault("address", str(Address(target.host, target.port)))
+        resolved = facts.get("resolved")
+        if is_ip(target.host):
+            facts.setdefault("ip", target.host)
+        elif isinstance(resolved, dict) and resolved.get("address"):
+            facts.setdefault("ip", resolved["address"])
+    return facts
 
 
 def render_json(diagnosis: Diagnosis) -> str:
