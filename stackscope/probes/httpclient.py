@@ -88,7 +88,7 @@ async def fetch(ip: str, port: int, *, deadline: Deadline, method: str = "GET", 
             phases["connect"] = round((now - started) * 1000, 2)
             if ssl_context is not None:
                 progress.stage = "tls"
-                reader, writer = await _start_tls(reader, writer, ssl_context, sni, where)
+                reader, writer = await start_tls(reader, writer, ssl_context, sni, where)
                 phases["tls"] = round((time.perf_counter() - now) * 1000, 2)
             return await _exchange(reader, writer, method, target, host_header, list(headers), body_cap,
                                    where, phases, started, progress)
@@ -115,8 +115,11 @@ def _timeout_detail(progress: _Progress, where: str, deadline: Deadline) -> str:
     }[progress.stage]
 
 
-async def _start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, context: ssl.SSLContext,
-                     sni: str | None, where: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, context: ssl.SSLContext,
+                    sni: str | None, where: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Upgrade a connected stream to TLS (the caller bounds the time). Connecting first and
+    then shaking hands lets a timeout say which of the two the server never finished; a
+    rejected certificate is a CERT failure whose cause is the SSLCertVerificationError."""
     try:
         if sys.version_info >= (3, 11):
             await writer.start_tls(context, server_hostname=sni)
@@ -130,7 +133,7 @@ async def _start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         return reader, new_writer
     except ssl.SSLCertVerificationError as exc:
         raise ProbeFailure(ErrorKind.CERT, f"certificate of {where} rejected: {exc.verify_message}",
-                           key_fact="bad cert") from None
+                           key_fact="bad cert") from exc
     except (ssl.SSLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         raise ProbeFailure(ErrorKind.TLS, f"TLS handshake with {where} failed: {reason}",

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from stackscope.model import ErrorKind, Result, Status
-from stackscope.probes.common import Deadline, ProbeFailure, close_quietly, open_connection, resolve_host, result
+from stackscope.probes.common import Deadline, ProbeFailure, open_connection, resolve_host, result, timeout_scope
+from stackscope.probes.httpclient import start_tls
 from stackscope.safetext import terminal_safe
 from stackscope.schema import AddressKind, Boolean, CheckSpec, FilePath, Integer, Text, option
 
@@ -64,15 +65,35 @@ def _cert_facts(der: bytes) -> dict[str, Any]:
 
 async def _handshake(host_ip: str, port: int, where: str, sni: str, deadline: Deadline,
                      context: ssl.SSLContext) -> tuple[bytes, dict[str, Any]]:
-    _, writer = await open_connection(host_ip, port, deadline, where=where, ssl_context=context,
-                                      server_hostname=sni)
+    """TCP first, then TLS, as httpclient does: a port that accepts and stays silent is
+    "accepted TCP but the TLS handshake did not finish", not "no connection"."""
+    reader, writer = await open_connection(host_ip, port, deadline, where=where)
     try:
+        try:
+            async with timeout_scope(deadline.remaining()):
+                reader, writer = await start_tls(reader, writer, context, sni, where)
+        except TimeoutError:
+            raise ProbeFailure(ErrorKind.TIMEOUT, f"{where} accepted TCP but the TLS handshake did not finish "
+                               f"within {deadline.text}", key_fact="tls timeout") from None
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) or b""
         info = {"protocol": ssl_object.version(), "cipher": (ssl_object.cipher() or ("",))[0]}
     finally:
-        await close_quietly(writer)
+        writer.transport.abort()  # the certificate is read; never wait on the peer to close
     return der, info
+
+
+def _matches(name: str, san: list[str], subject: str) -> bool:
+    """Whether the certificate names `name` (RFC 6125: SANs, a wildcard for one leftmost
+    label; the CN only when there are no SANs)."""
+    names = san or ([subject[3:]] if subject.startswith("CN=") else [])
+    wanted = name.rstrip(".").lower()
+    for pattern in (n.rstrip(".").lower() for n in names):
+        if pattern == wanted:
+            return True
+        if pattern.startswith("*.") and "." in wanted and wanted.split(".", 1)[1] == pattern[2:]:
+            return True
+    return False
 
 
 def _cert_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -106,6 +127,7 @@ async def probe(check, ctx) -> Result:
     if not der:
         raise ProbeFailure(ErrorKind.TLS, f"{where} completed TLS without a certificate", facts=facts)
     facts.update(_cert_facts(der))
+    facts["hostname_match"] = _matches(sni, facts["san"], facts["subject"])  # recorded with verify: false too
     days = facts["days_left"]
     facts["verified"] = problem is None and options.verify
     ends = facts["not_after"][:10]

@@ -295,3 +295,18 @@ async def test_tls_against_garbage_and_silence(pyservers):
     quiet = await probe({"tls": f"127.0.0.1:{pyservers.tcp(silent)}", "timeout": "500ms"})
     assert quiet.status is Status.CRIT
     assert quiet.error_kind is ErrorKind.TIMEOUT
+
+
+async def test_tls_silent_port_is_a_handshake_timeout_not_a_connect_failure(pyservers):
+    port = pyservers.tcp(silent)
+    result = await probe({"tls": f"127.0.0.1:{port}", "timeout": "500ms"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.TIMEOUT
+    assert result.detail == f"127.0.0.1:{port} accepted TCP but the TLS handshake did not finish within 500ms"
+    assert result.key_fact == "tls timeout"
+
+
+async def test_tls_hostname_match_is_recorded_with_and_without_verify(web, certs):
+    valid = await probe({"tls": f"127.0.0.1:{web['valid']}", "ca": str(certs["ca"])})
+    assert valid.status is Status.OK and valid.facts["hostname_match"] is True
+    other = await probe({"tls": f"127.0.0.1:{web['mismatch']}", "verify": False})
+    assert other.facts["hostname_match"] is False and other.facts["verified"] is False
