@@ -312,7 +312,7 @@ def upstreams(config: Config) -> dict[str, Upstream]:
             if port is not None:  # nginx: upstream "NAME" may not have port N
                 raise ConfigError(directive.file, directive.line,
                                   f"upstream \"{target}\" may not have port {port} ({directive.name} "
-                                  f"{directive.args[0]}): nginx would refuse this config")
+                                  f"{directive.args[0]}) — nginx would refuse this config")
             users[target].append(_describe_use(path, directive))
     return {name: Upstream(name, context, tuple(_servers(directive)), directive.file, directive.line,
                            tuple(users[name]), tuple(routes)) for name, (directive, context) in found.items()}
@@ -332,7 +332,7 @@ def _describe_use(path: tuple[Directive, ...], directive: Directive) -> str:
 
 
 def _refuse(directive: Directive, message: str) -> ConfigError:
-    return ConfigError(directive.file, directive.line, f"{message}: nginx would refuse this config")
+    return ConfigError(directive.file, directive.line, f"{message} — nginx would refuse this config")
 
 
 def _check_server_args(directive: Directive) -> None:
@@ -348,8 +348,8 @@ def _check_server_args(directive: Directive) -> None:
                 raise _refuse(directive, f"invalid parameter \"{arg}\" in server {directive.args[0]}")
             continue
         if arg == "server" or (not equals and ":" in arg or re.fullmatch(r"[\d.]+", arg)):
-            raise _refuse(directive, f"invalid parameter \"{arg}\" in server {directive.args[0]} — is the \";\" "
-                                     f"missing at the end of line {directive.line}?")
+            raise _refuse(directive, f"invalid parameter \"{arg}\" in server {directive.args[0]} (is the \";\" "
+                                     f"missing at the end of line {directive.line}?)")
         raise _refuse(directive, f"invalid parameter \"{arg}\" in server {directive.args[0]} (known: "
                                  f"{', '.join(SERVER_PARAMS)}=…, {', '.join(SERVER_FLAGS)})")
 

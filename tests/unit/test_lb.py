@@ -615,7 +615,7 @@ def test_lint_shows_each_servers_own_file_and_line(tmp_path):
 
 @pytest.mark.parametrize("body,line,message", [
     ("  server 127.0.0.1:19001\n  server 127.0.0.1:19002;\n", 3,
-     'invalid parameter "server" in server 127.0.0.1:19001 — is the ";" missing at the end of line 3?'),
+     'invalid parameter "server" in server 127.0.0.1:19001 (is the ";" missing at the end of line 3?)'),
     ("  server 127.0.0.1:19001 wieght=2;\n", 3, 'invalid parameter "wieght=2" in server 127.0.0.1:19001'),
     ("  server 127.0.0.1:19001 weight=two;\n", 3, 'invalid parameter "weight=two"'),
     ("  server 127.0.0.1:19001;\n  serverr 127.0.0.1:19002;\n", 4, 'unknown directive "serverr" in upstream a'),
