@@ -158,7 +158,12 @@ async def _pool_from_http(check, ctx, deadline: Deadline) -> Pool:
     ip, _ = await resolve_host(ctx, url.host, deadline)
     headers = []
     if check.options.auth_env:
-        secret = ctx.secret(check.options.auth_env) or ""
+        secret = ctx.secret(check.options.auth_env)
+        if not secret or ":" not in secret:  # else: "Illegal header value b'Basic '" from deep down
+            what = "is not set" if secret is None else "is empty" if not secret else "is not user:password"
+            raise ProbeFailure(ErrorKind.AUTH, f"{check.options.auth_env} {what}: set it to the user:password of "
+                               "the stats page's `stats auth` line", key_fact="no credentials",
+                               status=Status.UNKNOWN)
         headers.append(("Authorization", "Basic " + base64.b64encode(secret.encode()).decode()))
     context = ctx.ssl_context() if url.scheme == "https" else None
     try:
@@ -170,9 +175,9 @@ async def _pool_from_http(check, ctx, deadline: Deadline) -> Pool:
         failure.detail = f"cannot read the pool: {failure.detail}"
         raise
     if response.status == 401:
-        hint = "the credentials in " + check.options.auth_env if check.options.auth_env else \
+        hint = "check the credentials in " + check.options.auth_env if check.options.auth_env else \
             "set auth_env to a variable holding user:password"
-        raise ProbeFailure(ErrorKind.AUTH, f"the stats page asks for a login (401): check {hint}",
+        raise ProbeFailure(ErrorKind.AUTH, f"the stats page asks for a login (401): {hint}",
                            key_fact="401", status=Status.UNKNOWN)
     if response.status != 200:
         raise ProbeFailure(ErrorKind.HTTP_STATUS, f"the stats page answered {response.status_text}, not the CSV",
@@ -194,7 +199,7 @@ async def probe(check, ctx) -> Result:
     except StatsError as exc:
         raise ProbeFailure(ErrorKind.PROTOCOL, f"cannot read the pool from {source}: {exc}",
                            key_fact="unreadable", status=Status.UNKNOWN) from None
-    if pool.servers and all(s.address is None for s in pool.servers):
+    if pool.servers and all(s.address is None and not s.address_note for s in pool.servers):
         raise ProbeFailure(ErrorKind.CONFIG, f"pool {pool.name}: the stats CSV hides server addresses, so the "
                            f"pool cannot be compared with the backends — {SHOW_LEGENDS_FIX}",
                            key_fact="no addresses", status=Status.UNKNOWN,

@@ -67,7 +67,10 @@ async def probe(check, ctx) -> Result:
     options: NginxOptions = check.options
     deadline = Deadline(check.timeout)
     config = await _load(check.address)
-    found = nginx_conf.upstreams(config)
+    try:
+        found = nginx_conf.upstreams(config)
+    except nginx_conf.ConfigError as exc:  # a bad server line or upstream directive
+        raise ProbeFailure(ErrorKind.CONFIG, f"nginx config error at {exc}", key_fact="config error") from None
     upstream = found.get(options.upstream)
     if upstream is None:
         names = sorted(found)
@@ -83,7 +86,7 @@ async def probe(check, ctx) -> Result:
                 resolved[server.host] = (await ctx.resolve(server.host, max(0.05, deadline.remaining()))).ip
             except ResolveError as exc:
                 notes.append(f"{exc} (nginx would refuse to start: host not found in upstream)")
-    pool = nginx_conf.pool_of(upstream, resolved)
+    pool = nginx_conf.pool_of(upstream, resolved, config.main)
     declared = await resolve_declared(ctx, options.backends, max(0.05, deadline.remaining()))
     judged = judge_pool(pool, declared)
     status, detail, kind, key_fact = judged.status, judged.detail, judged.kind, judged.key_fact
@@ -93,9 +96,10 @@ async def probe(check, ctx) -> Result:
         facts["pool"]["notes"] = notes
         if status is Status.OK:
             status, kind, detail = Status.WARN, ErrorKind.CONFIG, f"{detail}; {notes[0]}"
-    if not upstream.used_by and status is Status.OK:
-        status, kind = Status.WARN, ErrorKind.CONFIG
-        detail += f"; no proxy_pass uses upstream {upstream.name}, so traffic goes elsewhere"
+    if not upstream.used_by:  # as in the gate: the users' traffic does not reach the declared backends
+        status, kind, key_fact = Status.CRIT, ErrorKind.POOL, "unrouted"
+        detail = f"nothing routes to upstream {upstream.name} (no proxy_pass/grpc_pass/... names it), so users' " \
+                 f"traffic does not reach the declared backends; {detail}"
     if options.status_url is not None:
         stub, failure = await _stub_status(check, ctx, deadline)
         if failure is not None:  # nginx itself is not answering: that outranks what the file says
@@ -106,8 +110,7 @@ async def probe(check, ctx) -> Result:
             dropped = stub["accepts"] - stub["handled"]
             status, kind = Status.WARN, ErrorKind.SATURATED
             detail += f"; nginx dropped {dropped} connections (worker_connections or a resource limit)"
-        else:
-            detail += f"; {stub['active']} active connections"
+        # the connection numbers stay in the facts: the summary is about the pool
     return result(check, status, detail, latency_ms=deadline.elapsed_ms(), key_fact=key_fact, facts=facts,
                   kind=kind)
 

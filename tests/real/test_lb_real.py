@@ -15,7 +15,7 @@ import pytest
 
 from stackscope.model import ErrorKind, Status
 from tests.conftest import run_cli, write_layout
-from tests.servers.base import free_port, free_port_range, wait_until
+from tests.servers.base import free_port, free_port_range, require_binary, wait_until
 from tests.servers.haproxy import Haproxy
 from tests.servers.nginx import Nginx
 from tests.servers.pyservers import PyServers, garbage, hang_up
@@ -75,7 +75,7 @@ def web(tmp_path_factory):
 
 
 def haproxy_body(web: dict, servers: list[int], *, check_path: str = "/health", stats_extra: str = "",
-                 legends: bool = True) -> tuple[str, dict[str, int]]:
+                 legends: bool = True, extra_servers: str = "") -> tuple[str, dict[str, int]]:
     ports = {"frontend": free_port(), "stats": free_port()}
     lines = "\n".join(f"    server s{i + 1} 127.0.0.1:{port} check inter 100ms fall 1 rise 1"
                       for i, port in enumerate(servers))
@@ -92,6 +92,7 @@ frontend web
 backend auth_servers
     option httpchk GET {check_path}
 {lines}
+{extra_servers}
 """
     return body, ports
 
@@ -120,9 +121,17 @@ def haproxies(tmp_path_factory, web):
         "auth": start_haproxy(tmp_path_factory, web, "auth", b, up3,
                               stats_extra="stats auth monitor:Str0ng-stats-pw"),
         "nolegends": start_haproxy(tmp_path_factory, web, "nolegends", b, up3, legends=False),
+        "allmaint": start_haproxy(tmp_path_factory, web, "allmaint", b, up3),
+        "backup": start_haproxy(tmp_path_factory, web, "backup", b, {**up3, "spare": "UP"},
+                                extra_servers=f"    server spare 127.0.0.1:{d[0]} check backup inter 100ms "
+                                              "fall 1 rise 1"),
     }
     instances["maint"].admin("set server auth_servers/s2 state maint")
     wait_until(lambda: instances["maint"].server_states("auth_servers")["s2"] == "MAINT", 5, "s2 in MAINT")
+    for name in ("s1", "s2", "s3"):
+        instances["allmaint"].admin(f"set server auth_servers/{name} state maint")
+    wait_until(lambda: set(instances["allmaint"].server_states("auth_servers").values()) == {"MAINT"}, 5,
+               "every server in MAINT")
     yield instances
     for proxy in instances.values():
         proxy.stop()
@@ -255,6 +264,42 @@ async def test_one_server_in_maintenance_is_a_warning(web, haproxies):
     assert diagnosis.verdict.layer == "Load balancer" and diagnosis.verdict.status is Status.WARN
 
 
+async def test_every_declared_backend_in_maintenance_is_not_called_a_health_check_fault(web, haproxies):
+    diagnosis = await run_layout(layout_yaml(web, lb_checks=lb_checks(haproxies["allmaint"], samples=2)))
+    verdict = diagnosis.verdict
+    assert verdict.layer == "Load balancer" and verdict.status is Status.CRIT
+    assert verdict.summary == ("Load balancer: every declared backend is in maintenance (MAINT) on the LB while "
+                               "each answers 200 directly")
+    assert not any("health check is wrong" in item for item in verdict.evidence)
+    # the frontend's 503 (HAProxy's own page, no identity header) convicts no server
+    assert not any("without X-Served-By" in item for item in verdict.evidence)
+
+
+async def test_undeclared_backup_is_a_warning_live_and_in_lint(web, haproxies, tmp_path):
+    proxy = haproxies["backup"]
+    d = web["d"]
+    words = f"127.0.0.1:{d[0]} (spare, backup) is not a declared backend — it takes traffic when the primaries fail"
+    for source in (f"http://127.0.0.1:{proxy.ports_by_name['stats']}/stats;csv", f"unix:{proxy.admin_socket}"):
+        result = pool_result(await run_layout(layout_yaml(web, lb_checks=lb_checks(proxy, samples=1,
+                                                                                   source=source))))
+        assert result.status is Status.WARN and words in result.detail, (source, result.detail)
+    checks = "      - haproxy: unix:/nonexistent.sock\n        backend: auth_servers\n"
+    layout = write_layout(tmp_path, layout_yaml(web, lb_checks=checks))
+    lint = run_cli("lint", str(layout), "--lb-config", str(proxy.conf))
+    assert lint.returncode == 1 and words in lint.stdout, lint.stdout + lint.stderr
+
+
+async def test_stats_auth_variable_empty_or_without_a_colon(web, haproxies):
+    proxy = haproxies["auth"]
+    text = layout_yaml(web, lb_checks=lb_checks(proxy, samples=1, extra="        auth_env: STATS_AUTH\n"))
+    for value, words in (("", "STATS_AUTH is empty"), ("monitor", "STATS_AUTH is not user:password")):
+        result = pool_result(await run_layout(text, environ={"STATS_AUTH": value}))
+        assert result.status is Status.UNKNOWN and result.error_kind is ErrorKind.AUTH
+        assert words in result.detail and "Illegal header" not in result.detail
+    wrong = pool_result(await run_layout(text, environ={"STATS_AUTH": "monitor:wrong"}))
+    assert "asks for a login (401): check the credentials in STATS_AUTH" in wrong.detail
+
+
 async def test_stats_behind_basic_auth(web, haproxies, tmp_path):
     proxy = haproxies["auth"]
     without = await run_layout(layout_yaml(web, lb_checks=lb_checks(proxy, samples=1)))
@@ -336,8 +381,8 @@ async def test_nginx_pool_matches_the_declared_backends(web):
     assert pool["servers"][0]["check"] == "max_fails=3 fail_timeout=5s"
     assert any(f"server 127.0.0.1:{web['nginx_lb']} (auth.stackscope.test) location /" in use
                for use in pool["used_by"])
-    assert result.facts["stub_status"]["accepts"] >= 1
-    assert "active connections" in result.detail
+    assert result.facts["stub_status"]["accepts"] >= 1 and result.facts["stub_status"]["active"] >= 1
+    assert "active connections" not in result.detail  # stub_status numbers stay in the facts
 
 
 async def test_nginx_upstream_drift(web):
@@ -423,3 +468,95 @@ def test_lint_gate_on_the_configs_the_servers_run(web, haproxies, tmp_path):
     unknown = run_cli("lint", str(layout), "--lb-config", web["conf"], "--pool", "nope")
     assert unknown.returncode == 3 and "has no upstream 'nope'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def lint_layout(web, tmp_path, kind: str = "haproxy"):
+    check = "      - haproxy: unix:/nonexistent.sock\n        backend: auth_servers\n" if kind == "haproxy" else \
+        "      - nginx: /nonexistent.conf\n        upstream: auth_servers\n"
+    return write_layout(tmp_path, layout_yaml(web, lb_checks=check))
+
+
+@pytest.mark.parametrize("case", ["template", "default-server", "no port", "offset", "env", "duplicate",
+                                  "unrouted"])
+def test_lint_agrees_with_haproxy_c(web, tmp_path, case):
+    """Configs HAProxy itself accepts are judged, not refused; the one it refuses is an error."""
+    b, d = web["b"], web["d"]
+    third = {"no port": "127.0.0.1", "offset": "127.0.0.1:+1", "env": "${AUTH3}:%d" % b[2]}.get(case,
+                                                                                             f"127.0.0.1:{b[2]}")
+    backend = (f"backend auth_servers\n    server s1 127.0.0.1:{b[0]} check\n    server s2 127.0.0.1:{b[1]} check\n"
+               f"    server s3 {third} check" + (f" port {b[2]}" if case in ("no port", "offset") else "") + "\n")
+    if case == "template":
+        backend += f"    server-template srv 1-2 127.0.0.1:{d[0]} check\n"
+    if case == "default-server":
+        backend = backend.replace("check\n", "check\n", 1).replace(
+            "backend auth_servers\n", "backend auth_servers\n    default-server disabled\n") \
+            .replace(f"127.0.0.1:{b[0]} check", f"127.0.0.1:{b[0]} check enabled") \
+            .replace(f"127.0.0.1:{b[1]} check", f"127.0.0.1:{b[1]} check enabled")
+    if case == "duplicate":
+        backend += f"backend auth_servers\n    server evil 127.0.0.1:{d[0]}\n"
+    target = "other" if case == "unrouted" else "auth_servers"
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text("defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n"
+                   f"frontend web\n    bind 127.0.0.1:{free_port()}\n    default_backend {target}\n"
+                   f"backend other\n    server o1 127.0.0.1:{d[1]}\n" + backend)
+    env = {"AUTH3": "127.0.0.1"}
+    haproxy = subprocess.run([require_binary("haproxy", "/usr/sbin/haproxy"), "-c", "-f", str(cfg)], capture_output=True, text=True,
+                             env={**__import__("os").environ, **env})
+    lint = run_cli("lint", str(lint_layout(web, tmp_path)), "--lb-config", str(cfg), env=env)
+    out = lint.stdout + lint.stderr
+    assert "Traceback" not in out
+    if case == "duplicate":
+        assert haproxy.returncode != 0
+        assert lint.returncode == 3 and "backend 'auth_servers' is already defined" in lint.stderr
+        return
+    assert haproxy.returncode == 0, haproxy.stdout + haproxy.stderr
+    expect = {"template": (2, f"routes to 127.0.0.1:{d[0]}"), "default-server": (1, "s3 disabled (config)"),
+              "no port": (1, "the address of s3 is unknown (no port"),
+              "offset": (1, "the address of s3 is unknown (port offset +1"),
+              "env": (1, "the address of s3 is unknown (set from the environment (AUTH3)"),
+              "unrouted": (2, "nothing routes to pool auth_servers")}[case]
+    assert lint.returncode == expect[0] and expect[1] in lint.stdout, out
+
+
+@pytest.mark.parametrize("upstream,server_block,line,words", [
+    ("server 127.0.0.1:{b0}\n        server 127.0.0.1:{b1};", "", 3, 'invalid parameter "server"'),
+    ("server 127.0.0.1:{b0} wieght=2;", "", 3, 'invalid parameter "wieght=2"'),
+    ("server 127.0.0.1:{b0};\n        serverr 127.0.0.1:{b1};", "", 4, 'unknown directive "serverr"'),
+    ("server 127.0.0.1:{b0};", "location /p {{ proxy_pass http://auth_servers:8080; }}", 6,
+     'upstream "auth_servers" may not have port 8080'),
+])
+def test_lint_agrees_with_nginx_t(web, tmp_path, upstream, server_block, line, words):
+    b = web["b"]
+    body = (f"events {{ }}\nhttp {{\n    upstream auth_servers {{\n        "
+            + upstream.format(b0=b[0], b1=b[1]) + "\n    }\n"
+            + f"    server {{ listen 127.0.0.1:{free_port()}; location / {{ proxy_pass http://auth_servers; }}\n"
+            + "        " + server_block.format() + "\n    }\n}\n")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"pid {tmp_path}/nginx.pid;\n" + body)
+    line += 2  # the pid and events lines
+    test = subprocess.run([require_binary("nginx", "/usr/sbin/nginx"), "-t", "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")],
+                          capture_output=True, text=True)
+    assert test.returncode != 0, test.stderr
+    lint = run_cli("lint", str(lint_layout(web, tmp_path, "nginx")), "--lb-config", str(conf))
+    assert lint.returncode == 3, lint.stdout + lint.stderr
+    assert f"{conf}:{line}: " in lint.stderr and words in lint.stderr and "Traceback" not in lint.stderr
+    # nginx names the same line; for two merged server lines, the line where the merged one ends
+    merged = words == 'invalid parameter "server"'
+    assert f"nginx.conf:{line + 1 if merged else line}" in test.stderr, test.stderr
+
+
+def test_lint_on_nginx_dash_T_shows_the_real_lines(web, tmp_path):
+    nginx = web["nginx"]
+    dump = subprocess.run([nginx.binary, "-T", "-p", str(nginx.workdir), "-c", web["conf"], "-e",
+                           str(nginx.workdir / "error.log")], capture_output=True, text=True, check=True).stdout
+    saved = tmp_path / "nginx-T.txt"
+    saved.write_text(dump)
+    layout = str(lint_layout(web, tmp_path, "nginx"))
+    from_file = run_cli("lint", layout, "--lb-config", web["conf"])
+    from_dump = run_cli("lint", layout, "--lb-config", str(saved))
+    assert from_file.returncode == from_dump.returncode == 0, from_file.stdout + from_dump.stdout
+    rows = [line for line in from_file.stdout.splitlines() if line.startswith("  = ")]
+    assert rows and rows == [line for line in from_dump.stdout.splitlines() if line.startswith("  = ")]
+    first = next(n for n, text in enumerate(open(web["conf"]).read().splitlines(), 1)
+                 if f"server 127.0.0.1:{web['b'][0]}" in text)
+    assert f"[nginx.conf:{first}]" in rows[0]
