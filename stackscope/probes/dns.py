@@ -8,6 +8,7 @@ servers blurring which one is broken.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 import dns.asyncquery
@@ -19,6 +20,7 @@ import dns.rdatatype
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, describe_os_error, result
+from stackscope.safetext import terminal_safe
 from stackscope.schema import Address, AddressKind, CheckSpec, Choice, HostnameKind, TextList, option
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "PTR", "CAA")
@@ -50,12 +52,28 @@ def _server(check, ctx) -> Address:
     return Address(str(nameservers[0]), 53)
 
 
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_ALL_QUOTED = re.compile(r'^\s*(?:"(?:[^"\\]|\\.)*"\s*)+$')
+
+
+def _txt(rdata) -> str:
+    """A TXT record as the text it carries: its strings joined (a long SPF or DKIM value is
+    split in 255-byte strings), without the zone-file quotes, control characters replaced."""
+    return terminal_safe(b"".join(rdata.strings).decode("utf-8", "backslashreplace"))
+
+
 def _normalise(value: str, record: str) -> str:
     if record in ("A", "AAAA"):
         try:
             return str(ipaddress.ip_address(value))
         except ValueError:
             return value
+    if record == "TXT":
+        # case matters in TXT (DKIM keys); an expectation written in zone-file form,
+        # '"v=DKIM1; " "p=…"', means the strings joined
+        if _ALL_QUOTED.match(value):
+            return "".join(re.sub(r"\\(.)", r"\1", part) for part in _QUOTED.findall(value))
+        return value
     return value.lower().rstrip(".")
 
 
@@ -103,7 +121,10 @@ async def probe(check, ctx) -> Result:
             continue
         ttl = rrset.ttl if ttl is None else min(ttl, rrset.ttl)
         for rdata in rrset:
-            answers.append(rdata.address if record in ("A", "AAAA") else rdata.to_text())
+            if record in ("A", "AAAA"):
+                answers.append(rdata.address)
+            else:
+                answers.append(_txt(rdata) if record == "TXT" else rdata.to_text())
     facts.update({"answers": answers, "ttl": ttl})
     if chain:
         facts["cname_chain"] = chain

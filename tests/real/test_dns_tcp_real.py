@@ -26,7 +26,9 @@ def silent_udp():
 def dnsmasq(tmp_path_factory, silent_udp):
     server = Dnsmasq(tmp_path_factory.mktemp("dnsmasq"),
                      {"api.stackscope.test": "127.0.0.10", "multi.stackscope.test": "127.0.0.11"},
-                     silent_port=silent_udp).start()
+                     silent_port=silent_udp,
+                     txt={"spf.stackscope.test": ["v=spf1 -all"],
+                          "dkim.stackscope.test": ["v=DKIM1; k=rsa; ", "p=MIGfMA0GCSq"]}).start()
     yield server
     server.stop()
 
@@ -163,3 +165,22 @@ async def test_tcp_hostname_via_resolver(dnsmasq):
     assert result.error_kind is ErrorKind.REFUSED
     assert result.facts["resolved"]["address"] == "127.0.0.10"
     assert "(127.0.0.10)" in result.detail
+
+
+async def test_dns_txt_answers_are_the_text_not_zone_file_quotes(dnsmasq):
+    result = await probe({"dns": "spf.stackscope.test", "record": "TXT", "server": dnsmasq.address,
+                          "expect": "v=spf1 -all"})
+    assert result.status is Status.OK, result.detail
+    assert result.facts["answers"] == ["v=spf1 -all"]
+
+
+@pytest.mark.parametrize("expect,ok", [
+    ("v=DKIM1; k=rsa; p=MIGfMA0GCSq", True),              # the strings joined
+    ('"v=DKIM1; k=rsa; " "p=MIGfMA0GCSq"', True),        # zone-file form
+    ("v=dkim1; k=rsa; p=migfma0gcsq", False),            # TXT is case-sensitive
+])
+async def test_dns_txt_split_strings_join(dnsmasq, expect, ok):
+    result = await probe({"dns": "dkim.stackscope.test", "record": "TXT", "server": dnsmasq.address,
+                          "expect": [expect]})
+    assert (result.status is Status.OK) is ok, result.detail
+    assert result.facts["answers"] == ["v=DKIM1; k=rsa; p=MIGfMA0GCSq"]

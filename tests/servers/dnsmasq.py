@@ -16,7 +16,7 @@ class Dnsmasq:
     """
 
     def __init__(self, workdir: Path, records: dict[str, str], zone: str = "stackscope.test",
-                 silent_port: int | None = None, ttl: int = 30) -> None:
+                 silent_port: int | None = None, ttl: int = 30, txt: dict[str, list[str]] | None = None) -> None:
         self.binary = require_binary("dnsmasq", "/usr/sbin/dnsmasq")
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -31,6 +31,8 @@ class Dnsmasq:
             lines += ["user=nobody", "group=nogroup"]
         for name, address in records.items():
             lines.append(f"host-record={name},{address}")
+        for name, strings in (txt or {}).items():  # each item one character-string of the record
+            lines.append(f"txt-record={name}," + ",".join(f'"{text}"' for text in strings))
         if silent_port is not None:
             lines.append(f"server=/broken.{zone}/{LOOPBACK}#{silent_port}")
         self.conf = workdir / "dnsmasq.conf"
