@@ -137,7 +137,9 @@ def _cmd_lint(args: argparse.Namespace) -> int:
         return EXIT_UNKNOWN
     checks = sum(len(layer.checks) for layer in layout.layers)
     unset = sorted(name for name in layout.secret_env_names() if name not in os.environ)
-    print(f"{args.layout}: ok — {layout.name}: {len(layout.layers)} layers, {checks} checks")
+    layers = len(layout.layers)
+    print(f"{args.layout}: ok — {layout.name}: {layers} layer{'' if layers == 1 else 's'}, "
+          f"{checks} check{'' if checks == 1 else 's'}")
     if unset:
         print(f"note: {', '.join(unset)} not set here; `check` and `watch` will need "
               f"{'it' if len(unset) == 1 else 'them'}")

@@ -98,3 +98,18 @@ def test_usage_errors_exit_unknown_not_critical(args):
     done = run_cli(*args)
     assert done.returncode == 3, done.stderr  # 2 would read as CRITICAL to Nagios/Icinga
     assert "usage:" in done.stderr and "error:" in done.stderr
+
+
+def test_lint_counts_in_the_singular(tmp_path):
+    path = write_layout(tmp_path, "name: one\nlayers:\n  - name: A\n    role: db\n    checks:\n"
+                                  "      - tcp: 127.0.0.1:1\n")
+    done = run_cli("lint", str(path))
+    assert done.returncode == 0 and "ok — one: 1 layer, 1 check" in done.stdout
+
+
+def test_lint_refuses_a_header_http_cannot_carry(tmp_path):
+    path = write_layout(tmp_path, "name: h\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
+                                  "      - http: http://127.0.0.1:1/\n        headers: {Bad Header: x}\n")
+    done = run_cli("lint", str(path))
+    assert done.returncode == 3
+    assert ":7: " in done.stderr and "'Bad Header' is not a valid HTTP header name" in done.stderr
