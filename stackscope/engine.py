@@ -22,7 +22,7 @@ from stackscope.model import ErrorKind, Result, Snapshot, Status
 from stackscope.probes import spec_for
 from stackscope.probes.common import ProbeFailure, timeout_scope
 from stackscope.probes.context import ProbeContext
-from stackscope.redact import Redactor
+from stackscope.redact import NOTHING, activated
 from stackscope.schema import format_duration
 
 MAX_CONCURRENCY = 1024
@@ -94,7 +94,7 @@ class Engine:
         self.clock = clock
         environ = os.environ if environ is None else environ
         self.context = ProbeContext(layout.resolver, environ, layout)
-        self.redactor = Redactor.for_layout(layout, environ)
+        self.redactor = self.context.redactor
         self.concurrency = concurrency or default_concurrency()
         self._semaphore = asyncio.Semaphore(self.concurrency)
         self._round_lock = asyncio.Lock()
@@ -179,8 +179,10 @@ async def probe_check(check: Check, context: ProbeContext) -> Result:
 
     try:
         probe = spec_for(check.type).probe
-        async with timeout_scope(check.timeout + TIMEOUT_GRACE):
-            return await probe(check, context)
+        # server text is masked while the probe still has it whole (printable, redact.py)
+        with activated(getattr(context, "redactor", NOTHING)):
+            async with timeout_scope(check.timeout + TIMEOUT_GRACE):
+                return await probe(check, context)
     except ProbeFailure as failure:
         return Result(check.id, failure.status, failure.detail, latency_ms=None, key_fact=failure.key_fact,
                       facts=failure.facts, error_kind=failure.kind)

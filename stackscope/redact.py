@@ -4,21 +4,31 @@ Secrets reach stackscope only through environment variables named in the layout.
 engine passes every Result through a Redactor before anyone else sees it, so a server
 that echoes a password back in an error message, or a probe that puts one in a fact,
 still cannot leak it into the TUI, a report, the timeline or a log.
+
+That last pass cannot see a secret a probe already cut short ("id=correct-hor…"), so
+text a server sent is redacted *before* it is shortened: the engine makes the probe's
+redactor the `active()` one while the probe runs, and `probes.common.printable` (the one
+function that renders and truncates server bytes) applies it first. As a second line of
+defence the Redactor also masks a secret prefix left in front of a truncation mark.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import dataclasses
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 if TYPE_CHECKING:
     from stackscope.layout import Layout
     from stackscope.model import Result
 
 MASK = "«redacted»"
-# Shorter values would shred ordinary words; a secret this short protects nothing anyway.
-MIN_SECRET_LENGTH = 4
+ELLIPSIS = "…"
+# A prefix this long in front of a truncation mark is masked; shorter ones would make
+# every "…" after an ordinary word eat the word (a 1-2 character prefix says little).
+MIN_PREFIX = 3
 
 
 class Redactor:
@@ -29,10 +39,15 @@ class Redactor:
                 continue
             variants.add(secret)
             variants.add(base64.b64encode(secret.encode()).decode())
+            variants.add(secret.encode().decode("latin-1"))  # how printable() shows non-ASCII bytes
             if ":" in secret:  # user:password -> the password alone is secret too
                 variants.add(secret.split(":", 1)[1])
-        # longest first, so a secret containing another is masked whole
-        self._secrets = sorted((v for v in variants if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+        variants.discard("")
+        # Every length is masked: a secret in output is never acceptable, however short it
+        # is (a 3-character Redis password echoed in an error is still the password).
+        # Longest first, so a secret containing another is masked whole.
+        self._secrets = sorted(variants, key=len, reverse=True)
+        self.longest = len(self._secrets[0]) if self._secrets else 0
 
     @classmethod
     def for_layout(cls, layout: Layout, environ: Mapping[str, str]) -> Redactor:
@@ -45,7 +60,34 @@ class Redactor:
         for secret in self._secrets:
             if secret in value:
                 value = value.replace(secret, MASK)
+        if ELLIPSIS in value:
+            value = self._cut_prefixes(value)
         return value
+
+    def spans(self, value: str) -> list[tuple[int, int]]:
+        """(start, end) of every secret in `value`, longest secrets first, never overlapping."""
+        taken: list[tuple[int, int]] = []
+        for secret in self._secrets:
+            start = value.find(secret)
+            while start >= 0:  # each step moves past a match: at most len(value) steps
+                end = start + len(secret)
+                if not any(start < b and a < end for a, b in taken):
+                    taken.append((start, end))
+                start = value.find(secret, start + 1)
+        return sorted(taken)
+
+    def _cut_prefixes(self, value: str) -> str:
+        """Mask the start of a secret left in front of a truncation mark ("pw=hunt…")."""
+        pieces = value.split(ELLIPSIS)
+        for i, piece in enumerate(pieces[:-1]):
+            for secret in self._secrets:
+                shortest = min(MIN_PREFIX, len(secret))
+                cut = next((k for k in range(len(secret) - 1, shortest - 1, -1) if piece.endswith(secret[:k])), 0)
+                if cut:
+                    piece = piece[:-cut] + MASK
+                    break
+            pieces[i] = piece
+        return ELLIPSIS.join(pieces)
 
     def value(self, value: Any) -> Any:
         if not self._secrets:
@@ -63,3 +105,22 @@ class Redactor:
             return result
         return dataclasses.replace(result, detail=self.text(result.detail), key_fact=self.text(result.key_fact),
                                    facts=self.value(dict(result.facts)))
+
+
+NOTHING = Redactor()
+_active: contextvars.ContextVar[Redactor] = contextvars.ContextVar("stackscope_redactor", default=NOTHING)
+
+
+def active() -> Redactor:
+    """The redactor of the probe running in this task (one that masks nothing outside a probe)."""
+    return _active.get()
+
+
+@contextlib.contextmanager
+def activated(redactor: Redactor) -> Iterator[None]:
+    """Make `redactor` the active one for the code (and the tasks it starts) inside."""
+    token = _active.set(redactor)
+    try:
+        yield
+    finally:
+        _active.reset(token)

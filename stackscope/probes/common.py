@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Mapping
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.context import ProbeContext, ResolveError
+from stackscope.redact import MASK, active as active_redactor
 from stackscope.schema import format_duration
 
 
@@ -141,24 +142,44 @@ async def open_connection(host: str, port: int, deadline: Deadline, *, where: st
         raise ProbeFailure(kind, detail, key_fact=key_fact) from None
 
 
+class Conversation:
+    """One wire-protocol connection and the step it is at.
+
+    Mutable on purpose (unlike the frozen data elsewhere): the probe moves `awaiting` along
+    as the protocol advances, so a timeout names the step that stalled ("answer INFO", not
+    "answer PING" after the PONG came). `timeout_detail`, when set, replaces the whole
+    sentence (for "nothing greeted" when the server should have spoken first).
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, awaiting: str) -> None:
+        self.reader, self.writer = reader, writer
+        self.awaiting = awaiting
+        self.timeout_detail: str | None = None
+
+
 @contextlib.asynccontextmanager
 async def conversation(ip: str, port: int, deadline: Deadline, facts: dict[str, Any], *, where: str,
                        awaiting: str, goodbye: bytes = b"",
-                       ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+                       ) -> AsyncIterator[Conversation]:
     """A connection for a wire-protocol probe that lives and dies with the probe's deadline.
 
     A server that accepts and then goes quiet mid-protocol becomes a TIMEOUT failure naming what
-    the probe was waiting for. The socket is always aborted (no lingering close handshake with a
-    hung peer), after `goodbye` so a healthy server logs a clean disconnect, not a dropped client.
+    the probe was waiting for at that step. The socket is always aborted (no lingering close
+    handshake with a hung peer), after `goodbye` so a healthy server logs a clean disconnect, not
+    a dropped client.
     """
     writer = None
+    talk: Conversation | None = None
     try:
         async with timeout_scope(deadline.remaining()):
             reader, writer = await open_connection(ip, port, deadline, where=where)
-            yield reader, writer
+            talk = Conversation(reader, writer, awaiting)
+            yield talk
     except TimeoutError:
-        raise ProbeFailure(ErrorKind.TIMEOUT, f"{where} accepted the connection but did not {awaiting} "
-                           f"within {deadline.text}", key_fact="no answer", facts=facts) from None
+        step = talk.awaiting if talk is not None else awaiting
+        detail = (talk.timeout_detail if talk is not None and talk.timeout_detail else
+                  f"{where} accepted the connection but did not {step} within {deadline.text}")
+        raise ProbeFailure(ErrorKind.TIMEOUT, detail, key_fact="no answer", facts=facts) from None
     finally:
         if writer is not None:
             if goodbye:
@@ -195,11 +216,36 @@ async def read_exactly(reader: asyncio.StreamReader, n: int, deadline: Deadline,
         raise ProbeFailure(kind, detail, key_fact=key_fact) from None
 
 
+async def read_some(reader: asyncio.StreamReader, deadline: Deadline, n: int = 63, wait: float = 0.2) -> bytes:
+    """Up to n more bytes if they come within `wait`: enough to name what answered, never a hang."""
+    try:
+        async with timeout_scope(max(0.0, min(wait, deadline.remaining()))):
+            return await reader.read(n)
+    except (TimeoutError, OSError):
+        return b""
+
+
 def printable(data: bytes, limit: int = 40) -> str:
-    """A short, safe rendering of bytes a server sent, for 'what answered' messages."""
-    text = data[:limit].decode("latin-1")
-    shown = "".join(ch if 32 <= ord(ch) < 127 else "·" for ch in text)
-    return shown + ("…" if len(data) > limit else "")
+    """A short, safe rendering of bytes a server sent, for 'what answered' messages.
+
+    Safe twice over: control bytes become '·', and the running probe's secrets are
+    masked *before* the cut, since a secret cut in half ("pw=correct-hor…") is a prefix
+    that no later redaction could recognise. A secret that starts within the limit is
+    masked whole, wherever it ends.
+    """
+    redactor = active_redactor()
+    text = data[:limit + redactor.longest].decode("latin-1")
+    spans = {start: end for start, end in redactor.spans(text)}
+    shown, i = [], 0
+    while i < min(limit, len(text)):
+        if i in spans:
+            shown.append(MASK)
+            i = spans[i]
+            continue
+        ch = text[i]
+        shown.append(ch if 32 <= ord(ch) < 127 else "·")
+        i += 1
+    return "".join(shown) + ("…" if len(data) > max(i, limit) else "")
 
 
 def guess_protocol(data: bytes) -> str:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from stackscope.redact import Redactor
 from stackscope.schema import Address, format_duration, is_ip
 
 
@@ -40,6 +41,9 @@ class ProbeContext:
         self._environ = os.environ if environ is None else environ
         self._resolutions: dict[str, asyncio.Future[Resolved]] = {}
         self._ssl: dict[Any, ssl.SSLContext] = {}
+        # Built here, where the secrets are known, so that the engine masks results with it
+        # and probes mask server text with it before they shorten it (see redact.py).
+        self.redactor = Redactor.for_layout(layout, self._environ) if layout is not None else Redactor()
 
     # ------------------------------------------------------------------ secrets
     def secret(self, env_name: str) -> str | None:
