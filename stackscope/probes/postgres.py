@@ -24,16 +24,24 @@ from typing import Any
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import (
-    Deadline, ProbeFailure, describe_os_error, conversation, guess_protocol, printable, resolve_host, result,
-    timeout_scope,
+    Conversation, Deadline, ProbeFailure, describe_os_error, conversation, guess_protocol, printable, read_some,
+    resolve_host, result,
 )
 from stackscope.schema import AddressKind, Boolean, CheckSpec, Duration, EnvName, Text, option
 
 MAX_MESSAGE = 1024 * 1024  # no handshake message is anywhere near this
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 TERMINATE = b"X" + struct.pack("!i", 4)
+# Read-only, and runs for any role. The replay lag is 0 when everything received is
+# replayed: on an idle primary the last replayed transaction grows old while nothing is
+# behind. Whether the standby streams at all comes from pg_stat_wal_receiver: without
+# pg_read_all_stats (pg_monitor) a role sees the receiver's pid only (status is NULL), so
+# "a receiver exists" is what is judged, its status when visible.
 INFO_QUERY = ("SELECT 1, current_setting('server_version'), pg_is_in_recovery(), "
-              "extract(epoch from now() - pg_last_xact_replay_timestamp())")
+              "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+              "ELSE extract(epoch from now() - pg_last_xact_replay_timestamp()) END, "
+              "(SELECT count(*) FROM pg_stat_wal_receiver), (SELECT status FROM pg_stat_wal_receiver LIMIT 1)")
+MAX_SCRAM_ITERATIONS = 100_000  # PostgreSQL uses 4096; more is a server trying to stall the probe
 AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "SASL (SCRAM-SHA-256)", 7: "GSSAPI", 9: "SSPI"}
 
 
@@ -48,12 +56,17 @@ class PostgresOptions:
 
 
 class _Conn:
-    def __init__(self, reader, writer, deadline: Deadline, where: str) -> None:
-        self.reader, self.writer, self.deadline, self.where = reader, writer, deadline, where
+    def __init__(self, talk: Conversation, deadline: Deadline, where: str) -> None:
+        self.talk, self.reader, self.writer = talk, talk.reader, talk.writer
+        self.deadline, self.where = deadline, where
+
+    def awaiting(self, step: str) -> None:
+        """Name the step being waited on, for the timeout message."""
+        self.talk.awaiting = step
 
     async def read_message(self) -> tuple[bytes, bytes]:
         head = await self._exactly(5, "a reply")
-        kind, length = head[:1], struct.unpack("!i", head[1:])[0]
+        kind, length = head[:1], int.from_bytes(head[1:], "big", signed=True)
         if not (kind.isalpha() and 4 <= length <= MAX_MESSAGE):
             raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} is not PostgreSQL: it sent '{printable(head)}' "
                                f"({guess_protocol(head)} answered)", key_fact="not postgres")
@@ -102,13 +115,7 @@ async def _start_tls(conn: _Conn, host: str) -> None:
     if answer == b"N":
         return
     if answer != b"S":
-        rest = b""
-        try:
-            async with timeout_scope(min(0.2, conn.deadline.remaining())):
-                rest = await conn.reader.read(63)
-        except TimeoutError:
-            pass
-        data = answer + rest
+        data = answer + await read_some(conn.reader, conn.deadline)
         raise ProbeFailure(ErrorKind.PROTOCOL, f"{conn.where} is not PostgreSQL: it answered the SSL request with "
                            f"'{printable(data)}' ({guess_protocol(data)} answered)", key_fact="not postgres")
     context = ssl.create_default_context()
@@ -134,8 +141,8 @@ def _md5_password(user: str, password: str, salt: bytes) -> bytes:
 class _Scram:
     """SCRAM-SHA-256 (RFC 5802/7677) as PostgreSQL uses it: no channel binding."""
 
-    def __init__(self, password: str) -> None:
-        self.password = password
+    def __init__(self, password: str, where: str) -> None:
+        self.password, self.where = password, where
         self.nonce = base64.b64encode(os.urandom(18)).decode()
         self.first_bare = f"n=,r={self.nonce}"
         self.server_signature = b""
@@ -144,12 +151,37 @@ class _Scram:
         data = ("n,," + self.first_bare).encode()
         return _message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(data)) + data)
 
-    def final(self, server_first: str) -> bytes:
-        parts = dict(item.split("=", 1) for item in server_first.split(","))
-        nonce, salt, iterations = parts["r"], base64.b64decode(parts["s"]), int(parts["i"])
+    def _malformed(self, step: str, text: str) -> ProbeFailure:
+        return ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} sent a malformed SCRAM {step} message "
+                            f"'{printable(text.encode('utf-8', 'replace'))}'", key_fact="bad scram")
+
+    def _fields(self, step: str, text: str, needed: str) -> dict[str, str]:
+        fields = {}
+        for item in text.split(","):
+            key, eq, value = item.partition("=")
+            if not eq or len(key) != 1:
+                raise self._malformed(step, text)
+            fields[key] = value
+        if any(key not in fields for key in needed):
+            raise self._malformed(step, text)
+        return fields
+
+    async def final(self, server_first: str) -> bytes:
+        parts = self._fields("server-first", server_first, "rsi")
+        try:
+            nonce, salt, iterations = parts["r"], base64.b64decode(parts["s"], validate=True), int(parts["i"])
+        except ValueError:  # binascii.Error is a ValueError
+            raise self._malformed("server-first", server_first) from None
         if not nonce.startswith(self.nonce):
-            raise ProbeFailure(ErrorKind.AUTH, "the server's SCRAM nonce does not extend ours", key_fact="bad scram")
-        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(), salt, iterations)
+            raise ProbeFailure(ErrorKind.AUTH, f"{self.where}: the server's SCRAM nonce does not extend ours",
+                               key_fact="bad scram")
+        if iterations < 1:
+            raise self._malformed("server-first", server_first)
+        if iterations > MAX_SCRAM_ITERATIONS:
+            raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where}: server asks for {iterations} SCRAM iterations; "
+                               f"refusing more than {MAX_SCRAM_ITERATIONS}", key_fact="bad scram")
+        # in a thread: even the capped count must not stall every other probe on the loop
+        salted = await asyncio.to_thread(hashlib.pbkdf2_hmac, "sha256", self.password.encode(), salt, iterations)
         client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
         stored_key = hashlib.sha256(client_key).digest()
         without_proof = f"c=biws,r={nonce}"
@@ -161,9 +193,17 @@ class _Scram:
         return _message(b"p", f"{without_proof},p={base64.b64encode(proof).decode()}".encode())
 
     def verify(self, server_final: str) -> None:
-        parts = dict(item.split("=", 1) for item in server_final.split(","))
-        if base64.b64decode(parts.get("v", "")) != self.server_signature:
-            raise ProbeFailure(ErrorKind.AUTH, "the server's SCRAM signature is wrong (not the real server?)",
+        parts = self._fields("server-final", server_final, "")
+        if "e" in parts:
+            raise ProbeFailure(ErrorKind.AUTH, f"{self.where} refused the login: SCRAM error {parts['e']}",
+                               key_fact="login refused")
+        try:
+            signature = base64.b64decode(parts.get("v", ""), validate=True)
+        except ValueError:
+            raise self._malformed("server-final", server_final) from None
+        if signature != self.server_signature:
+            raise ProbeFailure(ErrorKind.AUTH, f"{self.where}: the server's SCRAM signature is wrong (not the real "
+                               "server?)",
                                key_fact="bad scram")
 
 
@@ -202,11 +242,13 @@ async def probe(check, ctx) -> Result:
     where = str(address)
     password = ctx.secret(options.password_env) if options.password_env else None
     async with conversation(ip, address.port, deadline, facts, where=where, awaiting="finish the handshake",
-                            goodbye=TERMINATE) as (reader, writer):
-        conn = _Conn(reader, writer, deadline, where)
+                            goodbye=TERMINATE) as talk:
+        conn = _Conn(talk, deadline, where)
         if options.ssl:
+            conn.awaiting("answer the SSL request")
             await _start_tls(conn, address.host)
-            facts["tls"] = bool(writer.get_extra_info("ssl_object"))
+            facts["tls"] = bool(conn.writer.get_extra_info("ssl_object"))
+        conn.awaiting("finish the handshake")
         await conn.send(_startup(options.user, options.database))
         return await _converse(check, conn, password, facts)
 
@@ -229,7 +271,9 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
             return result(check, Status.OK, f"{where} is {outcome}", latency_ms=conn.deadline.elapsed_ms(),
                           key_fact="up", facts=facts)
         if kind == b"R":
-            code = struct.unpack("!i", body[:4])[0]
+            if len(body) < 4:
+                raise _malformed(where, "authentication request", kind + body, facts)
+            code = int.from_bytes(body[:4], "big", signed=True)
             if code == 0:
                 continue  # authenticated (trust, or after a password): parameters follow
             if code in (3, 5, 10) and password is None:
@@ -240,17 +284,19 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
             if code == 3:
                 await conn.send(_message(b"p", password.encode() + b"\0"))
             elif code == 5:
+                if len(body) < 8:
+                    raise _malformed(where, "MD5 password request (no salt)", kind + body, facts)
                 await conn.send(_message(b"p", _md5_password(options.user, password, body[4:8])))
             elif code == 10:
                 if b"SCRAM-SHA-256" not in body:
                     raise ProbeFailure(ErrorKind.AUTH, f"{where} offers no SASL mechanism the probe speaks",
                                        key_fact="auth", facts=facts)
-                scram = _Scram(password)
+                scram = _Scram(password, where)
                 await conn.send(scram.first())
             elif code == 11 and scram is not None:
-                await conn.send(scram.final(body[4:].decode()))
+                await conn.send(await scram.final(body[4:].decode("utf-8", "replace")))
             elif code == 12 and scram is not None:
-                scram.verify(body[4:].decode())
+                scram.verify(body[4:].decode("utf-8", "replace"))
             else:
                 facts["auth"] = AUTH_NAMES.get(code, f"method {code}")
                 return result(check, Status.OK, f"{where} is accepting connections (asks for {facts['auth']}, which "
@@ -259,7 +305,7 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
             continue
         if kind == b"S":
             key, _, value = body.partition(b"\0")
-            params[key.decode()] = value.rstrip(b"\0").decode("utf-8", "replace")
+            params[key.decode("utf-8", "replace")] = value.rstrip(b"\0").decode("utf-8", "replace")
             continue
         if kind in (b"K", b"N"):
             continue
@@ -269,24 +315,65 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
                            key_fact="protocol", facts=facts)
     # Logged in (trust, or with the password): one read-only query.
     facts["server_version"] = params.get("server_version")
+    conn.awaiting("answer the query")
     row = await _query(conn, INFO_QUERY)
-    version, in_recovery, lag = row[1], row[2] == "t", row[3]
+    return judge_info(check, where, row, facts, conn.deadline.elapsed_ms())
+
+
+def judge_info(check, where: str, row: list[str | None], facts: dict[str, Any], latency: float) -> Result:
+    """Judge INFO_QUERY's row: primary, standby streaming (with its lag) or standby cut off."""
+    options: PostgresOptions = check.options
+    if len(row) < 6:
+        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered the query with {len(row)} columns (6 expected)",
+                           key_fact="protocol", facts=facts)
+    version, in_recovery, lag, receivers, receiver_status = row[1], row[2] == "t", row[3], row[4], row[5]
     facts.update({"server_version": version, "in_recovery": in_recovery, "logged_in_as": options.user})
-    latency = conn.deadline.elapsed_ms()
     if not in_recovery:
         return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, primary)",
                       latency_ms=latency, key_fact="primary", facts=facts)
-    if lag is None:
-        facts["replay_lag_s"] = None
+    try:
+        lag_s = None if lag is None else float(lag)
+    except ValueError:
+        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered the lag query with '{printable(lag.encode())}'",
+                           key_fact="protocol", facts=facts) from None
+    facts["replay_lag_s"] = None if lag_s is None else round(lag_s, 3)
+    # status is NULL for a role without pg_read_all_stats: then a running receiver is all we know
+    facts["wal_receiver"] = receiver_status or ("running (status hidden: grant pg_monitor)"
+                                                if receivers not in (None, "0") else "none")
+    if receivers in (None, "0") or receiver_status not in (None, "streaming"):
+        return result(check, Status.WARN, f"{where}: standby is not streaming from its primary (serving possibly "
+                      f"stale data; WAL receiver: {facts['wal_receiver']})", latency_ms=latency,
+                      key_fact="not streaming", facts=facts, kind=ErrorKind.STATE)
+    if lag_s is None:
         return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, standby; nothing "
                       "replayed yet)", latency_ms=latency, key_fact="standby", facts=facts)
-    lag_s = float(lag)
-    facts["replay_lag_s"] = round(lag_s, 3)
     if lag_s > options.max_lag:
         return result(check, Status.WARN, f"{where}: standby replay lags {lag_s:.0f}s (above {options.max_lag:g}s)",
                       latency_ms=latency, key_fact=f"lag {lag_s:.0f}s", facts=facts, kind=ErrorKind.STATE)
     return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, standby, replay lag "
                   f"{lag_s:.1f}s)", latency_ms=latency, key_fact=f"lag {lag_s:.0f}s", facts=facts)
+
+
+def _malformed(where: str, what: str, data: bytes, facts: dict[str, Any] | None = None) -> ProbeFailure:
+    return ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent a malformed {what}: '{printable(data)}' "
+                        f"({guess_protocol(data)} answered)", key_fact="not postgres", facts=facts)
+
+
+def parse_data_row(body: bytes, where: str) -> list[str | None]:
+    """A DataRow's values as text (None for NULL); a row that overruns its message is a failure."""
+    if len(body) < 2:
+        raise _malformed(where, "data row", b"D" + body)
+    count, pos, row = int.from_bytes(body[:2], "big", signed=True), 2, []
+    for _ in range(max(count, 0)):  # bounded: a count beyond the body fails below at once
+        if pos + 4 > len(body):
+            raise _malformed(where, "data row", b"D" + body)
+        size = int.from_bytes(body[pos:pos + 4], "big", signed=True)
+        pos += 4
+        if size > len(body) - pos:
+            raise _malformed(where, "data row", b"D" + body)
+        row.append(None if size < 0 else body[pos:pos + size].decode("utf-8", "replace"))
+        pos += max(size, 0)
+    return row
 
 
 async def _query(conn: _Conn, sql: str) -> list[str | None]:
@@ -296,13 +383,7 @@ async def _query(conn: _Conn, sql: str) -> list[str | None]:
     while True:
         kind, body = await conn.read_message()
         if kind == b"D":
-            count = struct.unpack("!h", body[:2])[0]
-            pos, row = 2, []
-            for _ in range(count):
-                size = struct.unpack("!i", body[pos:pos + 4])[0]
-                pos += 4
-                row.append(None if size < 0 else body[pos:pos + size].decode("utf-8", "replace"))
-                pos += max(size, 0)
+            row = parse_data_row(body, conn.where)
         elif kind == b"E":
             fields = parse_error(body)
             raise ProbeFailure(ErrorKind.STATE, f"{conn.where}: the query failed: {fields.get('M')} "
