@@ -22,11 +22,15 @@ from dataclasses import dataclass
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import (
-    Deadline, ProbeFailure, describe_os_error, conversation, guess_protocol, printable, resolve_host, result,
+    Conversation, Deadline, ProbeFailure, describe_os_error, conversation, guess_protocol, printable, read_some,
+    resolve_host, result,
 )
 from stackscope.schema import AddressKind, CheckSpec, EnvName, Text, option
 
 MAX_PACKET = 1024 * 1024
+# A greeting is ~100 bytes; a "packet" far longer than that is another protocol's bytes
+# read as a length (garbage 8f 01 02… would otherwise be waited on as a 131 KB packet).
+MAX_GREETING = 64 * 1024
 CLIENT_LONG_PASSWORD, CLIENT_PROTOCOL_41, CLIENT_TRANSACTIONS = 0x1, 0x200, 0x2000
 CLIENT_SECURE_CONNECTION, CLIENT_PLUGIN_AUTH = 0x8000, 0x80000
 CAPABILITIES = CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | \
@@ -55,18 +59,41 @@ class Greeting:
 
 
 class _Packets:
-    def __init__(self, reader, writer, where: str) -> None:
-        self.reader, self.writer, self.where = reader, writer, where
+    def __init__(self, talk: Conversation, deadline: Deadline, where: str) -> None:
+        self.talk, self.reader, self.writer, self.where = talk, talk.reader, talk.writer, where
+        self.deadline = deadline
         self.seq = 0
 
     async def read(self, what: str) -> bytes:
+        self.talk.awaiting = f"send {what}"
         head = await self._exactly(4, what)
+        self.talk.timeout_detail = None  # something came: a later timeout is mid-packet
         length = int.from_bytes(head[:3], "little")
         self.seq = (head[3] + 1) % 256
         if length > MAX_PACKET:
-            raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} is not MySQL: it sent '{printable(head)}' "
-                               f"({guess_protocol(head)} answered)", key_fact="not mysql")
+            raise await self._not_mysql(head)
         return await self._exactly(length, what, head)
+
+    async def greeting(self) -> bytes:
+        """The first packet, judged as soon as its first byte shows it cannot be MySQL's."""
+        self.talk.timeout_detail = (f"{self.where}: nothing greeted within {self.deadline.text} (a MySQL server "
+                                    "speaks first)")
+        self.talk.awaiting = "send a greeting"
+        head = await self._exactly(4, "a greeting")
+        self.talk.timeout_detail = None
+        length = int.from_bytes(head[:3], "little")
+        self.seq = (head[3] + 1) % 256
+        if length > MAX_GREETING or length == 0:
+            raise await self._not_mysql(head)
+        first = await self._exactly(1, "a greeting", head)
+        if first not in (b"\x0a", b"\xff"):
+            raise await self._not_mysql(head + first)
+        return first + await self._exactly(length - 1, "the rest of the greeting", head + first)
+
+    async def _not_mysql(self, sent: bytes) -> ProbeFailure:
+        sent += await read_some(self.reader, self.deadline)
+        return ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} does not speak MySQL: it sent '{printable(sent)}' "
+                            f"({guess_protocol(sent)} answered)", key_fact="not mysql")
 
     async def _exactly(self, n: int, what: str, before: bytes = b"") -> bytes:
         try:
@@ -74,14 +101,14 @@ class _Packets:
         except asyncio.IncompleteReadError as exc:
             sent = before + exc.partial
             if sent:
-                raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} is not MySQL: it sent '{printable(sent)}' and "
+                raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} does not speak MySQL: it sent '{printable(sent)}' and "
                                    f"closed the connection ({guess_protocol(sent)} answered)",
                                    key_fact="not mysql") from None
             raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} closed the connection instead of sending {what}",
                                key_fact="closed") from None
         except ConnectionError as exc:
             if before:  # bytes came, then a reset: say what they were
-                raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} is not MySQL: it sent '{printable(before)}' "
+                raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} does not speak MySQL: it sent '{printable(before)}' "
                                    f"and reset the connection ({guess_protocol(before)} answered)",
                                    key_fact="not mysql") from None
             kind, detail, key_fact = describe_os_error(exc, self.where)
@@ -93,8 +120,12 @@ class _Packets:
         await self.writer.drain()
 
 
-def parse_err(packet: bytes) -> tuple[int, str]:
-    code = struct.unpack("<H", packet[1:3])[0]
+def parse_err(packet: bytes, where: str = "the server") -> tuple[int, str]:
+    """(code, message) of an ERR packet (0xff, int<2> code, ['#' sqlstate], message)."""
+    if len(packet) < 3:
+        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent a truncated MySQL error packet "
+                           f"'{printable(packet)}'", key_fact="bad packet")
+    code = int.from_bytes(packet[1:3], "little")
     message = packet[3:]
     if message.startswith(b"#"):
         message = message[6:]  # '#' + 5-character SQLSTATE
@@ -103,8 +134,8 @@ def parse_err(packet: bytes) -> tuple[int, str]:
 
 def parse_greeting(packet: bytes, where: str) -> Greeting:
     if not packet or packet[0] != 10:
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} is not MySQL: its greeting starts with "
-                           f"'{printable(packet[:16])}' ({guess_protocol(packet)} answered)", key_fact="not mysql")
+        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} does not speak MySQL: its greeting starts with "
+                           f"'{printable(packet, 16)}' ({guess_protocol(packet)} answered)", key_fact="not mysql")
     try:
         end = packet.index(b"\0", 1)
         version = packet[1:end].decode("utf-8", "replace")
@@ -165,11 +196,11 @@ async def probe(check, ctx) -> Result:
     where = str(address)
     password = ctx.secret(options.password_env) if options.password_env else None
     async with conversation(ip, address.port, deadline, facts, where=where, awaiting="finish the handshake",
-                            goodbye=b"\x01\x00\x00\x00" + COM_QUIT) as (reader, writer):
-        packets = _Packets(reader, writer, where)
-        first = await packets.read("a greeting")
+                            goodbye=b"\x01\x00\x00\x00" + COM_QUIT) as talk:
+        packets = _Packets(talk, deadline, where)
+        first = await packets.greeting()
         if first[:1] == b"\xff":
-            code, message = parse_err(first)
+            code, message = parse_err(first, where)
             failure = _fail_for(code, message, where, logging_in=True)
             failure.facts.update(facts)
             raise failure
@@ -185,12 +216,12 @@ async def probe(check, ctx) -> Result:
         if reply[:1] == b"\xfe" and password:  # AuthSwitchRequest: answer for the plugin it names
             plugin, _, seed = reply[1:].partition(b"\0")
             if plugin != b"mysql_native_password":
-                raise ProbeFailure(ErrorKind.AUTH, f"{where} wants the {plugin.decode()} plugin, which the probe "
+                raise ProbeFailure(ErrorKind.AUTH, f"{where} wants the {printable(plugin)} plugin, which the probe "
                                    "does not speak", key_fact="auth plugin", facts=facts)
             await packets.send(native_password(password, seed.rstrip(b"\0")[:20]))
             reply = await packets.read("an answer to the login")
         if reply[:1] == b"\xff":
-            code, message = parse_err(reply)
+            code, message = parse_err(reply, where)
             failure = _fail_for(code, message, where, logging_in=password is not None)
             if failure is not None:
                 failure.facts.update(facts)
@@ -218,7 +249,7 @@ async def _select_one(packets: _Packets, where: str) -> None:
     for _ in range(16):  # column count, column definition, EOF, row, EOF
         packet = await packets.read("the query result")
         if packet[:1] == b"\xff":
-            code, message = parse_err(packet)
+            code, message = parse_err(packet, where)
             raise ProbeFailure(ErrorKind.STATE, f"{where}: SELECT 1 failed: {message} ({code})",
                                key_fact="query failed")
         if packet[:1] == b"\xfe" and len(packet) < 9:
