@@ -1,7 +1,10 @@
 """`redis`: PING, read what the server says about itself, and judge it.
 
 RESP2 only (after HELLO 3 replies become maps). +PONG is up; -NOAUTH is up but wants a
-password (OK unless `password_env` is given, then AUTH and PING again); -LOADING,
+password (OK when no `password_env` is given). With `password_env` the probe sends AUTH
+first, whatever the server would say to PING: a server whose default user needs no
+password would otherwise answer +PONG and a wrong password or unknown `user` would pass
+unnoticed; a rejected AUTH is CRIT ("refused the login"). -LOADING,
 -MASTERDOWN, -BUSY, -MISCONF and a full server ("max number of clients reached") are
 CRIT with what they mean. `INFO replication` adds the role and, on a replica, the link
 to its master. Only read-only commands are sent; every reply is bounded.
@@ -51,7 +54,10 @@ class _Resp:
         if kind in (b"+", b"-", b":"):
             return kind.decode(), rest.decode("utf-8", "replace")
         if kind == b"$":
-            size = int(rest) if rest.lstrip(b"-").isdigit() else -2
+            try:
+                size = int(rest)
+            except ValueError:
+                raise self._not_redis(line) from None
             if size == -1:
                 return "$", None
             if not 0 <= size <= MAX_BULK:
@@ -94,7 +100,8 @@ class _Resp:
         return data
 
 
-def _error(where: str, text: str, facts: dict) -> ProbeFailure:
+def _error(where: str, text: str, facts: dict, command: str = "PING") -> ProbeFailure:
+    """The failure for an error reply to `command`: a known server state, or what it said."""
     code = text.split(" ", 1)[0]
     if code in MEANINGS:
         kind, meaning = MEANINGS[code]
@@ -102,14 +109,27 @@ def _error(where: str, text: str, facts: dict) -> ProbeFailure:
     if "max number of clients" in text:
         return ProbeFailure(ErrorKind.SATURATED, f"{where} is out of connections: -{text}", key_fact="maxclients",
                             facts=facts)
-    if code in ("WRONGPASS", "NOPERM") or "invalid password" in text:
-        return ProbeFailure(ErrorKind.AUTH, f"{where} refused the credentials: -{text}", key_fact="auth refused",
+    if command == "AUTH" or code in ("WRONGPASS", "NOPERM") or "invalid password" in text:
+        return ProbeFailure(ErrorKind.AUTH, f"{where} refused the login: -{text}", key_fact="login refused",
                             facts=facts)
-    return ProbeFailure(ErrorKind.STATE, f"{where} answered PING with an error: -{text}", key_fact=code, facts=facts)
+    return ProbeFailure(ErrorKind.STATE, f"{where} answered {command} with an error: -{text}", key_fact=code,
+                        facts=facts)
 
 
 def parse_info(text: str) -> dict[str, str]:
-    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+    fields = {}
+    for line in text.splitlines():
+        key, colon, value = line.partition(":")
+        if colon and not line.startswith("#"):
+            fields[key] = value
+    return fields
+
+
+def _count(value: str | None) -> int | None:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return None
 
 
 async def probe(check, ctx) -> Result:
@@ -119,26 +139,29 @@ async def probe(check, ctx) -> Result:
     ip, facts = await resolve_host(ctx, address.host, deadline)
     where = str(address)
     async with conversation(ip, address.port, deadline, facts, where=where,
-                            awaiting="answer PING") as (reader, writer):
-        resp = _Resp(reader, writer, where)
+                            awaiting="answer PING") as talk:
+        resp = _Resp(talk.reader, talk.writer, where)
+        if options.password_env:
+            secret = ctx.secret(options.password_env) or ""
+            words = ("AUTH", options.user, secret) if options.user else ("AUTH", secret)
+            talk.awaiting = "answer AUTH"
+            kind, text = await resp.call(*words)
+            if kind == "-":
+                raise _error(where, text, facts, "AUTH")
+            facts["logged_in_as"] = options.user or "default"
+            talk.awaiting = "answer PING"
         kind, text = await resp.call("PING")
         if kind == "-" and text.startswith("NOAUTH") and not options.password_env:
             facts["auth"] = "required"
             return result(check, Status.OK, f"{where} is up (PING needs AUTH: no password_env given)",
                           latency_ms=deadline.elapsed_ms(), key_fact="up, auth", facts=facts)
-        if kind == "-" and text.startswith("NOAUTH"):
-            secret = ctx.secret(options.password_env) or ""
-            words = ("AUTH", options.user, secret) if options.user else ("AUTH", secret)
-            kind, text = await resp.call(*words)
-            if kind == "-":
-                raise _error(where, text, facts)
-            kind, text = await resp.call("PING")
         if kind == "-":
             raise _error(where, text, facts)
         if (kind, text) != ("+", "PONG"):
             raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered PING with {kind}{text}", key_fact="odd",
                                facts=facts)
         latency = deadline.elapsed_ms()
+        talk.awaiting = "answer INFO replication"
         kind, info = await resp.call("INFO", "replication")
         return _judge(check, where, latency, kind, info, facts)
 
@@ -151,9 +174,9 @@ def _judge(check, where: str, latency: float, kind: str, info: str | None, facts
     role = fields.get("role", "?")
     facts["role"] = "replica" if role == "slave" else role
     if role != "slave":
-        facts["connected_replicas"] = int(fields.get("connected_slaves", "0") or 0)
+        facts["connected_replicas"] = _count(fields.get("connected_slaves"))
         return result(check, Status.OK, f"{where} answered PONG in {latency:.1f} ms ({facts['role']}, "
-                      f"{facts['connected_replicas']} replicas)", latency_ms=latency, key_fact=facts["role"],
+                      f"{facts['connected_replicas'] if facts['connected_replicas'] is not None else '?'} replicas)", latency_ms=latency, key_fact=facts["role"],
                       facts=facts)
     link = fields.get("master_link_status", "?")
     facts.update({"master": f"{fields.get('master_host')}:{fields.get('master_port')}", "master_link": link,
