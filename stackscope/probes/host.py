@@ -1,8 +1,13 @@
-"""`host: local`: the machine stackscope runs on: CPU, load, memory, disk, descriptors.
+"""`host: local`: the machine stackscope runs on: CPU, load, memory, disk, inodes, descriptors.
 
 A bastion out of memory or disk makes every probe look slow or broken; this check says
 so instead of letting the stack take the blame. Thresholds default to values an
-operator would page on; each can be set per layout.
+operator would page on; each can be set per layout (warn below crit).
+
+File descriptors are judged against the limit that bites: this process's open
+descriptors against its soft RLIMIT_NOFILE (a probe round that runs out of them fails
+with EMFILE long before the system-wide table fills). The system-wide figure
+(/proc/sys/fs/file-nr) is reported as a fact only.
 """
 
 from __future__ import annotations
@@ -31,12 +36,47 @@ class HostOptions:
     memory_crit: float = option(Number(minimum=0), 97.0, "Memory used % that is critical.")
     disk_warn: float = option(Number(minimum=0), 85.0, "Disk used % that warns.")
     disk_crit: float = option(Number(minimum=0), 95.0, "Disk used % that is critical.")
-    fd_warn: float = option(Number(minimum=0), 80.0, "Open file descriptors, % of the system maximum, that warns.")
-    fd_crit: float = option(Number(minimum=0), 95.0, "Open file descriptors % that is critical.")
+    inode_warn: float = option(Number(minimum=0), 85.0, "Inodes used % on path that warns.")
+    inode_crit: float = option(Number(minimum=0), 95.0, "Inodes used % that is critical.")
+    fd_warn: float = option(Number(minimum=0), 80.0, "This process's open file descriptors, % of its soft "
+                                                     "limit (ulimit -n), that warns.")
+    fd_crit: float = option(Number(minimum=0), 95.0, "Open file descriptors % of the soft limit that is critical.")
 
 
-def _open_files() -> tuple[int, int] | None:
-    """(open, maximum) file descriptors of the whole system (Linux)."""
+# (warn option, crit option) pairs: warn must be below crit
+_PAIRS = (("cpu_warn", "cpu_crit"), ("load_warn", "load_crit"), ("memory_warn", "memory_crit"),
+          ("disk_warn", "disk_crit"), ("inode_warn", "inode_crit"), ("fd_warn", "fd_crit"))
+
+
+def _validate(target, options: HostOptions) -> list[tuple[str, str, str]]:
+    """A warn at or above its crit would never warn: the check would jump from OK to CRIT."""
+    problems = []
+    for warn, crit in _PAIRS:
+        low, high = getattr(options, warn), getattr(options, crit)
+        if low >= high:
+            problems.append((warn, f"{warn} ({low:g}) must be below {crit} ({high:g})",
+                             f"lower {warn} or raise {crit}"))
+    return problems
+
+
+def _process_fds() -> tuple[int, int | None] | None:
+    """(open, soft limit) file descriptors of this process; the limit None when unlimited."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        limit = None if soft == resource.RLIM_INFINITY else soft
+    except (ImportError, OSError, ValueError):
+        limit = None
+    try:
+        count = psutil.Process().num_fds()
+    except (AttributeError, psutil.Error):  # num_fds is POSIX only
+        return None
+    return count, limit
+
+
+def _system_files() -> tuple[int, int] | None:
+    """(allocated, maximum) file handles of the whole system (Linux), a fact only."""
     try:
         with open("/proc/sys/fs/file-nr") as handle:
             allocated, _, maximum = (int(x) for x in handle.read().split())
@@ -61,10 +101,21 @@ def _sample(path: str) -> dict:
         "disk_percent": disk.percent,
         "disk_free_gb": round(disk.free / 1024 ** 3, 1),
     }
-    files = _open_files()
-    if files:
-        facts["open_files"], facts["max_files"] = files
-        facts["fd_percent"] = round(100 * files[0] / files[1], 2) if files[1] else 0.0
+    try:
+        vfs = os.statvfs(path)
+        if vfs.f_files:  # some filesystems (btrfs, many FUSE) report no inode count
+            facts["inode_percent"] = round(100 * (vfs.f_files - vfs.f_ffree) / vfs.f_files, 2)
+            facts["inodes_free"] = vfs.f_ffree
+    except (OSError, AttributeError):
+        pass
+    fds = _process_fds()
+    if fds:
+        facts["open_fds"], facts["fd_limit"] = fds
+        if fds[1]:
+            facts["fd_percent"] = round(100 * fds[0] / fds[1], 2)
+    system = _system_files()
+    if system:
+        facts["system_open_files"], facts["system_max_files"] = system
     return facts
 
 
@@ -74,7 +125,8 @@ _MEASURES = (
     ("load_per_core", "load_warn", "load_crit", "load {v:.2f} per core"),
     ("memory_percent", "memory_warn", "memory_crit", "memory {v:.0f}% used"),
     ("disk_percent", "disk_warn", "disk_crit", "disk {v:.0f}% used on {path}"),
-    ("fd_percent", "fd_warn", "fd_crit", "{v:.0f}% of file descriptors open"),
+    ("inode_percent", "inode_warn", "inode_crit", "inodes {v:.0f}% used on {path}"),
+    ("fd_percent", "fd_warn", "fd_crit", "{open_fds} of {fd_limit} file descriptors open in this process ({v:.0f}%)"),
 )
 
 
@@ -87,7 +139,7 @@ async def probe(check, ctx) -> Result:
         value = facts.get(fact)
         if value is None:
             continue
-        text = words.format(v=value, path=options.path)
+        text = words.format(v=value, path=options.path, open_fds=facts.get("open_fds"), fd_limit=facts.get("fd_limit"))
         if value >= getattr(options, crit):
             status = Status.CRIT
             problems.insert(0, f"{text} (critical at {getattr(options, crit):g})")
@@ -105,9 +157,11 @@ async def probe(check, ctx) -> Result:
 
 SPEC = CheckSpec(
     key="host",
-    doc="The machine stackscope runs on: CPU, load, memory, disk use of a path, open file descriptors.",
+    doc="The machine stackscope runs on: CPU, load, memory, disk and inode use of a path, this process's open "
+        "file descriptors.",
     target=Choice("local"),
     options=HostOptions,
     probe=probe,
+    validate=_validate,
     example="- host: local\n  path: /var",
 )

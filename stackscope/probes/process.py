@@ -49,15 +49,35 @@ def _matches(proc: psutil.Process, name: str) -> bool:
         return False
 
 
+def _own_pids() -> set[int]:
+    """This process and its children running the same program: `process: python` must not
+    count stackscope itself (or its workers). Other programs it started stay counted: a
+    daemon launched from the shell stackscope runs in is still that daemon."""
+    me = psutil.Process()
+    own = {me.pid}
+    try:
+        exe = me.exe()
+        for child in me.children(recursive=True):
+            try:
+                if child.exe() == exe:
+                    own.add(child.pid)
+            except psutil.Error:
+                continue
+    except psutil.Error:
+        pass
+    return own
+
+
 def _sample(name: str) -> dict:
-    procs = [p for p in psutil.process_iter(["pid"]) if _matches(p, name)]
+    own = _own_pids()
+    procs = [p for p in psutil.process_iter(["pid"]) if p.pid not in own and _matches(p, name)]
     for proc in procs:
         try:
             proc.cpu_percent(None)  # first call primes the counter
         except psutil.Error:
             pass
     time.sleep(CPU_SAMPLE)  # the measurement window, in a worker thread
-    cpu, rss, ports, pids = 0.0, 0, set(), []
+    cpu, rss, ports, pids, hidden = 0.0, 0, set(), [], 0
     for proc in procs:
         try:
             with proc.oneshot():
@@ -69,13 +89,14 @@ def _sample(name: str) -> dict:
                         if conn.status == psutil.CONN_LISTEN and conn.laddr:
                             ports.add(f"{conn.laddr.ip}:{conn.laddr.port}")
                 except psutil.AccessDenied:
-                    pass
+                    hidden += 1
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
         except psutil.AccessDenied:
             pids.append(proc.pid)
+            hidden += 1
     return {"count": len(pids), "pids": sorted(pids)[:20], "cpu_percent": round(cpu, 1),
-            "rss_mb": round(rss / 1024 / 1024, 1), "listening": sorted(ports)}
+            "rss_mb": round(rss / 1024 / 1024, 1), "listening": sorted(ports), "ports_hidden": hidden}
 
 
 async def probe(check, ctx) -> Result:
@@ -88,7 +109,12 @@ async def probe(check, ctx) -> Result:
     if count < options.min:
         raise ProbeFailure(ErrorKind.STATE, f"{count} {name} process{'es' if count != 1 else ''} running here "
                            f"(at least {options.min} expected)", key_fact=f"{count} running", facts=facts)
-    listening = ", ".join(facts["listening"][:4]) or "no listening ports seen"
+    listening = ", ".join(facts["listening"][:4])
+    if facts["ports_hidden"]:  # another user's process: its sockets are not ours to read
+        unreadable = (f"listening ports of {facts['ports_hidden']} process{'es' if facts['ports_hidden'] != 1 else ''} "
+                      "not readable (access denied: run as its user or root)")
+        listening = f"{listening}; {unreadable}" if listening else unreadable
+    listening = listening or "no listening ports seen"
     summary = f"{count} {name} running, CPU {facts['cpu_percent']:.0f}%, RSS {facts['rss_mb']:.0f} MiB, {listening}"
     if facts["cpu_percent"] > options.cpu_warn:
         return result(check, Status.WARN, f"{summary} — CPU above {options.cpu_warn:g}%", latency_ms=latency,
