@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import time
 
+import psutil
 import pytest
 
 from stackscope.model import ErrorKind, Status
@@ -17,7 +19,9 @@ from tests.probe_helpers import probe
 from tests.servers.base import LOOPBACK, free_port
 from tests.servers.dbs import MariaDB, Postgres, Redis
 from tests.servers.nginx import Nginx
-from tests.servers.pyservers import ENDLESS_CAP, garbage, http_response, read_request, silent
+from tests.servers.hostile_dbs import SASL_OFFER, mysql_raw, pg_auth, pg_message, pg_script, redis_script, \
+    scram_server_first
+from tests.servers.pyservers import ENDLESS_CAP, garbage, http_response, read_request, responder, silent
 
 PG_PASSWORD = "pg-Secret-4711"
 MARIA_PASSWORD = "maria-Secret-0815"
@@ -114,15 +118,54 @@ async def test_postgres_standby_not_accepting_connections():
         server.remove()
 
 
-async def test_postgres_hot_standby_reports_recovery():
+async def test_a_hot_standby_without_a_primary_is_not_streaming():
+    """standby.signal and no primary_conninfo: it serves whatever it has, forever stale."""
     server = Postgres(standby=True, settings={"hot_standby": "on"}, hba="host all all 127.0.0.1/32 trust").start()
     try:
         result = await until({"postgres": f"127.0.0.1:{server.port}", "user": "postgres"},
-                             lambda r: r.status is Status.OK)
-        assert result.facts["in_recovery"] is True
-        assert "standby" in result.detail
+                             lambda r: r.status is not Status.CRIT)
+        assert result.facts["in_recovery"] is True and result.facts["wal_receiver"] == "none"
+        assert result.status is Status.WARN and result.error_kind is ErrorKind.STATE
+        assert "standby is not streaming from its primary (serving possibly stale data" in result.detail
     finally:
         server.remove()
+
+
+def streaming_pair() -> tuple[Postgres, Postgres]:
+    """A primary and a hot standby cloned from it with pg_basebackup -R (streaming over the
+    primary's unix socket). The role `app` (no superuser, no pg_monitor) exists on both."""
+    from tests.servers.dbs import PG_BIN, _run_as
+
+    primary = Postgres(hba="host all all 127.0.0.1/32 scram-sha-256\nlocal replication all trust").start()
+    primary.psql(f"create role app login password '{PG_PASSWORD}'")
+    standby = Postgres(settings={"hot_standby": "on"})
+    done = _run_as(standby.user, [f"{PG_BIN}/pg_basebackup", "-h", str(primary.dir), "-p", str(primary.port),
+                                  "-U", "postgres", "-D", str(standby.data), "-R", "-X", "stream", "--no-sync"])
+    if done.returncode:
+        primary.remove()
+        standby.remove()
+        raise RuntimeError(f"pg_basebackup failed: {done.stderr}")
+    return primary, standby.start()
+
+
+async def test_a_streaming_standby_of_an_idle_primary_has_no_lag_and_warns_when_cut_off():
+    primary, standby = streaming_pair()
+    check = {"postgres": f"127.0.0.1:{standby.port}", "user": "app", "password_env": "P"}
+    env = {"P": PG_PASSWORD}
+    try:
+        primary.psql("create table t (x int); insert into t values (1)")  # something to replay, then idle
+        streaming = await until(check, lambda r: r.status is Status.OK and r.facts.get("replay_lag_s") == 0,
+                                environ=env)
+        assert streaming.facts["in_recovery"] is True and "replay lag 0.0s" in streaming.detail
+        # app lacks pg_read_all_stats: the receiver's status is hidden, its existence is not
+        assert streaming.facts["wal_receiver"].startswith("running (status hidden")
+        primary.stop()
+        cut_off = await until(check, lambda r: r.status is Status.WARN, environ=env)
+        assert "standby is not streaming from its primary (serving possibly stale data" in cut_off.detail
+        assert cut_off.key_fact == "not streaming"
+    finally:
+        standby.remove()
+        primary.remove()
 
 
 async def test_postgres_stopped_and_impostors(pyservers):
@@ -190,7 +233,7 @@ async def test_mysql_against_something_else(pyservers):
     assert result.status is Status.CRIT
     assert "an SSH server answered" in result.detail
     noisy = await probe({"mysql": f"127.0.0.1:{pyservers.tcp(garbage)}", "timeout": "1s"})
-    assert noisy.status is Status.CRIT and "is not MySQL" in noisy.detail
+    assert noisy.status is Status.CRIT and "does not speak MySQL" in noisy.detail
 
 
 # ----------------------------------------------------------------------------- redis
@@ -226,6 +269,19 @@ async def test_redis_auth(tmp_path):
             assert done.returncode == 0 and REDIS_PASSWORD not in done.stdout + done.stderr
     finally:
         server.remove()
+
+
+async def test_redis_password_env_logs_in_first_even_where_no_password_is_needed(redis_plain):
+    """The default user is nopass, so PING alone would say +PONG to anyone: AUTH comes first."""
+    target = f"127.0.0.1:{redis_plain.port}"
+    wrong = await probe({"redis": target, "password_env": "R"}, environ={"R": "nope"})
+    assert wrong.status is Status.CRIT and wrong.error_kind is ErrorKind.AUTH
+    assert wrong.detail.startswith(f"{target} refused the login: -ERR AUTH") and "PING" not in wrong.detail
+    ghost = await probe({"redis": target, "user": "ghost", "password_env": "R"}, environ={"R": "nope"})
+    assert ghost.status is Status.CRIT and ghost.detail.startswith(f"{target} refused the login: -WRONGPASS")
+    redis_plain.command("ACL", "SETUSER", "prober", "on", ">prober-pw", "+ping", "+info")
+    good = await probe({"redis": target, "user": "prober", "password_env": "R"}, environ={"R": "prober-pw"})
+    assert good.status is Status.OK and good.facts["logged_in_as"] == "prober", good.detail
 
 
 async def test_redis_full():
@@ -307,18 +363,76 @@ async def endless_stream(reader, writer):
         sent += 65536
 
 
-@pytest.mark.parametrize("kind,awaiting", [("postgres", "finish the handshake"), ("mysql", "finish the handshake"),
-                                           ("redis", "answer PING")])
+@pytest.mark.parametrize("kind,awaiting", [
+    ("postgres", "accepted the connection but did not answer the SSL request within 500ms"),
+    ("mysql", "nothing greeted within 500ms (a MySQL server speaks first)"),
+    ("redis", "accepted the connection but did not answer PING within 500ms")])
 async def test_a_silent_database_port_times_out_saying_what_was_awaited(pyservers, kind, awaiting):
     result = await probe({kind: f"127.0.0.1:{pyservers.tcp(silent)}", "timeout": "500ms"})
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.TIMEOUT
-    assert f"accepted the connection but did not {awaiting} within 500ms" in result.detail
+    assert awaiting in result.detail
 
 
 @pytest.mark.parametrize("kind", ["postgres", "mysql", "redis"])
 async def test_an_endless_stream_is_cut_off_as_not_the_protocol(pyservers, kind):
     result = await probe({kind: f"127.0.0.1:{pyservers.tcp(endless_stream)}", "timeout": "2s"})
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL
+
+
+# ----------------------------------------------------------------------------- malformed replies
+
+
+async def test_postgres_malformed_auth_and_scram_are_protocol_failures(pyservers):
+    port = pyservers.tcp(pg_script(b"R\0\0\0\x04"))  # an authentication request without its code
+    no_code = await probe({"postgres": f"127.0.0.1:{port}"})
+    assert no_code.status is Status.CRIT and no_code.error_kind is ErrorKind.PROTOCOL, no_code.detail
+    assert "sent a malformed authentication request" in no_code.detail
+    garbage_first = pg_script(SASL_OFFER, pg_auth(11, b"dictionary? no"))
+    scram = await probe({"postgres": f"127.0.0.1:{pyservers.tcp(garbage_first)}", "user": "app",
+                         "password_env": "P"}, environ={"P": "pw"})
+    assert scram.status is Status.CRIT and scram.error_kind is ErrorKind.PROTOCOL, scram.detail
+    assert "sent a malformed SCRAM server-first message 'dictionary? no'" in scram.detail
+
+
+async def test_postgres_refuses_a_scram_iteration_count_meant_to_freeze_it(pyservers):
+    stall = pg_script(SASL_OFFER, scram_server_first(iterations=20_000_000))
+    result = await probe({"postgres": f"127.0.0.1:{pyservers.tcp(stall)}", "user": "app", "password_env": "P",
+                          "timeout": "5s"}, environ={"P": "pw"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL
+    assert "server asks for 20000000 SCRAM iterations; refusing more than 100000" in result.detail
+
+
+async def test_mysql_truncated_err_and_non_mysql_first_packets(pyservers):
+    err = await probe({"mysql": f"127.0.0.1:{pyservers.tcp(mysql_raw(bytes.fromhex('01000000ff')))}"})
+    assert err.status is Status.CRIT and err.error_kind is ErrorKind.PROTOCOL
+    assert "sent a truncated MySQL error packet" in err.detail
+    huge = await probe({"mysql": f"127.0.0.1:{pyservers.tcp(mysql_raw(bytes([0x8f, 1, 2, 3]) + b'junk' * 8))}",
+                        "timeout": "5s"})
+    assert huge.status is Status.CRIT and huge.error_kind is ErrorKind.PROTOCOL  # not a 10s TIMEOUT
+    assert "does not speak MySQL: it sent '" in huge.detail and "junk" in huge.detail
+    port = pyservers.tcp(mysql_raw(b"\x20\0\0\0hello there, this is not a greeting"))
+    wrong_start = await probe({"mysql": f"127.0.0.1:{port}", "timeout": "5s"})
+    assert wrong_start.error_kind is ErrorKind.PROTOCOL and "does not speak MySQL" in wrong_start.detail
+
+
+async def test_mysql_says_nothing_greeted_when_an_http_server_waits(pyservers):
+    port = pyservers.tcp(responder())
+    result = await probe({"mysql": f"127.0.0.1:{port}", "timeout": "500ms"})
+    assert result.error_kind is ErrorKind.TIMEOUT
+    assert result.detail == f"127.0.0.1:{port}: nothing greeted within 500ms (a MySQL server speaks first)"
+
+
+async def test_redis_timeout_names_the_step_that_stalled(pyservers):
+    pong_then_silence = redis_script(b"+PONG\r\n")
+    result = await probe({"redis": f"127.0.0.1:{pyservers.tcp(pong_then_silence)}", "timeout": "500ms"})
+    assert result.error_kind is ErrorKind.TIMEOUT
+    assert "did not answer INFO replication within 500ms" in result.detail
+
+
+async def test_postgres_timeout_names_the_query_step(pyservers):
+    logged_in = pg_script(pg_auth(0) + pg_message(b"Z", b"I"))  # trust login, then silence on the query
+    result = await probe({"postgres": f"127.0.0.1:{pyservers.tcp(logged_in)}", "timeout": "500ms"})
+    assert result.error_kind is ErrorKind.TIMEOUT and "did not answer the query within 500ms" in result.detail
 
 
 # ----------------------------------------------------------------------------- process and host
@@ -334,11 +448,13 @@ async def test_process_and_host_checks():
         assert too_few.status is Status.CRIT and "at least 50 expected" in too_few.detail
     finally:
         server.remove()
+    itself = await probe({"process": psutil.Process().name()})  # python: other pythons may run, never us
+    assert os.getpid() not in itself.facts["pids"]
     missing = await probe({"process": "no-such-daemon"})
     assert missing.status is Status.CRIT and missing.key_fact == "0 running"
     host = await probe({"host": "local"})
     assert {"cpu_percent", "memory_percent", "disk_percent", "load_per_core"} <= set(host.facts)
-    full = await probe({"host": "local", "disk_warn": 0, "disk_crit": 0})
+    full = await probe({"host": "local", "disk_warn": 0, "disk_crit": 0.001})
     assert full.status is Status.CRIT and full.error_kind is ErrorKind.RESOURCE and "disk" in full.detail
 
 
