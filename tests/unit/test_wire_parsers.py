@@ -188,3 +188,12 @@ def test_host_warn_must_be_below_crit():
     problems = validate_host("local", HostOptions(fd_warn=95, fd_crit=90, disk_warn=80, disk_crit=80))
     assert [key for key, _, _ in problems] == ["disk_warn", "fd_warn"]
     assert problems[1][1] == "fd_warn (95) must be below fd_crit (90)"
+
+
+def test_a_host_threshold_pair_out_of_order_is_a_layout_error():
+    from stackscope.layout import LayoutError
+    from tests.probe_helpers import one_check
+
+    with pytest.raises(LayoutError) as info:
+        one_check({"host": "local", "memory_warn": 99, "memory_crit": 97})
+    assert "memory_warn (99) must be below memory_crit (97)" in str(info.value)
