@@ -27,7 +27,9 @@ class Action:
 
     `run` receives the app; without it the app's method `do_<id>` runs. `scope` says
     where the keys work: APP on every screen, DASHBOARD on the main screen only.
-    `bind=False` documents keys that Textual itself handles (tab, ctrl+p).
+    `bind=False` documents keys that Textual itself handles (tab, ctrl+p); an action
+    with no keys at all is offered by the palette only (help says "palette").
+    `footer_label` is the footer's shorter word ("Answer" for the keys 1-4).
     """
 
     id: str
@@ -42,6 +44,7 @@ class Action:
     priority: bool = False
     enabled: Enabled | None = None
     key_display: str | None = None
+    footer_label: str | None = None
 
     @property
     def action_string(self) -> str:
@@ -50,6 +53,8 @@ class Action:
 
     def keys_for_humans(self) -> str:
         """Every key of the action, for help (the footer shows `key_display`, shorter)."""
+        if not self.keys.strip():
+            return "palette"
         return " / ".join(_KEY_NAMES.get(k.strip(), k.strip()) for k in self.keys.split(","))
 
 
@@ -88,7 +93,7 @@ class ActionRegistry:
         for action in self:
             if not action.bind:
                 continue
-            for key in action.keys.split(","):
+            for key in filter(None, (k.strip() for k in action.keys.split(","))):
                 slot = (action.scope, key.strip())
                 if slot in seen:
                     clashes.append(f"{key.strip()}: {seen[slot]} and {action.id}")

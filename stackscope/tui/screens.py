@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from stackscope.diagnosis import Diagnosis
 from stackscope.engine import Sample
@@ -27,6 +27,7 @@ from stackscope.tui.actions import Action
 from stackscope.tui.widgets import (
     CheckRow,
     EventsPane,
+    FittingFooter,
     HeaderBar,
     LayerPanel,
     PanelHeader,
@@ -61,7 +62,7 @@ class DashboardScreen(Screen):
         yield self.banner
         yield self.path
         yield self.events
-        yield Footer()
+        yield FittingFooter()
 
     # ------------------------------------------------------------------ selection
 
@@ -131,7 +132,7 @@ class DetailScreen(Screen):
         yield self._title
         with VerticalScroll(id="detail-scroll"):
             yield self._body
-        yield Footer()
+        yield FittingFooter()
 
     def show(self, result: Result | None, history: Iterable[Sample], last_problem: Result | None) -> None:
         self.result = result
@@ -160,7 +161,7 @@ class VerdictScreen(Screen):
         yield Label("Verdict", id="detail-title")
         with VerticalScroll(id="detail-scroll"):
             yield Static(verdict_text(self.diagnosis), id="detail-body")
-        yield Footer()
+        yield FittingFooter()
 
 
 def verdict_text(diagnosis: Diagnosis | None) -> Text:
@@ -194,7 +195,7 @@ class HelpScreen(Screen):
         yield Label("Keys — esc to close; the command palette (ctrl+p) offers the same actions", id="detail-title")
         with VerticalScroll(id="detail-scroll"):
             yield Static(help_table(self.actions), id="help-body")
-        yield Footer()
+        yield FittingFooter()
 
 
 def help_table(actions: Iterable[Action]) -> Table:

@@ -14,11 +14,15 @@ import time
 from collections import deque
 from typing import Iterable
 
+from rich.cells import cell_len
+from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Label, Static
+from textual.widgets import Footer, Label, Static
+from textual.widgets._footer import FooterKey
 
 from stackscope.diagnosis import Diagnosis, LayerState, proof
 from stackscope.engine import Sample
@@ -339,7 +343,8 @@ class PathView(ScrollableContainer, can_focus=False):
 
 
 class EventsPane(VerticalScroll):
-    """State transitions and verdict changes, newest first, the last `limit` kept."""
+    """State transitions and verdict changes, newest first, the last `limit` kept; a long
+    event wraps (the pane scrolls), so every word of it can be read."""
 
     def __init__(self, limit: int = 200) -> None:
         super().__init__(id="events")
@@ -370,7 +375,62 @@ class EventsPane(VerticalScroll):
         return [e.line(date=False) for e in shown] or ["no events yet"]
 
     def _render_events(self) -> None:
-        self._body.update(Text("\n".join(self.lines()), no_wrap=True, overflow="ellipsis"))
+        # Each event wraps under its text, its time alone in the left column: nothing is
+        # cut off however long the detail ("pool auth_servers routes to 127.0.0.1:…").
+        table = Table.grid(padding=(0, 2), expand=True)
+        table.add_column(no_wrap=True)
+        table.add_column(ratio=1, overflow="fold")
+        for line in self.lines():
+            stamp, _, rest = line.partition("  ")
+            if rest:
+                table.add_row(stamp, rest)
+            else:
+                table.add_row(line, "")
+        self._body.update(table)
+
+
+# --------------------------------------------------------------------------- footer
+
+ESSENTIAL = ("app.invoke('help')", "app.invoke('quit')", "app.quit")
+
+
+class FittingFooter(Footer):
+    """The footer, in the app's `footer_order`, cut to the terminal's width.
+
+    Textual's footer lets keys run off the right edge, so at 80 columns (or 60) the last
+    ones — often ? Help and q Quit — were never seen. This one drops the least important
+    keys (the end of the order) until the rest fit, and never drops help or quit."""
+
+    def compose(self) -> ComposeResult:
+        widgets = list(super().compose())  # plain FooterKeys: the app uses no binding groups
+        palette = [w for w in widgets if w.has_class("-command-palette")]
+        keys = [w for w in widgets if isinstance(w, FooterKey) and w not in palette]
+        order = [f"app.invoke({action_id!r})" for action_id in getattr(self.app, "footer_order", [])]
+        rank = {action: index for index, action in enumerate(order)}
+        keys.sort(key=lambda k: (k.action in ESSENTIAL, rank.get(k.action, len(rank))))
+        budget = self.app.size.width - sum(key_width(p) for p in palette)  # its border replaces a pad
+        while keys and sum(key_width(k) for k in keys) > budget:
+            droppable = [k for k in keys if k.action not in ESSENTIAL]
+            if not droppable:
+                break
+            keys.remove(droppable[-1])
+        yield from keys
+        yield from palette
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width != getattr(self, "_fitted_width", None):
+            self._fitted_width = event.size.width
+            self.call_after_refresh(self.recompose)
+
+    def shown(self) -> list[str]:
+        """The keys the footer shows (the palette's aside), as 'key label' (what tests read)."""
+        return [f"{k.key_display} {k.description}".strip() for k in self.query(FooterKey)
+                if not k.has_class("-command-palette")]
+
+
+def key_width(key: FooterKey) -> int:
+    """A footer key's cells in the default (not compact) style: ' k ' then 'Label '."""
+    return cell_len(key.key_display) + 2 + (cell_len(key.description) + 1 if key.description else 0)
 
 
 def clock_text(at: float) -> str:
