@@ -9,24 +9,40 @@ the time.
 
 from __future__ import annotations
 
+import os
 import time
+from dataclasses import dataclass
 from typing import Callable
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Label, Markdown, OptionList, Static
+from textual.widget import Widget
+from textual.widgets import Label, Markdown, OptionList, Static
 from textual.widgets.option_list import Option
 
 from stackscope.demo.faults import CLEAR, FAULTS
 from stackscope.demo.walkthrough import Session, Walkthrough
 from stackscope.tui.actions import Action
+from stackscope.tui import cells
 from stackscope.tui.app import StackscopeApp
+from stackscope.tui.screens import plain_text
+from stackscope.tui.widgets import FittingFooter
 
 STORY_TICK = 0.5
-ICONS = {"alert": "🔔", "deploy": "🚀", "change": "🔧", "chat": "💬", "metric": "📈", "note": "📝"}
+# Story icons: emoji where the terminal draws them, single-width symbols on the Linux
+# console (its fonts have no emoji, and a double-width glyph shifts the line).
+EMOJI_ICONS = {"alert": "🔔", "deploy": "🚀", "change": "🔧", "chat": "💬", "metric": "📈", "note": "📝"}
+PLAIN_ICONS = {"alert": "!", "deploy": "↑", "change": "*", "chat": "»", "metric": "#", "note": "•"}
+ICONS = EMOJI_ICONS
+
+
+def story_icons(term: str | None = None) -> dict[str, str]:
+    term = os.environ.get("TERM", "") if term is None else term
+    return PLAIN_ICONS if term.startswith("linux") or term in ("vt100", "vt220", "ansi") else EMOJI_ICONS
 
 
 class FaultPicker(ModalScreen[str | None]):
@@ -51,7 +67,7 @@ class FaultPicker(ModalScreen[str | None]):
 class DebriefScreen(Screen):
     """The end of a walkthrough: the outcome, the real cause, what to change."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back to the dashboard"), Binding("q", "app.quit", "Quit")]
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("q", "app.quit", "Quit")]
 
     def __init__(self, markdown: str) -> None:
         super().__init__(id="debrief")
@@ -60,52 +76,135 @@ class DebriefScreen(Screen):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="debrief-scroll"):
             yield Markdown(self.markdown, id="debrief-body")
-        yield Footer()
+        yield FittingFooter()
 
 
-class DemoPanel(Static):
-    """What the trainer and trainee need besides the dashboard: the active fault, what
-    users feel (the synthetic logins), and in a walkthrough the story so far."""
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of the story log: a story event, a hint taken, an answer's feedback."""
+
+    at: float  # story minutes
+    icon: str
+    text: str
+    kind: str  # a story event kind, or "hint" / "answer"
+
+
+class StoryScreen(Screen):
+    """Everything the walkthrough said so far, with its story time: events, hints taken,
+    the feedback to each answer. Long lines wrap; the screen scrolls."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, controller: "DemoController") -> None:
+        super().__init__(id="story")
+        self.controller = controller
+        self.body = Static("", id="story-body")
+
+    def compose(self) -> ComposeResult:
+        yield Label("Story so far — esc to close", id="detail-title")
+        with VerticalScroll(id="detail-scroll"):
+            yield self.body
+        yield FittingFooter()
+
+    def on_mount(self) -> None:
+        self.body.update(self.controller.story_renderable())
+
+    def text(self) -> str:
+        return plain_text(self.controller.story_renderable(), self.app.size.width - 4)
+
+
+class DemoPanel(Widget):
+    """What the trainer and trainee need besides the dashboard, in at most three lines
+    (one outside a walkthrough), each cut with an ellipsis rather than wrapped: the fault
+    or the story clock and score with what users feel (the synthetic logins' failure
+    rate), the latest story line, and the latest message (hint, feedback) or the prompt."""
 
     def __init__(self) -> None:
-        super().__init__("", id="demo-panel")
+        super().__init__(id="demo-panel")
+        self._lines: list[str] = []
+
+    def set_lines(self, lines: list[str]) -> None:
+        if lines != self._lines:
+            resize = len(lines) != len(self._lines)
+            self._lines = lines
+            self.refresh(layout=resize)
+
+    def lines(self) -> list[str]:
+        """The panel's text, also what tests read (before any cut to the width)."""
+        return list(self._lines)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return max(1, len(self._lines))
+
+    def render(self) -> Text:
+        width = max(1, self.size.width)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for index, line in enumerate(self._lines):
+            if index:
+                text.append("\n")
+            text.append(cells.fit(line, width).rstrip(), style="bold" if index == 0 else "")
+        return text
 
 
 class DemoController:
     """Owns the demo's state in the UI: the stack, the walkthrough session, the panel."""
 
     def __init__(self, stack, walkthrough: Walkthrough | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, icons: dict[str, str] | None = None) -> None:
         self.stack = stack
         self.walkthrough = walkthrough
         self.clock = clock
+        self.icons = icons if icons is not None else story_icons()
         self.session: Session | None = None
         self.story: list[str] = []
+        self.log: list[LogEntry] = []
         self.message = ""
+        self.debrief: str | None = None  # the debrief as it was at the right answer
         self.panel = DemoPanel()
         self.app: StackscopeApp | None = None
         self.layers = [layer.name for layer in stack_layers(stack)]
 
     # ------------------------------------------------------------------ actions
     def actions(self) -> list[Action]:
-        out = [
-            Action("inject_fault", "i", "Inject fault…", "Break the demo stack on purpose (pick a fault).",
-                   run=lambda app: self.pick_fault(), footer=True),
-            Action("clear_fault", "c", "Clear faults", "Restore the healthy demo stack.",
-                   run=lambda app: self.inject(CLEAR)),
+        if self.walkthrough is None:
+            # Faults are the trainer's tools: in a walkthrough they would clear or replace
+            # the training fault, so only the free demo has them.
+            out = [
+                Action("inject_fault", "i", "Inject fault…", "Break the demo stack on purpose (pick a fault).",
+                       run=lambda app: self.pick_fault(), footer=True, footer_label="Fault"),
+                Action("clear_fault", "c", "Clear faults", "Restore the healthy demo stack.",
+                       run=lambda app: self.inject(CLEAR)),
+            ]
+            out += [Action(f"fault_{name.replace('-', '_')}", "", f"Inject fault: {name} — {fault.title}",
+                           fault.what, run=lambda app, name=name: self.inject(name), bind=False)
+                    for name, fault in FAULTS.items()]
+            return out
+        out = []
+        for index, layer in enumerate(self.layers[:4], 1):
+            out.append(Action(f"answer_{index}", str(index), f"Answer: {layer}",
+                              f"Name the {layer} as the broken layer.",
+                              run=lambda app, layer=layer: self.answer(layer), footer=index == 1,
+                              key_display="1-4" if index == 1 else None, footer_label="Answer",
+                              enabled=lambda app: not self.solved))
+        out += [
+            Action("hint", "n", "Hint", "Take the next hint (it costs points).", run=lambda app: self.hint(),
+                   footer=True, enabled=lambda app: not self.solved),
+            Action("story", "s", "Story", "The story so far: every event with its story time, the hints "
+                   "taken and the feedback to each answer.", run=lambda app: self.show_story(), footer=True),
+            Action("debrief", "d", "Debrief", "Open the debrief again (after the right answer).",
+                   run=lambda app: self.show_debrief(), footer=True, enabled=lambda app: self.solved),
         ]
-        out += [Action(f"fault_{name.replace('-', '_')}", name, f"Inject fault: {fault.title}", fault.what,
-                       run=lambda app, name=name: self.inject(name), bind=False)
-                for name, fault in FAULTS.items()]
-        if self.walkthrough is not None:
-            for index, layer in enumerate(self.layers[:4], 1):
-                out.append(Action(f"answer_{index}", str(index), f"Answer: {layer}",
-                                  f"Name the {layer} as the broken layer.",
-                                  run=lambda app, layer=layer: self.answer(layer), footer=index == 1,
-                                  key_display="1-4" if index == 1 else None))
-            out.append(Action("hint", "n", "Hint", "Take the next hint (it costs points).",
-                              run=lambda app: self.hint(), footer=True))
         return out
+
+    def footer(self) -> list[str]:
+        """The footer's keys, most important first (what does not fit at 80 columns goes)."""
+        if self.walkthrough is None:
+            return ["detail", "inject_fault", "problems_only", "probe_now", "pause", "timeline", "help", "quit"]
+        return ["detail", "answer_1", "hint", "debrief", "story", "probe_now", "help", "quit"]
+
+    @property
+    def solved(self) -> bool:
+        return self.session is not None and self.session.finished
 
     # ------------------------------------------------------------------ wiring
     def install(self, app: StackscopeApp) -> None:
@@ -113,7 +212,10 @@ class DemoController:
         app.dashboard.mount(self.panel, before=app.dashboard.events)
         if self.walkthrough is not None:
             self.session = Session(self.walkthrough, started=self.clock())
-            self.message = self.walkthrough.summary.strip()
+            summary = " ".join(self.walkthrough.summary.split())
+            if summary:
+                self.log.append(LogEntry(self.walkthrough.begins_at, "▶", summary, "note"))
+                app.notify(summary, title=self.walkthrough.title, timeout=8)
         app.set_interval(STORY_TICK, self.tick)
         self.tick()
 
@@ -121,38 +223,55 @@ class DemoController:
         if self.session is not None and not self.session.finished:
             now = self.clock()
             for event in self.session.due_events(now):
-                line = f"{self.session.clock_at(event.at)} {self.session.label(event.at):>5}  " \
-                       f"{ICONS.get(event.kind, '•')} {event.text}"
-                self.story.append(line)
+                icon = self.icons.get(event.kind, "•")
+                self.story.append(f"{self.session.clock_at(event.at)} {self.session.label(event.at):>5}  "
+                                  f"{icon} {event.text}")
+                self.log.append(LogEntry(event.at, icon, event.text, event.kind))
                 if event.kind == "alert" and self.app is not None:
                     self.app.notify(event.text, title="Alert", severity="warning", timeout=8)
             if self.session.fault_due(now):
                 self.inject(self.walkthrough.fault, quiet=True)
-        self.panel.update(self.render_panel())
+        self.panel.set_lines(self.panel_lines())
 
-    def render_panel(self) -> Text:
-        text = Text()
-        fault = self.stack.fault
+    def panel_lines(self) -> list[str]:
         stats = self.stack.client_stats()
-        if self.session is None:
-            state = f"fault: {fault} — {FAULTS[fault].what}" if fault else "healthy — press i to inject a fault"
-            text.append("demo · ", style="bold")
-            text.append(state + "\n")
-        else:
-            w, s = self.session.walkthrough, self.session
-            text.append(f"▶ {w.title}", style="bold")
-            text.append(f"   {s.story_clock(self.clock())} · score {s.score}\n")
-            text.append("name the broken layer: " + "  ".join(f"{i} {name}" for i, name in
-                                                               enumerate(self.layers[:4], 1)) + "   n hint\n")
-            for line in self.story[-3:]:
-                text.append(line + "\n")
-            if self.message:
-                text.append(self.message + "\n", style="italic")
+        users = ""
         if stats is not None and stats.attempts:
-            text.append(f"synthetic logins: {stats.window_error_rate:.0%} failing over the last 10 s")
-            if stats.window_error_rate and stats.last_error:
-                text.append(f" ({stats.last_error[:70]})")
-        return text
+            users = f"logins {stats.window_error_rate:.0%} failing (10 s)"
+        if self.session is None:
+            fault = self.stack.fault
+            state = f"fault: {fault} — {FAULTS[fault].what}" if fault else "healthy — i injects a fault"
+            lines = ["demo · " + " · ".join(filter(None, (users, state)))]
+            if stats is not None and stats.window_error_rate and stats.last_error:
+                lines.append(f"last login failure: {stats.last_error}")
+            return lines
+        s = self.session
+        now = self.clock()
+        head = f"{s.story_clock(now)} {s.label(s.story_minutes(now))} · score {s.score}"
+        first = " · ".join(filter(None, (head, users, f"▶ {s.walkthrough.title}")))
+        latest = self.story[-1] if self.story else "the story begins…"
+        if s.finished:
+            last = "answered — d: debrief again · s: the story"
+        else:
+            prompt = "name the broken layer: " + "  ".join(f"{i} {n}" for i, n in enumerate(self.layers[:4], 1))
+            last = self.message or prompt + " · n hint · s story"
+        return [first, latest, last]
+
+    def story_renderable(self) -> Table:
+        """The story log: story time, icon and text, long lines wrapped under their text."""
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column(ratio=1, overflow="fold")
+        session = self.session
+        for entry in self.log:
+            clock = session.clock_at(entry.at) if session else ""
+            label = session.label(entry.at) if session else ""
+            table.add_row(clock, f"{label:>5}", entry.icon, entry.text)
+        if not self.log:
+            table.add_row("", "", "", "nothing has happened yet")
+        return table
 
     # ------------------------------------------------------------------ doing things
     def pick_fault(self) -> None:
@@ -178,25 +297,50 @@ class DemoController:
         self.app.do_probe_now()
         self.tick()
 
+    def _say(self, message: str, kind: str, title: str, severity: str = "information") -> None:
+        """The latest message: the panel's last line, a toast (it wraps), and the story log."""
+        self.message = message
+        if self.session is not None:
+            self.log.append(LogEntry(self.session.story_minutes(self.clock()), "›", message, kind))
+        if self.app is not None:
+            self.app.notify(message, title=title, severity=severity, timeout=10)
+        self.tick()
+
     def hint(self) -> None:
         if self.session is None:
             return
         hint = self.session.take_hint()
-        self.message = f"Hint (−{hint.cost}): {hint.text}" if hint else "No more hints."
-        self.tick()
+        if hint is None:
+            self._say("No more hints.", "hint", "Hint")
+        else:
+            self._say(f"Hint {self.session.hints_taken} (−{hint.cost}): {hint.text}", "hint", "Hint")
 
     def answer(self, layer: str) -> None:
-        if self.session is None or self.app is None:
+        if self.session is None or self.app is None or self.session.finished:
             return
         outcome = self.session.answer(layer, self.clock())
-        self.message = outcome.message
-        self.tick()
         if outcome.correct:
+            self.message = outcome.message
+            self.log.append(LogEntry(self.session.story_minutes(self.clock()), "✔", outcome.message, "answer"))
             self.app.blind = False
             verdict = self.app.diagnosis.verdict if self.app.diagnosis else None
-            lines = self.session.debrief_lines(verdict.summary if verdict else None,
-                                               verdict.ruled_out if verdict else ())
-            self.app.push_screen(DebriefScreen("\n".join(lines)))
+            # Frozen now: reopening the debrief later shows what was true at the answer.
+            self.debrief = "\n".join(self.session.debrief_lines(verdict.summary if verdict else None,
+                                                               verdict.ruled_out if verdict else ()))
+            self.tick()
+            self.app.refresh_bindings()
+            self.show_debrief()
+        else:
+            self._say(outcome.message, "answer", "Answer" if outcome.counted else "Too early",
+                      "warning" if outcome.counted else "information")
+
+    def show_story(self) -> None:
+        if self.app is not None and not isinstance(self.app.screen, StoryScreen):
+            self.app.push_screen(StoryScreen(self))
+
+    def show_debrief(self) -> None:
+        if self.app is not None and self.debrief is not None and not isinstance(self.app.screen, DebriefScreen):
+            self.app.push_screen(DebriefScreen(self.debrief))
 
 
 def stack_layers(stack):
@@ -212,7 +356,8 @@ class DemoApp(StackscopeApp):
         from stackscope.layout import load_layout
 
         self.controller = controller
-        super().__init__(load_layout(controller.stack.layout_path), actions=controller.actions(), **options)
+        super().__init__(load_layout(controller.stack.layout_path), actions=controller.actions(),
+                         footer=controller.footer(), **options)
 
     def on_mount(self) -> None:
         super().on_mount()

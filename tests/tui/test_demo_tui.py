@@ -52,7 +52,7 @@ async def test_walkthrough_end_to_end(demo_stack):
         clock.now += 2  # T+2: the alert
         await until(pilot, lambda: any("Monitoring" in line for line in controller.story), "the alert")
         await pilot.press("n")
-        assert controller.session.hints_taken == 1 and "Hint (−10)" in controller.message
+        assert controller.session.hints_taken == 1 and "Hint 1 (−10)" in controller.message
         await pilot.press("4")  # the session store: wrong
         assert controller.session.wrong == ["Session store"]
         assert "Not the Session store" in controller.message
@@ -76,10 +76,10 @@ async def test_faults_from_the_keyboard_and_clear(demo_stack):
         await pilot.press("enter")  # the first fault in the list: lb-misroute
         await until(pilot, lambda: demo_stack.fault == "lb-misroute", "the injection")
         await until(pilot, lambda: verdict_layer(app) == "Load balancer", "the LB verdict")
-        assert "fault: lb-misroute" in str(app.controller.render_panel())
+        assert "fault: lb-misroute" in app.controller.panel.lines()[0]
         await pilot.press("c")
         await until(pilot, lambda: demo_stack.fault is None, "the fault to clear")
         await until(pilot, lambda: app.diagnosis.status is Status.OK, "health again")
         palette = [a.label for a in app.registry if a.palette]
-        assert "Inject fault: DNS says the name does not exist" in palette
+        assert "Inject fault: dns-nxdomain — DNS says the name does not exist" in palette
         assert "Clear faults" in palette

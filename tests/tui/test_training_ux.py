@@ -1,0 +1,178 @@
+"""What a trainee sees at 80x24 in a walkthrough (issue 6 audit): the latest hint or
+feedback on screen, every hint and story line re-readable, no answer before the fault,
+no fault keys during a walkthrough, a frozen debrief after the answer, a footer that
+fits. The real embedded stack; the story clock is moved by the test."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackscope.demo.stack import DemoStack
+from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
+from stackscope.tui.screens import HelpScreen
+from stackscope.tui.training import (
+    PLAIN_ICONS,
+    DebriefScreen,
+    DemoApp,
+    DemoController,
+    StoryScreen,
+    story_icons,
+)
+from stackscope.tui.widgets import FittingFooter
+from tests.tui.stack import until
+
+
+@pytest.fixture
+def demo_stack():
+    stack = DemoStack()
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+class StoryClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def footer(app) -> list[str]:
+    return app.screen.query_one(FittingFooter).shown()
+
+
+def panel_on_screen(app) -> list[str]:
+    """The demo panel's lines as painted (cut to the width), and where they are."""
+    panel = app.controller.panel
+    assert panel.region.height <= 3 and panel.region.bottom <= app.size.height - 1  # above the footer
+    return panel.render().plain.split("\n")
+
+
+async def start(pilot, controller) -> None:
+    await until(pilot, lambda: controller.session is not None and controller.story, "the story to begin")
+
+
+async def test_walkthrough_at_80x24_messages_story_and_footer(demo_stack):
+    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])  # T-20 ..; fault at T-4; 2 min/s
+    clock = StoryClock()
+    controller = DemoController(demo_stack, walkthrough, clock=clock)
+    app = DemoApp(controller, blind=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, controller)
+        await pilot.pause()
+        assert footer(app) == ["⏎ Detail", "1-4 Answer", "n Hint", "s Story", "r Probe", "? Help", "q Quit"]
+        await pilot.press("3")  # T-20: nothing is broken yet
+        lines = panel_on_screen(app)
+        assert len(lines) == 3 and lines[0].startswith("15:10 T-20 · score 100")
+        assert lines[2].startswith("Nothing is broken yet — watch the panels")
+        assert controller.session.wrong == [] and controller.session.score == 100
+        clock.now += 11  # T+2: the fault began at T-4, the alert at T+0
+        await until(pilot, lambda: demo_stack.fault == "lb-misroute", "the fault")
+        await pilot.press("3")
+        assert panel_on_screen(app)[2].startswith("Not the Auth backends (−15 points)")
+        await pilot.press("n", "n")
+        lines = panel_on_screen(app)
+        assert lines[0].startswith("15:32 T+2 · score 55") and lines[2].startswith("Hint 2 (−20): ")
+        assert all(len(line) <= 78 for line in lines)  # cut with an ellipsis, never wrapped
+        assert lines[2].endswith("…")
+        await pilot.press("s")
+        assert isinstance(app.screen, StoryScreen)
+        story = " ".join(app.screen.text().split())  # wrapped lines joined back
+        assert "15:10 T-20 🚀 auth-service 2.14.0 rolled out to auth-1, auth-2 and auth-3" in story
+        assert "T+0 🔔 Monitoring: authentication error rate above 25%" in story
+        assert "Nothing is broken yet — watch the panels." in story
+        hints = [h.text for h in walkthrough.hints[:2]]
+        assert f"Hint 1 (−10): {hints[0]}" in story and f"Hint 2 (−20): {hints[1]}" in story
+        await pilot.press("escape")
+        assert app.screen is app.dashboard
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        help_lines = [line.split(None, 1) + [""] for line in app.screen.text().splitlines() if line.strip()]
+        assert any(cut[0] == "s" and cut[1].startswith("Story — The story so far") for cut in help_lines)
+
+
+async def test_no_fault_keys_during_a_walkthrough(demo_stack):
+    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])
+    clock = StoryClock()
+    controller = DemoController(demo_stack, walkthrough, clock=clock)
+    app = DemoApp(controller, blind=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, controller)
+        clock.now += 9
+        await until(pilot, lambda: demo_stack.fault == "lb-misroute", "the training fault")
+        await pilot.press("c", "i")
+        await pilot.pause()
+        assert app.screen is app.dashboard and demo_stack.fault == "lb-misroute"
+        assert not any(a.id.startswith(("fault_", "inject", "clear")) for a in app.registry)
+        titles = [c.title for c in app.get_system_commands(app.dashboard)]
+        assert not any("fault" in t.lower() for t in titles)
+
+
+async def test_after_the_right_answer_the_clock_stops_and_the_debrief_is_frozen(demo_stack):
+    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])
+    clock = StoryClock()
+    controller = DemoController(demo_stack, walkthrough, clock=clock)
+    app = DemoApp(controller, blind=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, controller)
+        clock.now += 11
+        await until(pilot, lambda: app.diagnosis is not None and app.diagnosis.verdict is not None
+                    and app.diagnosis.verdict.layer == "Load balancer", "the LB verdict")
+        await pilot.press("2")
+        await until(pilot, lambda: isinstance(app.screen, DebriefScreen), "the debrief")
+        first = app.screen.markdown
+        assert "Verdict at the time: Load balancer" in first
+        await pilot.press("escape")
+        assert panel_on_screen(app)[2] == "answered — d: debrief again · s: the story"
+        stopped = panel_on_screen(app)[0]
+        shown = len(controller.story)
+        clock.now += 300  # ten story hours later
+        demo_stack.inject("clear")
+        await until(pilot, lambda: app.diagnosis.verdict is None, "a healthy stack")
+        await pilot.pause(0.6)  # a story tick
+        assert panel_on_screen(app)[0].split(" · ")[:2] == stopped.split(" · ")[:2]  # the clock stopped
+        assert len(controller.story) == shown
+        await pilot.press("2")
+        assert app.screen is app.dashboard  # answering again does nothing
+        assert "1-4 Answer" not in footer(app) and "d Debrief" in footer(app)
+        await pilot.press("d")
+        assert isinstance(app.screen, DebriefScreen) and app.screen.markdown == first
+
+
+async def test_free_demo_footer_palette_and_help(demo_stack):
+    app = DemoApp(DemoController(demo_stack))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        shown = footer(app)
+        assert shown[:2] == ["⏎ Detail", "i Fault"] and shown[-2:] == ["? Help", "q Quit"]
+        assert len(panel_on_screen(app)) == 1
+        commands = {c.title: c.help for c in app.get_system_commands(app.dashboard)}
+        from textual.content import Content
+
+        assert Content.from_markup(commands["Probe"]).plain.endswith("[r]")
+        nxdomain = [t for t in commands if "nxdomain" in t]
+        assert nxdomain == ["Inject fault: dns-nxdomain — DNS says the name does not exist"]
+        assert not Content.from_markup(commands[nxdomain[0]]).plain.endswith("]")
+        await pilot.press("question_mark")
+        text = app.screen.text()
+        line = next(line for line in text.splitlines() if "dns-nxdomain" in line)
+        assert line.split()[0] == "palette"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)])
+async def test_help_and_quit_always_fit_the_footer(demo_stack, size):
+    walkthrough = load_walkthrough(builtin_walkthroughs()["dns-migration"])
+    app = DemoApp(DemoController(demo_stack, walkthrough, clock=StoryClock()), blind=True)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        shown = footer(app)
+        assert shown[-2:] == ["? Help", "q Quit"]
+        if size[0] >= 80:
+            assert {"1-4 Answer", "n Hint"} <= set(shown)
+
+
+def test_story_icons_on_the_linux_console():
+    assert story_icons("linux") is PLAIN_ICONS
+    assert all(len(icon) == 1 for icon in PLAIN_ICONS.values())
+    assert story_icons("xterm-256color")["alert"] == "🔔"
