@@ -4,9 +4,10 @@ Pure functions, no I/O. The rules, in the order they apply:
 
 1. A layer's status is the worst of its checks, except a `backend` layer (a pool), where
    some-but-not-all members failing is a WARN: the pool still serves.
-2. Layers depend on the next group of layers down the path (lb -> backend -> db and
-   cache as siblings); every check that addresses a host by name also depends on the
-   dns layers.
+2. Layers depend on the groups of layers further down the path (lb -> backend -> db
+   and cache as siblings), the nearest first; a group that answers HTTP directly vouches
+   for everything beneath it, one checked only by TCP does not. Every check that
+   addresses a host by name also depends on the dns layers.
 3. A failing check is *explained* when its failure could be a consequence of a failing
    dependency at least as severe: a 5xx, a timeout, a body mismatch or slowness can come
    from below; a refused connection, a bad certificate, a garbage reply or a drifted
@@ -295,15 +296,25 @@ def dependency_groups(layout: Layout) -> list[list[Layer]]:
     return groups
 
 
-def direct_dependencies(layout: Layout) -> dict[str, list[str]]:
-    """Layer name -> the layers it calls directly (the next group down the path)."""
-    deps: dict[str, list[str]] = {layer.name: [] for layer in layout.layers}
-    groups = dependency_groups(layout)
-    for index, group in enumerate(groups[:-1]):
-        below = [layer.name for layer in groups[index + 1]]
-        for layer in group:
-            deps[layer.name] = below
-    return deps
+def layers_below(layout: Layout) -> dict[str, list[list[str]]]:
+    """Layer name -> every group of layers further down the path, nearest first.
+
+    A layer depends on all of them, not only the next: a backend checked by TCP alone
+    can hide the database that makes it fail. Which of them may explain a failure is
+    `_explained_by`'s question."""
+    groups = [[layer.name for layer in group] for group in dependency_groups(layout)]
+    below: dict[str, list[list[str]]] = {layer.name: [] for layer in layout.layers}
+    for index, group in enumerate(groups):
+        for name in group:
+            below[name] = groups[index + 1:]
+    return below
+
+
+def _vouches(group: list[LayerState]) -> bool:
+    """A group that answers HTTP directly proves the path beneath it serves requests, so
+    a failure above it cannot be blamed further down. A group seen only through TCP
+    connects or process tables proves nothing of the kind."""
+    return any(c.check.type == "http" and c.status is Status.OK for layer in group for c in layer.checks)
 
 
 def _explainable_downstream(result: Result) -> bool:
@@ -315,17 +326,26 @@ def _explainable_downstream(result: Result) -> bool:
     return False
 
 
-def _explained_by(state: CheckState, layer_status: Status, deps: Iterable[LayerState],
+def _explained_by(state: CheckState, layer: LayerState, below: Iterable[list[LayerState]],
                   dns_layers: Iterable[LayerState]) -> LayerState | None:
-    """The failing layer that explains this failing check, or None."""
-    if state.check.hostname:
+    """The failing layer that explains this failing check of `layer`, or None.
+
+    A dns layer is never explained by a dns layer (itself included): it is where name
+    resolution starts, and explaining it by itself would leave no root cause at all."""
+    rank = layer.status.rank
+    if state.check.hostname and layer.layer.role != "dns":
         for dns_layer in dns_layers:
-            if dns_layer.status.failing and dns_layer.status.rank >= layer_status.rank:
+            # A failed resolution is DNS's doing even when the DNS layer is only slow.
+            if dns_layer.status.failing and (dns_layer.status.rank >= rank
+                                             or state.result.error_kind is ErrorKind.RESOLVE):
                 return dns_layer
     if _explainable_downstream(state.result):
-        candidates = [d for d in deps if d.status.failing and d.status.rank >= layer_status.rank]
-        if candidates:
-            return max(candidates, key=lambda d: d.status.rank)
+        for group in below:
+            candidates = [d for d in group if d.status.failing and d.status.rank >= rank]
+            if candidates:
+                return max(candidates, key=lambda d: d.status.rank)
+            if _vouches(group):
+                break
     return None
 
 
@@ -346,7 +366,7 @@ def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
     if all(layer.status is Status.OK for layer in layers):
         return None
     by_name = {layer.name: layer for layer in layers}
-    deps = direct_dependencies(layout)
+    below = layers_below(layout)
     dns_layers = [layer for layer in layers if layer.layer.role == "dns"]
 
     # Which layer explains each failing layer (None = unexplained: a root cause).
@@ -354,8 +374,8 @@ def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
     for layer in layers:
         if not layer.status.failing:
             continue
-        dep_states = [by_name[name] for name in deps[layer.name]]
-        causes = [_explained_by(c, layer.status, dep_states, dns_layers) for c in layer.failing]
+        groups = [[by_name[name] for name in group] for group in below[layer.name]]
+        causes = [_explained_by(c, layer, groups, dns_layers) for c in layer.failing]
         causes += [None for finding in layer.findings if finding.status.failing]  # always the layer's own
         if causes and all(cause is not None for cause in causes):
             worst = max(causes, key=lambda c: c.status.rank)  # type: ignore[union-attr]
@@ -367,7 +387,11 @@ def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
     if roots:
         culprit = max(roots, key=lambda layer: (layer.status.rank, -layers.index(layer)))
     else:  # only unknown layers: we cannot tell, and must say so rather than claim health
-        culprit = next(layer for layer in layers if layer.status is Status.UNKNOWN)
+        unknown = [layer for layer in layers if layer.status is Status.UNKNOWN]
+        # Explanations only point down the path or at dns, so they cannot go round in a
+        # circle; should a rule ever make them, the worst layer is named rather than none.
+        culprit = unknown[0] if unknown else max((l for l in layers if l.status.failing),
+                                                 key=lambda l: (l.status.rank, -layers.index(l)))
 
     # Layers whose failure traces back to the culprit.
     consequences = []
@@ -419,7 +443,8 @@ def _summary(culprit: LayerState, consequences: list[str]) -> str:
 
 
 def _evidence(culprit: LayerState) -> list[str]:
-    items = [f"{f.status.word} — {f.detail}" for f in culprit.findings]
+    names = {c.check.id: c.check.name for c in culprit.checks}
+    items = [f"{names.get(f.check, f.check)}: {f.status.word} — {f.detail}" for f in culprit.findings]
     items += [f"{c.check.name}: {c.status.word} — {c.result.detail}" for c in culprit.checks
               if c.status is not Status.OK]
     healthy = [c for c in culprit.checks if c.status is Status.OK]

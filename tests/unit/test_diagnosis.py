@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from stackscope.diagnosis import assess, dependency_groups, diagnose, direct_dependencies, layer_state
+from stackscope.diagnosis import assess, dependency_groups, diagnose, layer_state, layers_below
 from stackscope.layout import Layout, parse_layout
 from stackscope.model import ErrorKind as K
 from stackscope.model import Result, Snapshot, Status
@@ -126,7 +126,46 @@ SCENARIOS = [
     ("db in recovery is the db's own state", {"db": F(C, K.STATE, "in recovery"), "auth-1": H500, "auth-2": H500,
                                               "auth-3": H500, "lb": H503}, "Database", C),
     ("tls cert failure at the lb is its own", {"lb": F(C, K.CERT, "expired")}, "Load balancer", C),
+    ("a resolve failure is dns's doing even when dns is only slow",
+     {"dns": SLOW, "lb": F(C, K.RESOLVE, "cannot resolve auth.example.test")}, "DNS", W),
+    ("a backend still answering 200 vouches for the path: the lb's 503 is its own, db or not",
+     {"db": REFUSED, "auth-1": H500, "auth-2": H500, "lb": H503}, "Load balancer", C),
 ]
+
+# LB -> backends checked by TCP only -> DB: the backends' open ports prove nothing about
+# the database behind them, so a dead database still explains the LB's 503.
+SHALLOW = parse_layout("""name: shallow
+layers:
+  - {name: LB, role: lb, checks: [{http: "http://127.0.0.1:18080/", name: lb}]}
+  - {name: Backends, role: backend, checks: [{tcp: "127.0.0.1:19001", name: b1}, {tcp: "127.0.0.1:19002", name: b2}]}
+  - {name: Database, role: db, checks: [{tcp: "127.0.0.1:15432", name: db}]}
+""", "shallow.yaml")
+
+# A dns-role layer whose own checks address hosts by name (a resolver reached by name).
+NAMED_DNS = parse_layout("""name: named-dns
+layers:
+  - {name: Resolver, role: dns, checks: [{tcp: "localhost:53", name: resolver-port}]}
+  - {name: Names, role: dns, checks: [{dns: auth.example.test, name: names}]}
+  - {name: LB, role: lb, checks: [{http: "http://auth.example.test:18080/", name: lb}]}
+""", "named-dns.yaml")
+
+LAYOUT_SCENARIOS = [
+    ("a tcp-only backend layer does not vouch for the db below it", SHALLOW,
+     {"lb": H503, "db": REFUSED}, "Database", C),
+    ("a tcp-only backend layer: a db-level 503 with a healthy db is the lb's", SHALLOW, {"lb": H503}, "LB", C),
+    ("a refused lb is its own even past tcp-only backends", SHALLOW, {"lb": REFUSED, "db": REFUSED}, "LB", C),
+    ("a dns layer addressed by name is a root cause, not explained by itself", NAMED_DNS,
+     {"resolver-port": REFUSED}, "Resolver", C),
+    ("two failing dns layers addressed by name: the first is named", NAMED_DNS,
+     {"resolver-port": REFUSED, "names": F(C, K.DNS_RCODE, "SERVFAIL"), "lb": F(C, K.RESOLVE)}, "Resolver", C),
+]
+
+
+@pytest.mark.parametrize("name,layout,failures,layer,status", LAYOUT_SCENARIOS, ids=[s[0] for s in LAYOUT_SCENARIOS])
+def test_verdict_on_other_layouts(name, layout, failures, layer, status):
+    verdict = diagnose(snapshot(layout, failures))
+    assert verdict is not None
+    assert (verdict.layer, verdict.status) == (layer, status), verdict.summary
 
 
 @pytest.mark.parametrize("name,failures,layer,status", SCENARIOS, ids=[s[0] for s in SCENARIOS])
@@ -208,10 +247,10 @@ def test_layer_status(name, layer, failures, status):
 def test_dependency_groups_follow_the_path_with_db_and_cache_as_siblings():
     groups = [[l.name for l in g] for g in dependency_groups(LAYOUT)]
     assert groups == [["Load balancer"], ["Auth backends"], ["Database", "Cache"]]
-    deps = direct_dependencies(LAYOUT)
-    assert deps["Load balancer"] == ["Auth backends"]
-    assert deps["Auth backends"] == ["Database", "Cache"]
-    assert deps["Database"] == [] and deps["DNS"] == []
+    below = layers_below(LAYOUT)
+    assert below["Load balancer"] == [["Auth backends"], ["Database", "Cache"]]
+    assert below["Auth backends"] == [["Database", "Cache"]]
+    assert below["Database"] == [] and below["DNS"] == []
 
 
 def test_other_layers_are_positional():
@@ -219,8 +258,8 @@ def test_other_layers_are_positional():
                           "  - {name: LB, role: lb, checks: [{tcp: '127.0.0.1:2'}]}\n"
                           "  - {name: Queue, role: other, checks: [{tcp: '127.0.0.1:3'}]}\n"
                           "  - {name: DB, role: db, checks: [{tcp: '127.0.0.1:4'}]}\n")
-    deps = direct_dependencies(layout)
-    assert deps == {"CDN": ["LB"], "LB": ["Queue"], "Queue": ["DB"], "DB": []}
+    below = layers_below(layout)
+    assert below == {"CDN": [["LB"], ["Queue"], ["DB"]], "LB": [["Queue"], ["DB"]], "Queue": [["DB"]], "DB": []}
 
 
 def test_diagnosis_is_pure_and_repeatable():

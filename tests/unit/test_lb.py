@@ -283,6 +283,8 @@ def test_finding_responses_from_strangers_through_the_lb():
     assert diagnosis.verdict.layer == "LB" and diagnosis.verdict.status is Status.CRIT
     assert diagnosis.verdict.summary == ("LB: through the LB, 3 of 4 responses came from decoy-1 — no declared "
                                          "backend answers as it (directly: auth-1, auth-2)")
+    # the evidence names the check whose results, compared, convict the LB
+    assert diagnosis.verdict.evidence[0].startswith("front: CRIT — through the LB, 3 of 4 responses")
 
 
 def test_responses_without_identity_are_strangers_when_every_backend_sends_it():
