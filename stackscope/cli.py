@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true",
                       help="no dashboard: print the layout path and keep the stack up until Ctrl-C")
     demo.add_argument("--print-layout", action="store_true",
-                      help="print the generated layout (runs headless)")
+                      help="print the generated layout (YAML, alone on stdout) and exit; with --headless, "
+                           "keep the stack up for it (status lines go to stderr)")
     demo.add_argument("--walkthrough", metavar="NAME", help="play a guided incident (see --list)")
     demo.add_argument("--blind", action="store_true", help="hide the verdict banner (walkthroughs do by default)")
     demo.add_argument("--show-verdict", action="store_true", help="with --walkthrough: do not hide the verdict")
@@ -214,7 +215,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             for problem in error.problems:
                 print(f"  {problem}", file=sys.stderr)
             return EXIT_UNKNOWN
-    if args.headless or args.print_layout:
+    if args.print_layout and not args.headless:
+        from stackscope.demo.run import print_layout_once
+
+        return print_layout_once(sys.stdout)
+    if args.headless:
         from stackscope.demo.run import run_headless
 
         return run_headless(args.fault, args.print_layout)

@@ -22,7 +22,8 @@ def list_faults(out: TextIO) -> None:
     print("Faults (stackscope demo --fault NAME, or the dashboard's i key):", file=out)
     for fault in FAULTS.values():
         print(f"  {fault.name:<{width}}  {fault.title} → verdict: {fault.layer}", file=out)
-    print(f"  {CLEAR:<{width}}  restore the healthy stack", file=out)
+    print(f"  (not a fault: `c` in the dashboard, or '{CLEAR}' at the --headless prompt, restores the "
+          "healthy stack)", file=out)
     from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
 
     print("\nWalkthroughs (stackscope demo --walkthrough NAME, or a file of your own):", file=out)
@@ -30,8 +31,27 @@ def list_faults(out: TextIO) -> None:
         print(f"  {name:<{width}}  {load_walkthrough(path).title}", file=out)
 
 
+def print_layout_once(out: TextIO = sys.stdout) -> int:
+    """`demo --print-layout` without --headless: the generated layout's YAML on `out`,
+    nothing else, then exit (its ports are those of a stack that stops right after)."""
+    stack = DemoStack()
+    try:
+        stack.start(None)
+        text = stack.layout_text()
+    except DemoError as error:
+        print(f"stackscope: {error}", file=sys.stderr)
+        return 3
+    finally:
+        stack.stop()
+    print(text, file=out)
+    return 0
+
+
 def run_headless(fault: str | None, print_layout: bool, out: TextIO = sys.stdout,
-                 stdin: TextIO = sys.stdin) -> int:
+                 stdin: TextIO = sys.stdin, err: TextIO = sys.stderr) -> int:
+    """Run the stack until Ctrl-C. With `print_layout` the YAML is all that goes to `out`
+    (so `> layout.yaml` works) and the status lines go to `err`."""
+    status = err if print_layout else out
     stack = DemoStack()
     try:
         stack.start(fault)
@@ -45,19 +65,20 @@ def run_headless(fault: str | None, print_layout: bool, out: TextIO = sys.stdout
     try:
         if print_layout:
             print(stack.layout_text(), file=out)
-        print(f"layout: {stack.layout_path}", file=out)
-        print(f"  stackscope check {stack.layout_path}\n  stackscope watch {stack.layout_path}", file=out)
+            out.flush()
+        print(f"layout: {stack.layout_path}", file=status)
+        print(f"  stackscope check {stack.layout_path}\n  stackscope watch {stack.layout_path}", file=status)
         if fault:
-            print(f"fault: {fault} — {FAULTS[fault].what}", file=out)
-        out.flush()
+            print(f"fault: {fault} — {FAULTS[fault].what}", file=status)
+        status.flush()
         if stdin.isatty():
-            _console(stack, stop, out, stdin)
+            _console(stack, stop, status, stdin)
         else:
             stop.wait()
     finally:
         signal.signal(signal.SIGINT, previous)
         stack.stop()
-    print("demo stopped", file=out)
+    print("demo stopped", file=status)
     return 0
 
 
