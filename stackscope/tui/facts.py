@@ -13,6 +13,7 @@ import datetime as _dt
 from typing import Any, Iterable, Mapping
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -32,6 +33,9 @@ HTTP_KEYS = ("status_code", "reason", "ip", "resolved", "redirects", "body_bytes
 DNS_KEYS = ("server", "name", "record", "rcode", "transport", "ttl", "answers", "cname_chain")
 TLS_KEYS = ("subject", "issuer", "san", "not_before", "not_after", "days_left", "verified", "protocol", "cipher")
 POOL_COLUMNS = ("name", "address", "state", "check", "last_change_s", "sessions", "errors", "weight")
+POOL_HEADERS = {"last_change_s": "changed", "sessions": "sess", "errors": "err", "weight": "wt"}
+POOL_DROP_ORDER = ("weight", "sessions", "errors", "last_change_s", "check")  # first to go when narrow
+POOL_NUMERIC = ("last_change_s", "sessions", "errors", "weight")
 
 
 def sections(check: Check, result: Result | None, history: Iterable[Sample] = (),
@@ -57,7 +61,7 @@ def sections(check: Check, result: Result | None, history: Iterable[Sample] = ()
         out.append(("Certificate", _pairs(facts, TLS_KEYS)))
         used.update(TLS_KEYS)
     if isinstance(facts.get("pool"), Mapping):
-        out.append(("Pool: declared vs actual", pool_table(facts["pool"])))
+        out.append(("Pool: declared vs actual", pool_table(facts["pool"], width=width)))
         used.add("pool")
     rest = {k: v for k, v in facts.items() if k not in used}
     if rest:
@@ -110,7 +114,7 @@ def phases_table(phases: Mapping[str, Any]) -> RenderableType:
     return table
 
 
-def pool_table(pool: Mapping[str, Any]) -> RenderableType:
+def pool_table(pool: Mapping[str, Any], width: int = 76) -> RenderableType:
     """The LB's pool as the LB reports it, each server flagged against the layout.
 
     Declared servers the LB does not have are listed too, so drift reads both ways: an
@@ -122,23 +126,40 @@ def pool_table(pool: Mapping[str, Any]) -> RenderableType:
                          ("  source ", "dim"), str(pool.get("source", "?")))
     counts = Text(f"declared {len(pool.get('declared', []) or [])} · in LB {len(servers)} · "
                   f"missing {len(missing)} · unexpected {len(unexpected)}", style="dim")
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("", no_wrap=True)
-    for column in POOL_COLUMNS:
-        justify = "right" if column in ("last_change_s", "sessions", "errors", "weight") else "left"
-        table.add_column(column.replace("last_change_s", "changed").replace("_", " "), justify=justify,
-                         overflow="fold", no_wrap=column in ("name", "address"))
+    rows = []
     for server in servers:
         address = str(server.get("address", ""))
         if address in unexpected or server.get("declared") is False:
             flag = Text("⚠ unexpected", style="bold reverse")
         else:
             flag = Text("✔ declared")
-        cells = [_pool_cell(column, server.get(column)) for column in POOL_COLUMNS]
-        table.add_row(flag, *cells)
+        rows.append((flag, {column: _pool_cell(column, server.get(column)) for column in POOL_COLUMNS}))
     for address in missing:
-        table.add_row(Text("✖ missing", style="bold reverse"), "—", str(address), "absent",
-                      *([""] * (len(POOL_COLUMNS) - 3)))
+        rows.append((Text("✖ missing", style="bold reverse"),
+                     {"name": "—", "address": str(address), "state": "absent"}))
+    # Never wrap a header or a cell mid-word: drop the columns that matter least until
+    # the rest fit (the flag, name, address and state always stay).
+    columns = list(POOL_COLUMNS)
+
+    def needed(cols: list[str]) -> int:
+        flag_w = max([cell_len(flag.plain) for flag, _ in rows] or [0])
+        widths = [max([cell_len(_header(c))] + [cell_len(cells.get(c, "")) for _, cells in rows]) for c in cols]
+        return flag_w + sum(widths) + 3 * len(cols)  # a pad, the box's blank separator, a pad
+
+    for column in POOL_DROP_ORDER:
+        if needed(columns) <= width:
+            break
+        columns.remove(column)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("", no_wrap=True)
+    for column in columns:
+        table.add_column(_header(column), justify="right" if column in POOL_NUMERIC else "left", no_wrap=True,
+                         overflow="ellipsis")
+    for flag, cells in rows:
+        table.add_row(flag, *[cells.get(column, "") for column in columns])
+    dropped = [_header(c) for c in POOL_COLUMNS if c not in columns]
+    if dropped:
+        counts.append(f" · not shown at this width: {', '.join(dropped)}")
     return Group(head, counts, table)
 
 
@@ -242,6 +263,10 @@ def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
     return str(value)
+
+
+def _header(column: str) -> str:
+    return POOL_HEADERS.get(column, column.replace("_", " "))
 
 
 def _pool_cell(column: str, value: Any) -> str:

@@ -104,3 +104,17 @@ def test_cells_and_facts_do_not_import_textual():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_pool_table_never_wraps_a_header_at_80_columns():
+    result = data.results(broken=True)[data.LB]
+    for width in (76, 56):
+        text = plain(facts.pool_table(result.facts["pool"], width=width), width=width)
+        header = next(line for line in text.splitlines() if " name " in f" {line} ")
+        assert "address" in header and "state" in header  # whole words, on one line
+        assert not any(line.strip() in ("sta", "te", "che", "ck") for line in text.splitlines())
+        assert "127.0.0.1:19101" in text and "decoy-1" in text
+    narrow = plain(facts.pool_table(result.facts["pool"], width=56), width=56)
+    assert "not shown at this width: check, changed" in " ".join(narrow.split())
+    wide = plain(facts.pool_table(result.facts["pool"], width=150), width=150)
+    assert "not shown" not in wide and " sess " in wide and "changed" in wide
