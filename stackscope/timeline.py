@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,10 +77,12 @@ class _Span:
     bad_seconds: float = 0.0
     worst: Status = Status.OK
     first_bad: float | None = None
+    by_status: dict[Status, float] = field(default_factory=dict)  # seconds spent in each bad status
 
     def move(self, status: Status, at: float) -> None:
         if self.status is not Status.OK:
             self.bad_seconds += at - self.since
+            self.by_status[self.status] = self.by_status.get(self.status, 0.0) + at - self.since
         if status is not Status.OK:
             self.worst = Status.worst([self.worst, status])
             if self.first_bad is None:
@@ -89,6 +92,14 @@ class _Span:
     def total(self, now: float) -> float:
         ongoing = now - self.since if self.status is not Status.OK else 0.0
         return self.bad_seconds + ongoing
+
+    def per_status(self, now: float) -> list[tuple[Status, float]]:
+        """Time in each bad status, worst first: a check CRIT 6 s then WARN 5 s is not
+        'CRIT for 11 s'."""
+        spent = dict(self.by_status)
+        if self.status is not Status.OK:
+            spent[self.status] = spent.get(self.status, 0.0) + now - self.since
+        return sorted(spent.items(), key=lambda item: -item[0].rank)
 
 
 @dataclass
@@ -270,7 +281,9 @@ class Timeline:
         for name, span in self._layer_spans.items():
             if span.worst is Status.OK:
                 continue
-            checks = [f"{self._checks[cid][1]} ({cspan.worst.word}, {human_duration(cspan.total(now))})"
+            checks = [f"{self._checks[cid][1]} ("
+                      + ", ".join(f"{status.word} {human_duration(spent)}" for status, spent in cspan.per_status(now))
+                      + ")"
                       for cid, cspan in self._check_spans.items()
                       if self._checks[cid][0] == name and cspan.worst is not Status.OK]
             lines.append(_row(name, f"{span.worst.glyph} {span.worst.word}", human_duration(span.total(now)),
@@ -283,14 +296,16 @@ class Timeline:
             return ["No verdict was reached."]
         at, verdict = cause
         lines = [f"**{verdict.layer}** ({verdict.role}) — {verdict.status.glyph} {verdict.status.word}, "
-                 f"named at {format_time(at, tz, date=False)}", "", f"> {verdict.summary}", "", "Evidence:", ""]
+                 f"named at {format_time(at, tz, date=False)}", "", f"> {_report_summary(verdict.summary)}", "",
+                 "Evidence:", ""]
         lines += [f"- {item}" for item in verdict.evidence] or ["- (none recorded)"]
         if verdict.also_failing:
             lines += ["", "Also failing:", ""] + [f"- {item}" for item in verdict.also_failing]
         others = [(t, v) for t, v in self._verdicts if v is not verdict]
         if others:
             lines += ["", "Other verdicts during the incident:", ""]
-            lines += [f"- {format_time(t, tz, date=False)}: {v.status.word} {v.layer} — {v.summary}" for t, v in others]
+            lines += [f"- {format_time(t, tz, date=False)}: {v.status.word} {v.layer} — {_report_summary(v.summary)}"
+                      for t, v in others]
         return lines
 
     def _table(self, tz: _dt.tzinfo | None) -> list[str]:
@@ -325,6 +340,15 @@ def _proof_of(diagnosis: Diagnosis, layer_name: str) -> str:
             if item.startswith(prefix):
                 return item[len(prefix):]
     return "healthy"
+
+
+_MORE = re.compile(r" \(\+\d+ more\)")
+
+
+def _report_summary(summary: str) -> str:
+    """The verdict's one line without the banner's '(+1 more)': the report lists every
+    failing check under Evidence."""
+    return _MORE.sub("", summary)
 
 
 def _row(*cells: str) -> str:

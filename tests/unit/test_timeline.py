@@ -70,7 +70,7 @@ def test_markdown_is_a_postmortem_draft():
     assert "- **Start:** 2023-11-14 22:13:30 UTC (first layer not OK)" in text
     assert "- **End:** 2023-11-14 22:14:30 UTC (every layer OK again)" in text
     assert "- **Duration:** 1m 00s" in text
-    assert "| Load balancer | ✖ CRIT | 1m 00s | lb-health (CRIT, 1m 00s) |" in text
+    assert "| Load balancer | ✖ CRIT | 1m 00s | lb-health (CRIT 1m 00s) |" in text
     root = text[text.index("## Root cause"):text.index("## Timeline")]
     assert "**Load balancer** (lb) — ✖ CRIT, named at 22:13:30" in root
     assert "> Load balancer: 502 Bad Gateway (expected 200)" in root
@@ -140,3 +140,38 @@ def test_timeline_is_pure():
 
     source = open(module.__file__).read()
     assert "environ" not in source and "getenv" not in source  # secrets come only from redacted results
+
+
+def with_results(at: float, **changes):
+    from stackscope.model import ErrorKind, Result
+
+    snap = data.snapshot(False, at=at)
+    results = dict(snap.results)
+    for check_id, (status, detail) in changes.items():
+        results[check_id] = Result(check_id, status, detail,
+                                   error_kind=ErrorKind.HTTP_STATUS if status is Status.CRIT else None)
+    return assess(type(snap)(snap.layout, results, at, 2))
+
+
+def test_impact_reports_time_per_status():
+    timeline = Timeline("auth-prod")
+    timeline.observe(assess(data.snapshot(False, at=data.T0)))
+    timeline.observe(with_results(data.T0 + 10, **{data.LB: (Status.CRIT, "502 Bad Gateway")}))
+    timeline.observe(with_results(data.T0 + 16, **{data.LB: (Status.WARN, "slow: 900 ms")}))
+    timeline.observe(assess(data.snapshot(False, at=data.T0 + 21)))
+    text = timeline.to_markdown(tz=UTC)
+    assert "lb-health (CRIT 6s, WARN 5s)" in text
+    assert "(CRIT, 11s)" not in text
+
+
+def test_root_cause_drops_the_banners_more_marker():
+    timeline = Timeline("auth-prod")
+    timeline.observe(assess(data.snapshot(False, at=data.T0)))
+    diagnosis = with_results(data.T0 + 10, **{data.B1: (Status.CRIT, "500 Internal Server Error"),
+                                             data.B2: (Status.CRIT, "500 Internal Server Error"),
+                                             data.B3: (Status.CRIT, "500 Internal Server Error")})
+    timeline.observe(diagnosis)
+    assert "more)" in diagnosis.verdict.summary  # the banner's short form
+    root = timeline.to_markdown(tz=UTC).split("## Root cause")[1].split("## Timeline")[0]
+    assert "more)" not in root
+    assert root.count("CRIT — 500 Internal Server Error") == 3  # every failing check, under Evidence
