@@ -1,0 +1,60 @@
+"""The plain dashboard at small sizes (audit of issue 5): events are never cut off, the
+footer always keeps ? Help and q Quit, the palette keeps its key hints. Hand-built data,
+no probing."""
+
+from __future__ import annotations
+
+import pytest
+from textual.content import Content
+from textual.geometry import Region
+
+from stackscope.tui.app import StackscopeApp
+from stackscope.tui.widgets import FittingFooter
+from tests import dashboard_data as data
+
+
+def app_on_data(tmp_path) -> StackscopeApp:
+    layout = data.layout()
+    return StackscopeApp(layout, engine=data.engine_with_history(layout), autoprobe=False,
+                         clock=lambda: data.T0 + 60, timeline_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_events_wrap_instead_of_being_cut(tmp_path, size):
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=size) as pilot:
+        app.show_snapshot(data.snapshot(False, at=data.T0))
+        app.show_snapshot(data.snapshot(True, at=data.T0 + 60))
+        await pilot.pause()
+        body = app.dashboard.events.query_one("#events-body")
+        painted = body.render_lines(Region(0, 0, body.size.width, body.size.height))
+        shown = "\n".join(strip.text for strip in painted)
+        assert max(len(line.rstrip()) for line in shown.splitlines()) <= body.size.width
+        words = " ".join(shown.split())
+        for line in app.dashboard.events.lines():
+            stamp, _, rest = line.partition("  ")
+            assert " ".join(rest.split()) in words  # every word of every event, in order
+        assert "…" not in shown
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20), (40, 12)])
+async def test_footer_always_keeps_help_and_quit(tmp_path, size):
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        shown = app.screen.query_one(FittingFooter).shown()
+        assert shown[-2:] == ["? Help", "q Quit"]
+        if size[0] == 80:
+            assert shown == ["⏎ Detail", "f Problems", "r Probe", "p Pause", "t Timeline", "? Help", "q Quit"]
+        await pilot.resize_terminal(120, 30)
+        await pilot.pause()
+        await pilot.pause()
+        assert "t Timeline" in app.screen.query_one(FittingFooter).shown()
+
+
+async def test_palette_help_keeps_its_key_hint(tmp_path):
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(80, 24)):
+        commands = {c.title: c.help for c in app.get_system_commands(app.dashboard)}
+        assert Content.from_markup(commands["Probe"]).plain.endswith(" [r]")
+        assert Content.from_markup(commands["Pause"]).plain.endswith(" [p]")
