@@ -48,12 +48,25 @@ def sections(check: Check, result: Result | None, history: Iterable[Sample] = ()
     facts = result.facts or {}
     used: set[str] = set()
     if _has_any(facts, ("status_code", "phases", "headers")):
-        out.append(("HTTP", _pairs(facts, HTTP_KEYS[:-2])))
+        samples = facts.get("samples") if isinstance(facts.get("samples"), int) else 1
+        # Several samples: the latency is their mean, but the status, identity, phases and
+        # headers are the last response's — say so, and list who answered each sample.
+        last = f" — last of {samples} samples" if samples > 1 else ""
+        http = _pairs(facts, [k for k in HTTP_KEYS[:-2] if k not in ("identity", "identities")])
+        if samples > 1:
+            http.add_row("samples", f"{samples} requests; latency is their mean, the rest is from the last one")
+        if isinstance(facts.get("identities"), Mapping) and facts["identities"]:
+            http.add_row("answered by", ", ".join(f"{name} ×{count}" for name, count in
+                                                  sorted(facts["identities"].items(), key=lambda i: -i[1])))
+        if facts.get("identity"):
+            http.add_row("identity" + (" (last)" if samples > 1 else ""), str(facts["identity"]))
+        out.append(("HTTP", http))
         used.update(HTTP_KEYS)
+        used.add("samples")
         if isinstance(facts.get("phases"), Mapping):
-            out.append(("Phases (ms)", phases_table(facts["phases"])))
+            out.append(("Phases (ms)" + last, phases_table(facts["phases"])))
         if isinstance(facts.get("headers"), Mapping) and facts["headers"]:
-            out.append(("Headers", _kv_table(facts["headers"], ("header", "value"))))
+            out.append(("Headers" + last, _kv_table(facts["headers"], ("header", "value"))))
     if check.type == "dns" or _has_any(facts, ("rcode", "answers")):
         out.append(("DNS", _pairs(facts, DNS_KEYS)))
         used.update(DNS_KEYS)
@@ -87,7 +100,9 @@ def _result(check: Check, result: Result | None) -> RenderableType:
     grid.add_row("detail", result.detail)
     if result.key_fact:
         grid.add_row("key fact", result.key_fact)
-    grid.add_row("latency", format_latency(result.latency_ms))
+    samples = (result.facts or {}).get("samples")
+    mean = f" (mean of {samples} samples)" if isinstance(samples, int) and samples > 1 else ""
+    grid.add_row("latency", format_latency(result.latency_ms) + mean)
     if result.error_kind is not None:
         grid.add_row("failure kind", str(result.error_kind))
     if result.started_at:

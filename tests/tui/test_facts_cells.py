@@ -118,3 +118,19 @@ def test_pool_table_never_wraps_a_header_at_80_columns():
     assert "not shown at this width: check, changed" in " ".join(narrow.split())
     wide = plain(facts.pool_table(result.facts["pool"], width=150), width=150)
     assert "not shown" not in wide and " sess " in wide and "changed" in wide
+
+
+def test_a_sampled_http_check_says_which_sample_the_details_come_from():
+    result = Result(data.LB, Status.OK, "200 OK — 3 requests answered by auth-1 ×2, auth-2 ×1 in 4 ms", latency_ms=4.0,
+                    key_fact="200", facts={"status_code": 200, "reason": "OK", "identity": "auth-2",
+                                           "identities": {"auth-1": 2, "auth-2": 1}, "samples": 3,
+                                           "headers": {"x-served-by": "auth-2"},
+                                           "phases": {"connect": 0.5, "ttfb": 2.0, "total": 2.6}})
+    text = detail_text(result)
+    assert re.search(r"latency +4.0 ms \(mean of 3 samples\)", text)
+    assert re.search(r"answered by +auth-1 ×2, auth-2 ×1", text)
+    assert re.search(r"identity \(last\) +auth-2", text)
+    assert "## Phases (ms) — last of 3 samples" in text and "## Headers — last of 3 samples" in text
+    assert "## Other facts" not in text  # samples is not left over
+    single = detail_text(data.results()[data.LB])
+    assert "last of" not in single and "mean of" not in single
