@@ -16,7 +16,9 @@ can also watch every diagnosis (`on_diagnosis`) and hide the verdict (`blind`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
+import os
 import re
 import time
 from collections import deque
@@ -42,6 +44,24 @@ from stackscope.tui import cells
 from stackscope.tui.actions import APP, BUILTIN, DASHBOARD, Action, ActionRegistry
 from stackscope.tui.screens import DashboardScreen, DetailScreen, HelpScreen, VerdictScreen
 from stackscope.tui.widgets import clock_text
+
+SIXTEEN_COLOUR_TERMS = ("linux", "vt100", "vt220", "ansi", "cons25")
+SIXTEEN_COLOUR_THEME = "stackscope-16"
+
+
+def sixteen_colours(term: str | None = None) -> bool:
+    """A console that has 16 colours only (the Linux console, old terminals)."""
+    term = os.environ.get("TERM", "") if term is None else term
+    return term.split("-")[0] in SIXTEEN_COLOUR_TERMS or term.endswith("-16color")
+
+
+def sixteen_colour_theme():
+    """The terminal's own 16 colours: the default theme's soft shades all round to grey
+    or white there (CRIT lost its red). Accent is magenta so UNKNOWN is not OK's green."""
+    from textual.theme import BUILTIN_THEMES
+
+    return dataclasses.replace(BUILTIN_THEMES["ansi-dark"], name=SIXTEEN_COLOUR_THEME, accent="ansi_magenta")
+
 
 PROBE_GROUP = "probe"
 TICK = 0.25  # seconds between paints of results and "probing…" while a round runs
@@ -121,6 +141,9 @@ class StackscopeApp(App[int]):
         return self.dashboard
 
     def on_mount(self) -> None:
+        if sixteen_colours() and not os.environ.get("NO_COLOR"):
+            self.register_theme(sixteen_colour_theme())
+            self.theme = SIXTEEN_COLOUR_THEME
         self.dashboard.banner.set_class(self.blind, "-blind")
         self.dashboard.events.set_blind(self.blind)
         self.set_interval(1.0, self._tick_clock)

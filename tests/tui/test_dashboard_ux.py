@@ -58,3 +58,24 @@ async def test_palette_help_keeps_its_key_hint(tmp_path):
         commands = {c.title: c.help for c in app.get_system_commands(app.dashboard)}
         assert Content.from_markup(commands["Probe"]).plain.endswith(" [r]")
         assert Content.from_markup(commands["Pause"]).plain.endswith(" [p]")
+
+
+async def test_the_linux_console_gets_its_own_red_for_crit(tmp_path, monkeypatch):
+    from stackscope.tui.app import SIXTEEN_COLOUR_THEME, sixteen_colours
+    from stackscope.tui.widgets import CheckRow
+
+    assert sixteen_colours("linux") and not sixteen_colours("xterm-256color") and not sixteen_colours("screen-256color")
+    monkeypatch.setenv("TERM", "linux")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.show_snapshot(data.snapshot(True, at=data.T0 + 60))
+        await pilot.pause()
+        assert app.theme == SIXTEEN_COLOUR_THEME
+        variables = app.get_css_variables()
+        assert variables["text-error"] == "ansi_red" and variables["text-success"] == "ansi_green"
+        assert variables["text-accent"] != variables["text-success"]  # UNKNOWN is not OK's colour
+        row = app.dashboard.path.rows[data.LB]
+        assert isinstance(row, CheckRow)
+        style = row.get_component_rich_style("row--crit")
+        assert style.color is not None and style.color.number == 1  # the terminal's own red
