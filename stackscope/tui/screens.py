@@ -39,8 +39,9 @@ from stackscope.tui.widgets import (
 class DashboardScreen(Screen):
     """Header, verdict banner, the request path, events, footer.
 
-    Below 120 columns the panels stack top to bottom; from 120 they run left to right
-    (the CSS keys off the breakpoint classes). The path and the events pane scroll, so
+    The panels run left to right once each layer gets 36 columns (37 × layers − 1, and
+    never below 120: 147 for four layers); below that they stack top to bottom (the CSS
+    keys off the breakpoint classes). The path and the events pane scroll, so
     at 80x24 nothing is out of reach."""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]

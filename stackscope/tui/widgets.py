@@ -186,6 +186,9 @@ class CheckRow(Widget, can_focus=True):
             set_status_class(self, result.status)
         self.result = result
         self.probing_for = None
+        panel = self.parent
+        if isinstance(panel, LayerPanel) and panel.refit_facts():
+            return  # the panel repainted every row, this one included
         self.update_cells()
 
     def set_probing(self, elapsed: float | None) -> None:
@@ -207,6 +210,11 @@ class CheckRow(Widget, can_focus=True):
     def _texts(self) -> tuple[Text, Text, Text]:
         width = self.main.size.width or 40
         fact_w = 16 if width >= 48 else 11
+        panel = self.parent
+        if isinstance(panel, LayerPanel) and self.is_mounted and self.screen.has_class("-wide"):
+            # side by side, every cell counts: the fact column is as wide as the panel's
+            # longest fact needs (aligned across its rows), the name gets the rest
+            fact_w = min(fact_w, panel.fact_width or fact_w)
         name_w = max(4, width - 2 - 1 - fact_w)
         result, status = self.result, self.status
         tone = self._style(f"row--{status}")
@@ -277,6 +285,19 @@ class LayerPanel(Vertical):
 
     def on_mount(self) -> None:
         self.border_title = self.path_layer.name
+
+    fact_width = 0  # cells the longest key fact of the panel's rows needs
+
+    def refit_facts(self) -> bool:
+        """Recompute the fact column's width; on a change repaint every row (True)."""
+        facts = [r.result.key_fact or r.result.detail for r in self.rows.values() if r.result is not None]
+        width = max([cell_len("probing…"), *(cell_len(f) for f in facts)])
+        if width == self.fact_width:
+            return False
+        self.fact_width = width
+        for row in self.rows.values():
+            row.update_cells()
+        return True
 
     def set_state(self, state: LayerState) -> None:
         changed = self.header.state is None or self.header.state.status is not state.status
