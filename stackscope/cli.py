@@ -14,6 +14,7 @@ import sys
 from typing import Callable, Sequence
 
 from stackscope import __version__
+from stackscope.words import plural
 
 EXIT_OK, EXIT_WARN, EXIT_CRIT, EXIT_UNKNOWN = 0, 1, 2, 3
 COMMANDS = ("check", "watch", "lint", "schema", "demo")
@@ -126,7 +127,7 @@ def load_or_report(path: str, *, require_env: bool = True):
         return load_layout(path, require_env=require_env)
     except LayoutError as error:
         count = len(error.problems)
-        print(f"stackscope: {path}: {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
+        print(f"stackscope: {path}: {plural(count, 'problem')}:", file=sys.stderr)
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         return None
@@ -138,9 +139,7 @@ def _cmd_lint(args: argparse.Namespace) -> int:
         return EXIT_UNKNOWN
     checks = sum(len(layer.checks) for layer in layout.layers)
     unset = sorted(name for name in layout.secret_env_names() if name not in os.environ)
-    layers = len(layout.layers)
-    print(f"{args.layout}: ok — {layout.name}: {layers} layer{'' if layers == 1 else 's'}, "
-          f"{checks} check{'' if checks == 1 else 's'}")
+    print(f"{args.layout}: ok — {layout.name}: {plural(len(layout.layers), 'layer')}, {plural(checks, 'check')}")
     if unset:
         print(f"note: {', '.join(unset)} not set here; `check` and `watch` will need "
               f"{'it' if len(unset) == 1 else 'them'}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from stackscope.model import ErrorKind, Status
 from stackscope.schema import Address, Invalid, parse_address
+from stackscope.words import plural
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,6 @@ def _could_be(server: PoolServer, declared: Declared) -> bool:
     return mine is None or theirs is None or mine == theirs
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
-
-
 def judge_pool(pool: Pool, declared: list[Declared]) -> Judgement:
     """Judge a pool on its own health and against the declared backends.
 
@@ -254,11 +251,11 @@ def judge_pool(pool: Pool, declared: list[Declared]) -> Judgement:
     if warnings:
         detail = "; ".join(text for _, text in warnings)
         if unresolved:
-            detail += f"; {_plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}"
+            detail += f"; {plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}"
         return judged(Status.WARN, detail, warnings[0][0])
     if unresolved:
         return judged(Status.UNKNOWN, f"pool {name}: {len(serving)}/{len(servers)} up; cannot compare the pool: "
-                      f"{_plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}",
+                      f"{plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}",
                       ErrorKind.RESOLVE, "cannot compare")
     tail = "all declared backends present" if declared else "no backend layer declared to compare with"
     if idle:

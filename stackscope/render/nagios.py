@@ -11,6 +11,7 @@ import re
 from stackscope.diagnosis import Diagnosis
 from stackscope.model import Status
 from stackscope.safetext import terminal_safe
+from stackscope.words import plural
 
 _WORD = {Status.OK: "OK", Status.WARN: "WARNING", Status.CRIT: "CRITICAL", Status.UNKNOWN: "UNKNOWN"}
 
@@ -31,7 +32,7 @@ def render_nagios(diagnosis: Diagnosis) -> str:
         total = sum(len(layer.checks) for layer in diagnosis.layers)
         count = len(diagnosis.layers)
         layers = "1 layer" if count == 1 else f"all {count} layers"
-        message = f"{layers} healthy ({total} check{'' if total == 1 else 's'})"
+        message = f"{layers} healthy ({plural(total, 'check')})"
     else:
         message = _line(diagnosis.verdict.summary)
     perf = []

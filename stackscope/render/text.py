@@ -18,21 +18,13 @@ from rich.text import Text
 from stackscope.diagnosis import Diagnosis
 from stackscope.model import Status
 from stackscope.safetext import terminal_safe as _safe
+from stackscope.words import plural
 
 STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.CRIT: "bold red", Status.UNKNOWN: "magenta"}
 
 
 def badge(status: Status) -> Text:
     return Text(f"{status.glyph} {status.word:<7}", style=STYLE[status])
-
-
-def plural(count: int, word: str) -> str:
-    """'1 check', '3 checks'."""
-    return f"{count} {word}" + ("" if count == 1 else "s")
-
-
-def checks_count(count: int) -> str:
-    return plural(count, "check")
 
 
 def format_latency(ms: float | None) -> str:
@@ -49,7 +41,7 @@ def verdict_block(diagnosis: Diagnosis) -> Group:
     verdict = diagnosis.verdict
     if verdict is None:
         total = sum(len(layer.checks) for layer in diagnosis.layers)
-        return Group(Text.assemble(badge(Status.OK), (f"All layers healthy ({checks_count(total)})", "bold")))
+        return Group(Text.assemble(badge(Status.OK), (f"All layers healthy ({plural(total, 'check')})", "bold")))
     lines = [
         Text.assemble(badge(verdict.status), (_safe(verdict.layer), "bold"),
                       f" ({_safe(verdict.role)}) is the broken layer"),
@@ -98,7 +90,7 @@ def render_text(diagnosis: Diagnosis, *, color: bool | None = None, width: int |
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.taken_at))
     console.print(verdict_block(diagnosis))
     console.print()
-    console.print(Text(_safe(f"{layout.name} · {plural(len(layout.layers), 'layer')} · {checks_count(checks)} · "
+    console.print(Text(_safe(f"{layout.name} · {plural(len(layout.layers), 'layer')} · {plural(checks, 'check')} · "
                              f"{stamp}"), style="dim"))
     console.print(layers_block(diagnosis))
     return buffer.getvalue().rstrip("\n")
