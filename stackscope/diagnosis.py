@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from stackscope.layout import Check, Layer, Layout
+from stackscope.lb.pool import BACKUP, DISABLED, DOWN_BY_CHECK, DRAIN, IN, MAINT, NOLB, UNKNOWN, WEIGHT_0
 from stackscope.model import NO_IDENTITY, ErrorKind, Result, Snapshot, Status
 
 _SIBLING_ROLES = {"db", "cache"}
@@ -176,33 +177,23 @@ def cross_checks(layers: tuple[LayerState, ...]) -> list[Finding]:
 
 
 def _out_of_service(server: dict) -> str | None:
-    """Why the LB sends a declared member no traffic, in one word, or None if it does:
-    `check` (DOWN by failing health checks), `maint`, `drain`, `nolb`, `config_down`
-    (nginx `down`), `backup`; `unknown` for a state we cannot read."""
-    state = str(server.get("state", ""))
-    if state.startswith("DOWN"):
-        return "check"
-    if state.startswith("MAINT") or state.startswith("disabled"):
-        return "maint"
-    if state.startswith("DRAIN"):
-        return "drain"
-    if state.startswith("NOLB"):
-        return "nolb"
-    if state == "down (config)":
-        return "config_down"
-    if "backup" in server.get("flags", ()) or state == "backup":
-        return "backup"
-    if state.startswith("UP") or state in ("no check", "in rotation"):
+    """Why the LB sends a declared member no traffic, from the `service` fact the pool
+    sources set (lb/pool.py: down-by-check, maint, drain, nolb, disabled, weight-0,
+    backup), or None if it takes traffic; `unknown` for a member whose state the source
+    could not read, or a fact without it."""
+    service = server.get("service")
+    if service == IN:
         return None
-    return "unknown"
+    return service if service in _OUT_OF_SERVICE or service == DOWN_BY_CHECK else UNKNOWN
 
 
 _OUT_OF_SERVICE = {
-    "maint": "is in maintenance (MAINT) on the LB",
-    "drain": "is draining (DRAIN) on the LB",
-    "nolb": "is in NOLB on the LB (takes no new traffic)",
-    "config_down": "is marked `down` in the LB config",
-    "backup": "is only a backup in the LB pool (used when the primaries fail)",
+    MAINT: "is in maintenance (MAINT) on the LB",
+    DRAIN: "is draining (DRAIN) on the LB",
+    NOLB: "is in NOLB on the LB (takes no new traffic)",
+    DISABLED: "is marked `down` in the LB config",
+    WEIGHT_0: "has weight 0 in the LB config (takes no traffic)",
+    BACKUP: "is only a backup in the LB pool (used when the primaries fail)",
 }
 
 
@@ -217,13 +208,13 @@ def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: li
         return None
     declared = [s for s in pool.get("servers", []) if s.get("declared")]
     reasons = [_out_of_service(s) for s in declared]
-    if not declared or any(r is None or r == "unknown" for r in reasons):
+    if not declared or any(r is None or r == UNKNOWN for r in reasons):
         return None
     if any(c.status is not Status.OK for c in backend_checks):
         return None
     codes = sorted({str(c.result.facts["status_code"]) for c in backend_checks if "status_code" in c.result.facts})
     answer = f"answers {'/'.join(codes)}" if codes else "answers"
-    if all(r == "check" for r in reasons):
+    if all(r == DOWN_BY_CHECK for r in reasons):
         check = next((s.get("check") for s in declared if s.get("check")), "")
         seen = f" (the LB's check says: {check})" if check else ""
         return Finding(layer.name, state.check.id, Status.CRIT,
@@ -232,7 +223,7 @@ def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: li
     if len(set(reasons)) == 1:
         return Finding(layer.name, state.check.id, Status.CRIT,
                        f"every declared backend {_OUT_OF_SERVICE[reasons[0]]} while each {answer} directly")
-    listed = ", ".join(f"{s.get('name')} {'DOWN by health check' if r == 'check' else s.get('state')}"
+    listed = ", ".join(f"{s.get('name')} {'DOWN by health check' if r == DOWN_BY_CHECK else s.get('state')}"
                        for s, r in zip(declared, reasons))
     return Finding(layer.name, state.check.id, Status.CRIT,
                    f"no declared backend takes traffic on the LB ({listed}) while each {answer} directly")

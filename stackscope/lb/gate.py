@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from stackscope.layout import Layout
 from stackscope.lb import ConfigError, haproxy_cfg, nginx_conf
-from stackscope.lb.pool import Declared, Judgement, Pool, judge_pool
-from stackscope.model import ErrorKind, Status
+from stackscope.lb.pool import COMPARE_WITH_RESOLVE, DOES_NOT_RESOLVE, Declared, Judgement, Pool, judge_pool
+from stackscope.model import Status
 from stackscope.schema import Address, is_ip
 
 
@@ -72,45 +72,29 @@ def _declared(layout: Layout, layer: str | None, resolve) -> list[Declared]:
         if ip:
             out.append(Declared(str(Address(ip, address.port)), check.name, str(address)))
         else:  # unresolved: compared as written with the pool's names, never taken as a match
-            out.append(Declared(None, check.name, str(address),
-                                "does not resolve" if resolve else "a host name: compare with --resolve"))
+            out.append(Declared(None, check.name, str(address), DOES_NOT_RESOLVE if resolve else COMPARE_WITH_RESOLVE))
     return out
-
-
-def _routed(report: PoolReport, config_path: str) -> PoolReport:
-    """A pool nothing routes to fails the gate, whatever its members: the users' traffic
-    does not reach the declared backends (`default_backend other`, a typo in proxy_pass)."""
-    if report.pool.extra.get("used_by"):
-        return report
-    judgement = report.judgement
-    detail = f"nothing routes to pool {report.pool.name} in {os.path.basename(config_path)}: users' traffic " \
-             "does not reach the declared backends"
-    routes = report.pool.extra.get("routes")
-    if routes:
-        detail += f" (traffic goes to {', '.join(routes)})"
-    if judgement.status is not Status.OK:
-        detail += f"; {judgement.detail}"
-    return replace(report, judgement=replace(judgement, status=Status.CRIT, detail=detail, key_fact="unrouted",
-                                             kind=ErrorKind.POOL))
 
 
 def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resolve=None) -> list[PoolReport]:
     """Judge every pool the layout names in the config; `resolve(host) -> ip | None`."""
     kind = detect(config_path)
+    note = DOES_NOT_RESOLVE if resolve else COMPARE_WITH_RESOLVE  # for a server whose name has no address
     reports = []
     if kind == "haproxy":
         try:
-            backends = haproxy_cfg.parse(config_path)
+            cfg = haproxy_cfg.parse(config_path)
         except ConfigError as exc:
             raise GateError(str(exc)) from None
+        backends = cfg.backends
         for name, layer in _pool_names(layout, kind, pool):
             if name not in backends:
                 raise GateError(f"{config_path} has no backend '{name}' (backends: {', '.join(backends) or 'none'})")
             hosts = {s.host for s in backends[name].servers if s.host and not is_ip(s.host)}
             resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
-            found = haproxy_cfg.pool_of(backends[name], config_path, resolved)
+            found = haproxy_cfg.pool_of(cfg, name, resolved, note)
             declared = _declared(layout, layer, resolve)
-            reports.append(_routed(PoolReport(found, declared, judge_pool(found, declared)), config_path))
+            reports.append(PoolReport(found, declared, judge_pool(found, declared)))
     else:
         try:
             config = nginx_conf.load(config_path)
@@ -123,9 +107,9 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
                                 f"{', '.join(upstreams) or 'none'})")
             hosts = {s.host for s in upstreams[name].servers if s.host and not is_ip(s.host)}
             resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
-            found = nginx_conf.pool_of(upstreams[name], resolved, config.main)
+            found = nginx_conf.pool_of(upstreams[name], resolved, config, note)
             declared = _declared(layout, layer, resolve)
-            reports.append(_routed(PoolReport(found, declared, judge_pool(found, declared)), config_path))
+            reports.append(PoolReport(found, declared, judge_pool(found, declared)))
     return reports
 
 
@@ -161,8 +145,7 @@ def render(reports: list[PoolReport], layout_path: str, config_path: str) -> str
             elif not server.address:
                 lines.append(f"  ? {shown:<24} {label}: {server.address_note or 'address unknown'}")
             elif server.address in strangers or not report.declared:
-                what = "not a declared backend" + ("" if server.receives_traffic and "backup" not in server.flags
-                                                   else f" ({server.state})")
+                what = "not a declared backend" + ("" if server.receives_traffic else f" ({server.state})")
                 lines.append(f"  + {shown:<24} {label}: {what}")
             else:
                 lines.append(f"  ? {shown:<24} {label}: not compared (a declared backend is unresolved)")
@@ -176,7 +159,7 @@ def render(reports: list[PoolReport], layout_path: str, config_path: str) -> str
                 lines.append(f"  ? {item.written:<24} {item.label}: {item.note}")
         for template in pool.extra.get("dynamic", []):
             lines.append(f"  ~ {template}: members come from DNS at run time, not checked")
-        if not pool.extra.get("used_by"):
+        if judgement.unrouted:
             lines.append(f"  ! nothing routes to {pool.name} in {config}")
         lines.append(f"{judgement.status.glyph} {judgement.status.word}: {judgement.detail}")
         lines.append("")

@@ -19,7 +19,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from stackscope.lb import ConfigError
-from stackscope.lb.pool import Pool, PoolServer
+from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, IN, MAINT, WEIGHT_0, Pool, PoolServer
 from stackscope.schema import Invalid, is_ip, parse_address
 
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "userlist", "peers", "resolvers", "mailers",
@@ -45,7 +45,13 @@ class Backend:
     servers: list[CfgServer] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
     used_by: list[str] = field(default_factory=list)
-    routes: list[str] = field(default_factory=list)  # every route of the config, for "traffic goes to"
+
+
+@dataclass
+class Config:
+    file: str
+    backends: dict[str, Backend]  # backend and listen sections by name
+    routes: list[str]  # every default_backend/use_backend of the config, for "traffic goes to"
 
 
 # (on, off) pairs: the later of the two words on a line (or default-server) decides.
@@ -118,7 +124,7 @@ def _template_numbers(text: str, file: str, number: int) -> range:
     return range(int(first), int(last) + 1) if dash else range(1, int(first) + 1)
 
 
-def parse(path: str) -> dict[str, Backend]:
+def parse(path: str) -> Config:
     try:
         if os.path.getsize(path) > MAX_BYTES:
             raise ConfigError(path, 0, "larger than 8 MiB")
@@ -193,12 +199,14 @@ def parse(path: str) -> dict[str, Backend]:
                 backend.used_by.append(f"{who} [{base}:{number}] (dynamic use_backend {target}: may route here)")
     for name in listens:  # a listen section takes traffic on its own bind
         backends[name].used_by.append(f"listen {name} (its own bind)")
-    for backend in backends.values():
-        backend.routes = described
-    return backends
+    return Config(path, backends, described)
 
 
-def pool_of(backend: Backend, file: str, resolved: dict[str, str] | None = None) -> Pool:
+def pool_of(config: Config, name: str, resolved: dict[str, str] | None = None,
+            unresolved_note: str = COMPARE_WITH_RESOLVE) -> Pool:
+    """Backend `name` as a Pool; `resolved` maps host names to the IP they resolve to, and
+    `unresolved_note` says why a name missing from it has no address."""
+    backend, file = config.backends[name], config.file
     servers = []
     for server in backend.servers:
         address, configured_as, note = None, None, server.note
@@ -213,20 +221,25 @@ def pool_of(backend: Backend, file: str, resolved: dict[str, str] | None = None)
                 if ip:
                     address = str(parse_address(ip, default_port=server.port))
                 else:
-                    note = "a host name: compare with --resolve"
+                    note = unresolved_note
         disabled = has_flag(server.params, "disabled")
         backup = has_flag(server.params, "backup")
         weightless = _param(server.params, "weight") == "0"
-        state = "disabled (config)" if disabled else "backup" if backup else "weight 0 (no traffic)" if weightless \
-            else "in rotation"
-        servers.append(PoolServer(name=server.name, address=address, state=state,
-                                  receives_traffic=not disabled and not backup and not weightless,
-                                  serving=not disabled,
+        if disabled:  # HAProxy starts a `disabled` server in maintenance
+            state, service = "disabled (config)", MAINT
+        elif backup:
+            state, service = "backup", BACKUP
+        elif weightless:
+            state, service = "weight 0 (no traffic)", WEIGHT_0
+        else:
+            state, service = "in rotation", IN
+        servers.append(PoolServer(name=server.name, address=address, state=state, receives_traffic=service == IN,
+                                  serving=not disabled, standby=backup, service=service,
                                   flags=tuple(p for p, on in (("backup", backup), ("disabled", disabled)) if on),
                                   configured_as=configured_as, line=server.line, file=file, address_note=note))
     extra: dict = {"used_by": backend.used_by, "defined_at": f"{file}:{backend.line}", "main": file}
     if not backend.used_by:
-        extra["routes"] = backend.routes
+        extra["routes"] = config.routes
     if backend.templates:
         extra["dynamic"] = backend.templates
     return Pool(name=backend.name, source=f"{file}:{backend.line}", servers=tuple(servers), extra=extra)

@@ -12,7 +12,9 @@ import csv
 import io
 from dataclasses import dataclass
 
-from stackscope.lb.pool import Pool, PoolServer, normalise
+from stackscope.lb.pool import (
+    BACKUP, DOWN_BY_CHECK, DRAIN, IN, MAINT, NOLB, UNKNOWN, Pool, PoolServer, normalise,
+)
 from stackscope.schema import Address
 
 
@@ -86,14 +88,17 @@ def _int(value: str) -> int | None:
 
 
 # The stats `status` column for a server, and what it means for traffic.
-def _traffic(status: str) -> tuple[bool, bool]:
-    """(receives new traffic, serving) for a server status word. A backup server that is
-    UP receives traffic only when the primaries fail; the pool judge reads its `backup`
-    flag, as it does for a `backup` line in a config."""
+def _traffic(status: str, backup: bool = False) -> tuple[bool, bool, str]:
+    """(receives new traffic as a primary, serving, service) for a server status word. A
+    backup server that is UP is a standby, as a `backup` line in a config is: it receives
+    traffic only when the primaries fail."""
     word = status.strip()
-    if word.startswith("UP") or word == "no check":
-        return True, True
-    return False, False  # DOWN, DOWN 1/3, MAINT*, DRAIN*, NOLB: no new requests
+    if word.startswith("UP") or word == "no check":  # UP 1/3 is going down, still in rotation
+        return not backup, True, BACKUP if backup else IN
+    for prefix, service in (("DOWN", DOWN_BY_CHECK), ("MAINT", MAINT), ("DRAIN", DRAIN), ("NOLB", NOLB)):
+        if word.startswith(prefix):  # no new requests
+            return False, False, service
+    return False, False, UNKNOWN
 
 
 def _check_text(row: dict[str, str]) -> str:
@@ -124,7 +129,8 @@ def pool_from_csv(rows: list[dict[str, str]], backend: str, source: str,
         if row.get("svname") == "FRONTEND" or kind in ("0", "3"):
             continue
         status = row.get("status", "").strip() or "unknown"
-        receives, serving = _traffic(status)
+        backup = row.get("bck") == "1"
+        receives, serving, service = _traffic(status, backup)
         state = by_name.get(row["svname"])
         address = state.address if state else (row.get("addr") or "").strip() or None
         note = "HAProxy has no address for it yet (srv_addr '-')" if state and not state.address else ""
@@ -135,8 +141,8 @@ def pool_from_csv(rows: list[dict[str, str]], backend: str, source: str,
             name=row["svname"], address=address, state=status, receives_traffic=receives, serving=serving,
             check=_check_text(row), last_change_s=_int(row.get("lastchg", "")), sessions=_int(row.get("scur", "")),
             errors=sum(e for e in errors if e is not None) if any(e is not None for e in errors) else None,
-            weight=_int(row.get("weight", "")), flags=("backup",) if row.get("bck") == "1" else (),
-            address_note=note,
+            weight=_int(row.get("weight", "")), flags=("backup",) if backup else (),
+            address_note=note, standby=backup, service=service,
         ))
     if not servers and backend_status is None:
         names = sorted({row.get("pxname", "") for row in rows if row.get("svname") == "BACKEND"})
@@ -154,8 +160,8 @@ def pool_from_states(states: list[ServerState], backend: str, source: str) -> Po
             word = "DRAIN"
         else:
             word = {0: "DOWN", 1: "UP (starting)", 2: "UP", 3: "UP (stopping)"}.get(s.op_state, "unknown")
-        receives, serving = _traffic(word)
+        receives, serving, service = _traffic(word)
         servers.append(PoolServer(name=s.name, address=s.address, state=word, receives_traffic=receives,
-                                  serving=serving, last_change_s=s.since_change,
+                                  serving=serving, service=service, last_change_s=s.since_change,
                                   address_note="" if s.address else "HAProxy has no address for it yet (srv_addr '-')"))
     return Pool(name=backend, source=source, servers=tuple(servers))

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from stackscope.lb import ConfigError
-from stackscope.lb.pool import Pool, PoolServer
+from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, DISABLED, IN, Pool, PoolServer
 from stackscope.schema import Invalid, is_ip, parse_address
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -211,6 +211,7 @@ class Config:
     main: str
     directives: list[Directive]
     files: list[str] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)  # where the *_pass directives send traffic, all of them
 
 
 def load(path: str) -> Config:
@@ -227,7 +228,9 @@ def load(path: str) -> Config:
     seen: list[str] = [main]
     directives = _expand(parse(text, main), os.path.dirname(os.path.abspath(main)) if dump is None
                          else os.path.dirname(main), files, seen, 0)
-    return Config(main=main, directives=directives, files=seen)
+    routes = [f"{d.name} {d.args[0]} [{d.where()}]" for d, _ in _walk(directives)
+              if d.name in PASS_DIRECTIVES and d.args]
+    return Config(main=main, directives=directives, files=seen, routes=routes)
 
 
 def _expand(directives: list[Directive], base: str, files: _Files, seen: list[str], depth: int) -> list[Directive]:
@@ -273,7 +276,6 @@ class Upstream:
     file: str
     line: int
     used_by: tuple[str, ...]  # "server 127.0.0.1:18080 location /" for each proxy_pass to it
-    routes: tuple[str, ...] = ()  # where the config's *_pass directives send traffic, all of them
 
 
 def _walk(directives: list[Directive], path: tuple[Directive, ...] = ()):
@@ -302,12 +304,10 @@ def upstreams(config: Config) -> dict[str, Upstream]:
             context = path[-1].name if path else "main"
             found.setdefault(directive.args[0], (directive, context))
     users: dict[str, list[str]] = {name: [] for name in found}
-    routes: list[str] = []
     for directive, path in _walk(config.directives):
         if directive.name not in PASS_DIRECTIVES or not directive.args:
             continue
         target, port = _pass_target(directive)
-        routes.append(f"{directive.name} {directive.args[0]} [{directive.where()}]")
         if target in users:
             if port is not None:  # nginx: upstream "NAME" may not have port N
                 raise ConfigError(directive.file, directive.line,
@@ -315,7 +315,7 @@ def upstreams(config: Config) -> dict[str, Upstream]:
                                   f"{directive.args[0]}) — nginx would refuse this config")
             users[target].append(_describe_use(path, directive))
     return {name: Upstream(name, context, tuple(_servers(directive)), directive.file, directive.line,
-                           tuple(users[name]), tuple(routes)) for name, (directive, context) in found.items()}
+                           tuple(users[name])) for name, (directive, context) in found.items()}
 
 
 def _describe_use(path: tuple[Directive, ...], directive: Directive) -> str:
@@ -380,9 +380,11 @@ def _servers(upstream: Directive) -> list[UpstreamServer]:
     return out
 
 
-def pool_of(upstream: Upstream, resolved: dict[str, str] | None = None, main: str | None = None) -> Pool:
-    """The upstream as a Pool; `resolved` maps host names to the IP they resolve to, and
-    `main` is the top config file (servers from includes are shown with their own file)."""
+def pool_of(upstream: Upstream, resolved: dict[str, str] | None = None, config: Config | None = None,
+            unresolved_note: str = COMPARE_WITH_RESOLVE) -> Pool:
+    """The upstream as a Pool; `resolved` maps host names to the IP they resolve to (and
+    `unresolved_note` says why a name missing from it has no address), `config` is the
+    config it comes from (servers from includes are shown with their own file)."""
     servers = []
     for server in upstream.servers:
         address = None
@@ -397,20 +399,25 @@ def pool_of(upstream: Upstream, resolved: dict[str, str] | None = None, main: st
                     address = str(parse_address(ip, default_port=server.port))
         down = "down" in server.flags
         backup = "backup" in server.flags
-        state = "down (config)" if down else "backup" if backup else "in rotation"
+        if down:
+            state, service = "down (config)", DISABLED
+        elif backup:
+            state, service = "backup", BACKUP
+        else:
+            state, service = "in rotation", IN
         servers.append(PoolServer(
             name=server.written, address=address, state=state,
-            receives_traffic=not down and not backup, serving=not down,
+            receives_traffic=service == IN, serving=not down, standby=backup, service=service,
             weight=int(server.params["weight"]) if server.params.get("weight", "").isdigit() else 1,
             flags=server.flags, configured_as=configured_as,
             check=_passive(server), line=server.line, file=server.file,
             address_note="" if address else "a unix socket, not an ip:port" if server.host is None
-            else "a host name: compare with --resolve",
+            else unresolved_note,
         ))
     extra = {"used_by": list(upstream.used_by), "defined_at": f"{upstream.file}:{upstream.line}",
-             "context": upstream.context, "main": main}
+             "context": upstream.context, "main": config.main if config else None}
     if not upstream.used_by:
-        extra["routes"] = list(upstream.routes)
+        extra["routes"] = list(config.routes) if config else []
     return Pool(name=upstream.name, source=f"{upstream.file}:{upstream.line}", servers=tuple(servers), extra=extra)
 
 

@@ -9,13 +9,33 @@ names on the wrong addresses.
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackscope.model import ErrorKind, Status
 from stackscope.schema import Address, Invalid, parse_address
 from stackscope.words import plural
+
+# Why a member's address is open when its host name has no address here. The gate compares
+# names as written unless it is told to resolve them; the live checks resolve every name
+# through the layout's resolver, as the LB did when it loaded its config.
+COMPARE_WITH_RESOLVE = "a host name: compare with --resolve"
+DOES_NOT_RESOLVE = "does not resolve"
+LAYOUT_RESOLVER_FAILED = "a host name the layout's resolver does not resolve"
+
+# Whether a member takes new requests and, if not, why: PoolServer.service, and the
+# `service` fact the diagnosis reads (never the state words, which each LB words its own way).
+IN = "in"  # in rotation: new requests go to it
+BACKUP = "backup"  # a standby: takes traffic only when the primaries fail
+DOWN_BY_CHECK = "down-by-check"  # failing the LB's health checks
+MAINT = "maint"  # put in maintenance (HAProxy MAINT, or `disabled` in haproxy.cfg, which starts it there)
+DRAIN = "drain"  # draining: existing sessions only
+NOLB = "nolb"  # up, but taken out of load balancing (HAProxy NOLB)
+DISABLED = "disabled"  # marked `down` in the config (nginx)
+WEIGHT_0 = "weight-0"  # weight 0 in the config: the balancing algorithm never picks it
+UNKNOWN = "unknown"  # a state the source reports that we cannot read
 
 
 @dataclass(frozen=True)
@@ -25,7 +45,7 @@ class PoolServer:
     name: str
     address: str | None  # "ip:port" (IPv6 as [ip]:port); None when the source hides it
     state: str  # as the LB words it: UP, DOWN, MAINT, DRAIN, NOLB, "UP 1/3", "no check", ...
-    receives_traffic: bool  # would new requests be sent to it right now
+    receives_traffic: bool  # new requests go to it right now, as a primary (a backup never does)
     serving: bool  # up and healthy as far as the LB knows
     check: str = ""  # last health check, e.g. "L7OK 200", "L4CON Connection refused"
     last_change_s: int | None = None
@@ -37,11 +57,16 @@ class PoolServer:
     line: int | None = None  # where it is defined, for static configs
     file: str | None = None  # the file that defines it (an nginx include, say), for static configs
     address_note: str = ""  # why address is None when the config, not the source, leaves it open
+    standby: bool = False  # a backup member: it takes traffic when the primaries fail
+    service: str = ""  # IN, BACKUP, DOWN_BY_CHECK, MAINT...; empty: IN if it receives traffic, else UNKNOWN
+
+    def service_word(self) -> str:
+        return self.service or (IN if self.receives_traffic else UNKNOWN)
 
     def to_fact(self, declared: bool) -> dict[str, Any]:
-        fact = {"name": self.name, "address": self.address, "state": self.state, "check": self.check,
-                "last_change_s": self.last_change_s, "sessions": self.sessions, "errors": self.errors,
-                "weight": self.weight, "declared": declared}
+        fact = {"name": self.name, "address": self.address, "state": self.state, "service": self.service_word(),
+                "check": self.check, "last_change_s": self.last_change_s, "sessions": self.sessions,
+                "errors": self.errors, "weight": self.weight, "declared": declared}
         if self.flags:
             fact["flags"] = list(self.flags)
         if self.configured_as:
@@ -80,6 +105,7 @@ class Judgement:
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
     matches: tuple[tuple[int, str], ...] = ()  # (index in pool.servers, declared label)
+    unrouted: bool = False  # the config routes no traffic to the pool
 
 
 def normalise(address: str) -> str:
@@ -148,6 +174,29 @@ def _could_be(server: PoolServer, declared: Declared) -> bool:
 def judge_pool(pool: Pool, declared: list[Declared]) -> Judgement:
     """Judge a pool on its own health and against the declared backends.
 
+    A pool read from a config (its `used_by` fact lists what routes to it) that nothing
+    routes to is CRIT whatever its members: the users' traffic does not reach the
+    declared backends (`default_backend other`, a typo in proxy_pass). A running LB's
+    stats say nothing about routing (no `used_by`), so this rule is for configs only.
+    """
+    judgement = _judge_members(pool, declared)
+    if "used_by" not in pool.extra or pool.extra["used_by"]:
+        return judgement
+    main = pool.extra.get("main")
+    where = f" in {os.path.basename(main)}" if main else ""
+    detail = f"nothing routes to pool {pool.name}{where}: users' traffic does not reach the declared backends"
+    routes = pool.extra.get("routes")
+    if routes:
+        detail += f" (traffic goes to {', '.join(routes)})"
+    if judgement.status is not Status.OK:
+        detail += f"; {judgement.detail}"
+    return replace(judgement, status=Status.CRIT, detail=detail, key_fact="unrouted", kind=ErrorKind.POOL,
+                   unrouted=True)
+
+
+def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
+    """The pool's members, on their own health and against the declared backends.
+
     In order of severity:
     - a member that is not a declared backend and receives traffic: CRIT (misrouting),
       even when the frontend answers 200 — wrong servers may answer;
@@ -173,11 +222,17 @@ def judge_pool(pool: Pool, declared: list[Declared]) -> Judgement:
     undeclared = [s for i, s in enumerate(servers) if i not in match and s.address and declared]
     strangers = [s for s in undeclared if not any(_could_be(s, d) for d in unresolved)]
     missing = [d.address for d in open_declared if d.address and not any(_could_be(s, d) for s in unknown)]
-    live = [s for s in strangers if s.receives_traffic and "backup" not in s.flags]
-    standby = [s for s in strangers if s not in live and "backup" in s.flags and s.serving]
-    coming = [s for s in strangers if s not in live and s not in standby and s.state.startswith("DOWN")]
-    idle = [s for s in strangers if s not in live and s not in standby and s not in coming]
-    traffic = [s for s in servers if s.receives_traffic or ("backup" in s.flags and s.serving)]
+    live, standby, coming, idle = [], [], [], []  # strangers by what they do with traffic
+    for s in strangers:
+        if s.receives_traffic:
+            live.append(s)
+        elif s.standby and s.serving:
+            standby.append(s)
+        elif s.state.startswith("DOWN"):
+            coming.append(s)
+        else:
+            idle.append(s)
+    traffic = [s for s in servers if s.receives_traffic or (s.standby and s.serving)]
     serving = [s for s in servers if s.serving]
     facts: dict[str, Any] = {
         "pool": {

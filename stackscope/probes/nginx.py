@@ -14,7 +14,7 @@ from typing import Any
 
 from stackscope.lb import nginx_conf
 from stackscope.lb.declared import resolve_declared
-from stackscope.lb.pool import judge_pool
+from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, resolve_host, result
 from stackscope.probes.context import ResolveError
@@ -86,7 +86,7 @@ async def probe(check, ctx) -> Result:
                 resolved[server.host] = (await ctx.resolve(server.host, max(0.05, deadline.remaining()))).ip
             except ResolveError as exc:
                 notes.append(f"{exc} (nginx would refuse to start: host not found in upstream)")
-    pool = nginx_conf.pool_of(upstream, resolved, config.main)
+    pool = nginx_conf.pool_of(upstream, resolved, config, LAYOUT_RESOLVER_FAILED)
     declared = await resolve_declared(ctx, options.backends, max(0.05, deadline.remaining()))
     judged = judge_pool(pool, declared)
     status, detail, kind, key_fact = judged.status, judged.detail, judged.kind, judged.key_fact
@@ -96,10 +96,6 @@ async def probe(check, ctx) -> Result:
         facts["pool"]["notes"] = notes
         if status is Status.OK:
             status, kind, detail = Status.WARN, ErrorKind.CONFIG, f"{detail}; {notes[0]}"
-    if not upstream.used_by:  # as in the gate: the users' traffic does not reach the declared backends
-        status, kind, key_fact = Status.CRIT, ErrorKind.POOL, "unrouted"
-        detail = f"nothing routes to upstream {upstream.name} (no proxy_pass/grpc_pass/... names it), so users' " \
-                 f"traffic does not reach the declared backends; {detail}"
     if options.status_url is not None:
         stub, failure = await _stub_status(check, ctx, deadline)
         if failure is not None:  # nginx itself is not answering: that outranks what the file says

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from stackscope.diagnosis import assess
-from stackscope.lb import haproxy_cfg, nginx_conf
+from stackscope.lb import haproxy_cfg, haproxy_stats, nginx_conf
 from stackscope.lb.gate import GateError, detect, gate_status, render, run_gate
 from stackscope.lb.haproxy_stats import StatsError, parse_csv, parse_servers_state, pool_from_csv, pool_from_states
 from stackscope.lb.pool import Declared, Pool, PoolServer, compress, judge_pool
@@ -48,6 +48,9 @@ http {
     states = [(s.address, s.state, s.receives_traffic) for s in pool.servers]
     assert states == [("127.0.0.1:9001", "in rotation", True), ("127.0.0.1:9002", "backup", False),
                       (None, "in rotation", True), ("10.0.0.1:80", "down (config)", False)]
+    # the diagnosis reads the service fact, never the state words
+    assert [s.to_fact(True)["service"] for s in pool.servers] == ["in", "backup", "in", "disabled"]
+    assert pool.servers[1].standby and not pool.servers[0].standby
 
 
 def test_nginx_includes_with_globs_relative_to_the_main_file(tmp_path):
@@ -126,10 +129,11 @@ def test_stats_csv_is_read_by_header_names_whatever_the_order():
         assert pool.status == "UP"
         assert [(s.name, s.address, s.state, s.receives_traffic) for s in pool.servers] == [
             ("a1", "127.0.0.1:1", "UP", True), ("a2", "127.0.0.1:2", "DOWN", False),
-            ("a3", "127.0.0.1:3", "UP 1/3", True), ("a4", "127.0.0.1:4", "no check", True)]
+            ("a3", "127.0.0.1:3", "UP 1/3", True), ("a4", "127.0.0.1:4", "no check", False)]
         assert pool.servers[1].check == "L4CON Connection refused"
         assert pool.servers[2].check == "L7OK 200"
-        assert pool.servers[3].flags == ("backup",)
+        assert pool.servers[3].flags == ("backup",) and pool.servers[3].standby  # an UP backup: a standby
+        assert [s.service for s in pool.servers] == ["in", "down-by-check", "in", "backup"]
         assert pool.servers[0].sessions == 2 and pool.servers[0].errors == 1
 
 
@@ -178,14 +182,15 @@ listen www
 backend orphan
     server o1 10.0.2.1:80
 """)
-    backends = haproxy_cfg.parse(str(cfg))
+    config = haproxy_cfg.parse(str(cfg))
+    backends = config.backends
     auth = backends["auth"]
     assert [(s.name, s.host, s.port) for s in auth.servers] == [
         ("a1", "10.0.0.1", 8080), ("a2", "10.0.0.2", 8080), ("a3", "auth-3.internal", 8080), ("a4", "::1", 8080)]
     assert auth.used_by == ["frontend web [haproxy.cfg:5]"]
     assert backends["www"].used_by == ["frontend web [haproxy.cfg:6]", "listen www (its own bind)"]
     assert backends["orphan"].used_by == []
-    pool = haproxy_cfg.pool_of(auth, str(cfg), {"auth-3.internal": "10.0.0.3"})
+    pool = haproxy_cfg.pool_of(config, "auth", {"auth-3.internal": "10.0.0.3"})
     assert [(s.address, s.state) for s in pool.servers] == [
         ("10.0.0.1:8080", "in rotation"), ("10.0.0.2:8080", "disabled (config)"), ("10.0.0.3:8080", "backup"),
         ("[::1]:8080", "in rotation")]
@@ -267,8 +272,7 @@ def lb_snapshot(front_ids=None, pool_states=("UP", "UP"), backend_ok=True, pool_
     results = {}
     ids = front_ids or {"auth-1": 2, "auth-2": 2}
     results["LB/front"] = Result("LB/front", Status.OK, "200 OK", 1.0, "200", {"status_code": 200, "identities": ids})
-    servers = [{"name": f"a{i}", "address": f"127.0.0.1:900{i}", "state": s, "declared": True, "check": "L7STS 404"}
-               for i, s in enumerate(pool_states, 1)]
+    servers = [member(i, s, check="L7STS 404") for i, s in enumerate(pool_states, 1)]
     results["LB/pool"] = Result("LB/pool", pool_status, "pool", 1.0, "pool", {"pool": {"servers": servers}},
                                 ErrorKind.MEMBERS_DOWN if pool_status is not Status.OK else None)
     for i in (1, 2):
@@ -391,8 +395,11 @@ def with_pool(servers: list[dict]) -> Snapshot:
     return Snapshot(LB_LAYOUT, {**snapshot.results, "LB/pool": pool}, 0.0)
 
 
-def member(i, state, **extra):
-    return {"name": f"a{i}", "address": f"127.0.0.1:900{i}", "state": state, "declared": True, **extra}
+def member(i, state, service=None, **extra):
+    """A declared member's fact as the pool sources write it; the service of an HAProxy
+    state word is the one the stats reader gives it."""
+    return {"name": f"a{i}", "address": f"127.0.0.1:900{i}", "state": state,
+            "service": service or haproxy_stats._traffic(state)[2], "declared": True, **extra}
 
 
 @pytest.mark.parametrize("servers,summary", [
@@ -400,15 +407,17 @@ def member(i, state, **extra):
      "LB: every declared backend is in maintenance (MAINT) on the LB while each answers 200 directly"),
     ([member(1, "DRAIN"), member(2, "DRAIN")],
      "LB: every declared backend is draining (DRAIN) on the LB while each answers 200 directly"),
-    ([member(1, "down (config)", flags=["down"])],
+    ([member(1, "down (config)", "disabled", flags=["down"])],
      "LB: every declared backend is marked `down` in the LB config while each answers 200 directly"),
-    ([member(1, "backup", flags=["backup"])],
+    ([member(1, "backup", "backup", flags=["backup"])],
      "LB: every declared backend is only a backup in the LB pool (used when the primaries fail) while each "
      "answers 200 directly"),
+    ([member(1, "weight 0 (no traffic)", "weight-0")],
+     "LB: every declared backend has weight 0 in the LB config (takes no traffic) while each answers 200 directly"),
     ([member(1, "DOWN", check="L7STS 404"), member(2, "MAINT")],
      "LB: no declared backend takes traffic on the LB (a1 DOWN by health check, a2 MAINT) while each answers "
      "200 directly"),
-], ids=["maint", "drain", "nginx down", "backup only", "mixed"])
+], ids=["maint", "drain", "nginx down", "backup only", "weight 0", "mixed"])
 def test_out_of_service_on_the_lb_is_worded_for_what_it_is(servers, summary):
     verdict = assess(with_pool(servers)).verdict
     assert verdict.layer == "LB" and verdict.status is Status.CRIT
@@ -526,6 +535,21 @@ def test_gate_counts_every_pass_directive_as_a_use(tmp_path, directive, status):
     assert gate_status(reports) is status, shown
 
 
+def test_a_pool_nothing_routes_to_is_one_rule_for_lint_and_live(tmp_path):
+    text = ("http {\n upstream auth_servers { server 127.0.0.1:19001; server 127.0.0.1:19002; "
+            "server 127.0.0.1:19003; }\n server { location / { proxy_pass http://127.0.0.1:19101; } }\n}\n")
+    reports, _ = gate_on(tmp_path, text, "nginx", "nginx.conf")
+    config = nginx_conf.load(str(tmp_path / "nginx.conf"))
+    declared = [Declared(f"127.0.0.1:1900{i}", f"auth-{i}", f"127.0.0.1:1900{i}") for i in (1, 2, 3)]
+    live = judge_pool(nginx_conf.pool_of(nginx_conf.upstreams(config)["auth_servers"], {}, config), declared)
+    assert live.unrouted and (live.status, live.key_fact) == (Status.CRIT, "unrouted")
+    assert live.detail == reports[0].judgement.detail == (
+        "nothing routes to pool auth_servers in nginx.conf: users' traffic does not reach the declared backends "
+        "(traffic goes to proxy_pass http://127.0.0.1:19101 [nginx.conf:3])")
+    # a running LB's stats say nothing about routing: the rule is for configs
+    assert not judge_pool(Pool("p", "stats", tuple(UP3)), DECLARED).unrouted
+
+
 def test_gate_rejects_a_port_on_an_upstream_name(tmp_path):
     text = ("http {\n upstream auth_servers { server 127.0.0.1:19001; }\n"
             " server {\n  location / { proxy_pass http://auth_servers:8080; }\n }\n}\n")
@@ -559,10 +583,10 @@ def test_haproxy_server_template_with_an_ip_is_expanded_and_judged(tmp_path):
     assert [s.name for s in reports[0].pool.servers][3:] == ["srv1", "srv2", "srv3"]
     assert gate_status(reports) is Status.CRIT and "routes to 127.0.0.1:19101" in reports[0].judgement.detail
     assert "+ 127.0.0.1:19101          srv2 [haproxy.cfg:10]" in shown
-    counted = haproxy_cfg.parse(str(tmp_path / "haproxy.cfg"))
+    counted = haproxy_cfg.parse(str(tmp_path / "haproxy.cfg")).backends
     named = tmp_path / "named.cfg"
     named.write_text(HEAD + AUTH3 + "    server-template srv 2 auth.internal:19001 check\n")
-    assert haproxy_cfg.parse(str(named))["auth_servers"].templates == ["srv2 → auth.internal:19001 (line 10)"]
+    assert haproxy_cfg.parse(str(named)).backends["auth_servers"].templates == ["srv2 → auth.internal:19001 (line 10)"]
     assert len(counted["auth_servers"].servers) == 6
 
 
@@ -575,6 +599,7 @@ def test_haproxy_default_server_params_apply_and_servers_override_them(tmp_path)
     states = [(s.name, s.state, s.receives_traffic) for s in reports[0].pool.servers]
     assert states == [("auth1", "disabled (config)", False), ("auth2", "in rotation", True),
                       ("auth3", "backup", False)]
+    assert [s.service for s in reports[0].pool.servers] == ["maint", "in", "backup"]
     assert haproxy_cfg.has_flag(["check", "no-check"], "check") is False
 
 
