@@ -116,11 +116,17 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
 def _where(file: str | None, config_path: str, main: str | None) -> str:
     """The file a server is defined in, as a reader finds it: the config's own name for
     the main file, a path relative to it for includes."""
-    if not file or file == config_path or file == main:
-        return os.path.basename(config_path if not main or not file else file)
+    if not file:
+        return os.path.basename(config_path)
+    if file in (config_path, main):
+        return os.path.basename(file)
     base = os.path.dirname(main or config_path)
-    relative = os.path.relpath(file, base) if os.path.isabs(file) == os.path.isabs(base) else file
-    return file if relative.startswith("..") else relative
+    if os.path.isabs(file) != os.path.isabs(base):
+        return file
+    relative = os.path.relpath(file, base)
+    if relative.startswith(".."):
+        return file
+    return relative
 
 
 def render(reports: list[PoolReport], layout_path: str, config_path: str) -> str:

@@ -9,6 +9,7 @@ dead ports, with a wrong health-check path — and nginx itself is an LB with up
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -501,7 +502,7 @@ def test_lint_agrees_with_haproxy_c(web, tmp_path, case):
                    f"backend other\n    server o1 127.0.0.1:{d[1]}\n" + backend)
     env = {"AUTH3": "127.0.0.1"}
     haproxy = subprocess.run([require_binary("haproxy", "/usr/sbin/haproxy"), "-c", "-f", str(cfg)], capture_output=True, text=True,
-                             env={**__import__("os").environ, **env})
+                             env={**os.environ, **env})
     lint = run_cli("lint", str(lint_layout(web, tmp_path)), "--lb-config", str(cfg), env=env)
     out = lint.stdout + lint.stderr
     assert "Traceback" not in out
