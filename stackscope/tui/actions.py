@@ -29,6 +29,9 @@ class Action:
     where the keys work: APP on every screen, DASHBOARD on the main screen only.
     `bind=False` documents keys that Textual itself handles (tab, ctrl+p); an action
     with no keys at all is offered by the palette only (help says "palette").
+    `footer_rank` puts the action in the footer: lower ranks come first and are the last
+    to go when the width runs out (help and quit always stay); None keeps it out of the
+    footer. A caller's actions take ranks between the built-in ones (which step by 10).
     `footer_label` is the footer's shorter word ("Answer" for the keys 1-4).
     """
 
@@ -38,7 +41,7 @@ class Action:
     help: str
     run: Handler | None = None
     scope: str = APP
-    footer: bool = False
+    footer_rank: int | None = None
     palette: bool = True
     bind: bool = True
     priority: bool = False
@@ -86,6 +89,10 @@ class ActionRegistry:
     def in_scope(self, scope: str) -> list[Action]:
         return [a for a in self if a.scope == scope]
 
+    def footer(self) -> list[Action]:
+        """The footer's actions, most important (lowest `footer_rank`) first."""
+        return sorted((a for a in self if a.footer_rank is not None), key=lambda a: a.footer_rank)
+
     def conflicts(self) -> list[str]:
         """Keys bound twice in the same scope (a caller's action shadowing another)."""
         seen: dict[tuple[str, str], str] = {}
@@ -122,24 +129,24 @@ BUILTIN: tuple[Action, ...] = (
            bind=False, palette=False),
     Action("detail", "enter", "Detail", "Every fact of the selected check: phases, headers, answers, pool, "
            "certificate, latency history, last problem (on a panel title: collapse or expand).",
-           scope=DASHBOARD, footer=True),
+           scope=DASHBOARD, footer_rank=10),
     Action("collapse", "space", "Collapse", "Collapse or expand the selected panel.", scope=DASHBOARD),
     Action("problems_only", "f", "Problems", "Show only checks that are not OK (again: show all).",
-           scope=DASHBOARD, footer=True),
+           scope=DASHBOARD, footer_rank=30),
     # probing
-    Action("probe_now", "r", "Probe", "Start a round now instead of waiting for the interval.", footer=True),
+    Action("probe_now", "r", "Probe", "Start a round now instead of waiting for the interval.", footer_rank=40),
     Action("pause", "p", "Pause", "Stop probing (the screen keeps the last results); again to resume.",
-           footer=True),
+           footer_rank=50),
     # reading
     Action("verdict", "v", "Verdict", "The verdict in full: evidence, everything ruled out, what else fails.",
            enabled=_verdict_visible),
     Action("timeline", "t", "Timeline", "Write the incident timeline (Markdown postmortem draft) now.",
-           footer=True),
-    Action("help", "question_mark,f1", "Help", "List every key and what it does.", footer=True),
+           footer_rank=60),
+    Action("help", "question_mark,f1", "Help", "List every key and what it does.", footer_rank=80),
     Action("palette", "ctrl+p", "Command palette", "Search and run any action by name.", bind=False,
            palette=False),
-    Action("back", "escape", "Back", "Close the detail, verdict or help screen.", palette=False, footer=True,
+    Action("back", "escape", "Back", "Close the detail, verdict or help screen.", palette=False, footer_rank=70,
            enabled=_enabled_when_pushed),
     Action("quit", "q,ctrl+q", "Quit", "Leave now, even while probes hang (--record writes the timeline).",
-           footer=True, priority=False, key_display="q"),
+           footer_rank=90, priority=False, key_display="q"),
 )

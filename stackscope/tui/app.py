@@ -23,7 +23,7 @@ import re
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 from textual.app import App, SystemCommand
 from textual.markup import escape
@@ -90,8 +90,7 @@ class StackscopeApp(App[int]):
     def __init__(self, layout: Layout, *, engine: Engine | None = None, actions: Iterable[Action] = (),
                  record: str | None = None, timeline_dir: str = ".", autoprobe: bool = True,
                  clock: Callable[[], float] = time.time, blind: bool = False,
-                 on_diagnosis: Iterable[Callable[[Diagnosis], Any]] = (),
-                 footer: Sequence[str] | None = None) -> None:
+                 on_diagnosis: Iterable[Callable[[Diagnosis], Any]] = ()) -> None:
         super().__init__()
         self.layout = layout
         self.engine = engine or Engine(layout)
@@ -100,9 +99,6 @@ class StackscopeApp(App[int]):
         clashes = self.registry.conflicts()
         if clashes:  # a caller's key silently shadowing another would be a bug to hunt at 3 a.m.
             raise ValueError("keys bound twice: " + "; ".join(clashes))
-        # The footer's actions, most important first: the footer drops from the end what
-        # does not fit the width, except help and quit (widgets.FittingFooter).
-        self.footer_order = list(footer) if footer is not None else [a.id for a in self.registry if a.footer]
         self.record = record
         self.timeline_dir = timeline_dir
         self.autoprobe = autoprobe
@@ -118,21 +114,23 @@ class StackscopeApp(App[int]):
         self._next_round: Timer | None = None
         self._probing_ticker: Timer | None = None
         self._arrived: deque[Result] = deque()  # appended on the probe thread, drained here
-        shown = set(self.footer_order)
+        # Keys with a footer_rank show in the footer, which drops the highest ranks first
+        # when the width runs out, except help and quit (widgets.FittingFooter).
         for action in self.registry.in_scope(APP):
-            self._bind(self, action, action.id in shown)
+            self._bind(self, action)
         title = f"stackscope · {layout.name} · every {format_duration(layout.interval)}"
         self.dashboard = DashboardScreen(layout, self.engine.history, title, clock_text(clock()))
         for action in self.registry.in_scope(DASHBOARD):
-            self._bind(self.dashboard, action, action.id in shown)
+            self._bind(self.dashboard, action)
         self.set_reactive(StackscopeApp.blind, blind)
 
     @staticmethod
-    def _bind(node, action: Action, show: bool) -> None:
+    def _bind(node, action: Action) -> None:
         if action.bind and action.keys.strip():
             # Per instance, not in the class's BINDINGS, so that a caller's actions join the
             # built-in ones; this is what App.bind does (for the app only) under the hood.
-            node._bindings.bind(action.keys, action.action_string, action.footer_label or action.label, show=show,
+            node._bindings.bind(action.keys, action.action_string, action.footer_label or action.label,
+                                show=action.footer_rank is not None,
                                 key_display=action.key_display, priority=action.priority)
 
     # ------------------------------------------------------------------ lifecycle

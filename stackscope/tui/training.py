@@ -1,14 +1,15 @@
 """The demo's additions to the dashboard: inject faults, play a walkthrough, debrief.
 
-Everything arrives through the app's extension points — extra actions (so the keys show
-in the footer, the palette and help like any other), a panel mounted on the dashboard,
-and `blind` — so the dashboard itself knows nothing of training. The story logic is the
-pure `Session` in stackscope/demo/walkthrough.py; this module only shows it and feeds it
-the time.
+Everything arrives through the app's extension points — extra actions (keys, palette
+entries and help lines like any other; those with a `footer_rank` in the footer too), a
+panel mounted on the dashboard, and `blind` — so the dashboard itself knows nothing of
+training. The story logic is the pure `Session` in stackscope/demo/walkthrough.py; this
+module only shows it and feeds it the time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from textual.widgets.option_list import Option
 
 from stackscope.demo.faults import CLEAR, FAULTS
 from stackscope.demo.walkthrough import Session, Walkthrough
-from stackscope.tui.actions import Action
+from stackscope.tui.actions import BUILTIN, Action
 from stackscope.tui import cells
 from stackscope.tui.app import StackscopeApp
 from stackscope.tui.screens import plain_text
@@ -171,7 +172,7 @@ class DemoController:
             # the training fault, so only the free demo has them.
             out = [
                 Action("inject_fault", "i", "Inject fault…", "Break the demo stack on purpose (pick a fault).",
-                       run=lambda app: self.pick_fault(), footer=True, footer_label="Fault"),
+                       run=lambda app: self.pick_fault(), footer_rank=20, footer_label="Fault"),
                 Action("clear_fault", "c", "Clear faults", "Restore the healthy demo stack.",
                        run=lambda app: self.inject(CLEAR)),
             ]
@@ -183,24 +184,23 @@ class DemoController:
         for index, layer in enumerate(self.layers[:4], 1):
             out.append(Action(f"answer_{index}", str(index), f"Answer: {layer}",
                               f"Name the {layer} as the broken layer.",
-                              run=lambda app, layer=layer: self.answer(layer), footer=index == 1,
+                              run=lambda app, layer=layer: self.answer(layer),
+                              footer_rank=20 if index == 1 else None,
                               key_display="1-4" if index == 1 else None, footer_label="Answer",
                               enabled=lambda app: not self.solved))
         out += [
             Action("hint", "n", "Hint", "Take the next hint (it costs points).", run=lambda app: self.hint(),
-                   footer=True, enabled=lambda app: not self.solved),
+                   footer_rank=22, enabled=lambda app: not self.solved),
             Action("story", "s", "Story", "The story so far: every event with its story time, the hints "
-                   "taken and the feedback to each answer.", run=lambda app: self.show_story(), footer=True),
+                   "taken and the feedback to each answer.", run=lambda app: self.show_story(), footer_rank=26),
             Action("debrief", "d", "Debrief", "Open the debrief again (after the right answer).",
-                   run=lambda app: self.show_debrief(), footer=True, enabled=lambda app: self.solved),
+                   run=lambda app: self.show_debrief(), footer_rank=24, enabled=lambda app: self.solved),
         ]
+        # A trainee probes again more often than they filter: "r Probe" before "f Problems",
+        # so that it still fits at 80 columns (the registry lets an action replace a built-in).
+        probe = next(a for a in BUILTIN if a.id == "probe_now")
+        out.append(dataclasses.replace(probe, footer_rank=28))
         return out
-
-    def footer(self) -> list[str]:
-        """The footer's keys, most important first (what does not fit at 80 columns goes)."""
-        if self.walkthrough is None:
-            return ["detail", "inject_fault", "problems_only", "probe_now", "pause", "timeline", "help", "quit"]
-        return ["detail", "answer_1", "hint", "debrief", "story", "probe_now", "help", "quit"]
 
     @property
     def solved(self) -> bool:
@@ -356,8 +356,7 @@ class DemoApp(StackscopeApp):
         from stackscope.layout import load_layout
 
         self.controller = controller
-        super().__init__(load_layout(controller.stack.layout_path), actions=controller.actions(),
-                         footer=controller.footer(), **options)
+        super().__init__(load_layout(controller.stack.layout_path), actions=controller.actions(), **options)
 
     def on_mount(self) -> None:
         super().on_mount()

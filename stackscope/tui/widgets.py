@@ -416,18 +416,18 @@ ESSENTIAL = ("app.invoke('help')", "app.invoke('quit')", "app.quit")
 
 
 class FittingFooter(Footer):
-    """The footer, in the app's `footer_order`, cut to the terminal's width.
+    """The footer, in the order of the actions' `footer_rank`, cut to the terminal's width.
 
     Textual's footer lets keys run off the right edge, so at 80 columns (or 60) the last
     ones — often ? Help and q Quit — were never seen. This one drops the least important
-    keys (the end of the order) until the rest fit, and never drops help or quit."""
+    keys (the highest ranks) until the rest fit, and never drops help or quit."""
 
     def compose(self) -> ComposeResult:
         widgets = list(super().compose())  # plain FooterKeys: the app uses no binding groups
         palette = [w for w in widgets if w.has_class("-command-palette")]
         keys = [w for w in widgets if isinstance(w, FooterKey) and w not in palette]
-        order = [f"app.invoke({action_id!r})" for action_id in getattr(self.app, "footer_order", [])]
-        rank = {action: index for index, action in enumerate(order)}
+        registry = getattr(self.app, "registry", None)
+        rank = {a.action_string: index for index, a in enumerate(registry.footer() if registry else ())}
         keys.sort(key=lambda k: (k.action in ESSENTIAL, rank.get(k.action, len(rank))))
         budget = self.app.size.width - sum(key_width(p) for p in palette)  # its border replaces a pad
         while keys and sum(key_width(k) for k in keys) > budget:

@@ -19,7 +19,7 @@ class FaultPicker(Screen):
 
 def demo_app(tmp_path, calls: list, **kwargs) -> StackscopeApp:
     inject = Action("inject_fault", "x", "Inject fault…", "Break part of the demo stack on purpose.",
-                    run=lambda app: (calls.append("inject"), app.push_screen(FaultPicker())), footer=True)
+                    run=lambda app: (calls.append("inject"), app.push_screen(FaultPicker())), footer_rank=20)
     answers = [Action(f"answer_{i}", str(i), f"Answer {i}", f"Name layer {i} as the broken one.",
                       run=lambda app, i=i: calls.append(app.layout.layers[i - 1].name), scope=DASHBOARD)
                for i in range(1, 5)]
