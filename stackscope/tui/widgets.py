@@ -22,7 +22,6 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
-from textual.widgets._footer import FooterKey
 
 from stackscope.diagnosis import Diagnosis, LayerState, proof
 from stackscope.engine import Sample
@@ -420,12 +419,15 @@ class FittingFooter(Footer):
 
     Textual's footer lets keys run off the right edge, so at 80 columns (or 60) the last
     ones — often ? Help and q Quit — were never seen. This one drops the least important
-    keys (the highest ranks) until the rest fit, and never drops help or quit."""
+    keys (the highest ranks) until the rest fit, and never drops help or quit.
+
+    Textual's key widget (FooterKey) lives in a private module; it is recognised here by
+    its class name rather than imported, so a Textual release that moves it breaks no import."""
 
     def compose(self) -> ComposeResult:
-        widgets = list(super().compose())  # plain FooterKeys: the app uses no binding groups
+        widgets = list(super().compose())  # plain keys: the app uses no binding groups
         palette = [w for w in widgets if w.has_class("-command-palette")]
-        keys = [w for w in widgets if isinstance(w, FooterKey) and w not in palette]
+        keys = [w for w in widgets if is_footer_key(w) and w not in palette]
         registry = getattr(self.app, "registry", None)
         rank = {a.action_string: index for index, a in enumerate(registry.footer() if registry else ())}
         keys.sort(key=lambda k: (k.action in ESSENTIAL, rank.get(k.action, len(rank))))
@@ -445,11 +447,15 @@ class FittingFooter(Footer):
 
     def shown(self) -> list[str]:
         """The keys the footer shows (the palette's aside), as 'key label' (what tests read)."""
-        return [f"{k.key_display} {k.description}".strip() for k in self.query(FooterKey)
-                if not k.has_class("-command-palette")]
+        return [f"{k.key_display} {k.description}".strip() for k in self.children
+                if is_footer_key(k) and not k.has_class("-command-palette")]
 
 
-def key_width(key: FooterKey) -> int:
+def is_footer_key(widget: Widget) -> bool:
+    return type(widget).__name__ == "FooterKey"
+
+
+def key_width(key: Widget) -> int:
     """A footer key's cells in the default (not compact) style: ' k ' then 'Label '."""
     return cell_len(key.key_display) + 2 + (cell_len(key.description) + 1 if key.description else 0)
 
