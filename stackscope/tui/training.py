@@ -87,7 +87,10 @@ class LogEntry:
     at: float  # story minutes
     icon: str
     text: str
-    kind: str  # a story event kind, or "hint" / "answer"
+    kind: str  # a story event kind, or one of MESSAGE_KINDS
+
+
+MESSAGE_KINDS = ("summary", "hint", "answer")  # log entries that are not story events
 
 
 class StoryScreen(Screen):
@@ -157,7 +160,6 @@ class DemoController:
         self.clock = clock
         self.icons = icons if icons is not None else story_icons()
         self.session: Session | None = None
-        self.story: list[str] = []
         self.log: list[LogEntry] = []
         self.message = ""
         self.debrief: str | None = None  # the debrief as it was at the right answer
@@ -214,7 +216,7 @@ class DemoController:
             self.session = Session(self.walkthrough, started=self.clock())
             summary = " ".join(self.walkthrough.summary.split())
             if summary:
-                self.log.append(LogEntry(self.walkthrough.begins_at, "▶", summary, "note"))
+                self.log.append(LogEntry(self.walkthrough.begins_at, "▶", summary, "summary"))
                 app.notify(summary, title=self.walkthrough.title, timeout=8)
         app.set_interval(STORY_TICK, self.tick)
         self.tick()
@@ -223,10 +225,7 @@ class DemoController:
         if self.session is not None and not self.session.finished:
             now = self.clock()
             for event in self.session.due_events(now):
-                icon = self.icons.get(event.kind, "•")
-                self.story.append(f"{self.session.clock_at(event.at)} {self.session.label(event.at):>5}  "
-                                  f"{icon} {event.text}")
-                self.log.append(LogEntry(event.at, icon, event.text, event.kind))
+                self.log.append(LogEntry(event.at, self.icons.get(event.kind, "•"), event.text, event.kind))
                 if event.kind == "alert" and self.app is not None:
                     self.app.notify(event.text, title="Alert", severity="warning", timeout=8)
             if self.session.fault_due(now):
@@ -249,13 +248,22 @@ class DemoController:
         now = self.clock()
         head = f"{s.story_clock(now)} {s.label(s.story_minutes(now))} · score {s.score}"
         first = " · ".join(filter(None, (head, users, f"▶ {s.walkthrough.title}")))
-        latest = self.story[-1] if self.story else "the story begins…"
+        latest = next(reversed(self.story), "the story begins…")
         if s.finished:
             last = "answered — d: debrief again · s: the story"
         else:
             prompt = "name the broken layer: " + "  ".join(f"{i} {n}" for i, n in enumerate(self.layers[:4], 1))
             last = self.message or prompt + " · n hint · s story"
         return [first, latest, last]
+
+    @property
+    def story(self) -> list[str]:
+        """The story events so far as the panel shows them ('15:10  T-20  🚀 …'), from the log."""
+        s = self.session
+        if s is None:
+            return []
+        return [f"{s.clock_at(e.at)} {s.label(e.at):>5}  {e.icon} {e.text}"
+                for e in self.log if e.kind not in MESSAGE_KINDS]
 
     def story_renderable(self) -> Table:
         """The story log: story time, icon and text, long lines wrapped under their text."""
