@@ -38,7 +38,6 @@ STORY_TICK = 0.5
 # console (its fonts have no emoji, and a double-width glyph shifts the line).
 EMOJI_ICONS = {"alert": "🔔", "deploy": "🚀", "change": "🔧", "chat": "💬", "metric": "📈", "note": "📝"}
 PLAIN_ICONS = {"alert": "!", "deploy": "↑", "change": "*", "chat": "»", "metric": "#", "note": "•"}
-ICONS = EMOJI_ICONS
 
 
 def story_icons(term: str | None = None) -> dict[str, str]:
