@@ -34,6 +34,8 @@ from stackscope.tui.screens import plain_text
 from stackscope.tui.widgets import FittingFooter
 
 STORY_TICK = 0.5
+TOAST_SECONDS = 4  # hints, feedback, alerts: the panel and the story log keep the text, so
+# the toast (which covers the right half of the path at 80x24) need not stay long
 # Story icons: emoji where the terminal draws them, single-width symbols on the Linux
 # console (its fonts have no emoji, and a double-width glyph shifts the line).
 EMOJI_ICONS = {"alert": "🔔", "deploy": "🚀", "change": "🔧", "chat": "💬", "metric": "📈", "note": "📝"}
@@ -226,7 +228,7 @@ class DemoController:
             for event in self.session.due_events(now):
                 self.log.append(LogEntry(event.at, self.icons.get(event.kind, "•"), event.text, event.kind))
                 if event.kind == "alert" and self.app is not None:
-                    self.app.notify(event.text, title="Alert", severity="warning", timeout=8)
+                    self.app.notify(event.text, title="Alert", severity="warning", timeout=TOAST_SECONDS)
             if self.session.fault_due(now):
                 self.inject(self.walkthrough.fault, quiet=True)
         self.panel.set_lines(self.panel_lines())
@@ -300,7 +302,7 @@ class DemoController:
         assert self.app is not None
         if not quiet:
             words = "faults cleared: the stack is healthy" if name == CLEAR else f"injected {name}: {FAULTS[name].what}"
-            self.app.notify(words, title="Demo", timeout=6)
+            self.app.notify(words, title="Demo", timeout=TOAST_SECONDS)
         self.app.do_probe_now()
         self.tick()
 
@@ -310,7 +312,7 @@ class DemoController:
         if self.session is not None:
             self.log.append(LogEntry(self.session.story_minutes(self.clock()), "›", message, kind))
         if self.app is not None:
-            self.app.notify(message, title=title, severity=severity, timeout=10)
+            self.app.notify(message, title=title, severity=severity, timeout=TOAST_SECONDS)
         self.tick()
 
     def hint(self) -> None:
