@@ -43,15 +43,21 @@ class HostOptions:
     fd_crit: float = option(Number(minimum=0), 95.0, "Open file descriptors % of the soft limit that is critical.")
 
 
-# (warn option, crit option) pairs: warn must be below crit
-_PAIRS = (("cpu_warn", "cpu_crit"), ("load_warn", "load_crit"), ("memory_warn", "memory_crit"),
-          ("disk_warn", "disk_crit"), ("inode_warn", "inode_crit"), ("fd_warn", "fd_crit"))
+# (fact, warn option, crit option, how to say it); each warn must be below its crit
+_MEASURES = (
+    ("cpu_percent", "cpu_warn", "cpu_crit", "CPU {v:.0f}%"),
+    ("load_per_core", "load_warn", "load_crit", "load {v:.2f} per core"),
+    ("memory_percent", "memory_warn", "memory_crit", "memory {v:.0f}% used"),
+    ("disk_percent", "disk_warn", "disk_crit", "disk {v:.0f}% used on {path}"),
+    ("inode_percent", "inode_warn", "inode_crit", "inodes {v:.0f}% used on {path}"),
+    ("fd_percent", "fd_warn", "fd_crit", "{open_fds} of {fd_limit} file descriptors open in this process ({v:.0f}%)"),
+)
 
 
 def _validate(target, options: HostOptions) -> list[tuple[str, str, str]]:
     """A warn at or above its crit would never warn: the check would jump from OK to CRIT."""
     problems = []
-    for warn, crit in _PAIRS:
+    for _, warn, crit, _ in _MEASURES:
         low, high = getattr(options, warn), getattr(options, crit)
         if low >= high:
             problems.append((warn, f"{warn} ({low:g}) must be below {crit} ({high:g})",
@@ -89,7 +95,9 @@ def _sample(path: str) -> dict:
     cores = psutil.cpu_count() or 1
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     memory = psutil.virtual_memory()
-    disk = psutil.disk_usage(path)
+    vfs = os.statvfs(path)  # one call for disk and inodes
+    used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize
+    free = vfs.f_bavail * vfs.f_frsize  # what an unprivileged user may still write, as df shows
     facts = {
         "cpu_percent": psutil.cpu_percent(interval=CPU_SAMPLE),
         "cores": cores,
@@ -98,16 +106,12 @@ def _sample(path: str) -> dict:
         "memory_percent": memory.percent,
         "memory_available_mb": round(memory.available / 1024 / 1024),
         "disk_path": path,
-        "disk_percent": disk.percent,
-        "disk_free_gb": round(disk.free / 1024 ** 3, 1),
+        "disk_percent": round(100 * used / (used + free), 1) if used + free else 0.0,
+        "disk_free_gb": round(free / 1024 ** 3, 1),
     }
-    try:
-        vfs = os.statvfs(path)
-        if vfs.f_files:  # some filesystems (btrfs, many FUSE) report no inode count
-            facts["inode_percent"] = round(100 * (vfs.f_files - vfs.f_ffree) / vfs.f_files, 2)
-            facts["inodes_free"] = vfs.f_ffree
-    except (OSError, AttributeError):
-        pass
+    if vfs.f_files:  # some filesystems (btrfs, many FUSE) report no inode count
+        facts["inode_percent"] = round(100 * (vfs.f_files - vfs.f_ffree) / vfs.f_files, 2)
+        facts["inodes_free"] = vfs.f_ffree
     fds = _process_fds()
     if fds:
         facts["open_fds"], facts["fd_limit"] = fds
@@ -117,17 +121,6 @@ def _sample(path: str) -> dict:
     if system:
         facts["system_open_files"], facts["system_max_files"] = system
     return facts
-
-
-# (fact, warn option, crit option, how to say it)
-_MEASURES = (
-    ("cpu_percent", "cpu_warn", "cpu_crit", "CPU {v:.0f}%"),
-    ("load_per_core", "load_warn", "load_crit", "load {v:.2f} per core"),
-    ("memory_percent", "memory_warn", "memory_crit", "memory {v:.0f}% used"),
-    ("disk_percent", "disk_warn", "disk_crit", "disk {v:.0f}% used on {path}"),
-    ("inode_percent", "inode_warn", "inode_crit", "inodes {v:.0f}% used on {path}"),
-    ("fd_percent", "fd_warn", "fd_crit", "{open_fds} of {fd_limit} file descriptors open in this process ({v:.0f}%)"),
-)
 
 
 async def probe(check, ctx) -> Result:
