@@ -438,6 +438,18 @@ class _Builder:
     def problem(self, line: int, where: str, message: str, fix: str = "") -> None:
         self.problems.append(Problem(self.file, line, where, message, fix))
 
+    def check_timeout(self, node: Node, where: str, timeout: float, interval: float, it: str,
+                      whose_interval: str) -> None:
+        """A timeout written in `node` (the layout's or a check's) is neither too short to
+        measure anything nor longer than the interval it must fit in."""
+        if timeout < MIN_TIMEOUT:
+            self.problem(node.key_lines["timeout"], where, f"timeout {format_duration(timeout)} is too short",
+                         f"use {format_duration(MIN_TIMEOUT)} or more (no server answers sooner)")
+        if timeout > interval:
+            self.problem(node.key_lines["timeout"], where,
+                         f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
+                         f"lower {it} to {format_duration(interval)} or less, or raise {whose_interval}")
+
     def unknown_keys(self, node: Node, allowed: tuple[str, ...], where: str, what: str) -> None:
         for key in node.value:
             if key not in allowed:
@@ -483,13 +495,8 @@ class _Builder:
         if interval < 0.1:
             self.problem(node.key_lines["interval"], "", f"interval {format_duration(interval)} is too short",
                          "use 100ms or more")
-        if timeout_given and timeout < MIN_TIMEOUT:
-            self.problem(node.key_lines["timeout"], "", f"timeout {format_duration(timeout)} is too short",
-                         f"use {format_duration(MIN_TIMEOUT)} or more (no server answers sooner)")
-        if timeout_given and timeout > interval:
-            self.problem(node.key_lines["timeout"], "",
-                         f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
-                         f"lower timeout to {format_duration(interval)} or less, or raise interval")
+        if timeout_given:
+            self.check_timeout(node, "", timeout, interval, "timeout", "interval")
 
         layers_node = node.value.get("layers")
         layers: list[Layer] = []
@@ -614,13 +621,8 @@ class _Builder:
         name = self.parse(node, "name", Text(), where)
         timeout = self.parse(node, "timeout", Duration(), where, default=default_timeout)
         warn_ms = self.parse(node, "warn_ms", Number(minimum=0), where)
-        if "timeout" in node.value and timeout < MIN_TIMEOUT:
-            self.problem(node.key_lines["timeout"], where, f"timeout {format_duration(timeout)} is too short",
-                         f"use {format_duration(MIN_TIMEOUT)} or more (no server answers sooner)")
-        if "timeout" in node.value and timeout > interval:
-            self.problem(node.key_lines["timeout"], where,
-                         f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
-                         f"lower it to {format_duration(interval)} or less, or raise the layout's interval")
+        if "timeout" in node.value:
+            self.check_timeout(node, where, timeout, interval, "it", "the layout's interval")
         values = {}
         for key, info in infos.items():
             values[key] = self.parse(node, key, info.kind, where, required=info.required,
