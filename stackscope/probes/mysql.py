@@ -60,44 +60,42 @@ class Greeting:
 
 class _Packets:
     def __init__(self, talk: Conversation, deadline: Deadline, where: str) -> None:
-        self.talk, self.reader, self.writer, self.where = talk, talk.reader, talk.writer, where
+        self.talk, self.where = talk, where
         self.deadline = deadline
         self.seq = 0
 
-    async def read(self, what: str) -> bytes:
+    async def read(self, what: str, limit: int = MAX_PACKET, starts: bytes = b"") -> bytes:
+        """One packet's payload. A length above `limit` is another protocol's bytes read as
+        a length; with `starts` (the bytes a payload may begin with) the packet is judged
+        as soon as its first byte shows it cannot be MySQL's."""
         self.talk.awaiting = f"send {what}"
         head = await self._exactly(4, what)
         self.talk.timeout_detail = None  # something came: a later timeout is mid-packet
         length = int.from_bytes(head[:3], "little")
         self.seq = (head[3] + 1) % 256
-        if length > MAX_PACKET:
+        if length > limit or (starts and length == 0):
             raise await self._not_mysql(head)
-        return await self._exactly(length, what, head)
+        if not starts:
+            return await self._exactly(length, what, head)
+        first = await self._exactly(1, what, head)
+        if first not in starts:
+            raise await self._not_mysql(head + first)
+        return first + await self._exactly(length - 1, f"the rest of {what}", head + first)
 
     async def greeting(self) -> bytes:
-        """The first packet, judged as soon as its first byte shows it cannot be MySQL's."""
+        """The first packet: a handshake (0x0a) or an error (0xff)."""
         self.talk.timeout_detail = (f"{self.where}: nothing greeted within {self.deadline.text} (a MySQL server "
                                     "speaks first)")
-        self.talk.awaiting = "send a greeting"
-        head = await self._exactly(4, "a greeting")
-        self.talk.timeout_detail = None
-        length = int.from_bytes(head[:3], "little")
-        self.seq = (head[3] + 1) % 256
-        if length > MAX_GREETING or length == 0:
-            raise await self._not_mysql(head)
-        first = await self._exactly(1, "a greeting", head)
-        if first not in (b"\x0a", b"\xff"):
-            raise await self._not_mysql(head + first)
-        return first + await self._exactly(length - 1, "the rest of the greeting", head + first)
+        return await self.read("a greeting", MAX_GREETING, starts=b"\x0a\xff")
 
     async def _not_mysql(self, sent: bytes) -> ProbeFailure:
-        sent += await read_some(self.reader, self.deadline)
+        sent += await read_some(self.talk.reader, self.deadline)
         return ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} does not speak MySQL: it sent '{printable(sent)}' "
                             f"({guess_protocol(sent)} answered)", key_fact="not mysql")
 
     async def _exactly(self, n: int, what: str, before: bytes = b"") -> bytes:
         try:
-            return await self.reader.readexactly(n)
+            return await self.talk.reader.readexactly(n)
         except asyncio.IncompleteReadError as exc:
             sent = before + exc.partial
             if sent:
@@ -115,9 +113,9 @@ class _Packets:
             raise ProbeFailure(kind, detail, key_fact=key_fact) from None
 
     async def send(self, payload: bytes) -> None:
-        self.writer.write(len(payload).to_bytes(3, "little") + bytes([self.seq]) + payload)
+        self.talk.writer.write(len(payload).to_bytes(3, "little") + bytes([self.seq]) + payload)
         self.seq = (self.seq + 1) % 256
-        await self.writer.drain()
+        await self.talk.writer.drain()
 
 
 def parse_err(packet: bytes, where: str = "the server") -> tuple[int, str]:

@@ -57,7 +57,7 @@ class PostgresOptions:
 
 class _Conn:
     def __init__(self, talk: Conversation, deadline: Deadline, where: str) -> None:
-        self.talk, self.reader, self.writer = talk, talk.reader, talk.writer
+        self.talk = talk
         self.deadline, self.where = deadline, where
 
     def awaiting(self, step: str) -> None:
@@ -74,7 +74,7 @@ class _Conn:
 
     async def _exactly(self, n: int, what: str) -> bytes:
         try:
-            return await self.reader.readexactly(n)
+            return await self.talk.reader.readexactly(n)
         except ConnectionError as exc:
             kind, detail, key_fact = describe_os_error(exc, self.where)
             raise ProbeFailure(kind, detail, key_fact=key_fact) from None
@@ -85,8 +85,8 @@ class _Conn:
                                f"{what}{what_sent}", key_fact="closed") from None
 
     async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        self.talk.writer.write(data)
+        await self.talk.writer.drain()
 
 
 def _message(kind: bytes, body: bytes) -> bytes:
@@ -115,17 +115,17 @@ async def _start_tls(conn: _Conn, host: str) -> None:
     if answer == b"N":
         return
     if answer != b"S":
-        data = answer + await read_some(conn.reader, conn.deadline)
+        data = answer + await read_some(conn.talk.reader, conn.deadline)
         raise ProbeFailure(ErrorKind.PROTOCOL, f"{conn.where} is not PostgreSQL: it answered the SSL request with "
                            f"'{printable(data)}' ({guess_protocol(data)} answered)", key_fact="not postgres")
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # the probe asks about state, not identity: see the tls check for that
-    if not hasattr(conn.writer, "start_tls"):  # StreamWriter.start_tls arrived in Python 3.11
+    if not hasattr(conn.talk.writer, "start_tls"):  # StreamWriter.start_tls arrived in Python 3.11
         raise ProbeFailure(ErrorKind.INTERNAL, "ssl: true needs Python 3.11 or later to run stackscope",
                            key_fact="needs 3.11", status=Status.UNKNOWN)
     try:
-        await conn.writer.start_tls(context, server_hostname=None)
+        await conn.talk.writer.start_tls(context, server_hostname=None)
     except (ssl.SSLError, OSError) as exc:
         raise ProbeFailure(ErrorKind.TLS, f"TLS with {conn.where} failed: {exc}", key_fact="tls error") from None
 
@@ -151,19 +151,15 @@ class _Scram:
         data = ("n,," + self.first_bare).encode()
         return _message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(data)) + data)
 
-    def _malformed(self, step: str, text: str) -> ProbeFailure:
-        return ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} sent a malformed SCRAM {step} message "
-                            f"'{printable(text.encode('utf-8', 'replace'))}'", key_fact="bad scram")
-
     def _fields(self, step: str, text: str, needed: str) -> dict[str, str]:
         fields = {}
         for item in text.split(","):
             key, eq, value = item.partition("=")
             if not eq or len(key) != 1:
-                raise self._malformed(step, text)
+                raise _malformed(self.where, f"SCRAM {step} message", text, scram=True)
             fields[key] = value
         if any(key not in fields for key in needed):
-            raise self._malformed(step, text)
+            raise _malformed(self.where, f"SCRAM {step} message", text, scram=True)
         return fields
 
     async def final(self, server_first: str) -> bytes:
@@ -171,12 +167,12 @@ class _Scram:
         try:
             nonce, salt, iterations = parts["r"], base64.b64decode(parts["s"], validate=True), int(parts["i"])
         except ValueError:  # binascii.Error is a ValueError
-            raise self._malformed("server-first", server_first) from None
+            raise _malformed(self.where, "SCRAM server-first message", server_first, scram=True) from None
         if not nonce.startswith(self.nonce):
             raise ProbeFailure(ErrorKind.AUTH, f"{self.where}: the server's SCRAM nonce does not extend ours",
                                key_fact="bad scram")
         if iterations < 1:
-            raise self._malformed("server-first", server_first)
+            raise _malformed(self.where, "SCRAM server-first message", server_first, scram=True)
         if iterations > MAX_SCRAM_ITERATIONS:
             raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where}: server asks for {iterations} SCRAM iterations; "
                                f"refusing more than {MAX_SCRAM_ITERATIONS}", key_fact="bad scram")
@@ -200,7 +196,7 @@ class _Scram:
         try:
             signature = base64.b64decode(parts.get("v", ""), validate=True)
         except ValueError:
-            raise self._malformed("server-final", server_final) from None
+            raise _malformed(self.where, "SCRAM server-final message", server_final, scram=True) from None
         if signature != self.server_signature:
             raise ProbeFailure(ErrorKind.AUTH, f"{self.where}: the server's SCRAM signature is wrong (not the real "
                                "server?)",
@@ -247,7 +243,7 @@ async def probe(check, ctx) -> Result:
         if options.ssl:
             conn.awaiting("answer the SSL request")
             await _start_tls(conn, address.host)
-            facts["tls"] = bool(conn.writer.get_extra_info("ssl_object"))
+            facts["tls"] = bool(conn.talk.writer.get_extra_info("ssl_object"))
         conn.awaiting("finish the handshake")
         await conn.send(_startup(options.user, options.database))
         return await _converse(check, conn, password, facts)
@@ -354,9 +350,15 @@ def judge_info(check, where: str, row: list[str | None], facts: dict[str, Any], 
                   f"{lag_s:.1f}s)", latency_ms=latency, key_fact=f"lag {lag_s:.0f}s", facts=facts)
 
 
-def _malformed(where: str, what: str, data: bytes, facts: dict[str, Any] | None = None) -> ProbeFailure:
-    return ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent a malformed {what}: '{printable(data)}' "
-                        f"({guess_protocol(data)} answered)", key_fact="not postgres", facts=facts)
+def _malformed(where: str, what: str, data: bytes | str, facts: dict[str, Any] | None = None, *,
+               scram: bool = False) -> ProbeFailure:
+    """A reply that breaks the protocol, shown, with who seems to have answered. A SCRAM
+    message is text inside a well-formed PostgreSQL message: that guess would say nothing."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "replace")
+    who = "" if scram else f" ({guess_protocol(data)} answered)"
+    return ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent a malformed {what} '{printable(data)}'{who}",
+                        key_fact="bad scram" if scram else "not postgres", facts=facts)
 
 
 def parse_data_row(body: bytes, where: str) -> list[str | None]:
