@@ -119,10 +119,12 @@ class StoryScreen(Screen):
 
 
 class DemoPanel(Widget):
-    """What the trainer and trainee need besides the dashboard, in at most three lines
-    (one outside a walkthrough), each cut with an ellipsis rather than wrapped: the fault
-    or the story clock and score with what users feel (the synthetic logins' failure
-    rate), the latest story line, and the latest message (hint, feedback) or the prompt."""
+    """What the trainer and trainee need besides the dashboard, in at most three lines,
+    each cut with an ellipsis rather than wrapped. In a walkthrough: the story clock and
+    score with what users feel (the synthetic logins' failure rate), the latest story
+    line, and the latest message (hint, feedback) or the prompt. Outside one: the fault
+    (or "healthy") with the logins' failure rate, and while logins fail a second line
+    with the last login failure."""
 
     def __init__(self) -> None:
         super().__init__(id="demo-panel")
