@@ -22,7 +22,7 @@ from stackscope.model import ErrorKind, Result, Snapshot, Status
 from stackscope.probes import spec_for
 from stackscope.probes.common import ProbeFailure, timeout_scope
 from stackscope.probes.context import ProbeContext
-from stackscope.redact import NOTHING, activated
+from stackscope.redact import activated
 from stackscope.schema import format_duration
 
 MAX_CONCURRENCY = 1024
@@ -180,7 +180,7 @@ async def probe_check(check: Check, context: ProbeContext) -> Result:
     try:
         probe = spec_for(check.type).probe
         # server text is masked while the probe still has it whole (printable, redact.py)
-        with activated(getattr(context, "redactor", NOTHING)):
+        with activated(context.redactor):
             async with timeout_scope(check.timeout + TIMEOUT_GRACE):
                 return await probe(check, context)
     except ProbeFailure as failure:

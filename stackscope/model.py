@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 if TYPE_CHECKING:
-    from stackscope.layout import Check, Layer, Layout
+    from stackscope.layout import Check, Layout
 
 
 class Status(enum.Enum):
@@ -135,6 +135,3 @@ class Snapshot:
 
     def result(self, check: Check) -> Result | None:
         return self.results.get(check.id)
-
-    def layer_results(self, layer: Layer) -> list[tuple[Check, Result | None]]:
-        return [(check, self.results.get(check.id)) for check in layer.checks]

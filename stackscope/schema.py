@@ -98,11 +98,6 @@ class Url:
     def address(self) -> Address:
         return Address(self.host, self.port)
 
-    def with_host(self, host: str) -> str:
-        """The same URL aimed at another host (an IP), keeping scheme, port and path."""
-        netloc = f"[{host}]" if ":" in host else host
-        return f"{self.scheme}://{netloc}:{self.port}{self.path}"
-
     @property
     def host_header(self) -> str:
         default = 443 if self.scheme == "https" else 80

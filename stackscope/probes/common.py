@@ -200,22 +200,6 @@ async def close_quietly(writer: asyncio.StreamWriter, timeout: float = 0.2) -> N
         raise
 
 
-async def read_exactly(reader: asyncio.StreamReader, n: int, deadline: Deadline, what: str) -> bytes:
-    """Read exactly n bytes before the deadline, or fail saying what was awaited."""
-    try:
-        return await asyncio.wait_for(reader.readexactly(n), deadline.remaining())
-    except asyncio.TimeoutError:
-        raise ProbeFailure(ErrorKind.TIMEOUT, f"connected, but no {what} within {deadline.text}",
-                           key_fact="no reply") from None
-    except asyncio.IncompleteReadError as exc:
-        got = f" after {len(exc.partial)} bytes" if exc.partial else ""
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"the server closed the connection{got} instead of sending {what}",
-                           key_fact="closed") from None
-    except OSError as exc:
-        kind, detail, key_fact = describe_os_error(exc, "the server")
-        raise ProbeFailure(kind, detail, key_fact=key_fact) from None
-
-
 async def read_some(reader: asyncio.StreamReader, deadline: Deadline, n: int = 63, wait: float = 0.2) -> bytes:
     """Up to n more bytes if they come within `wait`: enough to name what answered, never a hang."""
     try:
