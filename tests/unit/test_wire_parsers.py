@@ -113,8 +113,13 @@ def test_a_truncated_mysql_err_packet_is_named():
 def test_redis_info_survives_garbage():
     rng = random.Random(SEED)
     for data in frames(rng, b"# Replication\r\nrole:master\r\nconnected_slaves:x\r\n"):
-        fields = redis.parse_info(data.decode("latin-1"))
-        assert isinstance(redis._count(fields.get("connected_slaves")), (int, type(None)))
+        redis._count(redis.parse_info(data.decode("latin-1")).get("connected_slaves"))  # never raises
+    info = redis.parse_info("# Replication\r\nrole:master\r\nconnected_slaves:2\r\n#x:9\r\nno colon\r\n")
+    assert info == {"role": "master", "connected_slaves": "2"}
+    # a missing or empty field counts none; anything but an integer is unreadable (None), not 0
+    cases = {None: 0, "": 0, "2": 2, " 3": 3, "-1": -1, "x": None, "2x": None, "1.5": None, "0x10": None,
+             "\x00": None, "\u00b2": None}
+    assert {value: redis._count(value) for value in cases} == cases
 
 
 # ----------------------------------------------------------------------------- standby classification
