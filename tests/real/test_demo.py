@@ -141,15 +141,10 @@ def test_headless_command_prints_the_layout_path_and_stops_cleanly(tmp_path):
     assert all(refuses(port) for port in set(ports))
 
 
-def demo_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stackscope", "demo", *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
 def test_print_layout_prints_only_the_yaml_and_exits():
     import yaml
 
-    done = demo_cli("--print-layout")
+    done = run_cli("demo", "--print-layout")
     assert done.returncode == 0, done.stderr
     layout = yaml.safe_load(done.stdout)  # nothing but the YAML on stdout
     assert layout["name"] == "demo-auth" and "layout:" not in done.stdout
@@ -176,9 +171,9 @@ def test_print_layout_with_headless_keeps_status_lines_off_stdout():
 
 
 def test_list_does_not_offer_clear_as_a_fault():
-    done = demo_cli("--list")
+    done = run_cli("demo", "--list")
     assert done.returncode == 0
     faults = done.stdout.split("\n\n")[0].splitlines()[1:]
     assert not any(line.split()[0] == "clear" for line in faults if line.strip())
     assert "restores the healthy stack" in done.stdout
-    assert demo_cli("--fault", "clear").returncode == 3  # and --fault says so
+    assert run_cli("demo", "--fault", "clear").returncode == 3  # and --fault says so

@@ -94,6 +94,16 @@ layers:
 """
 
 
+class StoryClock:
+    """A walkthrough's clock, moved by the test (the stack and probes run in real time)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def until(pilot, predicate, what: str, timeout: float = 20.0) -> None:
     """Let the app run until `predicate()` holds; fail with `what` at the deadline."""
     deadline = time.monotonic() + timeout

@@ -3,31 +3,10 @@ fault, hint, answers, debrief) and faults injected from the keyboard."""
 
 from __future__ import annotations
 
-import pytest
-
-from stackscope.demo.stack import DemoStack
 from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
 from stackscope.model import Status
 from stackscope.tui.training import DebriefScreen, DemoApp, DemoController, FaultPicker
-from tests.tui.stack import until
-
-
-@pytest.fixture
-def demo_stack():
-    stack = DemoStack()
-    stack.start()
-    yield stack
-    stack.stop()
-
-
-class StoryClock:
-    """The walkthrough's clock, moved by the test (the stack and probes run in real time)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.tui.stack import StoryClock, until
 
 
 def verdict_layer(app) -> str | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from stackscope.demo.stack import DemoStack
 from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
 from stackscope.tui.screens import HelpScreen
 from stackscope.tui.training import (
@@ -19,23 +18,7 @@ from stackscope.tui.training import (
     story_icons,
 )
 from stackscope.tui.widgets import FittingFooter
-from tests.tui.stack import until
-
-
-@pytest.fixture
-def demo_stack():
-    stack = DemoStack()
-    stack.start()
-    yield stack
-    stack.stop()
-
-
-class StoryClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.tui.stack import StoryClock, until
 
 
 def footer(app) -> list[str]:
