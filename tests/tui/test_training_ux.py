@@ -144,6 +144,24 @@ async def test_free_demo_footer_palette_and_help(demo_stack):
         assert line.split()[0] == "palette"
 
 
+async def test_typing_a_fault_name_in_the_palette_finds_its_entry(demo_stack):
+    from textual.command import CommandList, CommandPalette
+
+    app = DemoApp(DemoController(demo_stack))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"nxdomain")
+        commands = app.screen.query_one(CommandList)
+
+        def hits() -> list[str]:
+            return [str(commands.get_option_at_index(i).hit.text) for i in range(commands.option_count)]
+
+        wanted = "Inject fault: dns-nxdomain — DNS says the name does not exist"
+        await until(pilot, lambda: wanted in hits(), "the fault's palette entry among the hits")
+        assert hits()[0] == wanted  # the best hit, above other faults' entries
+
+
 @pytest.mark.parametrize("size", [(80, 24), (60, 20)])
 async def test_help_and_quit_always_fit_the_footer(demo_stack, size):
     walkthrough = load_walkthrough(builtin_walkthroughs()["dns-migration"])
