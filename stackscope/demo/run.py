@@ -13,8 +13,9 @@ import sys
 import threading
 from typing import TextIO
 
+from stackscope.cli import EXIT_OK, EXIT_UNKNOWN
 from stackscope.demo.faults import CLEAR, FAULTS
-from stackscope.demo.stack import DemoError, DemoStack
+from stackscope.demo.stack import PORT_NAMES, DemoError, DemoStack, free_ports, layout_text
 
 
 def list_faults(out: TextIO) -> None:
@@ -33,18 +34,15 @@ def list_faults(out: TextIO) -> None:
 
 def print_layout_once(out: TextIO = sys.stdout) -> int:
     """`demo --print-layout` without --headless: the generated layout's YAML on `out`,
-    nothing else, then exit (its ports are those of a stack that stops right after)."""
-    stack = DemoStack()
+    nothing else, then exit. No server starts: the ports are free ones picked the way the
+    stack's servers pick theirs (nothing listens there once this exits)."""
     try:
-        stack.start(None)
-        text = stack.layout_text()
-    except DemoError as error:
-        print(f"stackscope: {error}", file=sys.stderr)
-        return 3
-    finally:
-        stack.stop()
-    print(text, file=out)
-    return 0
+        ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
+    except OSError as error:
+        print(f"stackscope: no free port on 127.0.0.1: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    print(layout_text(ports), file=out)
+    return EXIT_OK
 
 
 def run_headless(fault: str | None, print_layout: bool, out: TextIO = sys.stdout,
@@ -58,7 +56,7 @@ def run_headless(fault: str | None, print_layout: bool, out: TextIO = sys.stdout
     except DemoError as error:
         print(f"stackscope: {error}", file=sys.stderr)
         stack.stop()
-        return 3
+        return EXIT_UNKNOWN
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -79,7 +77,7 @@ def run_headless(fault: str | None, print_layout: bool, out: TextIO = sys.stdout
         signal.signal(signal.SIGINT, previous)
         stack.stop()
     print("demo stopped", file=status)
-    return 0
+    return EXIT_OK
 
 
 def _console(stack: DemoStack, stop: threading.Event, out: TextIO, stdin: TextIO) -> None:
