@@ -143,6 +143,8 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     if unset:
         print(f"note: {', '.join(unset)} not set here; `check` and `watch` will need "
               f"{'it' if len(unset) == 1 else 'them'}")
+    for line in _short_secrets(layout):
+        print(f"note: {line}")
     if args.lb_config:
         return _lint_lb_config(args, layout)
     return EXIT_OK
@@ -238,10 +240,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         stack.stop()
 
 
+def _short_secrets(layout) -> list[str]:
+    from stackscope.redact import short_secret_warnings
+
+    return short_secret_warnings(layout, os.environ)
+
+
+def _warn_short_secrets(layout) -> None:
+    for line in _short_secrets(layout):
+        print(f"stackscope: warning: {line}", file=sys.stderr)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     layout = load_or_report(args.layout)
     if layout is None:
         return EXIT_UNKNOWN
+    _warn_short_secrets(layout)
     from stackscope.diagnosis import assess
     from stackscope.render import render
 
@@ -281,6 +295,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     layout = load_or_report(args.layout)
     if layout is None:
         return EXIT_UNKNOWN
+    _warn_short_secrets(layout)
     plain = args.plain or args.rounds is not None or not _can_open_tui()
     if plain and not args.plain and args.rounds is None:
         print("stackscope: not a terminal (or TERM=dumb): printing changes as lines (--plain)", file=sys.stderr)

@@ -107,6 +107,31 @@ class Redactor:
                                    facts=self.value(dict(result.facts)))
 
 
+# A secret shorter than this is masked all the same (safety first), but its few characters
+# are common enough to be masked inside ordinary words, so the commands say so.
+SHORT_SECRET = 6
+
+
+def short_secret_warnings(layout: Layout, environ: Mapping[str, str]) -> list[str]:
+    """One line per secret variable that is set to something shorter than SHORT_SECRET
+    characters (or holds user:password with a password that short). Never the value."""
+    lines = []
+    for name in sorted(layout.secret_env_names()):
+        value = environ.get(name)
+        if not value:
+            continue
+        password = value.split(":", 1)[1] if ":" in value else None
+        if len(value) < SHORT_SECRET:
+            what = name
+        elif password and len(password) < SHORT_SECRET:
+            what = f"the password in {name}"
+        else:
+            continue
+        lines.append(f"{what} is shorter than {SHORT_SECRET} characters: every occurrence of it in output is "
+                     "masked, which may garble it")
+    return lines
+
+
 NOTHING = Redactor()
 _active: contextvars.ContextVar[Redactor] = contextvars.ContextVar("stackscope_redactor", default=NOTHING)
 

@@ -113,3 +113,28 @@ def test_lint_refuses_a_header_http_cannot_carry(tmp_path):
     done = run_cli("lint", str(path))
     assert done.returncode == 3
     assert ":7: " in done.stderr and "'Bad Header' is not a valid HTTP header name" in done.stderr
+
+
+SECRET_LAYOUT = ("name: x\nlayers:\n  - name: Cache\n    role: cache\n    checks:\n      - redis: 127.0.0.1:1\n"
+                 "        password_env: S\n        timeout: 2s\n")
+
+
+@pytest.mark.parametrize("value,named", [("pw1", "S"), ("admin:pw", "the password in S")])
+def test_a_short_secret_is_named_once_and_never_shown(tmp_path, value, named):
+    path = write_layout(tmp_path, SECRET_LAYOUT)
+    warning = f"{named} is shorter than 6 characters: every occurrence of it in output is masked, which may garble it"
+    for command in (("check",), ("watch", "--rounds", "1")):
+        done = run_cli(*command, str(path), env={"S": value})
+        assert done.stderr.count(warning) == 1 and f"stackscope: warning: {warning}\n" in done.stderr, done.stderr
+        assert value not in done.stderr and value not in done.stdout
+    lint = run_cli("lint", str(path), env={"S": value})
+    assert lint.returncode == 0 and f"note: {warning}\n" in lint.stdout, lint.stdout + lint.stderr
+
+
+def test_no_short_secret_warning_for_a_long_or_unset_secret(tmp_path):
+    path = write_layout(tmp_path, SECRET_LAYOUT)
+    done = run_cli("check", str(path), env={"S": "admin:long-enough"})
+    assert "shorter than" not in done.stderr + done.stdout
+    for env in ({"S": ""}, {}):  # empty, or unset here (lint needs no secrets)
+        lint = run_cli("lint", str(path), env=env)
+        assert lint.returncode == 0 and "shorter than" not in lint.stdout, lint.stdout
