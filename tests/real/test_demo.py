@@ -150,14 +150,17 @@ def test_print_layout_prints_only_the_yaml_and_exits():
     assert layout["name"] == "demo-auth" and "layout:" not in done.stdout
 
 
-def test_print_layout_alone_starts_no_server():
+def test_print_layout_alone_starts_no_server(monkeypatch):
     from io import StringIO
 
     from stackscope.demo.run import print_layout_once
 
+    def no_start(*args, **kwargs):
+        raise AssertionError("--print-layout started the demo stack")
+
+    monkeypatch.setattr(DemoStack, "start", no_start)
     out = StringIO()
     assert print_layout_once(out) == 0
-    assert not any(t.name == "stackscope-demo" for t in threading.enumerate())
     ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out.getvalue())}
     assert len(ports) == 6 and all(refuses(port) for port in ports)  # resolver, stats, 3 backends, store (the LB by name)
 
