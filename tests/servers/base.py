@@ -90,6 +90,33 @@ def require_binary(name: str, *candidates: str) -> str:
     raise ServerError(f"{name} is not installed: run .ci/run (it installs the Debian packages the tests use)")
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _prctl():
+    """libc's prctl, looked up in the test process: after a fork and setuid the child may
+    no longer be allowed to read the Python installation to import ctypes."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this (forked) server when the test process dies.
+
+    Fixture teardown stops servers on a normal exit, but a test run killed from outside
+    (a CI timeout, ctrl+c twice, SIGKILL) skips teardown, and the servers it started would
+    keep listening on loopback ports for good. Best effort: elsewhere it does nothing."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+
 class Process:
     """A server process with a log file; `stop()` is idempotent."""
 
@@ -101,15 +128,17 @@ class Process:
 
     def spawn(self, argv: Sequence[str], *, env: dict | None = None, user: str | None = None) -> None:
         log = open(self.log_path, "ab")
-        preexec = None
+        entry = None
         if user is not None and os.geteuid() == 0:
             import pwd
 
             entry = pwd.getpwnam(user)
 
-            def preexec() -> None:  # drop to the unprivileged user the server insists on
+        def preexec() -> None:
+            if entry is not None:  # drop to the unprivileged user the server insists on
                 os.setgid(entry.pw_gid)
                 os.setuid(entry.pw_uid)
+            _die_with_parent()  # after setuid, which clears it
 
         self.proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=env, preexec_fn=preexec, start_new_session=True)
