@@ -10,6 +10,7 @@ to a slow terminal.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections import deque
 from typing import Iterable
@@ -19,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
@@ -29,6 +31,7 @@ from stackscope.layout import Check, Layer
 from stackscope.model import Result, Status
 from stackscope.timeline import VERDICT, Event
 from stackscope.tui import cells
+from stackscope.words import plural
 
 STATUS_CLASSES = {s: f"-{s}" for s in Status}  # Status.CRIT -> "-crit"
 
@@ -81,8 +84,13 @@ class HeaderBar(Horizontal):
 class VerdictBanner(Widget):
     """The first thing the eye lands on: what is broken and what is not.
 
-    Three lines, each cut to the width (the full verdict is one key away: v). Blind
-    mode (for training) replaces it with a prompt and never renders the verdict."""
+    The head line, the summary — wrapped onto a second line rather than cut, since it
+    is the one line that names what is broken and how (a misrouted pool's addresses
+    run long) — and what is ruled out, cut to the width (the full verdict is one key
+    away: v). Blind mode (for training) replaces it with a prompt and never renders the
+    verdict."""
+
+    SUMMARY_LINES = 2
 
     DEFAULT_CLASSES = "-waiting"
 
@@ -97,8 +105,11 @@ class VerdictBanner(Widget):
         self.diagnosis = diagnosis
         self.remove_class("-waiting")
         set_status_class(self, diagnosis.status)
-        if self.lines() != before:  # most rounds change nothing here: paint nothing
-            self.refresh()
+        after = self.lines()
+        if after != before:  # most rounds change nothing here: paint nothing
+            width = max(1, self.size.width)
+            grows = len(self._wrap(after[1], width)) != len(self._wrap(before[1], width))
+            self.refresh(layout=grows)
 
     def lines(self) -> list[str]:
         """The banner's text, also what tests read."""
@@ -110,18 +121,31 @@ class VerdictBanner(Widget):
         verdict = diagnosis.verdict
         if verdict is None:
             checks = sum(len(layer.checks) for layer in diagnosis.layers)
-            return [f"{badge(Status.OK)}  All layers healthy ({checks} checks)",
+            return [f"{badge(Status.OK)}  All layers healthy ({plural(checks, 'check')})",
                     " · ".join(f"{layer.name}: {proof(layer)}" for layer in diagnosis.layers), ""]
         also = f"  (+{len(verdict.also_failing)} also failing)" if verdict.also_failing else ""
         ruled = "; ".join(verdict.ruled_out) if verdict.ruled_out else "nothing — every layer fails"
         return [f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer{also}",
                 verdict.summary, f"ruled out: {ruled}"]
 
+    def _wrap(self, summary: str, width: int) -> list[str]:
+        """The summary in at most SUMMARY_LINES lines of `width`, the last cut if need be."""
+        healthy = self.diagnosis is None or self.diagnosis.verdict is None or self.has_class("-blind")
+        if cell_len(summary) <= width or healthy:  # a healthy path's proofs can wait for v
+            return [cells.fit(summary, width).rstrip()]
+        lines = textwrap.wrap(summary, width, break_on_hyphens=False) or [""]
+        if len(lines) > self.SUMMARY_LINES:
+            lines = lines[:self.SUMMARY_LINES - 1] + [" ".join(lines[self.SUMMARY_LINES - 1:])]
+        return [cells.fit(line, width).rstrip() for line in lines]
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return 2 + len(self._wrap(self.lines()[1], max(1, width)))
+
     def render(self) -> Text:
         width = max(1, self.size.width)
         head, summary, ruled = self.lines()
         text = Text(cells.fit(head, width).rstrip(), style="bold", no_wrap=True, overflow="ellipsis")
-        for line in (summary, ruled):
+        for line in (*self._wrap(summary, width), ruled):
             text.append("\n" + cells.fit(line, width).rstrip())
         return text
 
@@ -328,8 +352,20 @@ class Arrow(Widget):
         self.refresh()
 
 
-class PathView(ScrollableContainer, can_focus=False):
-    """The request path: a panel per layer in layout order, with arrows between."""
+class PathView(ScrollableContainer, can_focus=False, inherit_bindings=False):
+    """The request path: a panel per layer in layout order, with arrows between.
+
+    It keeps none of the arrow-key bindings a scrollable container has: those take the
+    arrows for scrolling as soon as the path overflows (at 80x24 it often does), and the
+    arrows would stop selecting checks while j/k still did. Selecting a check scrolls it
+    into view; the page keys still scroll."""
+
+    BINDINGS = [
+        Binding("home", "scroll_home", "Scroll Home", show=False),
+        Binding("end", "scroll_end", "Scroll End", show=False),
+        Binding("pageup", "page_up", "Page Up", show=False),
+        Binding("pagedown", "page_down", "Page Down", show=False),
+    ]
 
     def __init__(self, layers: Iterable[Layer], histories: dict[str, Iterable[Sample]]) -> None:
         super().__init__(id="path")
