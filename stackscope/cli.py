@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from typing import Callable, Sequence
 
@@ -276,8 +278,62 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print("\n" + "─" * 40, flush=True)
         print(render(diagnosis, args.format, color=color), flush=True)
 
-    _run_async(_watch(layout, emit, rounds))
+    with _stop_on_hangup():
+        _run_async(_watch(layout, emit, rounds))
     return getattr(args, "last_exit", EXIT_UNKNOWN)
+
+
+TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _stop_on_hangup():
+    """SIGTERM (a service manager, `kill`) and SIGHUP (the SSH link or tmux session went
+    away) end a watch like Ctrl-C: the probes stop, `--record` is written, and the exit
+    code is the last round's status, never 143 or 129. Raising KeyboardInterrupt from
+    the handler takes the very path Ctrl-C takes (asyncio.run cancels the tasks, whose
+    cleanups run)."""
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {}
+    for signum in TERMINATING:
+        previous[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _ignoring_hangup():
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in TERMINATING}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def record_path_problem(path: str) -> str | None:
+    """Why `--record PATH` cannot be written, found before probing starts (not after a
+    whole session): a missing directory, a directory, a file that refuses writes. The
+    file is opened for append (created if need be, then removed again), so nothing an
+    earlier session wrote is touched."""
+    if os.path.isdir(path):
+        return "it is a directory"
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not existed:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return None
 
 
 async def _watch(layout, emit: Callable, rounds: int | None) -> None:
@@ -296,6 +352,11 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     if layout is None:
         return EXIT_UNKNOWN
     _warn_short_secrets(layout)
+    if args.record:
+        problem = record_path_problem(args.record)
+        if problem is not None:
+            print(f"stackscope: cannot write the timeline to {args.record}: {problem}", file=sys.stderr)
+            return EXIT_UNKNOWN
     plain = args.plain or args.rounds is not None or not _can_open_tui()
     if plain and not args.plain and args.rounds is None:
         print("stackscope: not a terminal (or TERM=dumb): printing changes as lines (--plain)", file=sys.stderr)
@@ -330,16 +391,25 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
             print(event.line(), flush=True)
 
     try:
-        _run_async(_watch(layout, emit, args.rounds))
+        with _stop_on_hangup():
+            _run_async(_watch(layout, emit, args.rounds))
+    except KeyboardInterrupt:
+        pass  # Ctrl-C, SIGTERM or SIGHUP: the end of the watch, not an error
     finally:
         if args.record:
-            try:
-                timeline.write(args.record)
-                print(f"stackscope: timeline written to {args.record}", file=sys.stderr)
-            except OSError as exc:
-                print(f"stackscope: cannot write the timeline to {args.record}: {exc.strerror or exc}",
-                      file=sys.stderr)
+            with _ignoring_hangup():  # a second signal must not cut the write short
+                _write_record(timeline, args.record)
     return getattr(args, "last_exit", EXIT_UNKNOWN)
+
+
+def _write_record(timeline, path: str) -> None:
+    try:
+        timeline.write(path)
+        message = f"stackscope: timeline written to {path}"
+    except OSError as exc:
+        message = f"stackscope: cannot write the timeline to {path}: {exc.strerror or exc}"
+    with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+        print(message, file=sys.stderr)
 
 
 def _run_async(coro) -> None:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 def run_dashboard(layout: "Layout", *, record: str | None = None, **app_options: Any) -> int:
     """Open the dashboard until the user quits; the timeline goes to `record` on exit.
+    SIGTERM and SIGHUP (the SSH link dropped) quit it the same way, exit code 0.
 
     `app_options` go to StackscopeApp: `actions`, `blind`, `on_diagnosis`, `engine`…
     (the demo passes its fault-injection and answer actions this way)."""
@@ -22,6 +23,6 @@ def run_dashboard(layout: "Layout", *, record: str | None = None, **app_options:
     from stackscope.tui.app import StackscopeApp
 
     raise_fd_limit()
-    app = StackscopeApp(layout, record=record, **app_options)
+    app = StackscopeApp(layout, record=record, handle_signals=True, **app_options)
     app.run()
     return app.return_code or 0

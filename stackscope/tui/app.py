@@ -20,6 +20,8 @@ import dataclasses
 import inspect
 import os
 import re
+import signal
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -90,7 +92,8 @@ class StackscopeApp(App[int]):
     def __init__(self, layout: Layout, *, engine: Engine | None = None, actions: Iterable[Action] = (),
                  record: str | None = None, timeline_dir: str = ".", autoprobe: bool = True,
                  clock: Callable[[], float] = time.time, blind: bool = False,
-                 on_diagnosis: Iterable[Callable[[Diagnosis], Any]] = ()) -> None:
+                 on_diagnosis: Iterable[Callable[[Diagnosis], Any]] = (),
+                 handle_signals: bool = False) -> None:
         super().__init__()
         self.layout = layout
         self.engine = engine or Engine(layout)
@@ -104,6 +107,8 @@ class StackscopeApp(App[int]):
         self.autoprobe = autoprobe
         self.clock = clock
         self.on_diagnosis = list(on_diagnosis)
+        self.handle_signals = handle_signals
+        self._signals_installed: list[int] = []
         self.timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
         self.diagnosis: Diagnosis | None = None
         self.last_problem: dict[str, Result] = {}
@@ -145,11 +150,34 @@ class StackscopeApp(App[int]):
         self.dashboard.banner.set_class(self.blind, "-blind")
         self.dashboard.events.set_blind(self.blind)
         self.set_interval(1.0, self._tick_clock)
+        if self.handle_signals:
+            self._install_signal_handlers()
         self._probing_ticker = self.set_interval(TICK, self._tick_probing, pause=True)
         if self.autoprobe:
             # After the first paint: a round timed while the first frame is built would
             # report the frame's cost as latency.
             self.call_after_refresh(self.start_round)
+
+    TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM (kill, a service manager) and SIGHUP (the SSH link dropped, the tmux
+        session was killed) quit like q: the timeline is written (--record), the terminal
+        restored, exit code 0. Without this they killed the process and lost the record."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for signum in self.TERMINATING:
+            loop.add_signal_handler(signum, self.quit_on_signal, signum)
+            self._signals_installed.append(signum)
+
+    def quit_on_signal(self, signum: int) -> None:
+        self.do_quit()
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._signals_installed:
+            loop.remove_signal_handler(self._signals_installed.pop())
 
     async def on_unmount(self) -> None:
         if self.record:
@@ -160,6 +188,7 @@ class StackscopeApp(App[int]):
             except (asyncio.TimeoutError, LoopNotRunning):
                 pass  # quitting must stay instant; the thread is a daemon
             await asyncio.to_thread(self.prober.stop, 1.0)
+        self._remove_signal_handlers()  # last: a second signal must not cut the record short
 
     # ------------------------------------------------------------------ probing
 

@@ -379,6 +379,6 @@ def run_demo_dashboard(stack, walkthrough: Walkthrough | None = None, blind: boo
     from stackscope.engine import raise_fd_limit
 
     raise_fd_limit()
-    app = DemoApp(DemoController(stack, walkthrough), blind=blind)
+    app = DemoApp(DemoController(stack, walkthrough), blind=blind, handle_signals=True)
     app.run()
     return app.return_code or 0

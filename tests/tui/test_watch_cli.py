@@ -144,3 +144,88 @@ def test_dashboard_in_a_real_terminal_quits_on_q_and_records(stack, tmp_path, te
     finally:
         terminal.close()
     assert record.read_text().startswith("# Watch report: auth-e2e — no incident")
+
+
+# --------------------------------------------------------------------------- signals and --record
+
+
+def _refused_layout(tmp_path):
+    return write_layout(tmp_path, f"name: sig\ninterval: 200ms\nlayers:\n  - name: Web\n    role: lb\n"
+                                  f"    checks:\n      - tcp: 127.0.0.1:{free_port()}\n")
+
+
+def _read_line_until(stream, text: str, timeout: float = 20) -> str:
+    """Lines of `stream` until one holds `text` (a deadline, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        if select.select([stream], [], [], 0.2)[0]:
+            line = stream.readline()
+            if not line:
+                break
+            seen += line
+            if text in line:
+                return seen
+    raise AssertionError(f"{text!r} never printed; got {seen!r}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("command", [["watch", "--plain"], ["check", "--watch"]], ids=["watch-plain", "check-watch"])
+def test_sigterm_and_sighup_end_a_watch_like_ctrl_c(tmp_path, signum, command):
+    record = tmp_path / "timeline.md"
+    extra = ["--record", str(record)] if command[0] == "watch" else []
+    proc = subprocess.Popen([sys.executable, "-m", "stackscope", *command, str(_refused_layout(tmp_path)), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"})
+    try:
+        _read_line_until(proc.stdout, "refused")
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, err  # the last status (CRIT), not 143 / 129
+    assert "Traceback" not in err
+    if extra:
+        text = record.read_text()
+        assert text.startswith("# Incident report: sig — Web CRIT")
+        assert "| Web | ✖ CRIT | " in text and "refused" in text
+        assert f"timeline written to {record}" in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_dashboard_quits_on_sigterm_and_sighup_and_records(tmp_path, signum):
+    record = tmp_path / "incident.md"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    terminal = Terminal([sys.executable, "-m", "stackscope", str(_refused_layout(tmp_path)), "--record",
+                         str(record)], env)
+    try:
+        terminal.expect("is the broken layer")
+        os.kill(terminal.proc.pid, signum)
+        assert terminal.wait() == 0  # a quit, as documented: not 143 / 129
+    finally:
+        terminal.close()
+    text = record.read_text()
+    assert text.startswith("# Incident report: sig — Web CRIT") and "refused" in text
+
+
+@pytest.mark.parametrize("where", ["missing-dir", "directory", "proc"])
+@pytest.mark.parametrize("plain", [True, False], ids=["plain", "dashboard"])
+def test_an_unwritable_record_path_fails_at_startup(tmp_path, where, plain):
+    path = {"missing-dir": str(tmp_path / "nope" / "t.md"), "directory": str(tmp_path), "proc": "/proc/version"}[where]
+    layout = _refused_layout(tmp_path)
+    done = run_cli("watch", str(layout), *(["--plain"] if plain else []), "--record", path, timeout=20)
+    assert done.returncode == 3
+    assert f"stackscope: cannot write the timeline to {path}: " in done.stderr
+    assert "watching" not in done.stdout and "refused" not in done.stdout  # nothing probed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layout.yaml"]
+
+
+def test_a_writable_record_path_is_left_as_it_was(tmp_path):
+    record = tmp_path / "t.md"
+    record.write_text("an earlier report\n")
+    from stackscope.cli import record_path_problem
+
+    assert record_path_problem(str(record)) is None and record.read_text() == "an earlier report\n"
+    assert record_path_problem(str(tmp_path / "new.md")) is None and not (tmp_path / "new.md").exists()
