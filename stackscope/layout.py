@@ -187,9 +187,12 @@ class Node:
 
 
 # A layout is a few hundred values; a large generated one a few ten thousand. Aliases
-# can make a 400-byte file stand for a hundred million ("billion laughs"), so the
-# expanded size is counted (without expanding) before anything is built from it.
-MAX_VALUES = 200_000
+# can make a 400-byte file stand for a hundred million ("billion laughs"), so the values
+# aliases add (the expanded size minus the values written out) are counted, without
+# expanding, before anything is built from it. Values written out are bounded by the
+# file size and, separately, by the number of checks.
+MAX_VALUES = 200_000  # values reached through aliases
+MAX_CHECKS = 100_000
 
 _YAML_TAG = "tag:yaml.org,2002:"
 # The tags plain YAML resolves to by itself; any other tag is refused with a located
@@ -211,9 +214,11 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 
 def _oversized(root: yaml.Node, limit: int = MAX_VALUES) -> tuple[yaml.Node, str] | None:
-    """(node, why) when the document, aliases expanded, refers to itself or holds more
-    than `limit` values; None when it is of a sane size. Linear in the composed graph
-    (each node's size is counted once, however many aliases point at it)."""
+    """(node, why) when the document refers to itself through an alias, or its aliases add
+    more than `limit` values to it (the size with aliases expanded minus the nodes written
+    in the file); None when it is of a sane size. A large file with no aliases is never
+    "too large" here. Linear in the composed graph (each node's size is counted once,
+    however many aliases point at it)."""
     size: dict[int, int] = {}
     on_path: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
@@ -223,7 +228,9 @@ def _oversized(root: yaml.Node, limit: int = MAX_VALUES) -> tuple[yaml.Node, str
         if children_done:
             on_path.discard(key)
             size[key] = 1 + sum(size[id(child)] for child in _children(node))
-            if size[key] > limit:
+            # len(size) bounds the distinct nodes below this one, so this never fires
+            # early; at the root it is exactly the values the aliases add
+            if size[key] - len(size) > limit:
                 return node, "too large"
             continue
         if key in size:
@@ -400,8 +407,8 @@ def _compose(text: str, file: str, problems: list[Problem]) -> Node:
             problem = Problem(file, line, "", "this value refers to itself through a YAML alias",
                               "write the value out instead of the alias (*name) that points back into it")
         else:
-            problem = Problem(file, line, "", f"with its aliases expanded the file holds more than {MAX_VALUES} "
-                              "values (nested aliases: a 'billion laughs' file?)",
+            problem = Problem(file, line, "", f"its aliases expand to more than {MAX_VALUES} values beyond "
+                              "those written in the file (nested aliases: a 'billion laughs' file?)",
                               "write the layout out without aliases that repeat other aliases")
         raise LayoutError([problem])
     return _Reader(file, problems).read(root)
@@ -427,6 +434,16 @@ def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = N
         problems.sort(key=lambda p: p.line)
         raise LayoutError(problems)
     return layout
+
+
+def _check_count(layers_node: Node) -> int:
+    """How many checks the layers list, as written (before any is validated)."""
+    total = 0
+    for layer_node in layers_node.value:
+        checks_node = layer_node.value.get("checks") if isinstance(layer_node.value, dict) else None
+        if checks_node is not None and isinstance(checks_node.value, list):
+            total += len(checks_node.value)
+    return total
 
 
 class _Builder:
@@ -509,6 +526,9 @@ class _Builder:
         elif not isinstance(layers_node.value, list) or not layers_node.value:
             self.problem(node.key_lines["layers"], "", "'layers' must be a non-empty list",
                          "list the layers of the request path, each starting with '- name:'")
+        elif (total := _check_count(layers_node)) > MAX_CHECKS:
+            self.problem(node.key_lines["layers"], "", f"a layout of {total} checks is over the limit of {MAX_CHECKS}",
+                         "split it into several layouts (one per stack or region)")
         else:
             seen: dict[str, int] = {}
             for index, layer_node in enumerate(layers_node.value):

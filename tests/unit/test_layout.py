@@ -173,7 +173,19 @@ CASES += [
     ("name: 1234\nlayers: []\n", 2, ["'layers' must be a non-empty list"]),  # a numeric name is a name
     ("name: t\na0: &a0 [x,x,x,x,x,x,x,x,x,x]\n"
      + "".join(f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 8)) + "layers: [*a7]\n",
-     7, ["aliases expanded", "more than 200000 values", "without aliases"]),  # 'billion laughs': 10^8 values
+     7, ["aliases expand to more than 200000 values", "without aliases"]),  # 'billion laughs': 10^8 values
+    # a bracket left open in an IPv6 URL: a located problem with the URL that was meant
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 'http://[::1:80/'\n", 6,
+     ["'http'", "bad URL", "unclosed '[' in the IPv6 address", "write http://[::1]:80/"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - {haproxy: 'http://[::1/stats', backend: b}\n",
+     6, ["'haproxy'", "unclosed '['", "write http://[::1]/stats"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
+     "      - {nginx: /etc/nginx/nginx.conf, upstream: u, status_url: 'http://[::1:8080/st'}\n",
+     6, ["'status_url'", "unclosed '['", "write http://[::1]:8080/st"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 'http://::1]:80/'\n", 6,
+     ["'http'", "']' without '['", "in brackets"]),
+    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 'http://[db]:80/'\n", 6,
+     ["'db' in brackets is not an IPv6 address", "drop the brackets"]),
 ]
 
 
@@ -296,3 +308,39 @@ def test_numeric_names_are_accepted_by_the_loader_and_the_schema_alike():
     jsonschema.validate(yaml.safe_load(text), json_schema())
     with pytest.raises(jsonschema.ValidationError):  # what the loader refuses, the schema refuses too
         jsonschema.validate(yaml.safe_load(text.replace("name: 42", "name: true")), json_schema())
+
+
+def _plain_layout(checks: int) -> str:
+    return ("name: big\nlayers:\n  - name: L\n    role: backend\n    checks:\n"
+            + "".join(f"      - {{tcp: '127.0.0.1:{1000 + i % 60000}', name: c{i}}}\n" for i in range(checks)))
+
+
+def test_alias_cap_counts_only_what_aliases_add():
+    """A large file written out (no aliases) is never a 'billion laughs' file: only the
+    values aliases add beyond the nodes in the file count against MAX_VALUES."""
+    import yaml
+
+    from stackscope.layout import _oversized
+
+    plain = yaml.compose("[" + ",".join(["x"] * 300) + "]")
+    assert _oversized(plain, limit=100) is None  # 301 values written out, no alias
+    aliased = yaml.compose("a: &a [" + ",".join(["x"] * 30) + "]\nb: [" + ",".join(["*a"] * 5) + "]\n")
+    # the aliases add 5 x 31 values; 30 + 1 + ... written once
+    assert _oversized(aliased, limit=200) is None
+    node, why = _oversized(aliased, limit=100)
+    assert why == "too large"
+
+
+def test_a_large_layout_without_aliases_is_accepted():
+    layout = parse_layout(_plain_layout(3000), "big.yaml")  # 9001+ values, plenty for a cap of a few thousand
+    assert len(layout.layers[0].checks) == 3000
+
+
+def test_too_many_checks_is_its_own_problem(monkeypatch):
+    import stackscope.layout as layout_module
+
+    monkeypatch.setattr(layout_module, "MAX_CHECKS", 50)
+    problems = problems_of(_plain_layout(51))
+    assert problems == ["lay.yaml:2: a layout of 51 checks is over the limit of 50 — "
+                        "split it into several layouts (one per stack or region)"], problems
+    assert "aliases" not in problems[0]
