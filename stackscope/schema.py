@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import ipaddress
 import os
 import re
@@ -190,13 +191,47 @@ def parse_address(value: Any, default_port: int | None = None) -> Address:
     return Address(host, int(port_text))
 
 
+def _bad_brackets(text: str) -> Invalid:
+    """Why urlsplit refused `text` (its host brackets) and the URL that was meant."""
+    scheme, _, rest = text.partition("://")
+    netloc, slash, path = rest.partition("/")
+    path = slash + path or "/"
+    host = netloc.rpartition("@")[2]
+    if "[" in host and "]" not in host:
+        inner = host[host.index("[") + 1:]
+        address, colon, port = inner.rpartition(":")
+        if colon and port.isdigit() and _is_ipv6(address):  # [::1:80 is most likely [::1]:80
+            fix = f"write {scheme}://[{address}]:{port}{path}"
+        elif _is_ipv6(inner):
+            fix = f"write {scheme}://[{inner}]{path}"
+        else:
+            fix = f"write it like {scheme}://[::1]:8080/health"
+        return Invalid(f"bad URL '{text}': unclosed '[' in the IPv6 address", fix)
+    if "]" in host and "[" not in host:
+        return Invalid(f"bad URL '{text}': ']' without '[' in the host",
+                       f"write an IPv6 address in brackets, like {scheme}://[::1]:8080/health")
+    inner = host[host.find("[") + 1:host.find("]")]
+    return Invalid(f"bad URL '{text}': '{inner}' in brackets is not an IPv6 address",
+                   f"write it like {scheme}://[::1]:8080/health, or drop the brackets around a name")
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 6
+    except ValueError:
+        return False
+
+
 def parse_url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> Url:
     if not isinstance(value, str) or not value.strip():
         raise Invalid(f"expected a URL, got {describe(value)}", "write it like http://127.0.0.1:8080/health")
     text = value.strip()
     if "://" not in text:
         raise Invalid(f"'{text}' has no scheme", f"write http://{text}")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # brackets around the host that do not make an IPv6 address
+        raise _bad_brackets(text) from None
     if parts.scheme not in schemes:
         raise Invalid(f"scheme '{parts.scheme}' in '{text}' is not supported",
                       f"use {' or '.join(s + '://' for s in schemes)}")
@@ -562,6 +597,12 @@ class OptionInfo:
 
 
 def options_of(cls: type) -> list[OptionInfo]:
+    return list(_options_of(cls))
+
+
+@functools.lru_cache(maxsize=None)
+def _options_of(cls: type) -> tuple[OptionInfo, ...]:
+    """The options of a check type's dataclass (cached: a large layout asks per check)."""
     out = []
     for f in dataclasses.fields(cls):
         meta = f.metadata
@@ -569,7 +610,7 @@ def options_of(cls: type) -> list[OptionInfo]:
             continue
         default = None if f.default is dataclasses.MISSING else f.default
         out.append(OptionInfo(f.name, meta["kind"], default, meta["doc"], meta["required"]))
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from urllib.parse import urljoin
 from stackscope.model import NO_IDENTITY, ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result
 from stackscope.probes.httpclient import HttpResponse, fetch
+from stackscope.safetext import terminal_safe
 from stackscope.schema import (
     Boolean, CheckSpec, Choice, EnvName, FilePath, HeaderMap, Integer, Invalid, StatusCodes, Text, Url, UrlKind,
     is_ip, option, parse_url,
@@ -130,8 +131,8 @@ async def _request(check, ctx, deadline: Deadline) -> tuple[_Exchange, list[str]
         chain.append(f"{status} → {location}")
         try:
             url = parse_url(urljoin(url.raw, location))
-        except Invalid:
-            raise ProbeFailure(ErrorKind.PROTOCOL, f"redirect to an unusable location: {location}",
+        except (Invalid, ValueError):  # urljoin refuses unbalanced IPv6 brackets itself
+            raise ProbeFailure(ErrorKind.PROTOCOL, f"redirect to an unusable location: {terminal_safe(location)}",
                                key_fact="bad redirect") from None
     raise ProbeFailure(ErrorKind.PROTOCOL, f"more than {MAX_REDIRECTS} redirects", key_fact="redirect loop")
 
