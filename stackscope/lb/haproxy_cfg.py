@@ -117,11 +117,21 @@ def _address(written: str, file: str, number: int) -> tuple[str | None, int | No
     return address.host, address.port, ""
 
 
+# HAProxy caps the servers of a backend far below this; a template of more is a typo
+# (1-99999999), and expanding it would take minutes and gigabytes.
+MAX_TEMPLATE_SERVERS = 10_000
+
+
 def _template_numbers(text: str, file: str, number: int) -> range:
+    """The member numbers of a server-template, checked before anything is expanded."""
     first, dash, last = text.partition("-")
-    if not first.isdigit() or (dash and not last.isdigit()):
+    if not first.isascii() or not first.isdigit() or (dash and not (last.isascii() and last.isdigit())):
         raise ConfigError(file, number, f"server-template: '{text}' is neither a count nor a range like 1-3")
-    return range(int(first), int(last) + 1) if dash else range(1, int(first) + 1)
+    start, end = (int(first), int(last)) if dash else (1, int(first))
+    if end - start + 1 > MAX_TEMPLATE_SERVERS:  # len() of a range this large would overflow
+        raise ConfigError(file, number, f"server-template range {text} is over {MAX_TEMPLATE_SERVERS} servers "
+                          "(HAProxy limits the servers of a backend); write the number of servers you run")
+    return range(start, end + 1)
 
 
 def parse(path: str) -> Config:
@@ -182,8 +192,9 @@ def parse(path: str) -> Config:
                                              note))
         elif keyword == "server-template" and len(words) >= 4:
             host, port, note = _address(words[3], path, number)
+            numbers = _template_numbers(words[2], path, number)  # a range object: nothing expanded yet
             if host and is_ip(host) and not note:  # an IP literal: every member gets that address
-                for index in _template_numbers(words[2], path, number):
+                for index in numbers:
                     backend.servers.append(CfgServer(f"{words[1]}{index}", words[3], host, port,
                                                      section_params + words[4:], number))
             else:

@@ -590,6 +590,27 @@ def test_haproxy_server_template_with_an_ip_is_expanded_and_judged(tmp_path):
     assert len(counted["auth_servers"].servers) == 6
 
 
+@pytest.mark.parametrize("numbers", ["1-99999999", "99999999", "1-10001", "5-99999999999999999999999999"])
+def test_haproxy_server_template_over_the_cap_is_a_located_error_not_an_expansion(tmp_path, numbers):
+    """A typo'd range (1-99999999) is refused before any member is made: it used to take
+    minutes and gigabytes. DNS templates, never expanded, are checked alike."""
+    for address in ("127.0.0.1:19101", "auth.internal:19001"):
+        cfg = tmp_path / "haproxy.cfg"
+        cfg.write_text(HEAD + AUTH3 + f"    server-template s {numbers} {address} check\n")
+        with pytest.raises(haproxy_cfg.ConfigError) as info:
+            haproxy_cfg.parse(str(cfg))
+        assert info.value.line == 10
+        assert f"server-template range {numbers} is over 10000 servers" in str(info.value)
+        with pytest.raises(GateError, match=r"haproxy.cfg:10: server-template"):
+            gate_on(tmp_path, cfg.read_text())
+
+
+def test_haproxy_server_template_at_the_cap_is_expanded(tmp_path):
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(HEAD + AUTH3 + f"    server-template s 1-{haproxy_cfg.MAX_TEMPLATE_SERVERS} 127.0.0.1:19101\n")
+    assert len(haproxy_cfg.parse(str(cfg)).backends["auth_servers"].servers) == 3 + haproxy_cfg.MAX_TEMPLATE_SERVERS
+
+
 def test_haproxy_default_server_params_apply_and_servers_override_them(tmp_path):
     text = ("defaults\n    mode http\n    default-server check backup\nfrontend web\n    bind :80\n"
             "    default_backend auth_servers\nbackend auth_servers\n    default-server disabled\n"
