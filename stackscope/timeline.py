@@ -21,8 +21,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stackscope.diagnosis import Diagnosis, Verdict
+from stackscope.diagnosis import CheckState, Diagnosis, Verdict
 from stackscope.model import Status
+from stackscope.schema import format_duration
 
 MAX_EVENTS = 10_000  # a flapping check must not grow the timeline without bound
 
@@ -34,7 +35,10 @@ class Event:
     """One transition: a check changed status, or the verdict changed.
 
     `before` is None for the state seen on the first round (nothing was known before);
-    for a verdict event `after` is OK when every layer became healthy again.
+    for a verdict event `after` is OK when every layer became healthy again. A check
+    that keeps its status but fails another way (a 404 that became a 503, refused that
+    became cannot-resolve) is an event too, with `before` equal to `after` and `change`
+    saying what changed ("404 → 503").
     """
 
     at: float
@@ -44,6 +48,7 @@ class Event:
     before: Status | None
     after: Status
     detail: str
+    change: str = ""
 
     @property
     def subject(self) -> str:
@@ -55,7 +60,17 @@ class Event:
         after = f"{self.after.glyph} {self.after.word}"
         if self.before is None:
             return after
+        if self.before is self.after and self.change:
+            return f"{after} ({self.change})"
         return f"{self.before.glyph} {self.before.word} → {after}"
+
+    @property
+    def verdict_words(self) -> str:
+        """A verdict row's own words: 'verdict: Load balancer ✖ CRIT', 'verdict: all
+        layers healthy again' (never the old verdict's status beside the new layer)."""
+        if self.after is Status.OK:
+            return f"verdict: {self.detail}"
+        return verdict_words(self.layer, self.after)
 
     def line(self, tz: _dt.tzinfo | None = None, *, date: bool = True) -> str:
         """One plain line, for `watch --plain`, logs and the events pane."""
@@ -133,6 +148,7 @@ class Timeline:
     _verdict: Verdict | None = None
     _verdicts: list[tuple[float, Verdict]] = field(default_factory=list)  # one per verdict change
     _ruled_out: dict[str, RuledOut] = field(default_factory=dict)
+    _check_how: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> failure_class
 
     # ------------------------------------------------------------------ observing
 
@@ -153,16 +169,24 @@ class Timeline:
                 check, result = state.check, state.result
                 self._checks[check.id] = (layer.name, check.name)
                 cspan = self._check_spans.get(check.id)
+                how, was = failure_class(state), self._check_how.get(check.id)
+                self._check_how[check.id] = how
+                change = ""
                 if cspan is None:  # first sight: only a problem is news
                     cspan = self._check_spans[check.id] = _Span(since=at)
                     before = None
                 elif state.status is cspan.status:
-                    continue
+                    if state.status is Status.OK or (was is not None and how[0] == was[0]):
+                        continue
+                    before = state.status  # failing another way: news, though the status is the same
+                    change = f"{was[1] if was else '?'} → {how[1]}"
                 else:
                     before = cspan.status
-                cspan.move(state.status, at)
+                if before is not state.status:
+                    cspan.move(state.status, at)
                 if before is not None or state.status is not Status.OK:
-                    new.append(Event(at, CHECK, layer.name, check.name, before, state.status, result.detail))
+                    new.append(Event(at, CHECK, layer.name, check.name, before, state.status, result.detail,
+                                     change))
         new.extend(self._observe_verdict(diagnosis, at, first))
         self._observe_incident(diagnosis, at)
         self._add(new)
@@ -171,8 +195,8 @@ class Timeline:
     def _observe_verdict(self, diagnosis: Diagnosis, at: float, first: bool) -> list[Event]:
         verdict, previous = diagnosis.verdict, self._verdict
         self._verdict = verdict
-        key = None if verdict is None else (verdict.layer, verdict.status)
-        old_key = None if previous is None else (previous.layer, previous.status)
+        key = verdict_key(verdict)
+        old_key = verdict_key(previous)
         if verdict is not None:
             if key != old_key:
                 self._verdicts.append((at, verdict))
@@ -187,7 +211,7 @@ class Timeline:
             return [Event(at, VERDICT, previous.layer if previous else "", "", previous.status if previous else None,
                           Status.OK, "all layers healthy again")]
         before = previous.status if previous is not None else (None if first else Status.OK)
-        return [Event(at, VERDICT, verdict.layer, "", before, verdict.status, verdict.summary)]
+        return [Event(at, VERDICT, verdict.layer, "", before, verdict.status, _report_summary(verdict.summary))]
 
     def _observe_incident(self, diagnosis: Diagnosis, at: float) -> None:
         status = diagnosis.status
@@ -223,10 +247,14 @@ class Timeline:
         return self.incident_start is not None and self.incident_end is None
 
     def root_cause(self) -> tuple[float, Verdict] | None:
-        """The most severe verdict of the incident; among equals, the latest."""
+        """The rule: the first verdict of the incident at its worst severity (the first
+        CRIT verdict, if any was CRIT). A fault that came first and as bad is the cause;
+        what followed it (a DNS failure while the LB was still broken, a slow database
+        after) is listed under 'Other verdicts' in order."""
         if not self._verdicts:
             return None
-        return max(self._verdicts, key=lambda item: (item[1].status.rank, item[0]))
+        worst = max(verdict.status.rank for _, verdict in self._verdicts)
+        return next(item for item in self._verdicts if item[1].status.rank == worst)
 
     # ------------------------------------------------------------------ writing
 
@@ -269,7 +297,7 @@ class Timeline:
                 lines.append(f"- **Duration:** {human_duration(now - self.incident_start)} so far")
             if self.episodes > 1:
                 lines.append(f"- **Episodes:** {self.episodes} (it recovered and failed again)")
-        every = f" every {human_duration(self.interval)}" if self.interval else ""
+        every = f" every {format_duration(self.interval)}" if self.interval else ""
         source = f" (`{self.source}`)" if self.source else ""
         watched = (f"{format_time(self.first_at, tz)} to {format_time(now, tz)}, {self.rounds} rounds{every}"
                    if self.first_at is not None else "nothing yet (no round finished)")
@@ -303,9 +331,9 @@ class Timeline:
             lines += ["", "Also failing:", ""] + [f"- {item}" for item in verdict.also_failing]
         others = [(t, v) for t, v in self._verdicts if v is not verdict]
         if others:
-            lines += ["", "Other verdicts during the incident:", ""]
-            lines += [f"- {format_time(t, tz, date=False)}: {v.status.word} {v.layer} — {_report_summary(v.summary)}"
-                      for t, v in others]
+            lines += ["", "Other verdicts during the incident (in order):", ""]
+            lines += [f"- {format_time(t, tz, date=False)}: {verdict_words(v.layer, v.status)} — "
+                      f"{_report_summary(v.summary)}" for t, v in others]
         return lines
 
     def _table(self, tz: _dt.tzinfo | None) -> list[str]:
@@ -313,9 +341,12 @@ class Timeline:
         if self.dropped:
             lines.append(_row("…", "", "", f"{self.dropped} earlier events not kept"))
         for event in self.events:
-            layer = event.layer or "—"
-            what = event.check + ": " if event.kind == CHECK else "verdict: "
-            lines.append(_row(format_time(event.at, tz, date=False), layer, event.transition, what + event.detail))
+            stamp = format_time(event.at, tz, date=False)
+            if event.kind == VERDICT:
+                detail = "" if event.after is Status.OK else event.detail
+                lines.append(_row(stamp, "—", event.verdict_words, detail))
+            else:
+                lines.append(_row(stamp, event.layer or "—", event.transition, f"{event.check}: {event.detail}"))
         if not self.events:
             lines.append(_row("—", "", "", "no transitions recorded"))
         return lines
@@ -342,7 +373,36 @@ def _proof_of(diagnosis: Diagnosis, layer_name: str) -> str:
     return "healthy"
 
 
-_MORE = re.compile(r" \(\+\d+ more\)")
+_MORE = re.compile(r" \(\+\d+ more[^)]*\)")
+_MEASURE = re.compile(r"\d+(?:\.\d+)?\s*(?:ms|s|%|[KMGT]i?B|days?)\b")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def verdict_words(layer: str, status: Status) -> str:
+    """'verdict: Load balancer ✖ CRIT': a verdict row in the timeline table and in
+    'Other verdicts', the same words in both."""
+    return f"verdict: {layer} {status.glyph} {status.word}"
+
+
+def failure_class(state: CheckState) -> tuple[str, str]:
+    """How a check fails, for deciding whether it changed: its error kind and its key
+    fact with measurements masked ('308 ms', '93%'), so a latency that flaps from 301 to
+    308 ms is not news while a 404 that became a 503 is. The second item is what the
+    event shows ('404 → 503')."""
+    result = state.result
+    kind = str(result.error_kind or "")
+    fact = result.key_fact or kind or result.status.word
+    return kind + "|" + _MEASURE.sub("#", fact), fact
+
+
+def verdict_key(verdict: Verdict | None) -> tuple | None:
+    """What makes a verdict another verdict: its layer, its status and the first clause
+    of its summary with figures masked (a latency or a count that flaps is the same
+    verdict; a misrouted pool that became a dead one is not)."""
+    if verdict is None:
+        return None
+    clause = _report_summary(verdict.summary).split(";")[0]
+    return verdict.layer, verdict.status, _NUMBER.sub("#", clause)
 
 
 def _report_summary(summary: str) -> str:
