@@ -23,8 +23,13 @@ from stackscope.words import plural
 STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.CRIT: "bold red", Status.UNKNOWN: "magenta"}
 
 
+# The words differ in length (OK, WARN, CRIT, UNKNOWN): pad to the longest plus one, so
+# the longest is followed by a space like the others and the names after line up.
+WORD_WIDTH = max(len(status.word) for status in Status) + 1
+
+
 def badge(status: Status) -> Text:
-    return Text(f"{status.glyph} {status.word:<7}", style=STYLE[status])
+    return Text(f"{status.glyph} {status.word:<{WORD_WIDTH}}", style=STYLE[status])
 
 
 def format_latency(ms: float | None) -> str:

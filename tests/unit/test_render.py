@@ -31,7 +31,20 @@ def test_text_with_colour_uses_ansi():
 
 def test_text_healthy():
     out = render(diagnosis({}), "text", color=False, width=100)
-    assert out.splitlines()[0] == "✔ OK     All layers healthy (7 checks)"
+    assert out.splitlines()[0] == "✔ OK      All layers healthy (7 checks)"
+
+
+def test_every_status_word_is_followed_by_a_space_and_names_line_up():
+    """UNKNOWN is the longest word: it used to run into the layer name ("UNKNOWND (dns)")."""
+    from stackscope.render.text import badge
+
+    for status in Status:
+        shown = badge(status).plain
+        assert shown.startswith(f"{status.glyph} {status.word} "), shown
+    assert len({len(badge(status).plain) for status in Status}) == 1
+    out = render(diagnosis({"dns": F(Status.UNKNOWN, ErrorKind.INTERNAL, "probe error")}), "text", color=False,
+                 width=100)
+    assert "? UNKNOWN DNS" in out.splitlines()[0], out.splitlines()[0]
 
 
 def test_junit_maps_warn_to_pass_and_unknown_to_error():
