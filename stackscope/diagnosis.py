@@ -80,19 +80,27 @@ class LayerState:
 
     @property
     def summary(self) -> str:
-        """'3/3 ok', '1/3 failing', for panel headers and reports."""
+        """'3/3 ok', '1/3 failing', '3/3 slow', for panel headers and reports. A WARN is
+        not a failure: checks that answer above their threshold are 'slow', other WARNs
+        'degraded'."""
         total = len(self.checks)
-        ok = sum(1 for c in self.checks if c.status is Status.OK)
-        unknown = sum(1 for c in self.checks if c.status is Status.UNKNOWN)
-        if ok == total:
-            return f"{ok}/{total} ok"
-        failing = total - ok - unknown
-        parts = []
-        if failing:
-            parts.append(f"{failing}/{total} failing")
-        if unknown:
-            parts.append(f"{unknown}/{total} unknown")
-        return ", ".join(parts)
+        counts = {"failing": 0, "slow": 0, "degraded": 0, "unknown": 0}
+        for c in self.checks:
+            if c.status is Status.CRIT:
+                counts["failing"] += 1
+            elif c.status is Status.WARN:
+                counts["slow" if c.result.error_kind is ErrorKind.SLOW else "degraded"] += 1
+            elif c.status is Status.UNKNOWN:
+                counts["unknown"] += 1
+        if not any(counts.values()):
+            return f"{total}/{total} ok"
+        return ", ".join(f"{count}/{total} {word}" for word, count in counts.items() if count)
+
+    @property
+    def slow_only(self) -> bool:
+        """Every check that is not OK answers, only slowly (WARN, error kind SLOW)."""
+        bad = [c for c in self.checks if c.status is not Status.OK]
+        return bool(bad) and all(c.status is Status.WARN and c.result.error_kind is ErrorKind.SLOW for c in bad)
 
 
 @dataclass(frozen=True)
@@ -398,7 +406,7 @@ def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
         layer=culprit.name,
         role=culprit.layer.role,
         status=culprit.status,
-        summary=_summary(culprit, consequences),
+        summary=_summary(culprit, [by_name[name] for name in consequences]),
         evidence=tuple(_evidence(culprit)),
         ruled_out=tuple(f"{layer.name}: {proof(layer)}" for layer in layers if layer.status is Status.OK),
         also_failing=tuple(_also_failing(layer, explained) for layer in layers
@@ -412,7 +420,7 @@ def _most_telling(states: list[CheckState]) -> list[CheckState]:
     return sorted(states, key=lambda c: (-c.status.rank, c.result.error_kind is not ErrorKind.POOL))
 
 
-def _summary(culprit: LayerState, consequences: list[str]) -> str:
+def _summary(culprit: LayerState, consequences: list[LayerState]) -> str:
     failing = _most_telling(list(culprit.failing)) or [c for c in culprit.checks if c.status is Status.UNKNOWN]
     drift = failing and failing[0].result.error_kind is ErrorKind.POOL and failing[0].status is culprit.status
     if culprit.findings and not drift:  # a drifted pool names addresses: it beats a corroborating finding
@@ -427,10 +435,28 @@ def _summary(culprit: LayerState, consequences: list[str]) -> str:
     from_finding = culprit.findings and not drift
     if len(failing) > 1 and not from_finding and not (culprit.layer.role == "backend"
                                                        and culprit.status is Status.WARN):
-        head += f" (+{len(failing) - 1} more)"
-    if consequences:
-        head += f"; {_join(consequences)} fail{'s' if len(consequences) == 1 else ''} because of it"
-    return head
+        more = len(failing) - 1
+        head += f" (+{more} more failing {'check' if more == 1 else 'checks'})"
+    return head + "".join(f"; {clause}" for clause in _consequence_clauses(consequences))
+
+
+def _consequence_clauses(consequences: list[LayerState]) -> list[str]:
+    """'Load balancer and Auth backends fail because of it'; a layer that still answers,
+    only slowly, 'is slow because of it', and another WARN 'is degraded …'."""
+    groups: dict[str, list[str]] = {"fail": [], "slow": [], "degraded": []}
+    for layer in consequences:
+        if layer.status is not Status.WARN:
+            groups["fail"].append(layer.name)
+        else:
+            groups["slow" if layer.slow_only else "degraded"].append(layer.name)
+    clauses = []
+    for how, names in groups.items():
+        if not names:
+            continue
+        one = len(names) == 1
+        verb = ("fails" if one else "fail") if how == "fail" else f"{'is' if one else 'are'} {how}"
+        clauses.append(f"{_join(names, cap=3)} {verb} because of it")
+    return clauses
 
 
 def _evidence(culprit: LayerState) -> list[str]:
@@ -481,7 +507,10 @@ def _dns_proof(state: CheckState) -> str:
     return f"{state.check.address} → {answers}{expected}"
 
 
-def _join(names: list[str]) -> str:
+def _join(names: list[str], cap: int | None = None) -> str:
+    """'A', 'A and B', 'A, B and C'; past `cap` names, 'A, B and 7 more'."""
     if len(names) <= 1:
         return "".join(names)
+    if cap is not None and len(names) > cap:
+        return ", ".join(names[:2]) + f" and {len(names) - 2} more"
     return ", ".join(names[:-1]) + " and " + names[-1]

@@ -34,6 +34,7 @@ from stackscope.tui.widgets import (
     PathView,
     VerdictBanner,
     badge,
+    nothing_ruled_out,
 )
 
 class DashboardScreen(Screen):
@@ -175,7 +176,7 @@ def verdict_text(diagnosis: Diagnosis | None) -> Text:
              Text(verdict.summary), Text(""), Text("Evidence", style="bold underline")]
     lines += [Text(f"• {item}") for item in verdict.evidence] or [Text("—")]
     lines += [Text(""), Text("Ruled out", style="bold underline")]
-    lines += [Text(f"✔ {item}") for item in verdict.ruled_out] or [Text("nothing: every layer fails")]
+    lines += [Text(f"✔ {item}") for item in verdict.ruled_out] or [Text(nothing_ruled_out(diagnosis))]
     if verdict.also_failing:
         lines += [Text(""), Text("Also failing", style="bold underline")]
         lines += [Text(f"• {item}") for item in verdict.also_failing]

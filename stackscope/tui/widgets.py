@@ -10,6 +10,7 @@ to a slow terminal.
 
 from __future__ import annotations
 
+import re
 import textwrap
 import time
 from collections import deque
@@ -44,6 +45,16 @@ def set_status_class(widget: Widget, status: Status | None) -> None:
 
 def badge(status: Status) -> str:
     return f"{status.glyph} {status.word}"
+
+
+_MORE_CHECKS = re.compile(r"\(\+(\d+) more failing (checks?)\)")
+
+
+def nothing_ruled_out(diagnosis: Diagnosis) -> str:
+    """What 'ruled out' says when no layer is: a one-layer path has no other layer."""
+    if len(diagnosis.layers) == 1:
+        return "nothing (one layer)"
+    return "nothing — every layer fails"
 
 
 # --------------------------------------------------------------------------- header
@@ -124,9 +135,10 @@ class VerdictBanner(Widget):
             return [f"{badge(Status.OK)}  All layers healthy ({plural(checks, 'check')})",
                     " · ".join(f"{layer.name}: {proof(layer)}" for layer in diagnosis.layers), ""]
         also = f"  (+{len(verdict.also_failing)} also failing)" if verdict.also_failing else ""
-        ruled = "; ".join(verdict.ruled_out) if verdict.ruled_out else "nothing — every layer fails"
+        ruled = "; ".join(verdict.ruled_out) if verdict.ruled_out else nothing_ruled_out(diagnosis)
+        summary = _MORE_CHECKS.sub(r"(+\1 more failing \2; v for all)", verdict.summary)
         return [f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer{also}",
-                verdict.summary, f"ruled out: {ruled}"]
+                summary, f"ruled out: {ruled}"]
 
     def _wrap(self, summary: str, width: int) -> list[str]:
         """The summary in at most SUMMARY_LINES lines of `width`, the last cut if need be."""

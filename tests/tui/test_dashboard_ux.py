@@ -4,6 +4,8 @@ no probing."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from textual.content import Content
 from textual.geometry import Region
@@ -79,3 +81,49 @@ async def test_the_linux_console_gets_its_own_red_for_crit(tmp_path, monkeypatch
         assert isinstance(row, CheckRow)
         style = row.get_component_rich_style("row--crit")
         assert style.color is not None and style.color.number == 1  # the terminal's own red
+
+
+async def test_banner_counts_more_failing_checks_and_a_lone_layer(tmp_path):
+    from stackscope.layout import parse_layout
+    from stackscope.model import ErrorKind, Result, Snapshot, Status
+
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        snap = data.snapshot(False, at=data.T0)
+        results = dict(snap.results)
+        for cid in (data.B1, data.B2, data.B3):
+            results[cid] = Result(cid, Status.CRIT, "500 Internal Server Error", 3.0, "500", {"status_code": 500},
+                                  ErrorKind.HTTP_STATUS)
+        app.show_snapshot(Snapshot(snap.layout, results, data.T0, 2))
+        await pilot.pause()
+        assert app.dashboard.banner.lines()[1] == \
+            "Auth backends: 500 Internal Server Error (+2 more failing checks; v for all)"
+    lone = parse_layout("name: one\nlayers:\n  - name: Web\n    role: lb\n    checks:\n"
+                        "      - {tcp: '127.0.0.1:1', name: web}\n", "one.yaml")
+    app = StackscopeApp(lone, autoprobe=False, timeline_dir=str(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        result = Result("Web/web", Status.CRIT, "refused", None, "refused", {}, ErrorKind.REFUSED)
+        app.show_snapshot(Snapshot(lone, {"Web/web": result}, data.T0, 1))
+        await pilot.pause()
+        assert app.dashboard.banner.lines()[2] == "ruled out: nothing (one layer)"
+
+
+async def test_sigterm_quits_the_dashboard_and_writes_the_record(tmp_path):
+    import os
+    import signal
+
+    record = tmp_path / "t.md"
+    layout = data.layout()
+    app = StackscopeApp(layout, engine=data.engine_with_history(layout), autoprobe=False, record=str(record),
+                        clock=lambda: data.T0 + 60, handle_signals=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.show_snapshot(data.snapshot(True, at=data.T0))
+        await pilot.pause()
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while not app._exit and time.monotonic() < deadline:  # the loop runs the handler: poll for it
+            await pilot.pause()
+        assert app._exit
+    assert app.return_code == 0
+    assert record.read_text().startswith("# Incident report: auth-prod — Load balancer CRIT")
+    assert app._signals_installed == []  # removed again: pytest's own handling is back

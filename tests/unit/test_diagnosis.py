@@ -299,3 +299,44 @@ DB_CASES = [
 def test_partial_database_failures(name, failures, expect):
     verdict = diagnose(snapshot(DB, failures))
     assert (verdict.layer, verdict.status) == expect, verdict.summary
+
+
+SLOW = F(W, K.SLOW, "answered in 308 ms (warn above 200 ms)")
+
+
+def test_slowness_is_worded_as_slowness_not_failure():
+    snap = snapshot(LAYOUT, {"db": F(W, K.SLOW, "PING answered in 300 ms"), "auth-1": SLOW, "auth-2": SLOW,
+                             "auth-3": SLOW, "lb": SLOW})
+    diagnosis = assess(snap)
+    verdict = diagnosis.verdict
+    assert verdict.layer == "Database"
+    assert verdict.summary == "Database: PING answered in 300 ms; Load balancer and Auth backends are slow because of it"
+    states = {layer.name: layer.summary for layer in diagnosis.layers}
+    assert states["Auth backends"] == "3/3 slow" and states["Load balancer"] == "1/1 slow"
+
+
+def test_layer_summary_words_per_status():
+    other_warn = F(W, K.STATE, "replica lagging")
+    states = {l.name: l.summary for l in assess(snapshot(LAYOUT, {"auth-1": H500, "auth-2": SLOW,
+                                                                  "auth-3": other_warn, "db": None})).layers}
+    assert states["Auth backends"] == "1/3 failing, 1/3 slow, 1/3 degraded"
+    assert states["Database"] == "1/1 unknown" and states["Cache"] == "1/1 ok"
+
+
+def test_more_failing_checks_are_counted_as_checks():
+    verdict = diagnose(snapshot(LAYOUT, {"auth-1": H500, "auth-2": H500, "auth-3": H500}))
+    assert verdict.summary == "Auth backends: 500 Internal Server Error (+2 more failing checks)"
+    lb_two = parse_layout(AUTH.replace("        name: lb\n", "        name: lb\n      - {tcp: '127.0.0.1:18081', "
+                                                                "name: lb-tcp}\n"), "a.yaml")
+    verdict = diagnose(snapshot(lb_two, {"lb": F(C, K.REFUSED, "refused"), "lb-tcp": F(C, K.REFUSED, "refused")}))
+    assert verdict.summary == "Load balancer: refused (+1 more failing check)"
+
+
+def test_a_long_list_of_consequences_is_capped():
+    layers = "".join(f"  - name: Layer{i}\n    role: backend\n    checks:\n      - {{http: 'http://127.0.0.1:{19000 + i}/',"
+                     f" name: b{i}}}\n" for i in range(10))
+    layout = parse_layout("name: wide\nlayers:\n" + layers + "  - name: Store\n    role: db\n    checks:\n"
+                          "      - {tcp: '127.0.0.1:15432', name: db}\n", "w.yaml")
+    verdict = diagnose(snapshot(layout, {"db": F(C, K.REFUSED, "refused"), **{f"b{i}": H500 for i in range(10)}}))
+    assert verdict.layer == "Store"
+    assert verdict.summary.endswith("; Layer0, Layer1 and 8 more fail because of it")

@@ -172,7 +172,7 @@ def test_root_cause_drops_the_banners_more_marker():
                                              data.B2: (Status.CRIT, "500 Internal Server Error"),
                                              data.B3: (Status.CRIT, "500 Internal Server Error")})
     timeline.observe(diagnosis)
-    assert "more)" in diagnosis.verdict.summary  # the banner's short form
+    assert "(+2 more failing checks)" in diagnosis.verdict.summary  # the banner's short form
     root = timeline.to_markdown(tz=UTC).split("## Root cause")[1].split("## Timeline")[0]
     assert "more)" not in root
     assert root.count("CRIT — 500 Internal Server Error") == 3  # every failing check, under Evidence
