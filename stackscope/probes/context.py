@@ -105,6 +105,31 @@ class ProbeContext:
             future.cancel()
 
 
+# What dnspython raises, besides its own DNSException, when a server's bytes are not a
+# DNS message: EOFError when a TCP stream ends before the length-prefixed message does,
+# ValueError/struct.error/IndexError/UnicodeError from wire parsing of a malformed reply.
+WIRE_ERRORS = (EOFError, ValueError, IndexError, UnicodeError)
+
+
+def dns_wire_problem(exc: BaseException, server: object, over_tcp: bool) -> tuple[str, str]:
+    """(sentence, key fact) for a DNS reply that never became a DNS message: `exc` is an
+    exception from dns.asyncquery other than a timeout or an OSError. The sentence names
+    the server and never carries its raw bytes."""
+    import dns.message
+
+    from stackscope.safetext import terminal_safe
+
+    if isinstance(exc, EOFError):
+        if over_tcp:
+            return (f"the DNS server {server} closed the TCP connection before answering "
+                    "(no whole DNS message came back)", "closed early")
+        return f"the DNS server {server} sent an empty or cut-off reply", "cut-off reply"
+    if isinstance(exc, dns.message.Truncated):
+        return f"the DNS server {server} sent a cut-off DNS message (it ends inside a record)", "cut-off reply"
+    why = terminal_safe(str(exc) or type(exc).__name__)[:120]
+    return f"the DNS server {server} sent a reply that is not valid DNS ({why})", "bad reply"
+
+
 async def query_address(host: str, server: Address, timeout: float) -> str:
     """The first A (else AAAA) address of `host` from one DNS server, following CNAMEs."""
     import dns.asyncquery
@@ -120,17 +145,20 @@ async def query_address(host: str, server: Address, timeout: float) -> str:
         if remaining <= 0:
             break
         query = dns.message.make_query(host, rdtype)
+        over_tcp = False
         try:
             response = await dns.asyncquery.udp(query, server.host, port=server.port, timeout=remaining)
             if response.flags & dns.flags.TC:
+                over_tcp = True
                 response = await dns.asyncquery.tcp(query, server.host, port=server.port,
                                                     timeout=max(0.05, deadline - time.monotonic()))
         except dns.exception.Timeout:
             raise ResolveError(f"cannot resolve {host}: no answer from {server} in {format_duration(timeout)}") from None
         except OSError as exc:
             raise ResolveError(f"cannot resolve {host}: {server}: {exc.strerror or exc}") from None
-        except dns.exception.DNSException as exc:
-            raise ResolveError(f"cannot resolve {host}: bad reply from {server}: {exc}") from None
+        except (dns.exception.DNSException, *WIRE_ERRORS) as exc:
+            sentence, _ = dns_wire_problem(exc, server, over_tcp)
+            raise ResolveError(f"cannot resolve {host}: {sentence}") from None
         rcode = response.rcode()
         if rcode != dns.rcode.NOERROR:
             raise ResolveError(f"cannot resolve {host}: {server} answered {dns.rcode.to_text(rcode)}")

@@ -20,6 +20,7 @@ import dns.rdatatype
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, describe_os_error, result
+from stackscope.probes.context import WIRE_ERRORS, dns_wire_problem
 from stackscope.safetext import terminal_safe
 from stackscope.schema import Address, AddressKind, CheckSpec, Choice, HostnameKind, TextList, option
 
@@ -98,9 +99,10 @@ async def probe(check, ctx) -> Result:
     except dns.exception.Timeout:
         raise ProbeFailure(ErrorKind.TIMEOUT, f"no answer from {server} in {deadline.text}",
                            key_fact="no answer", facts=facts) from None
-    except dns.exception.DNSException as exc:
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{server} sent a reply that is not valid DNS: {exc}",
-                           key_fact="bad reply", facts=facts) from None
+    except (dns.exception.DNSException, *WIRE_ERRORS) as exc:  # EOFError: a TCP stream ended early
+        facts["transport"] = transport
+        sentence, key_fact = dns_wire_problem(exc, server, transport != "udp")
+        raise ProbeFailure(ErrorKind.PROTOCOL, sentence, key_fact=key_fact, facts=facts) from None
     except OSError as exc:
         kind, detail, key_fact = describe_os_error(exc, str(server))
         raise ProbeFailure(kind, detail, key_fact=key_fact, facts=facts) from None

@@ -10,7 +10,8 @@ from stackscope.model import ErrorKind, Status
 from tests.probe_helpers import probe
 from tests.servers.base import LOOPBACK, free_port
 from tests.servers.dnsmasq import Dnsmasq
-from tests.servers.pyservers import dns_garbage, dns_servfail, garbage
+from tests.servers.pyservers import (dns_garbage, dns_servfail, dns_tcp_close_at_once, dns_tcp_cut, dns_truncated,
+                                     garbage)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,58 @@ async def test_dns_garbage_reply(pyservers):
     result = await probe({"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "timeout": "1s"})
     assert result.status is Status.CRIT
     assert result.error_kind in (ErrorKind.PROTOCOL, ErrorKind.TIMEOUT)
+
+
+CUT_TCP = {"close at once": dns_tcp_close_at_once, "length only": dns_tcp_cut(b"\x00\x01"),
+           "3 of 80 bytes": dns_tcp_cut(b"\x00\x50abc"), "after reading": dns_tcp_cut(b"")}
+
+
+def _no_controls(text: str) -> bool:
+    return not any(ord(ch) < 0x20 and ch not in "\n\t" for ch in text)
+
+
+@pytest.mark.parametrize("how", CUT_TCP)
+async def test_dns_over_tcp_closed_early_is_a_protocol_failure(pyservers, how):
+    """dnspython raises EOFError when the stream ends early: a CRIT naming the server, not
+    an internal error."""
+    port = pyservers.tcp(CUT_TCP[how])
+    result = await probe({"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "transport": "tcp",
+                          "timeout": "2s"})
+    assert result.status is Status.CRIT, result.detail
+    assert result.error_kind is ErrorKind.PROTOCOL
+    assert f"the DNS server 127.0.0.1:{port} closed the TCP connection before answering" in result.detail
+    assert "EOF" not in result.detail and _no_controls(result.detail)
+    assert result.key_fact == "closed early"
+
+
+async def test_dns_truncated_over_udp_then_tcp_closed_early(pyservers):
+    port = pyservers.tcp(dns_tcp_cut(b"\x00\x50abc"))
+    pyservers.udp(dns_truncated, port=port)
+    result = await probe({"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "timeout": "2s"})
+    assert result.status is Status.CRIT, result.detail
+    assert result.error_kind is ErrorKind.PROTOCOL
+    assert "closed the TCP connection before answering" in result.detail
+    assert result.facts["transport"] == "tcp (truncated over udp)"
+
+
+@pytest.mark.parametrize("check", [{"tcp": "api.stackscope.test:1"}, {"http": "http://api.stackscope.test:1/"}])
+async def test_layout_resolver_truncated_then_tcp_closed_early(pyservers, check):
+    """A name resolved through the layout's resolver: the same failure, as a resolve error."""
+    port = pyservers.tcp(dns_tcp_close_at_once)
+    pyservers.udp(dns_truncated, port=port)
+    result = await probe({**check, "timeout": "2s"}, resolver=f"127.0.0.1:{port}")
+    assert result.status is Status.CRIT, result.detail
+    assert result.error_kind is ErrorKind.RESOLVE
+    assert result.detail.startswith("cannot resolve api.stackscope.test: the DNS server "
+                                    f"127.0.0.1:{port} closed the TCP connection before answering"), result.detail
+
+
+async def test_dns_tcp_garbage_message_is_not_valid_dns(pyservers):
+    port = pyservers.tcp(dns_tcp_cut(b"\x00\x05\x1b[2J\x07"))  # a whole 5-byte "message" of control bytes
+    result = await probe({"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "transport": "tcp",
+                          "timeout": "2s"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL, result.detail
+    assert f"the DNS server 127.0.0.1:{port} sent" in result.detail and _no_controls(result.detail)
 
 
 # ----------------------------------------------------------------------------- tcp

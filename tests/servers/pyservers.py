@@ -38,7 +38,9 @@ class PyServers:
 
         return self._call(start())
 
-    def udp(self, respond: Callable[[bytes], bytes | None]) -> int:
+    def udp(self, respond: Callable[[bytes], bytes | None], port: int = 0) -> int:
+        """A UDP server answering each datagram with `respond(data)` (None: no answer);
+        `port` puts it beside a TCP server of the same number (DNS over both)."""
         class Protocol(asyncio.DatagramProtocol):
             def connection_made(self, transport) -> None:
                 self.transport = transport
@@ -49,7 +51,7 @@ class PyServers:
                     self.transport.sendto(reply, addr)
 
         async def start() -> int:
-            transport, _ = await self.loop.create_datagram_endpoint(Protocol, local_addr=(LOOPBACK, 0))
+            transport, _ = await self.loop.create_datagram_endpoint(Protocol, local_addr=(LOOPBACK, port))
             self._servers.append(transport)
             return transport.get_extra_info("sockname")[1]
 
@@ -147,6 +149,45 @@ def dns_servfail(data: bytes) -> bytes | None:
     response = dns.message.make_response(query)
     response.set_rcode(dns.rcode.SERVFAIL)
     return response.to_wire()
+
+
+def dns_truncated(data: bytes) -> bytes | None:
+    """A UDP DNS answer with the TC bit set and no records: 'ask me over TCP'."""
+    import dns.flags
+    import dns.message
+
+    try:
+        query = dns.message.from_wire(data)
+    except Exception:
+        return None
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.TC
+    return response.to_wire()
+
+
+def dns_tcp_cut(sent: bytes) -> Handler:
+    """A DNS-over-TCP server that reads the query, sends `sent` (b"": nothing; b"\\x00\\x01":
+    a length prefix and no message; b"\\x00\\x50abc": 3 of the 80 bytes it announced) and
+    hangs up."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        length = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), 10), "big")
+        await asyncio.wait_for(reader.readexactly(length), 10)
+        if sent:
+            writer.write(sent)
+            await writer.drain()
+        writer.close()
+
+    return handle
+
+
+async def dns_tcp_close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accepts a DNS-over-TCP connection and closes its side at once (a FIN before any
+    answer). The query is read after that, only so that closing never turns into a reset
+    (unread data at close sends RST, which would make the test depend on timing)."""
+    writer.write_eof()
+    length = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), 10), "big")
+    await asyncio.wait_for(reader.readexactly(length), 10)
 
 
 def dns_garbage(data: bytes) -> bytes | None:
