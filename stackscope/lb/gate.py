@@ -18,11 +18,16 @@ from stackscope.layout import Layout
 from stackscope.lb import ConfigError, haproxy_cfg, nginx_conf
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, DOES_NOT_RESOLVE, Declared, Judgement, Pool, judge_pool
 from stackscope.model import Status
+from stackscope.safetext import terminal_safe
 from stackscope.schema import Address, is_ip
 
 
 class GateError(Exception):
-    """The gate cannot run: the message says why and how to fix it (exit 3)."""
+    """The gate cannot run: the message says why and how to fix it (exit 3). It names
+    pools and files from the config, so it is made safe for a terminal here."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(terminal_safe(message))
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,8 @@ def render(reports: list[PoolReport], layout_path: str, config_path: str) -> str
             lines.append(f"  ! nothing routes to {pool.name} in {config}")
         lines.append(f"{judgement.status.glyph} {judgement.status.word}: {judgement.detail}")
         lines.append("")
-    return "\n".join(lines).rstrip()
+    # names, addresses and notes come from the config file: no line may drive the terminal
+    return "\n".join(terminal_safe(line) for line in lines).rstrip()
 
 
 def gate_status(reports: list[PoolReport]) -> Status:

@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from stackscope.lb.pool import (
     BACKUP, DOWN_BY_CHECK, DRAIN, IN, MAINT, NOLB, UNKNOWN, Pool, PoolServer, normalise,
 )
+from stackscope.safetext import terminal_safe
 from stackscope.schema import Address
 
 
 class StatsError(Exception):
-    """The reply is not what HAProxy sends; the message says what it was instead."""
+    """The reply is not what HAProxy sends; the message says what it was instead (quoting
+    the server's bytes, so control characters are replaced here, at the source)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(terminal_safe(message))
 
 
 @dataclass(frozen=True)

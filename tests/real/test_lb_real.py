@@ -357,6 +357,30 @@ async def test_unreadable_pool_is_unknown_with_an_explanation(web, haproxies, py
     assert expected in result.detail
 
 
+async def _garbage_after_command(reader, writer):
+    """Reads the Runtime API command, answers control bytes and escape sequences, hangs up."""
+    import asyncio
+
+    await asyncio.wait_for(reader.readline(), 10)
+    writer.write(b"\x04z\x07\x1b]0;PWN\x07\x1b[2J\x00\xff\x9b31m\n" + bytes(range(256)) + b"\n\n"
+                 + b"# be_id be_name srv_id srv_name srv_addr\n1 b 1 \x1b[31ms1 x\n")
+    await writer.drain()
+
+
+async def test_garbage_runtime_api_socket_detail_has_no_control_characters(pyservers, tmp_path):
+    """The detail (shown raw in JSON) quoted the socket's bytes as they came."""
+    from tests.probe_helpers import probe
+
+    path = pyservers.unix(_garbage_after_command, str(tmp_path / "admin.sock"))
+    result = await probe({"haproxy": f"unix:{path}", "backend": "b", "timeout": "2s"})
+    assert result.status is Status.UNKNOWN and result.error_kind is ErrorKind.PROTOCOL, result.detail
+    assert "cannot read the pool" in result.detail
+    assert not any(ord(ch) < 0x20 and ch not in "\n\t" for ch in result.detail), repr(result.detail)
+    assert not any(0x7f <= ord(ch) < 0xa0 for ch in result.detail), repr(result.detail)
+    shown = json.dumps(result.detail, ensure_ascii=False)
+    assert "\\u001b" not in shown and "\\u0007" not in shown, shown
+
+
 async def _silent_reader(reader, writer):
     """Reads the command and never answers (a hung Runtime API)."""
     import asyncio

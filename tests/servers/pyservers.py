@@ -38,6 +38,15 @@ class PyServers:
 
         return self._call(start())
 
+    def unix(self, handler: Handler, path: str) -> str:
+        """A server on a unix socket at `path` (an HAProxy Runtime API impostor)."""
+        async def start() -> str:
+            server = await asyncio.start_unix_server(self._guard(handler), path)
+            self._servers.append(server)
+            return path
+
+        return self._call(start())
+
     def udp(self, respond: Callable[[bytes], bytes | None], port: int = 0) -> int:
         """A UDP server answering each datagram with `respond(data)` (None: no answer);
         `port` puts it beside a TCP server of the same number (DNS over both)."""

@@ -699,3 +699,43 @@ def test_smaller_audit_items(tmp_path):
     includes = tmp_path / "nginx.conf"
     includes.write_text("# the real config lives in conf.d\ninclude /etc/nginx/conf.d/*.conf;\n")
     assert detect(str(includes)) == "nginx"
+
+
+# ----------------------------------------------------------------------------- text from the file is made safe
+
+
+def _has_controls(text: str) -> bool:
+    return any(ord(ch) < 0x20 and ch not in "\n\t" or 0x7f <= ord(ch) < 0xa0 for ch in text)
+
+
+def test_config_errors_quote_the_file_without_its_control_characters(tmp_path):
+    """An escape sequence in a config (retitle the terminal, clear it) used to reach the
+    operator's terminal raw through the error message."""
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("http {\n  upstream auth_servers {\n    server 127.0.0.1:19001;\n  }\n"
+                    "  \x1b]0;PWN\x07\x1b[2J\n}\n")
+    with pytest.raises(nginx_conf.ConfigError) as info:
+        nginx_conf.upstreams(nginx_conf.load(str(conf)))
+    assert "PWN" in str(info.value) and not _has_controls(str(info.value)), repr(str(info.value))
+    with pytest.raises(GateError) as gate:
+        gate_on(tmp_path, conf.read_text(), kind="nginx", name="nginx.conf")
+    assert "nginx.conf:6" in str(gate.value) and not _has_controls(str(gate.value)), repr(str(gate.value))
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text("backend b\n    server s1 \x1b[31m127.0.0.1\x07:1\n")
+    with pytest.raises(haproxy_cfg.ConfigError) as bad:
+        haproxy_cfg.parse(str(cfg))
+    assert "server address" in str(bad.value) and not _has_controls(str(bad.value)), repr(str(bad.value))
+
+
+def test_gate_diff_shows_config_names_without_control_characters(tmp_path):
+    reports, shown = gate_on(tmp_path, HEAD + AUTH3 + "    server \x1b]0;PWN\x07evil 127.0.0.1:19101 check\n")
+    assert "PWN" in shown and not _has_controls(shown), repr(shown)
+
+
+def test_stats_errors_quote_the_reply_without_control_characters():
+    with pytest.raises(StatsError) as info:
+        parse_csv("\x04z\x07\x1b[2J garbage\n")
+    assert not _has_controls(str(info.value)), repr(str(info.value))
+    with pytest.raises(StatsError) as rows:
+        parse_servers_state("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n1 b 1 s1 \x1b[31m x\n")
+    assert not _has_controls(str(rows.value)), repr(str(rows.value))
