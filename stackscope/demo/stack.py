@@ -149,6 +149,8 @@ class DemoStack:
             raise DemoError(f"unknown fault '{name}' (faults: {', '.join(FAULTS)}, or clear)")
         self._call(self._apply(name))
         self.fault = None if name == CLEAR else name
+        if self.client is not None:
+            self.client.last_error = ""  # it belonged to the previous fault
 
     async def _apply(self, name: str) -> None:
         await self._restore()

@@ -18,7 +18,9 @@ from stackscope.schema import did_you_mean
 
 BUILTIN_DIR = os.path.join(os.path.dirname(__file__), "walkthroughs")
 EVENT_KINDS = ("alert", "deploy", "change", "chat", "metric", "note")
-KEYS = ("name", "title", "summary", "fault", "fault_at", "answer", "clock", "events", "hints", "scoring", "debrief")
+KEYS = ("name", "title", "summary", "fault", "fault_at", "answer", "clock", "events", "hints", "scoring", "debrief",
+        "feedback")
+DEFAULT_FEEDBACK = "Look again: which failing layer is not explained by another one?"
 DEBRIEF_KEYS = ("root_cause", "dashboard", "misleading", "measures", "original")
 
 
@@ -60,6 +62,11 @@ class Walkthrough:
     start_score: int = 100
     wrong_answer_cost: int = 15
     path: str = ""
+    feedback: tuple[tuple[str, str], ...] = ()  # (wrong layer, what to tell the trainee)
+
+    def feedback_for(self, layer: str) -> str:
+        """The walkthrough's words for naming `layer` wrongly, else a neutral nudge."""
+        return dict(self.feedback).get(layer, DEFAULT_FEEDBACK)
 
     @property
     def begins_at(self) -> float:
@@ -182,11 +189,29 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
             tuple(check.get(debrief_node, "measures", list, "debrief", default=[])),
             check.get(debrief_node, "original", str, "debrief", default=""),
         )
+    feedback: list[tuple[str, str]] = []
+    feedback_node = root.value.get("feedback")
+    if feedback_node is not None:
+        if not isinstance(feedback_node.value, dict):
+            check.problem(root.key_lines["feedback"], "", "'feedback' must be a mapping",
+                          "wrong layer: what to tell the trainee, e.g. {Auth backends: \"...\"}")
+        else:
+            for layer, text_node in feedback_node.value.items():
+                line = feedback_node.key_lines.get(layer, feedback_node.line)
+                if layer not in layers:
+                    check.problem(line, "feedback", f"'{layer}' is not a layer of the demo",
+                                  did_you_mean(layer, layers) or "layers: " + ", ".join(layers))
+                elif layer == answer:
+                    check.problem(line, "feedback", f"'{layer}' is the answer: feedback is for wrong answers")
+                if not isinstance(text_node.plain(), str):
+                    check.problem(line, "feedback", f"the feedback for '{layer}' must be a string")
+                else:
+                    feedback.append((layer, " ".join(text_node.plain().split())))
     if check.problems:
         raise LayoutError(check.problems)
     return Walkthrough(name, title, summary, fault, fault_at, answer, start, speed,
                        tuple(sorted(events, key=lambda e: e.at)), tuple(hints), debrief, start_score, wrong_cost,
-                       path)
+                       path, tuple(feedback))
 
 
 def _items(root: Node, key: str, check: _Checker) -> list[Node]:
@@ -296,9 +321,11 @@ class Session:
         if layer == self.walkthrough.answer:
             self.solved_at = now
             return Outcome(True, f"Right: the {layer} is the broken layer.")
+        if layer in self.wrong:  # the same wrong answer again costs nothing more
+            return Outcome(False, f"Already tried: {layer}.", counted=False)
         self.wrong.append(layer)
-        return Outcome(False, f"Not the {layer} (−{self.walkthrough.wrong_answer_cost} points). Look again: what "
-                              "answers when asked directly?")
+        return Outcome(False, f"Not the {layer} (−{self.walkthrough.wrong_answer_cost} points). "
+                              f"{self.walkthrough.feedback_for(layer)}")
 
     @property
     def finished(self) -> bool:

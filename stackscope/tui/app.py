@@ -316,6 +316,13 @@ class StackscopeApp(App[int]):
             return self.action_enabled(self.registry[str(parameters[0])])
         return True
 
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """One toast at a time: a new one replaces the last (at 80x24 a stack of them
+        covered half the path)."""
+        self.clear_notifications()
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     async def action_quit(self) -> None:
         self.do_quit()
 

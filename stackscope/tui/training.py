@@ -26,7 +26,7 @@ from textual.widgets import Label, Markdown, OptionList, Static
 from textual.widgets.option_list import Option
 
 from stackscope.demo.faults import CLEAR, FAULTS
-from stackscope.demo.walkthrough import Session, Walkthrough
+from stackscope.demo.walkthrough import NOTHING_BROKEN_YET, Session, Walkthrough
 from stackscope.tui.actions import BUILTIN, Action
 from stackscope.tui import cells
 from stackscope.tui.app import StackscopeApp
@@ -34,6 +34,7 @@ from stackscope.tui.screens import plain_text
 from stackscope.tui.widgets import FittingFooter
 
 STORY_TICK = 0.5
+NO_MORE_HINTS = "No more hints."
 TOAST_SECONDS = 4  # hints, feedback, alerts: the panel and the story log keep the text, so
 # the toast (which covers the right half of the path at 80x24) need not stay long
 # Story icons: emoji where the terminal draws them, single-width symbols on the Linux
@@ -168,7 +169,9 @@ class DemoController:
         self.debrief: str | None = None  # the debrief as it was at the right answer
         self.panel = DemoPanel()
         self.app: StackscopeApp | None = None
-        self.layers = [layer.name for layer in stack_layers(stack)]
+        layers = stack_layers(stack)
+        self.layers = [layer.name for layer in layers]
+        self.short_names = [short_layer_name(layer.name, layer.role) for layer in layers]
 
     # ------------------------------------------------------------------ actions
     def actions(self) -> list[Action]:
@@ -219,8 +222,8 @@ class DemoController:
             self.session = Session(self.walkthrough, started=self.clock())
             summary = " ".join(self.walkthrough.summary.split())
             if summary:
+                # The story log has it (s); a toast would cover the path as the story starts.
                 self.log.append(LogEntry(self.walkthrough.begins_at, "▶", summary, "summary"))
-                app.notify(summary, title=self.walkthrough.title, timeout=8)
         app.set_interval(STORY_TICK, self.tick)
         self.tick()
 
@@ -229,9 +232,11 @@ class DemoController:
             now = self.clock()
             for event in self.session.due_events(now):
                 self.log.append(LogEntry(event.at, self.icons.get(event.kind, "•"), event.text, event.kind))
-                if event.kind == "alert" and self.app is not None:
-                    self.app.notify(event.text, title="Alert", severity="warning", timeout=TOAST_SECONDS)
+                if event.kind == "alert":
+                    self.toast(event.text, "Alert", "warning")
             if self.session.fault_due(now):
+                if self.message == NOTHING_BROKEN_YET:
+                    self.message = ""  # it is now: the prompt comes back
                 self.inject(self.walkthrough.fault, quiet=True)
         self.panel.set_lines(self.panel_lines())
 
@@ -255,7 +260,7 @@ class DemoController:
         if s.finished:
             last = "answered — d: debrief again · s: the story"
         else:
-            prompt = "name the broken layer: " + "  ".join(f"{i} {n}" for i, n in enumerate(self.layers[:4], 1))
+            prompt = "name the broken layer: " + "  ".join(f"{i} {n}" for i, n in enumerate(self.short_names[:4], 1))
             last = self.message or prompt + " · n hint · s story"
         return [first, latest, last]
 
@@ -304,17 +309,25 @@ class DemoController:
         assert self.app is not None
         if not quiet:
             words = "faults cleared: the stack is healthy" if name == CLEAR else f"injected {name}: {FAULTS[name].what}"
-            self.app.notify(words, title="Demo", timeout=TOAST_SECONDS)
+            self.toast(words, "Demo")
         self.app.do_probe_now()
         self.tick()
+
+    def toast(self, message: str, title: str, severity: str = "information") -> None:
+        """A short toast, only over the dashboard: a full-screen view (debrief, story,
+        detail, help) is being read, and the panel and story log keep the text anyway.
+        The app shows one toast at a time."""
+        app = self.app
+        if app is None or app.screen is not app.dashboard:
+            return
+        app.notify(message, title=title, severity=severity, timeout=TOAST_SECONDS)
 
     def _say(self, message: str, kind: str, title: str, severity: str = "information") -> None:
         """The latest message: the panel's last line, a toast (it wraps), and the story log."""
         self.message = message
         if self.session is not None:
             self.log.append(LogEntry(self.session.story_minutes(self.clock()), "›", message, kind))
-        if self.app is not None:
-            self.app.notify(message, title=title, severity=severity, timeout=TOAST_SECONDS)
+        self.toast(message, title, severity)
         self.tick()
 
     def hint(self) -> None:
@@ -322,7 +335,8 @@ class DemoController:
             return
         hint = self.session.take_hint()
         if hint is None:
-            self._say("No more hints.", "hint", "Hint")
+            if not any(e.text == NO_MORE_HINTS for e in self.log):  # said once is enough
+                self._say(NO_MORE_HINTS, "hint", "Hint")
         else:
             self._say(f"Hint {self.session.hints_taken} (−{hint.cost}): {hint.text}", "hint", "Hint")
 
@@ -342,7 +356,8 @@ class DemoController:
             self.app.refresh_bindings()
             self.show_debrief()
         else:
-            self._say(outcome.message, "answer", "Answer" if outcome.counted else "Too early",
+            early = outcome.message == NOTHING_BROKEN_YET
+            self._say(outcome.message, "answer", "Too early" if early else "Answer",
                       "warning" if outcome.counted else "information")
 
     def show_story(self) -> None:
@@ -352,6 +367,18 @@ class DemoController:
     def show_debrief(self) -> None:
         if self.app is not None and self.debrief is not None and not isinstance(self.app.screen, DebriefScreen):
             self.app.push_screen(DebriefScreen(self.debrief))
+
+
+def short_layer_name(name: str, role: str) -> str:
+    """The prompt's word for a layer, so that four fit in 80 columns: 'LB' for a
+    load balancer, else the last word of a longer name ('Auth backends' -> 'Backends',
+    'Session store' -> 'Store'); a one-word name stays as it is."""
+    words = name.split()
+    if len(words) == 1:
+        return name
+    if role == "lb":
+        return "LB"
+    return words[-1][:1].upper() + words[-1][1:]
 
 
 def stack_layers(stack):

@@ -178,3 +178,56 @@ def test_story_icons_on_the_linux_console():
     assert story_icons("linux") is PLAIN_ICONS
     assert all(len(icon) == 1 for icon in PLAIN_ICONS.values())
     assert story_icons("xterm-256color")["alert"] == "🔔"
+
+
+def toasts(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_walkthrough_messages_toasts_and_prompt_at_80x24(demo_stack):
+    walkthrough = load_walkthrough(builtin_walkthroughs()["session-storm"])  # T-15 ..; fault at T-2; 2 min/s
+    clock = StoryClock()
+    controller = DemoController(demo_stack, walkthrough, clock=clock)
+    app = DemoApp(controller, blind=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, controller)
+        await pilot.pause()
+        assert toasts(app) == []  # the summary is in the story log, not a toast over the path
+        assert controller.log[0].kind == "summary"
+        prompt = panel_on_screen(app)[2]
+        assert prompt == "name the broken layer: 1 DNS  2 LB  3 Backends  4 Store · n hint · s story"
+        assert "…" not in prompt
+        await pilot.press("3")  # T-15: nothing broken yet
+        assert panel_on_screen(app)[2].startswith("Nothing is broken yet")
+        clock.now += 7  # T-1: the fault has begun
+        await until(pilot, lambda: demo_stack.fault == "db-too-many-connections", "the fault")
+        controller.tick()
+        assert panel_on_screen(app)[2] == prompt  # the stale "nothing is broken yet" is gone
+        await pilot.press("3")
+        assert controller.session.score == 85
+        assert panel_on_screen(app)[2].startswith("Not the Auth backends (−15 points). They answer 500")
+        await pilot.press("3")  # the same wrong answer again: no charge
+        assert controller.session.score == 85
+        assert panel_on_screen(app)[2] == "Already tried: Auth backends."
+        assert len(toasts(app)) == 1  # one toast at a time
+        await pilot.press("n", "n", "n", "n")
+        assert [e.text for e in controller.log].count("No more hints.") == 1
+        assert len(toasts(app)) == 1
+        app.clear_notifications()
+        await pilot.press("s")
+        assert isinstance(app.screen, StoryScreen)
+        await pilot.press("1")  # a wrong answer from the story screen: no toast over it
+        assert toasts(app) == [] and controller.message.startswith("Not the DNS")
+
+
+async def test_the_last_login_failure_belongs_to_the_current_fault(demo_stack):
+    controller = DemoController(demo_stack)
+    app = DemoApp(controller)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: controller.app is not None, "the controller")
+        controller.inject("dns-nxdomain")
+        await until(pilot, lambda: any(l.startswith("last login failure") for l in controller.panel_lines()),
+                    "a login failure")
+        demo_stack.inject("backend-crash")  # as the controller's worker does, then look at once
+        lines = controller.panel_lines()
+        assert not any("resolve" in line or "NXDOMAIN" in line for line in lines[1:]), lines

@@ -99,3 +99,67 @@ def test_the_story_clock_stops_at_the_right_answer():
     assert session.due_events(1500.0) == []  # no story after the answer
     again = session.answer("Load balancer", 1600.0)
     assert not again.counted and session.diagnosis_time() == (8.0, 6.0)
+
+
+def _started(name: str) -> tuple[Session, float]:
+    walkthrough = load_walkthrough(builtin_walkthroughs()[name])
+    session = Session(walkthrough, started=1000.0)
+    now = 1000.0 + (walkthrough.fault_at - walkthrough.begins_at) / walkthrough.minutes_per_second + 1
+    assert session.fault_started(now)
+    return session, now
+
+
+def test_a_repeated_wrong_answer_costs_nothing_more():
+    session, now = _started("lb-misroute")
+    first = session.answer("Auth backends", now)
+    assert first.counted and session.score == 85
+    again = session.answer("Auth backends", now + 1)
+    assert (again.correct, again.counted, again.message) == (False, False, "Already tried: Auth backends.")
+    assert session.score == 85 and session.wrong == ["Auth backends"]
+
+
+@pytest.mark.parametrize("name", ["lb-misroute", "dns-migration", "session-storm"])
+def test_every_shipped_walkthrough_has_feedback_for_each_wrong_layer(name):
+    from stackscope.demo.stack import LAYERS
+    from stackscope.demo.walkthrough import DEFAULT_FEEDBACK
+
+    walkthrough = load_walkthrough(builtin_walkthroughs()[name])
+    wrong = [layer for layer in LAYERS if layer != walkthrough.answer]
+    assert sorted(dict(walkthrough.feedback)) == sorted(wrong)
+    for layer in wrong:
+        assert walkthrough.feedback_for(layer) != DEFAULT_FEEDBACK
+
+
+def test_session_storm_feedback_does_not_claim_the_backends_answer_directly():
+    session, now = _started("session-storm")
+    message = session.answer("Auth backends", now).message
+    assert message.startswith("Not the Auth backends (−15 points). ")
+    assert "what answers when asked directly" not in message and "500" in message
+
+
+def test_feedback_defaults_to_a_neutral_nudge(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text("name: x\ntitle: t\nfault: lb-misroute\nfault_at: -1\nanswer: DNS\n"
+                    "feedback: {Load balancer: 'Look at what the name resolves to.'}\n"
+                    "debrief: {root_cause: r, dashboard: d}\n")
+    from stackscope.demo.walkthrough import DEFAULT_FEEDBACK
+
+    walkthrough = load_walkthrough(str(path))
+    assert walkthrough.feedback_for("Load balancer") == "Look at what the name resolves to."
+    assert walkthrough.feedback_for("Session store") == DEFAULT_FEEDBACK
+
+
+@pytest.mark.parametrize("feedback,needle", [
+    ("feedback: [a]\n", "lay.yaml:5: 'feedback' must be a mapping"),
+    ("feedback: {Load balanser: x}\n", "lay.yaml:5: feedback: 'Load balanser' is not a layer of the demo — did you "
+                                       "mean 'Load balancer'?"),
+    ("feedback: {DNS: x}\n", "lay.yaml:5: feedback: 'DNS' is the answer: feedback is for wrong answers"),
+    ("feedback: {Load balancer: 3}\n", "feedback: the feedback for 'Load balancer' must be a string"),
+])
+def test_bad_feedback_is_a_problem_with_its_line(tmp_path, feedback, needle):
+    path = tmp_path / "lay.yaml"
+    path.write_text("name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\n" + feedback
+                    + "debrief: {root_cause: r, dashboard: d}\n")
+    with pytest.raises(LayoutError) as info:
+        load_walkthrough(str(path))
+    assert any(needle in f"{p}".replace(str(tmp_path) + "/", "") for p in info.value.problems), info.value
