@@ -211,8 +211,17 @@ async def probe(check, ctx) -> Result:
                           kind=ErrorKind.PROTOCOL)
         await packets.send(handshake_response(options.user, native_password(password or "", greeting.seed)))
         reply = await packets.read("an answer to the login")
+        if reply == b"\xfe":  # the old (pre-4.1) auth switch: a bare 0xfe, no plugin named
+            old_auth = "the old (pre-4.1) authentication, which the probe does not speak"
+            if password:
+                raise ProbeFailure(ErrorKind.AUTH, f"{where} asks for {old_auth}", key_fact="old auth", facts=facts)
+            return result(check, Status.OK, f"{where} is up (MariaDB/MySQL {greeting.version}); it asks for "
+                          f"{old_auth}", latency_ms=deadline.elapsed_ms(), key_fact="up", facts=facts)
         if reply[:1] == b"\xfe" and password:  # AuthSwitchRequest: answer for the plugin it names
             plugin, _, seed = reply[1:].partition(b"\0")
+            if not plugin:
+                raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent an auth switch that names no plugin: "
+                                   f"'{printable(reply)}'", key_fact="bad auth switch", facts=facts)
             if plugin != b"mysql_native_password":
                 raise ProbeFailure(ErrorKind.AUTH, f"{where} wants the {printable(plugin)} plugin, which the probe "
                                    "does not speak", key_fact="auth plugin", facts=facts)
@@ -227,6 +236,10 @@ async def probe(check, ctx) -> Result:
             return result(check, Status.OK, f"{where} is up: MariaDB/MySQL {greeting.version} answered and "
                           f"refuses user '{options.user}' ({code}), as expected without a password",
                           latency_ms=deadline.elapsed_ms(), key_fact="up", facts=facts)
+        if reply[:1] not in (b"\x00", b"\xfe", b"\x01"):  # neither OK, ERR, auth switch nor more-data
+            raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered the login with a packet that is no MySQL "
+                               f"reply (not OK, ERR, an auth switch or more auth data): '{printable(reply)}'",
+                               key_fact="bad reply", facts=facts)
         if reply[:1] != b"\x00":
             return result(check, Status.OK, f"{where} is up (MariaDB/MySQL {greeting.version}); it asked for an "
                           "authentication method the probe does not speak", latency_ms=deadline.elapsed_ms(),

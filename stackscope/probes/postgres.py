@@ -105,7 +105,11 @@ def parse_error(body: bytes) -> dict[str, str]:
     fields = {}
     for part in body.split(b"\0"):
         if part:
-            fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
+            try:
+                fields[chr(part[0])] = part[1:].decode("utf-8")
+            except UnicodeDecodeError:  # no real server sends this: say so rather than show '�('
+                fields[chr(part[0])] = (f"'{printable(part[1:], 60)}' (not valid UTF-8: garbage rather than "
+                                        "an error message)")
     return fields
 
 

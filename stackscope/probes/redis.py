@@ -179,14 +179,18 @@ def _judge(check, where: str, latency: float, kind: str, info: str | None, facts
                       f"{facts['connected_replicas'] if facts['connected_replicas'] is not None else '?'} replicas)", latency_ms=latency, key_fact=facts["role"],
                       facts=facts)
     link = fields.get("master_link_status", "?")
-    facts.update({"master": f"{fields.get('master_host')}:{fields.get('master_port')}", "master_link": link,
+    host, port = fields.get("master_host"), fields.get("master_port")
+    master = f"{host}:{port}" if host and port else None  # a replica may not report it (or half of it)
+    facts.update({"master": master, "master_link": link,
                   "master_last_io_seconds_ago": fields.get("master_last_io_seconds_ago")})
+    named = f"its link to master {master}" if master else "its link to its master"
+    unnamed = "" if master else " (master address not reported)"
     if link != "up":
-        return result(check, Status.WARN, f"{where} is a replica serving stale data: its link to master "
-                      f"{facts['master']} is {link}", latency_ms=latency, key_fact="link down", facts=facts,
-                      kind=ErrorKind.STATE)
-    return result(check, Status.OK, f"{where} answered PONG in {latency:.1f} ms (replica of {facts['master']}, "
-                  "link up)", latency_ms=latency, key_fact="replica", facts=facts)
+        return result(check, Status.WARN, f"{where} is a replica serving stale data: {named} is {link}{unnamed}",
+                      latency_ms=latency, key_fact="link down", facts=facts, kind=ErrorKind.STATE)
+    return result(check, Status.OK, f"{where} answered PONG in {latency:.1f} ms (replica of "
+                  f"{master or 'a master whose address it does not report'}, link up)", latency_ms=latency,
+                  key_fact="replica", facts=facts)
 
 
 SPEC = CheckSpec(

@@ -415,6 +415,60 @@ async def test_mysql_truncated_err_and_non_mysql_first_packets(pyservers):
     assert wrong_start.error_kind is ErrorKind.PROTOCOL and "does not speak MySQL" in wrong_start.detail
 
 
+def _mysql_packet(payload: bytes, seq: int) -> bytes:
+    return len(payload).to_bytes(3, "little") + bytes([seq]) + payload
+
+
+MYSQL_GREETING = _mysql_packet(
+    b"\x0a8.0.0\0" + (7).to_bytes(4, "little") + b"abcdefgh\0" + b"\xff\xff" + b"\x21" + b"\x02\x00"
+    + b"\xff\xcf" + b"\x15" + b"\0" * 10 + b"ijklmnopqrst\0" + b"mysql_native_password\0", 0)
+
+
+@pytest.mark.parametrize("password", [None, "pw"])
+async def test_mysql_old_auth_switch_is_named(pyservers, password):
+    """A bare 0xfe after the login is the pre-4.1 auth switch: it names no plugin (it read
+    'wants the  plugin')."""
+    port = pyservers.tcp(mysql_raw(MYSQL_GREETING + _mysql_packet(b"\xfe", 2)))
+    check = {"mysql": f"127.0.0.1:{port}", "timeout": "2s"}
+    if password:
+        check["password_env"] = "P"
+    result = await probe(check, environ={"P": password} if password else None)
+    assert "asks for the old (pre-4.1) authentication, which the probe does not speak" in result.detail, result.detail
+    assert "  plugin" not in result.detail
+    if password:
+        assert result.status is Status.CRIT and result.error_kind is ErrorKind.AUTH
+    else:
+        assert result.status is Status.OK
+
+
+async def test_mysql_garbage_after_the_login_is_a_protocol_failure(pyservers):
+    """Neither OK, ERR, an auth switch nor more auth data: it was OK 'asked for an
+    authentication method the probe does not speak'."""
+    port = pyservers.tcp(mysql_raw(MYSQL_GREETING + b"\x05\x00\x00\x02zzzzz"))
+    result = await probe({"mysql": f"127.0.0.1:{port}", "timeout": "2s"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL, result.detail
+    assert "answered the login with a packet that is no MySQL reply" in result.detail
+    assert "'zzzzz'" in result.detail
+
+
+async def test_redis_replica_with_link_down_and_no_master_address(pyservers):
+    info = b"# Replication\r\nrole:slave\r\nmaster_link_status:down\r\n"
+    port = pyservers.tcp(redis_script(b"+PONG\r\n", b"$%d\r\n%s\r\n" % (len(info), info)))
+    result = await probe({"redis": f"127.0.0.1:{port}", "timeout": "2s"})
+    assert result.status is Status.WARN, result.detail
+    assert "its link to its master is down (master address not reported)" in result.detail
+    assert "None" not in result.detail and result.facts["master"] is None
+
+
+async def test_postgres_error_that_is_not_utf8_is_named_as_garbage(pyservers):
+    error = pg_message(b"E", b"SFATAL\0C08P01\0M\xff\xfe(\0\0")
+    port = pyservers.tcp(pg_script(error))
+    result = await probe({"postgres": f"127.0.0.1:{port}", "ssl": False, "timeout": "2s"})
+    assert result.status is Status.CRIT, result.detail
+    assert "not valid UTF-8" in result.detail and "garbage" in result.detail
+    assert "\ufffd" not in result.detail, result.detail
+
+
 async def test_mysql_says_nothing_greeted_when_an_http_server_waits(pyservers):
     port = pyservers.tcp(responder())
     result = await probe({"mysql": f"127.0.0.1:{port}", "timeout": "500ms"})
