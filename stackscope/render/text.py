@@ -93,7 +93,9 @@ def render_text(diagnosis: Diagnosis, *, color: bool | None = None, width: int |
                       width=width or _width(), highlight=False, emoji=False)
     checks = sum(len(layer.checks) for layer in diagnosis.layers)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.taken_at))
-    console.print(verdict_block(diagnosis))
+    # Piped into grep or a log, a verdict line cut in two ("none is a declared\nbackend")
+    # is a line nobody finds: off a terminal the verdict is never wrapped.
+    console.print(verdict_block(diagnosis), soft_wrap=width is None and not sys.stdout.isatty())
     console.print()
     console.print(Text(_safe(f"{layout.name} · {plural(len(layout.layers), 'layer')} · {plural(checks, 'check')} · "
                              f"{stamp}"), style="dim"))
@@ -102,7 +104,12 @@ def render_text(diagnosis: Diagnosis, *, color: bool | None = None, width: int |
 
 
 def _width() -> int:
+    """The terminal's width; off a terminal, COLUMNS if set (as `COLUMNS=200 stackscope
+    check … | less` asks), else 100 for the table of checks."""
     try:
-        return max(60, os.get_terminal_size().columns) if sys.stdout.isatty() else 100
+        if sys.stdout.isatty():
+            return max(60, os.get_terminal_size().columns)
     except OSError:
-        return 100
+        pass
+    columns = os.environ.get("COLUMNS", "")
+    return max(60, int(columns)) if columns.isdigit() else 100

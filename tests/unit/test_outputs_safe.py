@@ -115,3 +115,18 @@ def test_one_check_is_singular():
     assert text.splitlines()[0].endswith("All layers healthy (1 check)")
     assert "1 layer · 1 check ·" in text
     assert render(diagnosis, "nagios").startswith("STACKSCOPE OK - test: 1 layer healthy (1 check)")
+
+
+def test_piped_text_keeps_each_verdict_line_whole(monkeypatch):
+    """Off a terminal (pytest captures stdout) the verdict is never hard-wrapped, so grep
+    finds the whole summary; COLUMNS widens the table of checks."""
+    summary = ("pool auth_servers routes to 127.0.0.1:19101, 127.0.0.1:19102 — none is a declared backend; "
+               "declared 127.0.0.1:19001-19003 missing")
+    diagnosis = _hand_built(summary)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    text = render(diagnosis, "text", color=False)
+    assert any(summary in line for line in text.split("\n")), text
+    monkeypatch.setenv("COLUMNS", "240")
+    from stackscope.render.text import _width
+
+    assert _width() == 240
