@@ -145,7 +145,8 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.where}: " if self.where else ""
         fix = f" — {self.fix}" if self.fix else ""
-        return f"{self.file}:{self.line}: {where}{self.message}{fix}"
+        line = f":{self.line}" if self.line else ""  # 0: about the file as a whole
+        return f"{self.file}{line}: {where}{self.message}{fix}"
 
 
 class LayoutError(Exception):

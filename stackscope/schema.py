@@ -286,6 +286,17 @@ class Text(Kind):
         return {"type": ["string", "number"], "minLength": 1}
 
 
+def _number_fix(value: Any, what: str) -> str:
+    """'without quotes' only when the text is a number in quotes: '5x' needs another fix."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return f"write {what}, with no letters or units"
+        return "write the number without quotes"
+    return f"write {what}"
+
+
 class Integer(Kind):
     def __init__(self, minimum: int | None = None, maximum: int | None = None) -> None:
         self.minimum, self.maximum = minimum, maximum
@@ -293,7 +304,7 @@ class Integer(Kind):
 
     def parse(self, value: Any, ctx: ParseContext) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise Invalid(f"expected a whole number, got {describe(value)}", "write a number without quotes")
+            raise Invalid(f"expected a whole number, got {describe(value)}", _number_fix(value, "a whole number"))
         if self.minimum is not None and value < self.minimum:
             raise Invalid(f"{value} is below the minimum {self.minimum}", f"use {self.minimum} or more")
         if self.maximum is not None and value > self.maximum:
@@ -316,7 +327,7 @@ class Number(Kind):
 
     def parse(self, value: Any, ctx: ParseContext) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise Invalid(f"expected a number, got {describe(value)}", "write a number without quotes")
+            raise Invalid(f"expected a number, got {describe(value)}", _number_fix(value, "a number"))
         if self.minimum is not None and value < self.minimum:
             raise Invalid(f"{value} is below the minimum {self.minimum:g}", f"use {self.minimum:g} or more")
         return float(value)
@@ -333,7 +344,9 @@ class Boolean(Kind):
 
     def parse(self, value: Any, ctx: ParseContext) -> bool:
         if not isinstance(value, bool):
-            raise Invalid(f"expected true or false, got {describe(value)}", "write true or false without quotes")
+            quoted = isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "on", "off")
+            raise Invalid(f"expected true or false, got {describe(value)}",
+                          "write true or false without quotes" if quoted else "write true or false")
         return value
 
     def json_schema(self) -> dict[str, Any]:

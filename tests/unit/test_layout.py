@@ -141,6 +141,12 @@ CASES = [
 _HTTP = "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
 _TCP = "name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n"
 
+# 'without quotes' is the fix only for a number written in quotes.
+CASES += [
+    (_TCP + "        warn_ms: 5x\n", 7, ["'warn_ms'", "the text '5x'", "write a number, with no letters or units"]),
+    (_TCP + "        warn_ms: '5'\n", 7, ["'warn_ms'", "write the number without quotes"]),
+]
+
 # Headers HTTP cannot carry are the layout's fault, found by lint, never a CRIT for the target.
 CASES += [
     (_HTTP + "        headers: {Bad Header: x}\n", 7, ["'headers'", "'Bad Header' is not a valid HTTP header name",
@@ -241,6 +247,7 @@ def test_unreadable_files_say_why_and_what_to_pass(tmp_path, content, needles):
     text = str(info.value.problems[0])
     assert all(n in text for n in needles), text
     assert " — " in text
+    assert f"{path}:0" not in text  # a problem with the whole file has no line to point at
 
 
 def test_relative_paths_are_relative_to_the_layout_file(tmp_path):
