@@ -684,7 +684,7 @@ def json_schema() -> dict[str, Any]:
             entry = dict(info.kind.json_schema())
             doc = info.doc
             if info.default not in (None, ()):
-                doc += f" Default: {info.default}."
+                doc += f" Default: {info.kind.show(info.default)}."
             entry["description"] = doc.strip()
             props[info.key] = entry
         required = [spec.key] + [i.key for i in spec.option_infos() if i.required]
@@ -704,7 +704,9 @@ def json_schema() -> dict[str, Any]:
             "interval": {**Duration().json_schema(), "description": "Probe period in watch mode. Default 5s."},
             "timeout": {**Duration().json_schema(), "description": "Default per-check timeout; <= interval."},
             "resolver": {**AddressKind(53).json_schema(),
-                         "description": "DNS server that resolves hostnames of http/tcp/tls checks."},
+                         "description": "DNS server through which every name a check connects to (and the "
+                                        "names in an LB pool) resolves; dns checks ask it unless they name "
+                                        "a server."},
             "layers": {
                 "type": "array", "minItems": 1,
                 "items": {

@@ -268,6 +268,10 @@ class Kind:
     def json_schema(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def show(self, value: Any) -> str:
+        """A default value as a layout would write it (schema descriptions, docs)."""
+        return str(value)
+
 
 class Text(Kind):
     hint = "text"
@@ -363,6 +367,9 @@ class Duration(Kind):
         return {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m)\s*$",
                 "examples": ["500ms", "2s", "1m"]}
 
+    def show(self, value: Any) -> str:
+        return format_duration(value)
+
 
 class AddressKind(Kind):
     def __init__(self, default_port: int | None = None) -> None:
@@ -373,7 +380,8 @@ class AddressKind(Kind):
         return parse_address(value, self.default_port)
 
     def json_schema(self) -> dict[str, Any]:
-        return {"type": "string", "minLength": 1, "examples": ["127.0.0.1:5432"]}
+        port = self.default_port or 8080
+        return {"type": "string", "minLength": 1, "examples": [f"127.0.0.1:{port}"]}
 
 
 class UrlKind(Kind):
