@@ -253,4 +253,5 @@ def pool_of(config: Config, name: str, resolved: dict[str, str] | None = None,
         extra["routes"] = config.routes
     if backend.templates:
         extra["dynamic"] = backend.templates
-    return Pool(name=backend.name, source=f"{file}:{backend.line}", servers=tuple(servers), extra=extra)
+    return Pool(name=backend.name, source=f"{file}:{backend.line}", servers=tuple(servers), extra=extra,
+                from_config=True)

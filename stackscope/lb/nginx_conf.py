@@ -418,7 +418,8 @@ def pool_of(upstream: Upstream, resolved: dict[str, str] | None = None, config: 
              "context": upstream.context, "main": config.main if config else None}
     if not upstream.used_by:
         extra["routes"] = list(config.routes) if config else []
-    return Pool(name=upstream.name, source=f"{upstream.file}:{upstream.line}", servers=tuple(servers), extra=extra)
+    return Pool(name=upstream.name, source=f"{upstream.file}:{upstream.line}", servers=tuple(servers), extra=extra,
+                from_config=True)
 
 
 def _passive(server: UpstreamServer) -> str:

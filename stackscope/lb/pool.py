@@ -83,6 +83,13 @@ class Pool:
     servers: tuple[PoolServer, ...]
     status: str | None = None  # the LB's own word for the whole pool, when it has one
     extra: dict[str, Any] = field(default_factory=dict)  # source-specific facts
+    # Read from a config file, not from the running LB: nothing is known of health, so
+    # a member is "enabled", never "up" (a gate on an unprobed file must not say "up").
+    from_config: bool = False
+
+    @property
+    def serving_word(self) -> str:
+        return "enabled" if self.from_config else "up"
 
 
 @dataclass(frozen=True)
@@ -252,7 +259,7 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
     if unknown:
         facts["pool"]["unknown_address"] = [f"{s.name}: {s.address_note or 'hidden by the source'}"
                                             for s in unknown]
-    key = f"pool {len(serving)}/{len(servers)} UP"
+    key = f"pool {len(serving)}/{len(servers)} {pool.serving_word.upper() if not pool.from_config else pool.serving_word}"
 
     def judged(status: Status, detail: str, kind: ErrorKind | None, key_fact: str = key) -> Judgement:
         return Judgement(status, detail, key_fact, kind, facts, tuple(missing),
@@ -302,17 +309,17 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
     if impaired:
         listed = ", ".join(_describe(s) for s in impaired[:3]) + (f" (+{len(impaired) - 3})" if len(impaired) > 3
                                                                   else "")
-        warnings.append((ErrorKind.MEMBERS_DOWN, f"pool {name}: {len(serving)}/{len(servers)} up — {listed}"))
+        warnings.append((ErrorKind.MEMBERS_DOWN, f"pool {name}: {len(serving)}/{len(servers)} {pool.serving_word} — {listed}"))
     if warnings:
         detail = "; ".join(text for _, text in warnings)
         if unresolved:
             detail += f"; {plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}"
         return judged(Status.WARN, detail, warnings[0][0])
     if unresolved:
-        return judged(Status.UNKNOWN, f"pool {name}: {len(serving)}/{len(servers)} up; cannot compare the pool: "
+        return judged(Status.UNKNOWN, f"pool {name}: {len(serving)}/{len(servers)} {pool.serving_word}; cannot compare the pool: "
                       f"{plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}",
                       ErrorKind.RESOLVE, "cannot compare")
     tail = "all declared backends present" if declared else "no backend layer declared to compare with"
     if idle:
         tail += f"; undeclared but taking no traffic: {', '.join(_describe(s) for s in idle)}"
-    return judged(Status.OK, f"pool {name}: {len(serving)}/{len(servers)} up, {tail}", None)
+    return judged(Status.OK, f"pool {name}: {len(serving)}/{len(servers)} {pool.serving_word}, {tail}", None)
