@@ -3,8 +3,8 @@ inside `facts`, never at the top level.
 
 So that a tool can tell failures apart without parsing the sentence in `detail`, a check
 that has an error kind carries it as `facts.error_kind` (the ErrorKind values: refused,
-timeout, http_status, …), and a failing check also names the `address` it probed and the
-`ip` when known, even when the probe failed before it learnt anything else."""
+timeout, http_status, …), and a failing check whose target is a host and port also names
+the `address` it probed and the `ip` when known, even when the probe failed before it learnt anything else."""
 
 from __future__ import annotations
 
