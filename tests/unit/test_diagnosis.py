@@ -301,12 +301,12 @@ def test_partial_database_failures(name, failures, expect):
     assert (verdict.layer, verdict.status) == expect, verdict.summary
 
 
-SLOW = F(W, K.SLOW, "answered in 308 ms (warn above 200 ms)")
+SLOW_308 = F(W, K.SLOW, "answered in 308 ms (warn above 200 ms)")
 
 
 def test_slowness_is_worded_as_slowness_not_failure():
-    snap = snapshot(LAYOUT, {"db": F(W, K.SLOW, "PING answered in 300 ms"), "auth-1": SLOW, "auth-2": SLOW,
-                             "auth-3": SLOW, "lb": SLOW})
+    snap = snapshot(LAYOUT, {"db": F(W, K.SLOW, "PING answered in 300 ms"), "auth-1": SLOW_308, "auth-2": SLOW_308,
+                             "auth-3": SLOW_308, "lb": SLOW_308})
     diagnosis = assess(snap)
     verdict = diagnosis.verdict
     assert verdict.layer == "Database"
@@ -317,7 +317,7 @@ def test_slowness_is_worded_as_slowness_not_failure():
 
 def test_layer_summary_words_per_status():
     other_warn = F(W, K.STATE, "replica lagging")
-    states = {l.name: l.summary for l in assess(snapshot(LAYOUT, {"auth-1": H500, "auth-2": SLOW,
+    states = {l.name: l.summary for l in assess(snapshot(LAYOUT, {"auth-1": H500, "auth-2": SLOW_308,
                                                                   "auth-3": other_warn, "db": None})).layers}
     assert states["Auth backends"] == "1/3 failing, 1/3 slow, 1/3 degraded"
     assert states["Database"] == "1/1 unknown" and states["Cache"] == "1/1 ok"
