@@ -118,8 +118,9 @@ def _verdict_visible(app: "StackscopeApp") -> bool:
 
 BUILTIN: tuple[Action, ...] = (
     # moving around the dashboard
-    Action("cursor_down", "down,j", "Next row", "Select the next check or panel.", scope=DASHBOARD, palette=False),
-    Action("cursor_up", "up,k", "Previous row", "Select the previous check or panel.", scope=DASHBOARD,
+    Action("cursor_down", "down,j", "Next row", "Select the next check or panel (on other screens: scroll down).",
+           palette=False),
+    Action("cursor_up", "up,k", "Previous row", "Select the previous check or panel (on other screens: scroll up).",
            palette=False),
     Action("panel_next", "right,l", "Next panel", "Jump to the next layer on the path.", scope=DASHBOARD,
            palette=False),

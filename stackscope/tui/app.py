@@ -112,6 +112,7 @@ class StackscopeApp(App[int]):
         self.timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
         self.diagnosis: Diagnosis | None = None
         self.last_problem: dict[str, Result] = {}
+        self._culprit: str | None = None  # the verdict's layer last shown
         self.last_timeline_path: Path | None = None
         self.round_running = False
         self._round_started = 0.0
@@ -149,6 +150,8 @@ class StackscopeApp(App[int]):
             self.theme = SIXTEEN_COLOUR_THEME
         self.dashboard.banner.set_class(self.blind, "-blind")
         self.dashboard.events.set_blind(self.blind)
+        # monochrome greys red darker than green: CRIT gets reverse video instead
+        self.dashboard.set_class(bool(os.environ.get("NO_COLOR")), "-no-color")
         self.set_interval(1.0, self._tick_clock)
         if self.handle_signals:
             self._install_signal_handlers()
@@ -277,6 +280,11 @@ class StackscopeApp(App[int]):
             for state in layer.checks:
                 self._apply_result(state.result)
         dashboard.banner.show(diagnosis)
+        culprit = diagnosis.verdict.layer if diagnosis.verdict is not None else None
+        if culprit is not None and culprit != self._culprit:
+            # after the layout pass, so the panel's place reflects this round
+            self.call_after_refresh(dashboard.show_culprit, culprit)
+        self._culprit = culprit
         dashboard.header.set_overall(diagnosis.status)
         dashboard.events.add(self.timeline.observe(diagnosis))
         for callback in self.on_diagnosis:
@@ -344,10 +352,20 @@ class StackscopeApp(App[int]):
     # the built-in actions -------------------------------------------------
 
     def do_cursor_down(self) -> None:
-        self.dashboard.move(+1)
+        self._cursor(+1)
 
     def do_cursor_up(self) -> None:
-        self.dashboard.move(-1)
+        self._cursor(-1)
+
+    def _cursor(self, step: int) -> None:
+        """j/k (and the arrows where nothing focused takes them): select on the dashboard,
+        scroll on the detail, verdict, help, story and debrief screens, as ↑↓ do."""
+        if self.screen is self.dashboard:
+            self.dashboard.move(step)
+            return
+        scroller = next(iter(self.screen.query("#detail-scroll, #debrief-scroll")), None)
+        if scroller is not None:
+            (scroller.scroll_down if step > 0 else scroller.scroll_up)(animate=False)
 
     def do_panel_next(self) -> None:
         self.dashboard.jump_panel(+1)
@@ -397,6 +415,12 @@ class StackscopeApp(App[int]):
 
     def watch_paused(self, paused: bool) -> None:
         self.dashboard.header.set_flags(paused=paused, problems_only=self.problems_only)
+        # the footer says what p does now: Resume while paused
+        pause = self.registry["pause"]
+        for key in pause.keys.split(","):
+            self._bindings.key_to_bindings.pop(key.strip(), None)  # bind() appends: replace instead
+        self._bind(self, dataclasses.replace(pause, footer_label="Resume" if paused else None))
+        self.refresh_bindings()
         if paused:
             if self._next_round is not None:
                 self._next_round.stop()

@@ -7,6 +7,7 @@ and which keys exist lives in the action registry.
 from __future__ import annotations
 
 import io
+import time
 from typing import Iterable
 
 from rich.console import Console, Group
@@ -48,6 +49,7 @@ class DashboardScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
     AUTO_FOCUS = "CheckRow"
+    HANDS_OFF = 5.0  # seconds after the user moved the selection in which nothing scrolls for them
 
     def __init__(self, layout: Layout, histories, header_title: str, clock_text: str) -> None:
         super().__init__(id="dashboard")
@@ -58,6 +60,7 @@ class DashboardScreen(Screen):
         self.banner = VerdictBanner()
         self.path = PathView(layout.layers, histories)
         self.events = EventsPane()
+        self.last_moved = float("-inf")  # time.monotonic() of the user's last move
 
     def compose(self) -> ComposeResult:
         yield self.header
@@ -72,6 +75,8 @@ class DashboardScreen(Screen):
         """Panel headers and visible rows, in path order."""
         out: list[Widget] = []
         for panel in self.path.panels.values():
+            if not panel.display:  # problems only hides healthy layers
+                continue
             out.append(panel.header)
             if not panel.collapsed:
                 out.extend(row for row in panel.rows.values() if row.display)
@@ -84,6 +89,7 @@ class DashboardScreen(Screen):
         return node
 
     def move(self, step: int) -> None:
+        self.last_moved = time.monotonic()
         items = self.selectable()
         if not items:
             return
@@ -92,18 +98,34 @@ class DashboardScreen(Screen):
         items[max(0, min(len(items) - 1, index + step))].focus()
 
     def jump_panel(self, step: int) -> None:
-        panels = list(self.path.panels.values())
+        self.last_moved = time.monotonic()
+        panels = [p for p in self.path.panels.values() if p.display] or list(self.path.panels.values())
         current = self.selected_panel()
         index = panels.index(current) if current in panels else -1
         target = panels[max(0, min(len(panels) - 1, index + step))]
         rows = [r for r in target.rows.values() if r.display] if not target.collapsed else []
         (rows[0] if rows else target.header).focus()
 
+    def show_culprit(self, layer: str) -> bool:
+        """Scroll the verdict's layer into view (a new verdict), unless the user moved
+        the selection in the last HANDS_OFF seconds: at 80x24 the broken layer can sit
+        below the fold. True when it scrolled."""
+        panel = self.path.panels.get(layer)
+        if panel is None or time.monotonic() - self.last_moved < self.HANDS_OFF:
+            return False
+        self.path.scroll_to_widget(panel, animate=False, top=False)
+        return True
+
     def refocus(self) -> None:
         """Keep the selection on something visible after collapsing or filtering."""
         focused = self.focused
+        panel = self.selected_panel()
+        if panel is not None and not panel.display:  # its layer is hidden (problems only)
+            items = self.selectable()
+            if items:
+                items[0].focus()
+            return
         if isinstance(focused, CheckRow) and (not focused.display or self._in_collapsed(focused)):
-            panel = self.selected_panel()
             if panel is not None:
                 panel.header.focus()
 

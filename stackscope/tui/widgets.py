@@ -460,6 +460,7 @@ class EventsPane(VerticalScroll):
 # --------------------------------------------------------------------------- footer
 
 ESSENTIAL = ("app.invoke('help')", "app.invoke('quit')", "app.quit")
+BACK = ("app.invoke('back')", "app.pop_screen")
 
 
 class FittingFooter(Footer):
@@ -478,10 +479,12 @@ class FittingFooter(Footer):
         keys = [w for w in widgets if is_footer_key(w) and w not in palette]
         registry = getattr(self.app, "registry", None)
         rank = {a.action_string: index for index, a in enumerate(registry.footer() if registry else ())}
-        keys.sort(key=lambda k: (k.action in ESSENTIAL, rank.get(k.action, len(rank))))
+        # on a pushed screen (detail, story, debrief, help) the way back is essential too
+        essential = ESSENTIAL + (BACK if len(self.app.screen_stack) > 1 else ())
+        keys.sort(key=lambda k: (k.action in essential, rank.get(k.action, len(rank))))
         budget = self.app.size.width - sum(key_width(p) for p in palette)  # its border replaces a pad
         while keys and sum(key_width(k) for k in keys) > budget:
-            droppable = [k for k in keys if k.action not in ESSENTIAL]
+            droppable = [k for k in keys if k.action not in essential]
             if not droppable:
                 break
             keys.remove(droppable[-1])

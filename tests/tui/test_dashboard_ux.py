@@ -127,3 +127,38 @@ async def test_sigterm_quits_the_dashboard_and_writes_the_record(tmp_path):
     assert app.return_code == 0
     assert record.read_text().startswith("# Incident report: auth-prod — Load balancer CRIT")
     assert app._signals_installed == []  # removed again: pytest's own handling is back
+
+
+async def test_problems_only_hides_healthy_layers_and_keys_say_what_they_do(tmp_path):
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.show_snapshot(data.snapshot(True, at=data.T0 + 60))
+        await pilot.pause()
+        await pilot.press("f")
+        await pilot.pause()
+        shown = [name for name, panel in app.dashboard.path.panels.items() if panel.display]
+        assert shown == ["Load balancer"]
+        await pilot.press("p")
+        await pilot.pause()
+        assert "p Resume" in app.screen.query_one(FittingFooter).shown()
+        await pilot.press("p", "j", "enter")
+        await pilot.pause()
+        assert app.screen is not app.dashboard
+        assert "esc Back" in app.screen.query_one(FittingFooter).shown()
+
+
+async def test_a_new_verdict_scrolls_its_layer_into_view_unless_the_user_just_moved(tmp_path):
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(80, 16)) as pilot:
+        app.show_snapshot(data.snapshot(False, at=data.T0))
+        await pilot.pause()
+        path = app.dashboard.path
+        snap = data.snapshot(False, at=data.T0 + 10)
+        from stackscope.model import ErrorKind, Result, Snapshot, Status
+
+        results = dict(snap.results)
+        results[data.DB] = Result(data.DB, Status.CRIT, "refused", None, "refused", {}, ErrorKind.REFUSED)
+        app.show_snapshot(Snapshot(snap.layout, results, data.T0 + 10, 2))
+        await pilot.pause()
+        await pilot.pause()
+        assert path.can_view_entire(path.panels["Database"])
