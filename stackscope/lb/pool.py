@@ -63,10 +63,12 @@ class PoolServer:
     def service_word(self) -> str:
         return self.service or (IN if self.receives_traffic else UNKNOWN)
 
-    def to_fact(self, declared: bool) -> dict[str, Any]:
+    def to_fact(self, declared: bool, declared_as: str = "") -> dict[str, Any]:
         fact = {"name": self.name, "address": self.address, "state": self.state, "service": self.service_word(),
                 "check": self.check, "last_change_s": self.last_change_s, "sessions": self.sessions,
                 "errors": self.errors, "weight": self.weight, "declared": declared}
+        if declared_as:
+            fact["declared_as"] = declared_as  # the layout's name for it: auth-1
         if self.flags:
             fact["flags"] = list(self.flags)
         if self.configured_as:
@@ -246,8 +248,11 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
             "backend": pool.name,
             "source": pool.source,
             "status": pool.status,
-            "servers": [s.to_fact(i in match) for i, s in enumerate(servers)],
+            "servers": [s.to_fact(i in match, match[i].label if i in match else "") for i, s in enumerate(servers)],
             "declared": [d.address or d.written for d in declared],
+            # the layout's name of each declared backend, so a table can show that a bad
+            # pool kept the names (auth1, auth2) on other addresses
+            "declared_names": {d.address or d.written: d.label for d in declared},
             "missing": missing,
             "unexpected": [s.address for s in strangers],
             **pool.extra,

@@ -132,11 +132,15 @@ def phases_table(phases: Mapping[str, Any]) -> RenderableType:
 def pool_table(pool: Mapping[str, Any], width: int = 76) -> RenderableType:
     """The LB's pool as the LB reports it, each server flagged against the layout.
 
-    Declared servers the LB does not have are listed too, so drift reads both ways: an
-    unexpected server is marked "⚠ unexpected", a missing one "✖ missing"."""
+    Declared servers the LB does not have are listed too, under the layout's name for
+    them, so drift reads both ways and a pool that kept the names on other addresses is
+    plain to see: an unexpected server is marked "⚠ unexpected", a matching one "✔ is
+    auth-3", a missing one "✖ missing" (named auth-1)."""
     servers = [s for s in pool.get("servers", []) if isinstance(s, Mapping)]
     unexpected = set(pool.get("unexpected", []) or [])
     missing = list(pool.get("missing", []) or [])
+    names = pool.get("declared_names") or {}
+    names = names if isinstance(names, Mapping) else {}
     head = Text.assemble(("backend ", "dim"), str(pool.get("backend", "?")),
                          ("  source ", "dim"), str(pool.get("source", "?")))
     counts = Text(f"declared {len(pool.get('declared', []) or [])} · in LB {len(servers)} · "
@@ -147,11 +151,12 @@ def pool_table(pool: Mapping[str, Any], width: int = 76) -> RenderableType:
         if address in unexpected or server.get("declared") is False:
             flag = Text("⚠ unexpected", style="bold reverse")
         else:
-            flag = Text("✔ declared")
+            label = server.get("declared_as")
+            flag = Text(f"✔ is {label}" if label else "✔ declared")
         rows.append((flag, {column: _pool_cell(column, server.get(column)) for column in POOL_COLUMNS}))
     for address in missing:
         rows.append((Text("✖ missing", style="bold reverse"),
-                     {"name": "—", "address": str(address), "state": "absent"}))
+                     {"name": str(names.get(address, "—")), "address": str(address), "state": "absent"}))
     # Never wrap a header or a cell mid-word: drop the columns that matter least until
     # the rest fit (the flag, name, address and state always stay).
     columns = list(POOL_COLUMNS)

@@ -134,3 +134,20 @@ def test_a_sampled_http_check_says_which_sample_the_details_come_from():
     assert "## Other facts" not in text  # samples is not left over
     single = detail_text(data.results()[data.LB])
     assert "last of" not in single and "mean of" not in single
+
+
+def test_pool_table_shows_the_layouts_names_so_kept_names_on_other_addresses_stand_out():
+    """The 2023-12-07 shape: the pool kept the names auth1, auth2 but points elsewhere."""
+    from stackscope.lb.pool import Declared, Pool, PoolServer, judge_pool
+
+    declared = [Declared(f"127.0.0.1:1900{i}", f"auth-{i}", f"127.0.0.1:1900{i}") for i in (1, 2, 3)]
+    servers = (PoolServer("auth1", "127.0.0.1:19101", "UP", True, True), PoolServer("auth2", "127.0.0.1:19102", "UP",
+               True, True), PoolServer("auth3", "127.0.0.1:19003", "UP", True, True))
+    judged = judge_pool(Pool("auth_servers", "stats", servers), declared)
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    console.print(facts.pool_table(judged.facts["pool"], width=100))
+    text = console.file.getvalue()
+    assert re.search(r"✔ is auth-3 +auth3 +127\.0\.0\.1:19003", text), text
+    assert re.search(r"⚠ unexpected +auth1 +127\.0\.0\.1:19101", text), text
+    assert re.search(r"✖ missing +auth-1 +127\.0\.0\.1:19001 +absent", text), text
+    assert re.search(r"✖ missing +auth-2 +127\.0\.0\.1:19002 +absent", text), text
