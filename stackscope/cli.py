@@ -381,7 +381,7 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
 
     timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
     checks = sum(len(layer.checks) for layer in layout.layers)
-    print(f"stackscope: watching {layout.name} ({len(layout.layers)} layers, {checks} checks) every "
+    print(f"stackscope: watching {layout.name} ({plural(len(layout.layers), 'layer')}, {plural(checks, 'check')}) every "
           f"{format_duration(layout.interval)}; one line per change; Ctrl-C to stop", flush=True)
 
     def emit(snapshot) -> None:
