@@ -269,7 +269,10 @@ class CheckRow(Widget, can_focus=True):
         return main, latency_text, spark
 
     def _style(self, component: str):
-        return self.get_component_rich_style(component) if self.is_mounted else None
+        # Partial: colour and text style only. The full style carries the row's background
+        # as it is when painted, so a row that lost the selection kept the highlight in
+        # its glyph and fact until its next result repainted them.
+        return self.get_component_rich_style(component, partial=True) if self.is_mounted else None
 
     def text(self) -> str:
         """The row as plain text (what tests read), painted or not."""

@@ -65,3 +65,26 @@ async def test_a_long_verdict_summary_wraps_onto_a_second_line_instead_of_being_
         assert banner.size.height == 4 and len(shown) == 4
         assert " ".join(shown[1:3]) == summary  # every word of it, on two lines
         assert shown[3].startswith("ruled out:")
+
+
+async def test_a_row_that_loses_the_selection_keeps_no_highlight():
+    """Its glyph and key fact are styled text: with the row's background baked in, the
+    row kept the selection's colour until its next result (two rows looked selected)."""
+    from stackscope.tui.app import StackscopeApp
+    from tests import dashboard_data as data
+
+    layout = data.layout()
+    app = StackscopeApp(layout, engine=data.engine_with_history(layout, broken=True), autoprobe=False,
+                        clock=lambda: data.T0 + 60)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.show_snapshot(data.snapshot(True, at=data.T0 + 60))
+        await pilot.pause()
+        first = app.focused
+        assert isinstance(first, CheckRow)
+        await pilot.press("j", "j")
+        await pilot.pause()
+        assert app.focused is not first
+        painted = first.main.render()
+        assert painted.plain.strip() and painted.spans
+        # no span paints a background of its own: the row's (now unselected) one shows
+        assert [span.style.bgcolor for span in painted.spans if span.style.bgcolor is not None] == []
