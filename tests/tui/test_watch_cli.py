@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
 import pty
 import select
 import signal
@@ -12,6 +13,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 
 import pytest
@@ -155,17 +157,33 @@ def _refused_layout(tmp_path):
 
 
 def _read_line_until(stream, text: str, timeout: float = 20) -> str:
-    """Lines of `stream` until one holds `text` (a deadline, not a sleep)."""
+    """Lines of `stream` until one holds `text` (a deadline, not a sleep).
+
+    select() on the pipe cannot be used with readline(): two lines that arrive together
+    land in the file object's buffer, the pipe then looks empty, and the second line is
+    never seen. A reader thread hands over whole lines instead."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:  # ends with the process's output
+            lines.put(line)
+            if text in line:
+                return
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + timeout
     seen = ""
-    while time.monotonic() < deadline:
-        if select.select([stream], [], [], 0.2)[0]:
-            line = stream.readline()
-            if not line:
-                break
-            seen += line
-            if text in line:
-                return seen
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if not line:
+            break
+        seen += line
+        if text in line:
+            return seen
     raise AssertionError(f"{text!r} never printed; got {seen!r}")
 
 
