@@ -50,6 +50,15 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _bound_sockets(count: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        socks.append(sock)
+    return socks
+
+
 async def _drain_tasks(current: asyncio.Task | None, budget: float = 5.0) -> None:
     """Wait for the loop's other tasks to end, cancelling those that outlive a grace period.
 
@@ -83,7 +92,11 @@ class DemoStack:
         self.dns = DemoDns(ZONE, {SERVICE: "127.0.0.1"})
         self.lb: DemoLb | None = None
         self.client: SyntheticClient | None = None
-        self._dead = free_ports(3)
+        # Bound but never listening, for the life of the stack: a connection is refused
+        # as if nothing were there, and no demo server binding port 0 can be handed one
+        # of these ports (a released port can come straight back from the kernel).
+        self._dead_holders = _bound_sockets(3)
+        self._dead = [sock.getsockname()[1] for sock in self._dead_holders]
         self.unfinished_after_stop: list[str] | None = None  # tasks still pending after stop(): must be []
 
     # ------------------------------------------------------------------ lifecycle
@@ -116,12 +129,16 @@ class DemoStack:
     def stop(self) -> None:
         """Stop everything and join the thread; safe to call twice."""
         if self.runner.thread is None:
+            for sock in self._dead_holders:
+                sock.close()
             return
         try:
             if self.runner.running:
                 self._call(self._stop_all())
         finally:
             self.runner.stop(10)
+            for sock in self._dead_holders:
+                sock.close()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -192,3 +192,12 @@ def test_list_does_not_offer_clear_as_a_fault():
     assert not any(line.split()[0] == "clear" for line in faults if line.strip())
     assert "restores the healthy stack" in done.stdout
     assert run_cli("demo", "--fault", "clear").returncode == 3  # and --fault says so
+
+
+def test_dead_pool_ports_refuse_and_stay_reserved(demo):
+    """lb-dead-pool points at ports where nothing listens; they stay bound (never
+    listening) so no server that binds port 0 can be handed one of them."""
+    for port in demo._dead:
+        assert refuses(port)
+        with socket.socket() as sock, pytest.raises(OSError):
+            sock.bind(("127.0.0.1", port))

@@ -18,11 +18,23 @@ class ServerError(RuntimeError):
     pass
 
 
+# Ports handed out in this test process. The kernel may give the same free port twice in
+# a row, so without this a "dead" port (nothing listens) could become the next server's
+# port and a fixture that waits for its checks to fail would wait in vain.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port that is free on 127.0.0.1 right now (for TCP and, with SOCK_DGRAM, UDP)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+    """A port that is free on 127.0.0.1 right now (for TCP and, with SOCK_DGRAM, UDP),
+    and that no earlier call in this process returned."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind((LOOPBACK, 0))
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise ServerError("no free port that was not handed out already")
 
 
 def free_port_range(count: int) -> int:
@@ -34,9 +46,12 @@ def free_port_range(count: int) -> int:
         sockets = []
         try:
             for port in range(base, base + count):
+                if port in _HANDED_OUT:
+                    raise OSError("handed out already")
                 sock = socket.socket()
                 sockets.append(sock)
                 sock.bind((LOOPBACK, port))
+            _HANDED_OUT.update(range(base, base + count))
             return base
         except OSError:
             continue
