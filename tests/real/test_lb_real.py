@@ -102,7 +102,18 @@ def start_haproxy(tmp_path_factory, web, name: str, servers: list[int], expect: 
     body, ports = haproxy_body(web, servers, **kwargs)
     proxy = Haproxy(tmp_path_factory.mktemp(f"haproxy-{name}"), body, list(ports.values())).start()
     # health checks every 100 ms with rise/fall 1: poll until they agree with the scenario
-    wait_until(lambda: proxy.server_states("auth_servers") == expect, 10, f"haproxy {name} checks settle")
+    seen: list[dict[str, str]] = [{}]
+
+    def settled() -> bool:
+        seen[0] = proxy.server_states("auth_servers")
+        return seen[0] == expect
+
+    try:
+        wait_until(settled, 10, f"haproxy {name} checks settle")
+    except Exception as exc:  # say what the checks said, for a failure that is hard to reproduce
+        proxy.stop()
+        raise AssertionError(f"{exc}: expected {expect}, last seen {seen[0]}; ports {ports}, servers {servers}") \
+            from None
     proxy.ports_by_name = ports
     return proxy
 
