@@ -114,11 +114,31 @@ def test_clean_shutdown_leaves_no_threads_tasks_or_ports():
     stack.stop()  # twice is harmless
 
 
+class HeadlessDemo:
+    """`stackscope demo --headless ARGS` in a subprocess; `interrupt()` stops it as Ctrl-C
+    does and returns (stdout, stderr); leaving the block kills it if it still runs."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "stackscope", "demo", "--headless", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def interrupt(self) -> tuple[str, str]:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.communicate(timeout=20)
+
+    def __enter__(self) -> "HeadlessDemo":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def test_headless_command_prints_the_layout_path_and_stops_cleanly(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "stackscope", "demo", "--headless", "--fault", "lb-misroute"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
+    with HeadlessDemo("--fault", "lb-misroute") as demo:
+        proc = demo.proc
         layout_path = None
         for line in proc.stdout:  # ends when the process does: bounded by the layout line
             match = re.match(r"layout: (\S+)", line)
@@ -130,11 +150,7 @@ def test_headless_command_prints_the_layout_path_and_stops_cleanly(tmp_path):
         ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", text)]
         async_verdict = asyncio.run(settled_verdict(layout_path, ("Load balancer", "crit")))
         assert async_verdict[:2] == ("Load balancer", "crit")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        out, err = demo.interrupt()
     assert proc.returncode == 0, err
     assert "demo stopped" in out
     assert "Traceback" not in err
@@ -168,19 +184,12 @@ def test_print_layout_alone_starts_no_server(monkeypatch):
 def test_print_layout_with_headless_keeps_status_lines_off_stdout():
     import yaml
 
-    proc = subprocess.Popen([sys.executable, "-m", "stackscope", "demo", "--headless", "--print-layout"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        for line in proc.stderr:  # the status lines; ends when the process does
+    with HeadlessDemo("--print-layout") as demo:
+        for line in demo.proc.stderr:  # the status lines; ends when the process does
             if line.startswith("layout: "):
                 break
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+        out, err = demo.interrupt()
+    assert demo.proc.returncode == 0, err
     assert yaml.safe_load(out)["name"] == "demo-auth"
     assert "demo stopped" in err and "demo stopped" not in out
 

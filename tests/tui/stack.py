@@ -104,6 +104,17 @@ class StoryClock:
         return self.now
 
 
+def walkthrough_app(stack, name: str):
+    """A blind walkthrough of the shipped `name` on `stack`, on a clock the test moves:
+    (app, controller, clock)."""
+    from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
+    from stackscope.tui.training import DemoApp, DemoController
+
+    clock = StoryClock()
+    controller = DemoController(stack, load_walkthrough(builtin_walkthroughs()[name]), clock=clock)
+    return DemoApp(controller, blind=True), controller, clock
+
+
 async def until(pilot, predicate, what: str, timeout: float = 20.0) -> None:
     """Let the app run until `predicate()` holds; fail with `what` at the deadline."""
     deadline = time.monotonic() + timeout

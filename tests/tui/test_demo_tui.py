@@ -3,10 +3,9 @@ fault, hint, answers, debrief) and faults injected from the keyboard."""
 
 from __future__ import annotations
 
-from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
 from stackscope.model import Status
 from stackscope.tui.training import DebriefScreen, DemoApp, DemoController, FaultPicker
-from tests.tui.stack import StoryClock, until
+from tests.tui.stack import until, walkthrough_app
 
 
 def verdict_layer(app) -> str | None:
@@ -15,10 +14,7 @@ def verdict_layer(app) -> str | None:
 
 
 async def test_walkthrough_end_to_end(demo_stack):
-    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])  # T-20 .. ; fault at T-4; 2 min/s
-    clock = StoryClock()
-    controller = DemoController(demo_stack, walkthrough, clock=clock)
-    app = DemoApp(controller, blind=True)
+    app, controller, clock = walkthrough_app(demo_stack, "lb-misroute")  # T-20 .. ; fault at T-4; 2 min/s
     async with app.run_test(size=(100, 32)) as pilot:
         await until(pilot, lambda: controller.session is not None and controller.story, "the story to begin")
         assert controller.story[0].startswith("15:10  T-20  🚀 auth-service 2.14.0")  # the deploy, 20 minutes before the alert

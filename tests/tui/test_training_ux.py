@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
 from stackscope.tui.screens import HelpScreen
 from stackscope.tui.training import (
     PLAIN_ICONS,
@@ -18,7 +17,7 @@ from stackscope.tui.training import (
     story_icons,
 )
 from stackscope.tui.widgets import FittingFooter
-from tests.tui.stack import StoryClock, until
+from tests.tui.stack import until, walkthrough_app
 
 
 def footer(app) -> list[str]:
@@ -37,10 +36,7 @@ async def start(pilot, controller) -> None:
 
 
 async def test_walkthrough_at_80x24_messages_story_and_footer(demo_stack):
-    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])  # T-20 ..; fault at T-4; 2 min/s
-    clock = StoryClock()
-    controller = DemoController(demo_stack, walkthrough, clock=clock)
-    app = DemoApp(controller, blind=True)
+    app, controller, clock = walkthrough_app(demo_stack, "lb-misroute")  # T-20 ..; fault at T-4; 2 min/s
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, controller)
         await pilot.pause()
@@ -65,7 +61,7 @@ async def test_walkthrough_at_80x24_messages_story_and_footer(demo_stack):
         assert "15:10 T-20 🚀 auth-service 2.14.0 rolled out to auth-1, auth-2 and auth-3" in story
         assert "T+0 🔔 Monitoring: authentication error rate above 25%" in story
         assert "Nothing is broken yet — watch the panels." in story
-        hints = [h.text for h in walkthrough.hints[:2]]
+        hints = [h.text for h in controller.walkthrough.hints[:2]]
         assert f"Hint 1 (−10): {hints[0]}" in story and f"Hint 2 (−20): {hints[1]}" in story
         await pilot.press("escape")
         assert app.screen is app.dashboard
@@ -76,10 +72,7 @@ async def test_walkthrough_at_80x24_messages_story_and_footer(demo_stack):
 
 
 async def test_no_fault_keys_during_a_walkthrough(demo_stack):
-    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])
-    clock = StoryClock()
-    controller = DemoController(demo_stack, walkthrough, clock=clock)
-    app = DemoApp(controller, blind=True)
+    app, controller, clock = walkthrough_app(demo_stack, "lb-misroute")
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, controller)
         clock.now += 9
@@ -93,10 +86,7 @@ async def test_no_fault_keys_during_a_walkthrough(demo_stack):
 
 
 async def test_after_the_right_answer_the_clock_stops_and_the_debrief_is_frozen(demo_stack):
-    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])
-    clock = StoryClock()
-    controller = DemoController(demo_stack, walkthrough, clock=clock)
-    app = DemoApp(controller, blind=True)
+    app, controller, clock = walkthrough_app(demo_stack, "lb-misroute")
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, controller)
         clock.now += 11
@@ -164,8 +154,7 @@ async def test_typing_a_fault_name_in_the_palette_finds_its_entry(demo_stack):
 
 @pytest.mark.parametrize("size", [(80, 24), (60, 20)])
 async def test_help_and_quit_always_fit_the_footer(demo_stack, size):
-    walkthrough = load_walkthrough(builtin_walkthroughs()["dns-migration"])
-    app = DemoApp(DemoController(demo_stack, walkthrough, clock=StoryClock()), blind=True)
+    app, _, _ = walkthrough_app(demo_stack, "dns-migration")
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         shown = footer(app)
@@ -185,10 +174,7 @@ def toasts(app) -> list[str]:
 
 
 async def test_walkthrough_messages_toasts_and_prompt_at_80x24(demo_stack):
-    walkthrough = load_walkthrough(builtin_walkthroughs()["session-storm"])  # T-15 ..; fault at T-2; 2 min/s
-    clock = StoryClock()
-    controller = DemoController(demo_stack, walkthrough, clock=clock)
-    app = DemoApp(controller, blind=True)
+    app, controller, clock = walkthrough_app(demo_stack, "session-storm")  # T-15 ..; fault at T-2; 2 min/s
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, controller)
         await pilot.pause()
