@@ -33,6 +33,7 @@ class SyntheticClient:
         self.attempts = 0
         self.errors = 0
         self.last_error = ""
+        self._era = 0  # bumped when the fault changes: a login that began before it is old news
         self._task: asyncio.Task | None = None
         self._stopping = False
 
@@ -44,19 +45,26 @@ class SyntheticClient:
         await cancel_and_wait(self._task)
         self._task = None
 
+    def fault_changed(self) -> None:
+        """Forget the last failure (it belonged to the previous fault), including one a
+        login still in flight would report. Call on the client's loop."""
+        self._era += 1
+        self.last_error = ""
+
     def stats(self) -> ClientStats:
         rate = (self.recent.count(False) / len(self.recent)) if self.recent else 0.0
         return ClientStats(self.attempts, self.errors, rate, self.last_error)
 
     async def _run(self) -> None:
         while not self._stopping:  # until stop(); one login per INTERVAL
-            started = time.monotonic()
+            started, era = time.monotonic(), self._era
             ok, error = await self._login()
             self.attempts += 1
             self.recent.append(ok)
             if not ok:
                 self.errors += 1
-                self.last_error = error
+                if era == self._era:
+                    self.last_error = error
             await asyncio.sleep(max(0.0, INTERVAL - (time.monotonic() - started)))
 
     async def _login(self) -> tuple[bool, str]:

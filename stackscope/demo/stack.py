@@ -166,10 +166,10 @@ class DemoStack:
             raise DemoError(f"unknown fault '{name}' (faults: {', '.join(FAULTS)}, or clear)")
         self._call(self._apply(name))
         self.fault = None if name == CLEAR else name
-        if self.client is not None:
-            self.client.last_error = ""  # it belonged to the previous fault
 
     async def _apply(self, name: str) -> None:
+        if self.client is not None:
+            self.client.fault_changed()  # on the loop the client's logins run on
         await self._restore()
         lb = self.lb
         assert lb is not None
