@@ -32,6 +32,7 @@ from typing import Iterable
 
 from stackscope.layout import Check, Layer, Layout
 from stackscope.lb.pool import BACKUP, DISABLED, DOWN_BY_CHECK, DRAIN, IN, MAINT, NOLB, UNKNOWN, WEIGHT_0
+from stackscope.words import plural
 from stackscope.model import NO_IDENTITY, ErrorKind, Result, Snapshot, Status
 
 _SIBLING_ROLES = {"db", "cache"}
@@ -110,10 +111,24 @@ class Verdict:
     layer: str
     role: str
     status: Status
-    summary: str
+    headline: str  # "Load balancer: 502 Bad Gateway (expected 200)": the layer and why
     evidence: tuple[str, ...]
     ruled_out: tuple[str, ...]
     also_failing: tuple[str, ...]
+    more_failing: int = 0  # the layer's other failing checks, besides the one the headline names
+    because: tuple[str, ...] = ()  # "Load balancer and Auth backends fail because of it"
+
+    @property
+    def summary(self) -> str:
+        """The one line: headline, how many more checks fail, what fails because of it."""
+        return self.compose()
+
+    def compose(self, more: str | None = None) -> str:
+        """The summary with the count of other failing checks worded by the caller: the
+        banner adds where to read them, a report that lists them all leaves it out ("")."""
+        if more is None:
+            more = f"(+{plural(self.more_failing, 'more failing check')})" if self.more_failing else ""
+        return self.headline + (f" {more}" if more else "") + "".join(f"; {clause}" for clause in self.because)
 
     def to_dict(self) -> dict:
         return {"layer": self.layer, "role": self.role, "status": str(self.status), "summary": self.summary,
@@ -406,7 +421,7 @@ def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
         layer=culprit.name,
         role=culprit.layer.role,
         status=culprit.status,
-        summary=_summary(culprit, [by_name[name] for name in consequences]),
+        **_summary(culprit, [by_name[name] for name in consequences]),
         evidence=tuple(_evidence(culprit)),
         ruled_out=tuple(f"{layer.name}: {proof(layer)}" for layer in layers if layer.status is Status.OK),
         also_failing=tuple(_also_failing(layer, explained) for layer in layers
@@ -420,7 +435,7 @@ def _most_telling(states: list[CheckState]) -> list[CheckState]:
     return sorted(states, key=lambda c: (-c.status.rank, c.result.error_kind is not ErrorKind.POOL))
 
 
-def _summary(culprit: LayerState, consequences: list[LayerState]) -> str:
+def _summary(culprit: LayerState, consequences: list[LayerState]) -> dict:
     failing = _most_telling(list(culprit.failing)) or [c for c in culprit.checks if c.status is Status.UNKNOWN]
     drift = failing and failing[0].result.error_kind is ErrorKind.POOL and failing[0].status is culprit.status
     if culprit.findings and not drift:  # a drifted pool names addresses: it beats a corroborating finding
@@ -433,11 +448,10 @@ def _summary(culprit: LayerState, consequences: list[LayerState]) -> str:
     else:
         head = f"{culprit.name}: {failing[0].result.detail}"
     from_finding = culprit.findings and not drift
-    if len(failing) > 1 and not from_finding and not (culprit.layer.role == "backend"
-                                                       and culprit.status is Status.WARN):
-        more = len(failing) - 1
-        head += f" (+{more} more failing {'check' if more == 1 else 'checks'})"
-    return head + "".join(f"; {clause}" for clause in _consequence_clauses(consequences))
+    counted = len(failing) > 1 and not from_finding and not (culprit.layer.role == "backend"
+                                                              and culprit.status is Status.WARN)
+    return {"headline": head, "more_failing": len(failing) - 1 if counted else 0,
+            "because": tuple(_consequence_clauses(consequences))}
 
 
 def _consequence_clauses(consequences: list[LayerState]) -> list[str]:

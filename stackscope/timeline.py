@@ -211,7 +211,7 @@ class Timeline:
             return [Event(at, VERDICT, previous.layer if previous else "", "", previous.status if previous else None,
                           Status.OK, "all layers healthy again")]
         before = previous.status if previous is not None else (None if first else Status.OK)
-        return [Event(at, VERDICT, verdict.layer, "", before, verdict.status, _report_summary(verdict.summary))]
+        return [Event(at, VERDICT, verdict.layer, "", before, verdict.status, _report_summary(verdict))]
 
     def _observe_incident(self, diagnosis: Diagnosis, at: float) -> None:
         status = diagnosis.status
@@ -324,7 +324,7 @@ class Timeline:
             return ["No verdict was reached."]
         at, verdict = cause
         lines = [f"**{verdict.layer}** ({verdict.role}) — {verdict.status.glyph} {verdict.status.word}, "
-                 f"named at {format_time(at, tz, date=False)}", "", f"> {_report_summary(verdict.summary)}", "",
+                 f"named at {format_time(at, tz, date=False)}", "", f"> {_report_summary(verdict)}", "",
                  "Evidence:", ""]
         lines += [f"- {item}" for item in verdict.evidence] or ["- (none recorded)"]
         if verdict.also_failing:
@@ -333,7 +333,7 @@ class Timeline:
         if others:
             lines += ["", "Other verdicts during the incident (in order):", ""]
             lines += [f"- {format_time(t, tz, date=False)}: {verdict_words(v.layer, v.status)} — "
-                      f"{_report_summary(v.summary)}" for t, v in others]
+                      f"{_report_summary(v)}" for t, v in others]
         return lines
 
     def _table(self, tz: _dt.tzinfo | None) -> list[str]:
@@ -373,7 +373,6 @@ def _proof_of(diagnosis: Diagnosis, layer_name: str) -> str:
     return "healthy"
 
 
-_MORE = re.compile(r" \(\+\d+ more[^)]*\)")
 _MEASURE = re.compile(r"\d+(?:\.\d+)?\s*(?:ms|s|%|[KMGT]i?B|days?)\b")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
@@ -401,14 +400,14 @@ def verdict_key(verdict: Verdict | None) -> tuple | None:
     verdict; a misrouted pool that became a dead one is not)."""
     if verdict is None:
         return None
-    clause = _report_summary(verdict.summary).split(";")[0]
+    clause = _report_summary(verdict).split(";")[0]
     return verdict.layer, verdict.status, _NUMBER.sub("#", clause)
 
 
-def _report_summary(summary: str) -> str:
-    """The verdict's one line without the banner's '(+1 more)': the report lists every
-    failing check under Evidence."""
-    return _MORE.sub("", summary)
+def _report_summary(verdict: Verdict) -> str:
+    """The verdict's one line without the count of other failing checks: the report
+    lists every failing check under Evidence."""
+    return verdict.compose(more="")
 
 
 def _row(*cells: str) -> str:

@@ -10,7 +10,6 @@ to a slow terminal.
 
 from __future__ import annotations
 
-import re
 import textwrap
 import time
 from collections import deque
@@ -47,7 +46,6 @@ def badge(status: Status) -> str:
     return f"{status.glyph} {status.word}"
 
 
-_MORE_CHECKS = re.compile(r"\(\+(\d+) more failing (checks?)\)")
 
 
 def nothing_ruled_out(diagnosis: Diagnosis) -> str:
@@ -136,7 +134,8 @@ class VerdictBanner(Widget):
                     " · ".join(f"{layer.name}: {proof(layer)}" for layer in diagnosis.layers), ""]
         also = f"  (+{len(verdict.also_failing)} also failing)" if verdict.also_failing else ""
         ruled = "; ".join(verdict.ruled_out) if verdict.ruled_out else nothing_ruled_out(diagnosis)
-        summary = _MORE_CHECKS.sub(r"(+\1 more failing \2; v for all)", verdict.summary)
+        more = f"(+{plural(verdict.more_failing, 'more failing check')}; v for all)" if verdict.more_failing else ""
+        summary = verdict.compose(more=more)
         return [f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer{also}",
                 summary, f"ruled out: {ruled}"]
 
