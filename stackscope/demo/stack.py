@@ -40,10 +40,8 @@ PORT_NAMES = ("dns", "lb", "stats", "store", "auth-1", "auth-2", "auth-3", "bill
 def free_ports(count: int) -> list[int]:
     """Distinct ports where nothing listens now: what binding port 0 on 127.0.0.1 gives
     (the way every demo server picks its port), all bound together, then released."""
-    socks = [socket.socket() for _ in range(count)]
+    socks = _bound_sockets(count)
     try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
         return [sock.getsockname()[1] for sock in socks]
     finally:
         for sock in socks:
@@ -128,15 +126,15 @@ class DemoStack:
 
     def stop(self) -> None:
         """Stop everything and join the thread; safe to call twice."""
-        if self.runner.thread is None:
-            for sock in self._dead_holders:
-                sock.close()
-            return
         try:
-            if self.runner.running:
-                self._call(self._stop_all())
+            if self.runner.thread is None:
+                return
+            try:
+                if self.runner.running:
+                    self._call(self._stop_all())
+            finally:
+                self.runner.stop(10)
         finally:
-            self.runner.stop(10)
             for sock in self._dead_holders:
                 sock.close()
         if self._own_workdir:

@@ -264,7 +264,7 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
     if unknown:
         facts["pool"]["unknown_address"] = [f"{s.name}: {s.address_note or 'hidden by the source'}"
                                             for s in unknown]
-    key = f"pool {len(serving)}/{len(servers)} {pool.serving_word.upper() if not pool.from_config else pool.serving_word}"
+    key = f"pool {len(serving)}/{len(servers)} {'enabled' if pool.from_config else 'UP'}"
 
     def judged(status: Status, detail: str, kind: ErrorKind | None, key_fact: str = key) -> Judgement:
         return Judgement(status, detail, key_fact, kind, facts, tuple(missing),
