@@ -119,6 +119,8 @@ async def test_sigterm_quits_the_dashboard_and_writes_the_record(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         app.show_snapshot(data.snapshot(True, at=data.T0))
         await pilot.pause()
+        # the signal goes to this very process: without the app's handler it would end the run
+        assert signal.SIGTERM in app._signals_installed
         os.kill(os.getpid(), signal.SIGTERM)
         deadline = time.monotonic() + 10
         while not app._exit and time.monotonic() < deadline:  # the loop runs the handler: poll for it
