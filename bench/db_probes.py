@@ -41,8 +41,11 @@ def main() -> None:
     env = {"PW": "bench-pw"}
     cases = [
         ("postgres handshake", {"postgres": f"127.0.0.1:{pg.port}"}, None),
-        ("postgres login (SCRAM) + query", {"postgres": f"127.0.0.1:{pg.port}", "user": "app",
-                                            "password_env": "PW"}, env),
+        (
+            "postgres login (SCRAM) + query",
+            {"postgres": f"127.0.0.1:{pg.port}", "user": "app", "password_env": "PW"},
+            env,
+        ),
         ("mysql handshake", {"mysql": f"127.0.0.1:{maria.port}"}, None),
         ("mysql login + SELECT 1", {"mysql": f"127.0.0.1:{maria.port}", "user": "app", "password_env": "PW"}, env),
         ("redis PING (NOAUTH)", {"redis": f"127.0.0.1:{redis.port}"}, None),

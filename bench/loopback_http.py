@@ -43,8 +43,12 @@ def _more_files() -> None:
 @contextlib.contextmanager
 def loopback_http(delay: float = 0.0, lifetime: float = 900.0) -> Iterator[int]:
     """Run the server for the duration of the block; yields its port."""
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(delay), str(lifetime)], stdout=subprocess.PIPE,
-                              text=True, preexec_fn=_more_files)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(delay), str(lifetime)],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_more_files,
+    )
     try:
         yield int(server.stdout.readline())
     finally:

@@ -25,9 +25,12 @@ sys.path.insert(0, str(ROOT))
 
 from loopback_http import loopback_http  # noqa: E402  (bench/ is on the path when run as a script)
 
+
 def layout_text(n: int, port: int) -> str:
     checks = "\n".join(f"      - {{http: 'http://127.0.0.1:{port}/?c={i}', name: c{i}}}" for i in range(n))
-    return f"name: bench\ninterval: 10s\ntimeout: 5s\nlayers:\n  - name: Pool\n    role: backend\n    checks:\n{checks}\n"
+    return (
+        f"name: bench\ninterval: 10s\ntimeout: 5s\nlayers:\n  - name: Pool\n    role: backend\n    checks:\n{checks}\n"
+    )
 
 
 async def measure(n: int, port: int, repeats: int) -> list[float]:
@@ -77,17 +80,20 @@ def main() -> None:
     with loopback_http(delay=0.05) as port:
         from stackscope.engine import default_concurrency
 
-        print(f"server: 127.0.0.1:{port}, answers after 50 ms; python {sys.version.split()[0]}; "
-              f"fd limit {soft}, concurrency cap {default_concurrency()}")
+        print(
+            f"server: 127.0.0.1:{port}, answers after 50 ms; python {sys.version.split()[0]}; "
+            f"fd limit {soft}, concurrency cap {default_concurrency()}"
+        )
         print(f"{'checks':>7} {'round min':>10} {'median':>8} {'max':>8} {'peak RSS':>9}")
         for n in (int(s) for s in args.sizes.split(",")):
             times = asyncio.run(measure(n, port, args.repeats))
             rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"{n:>7} {min(times):>9.3f}s {statistics.median(times):>7.3f}s {max(times):>7.3f}s "
-                  f"{rss_mb:>7.1f}MB")
+            print(f"{n:>7} {min(times):>9.3f}s {statistics.median(times):>7.3f}s {max(times):>7.3f}s {rss_mb:>7.1f}MB")
         starts = cold_start(port, 7)
-        print(f"cold `stackscope check` (1 http check): median {statistics.median(starts):.3f}s, "
-              f"min {min(starts):.3f}s, max {max(starts):.3f}s")
+        print(
+            f"cold `stackscope check` (1 http check): median {statistics.median(starts):.3f}s, "
+            f"min {min(starts):.3f}s, max {max(starts):.3f}s"
+        )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from loopback_http import loopback_http  # noqa: E402  (bench/ is on the path when run as a script)
 
+
 def layout_text(port: int, checks: int) -> str:
     """Four layers like a real path: an LB, a pool of backends, a database and a cache."""
     backends = max(1, checks - 1 - 2 * (checks // 6))
-    side = (checks - 1 - backends)
-    lines = ["name: bench-idle", "interval: 1s", "timeout: 1s", "layers:",
-             "  - name: Load balancer", "    role: lb", "    checks:",
-             f"      - {{http: 'http://127.0.0.1:{port}/health', name: lb}}",
-             "  - name: Backends", "    role: backend", "    checks:"]
+    side = checks - 1 - backends
+    lines = [
+        "name: bench-idle",
+        "interval: 1s",
+        "timeout: 1s",
+        "layers:",
+        "  - name: Load balancer",
+        "    role: lb",
+        "    checks:",
+        f"      - {{http: 'http://127.0.0.1:{port}/health', name: lb}}",
+        "  - name: Backends",
+        "    role: backend",
+        "    checks:",
+    ]
     lines += [f"      - {{http: 'http://127.0.0.1:{port}/b{i}', name: backend-{i}}}" for i in range(backends)]
     lines += ["  - name: Database", "    role: db", "    checks:"]
     lines += [f"      - {{tcp: '127.0.0.1:{port}', name: db-{i}}}" for i in range(side - side // 2)]
@@ -53,8 +63,9 @@ def layout_text(port: int, checks: int) -> str:
 def spawn_in_pty(argv: list[str], cols: int, rows: int, env: dict) -> tuple[subprocess.Popen, int]:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
-                            close_fds=True)
+    proc = subprocess.Popen(
+        argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True
+    )
     os.close(slave)
     return proc, master
 
@@ -85,8 +96,11 @@ def main() -> int:
     parser.add_argument("--checks", type=int, default=30)
     parser.add_argument("--size", default="80x24")
     parser.add_argument("--term", default="xterm-256color")
-    parser.add_argument("--plain", action="store_true",
-                        help="run `watch --plain` instead: the probing alone, to see what the dashboard adds")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="run `watch --plain` instead: the probing alone, to see what the dashboard adds",
+    )
     parser.add_argument("--dump", help="write the steady-state terminal bytes to this file (to see what repaints)")
     args = parser.parse_args()
     cols, rows = (int(v) for v in args.size.split("x"))
@@ -95,8 +109,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             layout = Path(tmp) / "bench.yaml"
             layout.write_text(layout_text(port, args.checks))
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": args.term, "COLUMNS": str(cols),
-                   "LINES": str(rows)}
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": args.term, "COLUMNS": str(cols), "LINES": str(rows)}
             env.pop("NO_COLOR", None)
             argv = [sys.executable, "-m", "stackscope", "watch", str(layout)] + (["--plain"] if args.plain else [])
             proc, master = spawn_in_pty(argv, cols, rows, env)
@@ -135,8 +148,10 @@ def main() -> int:
 
     window = t1 - t0
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / window * 100
-    print(f"stackscope watch{' --plain' if args.plain else ''}, {args.checks} checks every 1s, {args.size} {args.term}, "
-          f"{window:.0f}s measured after {args.warmup:.0f}s warm-up")
+    print(
+        f"stackscope watch{' --plain' if args.plain else ''}, {args.checks} checks every 1s, {args.size} {args.term}, "
+        f"{window:.0f}s measured after {args.warmup:.0f}s warm-up"
+    )
     print(f"  CPU            {cpu:6.2f} % of one core     (target < 3 %)")
     print(f"  peak RSS       {peak / 2**20:6.1f} MB              (target < 120 MB)")
     print(f"  terminal       {steady / window:6.0f} bytes/s         (target < 2048; first paint {first} bytes)")

@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from stackscope import __version__
 from stackscope.words import plural
@@ -37,56 +37,77 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="stackscope",
         description="Probe every layer of a request path (DNS → load balancer → backends → database) "
-                    "and say which layer is broken.",
+        "and say which layer is broken.",
         epilog="Run `stackscope LAYOUT` to open the dashboard. Exit codes: 0 ok, 1 warn, 2 crit, "
-               "3 unknown or layout error.")
+        "3 unknown or layout error.",
+    )
     parser.add_argument("--version", action="version", version=f"stackscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    check = sub.add_parser("check", help="probe once and report (for scripts, CI and deploy gates)",
-                           description="Probe every check once and print the verdict and each layer.")
+    check = sub.add_parser(
+        "check",
+        help="probe once and report (for scripts, CI and deploy gates)",
+        description="Probe every check once and print the verdict and each layer.",
+    )
     check.add_argument("layout", help="layout file (YAML)")
     check.add_argument("--format", "-f", choices=("text", "json", "junit", "nagios"), default="text")
-    check.add_argument("--watch", "-w", action="store_true",
-                       help="repeat every interval until interrupted (json: one line per round)")
+    check.add_argument(
+        "--watch", "-w", action="store_true", help="repeat every interval until interrupted (json: one line per round)"
+    )
     check.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
     check.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
     check.set_defaults(run=_cmd_check)
 
-    watch = sub.add_parser("watch", help="open the live dashboard (TUI)",
-                           description="Open the live dashboard on a layout.")
+    watch = sub.add_parser(
+        "watch", help="open the live dashboard (TUI)", description="Open the live dashboard on a layout."
+    )
     watch.add_argument("layout", help="layout file (YAML)")
-    watch.add_argument("--plain", action="store_true",
-                       help="no TUI: print one line per state or verdict change")
+    watch.add_argument("--plain", action="store_true", help="no TUI: print one line per state or verdict change")
     watch.add_argument("--record", metavar="FILE", help="write the incident timeline (Markdown) on exit")
     watch.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
     watch.set_defaults(run=_cmd_watch)
 
-    lint = sub.add_parser("lint", help="validate a layout without probing anything",
-                          description="Validate a layout without probing anything. With --lb-config, also check "
-                                      "an haproxy.cfg or nginx config against the declared backends (a "
-                                      "pre-deploy gate): exit 0 when they match, 1 on partial drift, 2 when "
-                                      "the pool routes elsewhere, 3 when something cannot be read.")
+    lint = sub.add_parser(
+        "lint",
+        help="validate a layout without probing anything",
+        description="Validate a layout without probing anything. With --lb-config, also check "
+        "an haproxy.cfg or nginx config against the declared backends (a "
+        "pre-deploy gate): exit 0 when they match, 1 on partial drift, 2 when "
+        "the pool routes elsewhere, 3 when something cannot be read.",
+    )
     lint.add_argument("layout", help="layout file (YAML)")
     lint.add_argument("--lb-config", metavar="FILE", help="haproxy.cfg, nginx.conf or saved `nginx -T` output")
-    lint.add_argument("--pool", metavar="NAME",
-                      help="backend/upstream to compare (default: those the layout's haproxy/nginx checks name)")
-    lint.add_argument("--resolve", action="store_true",
-                      help="resolve host names (layout resolver, else the system's) instead of reporting them")
+    lint.add_argument(
+        "--pool",
+        metavar="NAME",
+        help="backend/upstream to compare (default: those the layout's haproxy/nginx checks name)",
+    )
+    lint.add_argument(
+        "--resolve",
+        action="store_true",
+        help="resolve host names (layout resolver, else the system's) instead of reporting them",
+    )
     lint.set_defaults(run=_cmd_lint)
 
     schema = sub.add_parser("schema", help="print the layout's JSON Schema (for editor completion)")
     schema.set_defaults(run=_cmd_schema)
 
-    demo = sub.add_parser("demo", help="run an embedded stack to break on purpose, with the dashboard",
-                          description="Start a small auth stack on 127.0.0.1 (DNS, load balancer, three "
-                                      "backends, a session store, synthetic logins) and open the dashboard on it.")
+    demo = sub.add_parser(
+        "demo",
+        help="run an embedded stack to break on purpose, with the dashboard",
+        description="Start a small auth stack on 127.0.0.1 (DNS, load balancer, three "
+        "backends, a session store, synthetic logins) and open the dashboard on it.",
+    )
     demo.add_argument("--fault", metavar="NAME", help="start with this fault injected (see --list)")
-    demo.add_argument("--headless", action="store_true",
-                      help="no dashboard: print the layout path and keep the stack up until Ctrl-C")
-    demo.add_argument("--print-layout", action="store_true",
-                      help="print the generated layout (YAML, alone on stdout) and exit; with --headless, "
-                           "keep the stack up for it (status lines go to stderr)")
+    demo.add_argument(
+        "--headless", action="store_true", help="no dashboard: print the layout path and keep the stack up until Ctrl-C"
+    )
+    demo.add_argument(
+        "--print-layout",
+        action="store_true",
+        help="print the generated layout (YAML, alone on stdout) and exit; with --headless, "
+        "keep the stack up for it (status lines go to stderr)",
+    )
     demo.add_argument("--walkthrough", metavar="NAME", help="play a guided incident (see --list)")
     demo.add_argument("--blind", action="store_true", help="hide the verdict banner (walkthroughs do by default)")
     demo.add_argument("--show-verdict", action="store_true", help="with --walkthrough: do not hide the verdict")
@@ -116,8 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # never a traceback for the operator; full one when asked
         if os.environ.get("STACKSCOPE_DEBUG"):
             raise
-        print(f"stackscope: internal error: {type(exc).__name__}: {exc}\n"
-              "(set STACKSCOPE_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        print(
+            f"stackscope: internal error: {type(exc).__name__}: {exc}\n"
+            "(set STACKSCOPE_DEBUG=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
         return EXIT_UNKNOWN
 
 
@@ -143,8 +167,10 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     unset = sorted(name for name in layout.secret_env_names() if name not in os.environ)
     print(f"{args.layout}: ok — {layout.name}: {plural(len(layout.layers), 'layer')}, {plural(checks, 'check')}")
     if unset:
-        print(f"note: {', '.join(unset)} not set here; `check` and `watch` will need "
-              f"{'it' if len(unset) == 1 else 'them'}")
+        print(
+            f"note: {', '.join(unset)} not set here; `check` and `watch` will need "
+            f"{'it' if len(unset) == 1 else 'them'}"
+        )
     for line in _short_secrets(layout):
         print(f"note: {line}")
     if args.lb_config:
@@ -381,8 +407,11 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
 
     timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
     checks = sum(len(layer.checks) for layer in layout.layers)
-    print(f"stackscope: watching {layout.name} ({plural(len(layout.layers), 'layer')}, {plural(checks, 'check')}) every "
-          f"{format_duration(layout.interval)}; one line per change; Ctrl-C to stop", flush=True)
+    print(
+        f"stackscope: watching {layout.name} ({plural(len(layout.layers), 'layer')}, {plural(checks, 'check')}) every "
+        f"{format_duration(layout.interval)}; one line per change; Ctrl-C to stop",
+        flush=True,
+    )
 
     def emit(snapshot) -> None:
         diagnosis = assess(snapshot)

@@ -27,13 +27,13 @@ Pure functions, no I/O. The rules, in the order they apply:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from stackscope.layout import Check, Layer, Layout
 from stackscope.lb.pool import BACKUP, DISABLED, DOWN_BY_CHECK, DRAIN, IN, MAINT, NOLB, UNKNOWN, WEIGHT_0
-from stackscope.words import plural
 from stackscope.model import NO_IDENTITY, ErrorKind, Result, Snapshot, Status
+from stackscope.words import plural
 
 _SIBLING_ROLES = {"db", "cache"}
 _DOWNSTREAM_KINDS = {ErrorKind.TIMEOUT, ErrorKind.CONTENT, ErrorKind.SLOW, ErrorKind.MEMBERS_DOWN}
@@ -131,9 +131,15 @@ class Verdict:
         return self.headline + (f" {more}" if more else "") + "".join(f"; {clause}" for clause in self.because)
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "role": self.role, "status": str(self.status), "summary": self.summary,
-                "evidence": list(self.evidence), "ruled_out": list(self.ruled_out),
-                "also_failing": list(self.also_failing)}
+        return {
+            "layer": self.layer,
+            "role": self.role,
+            "status": str(self.status),
+            "summary": self.summary,
+            "evidence": list(self.evidence),
+            "ruled_out": list(self.ruled_out),
+            "also_failing": list(self.also_failing),
+        }
 
 
 @dataclass(frozen=True)
@@ -240,16 +246,29 @@ def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: li
     if all(r == DOWN_BY_CHECK for r in reasons):
         check = next((s.get("check") for s in declared if s.get("check")), "")
         seen = f" (the LB's check says: {check})" if check else ""
-        return Finding(layer.name, state.check.id, Status.CRIT,
-                       f"health check fails on the LB but every backend {answer} directly: the LB's health "
-                       f"check is wrong{seen}")
+        return Finding(
+            layer.name,
+            state.check.id,
+            Status.CRIT,
+            f"health check fails on the LB but every backend {answer} directly: the LB's health check is wrong{seen}",
+        )
     if len(set(reasons)) == 1:
-        return Finding(layer.name, state.check.id, Status.CRIT,
-                       f"every declared backend {_OUT_OF_SERVICE[reasons[0]]} while each {answer} directly")
-    listed = ", ".join(f"{s.get('name')} {'DOWN by health check' if r == DOWN_BY_CHECK else s.get('state')}"
-                       for s, r in zip(declared, reasons))
-    return Finding(layer.name, state.check.id, Status.CRIT,
-                   f"no declared backend takes traffic on the LB ({listed}) while each {answer} directly")
+        return Finding(
+            layer.name,
+            state.check.id,
+            Status.CRIT,
+            f"every declared backend {_OUT_OF_SERVICE[reasons[0]]} while each {answer} directly",
+        )
+    listed = ", ".join(
+        f"{s.get('name')} {'DOWN by health check' if r == DOWN_BY_CHECK else s.get('state')}"
+        for s, r in zip(declared, reasons)
+    )
+    return Finding(
+        layer.name,
+        state.check.id,
+        Status.CRIT,
+        f"no declared backend takes traffic on the LB ({listed}) while each {answer} directly",
+    )
 
 
 def _misrouted(layer: LayerState, state: CheckState, backend_checks: list[CheckState]) -> Finding | None:
@@ -265,11 +284,16 @@ def _misrouted(layer: LayerState, state: CheckState, backend_checks: list[CheckS
     if not direct:
         return None
     header = getattr(state.check.options, "identity_header", None)
-    asked = [c for c in backend_checks if getattr(c.check.options, "identity_header", None)
-             and str(c.check.options.identity_header).lower() == str(header or "").lower()]
+    asked = [
+        c
+        for c in backend_checks
+        if getattr(c.check.options, "identity_header", None)
+        and str(c.check.options.identity_header).lower() == str(header or "").lower()
+    ]
     all_send = bool(asked) and all(c.result.facts.get("identity") for c in asked)
-    strangers = {name: count for name, count in through.items()
-                 if name not in direct and (name != NO_IDENTITY or all_send)}
+    strangers = {
+        name: count for name, count in through.items() if name not in direct and (name != NO_IDENTITY or all_send)
+    }
     if NO_IDENTITY in strangers and state.status is not Status.OK and not state.result.facts.get("identity"):
         # the sampling stops at the first failing response: an LB's own error page (a 503
         # when no server is available) carries no identity header and convicts no server
@@ -283,14 +307,18 @@ def _misrouted(layer: LayerState, state: CheckState, backend_checks: list[CheckS
     named = sorted(n for n in strangers if n != NO_IDENTITY)
     parts = []
     if named:
-        parts.append(f"from {', '.join(named)} — no declared backend answers as "
-                     f"{'it' if len(named) == 1 else 'them'}")
+        parts.append(f"from {', '.join(named)} — no declared backend answers as {'it' if len(named) == 1 else 'them'}")
     if NO_IDENTITY in strangers:
-        parts.append(f"{'' if not named else f'{strangers[NO_IDENTITY]} '}without {header} — every declared "
-                     "backend sends it directly")
-    return Finding(layer.name, state.check.id, Status.CRIT,
-                   f"through the LB, {count} of {total} responses came {'; '.join(parts)} "
-                   f"(directly: {', '.join(sorted(direct))})")
+        parts.append(
+            f"{'' if not named else f'{strangers[NO_IDENTITY]} '}without {header} — every declared "
+            "backend sends it directly"
+        )
+    return Finding(
+        layer.name,
+        state.check.id,
+        Status.CRIT,
+        f"through the LB, {count} of {total} responses came {'; '.join(parts)} (directly: {', '.join(sorted(direct))})",
+    )
 
 
 # --------------------------------------------------------------------------- dependencies
@@ -320,7 +348,7 @@ def layers_below(layout: Layout) -> dict[str, list[list[str]]]:
     below: dict[str, list[list[str]]] = {layer.name: [] for layer in layout.layers}
     for index, group in enumerate(groups):
         for name in group:
-            below[name] = groups[index + 1:]
+            below[name] = groups[index + 1 :]
     return below
 
 
@@ -340,8 +368,9 @@ def _explainable_downstream(result: Result) -> bool:
     return False
 
 
-def _explained_by(state: CheckState, layer: LayerState, below: Iterable[list[LayerState]],
-                  dns_layers: Iterable[LayerState]) -> LayerState | None:
+def _explained_by(
+    state: CheckState, layer: LayerState, below: Iterable[list[LayerState]], dns_layers: Iterable[LayerState]
+) -> LayerState | None:
     """The failing layer that explains this failing check of `layer`, or None.
 
     A dns layer is never explained by a dns layer (itself included): it is where name
@@ -350,8 +379,9 @@ def _explained_by(state: CheckState, layer: LayerState, below: Iterable[list[Lay
     if state.check.hostname and layer.layer.role != "dns":
         for dns_layer in dns_layers:
             # A failed resolution is DNS's doing even when the DNS layer is only slow.
-            if dns_layer.status.failing and (dns_layer.status.rank >= rank
-                                             or state.result.error_kind is ErrorKind.RESOLVE):
+            if dns_layer.status.failing and (
+                dns_layer.status.rank >= rank or state.result.error_kind is ErrorKind.RESOLVE
+            ):
                 return dns_layer
     if _explainable_downstream(state.result):
         for group in below:
@@ -404,8 +434,11 @@ def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
         unknown = [layer for layer in layers if layer.status is Status.UNKNOWN]
         # Explanations only point down the path or at dns, so they cannot go round in a
         # circle; should a rule ever make them, the worst layer is named rather than none.
-        culprit = unknown[0] if unknown else max((l for l in layers if l.status.failing),
-                                                 key=lambda l: (l.status.rank, -layers.index(l)))
+        culprit = (
+            unknown[0]
+            if unknown
+            else max((l for l in layers if l.status.failing), key=lambda l: (l.status.rank, -layers.index(l)))
+        )
 
     # Layers whose failure traces back to the culprit.
     consequences = []
@@ -424,8 +457,11 @@ def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
         **_summary(culprit, [by_name[name] for name in consequences]),
         evidence=tuple(_evidence(culprit)),
         ruled_out=tuple(f"{layer.name}: {proof(layer)}" for layer in layers if layer.status is Status.OK),
-        also_failing=tuple(_also_failing(layer, explained) for layer in layers
-                           if layer.name != culprit.name and layer.status is not Status.OK),
+        also_failing=tuple(
+            _also_failing(layer, explained)
+            for layer in layers
+            if layer.name != culprit.name and layer.status is not Status.OK
+        ),
     )
 
 
@@ -443,15 +479,23 @@ def _summary(culprit: LayerState, consequences: list[LayerState]) -> dict:
     elif culprit.status is Status.UNKNOWN:
         head = f"{culprit.name}: cannot tell — {failing[0].result.detail}"
     elif culprit.layer.role == "backend" and culprit.status is Status.WARN and len(failing) < len(culprit.checks):
-        head = f"{culprit.name}: {len(failing)} of {len(culprit.checks)} down — {failing[0].check.name}: " \
-               f"{failing[0].result.detail}"
+        head = (
+            f"{culprit.name}: {len(failing)} of {len(culprit.checks)} down — {failing[0].check.name}: "
+            f"{failing[0].result.detail}"
+        )
     else:
         head = f"{culprit.name}: {failing[0].result.detail}"
     from_finding = culprit.findings and not drift
-    counted = len(failing) > 1 and not from_finding and not (culprit.layer.role == "backend"
-                                                              and culprit.status is Status.WARN)
-    return {"headline": head, "more_failing": len(failing) - 1 if counted else 0,
-            "because": tuple(_consequence_clauses(consequences))}
+    counted = (
+        len(failing) > 1
+        and not from_finding
+        and not (culprit.layer.role == "backend" and culprit.status is Status.WARN)
+    )
+    return {
+        "headline": head,
+        "more_failing": len(failing) - 1 if counted else 0,
+        "because": tuple(_consequence_clauses(consequences)),
+    }
 
 
 def _consequence_clauses(consequences: list[LayerState]) -> list[str]:
@@ -476,8 +520,9 @@ def _consequence_clauses(consequences: list[LayerState]) -> list[str]:
 def _evidence(culprit: LayerState) -> list[str]:
     names = {c.check.id: c.check.name for c in culprit.checks}
     items = [f"{names.get(f.check, f.check)}: {f.status.word} — {f.detail}" for f in culprit.findings]
-    items += [f"{c.check.name}: {c.status.word} — {c.result.detail}" for c in culprit.checks
-              if c.status is not Status.OK]
+    items += [
+        f"{c.check.name}: {c.status.word} — {c.result.detail}" for c in culprit.checks if c.status is not Status.OK
+    ]
     healthy = [c for c in culprit.checks if c.status is Status.OK]
     if healthy and culprit.layer.role == "backend":
         items.append(f"still serving: {', '.join(c.check.name for c in healthy)}")

@@ -14,8 +14,8 @@ import dataclasses
 import os
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Mapping
 
 from stackscope.layout import Check, Layout
 from stackscope.model import ErrorKind, Result, Snapshot, Status
@@ -87,9 +87,15 @@ class Sample:
 class Engine:
     """Probes a layout, one round at a time; rounds never overlap."""
 
-    def __init__(self, layout: Layout, *, concurrency: int | None = None,
-                 history: int = DEFAULT_HISTORY, environ: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        concurrency: int | None = None,
+        history: int = DEFAULT_HISTORY,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.layout = layout
         self.clock = clock
         environ = os.environ if environ is None else environ
@@ -115,24 +121,34 @@ class Engine:
                     pass
         self._warm = True
 
-    async def run_round(self, on_start: Callable[[Check], None] | None = None,
-                        on_result: Callable[[Result], None] | None = None) -> Snapshot:
+    async def run_round(
+        self, on_start: Callable[[Check], None] | None = None, on_result: Callable[[Result], None] | None = None
+    ) -> Snapshot:
         """Probe every check once, concurrently; call back as each starts and ends."""
         async with self._round_lock:
             if not self._warm:
                 self.warm_up()
             self.context.begin_round()
             checks = list(self.layout.checks())
-            results = await asyncio.gather(*(self._run_one(c, on_start, on_result, delay=delay)
-                                             for c, delay in zip(checks, stagger_offsets(len(checks)))))
+            results = await asyncio.gather(
+                *(
+                    self._run_one(c, on_start, on_result, delay=delay)
+                    for c, delay in zip(checks, stagger_offsets(len(checks)))
+                )
+            )
             self.rounds += 1
             snapshot = Snapshot(self.layout, {r.check_id: r for r in results}, self.clock(), self.rounds)
             self.last = snapshot
             return snapshot
 
-    async def watch(self, on_snapshot: Callable[[Snapshot], Awaitable[None] | None], *,
-                    rounds: int | None = None, on_start: Callable[[Check], None] | None = None,
-                    on_result: Callable[[Result], None] | None = None) -> None:
+    async def watch(
+        self,
+        on_snapshot: Callable[[Snapshot], Awaitable[None] | None],
+        *,
+        rounds: int | None = None,
+        on_start: Callable[[Check], None] | None = None,
+        on_result: Callable[[Result], None] | None = None,
+    ) -> None:
         """Run rounds every `interval`, the next one scheduled after the current ends."""
         done = 0
         while rounds is None or done < rounds:
@@ -146,8 +162,13 @@ class Engine:
                 break
             await asyncio.sleep(max(0.0, self.layout.interval - (time.monotonic() - started)))
 
-    async def _run_one(self, check: Check, on_start: Callable[[Check], None] | None,
-                       on_result: Callable[[Result], None] | None, delay: float = 0.0) -> Result:
+    async def _run_one(
+        self,
+        check: Check,
+        on_start: Callable[[Check], None] | None,
+        on_result: Callable[[Result], None] | None,
+        delay: float = 0.0,
+    ) -> Result:
         if delay:
             await asyncio.sleep(delay)
         async with self._semaphore:
@@ -184,15 +205,34 @@ async def probe_check(check: Check, context: ProbeContext) -> Result:
             async with timeout_scope(check.timeout + TIMEOUT_GRACE):
                 return await probe(check, context)
     except ProbeFailure as failure:
-        return Result(check.id, failure.status, failure.detail, latency_ms=None, key_fact=failure.key_fact,
-                      facts=failure.facts, error_kind=failure.kind)
+        return Result(
+            check.id,
+            failure.status,
+            failure.detail,
+            latency_ms=None,
+            key_fact=failure.key_fact,
+            facts=failure.facts,
+            error_kind=failure.kind,
+        )
     except TimeoutError:
-        return Result(check.id, Status.CRIT, f"no result within {format_duration(check.timeout)}",
-                      latency_ms=None, key_fact="timeout", facts={"elapsed_ms": round(elapsed(), 1)},
-                      error_kind=ErrorKind.TIMEOUT)
+        return Result(
+            check.id,
+            Status.CRIT,
+            f"no result within {format_duration(check.timeout)}",
+            latency_ms=None,
+            key_fact="timeout",
+            facts={"elapsed_ms": round(elapsed(), 1)},
+            error_kind=ErrorKind.TIMEOUT,
+        )
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a bug in a probe must not take the round down
-        return Result(check.id, Status.UNKNOWN, f"probe error: {type(exc).__name__}: {exc}",
-                      latency_ms=None, key_fact="probe error", facts={"exception": type(exc).__name__},
-                      error_kind=ErrorKind.INTERNAL)
+        return Result(
+            check.id,
+            Status.UNKNOWN,
+            f"probe error: {type(exc).__name__}: {exc}",
+            latency_ms=None,
+            key_fact="probe error",
+            facts={"exception": type(exc).__name__},
+            error_kind=ErrorKind.INTERNAL,
+        )

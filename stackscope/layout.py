@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import yaml
 
@@ -27,8 +28,8 @@ from stackscope.schema import (
     Number,
     ParseContext,
     Text,
-    did_you_mean,
     describe,
+    did_you_mean,
     format_duration,
     host_of,
 )
@@ -198,12 +199,13 @@ MAX_CHECKS = 100_000
 _YAML_TAG = "tag:yaml.org,2002:"
 # The tags plain YAML resolves to by itself; any other tag is refused with a located
 # problem (custom tags mean nothing to stackscope; !!binary is no value a layout holds).
-_ALLOWED_TAGS = {_YAML_TAG + name for name in ("str", "int", "float", "bool", "null", "timestamp",
-                                               "map", "seq", "merge")}
+_ALLOWED_TAGS = {
+    _YAML_TAG + name for name in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq", "merge")
+}
 
 
 def _tag_name(tag: str) -> str:
-    return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
+    return "!!" + tag[len(_YAML_TAG) :] if tag.startswith(_YAML_TAG) else tag
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -264,20 +266,32 @@ class _Reader:
         if node.tag not in _ALLOWED_TAGS:
             tag = _tag_name(node.tag)
             if tag == "!!binary":
-                self._add(Problem(self.file, line, where, f"{named}YAML tag '{tag}' is not allowed: "
-                                             "a layout has no binary values", "remove the tag and write text"))
+                self._add(
+                    Problem(
+                        self.file,
+                        line,
+                        where,
+                        f"{named}YAML tag '{tag}' is not allowed: a layout has no binary values",
+                        "remove the tag and write text",
+                    )
+                )
             else:
-                self._add(Problem(self.file, line, where, f"{named}unknown YAML tag '{tag}'",
-                                             "remove it"))
+                self._add(Problem(self.file, line, where, f"{named}unknown YAML tag '{tag}'", "remove it"))
             return None
         if not isinstance(node, yaml.ScalarNode):
             return None
         try:
             return self._constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError):
-            self._add(Problem(self.file, line, where,
-                                         f"{named}'{node.value}' is not a valid {_tag_name(node.tag)}",
-                                         f"remove the tag ({_tag_name(node.tag)}) or write a value of that type"))
+            self._add(
+                Problem(
+                    self.file,
+                    line,
+                    where,
+                    f"{named}'{node.value}' is not a valid {_tag_name(node.tag)}",
+                    f"remove the tag ({_tag_name(node.tag)}) or write a value of that type",
+                )
+            )
             return None
 
     def read(self, node: yaml.Node, where: str = "", key: str | None = None) -> Node:
@@ -299,9 +313,15 @@ class _Reader:
                 key_line = key_node.start_mark.line + 1
                 if key in own_lines:
                     duplicates.add(id(key_node))
-                    self.problems.append(Problem(
-                        self.file, key_line, "", f"key '{key}' appears twice in the same mapping",
-                        f"remove one (the other is on line {own_lines[key]})"))
+                    self.problems.append(
+                        Problem(
+                            self.file,
+                            key_line,
+                            "",
+                            f"key '{key}' appears twice in the same mapping",
+                            f"remove one (the other is on line {own_lines[key]})",
+                        )
+                    )
                 else:
                     own_lines[key] = key_line
             self._constructor.flatten_mapping(node)
@@ -345,17 +365,37 @@ def _read_text(path: str) -> tuple[str, str]:
         with open(path, encoding="utf-8") as handle:
             return handle.read(), display
     except FileNotFoundError:
-        raise LayoutError([Problem(display, 0, "", "file not found",
-                                   "check the path; examples live in layouts/")]) from None
+        raise LayoutError(
+            [Problem(display, 0, "", "file not found", "check the path; examples live in layouts/")]
+        ) from None
     except IsADirectoryError:
-        raise LayoutError([Problem(display, 0, "", "is a directory",
-                                   "pass a layout file (examples live in layouts/)")]) from None
+        raise LayoutError(
+            [Problem(display, 0, "", "is a directory", "pass a layout file (examples live in layouts/)")]
+        ) from None
     except UnicodeDecodeError as exc:
-        raise LayoutError([Problem(display, 0, "", f"not a text file (byte {exc.start} is not UTF-8)",
-                                   "pass a layout file (YAML text, UTF-8)")]) from None
+        raise LayoutError(
+            [
+                Problem(
+                    display,
+                    0,
+                    "",
+                    f"not a text file (byte {exc.start} is not UTF-8)",
+                    "pass a layout file (YAML text, UTF-8)",
+                )
+            ]
+        ) from None
     except OSError as exc:
-        raise LayoutError([Problem(display, 0, "", f"cannot read the file: {exc.strerror or exc}",
-                                   "check the path and that you may read it")]) from None
+        raise LayoutError(
+            [
+                Problem(
+                    display,
+                    0,
+                    "",
+                    f"cannot read the file: {exc.strerror or exc}",
+                    "check the path and that you may read it",
+                )
+            ]
+        ) from None
 
 
 def _codepoint(character: Any) -> str:
@@ -391,37 +431,71 @@ def _compose(text: str, file: str, problems: list[Problem]) -> Node:
         raise LayoutError([_syntax_problem(exc, text, file)]) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, most controls)
         line = text.count("\n", 0, exc.position) + 1
-        raise LayoutError([Problem(file, line, "", f"not a text file: it holds the character "
-                                   f"{_codepoint(exc.character)}, which YAML does not allow",
-                                   "pass a layout file (YAML text); remove the character if it is one")]) from None
+        raise LayoutError(
+            [
+                Problem(
+                    file,
+                    line,
+                    "",
+                    f"not a text file: it holds the character {_codepoint(exc.character)}, which YAML does not allow",
+                    "pass a layout file (YAML text); remove the character if it is one",
+                )
+            ]
+        ) from None
     except yaml.YAMLError as exc:
-        raise LayoutError([Problem(file, 1, "", f"YAML error: {exc}",
-                                   "check the file is a YAML layout (stackscope schema shows every key)")]) from None
+        raise LayoutError(
+            [
+                Problem(
+                    file,
+                    1,
+                    "",
+                    f"YAML error: {exc}",
+                    "check the file is a YAML layout (stackscope schema shows every key)",
+                )
+            ]
+        ) from None
     if root is None:
-        raise LayoutError([Problem(file, 1, "", "the file is empty",
-                                   "start from an example in layouts/ (stackscope schema shows every key)")])
+        raise LayoutError(
+            [
+                Problem(
+                    file,
+                    1,
+                    "",
+                    "the file is empty",
+                    "start from an example in layouts/ (stackscope schema shows every key)",
+                )
+            ]
+        )
     oversized = _oversized(root)
     if oversized is not None:
         node, why = oversized
         line = node.start_mark.line + 1
         if why == "refers to itself":
-            problem = Problem(file, line, "", "this value refers to itself through a YAML alias",
-                              "write the value out instead of the alias (*name) that points back into it")
+            problem = Problem(
+                file,
+                line,
+                "",
+                "this value refers to itself through a YAML alias",
+                "write the value out instead of the alias (*name) that points back into it",
+            )
         else:
-            problem = Problem(file, line, "", f"its aliases expand to more than {MAX_VALUES} values beyond "
-                              "those written in the file (nested aliases: a 'billion laughs' file?)",
-                              "write the layout out without aliases that repeat other aliases")
+            problem = Problem(
+                file,
+                line,
+                "",
+                f"its aliases expand to more than {MAX_VALUES} values beyond "
+                "those written in the file (nested aliases: a 'billion laughs' file?)",
+                "write the layout out without aliases that repeat other aliases",
+            )
         raise LayoutError([problem])
     return _Reader(file, problems).read(root)
 
 
-def load_layout(path: str, *, environ: Mapping[str, str] | None = None,
-                require_env: bool = True) -> Layout:
+def load_layout(path: str, *, environ: Mapping[str, str] | None = None, require_env: bool = True) -> Layout:
     """Read and validate a layout file; raise LayoutError listing every problem."""
     text, display = _read_text(path)
     base_dir = os.path.dirname(os.path.abspath(path))
-    ctx = ParseContext(base_dir=base_dir, environ=os.environ if environ is None else environ,
-                       require_env=require_env)
+    ctx = ParseContext(base_dir=base_dir, environ=os.environ if environ is None else environ, require_env=require_env)
     return parse_layout(text, display, ctx)
 
 
@@ -456,17 +530,25 @@ class _Builder:
     def problem(self, line: int, where: str, message: str, fix: str = "") -> None:
         self.problems.append(Problem(self.file, line, where, message, fix))
 
-    def check_timeout(self, node: Node, where: str, timeout: float, interval: float, it: str,
-                      whose_interval: str) -> None:
+    def check_timeout(
+        self, node: Node, where: str, timeout: float, interval: float, it: str, whose_interval: str
+    ) -> None:
         """A timeout written in `node` (the layout's or a check's) is neither too short to
         measure anything nor longer than the interval it must fit in."""
         if timeout < MIN_TIMEOUT:
-            self.problem(node.key_lines["timeout"], where, f"timeout {format_duration(timeout)} is too short",
-                         f"use {format_duration(MIN_TIMEOUT)} or more (no server answers sooner)")
+            self.problem(
+                node.key_lines["timeout"],
+                where,
+                f"timeout {format_duration(timeout)} is too short",
+                f"use {format_duration(MIN_TIMEOUT)} or more (no server answers sooner)",
+            )
         if timeout > interval:
-            self.problem(node.key_lines["timeout"], where,
-                         f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
-                         f"lower {it} to {format_duration(interval)} or less, or raise {whose_interval}")
+            self.problem(
+                node.key_lines["timeout"],
+                where,
+                f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
+                f"lower {it} to {format_duration(interval)} or less, or raise {whose_interval}",
+            )
 
     def unknown_keys(self, node: Node, allowed: tuple[str, ...], where: str, what: str) -> None:
         for key in node.value:
@@ -474,20 +556,31 @@ class _Builder:
                 hint = did_you_mean(key, allowed) or f"{what} keys are: {', '.join(allowed)}"
                 self.problem(node.key_lines[key], where, f"unknown key '{key}'", hint)
 
-    def parse(self, node: Node, key: str, kind: Kind, where: str, *, required: bool = False,
-              default: Any = None, fix_missing: str = "") -> Any:
+    def parse(
+        self,
+        node: Node,
+        key: str,
+        kind: Kind,
+        where: str,
+        *,
+        required: bool = False,
+        default: Any = None,
+        fix_missing: str = "",
+    ) -> Any:
         """Parse node.value[key] with `kind`, recording a problem and returning default."""
         child = node.value.get(key)
         if child is None:
             if required:
-                self.problem(node.line, where, f"missing required key '{key}'",
-                             fix_missing or f"add {key}: ({kind.hint})")
+                self.problem(
+                    node.line, where, f"missing required key '{key}'", fix_missing or f"add {key}: ({kind.hint})"
+                )
             return default
         if child.value is UNREADABLE:
             return default
         if child.value is None:
-            self.problem(node.key_lines[key], where, f"'{key}' is empty",
-                         f"give it a value ({kind.hint}) or remove the key")
+            self.problem(
+                node.key_lines[key], where, f"'{key}' is empty", f"give it a value ({kind.hint}) or remove the key"
+            )
             return default
         try:
             return kind.parse(child.plain(), self.ctx)
@@ -499,37 +592,67 @@ class _Builder:
         if node.value is UNREADABLE:
             return None
         if not isinstance(node.value, dict):
-            self.problem(node.line, "", f"the file holds {describe(node.plain())}, not a layout",
-                         "a layout is a mapping with name: and layers: at the top level")
+            self.problem(
+                node.line,
+                "",
+                f"the file holds {describe(node.plain())}, not a layout",
+                "a layout is a mapping with name: and layers: at the top level",
+            )
             return None
         self.unknown_keys(node, _LAYOUT_KEYS, "", "top-level")
-        name = self.parse(node, "name", Text(), "", required=True,
-                          fix_missing="add name: (a short name for this stack, e.g. auth-prod)")
+        name = self.parse(
+            node,
+            "name",
+            Text(),
+            "",
+            required=True,
+            fix_missing="add name: (a short name for this stack, e.g. auth-prod)",
+        )
         description = self.parse(node, "description", Text(), "", default="")
         interval = self.parse(node, "interval", Duration(), "", default=DEFAULT_INTERVAL)
         timeout_given = "timeout" in node.value
         timeout = self.parse(node, "timeout", Duration(), "", default=min(DEFAULT_TIMEOUT, interval))
         resolver = self.parse(node, "resolver", AddressKind(default_port=53), "")
         if interval < 0.1:
-            self.problem(node.key_lines["interval"], "", f"interval {format_duration(interval)} is too short",
-                         "use 100ms or more")
+            self.problem(
+                node.key_lines["interval"],
+                "",
+                f"interval {format_duration(interval)} is too short",
+                "use 100ms or more",
+            )
         if timeout_given:
             self.check_timeout(node, "", timeout, interval, "timeout", "interval")
 
         layers_node = node.value.get("layers")
         layers: list[Layer] = []
         if layers_node is None:
-            self.problem(node.line, "", "missing required key 'layers'",
-                         "add layers: — the request path, upstream first (dns, lb, backend, db)")
+            self.problem(
+                node.line,
+                "",
+                "missing required key 'layers'",
+                "add layers: — the request path, upstream first (dns, lb, backend, db)",
+            )
         elif isinstance(layers_node.value, dict):
-            self.problem(node.key_lines["layers"], "", "layers must be a list, got a mapping",
-                         "start each layer with '- ', like '  - name: DNS'")
+            self.problem(
+                node.key_lines["layers"],
+                "",
+                "layers must be a list, got a mapping",
+                "start each layer with '- ', like '  - name: DNS'",
+            )
         elif not isinstance(layers_node.value, list) or not layers_node.value:
-            self.problem(node.key_lines["layers"], "", "'layers' must be a non-empty list",
-                         "list the layers of the request path, each starting with '- name:'")
+            self.problem(
+                node.key_lines["layers"],
+                "",
+                "'layers' must be a non-empty list",
+                "list the layers of the request path, each starting with '- name:'",
+            )
         elif (total := _check_count(layers_node)) > MAX_CHECKS:
-            self.problem(node.key_lines["layers"], "", f"a layout of {total} checks is over the limit of {MAX_CHECKS}",
-                         "split it into several layouts (one per stack or region)")
+            self.problem(
+                node.key_lines["layers"],
+                "",
+                f"a layout of {total} checks is over the limit of {MAX_CHECKS}",
+                "split it into several layouts (one per stack or region)",
+            )
         else:
             seen: dict[str, int] = {}
             for index, layer_node in enumerate(layers_node.value):
@@ -537,8 +660,12 @@ class _Builder:
                 name_node = layer_node.value.get("name") if isinstance(layer_node.value, dict) else None
                 layer_name = name_node.value if name_node is not None else None
                 if isinstance(layer_name, str) and layer_name in seen:
-                    self.problem(name_node.line, f"layers[{index}]", f"layer name '{layer_name}' is used twice",
-                                 f"rename one (the other is on line {seen[layer_name]})")
+                    self.problem(
+                        name_node.line,
+                        f"layers[{index}]",
+                        f"layer name '{layer_name}' is used twice",
+                        f"rename one (the other is on line {seen[layer_name]})",
+                    )
                     continue
                 if isinstance(layer_name, str):
                     seen[layer_name] = name_node.line
@@ -547,8 +674,15 @@ class _Builder:
         self.check_layer_refs(layers)
         if name is None:
             return None
-        return Layout(name=name, description=description, interval=interval, timeout=timeout,
-                      resolver=resolver, layers=tuple(layers), path=self.file)
+        return Layout(
+            name=name,
+            description=description,
+            interval=interval,
+            timeout=timeout,
+            resolver=resolver,
+            layers=tuple(layers),
+            path=self.file,
+        )
 
     def check_layer_refs(self, layers: list[Layer]) -> None:
         """Options that name another layer must name one that exists (with the right role)."""
@@ -562,38 +696,69 @@ class _Builder:
                         continue
                     where = f"layer '{layer.name}', check '{check.name}'"
                     if value not in roles:
-                        self.problem(check.line, where, f"'{f.name}': no layer named '{value}'",
-                                     did_you_mean(value, tuple(roles)) or "layers are: " + ", ".join(roles))
+                        self.problem(
+                            check.line,
+                            where,
+                            f"'{f.name}': no layer named '{value}'",
+                            did_you_mean(value, tuple(roles)) or "layers are: " + ", ".join(roles),
+                        )
                     elif kind.role and roles[value] != kind.role:
-                        self.problem(check.line, where, f"'{f.name}': layer '{value}' has role {roles[value]}",
-                                     f"name a layer with role {kind.role}")
+                        self.problem(
+                            check.line,
+                            where,
+                            f"'{f.name}': layer '{value}' has role {roles[value]}",
+                            f"name a layer with role {kind.role}",
+                        )
 
     def layer(self, node: Node, index: int, interval: float, timeout: float) -> Layer | None:
         where = f"layers[{index}]"
         if node.value is UNREADABLE:
             return None
         if not isinstance(node.value, dict):
-            self.problem(node.line, where, f"a layer must be a mapping, got {describe(node.plain())}",
-                         "write '- name: ...' with role: and checks: under it")
+            self.problem(
+                node.line,
+                where,
+                f"a layer must be a mapping, got {describe(node.plain())}",
+                "write '- name: ...' with role: and checks: under it",
+            )
             return None
-        name = self.parse(node, "name", Text(), where, required=True,
-                          fix_missing="add name: (shown on the panel, e.g. Load balancer)")
+        name = self.parse(
+            node, "name", Text(), where, required=True, fix_missing="add name: (shown on the panel, e.g. Load balancer)"
+        )
         if name is not None:
             where = f"layer '{name}'"
         self.unknown_keys(node, _LAYER_KEYS, where, "layer")
-        role = self.parse(node, "role", Choice(*ROLES), where, required=True,
-                          fix_missing="add role: (one of " + ", ".join(ROLES) + ")")
+        role = self.parse(
+            node,
+            "role",
+            Choice(*ROLES),
+            where,
+            required=True,
+            fix_missing="add role: (one of " + ", ".join(ROLES) + ")",
+        )
         checks_node = node.value.get("checks")
         checks: list[Check] = []
         if checks_node is None:
-            self.problem(node.line, where, "missing required key 'checks'",
-                         "add checks: with at least one check, e.g. '- tcp: 127.0.0.1:5432'")
+            self.problem(
+                node.line,
+                where,
+                "missing required key 'checks'",
+                "add checks: with at least one check, e.g. '- tcp: 127.0.0.1:5432'",
+            )
         elif isinstance(checks_node.value, dict):
-            self.problem(node.key_lines["checks"], where, "checks must be a list, got a mapping",
-                         "start each check with '- ', like '      - tcp: 127.0.0.1:5432'")
+            self.problem(
+                node.key_lines["checks"],
+                where,
+                "checks must be a list, got a mapping",
+                "start each check with '- ', like '      - tcp: 127.0.0.1:5432'",
+            )
         elif not isinstance(checks_node.value, list) or not checks_node.value:
-            self.problem(node.key_lines["checks"], where, "layer has no checks",
-                         "add at least one check, e.g. '- tcp: 127.0.0.1:5432', or remove the layer")
+            self.problem(
+                node.key_lines["checks"],
+                where,
+                "layer has no checks",
+                "add at least one check, e.g. '- tcp: 127.0.0.1:5432', or remove the layer",
+            )
         else:
             seen: dict[str, int] = {}
             for check_index, check_node in enumerate(checks_node.value):
@@ -601,9 +766,12 @@ class _Builder:
                 if check is None:
                     continue
                 if check.name in seen:
-                    self.problem(check.line, f"{where}, checks[{check_index}]",
-                                 f"two checks are named '{check.name}'",
-                                 f"give one a different name: (the other is on line {seen[check.name]})")
+                    self.problem(
+                        check.line,
+                        f"{where}, checks[{check_index}]",
+                        f"two checks are named '{check.name}'",
+                        f"give one a different name: (the other is on line {seen[check.name]})",
+                    )
                     continue
                 seen[check.name] = check.line
                 checks.append(check)
@@ -611,24 +779,32 @@ class _Builder:
             return None
         return Layer(name=name, role=role, checks=tuple(checks), line=node.line)
 
-    def check(self, node: Node, where: str, layer: str, interval: float,
-              default_timeout: float) -> Check | None:
+    def check(self, node: Node, where: str, layer: str, interval: float, default_timeout: float) -> Check | None:
         if node.value is UNREADABLE:
             return None
         if not isinstance(node.value, dict):
-            self.problem(node.line, where, f"a check must be a mapping, got {describe(node.plain())}",
-                         "write it like '- tcp: 127.0.0.1:5432'")
+            self.problem(
+                node.line,
+                where,
+                f"a check must be a mapping, got {describe(node.plain())}",
+                "write it like '- tcp: 127.0.0.1:5432'",
+            )
             return None
         type_keys = [key for key in node.value if key in CHECK_TYPES]
         if not type_keys:
             guesses = [did_you_mean(key, tuple(CHECK_TYPES)) for key in node.value]
             guess = next((g for g in guesses if g), "")
-            self.problem(node.line, where, "check has no type key",
-                         guess or "start it with one of: " + ", ".join(CHECK_TYPES))
+            self.problem(
+                node.line, where, "check has no type key", guess or "start it with one of: " + ", ".join(CHECK_TYPES)
+            )
             return None
         if len(type_keys) > 1:
-            self.problem(node.line, where, f"check has several type keys ({', '.join(type_keys)})",
-                         "split it into one check per type")
+            self.problem(
+                node.line,
+                where,
+                f"check has several type keys ({', '.join(type_keys)})",
+                "split it into one check per type",
+            )
             return None
         type_key = type_keys[0]
         spec = spec_for(type_key)
@@ -646,8 +822,7 @@ class _Builder:
             self.check_timeout(node, where, timeout, interval, "it", "the layout's interval")
         values = {}
         for key, info in infos.items():
-            values[key] = self.parse(node, key, info.kind, where, required=info.required,
-                                     default=info.default)
+            values[key] = self.parse(node, key, info.kind, where, required=info.required, default=info.default)
         if len(self.problems) > before or target is None:
             return None
         options = spec.options(**values)
@@ -658,9 +833,17 @@ class _Builder:
             if len(self.problems) > before:
                 return None
         raw_target = node.value[type_key].value
-        return Check(type=type_key, target=str(raw_target), name=name or str(raw_target), layer=layer,
-                     timeout=timeout, warn_ms=warn_ms, options=options, address=target,
-                     line=node.line)
+        return Check(
+            type=type_key,
+            target=str(raw_target),
+            name=name or str(raw_target),
+            layer=layer,
+            timeout=timeout,
+            warn_ms=warn_ms,
+            options=options,
+            address=target,
+            line=node.line,
+        )
 
 
 # --------------------------------------------------------------------------- JSON Schema
@@ -673,8 +856,10 @@ def json_schema() -> dict[str, Any]:
     common = {
         "name": {**Text().json_schema(), "description": "Display name (default: the target)."},
         "timeout": {**Duration().json_schema(), "description": "Per-check timeout (default: the layout's)."},
-        "warn_ms": {**Number(minimum=0).json_schema(),
-                    "description": "Latency above this many milliseconds makes the check warn."},
+        "warn_ms": {
+            **Number(minimum=0).json_schema(),
+            "description": "Latency above this many milliseconds makes the check warn.",
+        },
     }
     variants = []
     for spec in all_specs():
@@ -688,8 +873,15 @@ def json_schema() -> dict[str, Any]:
             entry["description"] = doc.strip()
             props[info.key] = entry
         required = [spec.key] + [i.key for i in spec.option_infos() if i.required]
-        variants.append({"type": "object", "title": f"{spec.key} check", "properties": props,
-                         "required": required, "additionalProperties": False})
+        variants.append(
+            {
+                "type": "object",
+                "title": f"{spec.key} check",
+                "properties": props,
+                "required": required,
+                "additionalProperties": False,
+            }
+        )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://stackscope.dev/schema/layout.json",
@@ -703,14 +895,19 @@ def json_schema() -> dict[str, Any]:
             "description": Text().json_schema(),
             "interval": {**Duration().json_schema(), "description": "Probe period in watch mode. Default 5s."},
             "timeout": {**Duration().json_schema(), "description": "Default per-check timeout; <= interval."},
-            "resolver": {**AddressKind(53).json_schema(),
-                         "description": "DNS server through which every name a check connects to (and the "
-                                        "names in an LB pool) resolves; dns checks ask it unless they name "
-                                        "a server."},
+            "resolver": {
+                **AddressKind(53).json_schema(),
+                "description": "DNS server through which every name a check connects to (and the "
+                "names in an LB pool) resolves; dns checks ask it unless they name "
+                "a server.",
+            },
             "layers": {
-                "type": "array", "minItems": 1,
+                "type": "array",
+                "minItems": 1,
                 "items": {
-                    "type": "object", "required": ["name", "role", "checks"], "additionalProperties": False,
+                    "type": "object",
+                    "required": ["name", "role", "checks"],
+                    "additionalProperties": False,
                     "properties": {
                         "name": Text().json_schema(),
                         "role": {"enum": list(ROLES)},

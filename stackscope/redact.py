@@ -18,7 +18,8 @@ import base64
 import contextlib
 import contextvars
 import dataclasses
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stackscope.layout import Layout
@@ -103,8 +104,12 @@ class Redactor:
     def result(self, result: Result) -> Result:
         if not self._secrets:
             return result
-        return dataclasses.replace(result, detail=self.text(result.detail), key_fact=self.text(result.key_fact),
-                                   facts=self.value(dict(result.facts)))
+        return dataclasses.replace(
+            result,
+            detail=self.text(result.detail),
+            key_fact=self.text(result.key_fact),
+            facts=self.value(dict(result.facts)),
+        )
 
 
 # A secret shorter than this is masked all the same (safety first), but its few characters
@@ -127,8 +132,10 @@ def short_secret_warnings(layout: Layout, environ: Mapping[str, str]) -> list[st
             what = f"the password in {name}"
         else:
             continue
-        lines.append(f"{what} is shorter than {SHORT_SECRET} characters: every occurrence of it in output is "
-                     "masked, which may garble it")
+        lines.append(
+            f"{what} is shorter than {SHORT_SECRET} characters: every occurrence of it in output is "
+            "masked, which may garble it"
+        )
     return lines
 
 

@@ -14,8 +14,9 @@ import functools
 import ipaddress
 import os
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -117,8 +118,10 @@ def is_ip(host: str) -> bool:
     return True
 
 
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
-                          r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$")
+_HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+    r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$"
+)
 
 
 def valid_hostname(host: str) -> bool:
@@ -165,7 +168,7 @@ def parse_address(value: Any, default_port: int | None = None) -> Address:
         end = text.find("]")
         if end < 0:
             raise Invalid(f"'{text}' has an unclosed '['", "write IPv6 as [::1]:5432")
-        host, rest = text[1:end], text[end + 1:]
+        host, rest = text[1:end], text[end + 1 :]
         if rest:
             if not rest.startswith(":"):
                 raise Invalid(f"'{text}' is not host:port", "write IPv6 as [::1]:5432")
@@ -186,8 +189,7 @@ def parse_address(value: Any, default_port: int | None = None) -> Address:
             raise Invalid(f"'{text}' has no port", f"add one: {text}:PORT (for example {example})")
         return Address(host, default_port)
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise Invalid(f"port '{port_text}' in '{text}' is not a number from 1 to 65535",
-                      f"write it like {example}")
+        raise Invalid(f"port '{port_text}' in '{text}' is not a number from 1 to 65535", f"write it like {example}")
     return Address(host, int(port_text))
 
 
@@ -198,7 +200,7 @@ def _bad_brackets(text: str) -> Invalid:
     path = slash + path or "/"
     host = netloc.rpartition("@")[2]
     if "[" in host and "]" not in host:
-        inner = host[host.index("[") + 1:]
+        inner = host[host.index("[") + 1 :]
         address, colon, port = inner.rpartition(":")
         if colon and port.isdigit() and _is_ipv6(address):  # [::1:80 is most likely [::1]:80
             fix = f"write {scheme}://[{address}]:{port}{path}"
@@ -208,11 +210,15 @@ def _bad_brackets(text: str) -> Invalid:
             fix = f"write it like {scheme}://[::1]:8080/health"
         return Invalid(f"bad URL '{text}': unclosed '[' in the IPv6 address", fix)
     if "]" in host and "[" not in host:
-        return Invalid(f"bad URL '{text}': ']' without '[' in the host",
-                       f"write an IPv6 address in brackets, like {scheme}://[::1]:8080/health")
-    inner = host[host.find("[") + 1:host.find("]")]
-    return Invalid(f"bad URL '{text}': '{inner}' in brackets is not an IPv6 address",
-                   f"write it like {scheme}://[::1]:8080/health, or drop the brackets around a name")
+        return Invalid(
+            f"bad URL '{text}': ']' without '[' in the host",
+            f"write an IPv6 address in brackets, like {scheme}://[::1]:8080/health",
+        )
+    inner = host[host.find("[") + 1 : host.find("]")]
+    return Invalid(
+        f"bad URL '{text}': '{inner}' in brackets is not an IPv6 address",
+        f"write it like {scheme}://[::1]:8080/health, or drop the brackets around a name",
+    )
 
 
 def _is_ipv6(text: str) -> bool:
@@ -233,19 +239,23 @@ def parse_url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> Url:
     except ValueError:  # brackets around the host that do not make an IPv6 address
         raise _bad_brackets(text) from None
     if parts.scheme not in schemes:
-        raise Invalid(f"scheme '{parts.scheme}' in '{text}' is not supported",
-                      f"use {' or '.join(s + '://' for s in schemes)}")
+        raise Invalid(
+            f"scheme '{parts.scheme}' in '{text}' is not supported", f"use {' or '.join(s + '://' for s in schemes)}"
+        )
     try:
         port = parts.port
     except ValueError:
-        raise Invalid(f"the port in '{text}' is not a number from 1 to 65535",
-                      "write it like http://127.0.0.1:8080/health") from None
+        raise Invalid(
+            f"the port in '{text}' is not a number from 1 to 65535", "write it like http://127.0.0.1:8080/health"
+        ) from None
     host = parts.hostname or ""
     if not host or not valid_hostname(host):
         raise Invalid(f"'{text}' has no valid host", "write it like http://127.0.0.1:8080/health")
     if parts.username or parts.password:
-        raise Invalid("credentials in a URL would end up in every report",
-                      "remove them and name an environment variable with auth_env")
+        raise Invalid(
+            "credentials in a URL would end up in every report",
+            "remove them and name an environment variable with auth_env",
+        )
     if port is None:
         port = 443 if parts.scheme == "https" else 80
     path = parts.path or "/"
@@ -349,8 +359,10 @@ class Boolean(Kind):
     def parse(self, value: Any, ctx: ParseContext) -> bool:
         if not isinstance(value, bool):
             quoted = isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "on", "off")
-            raise Invalid(f"expected true or false, got {describe(value)}",
-                          "write true or false without quotes" if quoted else "write true or false")
+            raise Invalid(
+                f"expected true or false, got {describe(value)}",
+                "write true or false without quotes" if quoted else "write true or false",
+            )
         return value
 
     def json_schema(self) -> dict[str, Any]:
@@ -364,8 +376,7 @@ class Duration(Kind):
         return parse_duration(value)
 
     def json_schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m)\s*$",
-                "examples": ["500ms", "2s", "1m"]}
+        return {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m)\s*$", "examples": ["500ms", "2s", "1m"]}
 
     def show(self, value: Any) -> str:
         return format_duration(value)
@@ -425,8 +436,7 @@ class Choice(Kind):
                     return choice
         if text not in self.choices:
             hint = did_you_mean(str(value), self.choices) if text else ""
-            raise Invalid(f"{describe(value)} is not allowed",
-                          hint or "use one of: " + ", ".join(self.choices))
+            raise Invalid(f"{describe(value)} is not allowed", hint or "use one of: " + ", ".join(self.choices))
         return text
 
     def json_schema(self) -> dict[str, Any]:
@@ -465,8 +475,10 @@ class StatusCodes(Kind):
         codes = []
         for item in items:
             if isinstance(item, bool) or not isinstance(item, int) or not 100 <= item <= 599:
-                raise Invalid(f"{describe(item)} is not an HTTP status code",
-                              "write a number from 100 to 599, or a list like [200, 204]")
+                raise Invalid(
+                    f"{describe(item)} is not an HTTP status code",
+                    "write a number from 100 to 599, or a list like [200, 204]",
+                )
             codes.append(item)
         if not codes:
             raise Invalid("is an empty list", "list at least one status code or remove the key")
@@ -521,11 +533,15 @@ class HeaderMap(TextMap):
         seen: dict[str, str] = {}
         for name, item in pairs:
             if not _TOKEN_RE.match(name):
-                raise Invalid(f"'{name}' is not a valid HTTP header name",
-                              "use letters, digits and '-' only, like X-Request-Id (no spaces or colons)")
+                raise Invalid(
+                    f"'{name}' is not a valid HTTP header name",
+                    "use letters, digits and '-' only, like X-Request-Id (no spaces or colons)",
+                )
             if name.lower() in seen:
-                raise Invalid(f"header '{name}' is given twice (also as '{seen[name.lower()]}')",
-                              "header names are case-insensitive: keep one")
+                raise Invalid(
+                    f"header '{name}' is given twice (also as '{seen[name.lower()]}')",
+                    "header names are case-insensitive: keep one",
+                )
             seen[name.lower()] = name
             if not self.request:
                 continue
@@ -533,16 +549,19 @@ class HeaderMap(TextMap):
                 raise Invalid(f"header '{name}' is set by the probe itself", "remove it")
             if not _HEADER_VALUE_RE.match(item):
                 shown = item.encode("unicode_escape").decode("ascii")
-                raise Invalid(f"the value of header '{name}' ('{shown}') cannot be sent in HTTP",
-                              "use printable ASCII on one line, with no line breaks, control characters "
-                              "or leading/trailing spaces")
+                raise Invalid(
+                    f"the value of header '{name}' ('{shown}') cannot be sent in HTTP",
+                    "use printable ASCII on one line, with no line breaks, control characters "
+                    "or leading/trailing spaces",
+                )
         return pairs
 
     def json_schema(self) -> dict[str, Any]:
         values = {"type": ["string", "number", "boolean"]}
         if self.request:
-            values = {"anyOf": [{"type": "string", "pattern": _HEADER_VALUE_RE.pattern},
-                                {"type": ["number", "boolean"]}]}
+            values = {
+                "anyOf": [{"type": "string", "pattern": _HEADER_VALUE_RE.pattern}, {"type": ["number", "boolean"]}]
+            }
         return {"type": "object", "propertyNames": {"pattern": _TOKEN_RE.pattern}, "additionalProperties": values}
 
 
@@ -565,11 +584,15 @@ class EnvName(Kind):
 
     def parse(self, value: Any, ctx: ParseContext) -> str:
         if not isinstance(value, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
-            raise Invalid(f"{describe(value)} is not an environment variable name",
-                          "write the variable's name, like PGPASSWORD (never the secret itself)")
+            raise Invalid(
+                f"{describe(value)} is not an environment variable name",
+                "write the variable's name, like PGPASSWORD (never the secret itself)",
+            )
         if ctx.require_env and value not in ctx.environ:
-            raise Invalid(f"environment variable {value} is not set",
-                          f"export {value}=... before running stackscope, or remove the key")
+            raise Invalid(
+                f"environment variable {value} is not set",
+                f"export {value}=... before running stackscope, or remove the key",
+            )
         return value
 
     def json_schema(self) -> dict[str, Any]:
@@ -621,7 +644,7 @@ def options_of(cls: type) -> list[OptionInfo]:
     return list(_options_of(cls))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _options_of(cls: type) -> tuple[OptionInfo, ...]:
     """The options of a check type's dataclass (cached: a large layout asks per check)."""
     out = []
@@ -656,7 +679,7 @@ class CheckSpec:
     validate: Callable[[Any, Any], list[tuple[str, str, str]]] | None = None
     # One-time set-up (imports, TLS contexts, clients) run before the first round, so
     # that its cost is never counted as the latency of the first probe.
-    warm_up: Callable[["Check", "ProbeContext"], None] | None = None
+    warm_up: Callable[[Check, ProbeContext], None] | None = None
 
     def option_infos(self) -> list[OptionInfo]:
         return options_of(self.options)

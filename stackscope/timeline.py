@@ -78,8 +78,10 @@ class Event:
         if self.kind == VERDICT:
             if self.after is Status.OK:
                 return f"{stamp}  verdict  {self.after.glyph} {self.after.word}  {self.detail}"
-            return f"{stamp}  verdict  {self.after.glyph} {self.after.word}  {self.layer} is the broken layer" \
-                   f" — {self.detail}"
+            return (
+                f"{stamp}  verdict  {self.after.glyph} {self.after.word}  {self.layer} is the broken layer"
+                f" — {self.detail}"
+            )
         return f"{stamp}  {self.subject}  {self.transition}  {self.detail}"
 
 
@@ -185,8 +187,7 @@ class Timeline:
                 if before is not state.status:
                     cspan.move(state.status, at)
                 if before is not None or state.status is not Status.OK:
-                    new.append(Event(at, CHECK, layer.name, check.name, before, state.status, result.detail,
-                                     change))
+                    new.append(Event(at, CHECK, layer.name, check.name, before, state.status, result.detail, change))
         new.extend(self._observe_verdict(diagnosis, at, first))
         self._observe_incident(diagnosis, at)
         self._add(new)
@@ -208,8 +209,17 @@ class Timeline:
             if first:
                 checks = sum(len(layer.checks) for layer in diagnosis.layers)
                 return [Event(at, VERDICT, "", "", None, Status.OK, f"all layers healthy ({checks} checks)")]
-            return [Event(at, VERDICT, previous.layer if previous else "", "", previous.status if previous else None,
-                          Status.OK, "all layers healthy again")]
+            return [
+                Event(
+                    at,
+                    VERDICT,
+                    previous.layer if previous else "",
+                    "",
+                    previous.status if previous else None,
+                    Status.OK,
+                    "all layers healthy again",
+                )
+            ]
         before = previous.status if previous is not None else (None if first else Status.OK)
         return [Event(at, VERDICT, verdict.layer, "", before, verdict.status, _report_summary(verdict))]
 
@@ -299,8 +309,11 @@ class Timeline:
                 lines.append(f"- **Episodes:** {self.episodes} (it recovered and failed again)")
         every = f" every {format_duration(self.interval)}" if self.interval else ""
         source = f" (`{self.source}`)" if self.source else ""
-        watched = (f"{format_time(self.first_at, tz)} to {format_time(now, tz)}, {self.rounds} rounds{every}"
-                   if self.first_at is not None else "nothing yet (no round finished)")
+        watched = (
+            f"{format_time(self.first_at, tz)} to {format_time(now, tz)}, {self.rounds} rounds{every}"
+            if self.first_at is not None
+            else "nothing yet (no round finished)"
+        )
         lines.append(f"- **Watched:** {self.layout_name}{source}, {watched}")
         return lines
 
@@ -309,13 +322,21 @@ class Timeline:
         for name, span in self._layer_spans.items():
             if span.worst is Status.OK:
                 continue
-            checks = [f"{self._checks[cid][1]} ("
-                      + ", ".join(f"{status.word} {human_duration(spent)}" for status, spent in cspan.per_status(now))
-                      + ")"
-                      for cid, cspan in self._check_spans.items()
-                      if self._checks[cid][0] == name and cspan.worst is not Status.OK]
-            lines.append(_row(name, f"{span.worst.glyph} {span.worst.word}", human_duration(span.total(now)),
-                              ", ".join(checks) or "—"))
+            checks = [
+                f"{self._checks[cid][1]} ("
+                + ", ".join(f"{status.word} {human_duration(spent)}" for status, spent in cspan.per_status(now))
+                + ")"
+                for cid, cspan in self._check_spans.items()
+                if self._checks[cid][0] == name and cspan.worst is not Status.OK
+            ]
+            lines.append(
+                _row(
+                    name,
+                    f"{span.worst.glyph} {span.worst.word}",
+                    human_duration(span.total(now)),
+                    ", ".join(checks) or "—",
+                )
+            )
         return lines
 
     def _root_cause(self, tz: _dt.tzinfo | None) -> list[str]:
@@ -323,17 +344,25 @@ class Timeline:
         if cause is None:
             return ["No verdict was reached."]
         at, verdict = cause
-        lines = [f"**{verdict.layer}** ({verdict.role}) — {verdict.status.glyph} {verdict.status.word}, "
-                 f"named at {format_time(at, tz, date=False)}", "", f"> {_report_summary(verdict)}", "",
-                 "Evidence:", ""]
+        lines = [
+            f"**{verdict.layer}** ({verdict.role}) — {verdict.status.glyph} {verdict.status.word}, "
+            f"named at {format_time(at, tz, date=False)}",
+            "",
+            f"> {_report_summary(verdict)}",
+            "",
+            "Evidence:",
+            "",
+        ]
         lines += [f"- {item}" for item in verdict.evidence] or ["- (none recorded)"]
         if verdict.also_failing:
             lines += ["", "Also failing:", ""] + [f"- {item}" for item in verdict.also_failing]
         others = [(t, v) for t, v in self._verdicts if v is not verdict]
         if others:
             lines += ["", "Other verdicts during the incident (in order):", ""]
-            lines += [f"- {format_time(t, tz, date=False)}: {verdict_words(v.layer, v.status)} — "
-                      f"{_report_summary(v)}" for t, v in others]
+            lines += [
+                f"- {format_time(t, tz, date=False)}: {verdict_words(v.layer, v.status)} — {_report_summary(v)}"
+                for t, v in others
+            ]
         return lines
 
     def _table(self, tz: _dt.tzinfo | None) -> list[str]:
@@ -369,7 +398,7 @@ def _proof_of(diagnosis: Diagnosis, layer_name: str) -> str:
     if diagnosis.verdict is not None:
         for item in diagnosis.verdict.ruled_out:
             if item.startswith(prefix):
-                return item[len(prefix):]
+                return item[len(prefix) :]
     return "healthy"
 
 

@@ -37,8 +37,14 @@ layers:
       - {tcp: "127.0.0.1:15432", name: postgres}
 """
 
-DNS, LB, B1, B2, B3, DB = ("DNS/auth.stackscope.test", "Load balancer/lb-health", "Auth backends/auth-1",
-                           "Auth backends/auth-2", "Auth backends/auth-3", "Database/postgres")
+DNS, LB, B1, B2, B3, DB = (
+    "DNS/auth.stackscope.test",
+    "Load balancer/lb-health",
+    "Auth backends/auth-1",
+    "Auth backends/auth-2",
+    "Auth backends/auth-3",
+    "Database/postgres",
+)
 
 
 def layout() -> Layout:
@@ -47,47 +53,106 @@ def layout() -> Layout:
 
 def pool(unexpected: bool = False) -> dict:
     declared = ["127.0.0.1:19001", "127.0.0.1:19002", "127.0.0.1:19003"]
-    servers = [{"name": f"auth-{i}", "address": f"127.0.0.1:1900{i}", "state": "UP", "check": "L7OK",
-                "last_change_s": 3600, "sessions": 4, "errors": 0, "weight": 1, "declared": True} for i in (1, 2, 3)]
+    servers = [
+        {
+            "name": f"auth-{i}",
+            "address": f"127.0.0.1:1900{i}",
+            "state": "UP",
+            "check": "L7OK",
+            "last_change_s": 3600,
+            "sessions": 4,
+            "errors": 0,
+            "weight": 1,
+            "declared": True,
+        }
+        for i in (1, 2, 3)
+    ]
     if unexpected:
-        servers = [{"name": "decoy-1", "address": "127.0.0.1:19101", "state": "UP", "check": "L7OK",
-                    "last_change_s": 30, "sessions": 9, "errors": 0, "weight": 1, "declared": False}]
-    return {"backend": "auth_servers", "source": "127.0.0.1:8404/stats;csv", "servers": servers,
-            "declared": declared, "missing": declared if unexpected else [],
-            "unexpected": ["127.0.0.1:19101"] if unexpected else []}
+        servers = [
+            {
+                "name": "decoy-1",
+                "address": "127.0.0.1:19101",
+                "state": "UP",
+                "check": "L7OK",
+                "last_change_s": 30,
+                "sessions": 9,
+                "errors": 0,
+                "weight": 1,
+                "declared": False,
+            }
+        ]
+    return {
+        "backend": "auth_servers",
+        "source": "127.0.0.1:8404/stats;csv",
+        "servers": servers,
+        "declared": declared,
+        "missing": declared if unexpected else [],
+        "unexpected": ["127.0.0.1:19101"] if unexpected else [],
+    }
 
 
 def http_ok(check_id: str, ms: float, served_by: str = "auth-1") -> Result:
-    return Result(check_id, Status.OK, f"200 OK in {ms:.1f} ms", latency_ms=ms, key_fact="200",
-                  facts={"status_code": 200, "reason": "OK", "ip": "127.0.0.1",
-                         "phases": {"dns": 0.0, "connect": 0.3, "ttfb": ms - 0.5, "total": ms},
-                         "headers": {"content-type": "text/plain", "x-served-by": served_by,
-                                     "set-cookie": "«redacted: 24 bytes»"},
-                         "body_bytes": 3, "identity": served_by}, started_at=T0)
+    return Result(
+        check_id,
+        Status.OK,
+        f"200 OK in {ms:.1f} ms",
+        latency_ms=ms,
+        key_fact="200",
+        facts={
+            "status_code": 200,
+            "reason": "OK",
+            "ip": "127.0.0.1",
+            "phases": {"dns": 0.0, "connect": 0.3, "ttfb": ms - 0.5, "total": ms},
+            "headers": {"content-type": "text/plain", "x-served-by": served_by, "set-cookie": "«redacted: 24 bytes»"},
+            "body_bytes": 3,
+            "identity": served_by,
+        },
+        started_at=T0,
+    )
 
 
 def results(broken: bool = False) -> dict[str, Result]:
     out = {
-        DNS: Result(DNS, Status.OK, "A auth.stackscope.test → 127.0.0.1 (ttl 30)", latency_ms=0.6,
-                    key_fact="127.0.0.1", facts={"server": "127.0.0.1:5353", "name": "auth.stackscope.test",
-                                                 "record": "A", "rcode": "NOERROR", "answers": ["127.0.0.1"],
-                                                 "ttl": 30, "cname_chain": [], "transport": "udp"}, started_at=T0),
+        DNS: Result(
+            DNS,
+            Status.OK,
+            "A auth.stackscope.test → 127.0.0.1 (ttl 30)",
+            latency_ms=0.6,
+            key_fact="127.0.0.1",
+            facts={
+                "server": "127.0.0.1:5353",
+                "name": "auth.stackscope.test",
+                "record": "A",
+                "rcode": "NOERROR",
+                "answers": ["127.0.0.1"],
+                "ttl": 30,
+                "cname_chain": [],
+                "transport": "udp",
+            },
+            started_at=T0,
+        ),
         LB: http_ok(LB, 2.4),
         B1: http_ok(B1, 1.1, "auth-1"),
         B2: http_ok(B2, 1.3, "auth-2"),
         B3: http_ok(B3, 1.2, "auth-3"),
-        DB: Result(DB, Status.OK, "127.0.0.1:15432 accepted in 0.2 ms", latency_ms=0.2, key_fact="open",
-                   started_at=T0),
+        DB: Result(DB, Status.OK, "127.0.0.1:15432 accepted in 0.2 ms", latency_ms=0.2, key_fact="open", started_at=T0),
     }
     lb = dict(out[LB].facts)
     lb["pool"] = pool(unexpected=broken)
     if broken:
         lb.update(status_code=502, reason="Bad Gateway")
-        out[LB] = Result(LB, Status.CRIT, "502 Bad Gateway (expected 200)", latency_ms=3.8, key_fact="502",
-                         facts=lb, error_kind=ErrorKind.HTTP_STATUS, started_at=T0)
+        out[LB] = Result(
+            LB,
+            Status.CRIT,
+            "502 Bad Gateway (expected 200)",
+            latency_ms=3.8,
+            key_fact="502",
+            facts=lb,
+            error_kind=ErrorKind.HTTP_STATUS,
+            started_at=T0,
+        )
     else:
-        out[LB] = Result(LB, Status.OK, out[LB].detail, latency_ms=2.4, key_fact="pool 3/3 UP", facts=lb,
-                         started_at=T0)
+        out[LB] = Result(LB, Status.OK, out[LB].detail, latency_ms=2.4, key_fact="pool 3/3 UP", facts=lb, started_at=T0)
     return out
 
 

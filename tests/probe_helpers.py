@@ -12,8 +12,15 @@ from stackscope.model import Result
 from stackscope.schema import ParseContext
 
 
-def layout_of(layers: list[dict[str, Any]], *, resolver: str | None = None, timeout: str = "2s",
-              interval: str = "5s", name: str = "test", environ: dict | None = None) -> Layout:
+def layout_of(
+    layers: list[dict[str, Any]],
+    *,
+    resolver: str | None = None,
+    timeout: str = "2s",
+    interval: str = "5s",
+    name: str = "test",
+    environ: dict | None = None,
+) -> Layout:
     doc: dict[str, Any] = {"name": name, "interval": interval, "timeout": timeout, "layers": layers}
     if resolver:
         doc["resolver"] = resolver

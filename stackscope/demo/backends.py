@@ -23,8 +23,7 @@ class AuthBackend:
     async def handle(self, request: Request) -> Response:
         headers = {"X-Served-By": self.name}
         if self.broken:
-            return Response(500, b"internal error: NullPointerException in SessionManager (release 2.14.1)\n",
-                            headers)
+            return Response(500, b"internal error: NullPointerException in SessionManager (release 2.14.1)\n", headers)
         if request.path in ("/health", "/login"):
             problem = await store.ping(self._store_port(), STORE_TIMEOUT)
             if problem:

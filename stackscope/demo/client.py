@@ -73,8 +73,14 @@ class SyntheticClient:
         except ResolveError as exc:
             return False, str(exc)
         try:
-            response = await fetch(ip, self.port, deadline=Deadline(2.0), target="/login",
-                                   host_header=f"{self.host}:{self.port}", body_cap=4096)
+            response = await fetch(
+                ip,
+                self.port,
+                deadline=Deadline(2.0),
+                target="/login",
+                host_header=f"{self.host}:{self.port}",
+                body_cap=4096,
+            )
         except ProbeFailure as failure:
             return False, failure.detail
         if response.status != 200:

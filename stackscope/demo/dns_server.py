@@ -70,8 +70,9 @@ class DemoDns:
             response.flags |= dns.flags.AA
             if question.rdtype == dns.rdatatype.A:
                 address = WRONG_ADDRESS if self.mode == "wrong" else self.records[name]
-                response.answer.append(dns.rrset.from_text(question.name, TTL, dns.rdataclass.IN,
-                                                           dns.rdatatype.A, address))
+                response.answer.append(
+                    dns.rrset.from_text(question.name, TTL, dns.rdataclass.IN, dns.rdatatype.A, address)
+                )
         return response.to_wire()
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -101,6 +102,3 @@ class _Udp(asyncio.DatagramProtocol):
         reply = self.server.answer(data)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
-
-
-

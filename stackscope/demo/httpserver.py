@@ -4,9 +4,9 @@ connection). Bounded: request heads over 16 KiB are refused and slow clients tim
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Awaitable, Callable
 
 import h11
 
@@ -58,10 +58,15 @@ class HttpServer(Listener):
             if request is None:
                 return
             response = await self.handler(request)
-            headers = [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))),
-                       ("Connection", "close"), *response.headers.items()]
-            writer.write(conn.send(h11.Response(status_code=response.status, headers=headers,
-                                                reason=_reason(response.status))))
+            headers = [
+                ("Content-Type", response.content_type),
+                ("Content-Length", str(len(response.body))),
+                ("Connection", "close"),
+                *response.headers.items(),
+            ]
+            writer.write(
+                conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
+            )
             if request.method != "HEAD":
                 writer.write(conn.send(h11.Data(data=response.body)))
             writer.write(conn.send(h11.EndOfMessage()))
@@ -80,8 +85,11 @@ class HttpServer(Listener):
                     return None
                 conn.receive_data(data)
             elif isinstance(event, h11.Request):
-                request = Request(event.method.decode(), event.target.decode(),
-                                  {k.decode().lower(): v.decode("latin-1") for k, v in event.headers})
+                request = Request(
+                    event.method.decode(),
+                    event.target.decode(),
+                    {k.decode().lower(): v.decode("latin-1") for k, v in event.headers},
+                )
             elif isinstance(event, h11.EndOfMessage):
                 return request
             elif isinstance(event, h11.ConnectionClosed):

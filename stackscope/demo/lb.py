@@ -24,13 +24,15 @@ CHECK_TIMEOUT = 1.0
 RISE = FALL = 2
 PROXY_TIMEOUT = 3.0
 
-CSV_FIELDS = ("pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,"
-              "status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,"
-              "type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,"
-              "hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,"
-              "comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,"
-              "agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,"
-              "agent_fall,agent_health,addr,cookie,mode,algo").split(",")
+CSV_FIELDS = (
+    "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,"
+    "status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,"
+    "type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,"
+    "hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,"
+    "comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,"
+    "agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,"
+    "agent_fall,agent_health,addr,cookie,mode,algo"
+).split(",")
 
 
 @dataclass
@@ -96,8 +98,14 @@ class DemoLb:
 
     async def _check(self, member: Member) -> None:
         try:
-            response = await fetch("127.0.0.1", member.port, deadline=Deadline(CHECK_TIMEOUT),
-                                   target=self.health_path, host_header=member.address, body_cap=1024)
+            response = await fetch(
+                "127.0.0.1",
+                member.port,
+                deadline=Deadline(CHECK_TIMEOUT),
+                target=self.health_path,
+                host_header=member.address,
+                body_cap=1024,
+            )
             good = 200 <= response.status < 400
             member.check_status, member.check_code = ("L7OK" if good else "L7STS"), str(response.status)
             member.last_chk = "" if good else response.reason
@@ -121,15 +129,25 @@ class DemoLb:
         live = [m for m in self.members if m.up]
         if not live:
             self.frontend_5xx += 1
-            return Response(503, b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available to "
-                            b"handle this request.\n</body></html>\n", content_type="text/html")
+            return Response(
+                503,
+                b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available to "
+                b"handle this request.\n</body></html>\n",
+                content_type="text/html",
+            )
         member = live[next(self._rr) % len(live)]
         member.sessions += 1
         member.total += 1
         try:
-            response = await fetch("127.0.0.1", member.port, deadline=Deadline(PROXY_TIMEOUT), method=request.method,
-                                   target=request.target, host_header=request.headers.get("host", member.address),
-                                   body_cap=64 * 1024)
+            response = await fetch(
+                "127.0.0.1",
+                member.port,
+                deadline=Deadline(PROXY_TIMEOUT),
+                method=request.method,
+                target=request.target,
+                host_header=request.headers.get("host", member.address),
+                body_cap=64 * 1024,
+            )
         except ProbeFailure as failure:
             if failure.kind.value in ("refused", "unreachable"):
                 member.econ += 1
@@ -137,8 +155,12 @@ class DemoLb:
                 member.eresp += 1
             self.frontend_5xx += 1
             status = 504 if failure.kind.value == "timeout" else 502
-            return Response(status, f"<html><body><h1>{status}</h1>\nThe server returned an invalid or "
-                            f"incomplete response.\n</body></html>\n".encode(), content_type="text/html")
+            return Response(
+                status,
+                f"<html><body><h1>{status}</h1>\nThe server returned an invalid or "
+                f"incomplete response.\n</body></html>\n".encode(),
+                content_type="text/html",
+            )
         finally:
             member.sessions -= 1
         member.hrsp[f"{response.status // 100}xx"] = member.hrsp.get(f"{response.status // 100}xx", 0) + 1
@@ -158,19 +180,54 @@ class DemoLb:
 
     def csv(self) -> str:
         now = time.monotonic()
-        rows = [self._row(svname="FRONTEND", status="OPEN", type="0", stot=self.frontend_total,
-                          hrsp_5xx=self.frontend_5xx, pxname="web")]
+        rows = [
+            self._row(
+                svname="FRONTEND",
+                status="OPEN",
+                type="0",
+                stot=self.frontend_total,
+                hrsp_5xx=self.frontend_5xx,
+                pxname="web",
+            )
+        ]
         for index, member in enumerate(self.members, 1):
-            rows.append(self._row(
-                pxname=self.pool_name, svname=member.name, status=member.status, weight=1, act=1, bck=0,
-                type="2", scur=member.sessions, stot=member.total, econ=member.econ, eresp=member.eresp,
-                lastchg=int(now - member.changed_at), check_status=member.check_status, check_code=member.check_code,
-                last_chk=member.last_chk, addr=member.address, sid=index, check_rise=RISE, check_fall=FALL,
-                **{f"hrsp_{k}": v for k, v in member.hrsp.items()}))
+            rows.append(
+                self._row(
+                    pxname=self.pool_name,
+                    svname=member.name,
+                    status=member.status,
+                    weight=1,
+                    act=1,
+                    bck=0,
+                    type="2",
+                    scur=member.sessions,
+                    stot=member.total,
+                    econ=member.econ,
+                    eresp=member.eresp,
+                    lastchg=int(now - member.changed_at),
+                    check_status=member.check_status,
+                    check_code=member.check_code,
+                    last_chk=member.last_chk,
+                    addr=member.address,
+                    sid=index,
+                    check_rise=RISE,
+                    check_fall=FALL,
+                    **{f"hrsp_{k}": v for k, v in member.hrsp.items()},
+                )
+            )
         live = sum(m.up for m in self.members)
-        rows.append(self._row(pxname=self.pool_name, svname="BACKEND", status="UP" if live else "DOWN",
-                              weight=live, act=live, type="1", stot=sum(m.total for m in self.members),
-                              algo="roundrobin"))
+        rows.append(
+            self._row(
+                pxname=self.pool_name,
+                svname="BACKEND",
+                status="UP" if live else "DOWN",
+                weight=live,
+                act=live,
+                type="1",
+                stot=sum(m.total for m in self.members),
+                algo="roundrobin",
+            )
+        )
         return "# " + ",".join(CSV_FIELDS) + ",\n" + "".join(rows)
 
     @staticmethod

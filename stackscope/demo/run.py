@@ -23,8 +23,10 @@ def list_faults(out: TextIO) -> None:
     print("Faults (stackscope demo --fault NAME, or the dashboard's i key):", file=out)
     for fault in FAULTS.values():
         print(f"  {fault.name:<{width}}  {fault.title} → verdict: {fault.layer}", file=out)
-    print(f"  (not a fault: `c` in the dashboard, or '{CLEAR}' at the --headless prompt, restores the "
-          "healthy stack)", file=out)
+    print(
+        f"  (not a fault: `c` in the dashboard, or '{CLEAR}' at the --headless prompt, restores the healthy stack)",
+        file=out,
+    )
     from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
 
     print("\nWalkthroughs (stackscope demo --walkthrough NAME, or a file of your own):", file=out)
@@ -45,8 +47,9 @@ def print_layout_once(out: TextIO = sys.stdout) -> int:
     return EXIT_OK
 
 
-def run_headless(fault: str | None, print_layout: bool, out: TextIO = sys.stdout,
-                 stdin: TextIO = sys.stdin, err: TextIO = sys.stderr) -> int:
+def run_headless(
+    fault: str | None, print_layout: bool, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin, err: TextIO = sys.stderr
+) -> int:
     """Run the stack until Ctrl-C. With `print_layout` the YAML is all that goes to `out`
     (so `> layout.yaml` works) and the status lines go to `err`."""
     status = err if print_layout else out

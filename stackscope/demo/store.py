@@ -63,9 +63,11 @@ class SessionStore(Listener):
             self.data[command[1]] = command[2]
             return b"+OK\r\n", False
         if name == b"INFO":
-            text = (f"# Server\r\nredis_version:7.0.15-stackscope-demo\r\n"
-                    f"# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
-                    f"# Keyspace\r\ndb0:keys={len(self.data)}\r\n")
+            text = (
+                f"# Server\r\nredis_version:7.0.15-stackscope-demo\r\n"
+                f"# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
+                f"# Keyspace\r\ndb0:keys={len(self.data)}\r\n"
+            )
             return _bulk(text.encode()), False
         if name == b"AUTH":
             return b"-ERR AUTH <password> called without any password configured for the default user.\r\n", False

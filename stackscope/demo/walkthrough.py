@@ -18,8 +18,20 @@ from stackscope.schema import did_you_mean
 
 BUILTIN_DIR = os.path.join(os.path.dirname(__file__), "walkthroughs")
 EVENT_KINDS = ("alert", "deploy", "change", "chat", "metric", "note")
-KEYS = ("name", "title", "summary", "fault", "fault_at", "answer", "clock", "events", "hints", "scoring", "debrief",
-        "feedback")
+KEYS = (
+    "name",
+    "title",
+    "summary",
+    "fault",
+    "fault_at",
+    "answer",
+    "clock",
+    "events",
+    "hints",
+    "scoring",
+    "debrief",
+    "feedback",
+)
 DEFAULT_FEEDBACK = "Look again: which failing layer is not explained by another one?"
 DEBRIEF_KEYS = ("root_cause", "dashboard", "misleading", "measures", "original")
 
@@ -101,8 +113,9 @@ class _Checker:
     def problem(self, line: int, where: str, message: str, fix: str = "") -> None:
         self.problems.append(Problem(self.file, line, where, message, fix))
 
-    def get(self, node: Node, key: str, kind: type | tuple, where: str, *, required: bool = False,
-            default: Any = None) -> Any:
+    def get(
+        self, node: Node, key: str, kind: type | tuple, where: str, *, required: bool = False, default: Any = None
+    ) -> Any:
         child = node.value.get(key)
         if child is None:
             if required:
@@ -120,8 +133,12 @@ class _Checker:
     def known(self, node: Node, keys: tuple[str, ...], where: str) -> None:
         for key in node.value:
             if key not in keys:
-                self.problem(node.key_lines[key], where, f"unknown key '{key}'",
-                             did_you_mean(key, keys) or "keys are: " + ", ".join(keys))
+                self.problem(
+                    node.key_lines[key],
+                    where,
+                    f"unknown key '{key}'",
+                    did_you_mean(key, keys) or "keys are: " + ", ".join(keys),
+                )
 
 
 def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkthrough:
@@ -139,12 +156,20 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
     summary = check.get(root, "summary", str, "", default="")
     fault = check.get(root, "fault", str, "", required=True, default="")
     if fault and fault not in FAULTS:
-        check.problem(root.key_lines["fault"], "", f"unknown fault '{fault}'",
-                      did_you_mean(fault, tuple(FAULTS)) or "see stackscope demo --list")
+        check.problem(
+            root.key_lines["fault"],
+            "",
+            f"unknown fault '{fault}'",
+            did_you_mean(fault, tuple(FAULTS)) or "see stackscope demo --list",
+        )
     answer = check.get(root, "answer", str, "", required=True, default="")
     if answer and answer not in layers:
-        check.problem(root.key_lines["answer"], "", f"answer '{answer}' is not a layer of the demo",
-                      did_you_mean(answer, layers) or "layers: " + ", ".join(layers))
+        check.problem(
+            root.key_lines["answer"],
+            "",
+            f"answer '{answer}' is not a layer of the demo",
+            did_you_mean(answer, layers) or "layers: " + ", ".join(layers),
+        )
     fault_at = check.get(root, "fault_at", float, "", default=-5.0)
     clock = root.value.get("clock")
     start, speed = "00:00", 1.0
@@ -160,16 +185,29 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
         check.known(item, ("at", "kind", "text"), where)
         kind = check.get(item, "kind", str, where, default="note")
         if kind not in EVENT_KINDS:
-            check.problem(item.key_lines.get("kind", item.line), where, f"unknown kind '{kind}'",
-                          did_you_mean(kind, EVENT_KINDS) or "kinds: " + ", ".join(EVENT_KINDS))
-        events.append(StoryEvent(check.get(item, "at", float, where, required=True, default=0.0), kind,
-                                 check.get(item, "text", str, where, required=True, default="")))
+            check.problem(
+                item.key_lines.get("kind", item.line),
+                where,
+                f"unknown kind '{kind}'",
+                did_you_mean(kind, EVENT_KINDS) or "kinds: " + ", ".join(EVENT_KINDS),
+            )
+        events.append(
+            StoryEvent(
+                check.get(item, "at", float, where, required=True, default=0.0),
+                kind,
+                check.get(item, "text", str, where, required=True, default=""),
+            )
+        )
     hints = []
     for index, item in enumerate(_items(root, "hints", check)):
         where = f"hints[{index}]"
         check.known(item, ("cost", "text"), where)
-        hints.append(Hint(check.get(item, "cost", int, where, default=10),
-                          check.get(item, "text", str, where, required=True, default="")))
+        hints.append(
+            Hint(
+                check.get(item, "cost", int, where, default=10),
+                check.get(item, "text", str, where, required=True, default=""),
+            )
+        )
     scoring = root.value.get("scoring")
     start_score, wrong_cost = 100, 15
     if scoring is not None and isinstance(scoring.value, dict):
@@ -193,14 +231,22 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
     feedback_node = root.value.get("feedback")
     if feedback_node is not None:
         if not isinstance(feedback_node.value, dict):
-            check.problem(root.key_lines["feedback"], "", "'feedback' must be a mapping",
-                          "wrong layer: what to tell the trainee, e.g. {Auth backends: \"...\"}")
+            check.problem(
+                root.key_lines["feedback"],
+                "",
+                "'feedback' must be a mapping",
+                'wrong layer: what to tell the trainee, e.g. {Auth backends: "..."}',
+            )
         else:
             for layer, text_node in feedback_node.value.items():
                 line = feedback_node.key_lines.get(layer, feedback_node.line)
                 if layer not in layers:
-                    check.problem(line, "feedback", f"'{layer}' is not a layer of the demo",
-                                  did_you_mean(layer, layers) or "layers: " + ", ".join(layers))
+                    check.problem(
+                        line,
+                        "feedback",
+                        f"'{layer}' is not a layer of the demo",
+                        did_you_mean(layer, layers) or "layers: " + ", ".join(layers),
+                    )
                 elif layer == answer:
                     check.problem(line, "feedback", f"'{layer}' is the answer: feedback is for wrong answers")
                 if not isinstance(text_node.plain(), str):
@@ -209,9 +255,23 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
                     feedback.append((layer, " ".join(text_node.plain().split())))
     if check.problems:
         raise LayoutError(check.problems)
-    return Walkthrough(name, title, summary, fault, fault_at, answer, start, speed,
-                       tuple(sorted(events, key=lambda e: e.at)), tuple(hints), debrief, start_score, wrong_cost,
-                       path, tuple(feedback))
+    return Walkthrough(
+        name,
+        title,
+        summary,
+        fault,
+        fault_at,
+        answer,
+        start,
+        speed,
+        tuple(sorted(events, key=lambda e: e.at)),
+        tuple(hints),
+        debrief,
+        start_score,
+        wrong_cost,
+        path,
+        tuple(feedback),
+    )
 
 
 def _items(root: Node, key: str, check: _Checker) -> list[Node]:
@@ -324,8 +384,10 @@ class Session:
         if layer in self.wrong:  # the same wrong answer again costs nothing more
             return Outcome(False, f"Already tried: {layer}.", counted=False)
         self.wrong.append(layer)
-        return Outcome(False, f"Not the {layer} (−{self.walkthrough.wrong_answer_cost} points). "
-                              f"{self.walkthrough.feedback_for(layer)}")
+        return Outcome(
+            False,
+            f"Not the {layer} (−{self.walkthrough.wrong_answer_cost} points). {self.walkthrough.feedback_for(layer)}",
+        )
 
     @property
     def finished(self) -> bool:
@@ -333,7 +395,7 @@ class Session:
 
     @property
     def hint_cost(self) -> int:
-        return sum(h.cost for h in self.walkthrough.hints[:self.hints_taken])
+        return sum(h.cost for h in self.walkthrough.hints[: self.hints_taken])
 
     @property
     def score(self) -> int:
@@ -345,8 +407,10 @@ class Session:
         if self.solved_at is None:
             return None
         story = self.story_minutes(self.solved_at)
-        fault_real = self.started + (self.walkthrough.fault_at - self.walkthrough.begins_at) / \
-            self.walkthrough.minutes_per_second
+        fault_real = (
+            self.started
+            + (self.walkthrough.fault_at - self.walkthrough.begins_at) / self.walkthrough.minutes_per_second
+        )
         return story, max(0.0, self.solved_at - fault_real)
 
     def debrief_lines(self, verdict_summary: str | None = None, ruled_out: tuple[str, ...] = ()) -> list[str]:
@@ -356,11 +420,16 @@ class Session:
         timing = self.diagnosis_time()
         if timing is not None:
             story, real = timing
-            lines.append(f"You named the **{w.answer}** at {self.clock_at(story)} ({self.label(story)}: "
-                         f"{self.relative(story)}, {real:.0f} s after the fault began).")
-        lines.append(f"Score: **{self.score}/{w.start_score}** — {self.hints_taken} hint(s) "
-                     f"(−{self.hint_cost}), {len(self.wrong)} wrong answer(s)"
-                     + (f": {', '.join(self.wrong)}" if self.wrong else "") + ".")
+            lines.append(
+                f"You named the **{w.answer}** at {self.clock_at(story)} ({self.label(story)}: "
+                f"{self.relative(story)}, {real:.0f} s after the fault began)."
+            )
+        lines.append(
+            f"Score: **{self.score}/{w.start_score}** — {self.hints_taken} hint(s) "
+            f"(−{self.hint_cost}), {len(self.wrong)} wrong answer(s)"
+            + (f": {', '.join(self.wrong)}" if self.wrong else "")
+            + "."
+        )
         if w.debrief.original:
             lines += ["", w.debrief.original]
         lines += ["", "## Root cause", w.debrief.root_cause, "", "## What the dashboard showed", w.debrief.dashboard]

@@ -4,7 +4,6 @@ Everything here is parsing and judging (no sockets): the probes in stackscope/pr
 fetch the bytes, `lint --lb-config` reads files, and both hand the result to this package.
 """
 
-
 from stackscope.safetext import terminal_safe
 
 

@@ -43,9 +43,12 @@ def detect(path: str) -> str:
             head = handle.read(256 * 1024)
     except OSError as exc:
         raise GateError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if nginx_conf.split_dump(head) is not None or re.search(r"^\s*(http|events|stream)\s*\{", head, re.M) \
-            or re.search(r"^\s*upstream\s+\S+\s*\{", head, re.M) \
-            or re.search(r"^\s*include\s+\S+\s*;", head, re.M):  # haproxy has no include: a file of includes
+    if (
+        nginx_conf.split_dump(head) is not None
+        or re.search(r"^\s*(http|events|stream)\s*\{", head, re.M)
+        or re.search(r"^\s*upstream\s+\S+\s*\{", head, re.M)
+        or re.search(r"^\s*include\s+\S+\s*;", head, re.M)
+    ):  # haproxy has no include: a file of includes
         return "nginx"
     if re.search(r"^\s*(backend|listen|frontend|defaults|global)\b", head, re.M):
         return "haproxy"
@@ -108,8 +111,7 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
             raise GateError(str(exc)) from None
         for name, layer in _pool_names(layout, kind, pool):
             if name not in upstreams:
-                raise GateError(f"{config_path} has no upstream '{name}' (upstreams: "
-                                f"{', '.join(upstreams) or 'none'})")
+                raise GateError(f"{config_path} has no upstream '{name}' (upstreams: {', '.join(upstreams) or 'none'})")
             hosts = {s.host for s in upstreams[name].servers if s.host and not is_ip(s.host)}
             resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
             found = nginx_conf.pool_of(upstreams[name], resolved, config, note)

@@ -22,8 +22,23 @@ from stackscope.lb import ConfigError
 from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, IN, MAINT, WEIGHT_0, Pool, PoolServer
 from stackscope.schema import Invalid, is_ip, parse_address
 
-SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "userlist", "peers", "resolvers", "mailers",
-            "program", "http-errors", "ring", "cache", "crt-store", "traces")
+SECTIONS = (
+    "global",
+    "defaults",
+    "frontend",
+    "backend",
+    "listen",
+    "userlist",
+    "peers",
+    "resolvers",
+    "mailers",
+    "program",
+    "http-errors",
+    "ring",
+    "cache",
+    "crt-store",
+    "traces",
+)
 MAX_BYTES = 8 * 1024 * 1024
 
 
@@ -93,7 +108,7 @@ def _address(written: str, file: str, number: int) -> tuple[str | None, int | No
     text = written
     for prefix in ("ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@"):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     if text.startswith(("unix@", "abns@", "/", "fd@", "sockpair@")):
         return None, None, "a unix socket, not an ip:port"
     if "$" in text:
@@ -108,8 +123,12 @@ def _address(written: str, file: str, number: int) -> tuple[str | None, int | No
     if not colon or not port_text:
         return host_part.strip("[]") or None, None, "no port: HAProxy connects to the port the client connected to"
     if port_text[0] in "+-":
-        return host_part.strip("[]") or None, None, f"port offset {port_text}: the port the client connected to " \
-                                                     f"{'plus' if port_text[0] == '+' else 'minus'} {port_text[1:]}"
+        return (
+            host_part.strip("[]") or None,
+            None,
+            f"port offset {port_text}: the port the client connected to "
+            f"{'plus' if port_text[0] == '+' else 'minus'} {port_text[1:]}",
+        )
     try:
         address = parse_address(text)
     except Invalid as exc:
@@ -129,8 +148,12 @@ def _template_numbers(text: str, file: str, number: int) -> range:
         raise ConfigError(file, number, f"server-template: '{text}' is neither a count nor a range like 1-3")
     start, end = (int(first), int(last)) if dash else (1, int(first))
     if end - start + 1 > MAX_TEMPLATE_SERVERS:  # len() of a range this large would overflow
-        raise ConfigError(file, number, f"server-template range {text} is over {MAX_TEMPLATE_SERVERS} servers "
-                          "(HAProxy limits the servers of a backend); write the number of servers you run")
+        raise ConfigError(
+            file,
+            number,
+            f"server-template range {text} is over {MAX_TEMPLATE_SERVERS} servers "
+            "(HAProxy limits the servers of a backend); write the number of servers you run",
+        )
     return range(start, end + 1)
 
 
@@ -167,8 +190,12 @@ def parse(path: str) -> Config:
                 if not name:
                     raise ConfigError(path, number, f"'{section}' needs a name")
                 if name in backends:
-                    raise ConfigError(path, number, f"{section} '{name}' is already defined at line "
-                                      f"{backends[name].line}: haproxy refuses duplicate backend names")
+                    raise ConfigError(
+                        path,
+                        number,
+                        f"{section} '{name}' is already defined at line "
+                        f"{backends[name].line}: haproxy refuses duplicate backend names",
+                    )
                 backends[name] = Backend(name, number)
                 if section == "listen":
                     listens.add(name)
@@ -178,8 +205,11 @@ def parse(path: str) -> Config:
             if section == "defaults":
                 defaults_params = list(section_params)
             continue
-        if section in ("frontend", "listen", "defaults") and keyword in ("default_backend", "use_backend") \
-                and len(words) > 1:
+        if (
+            section in ("frontend", "listen", "defaults")
+            and keyword in ("default_backend", "use_backend")
+            and len(words) > 1
+        ):
             routes.append(("defaults" if section == "defaults" else f"{section} {name or '?'}", words[1], number))
         if section not in ("backend", "listen"):
             continue
@@ -188,15 +218,15 @@ def parse(path: str) -> Config:
             if len(words) < 3:
                 raise ConfigError(path, number, "'server' needs a name and an address")
             host, port, note = _address(words[2], path, number)
-            backend.servers.append(CfgServer(words[1], words[2], host, port, section_params + words[3:], number,
-                                             note))
+            backend.servers.append(CfgServer(words[1], words[2], host, port, section_params + words[3:], number, note))
         elif keyword == "server-template" and len(words) >= 4:
             host, port, note = _address(words[3], path, number)
             numbers = _template_numbers(words[2], path, number)  # a range object: nothing expanded yet
             if host and is_ip(host) and not note:  # an IP literal: every member gets that address
                 for index in numbers:
-                    backend.servers.append(CfgServer(f"{words[1]}{index}", words[3], host, port,
-                                                     section_params + words[4:], number))
+                    backend.servers.append(
+                        CfgServer(f"{words[1]}{index}", words[3], host, port, section_params + words[4:], number)
+                    )
             else:
                 backend.templates.append(f"{words[1]}{words[2]} → {words[3]} (line {number})")
     if section is None and lines:
@@ -213,8 +243,9 @@ def parse(path: str) -> Config:
     return Config(path, backends, described)
 
 
-def pool_of(config: Config, name: str, resolved: dict[str, str] | None = None,
-            unresolved_note: str = COMPARE_WITH_RESOLVE) -> Pool:
+def pool_of(
+    config: Config, name: str, resolved: dict[str, str] | None = None, unresolved_note: str = COMPARE_WITH_RESOLVE
+) -> Pool:
     """Backend `name` as a Pool; `resolved` maps host names to the IP they resolve to, and
     `unresolved_note` says why a name missing from it has no address."""
     backend, file = config.backends[name], config.file
@@ -244,14 +275,27 @@ def pool_of(config: Config, name: str, resolved: dict[str, str] | None = None,
             state, service = "weight 0 (no traffic)", WEIGHT_0
         else:
             state, service = "in rotation", IN
-        servers.append(PoolServer(name=server.name, address=address, state=state, receives_traffic=service == IN,
-                                  serving=not disabled, standby=backup, service=service,
-                                  flags=tuple(p for p, on in (("backup", backup), ("disabled", disabled)) if on),
-                                  configured_as=configured_as, line=server.line, file=file, address_note=note))
+        servers.append(
+            PoolServer(
+                name=server.name,
+                address=address,
+                state=state,
+                receives_traffic=service == IN,
+                serving=not disabled,
+                standby=backup,
+                service=service,
+                flags=tuple(p for p, on in (("backup", backup), ("disabled", disabled)) if on),
+                configured_as=configured_as,
+                line=server.line,
+                file=file,
+                address_note=note,
+            )
+        )
     extra: dict = {"used_by": backend.used_by, "defined_at": f"{file}:{backend.line}", "main": file}
     if not backend.used_by:
         extra["routes"] = config.routes
     if backend.templates:
         extra["dynamic"] = backend.templates
-    return Pool(name=backend.name, source=f"{file}:{backend.line}", servers=tuple(servers), extra=extra,
-                from_config=True)
+    return Pool(
+        name=backend.name, source=f"{file}:{backend.line}", servers=tuple(servers), extra=extra, from_config=True
+    )

@@ -13,7 +13,16 @@ import io
 from dataclasses import dataclass
 
 from stackscope.lb.pool import (
-    BACKUP, DOWN_BY_CHECK, DRAIN, IN, MAINT, NOLB, UNKNOWN, Pool, PoolServer, normalise,
+    BACKUP,
+    DOWN_BY_CHECK,
+    DRAIN,
+    IN,
+    MAINT,
+    NOLB,
+    UNKNOWN,
+    Pool,
+    PoolServer,
+    normalise,
 )
 from stackscope.safetext import terminal_safe
 from stackscope.schema import Address
@@ -61,15 +70,18 @@ def parse_servers_state(text: str) -> list[ServerState]:
     for line in lines[2:]:
         values = dict(zip(header, line.split()))
         try:
-            address = None if values["srv_addr"] in ("-", "") else \
-                str(Address(values["srv_addr"], int(values["srv_port"])))
-            out.append(ServerState(
-                name=values["srv_name"],
-                address=address,
-                op_state=int(values["srv_op_state"]),
-                admin_state=int(values["srv_admin_state"]),
-                since_change=_int(values.get("srv_time_since_last_change", "")),
-            ))
+            address = (
+                None if values["srv_addr"] in ("-", "") else str(Address(values["srv_addr"], int(values["srv_port"])))
+            )
+            out.append(
+                ServerState(
+                    name=values["srv_name"],
+                    address=address,
+                    op_state=int(values["srv_op_state"]),
+                    admin_state=int(values["srv_admin_state"]),
+                    since_change=_int(values.get("srv_time_since_last_change", "")),
+                )
+            )
         except (KeyError, ValueError):
             raise StatsError(f"unreadable 'show servers state' row: {line[:80]}") from None
     return out
@@ -118,8 +130,9 @@ def _check_text(row: dict[str, str]) -> str:
     return text
 
 
-def pool_from_csv(rows: list[dict[str, str]], backend: str, source: str,
-                  states: list[ServerState] | None = None) -> Pool:
+def pool_from_csv(
+    rows: list[dict[str, str]], backend: str, source: str, states: list[ServerState] | None = None
+) -> Pool:
     """The pool of `backend` from stats rows, with addresses from `states` when given."""
     by_name = {s.name: s for s in states or []}
     servers = []
@@ -142,13 +155,24 @@ def pool_from_csv(rows: list[dict[str, str]], backend: str, source: str,
         if address:
             address = normalise(address)
         errors = [_int(row.get(k, "")) for k in ("econ", "eresp")]
-        servers.append(PoolServer(
-            name=row["svname"], address=address, state=status, receives_traffic=receives, serving=serving,
-            check=_check_text(row), last_change_s=_int(row.get("lastchg", "")), sessions=_int(row.get("scur", "")),
-            errors=sum(e for e in errors if e is not None) if any(e is not None for e in errors) else None,
-            weight=_int(row.get("weight", "")), flags=("backup",) if backup else (),
-            address_note=note, standby=backup, service=service,
-        ))
+        servers.append(
+            PoolServer(
+                name=row["svname"],
+                address=address,
+                state=status,
+                receives_traffic=receives,
+                serving=serving,
+                check=_check_text(row),
+                last_change_s=_int(row.get("lastchg", "")),
+                sessions=_int(row.get("scur", "")),
+                errors=sum(e for e in errors if e is not None) if any(e is not None for e in errors) else None,
+                weight=_int(row.get("weight", "")),
+                flags=("backup",) if backup else (),
+                address_note=note,
+                standby=backup,
+                service=service,
+            )
+        )
     if not servers and backend_status is None:
         names = sorted({row.get("pxname", "") for row in rows if row.get("svname") == "BACKEND"})
         raise StatsError(f"no backend named '{backend}'" + (f" (backends: {', '.join(names)})" if names else ""))
@@ -166,7 +190,16 @@ def pool_from_states(states: list[ServerState], backend: str, source: str) -> Po
         else:
             word = {0: "DOWN", 1: "UP (starting)", 2: "UP", 3: "UP (stopping)"}.get(s.op_state, "unknown")
         receives, serving, service = _traffic(word)
-        servers.append(PoolServer(name=s.name, address=s.address, state=word, receives_traffic=receives,
-                                  serving=serving, service=service, last_change_s=s.since_change,
-                                  address_note="" if s.address else "HAProxy has no address for it yet (srv_addr '-')"))
+        servers.append(
+            PoolServer(
+                name=s.name,
+                address=s.address,
+                state=word,
+                receives_traffic=receives,
+                serving=serving,
+                service=service,
+                last_change_s=s.since_change,
+                address_note="" if s.address else "HAProxy has no address for it yet (srv_addr '-')",
+            )
+        )
     return Pool(name=backend, source=source, servers=tuple(servers))

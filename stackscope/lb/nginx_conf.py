@@ -28,9 +28,25 @@ _DUMP_MARKER = re.compile(r"^# configuration file (.+?):[ \t\r]*$", re.M)
 # Directives that send a request to an upstream group (the name is the host part).
 PASS_DIRECTIVES = ("proxy_pass", "grpc_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "memcached_pass")
 # What nginx accepts inside upstream{} (open source and Plus); anything else makes it refuse the config.
-UPSTREAM_DIRECTIVES = ("server", "zone", "hash", "ip_hash", "least_conn", "random", "keepalive",
-                       "keepalive_requests", "keepalive_time", "keepalive_timeout", "ntlm", "least_time", "queue",
-                       "resolver", "resolver_timeout", "sticky", "state")
+UPSTREAM_DIRECTIVES = (
+    "server",
+    "zone",
+    "hash",
+    "ip_hash",
+    "least_conn",
+    "random",
+    "keepalive",
+    "keepalive_requests",
+    "keepalive_time",
+    "keepalive_timeout",
+    "ntlm",
+    "least_time",
+    "queue",
+    "resolver",
+    "resolver_timeout",
+    "sticky",
+    "state",
+)
 SERVER_FLAGS = ("backup", "down", "resolve", "drain")
 SERVER_PARAMS = ("weight", "max_fails", "fail_timeout", "max_conns", "service", "slow_start", "route")
 
@@ -120,12 +136,12 @@ def parse(text: str, file: str) -> list[Directive]:
             pos += 1
             if not token.quoted and token.text == ";":
                 if not words:
-                    raise ConfigError(file, token.line, "unexpected \";\"")
+                    raise ConfigError(file, token.line, 'unexpected ";"')
                 out.append(Directive(words[0].text, [w.text for w in words[1:]], file, words[0].line))
                 words = []
             elif not token.quoted and token.text == "{":
                 if not words:
-                    raise ConfigError(file, token.line, "unexpected \"{\"")
+                    raise ConfigError(file, token.line, 'unexpected "{"')
                 if depth > 64:
                     raise ConfigError(file, token.line, "blocks nested too deeply")
                 directive = Directive(words[0].text, [w.text for w in words[1:]], file, words[0].line)
@@ -134,18 +150,20 @@ def parse(text: str, file: str) -> list[Directive]:
                 out.append(directive)
             elif not token.quoted and token.text == "}":
                 if words:
-                    raise ConfigError(file, token.line, f"unexpected \"}}\" (directive \"{words[0].text}\" "
-                                      "is not terminated by \";\")")
+                    raise ConfigError(
+                        file, token.line, f'unexpected "}}" (directive "{words[0].text}" is not terminated by ";")'
+                    )
                 if depth == 0:
-                    raise ConfigError(file, token.line, "unexpected \"}\"")
+                    raise ConfigError(file, token.line, 'unexpected "}"')
                 return out
             else:
                 words.append(token)
         if words:
-            raise ConfigError(file, words[0].line, f"unexpected end of file, expecting \";\" or \"}}\" after "
-                              f"\"{words[0].text}\"")
+            raise ConfigError(
+                file, words[0].line, f'unexpected end of file, expecting ";" or "}}" after "{words[0].text}"'
+            )
         if depth > 0:
-            raise ConfigError(file, opened_at, "unexpected end of file, expecting \"}\" for the block opened here")
+            raise ConfigError(file, opened_at, 'unexpected end of file, expecting "}" for the block opened here')
         return out
 
     return block(0, 0)
@@ -178,8 +196,7 @@ class _Files:
         except FileNotFoundError:
             raise ConfigError(path, 0, "no such file") from None
         except PermissionError:
-            raise ConfigError(path, 0, "permission denied (stackscope needs read access to the nginx config)") \
-                from None
+            raise ConfigError(path, 0, "permission denied (stackscope needs read access to the nginx config)") from None
         except IsADirectoryError:
             raise ConfigError(path, 0, "is a directory, not a config file") from None
         except OSError as exc:
@@ -226,10 +243,16 @@ def load(path: str) -> Config:
     else:
         main = path
     seen: list[str] = [main]
-    directives = _expand(parse(text, main), os.path.dirname(os.path.abspath(main)) if dump is None
-                         else os.path.dirname(main), files, seen, 0)
-    routes = [f"{d.name} {d.args[0]} [{d.where()}]" for d, _ in _walk(directives)
-              if d.name in PASS_DIRECTIVES and d.args]
+    directives = _expand(
+        parse(text, main),
+        os.path.dirname(os.path.abspath(main)) if dump is None else os.path.dirname(main),
+        files,
+        seen,
+        0,
+    )
+    routes = [
+        f"{d.name} {d.args[0]} [{d.where()}]" for d, _ in _walk(directives) if d.name in PASS_DIRECTIVES and d.args
+    ]
     return Config(main=main, directives=directives, files=seen, routes=routes)
 
 
@@ -310,12 +333,17 @@ def upstreams(config: Config) -> dict[str, Upstream]:
         target, port = _pass_target(directive)
         if target in users:
             if port is not None:  # nginx: upstream "NAME" may not have port N
-                raise ConfigError(directive.file, directive.line,
-                                  f"upstream \"{target}\" may not have port {port} ({directive.name} "
-                                  f"{directive.args[0]}) — nginx would refuse this config")
+                raise ConfigError(
+                    directive.file,
+                    directive.line,
+                    f'upstream "{target}" may not have port {port} ({directive.name} '
+                    f"{directive.args[0]}) — nginx would refuse this config",
+                )
             users[target].append(_describe_use(path, directive))
-    return {name: Upstream(name, context, tuple(_servers(directive)), directive.file, directive.line,
-                           tuple(users[name])) for name, (directive, context) in found.items()}
+    return {
+        name: Upstream(name, context, tuple(_servers(directive)), directive.file, directive.line, tuple(users[name]))
+        for name, (directive, context) in found.items()
+    }
 
 
 def _describe_use(path: tuple[Directive, ...], directive: Directive) -> str:
@@ -324,8 +352,9 @@ def _describe_use(path: tuple[Directive, ...], directive: Directive) -> str:
         if ancestor.name == "server" and ancestor.block is not None:
             listens = [" ".join(d.args[:1]) for d in ancestor.block if d.name == "listen" and d.args]
             names = [" ".join(d.args) for d in ancestor.block if d.name == "server_name" and d.args]
-            parts.append("server " + (listens[0] if listens else "(default listen)")
-                         + (f" ({names[0]})" if names else ""))
+            parts.append(
+                "server " + (listens[0] if listens else "(default listen)") + (f" ({names[0]})" if names else "")
+            )
         elif ancestor.name == "location":
             parts.append("location " + " ".join(ancestor.args))
     return " ".join(parts) + f" [{directive.where()}]"
@@ -343,23 +372,36 @@ def _check_server_args(directive: Directive) -> None:
         if not equals and key in SERVER_FLAGS:
             continue
         if equals and key in SERVER_PARAMS:
-            if key in ("weight", "max_fails", "max_conns") and not value.isdigit() \
-                    or key == "weight" and value.isdigit() and int(value) == 0:
-                raise _refuse(directive, f"invalid parameter \"{arg}\" in server {directive.args[0]}")
+            if (
+                key in ("weight", "max_fails", "max_conns")
+                and not value.isdigit()
+                or key == "weight"
+                and value.isdigit()
+                and int(value) == 0
+            ):
+                raise _refuse(directive, f'invalid parameter "{arg}" in server {directive.args[0]}')
             continue
         if arg == "server" or (not equals and ":" in arg or re.fullmatch(r"[\d.]+", arg)):
-            raise _refuse(directive, f"invalid parameter \"{arg}\" in server {directive.args[0]} (is the \";\" "
-                                     f"missing at the end of line {directive.line}?)")
-        raise _refuse(directive, f"invalid parameter \"{arg}\" in server {directive.args[0]} (known: "
-                                 f"{', '.join(SERVER_PARAMS)}=…, {', '.join(SERVER_FLAGS)})")
+            raise _refuse(
+                directive,
+                f'invalid parameter "{arg}" in server {directive.args[0]} (is the ";" '
+                f"missing at the end of line {directive.line}?)",
+            )
+        raise _refuse(
+            directive,
+            f'invalid parameter "{arg}" in server {directive.args[0]} (known: '
+            f"{', '.join(SERVER_PARAMS)}=…, {', '.join(SERVER_FLAGS)})",
+        )
 
 
 def _servers(upstream: Directive) -> list[UpstreamServer]:
     out = []
     for directive in upstream.block or []:
         if directive.name not in UPSTREAM_DIRECTIVES or directive.block is not None:
-            raise _refuse(directive, f"unknown directive \"{directive.name}\" in upstream "
-                                     f"{upstream.args[0] if upstream.args else ''}")
+            raise _refuse(
+                directive,
+                f'unknown directive "{directive.name}" in upstream {upstream.args[0] if upstream.args else ""}',
+            )
         if directive.name != "server":
             continue
         if not directive.args:
@@ -374,14 +416,19 @@ def _servers(upstream: Directive) -> list[UpstreamServer]:
         try:
             address = parse_address(written, default_port=80)
         except Invalid as exc:
-            raise ConfigError(directive.file, directive.line, f"bad server address '{written}': {exc.message}") \
-                from None
+            raise ConfigError(
+                directive.file, directive.line, f"bad server address '{written}': {exc.message}"
+            ) from None
         out.append(UpstreamServer(written, address.host, address.port, flags, params, directive.file, directive.line))
     return out
 
 
-def pool_of(upstream: Upstream, resolved: dict[str, str] | None = None, config: Config | None = None,
-            unresolved_note: str = COMPARE_WITH_RESOLVE) -> Pool:
+def pool_of(
+    upstream: Upstream,
+    resolved: dict[str, str] | None = None,
+    config: Config | None = None,
+    unresolved_note: str = COMPARE_WITH_RESOLVE,
+) -> Pool:
     """The upstream as a Pool; `resolved` maps host names to the IP they resolve to (and
     `unresolved_note` says why a name missing from it has no address), `config` is the
     config it comes from (servers from includes are shown with their own file)."""
@@ -405,21 +452,43 @@ def pool_of(upstream: Upstream, resolved: dict[str, str] | None = None, config: 
             state, service = "backup", BACKUP
         else:
             state, service = "in rotation", IN
-        servers.append(PoolServer(
-            name=server.written, address=address, state=state,
-            receives_traffic=service == IN, serving=not down, standby=backup, service=service,
-            weight=int(server.params["weight"]) if server.params.get("weight", "").isdigit() else 1,
-            flags=server.flags, configured_as=configured_as,
-            check=_passive(server), line=server.line, file=server.file,
-            address_note="" if address else "a unix socket, not an ip:port" if server.host is None
-            else unresolved_note,
-        ))
-    extra = {"used_by": list(upstream.used_by), "defined_at": f"{upstream.file}:{upstream.line}",
-             "context": upstream.context, "main": config.main if config else None}
+        servers.append(
+            PoolServer(
+                name=server.written,
+                address=address,
+                state=state,
+                receives_traffic=service == IN,
+                serving=not down,
+                standby=backup,
+                service=service,
+                weight=int(server.params["weight"]) if server.params.get("weight", "").isdigit() else 1,
+                flags=server.flags,
+                configured_as=configured_as,
+                check=_passive(server),
+                line=server.line,
+                file=server.file,
+                address_note=""
+                if address
+                else "a unix socket, not an ip:port"
+                if server.host is None
+                else unresolved_note,
+            )
+        )
+    extra = {
+        "used_by": list(upstream.used_by),
+        "defined_at": f"{upstream.file}:{upstream.line}",
+        "context": upstream.context,
+        "main": config.main if config else None,
+    }
     if not upstream.used_by:
         extra["routes"] = list(config.routes) if config else []
-    return Pool(name=upstream.name, source=f"{upstream.file}:{upstream.line}", servers=tuple(servers), extra=extra,
-                from_config=True)
+    return Pool(
+        name=upstream.name,
+        source=f"{upstream.file}:{upstream.line}",
+        servers=tuple(servers),
+        extra=extra,
+        from_config=True,
+    )
 
 
 def _passive(server: UpstreamServer) -> str:

@@ -64,9 +64,18 @@ class PoolServer:
         return self.service or (IN if self.receives_traffic else UNKNOWN)
 
     def to_fact(self, declared: bool, declared_as: str = "") -> dict[str, Any]:
-        fact = {"name": self.name, "address": self.address, "state": self.state, "service": self.service_word(),
-                "check": self.check, "last_change_s": self.last_change_s, "sessions": self.sessions,
-                "errors": self.errors, "weight": self.weight, "declared": declared}
+        fact = {
+            "name": self.name,
+            "address": self.address,
+            "state": self.state,
+            "service": self.service_word(),
+            "check": self.check,
+            "last_change_s": self.last_change_s,
+            "sessions": self.sessions,
+            "errors": self.errors,
+            "weight": self.weight,
+            "declared": declared,
+        }
         if declared_as:
             fact["declared_as"] = declared_as  # the layout's name for it: auth-1
         if self.flags:
@@ -199,8 +208,9 @@ def judge_pool(pool: Pool, declared: list[Declared]) -> Judgement:
         detail += f" (traffic goes to {', '.join(routes)})"
     if judgement.status is not Status.OK:
         detail += f"; {judgement.detail}"
-    return replace(judgement, status=Status.CRIT, detail=detail, key_fact="unrouted", kind=ErrorKind.POOL,
-                   unrouted=True)
+    return replace(
+        judgement, status=Status.CRIT, detail=detail, key_fact="unrouted", kind=ErrorKind.POOL, unrouted=True
+    )
 
 
 def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
@@ -262,68 +272,108 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
     if unresolved:
         facts["pool"]["unresolved"] = [f"{d.written}: {d.note}" for d in unresolved]
     if unknown:
-        facts["pool"]["unknown_address"] = [f"{s.name}: {s.address_note or 'hidden by the source'}"
-                                            for s in unknown]
+        facts["pool"]["unknown_address"] = [f"{s.name}: {s.address_note or 'hidden by the source'}" for s in unknown]
     key = f"pool {len(serving)}/{len(servers)} {'enabled' if pool.from_config else 'UP'}"
 
     def judged(status: Status, detail: str, kind: ErrorKind | None, key_fact: str = key) -> Judgement:
-        return Judgement(status, detail, key_fact, kind, facts, tuple(missing),
-                         tuple(s.address for s in strangers if s.address),
-                         tuple((i, d.label) for i, d in match.items()))
+        return Judgement(
+            status,
+            detail,
+            key_fact,
+            kind,
+            facts,
+            tuple(missing),
+            tuple(s.address for s in strangers if s.address),
+            tuple((i, d.label) for i, d in match.items()),
+        )
 
     name = pool.name
     if servers and len(unknown) == len(servers) and not any(s.address_note for s in unknown):
-        return judged(Status.UNKNOWN, f"pool {name}: the source shows no server addresses", ErrorKind.CONFIG,
-                      "no addresses")
+        return judged(
+            Status.UNKNOWN, f"pool {name}: the source shows no server addresses", ErrorKind.CONFIG, "no addresses"
+        )
     if live:
         routes = compress([s.address for s in live])  # type: ignore[misc]
         if not match:
             detail = f"pool {name} routes to {routes} — none is a declared backend"
         else:
-            detail = f"pool {name} routes to {routes}, which {'is' if len(live) == 1 else 'are'} " \
-                     f"not {'a declared backend' if len(live) == 1 else 'declared backends'}"
+            detail = (
+                f"pool {name} routes to {routes}, which {'is' if len(live) == 1 else 'are'} "
+                f"not {'a declared backend' if len(live) == 1 else 'declared backends'}"
+            )
         if missing:
             detail += f"; declared {compress(missing)} missing"
         return judged(Status.CRIT, detail, ErrorKind.POOL, "misrouted")
     if declared and len(missing) == len(declared):
         holds = compress([s.address for s in servers if s.address]) or "no servers"
         idle_note = " (none taking traffic)" if servers and not traffic else ""
-        return judged(Status.CRIT, f"none of the declared backends ({compress(missing)}) is in pool {name}; "
-                      f"it holds {holds}{idle_note}", ErrorKind.POOL, "drift")
+        return judged(
+            Status.CRIT,
+            f"none of the declared backends ({compress(missing)}) is in pool {name}; it holds {holds}{idle_note}",
+            ErrorKind.POOL,
+            "drift",
+        )
     if servers and not traffic:
         down = ", ".join(_describe(s) for s in servers[:4]) + (f" (+{len(servers) - 4})" if len(servers) > 4 else "")
-        return judged(Status.CRIT, f"pool {name} has no server that can take traffic: {down}",
-                      ErrorKind.MEMBERS_DOWN, "pool 0 UP")
+        return judged(
+            Status.CRIT, f"pool {name} has no server that can take traffic: {down}", ErrorKind.MEMBERS_DOWN, "pool 0 UP"
+        )
     if not servers:
         return judged(Status.CRIT, f"pool {name} has no servers", ErrorKind.POOL, "empty")
     warnings: list[tuple[ErrorKind, str]] = []
     if missing:
         present = len(declared) - len(open_declared)
-        warnings.append((ErrorKind.POOL, f"declared {compress(missing)} missing from pool {name} "
-                                         f"({present}/{len(declared)} present)"))
+        warnings.append(
+            (
+                ErrorKind.POOL,
+                f"declared {compress(missing)} missing from pool {name} ({present}/{len(declared)} present)",
+            )
+        )
     for server in standby:
-        warnings.append((ErrorKind.POOL, f"pool {name}: {server.address} ({server.name}, backup) is not a declared "
-                                         "backend — it takes traffic when the primaries fail"))
+        warnings.append(
+            (
+                ErrorKind.POOL,
+                f"pool {name}: {server.address} ({server.name}, backup) is not a declared "
+                "backend — it takes traffic when the primaries fail",
+            )
+        )
     for server in coming:
-        warnings.append((ErrorKind.POOL, f"pool {name}: {server.address} ({server.name}, {server.state}) is not a "
-                                         "declared backend — it takes traffic once it comes UP"))
+        warnings.append(
+            (
+                ErrorKind.POOL,
+                f"pool {name}: {server.address} ({server.name}, {server.state}) is not a "
+                "declared backend — it takes traffic once it comes UP",
+            )
+        )
     for server in unknown:
-        warnings.append((ErrorKind.CONFIG, f"pool {name}: the address of {server.name} is unknown "
-                                           f"({server.address_note or 'hidden by the source'})"))
+        warnings.append(
+            (
+                ErrorKind.CONFIG,
+                f"pool {name}: the address of {server.name} is unknown "
+                f"({server.address_note or 'hidden by the source'})",
+            )
+        )
     impaired = [s for i, s in enumerate(servers) if not s.serving and (i in match or not declared)]
     if impaired:
-        listed = ", ".join(_describe(s) for s in impaired[:3]) + (f" (+{len(impaired) - 3})" if len(impaired) > 3
-                                                                  else "")
-        warnings.append((ErrorKind.MEMBERS_DOWN, f"pool {name}: {len(serving)}/{len(servers)} {pool.serving_word} — {listed}"))
+        listed = ", ".join(_describe(s) for s in impaired[:3]) + (
+            f" (+{len(impaired) - 3})" if len(impaired) > 3 else ""
+        )
+        warnings.append(
+            (ErrorKind.MEMBERS_DOWN, f"pool {name}: {len(serving)}/{len(servers)} {pool.serving_word} — {listed}")
+        )
     if warnings:
         detail = "; ".join(text for _, text in warnings)
         if unresolved:
             detail += f"; {plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}"
         return judged(Status.WARN, detail, warnings[0][0])
     if unresolved:
-        return judged(Status.UNKNOWN, f"pool {name}: {len(serving)}/{len(servers)} {pool.serving_word}; cannot compare the pool: "
-                      f"{plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}",
-                      ErrorKind.RESOLVE, "cannot compare")
+        return judged(
+            Status.UNKNOWN,
+            f"pool {name}: {len(serving)}/{len(servers)} {pool.serving_word}; cannot compare the pool: "
+            f"{plural(len(unresolved), 'declared backend')} unresolved: {unresolved_text}",
+            ErrorKind.RESOLVE,
+            "cannot compare",
+        )
     tail = "all declared backends present" if declared else "no backend layer declared to compare with"
     if idle:
         tail += f"; undeclared but taking no traffic: {', '.join(_describe(s) for s in idle)}"

@@ -13,19 +13,28 @@ import errno
 import ssl
 import sys
 import time
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.context import ProbeContext, ResolveError
-from stackscope.redact import MASK, active as active_redactor
+from stackscope.redact import MASK
+from stackscope.redact import active as active_redactor
 from stackscope.schema import format_duration
 
 
 class ProbeFailure(Exception):
     """The target failed the check; `detail` is the sentence shown to the operator."""
 
-    def __init__(self, kind: ErrorKind, detail: str, *, key_fact: str = "",
-                 facts: Mapping[str, Any] | None = None, status: Status = Status.CRIT) -> None:
+    def __init__(
+        self,
+        kind: ErrorKind,
+        detail: str,
+        *,
+        key_fact: str = "",
+        facts: Mapping[str, Any] | None = None,
+        status: Status = Status.CRIT,
+    ) -> None:
         super().__init__(detail)
         self.kind = kind
         self.detail = detail
@@ -37,6 +46,7 @@ class ProbeFailure(Exception):
 if sys.version_info >= (3, 11):
     timeout_scope = asyncio.timeout
 else:
+
     @contextlib.asynccontextmanager
     async def timeout_scope(delay: float) -> AsyncIterator[None]:
         """asyncio.timeout for Python 3.10: cancel the current task when time is up."""
@@ -80,16 +90,29 @@ class Deadline:
         return format_duration(self.seconds)
 
 
-def result(check: Any, status: Status, detail: str, *, latency_ms: float | None = None,
-           key_fact: str = "", facts: Mapping[str, Any] | None = None,
-           kind: ErrorKind | None = None) -> Result:
+def result(
+    check: Any,
+    status: Status,
+    detail: str,
+    *,
+    latency_ms: float | None = None,
+    key_fact: str = "",
+    facts: Mapping[str, Any] | None = None,
+    kind: ErrorKind | None = None,
+) -> Result:
     """Build a Result, turning an OK above the check's warn_ms into a WARN."""
-    if (status is Status.OK and check.warn_ms is not None and latency_ms is not None
-            and latency_ms > check.warn_ms):
+    if status is Status.OK and check.warn_ms is not None and latency_ms is not None and latency_ms > check.warn_ms:
         status, kind = Status.WARN, ErrorKind.SLOW
         detail = f"{detail} — slow: {latency_ms:.0f} ms is above warn_ms {check.warn_ms:g}"
-    return Result(check_id=check.id, status=status, detail=detail, latency_ms=latency_ms,
-                  key_fact=key_fact, facts=dict(facts or {}), error_kind=kind)
+    return Result(
+        check_id=check.id,
+        status=status,
+        detail=detail,
+        latency_ms=latency_ms,
+        key_fact=key_fact,
+        facts=dict(facts or {}),
+        error_kind=kind,
+    )
 
 
 def describe_os_error(exc: BaseException, where: str) -> tuple[ErrorKind, str, str]:
@@ -118,25 +141,33 @@ async def resolve_host(ctx: ProbeContext, host: str, deadline: Deadline) -> tupl
         raise ProbeFailure(ErrorKind.RESOLVE, str(exc), key_fact="no address") from None
     if resolved.via == "literal":
         return resolved.ip, {}
-    return resolved.ip, {"resolved": {"name": host, "address": resolved.ip, "via": resolved.via,
-                                      "ms": round(resolved.ms, 2)}}
+    return resolved.ip, {
+        "resolved": {"name": host, "address": resolved.ip, "via": resolved.via, "ms": round(resolved.ms, 2)}
+    }
 
 
-async def open_connection(host: str, port: int, deadline: Deadline, *, where: str | None = None,
-                          ssl_context: ssl.SSLContext | None = None,
-                          server_hostname: str | None = None,
-                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_connection(
+    host: str,
+    port: int,
+    deadline: Deadline,
+    *,
+    where: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect within the deadline or raise a ProbeFailure that says how it failed."""
     where = where or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     try:
         return await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=ssl_context,
-                                    server_hostname=server_hostname if ssl_context else None,
-                                    limit=2 ** 16),
-            deadline.remaining())
+            asyncio.open_connection(
+                host, port, ssl=ssl_context, server_hostname=server_hostname if ssl_context else None, limit=2**16
+            ),
+            deadline.remaining(),
+        )
     except asyncio.TimeoutError:
-        raise ProbeFailure(ErrorKind.TIMEOUT, f"no connection to {where} within {deadline.text}",
-                           key_fact="timeout") from None
+        raise ProbeFailure(
+            ErrorKind.TIMEOUT, f"no connection to {where} within {deadline.text}", key_fact="timeout"
+        ) from None
     except OSError as exc:
         kind, detail, key_fact = describe_os_error(exc, where)
         raise ProbeFailure(kind, detail, key_fact=key_fact) from None
@@ -158,9 +189,16 @@ class Conversation:
 
 
 @contextlib.asynccontextmanager
-async def conversation(ip: str, port: int, deadline: Deadline, facts: dict[str, Any], *, where: str,
-                       awaiting: str, goodbye: bytes = b"",
-                       ) -> AsyncIterator[Conversation]:
+async def conversation(
+    ip: str,
+    port: int,
+    deadline: Deadline,
+    facts: dict[str, Any],
+    *,
+    where: str,
+    awaiting: str,
+    goodbye: bytes = b"",
+) -> AsyncIterator[Conversation]:
     """A connection for a wire-protocol probe that lives and dies with the probe's deadline.
 
     A server that accepts and then goes quiet mid-protocol becomes a TIMEOUT failure naming what
@@ -177,8 +215,11 @@ async def conversation(ip: str, port: int, deadline: Deadline, facts: dict[str, 
             yield talk
     except TimeoutError:
         step = talk.awaiting if talk is not None else awaiting
-        detail = (talk.timeout_detail if talk is not None and talk.timeout_detail else
-                  f"{where} accepted the connection but did not {step} within {deadline.text}")
+        detail = (
+            talk.timeout_detail
+            if talk is not None and talk.timeout_detail
+            else f"{where} accepted the connection but did not {step} within {deadline.text}"
+        )
         raise ProbeFailure(ErrorKind.TIMEOUT, detail, key_fact="no answer", facts=facts) from None
     finally:
         if writer is not None:
@@ -218,7 +259,7 @@ def printable(data: bytes, limit: int = 40) -> str:
     masked whole, wherever it ends.
     """
     redactor = active_redactor()
-    text = data[:limit + redactor.longest].decode("latin-1")
+    text = data[: limit + redactor.longest].decode("latin-1")
     spans = {start: end for start, end in redactor.spans(text)}
     shown, i = [], 0
     while i < min(limit, len(text)):

@@ -12,8 +12,9 @@ import asyncio
 import socket
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from stackscope.redact import Redactor
 from stackscope.schema import Address, format_duration, is_ip
@@ -32,8 +33,9 @@ class Resolved:
 
 
 class ProbeContext:
-    def __init__(self, resolver: Address | None = None, environ: Mapping[str, str] | None = None,
-                 layout: Any = None) -> None:
+    def __init__(
+        self, resolver: Address | None = None, environ: Mapping[str, str] | None = None, layout: Any = None
+    ) -> None:
         import os
 
         self.layout = layout  # for checks that compare with other layers (an LB pool vs the backends)
@@ -73,10 +75,11 @@ class ProbeContext:
             return Resolved(host, ip, str(self.resolver), (time.perf_counter() - started) * 1000)
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout)
+            infos = await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout)
         except asyncio.TimeoutError:
-            raise ResolveError(f"cannot resolve {host}: system resolver gave no answer in {format_duration(timeout)}") from None
+            raise ResolveError(
+                f"cannot resolve {host}: system resolver gave no answer in {format_duration(timeout)}"
+            ) from None
         except socket.gaierror as exc:
             raise ResolveError(f"cannot resolve {host}: {exc.strerror or exc}") from None
         if not infos:
@@ -121,8 +124,10 @@ def dns_wire_problem(exc: BaseException, server: object, over_tcp: bool) -> tupl
 
     if isinstance(exc, EOFError):
         if over_tcp:
-            return (f"the DNS server {server} closed the TCP connection before answering "
-                    "(no whole DNS message came back)", "closed early")
+            return (
+                f"the DNS server {server} closed the TCP connection before answering (no whole DNS message came back)",
+                "closed early",
+            )
         return f"the DNS server {server} sent an empty or cut-off reply", "cut-off reply"
     if isinstance(exc, dns.message.Truncated):
         return f"the DNS server {server} sent a cut-off DNS message (it ends inside a record)", "cut-off reply"
@@ -150,10 +155,13 @@ async def query_address(host: str, server: Address, timeout: float) -> str:
             response = await dns.asyncquery.udp(query, server.host, port=server.port, timeout=remaining)
             if response.flags & dns.flags.TC:
                 over_tcp = True
-                response = await dns.asyncquery.tcp(query, server.host, port=server.port,
-                                                    timeout=max(0.05, deadline - time.monotonic()))
+                response = await dns.asyncquery.tcp(
+                    query, server.host, port=server.port, timeout=max(0.05, deadline - time.monotonic())
+                )
         except dns.exception.Timeout:
-            raise ResolveError(f"cannot resolve {host}: no answer from {server} in {format_duration(timeout)}") from None
+            raise ResolveError(
+                f"cannot resolve {host}: no answer from {server} in {format_duration(timeout)}"
+            ) from None
         except OSError as exc:
             raise ResolveError(f"cannot resolve {host}: {server}: {exc.strerror or exc}") from None
         except (dns.exception.DNSException, *WIRE_ERRORS) as exc:
@@ -167,4 +175,3 @@ async def query_address(host: str, server: Address, timeout: float) -> str:
                 for record in rrset:
                     return record.address
     raise ResolveError(f"cannot resolve {host}: {server} has no A or AAAA record for it")
-

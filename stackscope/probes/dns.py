@@ -30,8 +30,9 @@ RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "PTR", "C
 @dataclass(frozen=True)
 class DnsOptions:
     record: str = option(Choice(*RECORD_TYPES, case_insensitive=True), "A", "Record type to ask for.")
-    server: Address | None = option(AddressKind(default_port=53), None,
-                                    "DNS server to ask (default: the layout's resolver, else the system's).")
+    server: Address | None = option(
+        AddressKind(default_port=53), None, "DNS server to ask (default: the layout's resolver, else the system's)."
+    )
     expect: tuple[str, ...] = option(TextList(), (), "Every listed value must be in the answer.")
     transport: str = option(Choice("udp", "tcp"), "udp", "udp (falls back to tcp when truncated) or tcp.")
 
@@ -48,8 +49,12 @@ def _server(check, ctx) -> Address:
     except dns.exception.DNSException:
         nameservers = []
     if not nameservers:
-        raise ProbeFailure(ErrorKind.RESOLVE, "no DNS server to ask: set server: on the check or resolver: "
-                           "on the layout", status=Status.UNKNOWN, key_fact="no server")
+        raise ProbeFailure(
+            ErrorKind.RESOLVE,
+            "no DNS server to ask: set server: on the check or resolver: on the layout",
+            status=Status.UNKNOWN,
+            key_fact="no server",
+        )
     return Address(str(nameservers[0]), 53)
 
 
@@ -94,11 +99,13 @@ async def probe(check, ctx) -> Result:
             response = await dns.asyncquery.udp(query, server.host, port=server.port, timeout=deadline.remaining())
             if response.flags & dns.flags.TC:
                 transport = "tcp (truncated over udp)"
-                response = await dns.asyncquery.tcp(query, server.host, port=server.port,
-                                                    timeout=max(0.05, deadline.remaining()))
+                response = await dns.asyncquery.tcp(
+                    query, server.host, port=server.port, timeout=max(0.05, deadline.remaining())
+                )
     except dns.exception.Timeout:
-        raise ProbeFailure(ErrorKind.TIMEOUT, f"no answer from {server} in {deadline.text}",
-                           key_fact="no answer", facts=facts) from None
+        raise ProbeFailure(
+            ErrorKind.TIMEOUT, f"no answer from {server} in {deadline.text}", key_fact="no answer", facts=facts
+        ) from None
     except (dns.exception.DNSException, *WIRE_ERRORS) as exc:  # EOFError: a TCP stream ended early
         facts["transport"] = transport
         sentence, key_fact = dns_wire_problem(exc, server, transport != "udp")
@@ -108,16 +115,16 @@ async def probe(check, ctx) -> Result:
         raise ProbeFailure(kind, detail, key_fact=key_fact, facts=facts) from None
     latency = deadline.elapsed_ms()
     rcode = dns.rcode.to_text(response.rcode())
-    facts.update({"rcode": rcode, "transport": transport,
-                  "authoritative": bool(response.flags & dns.flags.AA)})
+    facts.update({"rcode": rcode, "transport": transport, "authoritative": bool(response.flags & dns.flags.AA)})
 
     answers: list[str] = []
     ttl = None
     chain: list[str] = []
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.CNAME and rdtype != dns.rdatatype.CNAME:
-            chain.extend(f"{rrset.name.to_text(omit_final_dot=True)} → "
-                         f"{r.target.to_text(omit_final_dot=True)}" for r in rrset)
+            chain.extend(
+                f"{rrset.name.to_text(omit_final_dot=True)} → {r.target.to_text(omit_final_dot=True)}" for r in rrset
+            )
             continue
         if rrset.rdtype != rdtype:
             continue
@@ -132,24 +139,53 @@ async def probe(check, ctx) -> Result:
         facts["cname_chain"] = chain
 
     if rcode != "NOERROR":
-        meaning = {"NXDOMAIN": "the name does not exist", "SERVFAIL": "the server failed to resolve it",
-                   "REFUSED": "the server refuses to answer for this name"}.get(rcode, "an error")
-        return result(check, Status.CRIT, f"{server} answered {rcode} for {name} {record}: {meaning}",
-                      latency_ms=latency, key_fact=rcode, facts=facts, kind=ErrorKind.DNS_RCODE)
+        meaning = {
+            "NXDOMAIN": "the name does not exist",
+            "SERVFAIL": "the server failed to resolve it",
+            "REFUSED": "the server refuses to answer for this name",
+        }.get(rcode, "an error")
+        return result(
+            check,
+            Status.CRIT,
+            f"{server} answered {rcode} for {name} {record}: {meaning}",
+            latency_ms=latency,
+            key_fact=rcode,
+            facts=facts,
+            kind=ErrorKind.DNS_RCODE,
+        )
     if not answers:
-        return result(check, Status.CRIT, f"{server} has no {record} record for {name} (NOERROR, empty answer)",
-                      latency_ms=latency, key_fact="no record", facts=facts, kind=ErrorKind.DNS_ANSWER)
+        return result(
+            check,
+            Status.CRIT,
+            f"{server} has no {record} record for {name} (NOERROR, empty answer)",
+            latency_ms=latency,
+            key_fact="no record",
+            facts=facts,
+            kind=ErrorKind.DNS_ANSWER,
+        )
     shown = ", ".join(answers[:3]) + (f" (+{len(answers) - 3})" if len(answers) > 3 else "")
     if options.expect:
         have = {_normalise(a, record) for a in answers}
         missing = [value for value in options.expect if _normalise(value, record) not in have]
         if missing:
             facts["expected"] = list(options.expect)
-            return result(check, Status.CRIT,
-                          f"{name} {record} is {shown}, expected {', '.join(missing)}",
-                          latency_ms=latency, key_fact=shown, facts=facts, kind=ErrorKind.DNS_ANSWER)
-    return result(check, Status.OK, f"{name} {record} → {shown} (TTL {ttl}s, {latency:.1f} ms)",
-                  latency_ms=latency, key_fact=shown, facts=facts)
+            return result(
+                check,
+                Status.CRIT,
+                f"{name} {record} is {shown}, expected {', '.join(missing)}",
+                latency_ms=latency,
+                key_fact=shown,
+                facts=facts,
+                kind=ErrorKind.DNS_ANSWER,
+            )
+    return result(
+        check,
+        Status.OK,
+        f"{name} {record} → {shown} (TTL {ttl}s, {latency:.1f} ms)",
+        latency_ms=latency,
+        key_fact=shown,
+        facts=facts,
+    )
 
 
 SPEC = CheckSpec(

@@ -16,22 +16,45 @@ from typing import Any
 
 from stackscope.lb.declared import resolve_declared
 from stackscope.lb.haproxy_stats import (
-    StatsError, parse_csv, parse_servers_state, pool_from_csv, pool_from_states,
+    StatsError,
+    parse_csv,
+    parse_servers_state,
+    pool_from_csv,
+    pool_from_states,
 )
 from stackscope.lb.pool import Pool, judge_pool
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import (
-    Deadline, ProbeFailure, describe_os_error, resolve_host, result, timeout_scope,
+    Deadline,
+    ProbeFailure,
+    describe_os_error,
+    resolve_host,
+    result,
+    timeout_scope,
 )
 from stackscope.probes.httpclient import fetch
 from stackscope.schema import (
-    Address, CheckSpec, EnvName, Invalid, Kind, LayerRef, ParseContext, Text, Url, describe, is_ip, option,
-    parse_address, parse_url,
+    Address,
+    CheckSpec,
+    EnvName,
+    Invalid,
+    Kind,
+    LayerRef,
+    ParseContext,
+    Text,
+    Url,
+    describe,
+    is_ip,
+    option,
+    parse_address,
+    parse_url,
 )
 
 REPLY_CAP = 4 * 1024 * 1024  # a stats dump of a very large config still fits
-SHOW_LEGENDS_FIX = ("add `stats show-legends` to the stats frontend in haproxy.cfg, "
-                    "or point the check at the admin socket (unix:/run/haproxy/admin.sock)")
+SHOW_LEGENDS_FIX = (
+    "add `stats show-legends` to the stats frontend in haproxy.cfg, "
+    "or point the check at the admin socket (unix:/run/haproxy/admin.sock)"
+)
 
 
 @dataclass(frozen=True)
@@ -74,8 +97,9 @@ class StatsSourceKind(Kind):
                 raise Invalid(f"'{text}' needs an absolute socket path", "write unix:/run/haproxy/admin.sock")
             return StatsSource("unix", text, path=path)
         if text.startswith(("tcp:", "ipv4@")):
-            return StatsSource("tcp", text, address=parse_address(text.split(":", 1)[1] if text.startswith("tcp:")
-                                                                   else text[5:]))
+            return StatsSource(
+                "tcp", text, address=parse_address(text.split(":", 1)[1] if text.startswith("tcp:") else text[5:])
+            )
         raise Invalid(f"'{text}' is not a stats source", f"write {self.hint}")
 
     def json_schema(self) -> dict[str, Any]:
@@ -86,8 +110,9 @@ class StatsSourceKind(Kind):
 class HaproxyOptions:
     backend: str = option(Text(), None, "The HAProxy backend (pool) to inspect.", required=True)
     auth_env: str | None = option(EnvName(), None, "Environment variable holding user:password for the stats page.")
-    backends: str | None = option(LayerRef(role="backend"), None,
-                                  "Layer whose checks are the declared backends (default: every backend layer).")
+    backends: str | None = option(
+        LayerRef(role="backend"), None, "Layer whose checks are the declared backends (default: every backend layer)."
+    )
 
 
 async def _read_socket(source: StatsSource, command: str, deadline: Deadline) -> str:
@@ -111,23 +136,37 @@ async def _read_socket(source: StatsSource, command: str, deadline: Deadline) ->
             finally:
                 writer.transport.abort()
     except TimeoutError:
-        raise ProbeFailure(ErrorKind.TIMEOUT, f"the Runtime API at {where} did not answer within {deadline.text}",
-                           key_fact="no answer", status=Status.UNKNOWN) from None
+        raise ProbeFailure(
+            ErrorKind.TIMEOUT,
+            f"the Runtime API at {where} did not answer within {deadline.text}",
+            key_fact="no answer",
+            status=Status.UNKNOWN,
+        ) from None
     except FileNotFoundError:
-        raise ProbeFailure(ErrorKind.REFUSED, f"no socket at {source.path} (is HAProxy running, with "
-                           "`stats socket` in its global section?)", key_fact="no socket",
-                           status=Status.UNKNOWN) from None
+        raise ProbeFailure(
+            ErrorKind.REFUSED,
+            f"no socket at {source.path} (is HAProxy running, with `stats socket` in its global section?)",
+            key_fact="no socket",
+            status=Status.UNKNOWN,
+        ) from None
     except PermissionError:
-        raise ProbeFailure(ErrorKind.AUTH, f"permission denied on {source.path}: run stackscope as a user that "
-                           "may open it (see the socket's mode/user/group in haproxy.cfg)", key_fact="denied",
-                           status=Status.UNKNOWN) from None
+        raise ProbeFailure(
+            ErrorKind.AUTH,
+            f"permission denied on {source.path}: run stackscope as a user that "
+            "may open it (see the socket's mode/user/group in haproxy.cfg)",
+            key_fact="denied",
+            status=Status.UNKNOWN,
+        ) from None
     except OSError as exc:
         kind, detail, key_fact = describe_os_error(exc, where)
-        raise ProbeFailure(kind, f"cannot read the pool: {detail}", key_fact=key_fact,
-                           status=Status.UNKNOWN) from None
+        raise ProbeFailure(kind, f"cannot read the pool: {detail}", key_fact=key_fact, status=Status.UNKNOWN) from None
     if len(data) >= REPLY_CAP:
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent more than {REPLY_CAP // 1024} KiB",
-                           key_fact="too big", status=Status.UNKNOWN)
+        raise ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"{where} sent more than {REPLY_CAP // 1024} KiB",
+            key_fact="too big",
+            status=Status.UNKNOWN,
+        )
     return data.decode("utf-8", "replace")
 
 
@@ -161,31 +200,52 @@ async def _pool_from_http(check, ctx, deadline: Deadline) -> Pool:
         secret = ctx.secret(check.options.auth_env)
         if not secret or ":" not in secret:  # else: "Illegal header value b'Basic '" from deep down
             what = "is not set" if secret is None else "is empty" if not secret else "is not user:password"
-            raise ProbeFailure(ErrorKind.AUTH, f"{check.options.auth_env} {what}: set it to the user:password of "
-                               "the stats page's `stats auth` line", key_fact="no credentials",
-                               status=Status.UNKNOWN)
+            raise ProbeFailure(
+                ErrorKind.AUTH,
+                f"{check.options.auth_env} {what}: set it to the user:password of the stats page's `stats auth` line",
+                key_fact="no credentials",
+                status=Status.UNKNOWN,
+            )
         headers.append(("Authorization", "Basic " + base64.b64encode(secret.encode()).decode()))
     context = ctx.ssl_context() if url.scheme == "https" else None
     try:
-        response = await fetch(ip, url.port, deadline=deadline, target=url.path, host_header=url.host_header,
-                               headers=headers, ssl_context=context, sni=None if is_ip(url.host) else url.host,
-                               body_cap=REPLY_CAP, where=f"stats page {url.host}:{url.port}")
+        response = await fetch(
+            ip,
+            url.port,
+            deadline=deadline,
+            target=url.path,
+            host_header=url.host_header,
+            headers=headers,
+            ssl_context=context,
+            sni=None if is_ip(url.host) else url.host,
+            body_cap=REPLY_CAP,
+            where=f"stats page {url.host}:{url.port}",
+        )
     except ProbeFailure as failure:
         failure.status = Status.UNKNOWN
         failure.detail = f"cannot read the pool: {failure.detail}"
         raise
     if response.status == 401:
-        hint = "check the credentials in " + check.options.auth_env if check.options.auth_env else \
-            "set auth_env to a variable holding user:password"
-        raise ProbeFailure(ErrorKind.AUTH, f"the stats page asks for a login (401): {hint}",
-                           key_fact="401", status=Status.UNKNOWN)
+        hint = (
+            "check the credentials in " + check.options.auth_env
+            if check.options.auth_env
+            else "set auth_env to a variable holding user:password"
+        )
+        raise ProbeFailure(
+            ErrorKind.AUTH, f"the stats page asks for a login (401): {hint}", key_fact="401", status=Status.UNKNOWN
+        )
     if response.status != 200:
-        raise ProbeFailure(ErrorKind.HTTP_STATUS, f"the stats page answered {response.status_text}, not the CSV",
-                           key_fact=str(response.status), status=Status.UNKNOWN)
+        raise ProbeFailure(
+            ErrorKind.HTTP_STATUS,
+            f"the stats page answered {response.status_text}, not the CSV",
+            key_fact=str(response.status),
+            status=Status.UNKNOWN,
+        )
     if response.truncated:
         raise StatsError(f"the stats CSV is larger than {REPLY_CAP // 1024} KiB")
-    return pool_from_csv(parse_csv(response.body.decode("utf-8", "replace")), check.options.backend,
-                         f"stats CSV {url.raw}")
+    return pool_from_csv(
+        parse_csv(response.body.decode("utf-8", "replace")), check.options.backend, f"stats CSV {url.raw}"
+    )
 
 
 async def probe(check, ctx) -> Result:
@@ -197,18 +257,38 @@ async def probe(check, ctx) -> Result:
         else:
             pool = await _pool_from_socket(check, deadline)
     except StatsError as exc:
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"cannot read the pool from {source}: {exc}",
-                           key_fact="unreadable", status=Status.UNKNOWN) from None
+        raise ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"cannot read the pool from {source}: {exc}",
+            key_fact="unreadable",
+            status=Status.UNKNOWN,
+        ) from None
     if pool.servers and all(s.address is None and not s.address_note for s in pool.servers):
-        raise ProbeFailure(ErrorKind.CONFIG, f"pool {pool.name}: the stats CSV hides server addresses, so the "
-                           f"pool cannot be compared with the backends — {SHOW_LEGENDS_FIX}",
-                           key_fact="no addresses", status=Status.UNKNOWN,
-                           facts={"pool": {"backend": pool.name, "source": pool.source,
-                                           "servers": [s.to_fact(False) for s in pool.servers]}})
+        raise ProbeFailure(
+            ErrorKind.CONFIG,
+            f"pool {pool.name}: the stats CSV hides server addresses, so the "
+            f"pool cannot be compared with the backends — {SHOW_LEGENDS_FIX}",
+            key_fact="no addresses",
+            status=Status.UNKNOWN,
+            facts={
+                "pool": {
+                    "backend": pool.name,
+                    "source": pool.source,
+                    "servers": [s.to_fact(False) for s in pool.servers],
+                }
+            },
+        )
     declared = await resolve_declared(ctx, check.options.backends, max(0.05, deadline.remaining()))
     judged = judge_pool(pool, declared)
-    return result(check, judged.status, judged.detail, latency_ms=deadline.elapsed_ms(), key_fact=judged.key_fact,
-                  facts=judged.facts, kind=judged.kind)
+    return result(
+        check,
+        judged.status,
+        judged.detail,
+        latency_ms=deadline.elapsed_ms(),
+        key_fact=judged.key_fact,
+        facts=judged.facts,
+        kind=judged.kind,
+    )
 
 
 SPEC = CheckSpec(

@@ -20,7 +20,7 @@ import psutil
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, result
-from stackscope.schema import Choice, CheckSpec, FilePath, Number, option
+from stackscope.schema import CheckSpec, Choice, FilePath, Number, option
 
 CPU_SAMPLE = 0.2
 
@@ -38,8 +38,9 @@ class HostOptions:
     disk_crit: float = option(Number(minimum=0), 95.0, "Disk used % that is critical.")
     inode_warn: float = option(Number(minimum=0), 85.0, "Inodes used % on path that warns.")
     inode_crit: float = option(Number(minimum=0), 95.0, "Inodes used % that is critical.")
-    fd_warn: float = option(Number(minimum=0), 80.0, "This process's open file descriptors, % of its soft "
-                                                     "limit (ulimit -n), that warns.")
+    fd_warn: float = option(
+        Number(minimum=0), 80.0, "This process's open file descriptors, % of its soft limit (ulimit -n), that warns."
+    )
     fd_crit: float = option(Number(minimum=0), 95.0, "Open file descriptors % of the soft limit that is critical.")
 
 
@@ -60,8 +61,9 @@ def _validate(target, options: HostOptions) -> list[tuple[str, str, str]]:
     for _, warn, crit, _ in _MEASURES:
         low, high = getattr(options, warn), getattr(options, crit)
         if low >= high:
-            problems.append((warn, f"{warn} ({low:g}) must be below {crit} ({high:g})",
-                             f"lower {warn} or raise {crit}"))
+            problems.append(
+                (warn, f"{warn} ({low:g}) must be below {crit} ({high:g})", f"lower {warn} or raise {crit}")
+            )
     return problems
 
 
@@ -107,7 +109,7 @@ def _sample(path: str) -> dict:
         "memory_available_mb": round(memory.available / 1024 / 1024),
         "disk_path": path,
         "disk_percent": round(100 * used / (used + free), 1) if used + free else 0.0,
-        "disk_free_gb": round(free / 1024 ** 3, 1),
+        "disk_free_gb": round(free / 1024**3, 1),
     }
     if vfs.f_files:  # some filesystems (btrfs, many FUSE) report no inode count
         facts["inode_percent"] = round(100 * (vfs.f_files - vfs.f_ffree) / vfs.f_files, 2)
@@ -139,19 +141,28 @@ async def probe(check, ctx) -> Result:
         elif value >= getattr(options, warn):
             status = Status.worst([status, Status.WARN])
             problems.append(f"{text} (warning at {getattr(options, warn):g})")
-    summary = (f"CPU {facts['cpu_percent']:.0f}%, load {facts['load_per_core']:.2f}/core, memory "
-               f"{facts['memory_percent']:.0f}%, disk {facts['disk_percent']:.0f}% on {options.path}")
+    summary = (
+        f"CPU {facts['cpu_percent']:.0f}%, load {facts['load_per_core']:.2f}/core, memory "
+        f"{facts['memory_percent']:.0f}%, disk {facts['disk_percent']:.0f}% on {options.path}"
+    )
     latency = deadline.elapsed_ms()
     if problems:
-        return result(check, status, "this host: " + "; ".join(problems), latency_ms=latency,
-                      key_fact=problems[0].split(" (")[0], facts=facts, kind=ErrorKind.RESOURCE)
+        return result(
+            check,
+            status,
+            "this host: " + "; ".join(problems),
+            latency_ms=latency,
+            key_fact=problems[0].split(" (")[0],
+            facts=facts,
+            kind=ErrorKind.RESOURCE,
+        )
     return result(check, Status.OK, f"this host: {summary}", latency_ms=latency, key_fact="healthy", facts=facts)
 
 
 SPEC = CheckSpec(
     key="host",
     doc="The machine stackscope runs on: CPU, load, memory, disk and inode use of a path, this process's open "
-        "file descriptors.",
+    "file descriptors.",
     target=Choice("local"),
     options=HostOptions,
     probe=probe,

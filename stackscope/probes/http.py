@@ -21,8 +21,21 @@ from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_
 from stackscope.probes.httpclient import HttpResponse, fetch
 from stackscope.safetext import terminal_safe
 from stackscope.schema import (
-    Boolean, CheckSpec, Choice, EnvName, FilePath, HeaderMap, Integer, Invalid, StatusCodes, Text, Url, UrlKind,
-    is_ip, option, parse_url,
+    Boolean,
+    CheckSpec,
+    Choice,
+    EnvName,
+    FilePath,
+    HeaderMap,
+    Integer,
+    Invalid,
+    StatusCodes,
+    Text,
+    Url,
+    UrlKind,
+    is_ip,
+    option,
+    parse_url,
 )
 
 BODY_CAP = 64 * 1024
@@ -32,38 +45,58 @@ _SENSITIVE_HEADERS = {"set-cookie", "authorization", "proxy-authorization", "coo
 
 @dataclass(frozen=True)
 class HttpOptions:
-    method: str = option(Choice("GET", "HEAD", "OPTIONS", case_insensitive=True), "GET",
-                         "Request method; only safe methods, so a probe never changes anything.")
+    method: str = option(
+        Choice("GET", "HEAD", "OPTIONS", case_insensitive=True),
+        "GET",
+        "Request method; only safe methods, so a probe never changes anything.",
+    )
     headers: tuple[tuple[str, str], ...] = option(
-        HeaderMap(), (), "Request headers; each replaces the probe's own of the same name (Host, User-Agent, "
-                         "Accept-Encoding), names compared case-insensitively.")
+        HeaderMap(),
+        (),
+        "Request headers; each replaces the probe's own of the same name (Host, User-Agent, "
+        "Accept-Encoding), names compared case-insensitively.",
+    )
     expect_status: tuple[int, ...] = option(StatusCodes(), (), "Accepted status codes (default: any 2xx or 3xx).")
     expect_body: str | None = option(Text(), None, "A substring the body must contain (first 64 KiB).")
     expect_header: tuple[tuple[str, str], ...] = option(
-        HeaderMap(request=False), (), "Response headers that must be present, each containing the given text.")
+        HeaderMap(request=False), (), "Response headers that must be present, each containing the given text."
+    )
     verify_tls: bool = option(Boolean(), True, "Verify the server certificate.")
     ca: str | None = option(FilePath(must_exist=True), None, "Extra CA file (PEM) to trust.")
     follow_redirects: bool = option(Boolean(), False, "Follow up to 5 redirects.")
-    identity_header: str | None = option(Text(), None,
-                                         "Response header naming the server that answered (e.g. X-Served-By).")
-    samples: int = option(Integer(minimum=1, maximum=100), 1,
-                          "Requests per probe; with identity_header shows which servers answer.")
+    identity_header: str | None = option(
+        Text(), None, "Response header naming the server that answered (e.g. X-Served-By)."
+    )
+    samples: int = option(
+        Integer(minimum=1, maximum=100), 1, "Requests per probe; with identity_header shows which servers answer."
+    )
     auth_env: str | None = option(EnvName(), None, "Environment variable holding user:password for basic auth.")
 
 
 def _validate(url: Url, options: HttpOptions) -> list[tuple[str, str, str]]:
     problems = []
     if options.samples > 1 and not options.identity_header:
-        problems.append(("samples", "samples needs identity_header to tell the answering servers apart",
-                         "add identity_header: X-Served-By (or the header your servers set)"))
+        problems.append(
+            (
+                "samples",
+                "samples needs identity_header to tell the answering servers apart",
+                "add identity_header: X-Served-By (or the header your servers set)",
+            )
+        )
     if options.ca and not options.verify_tls:
         problems.append(("ca", "ca has no effect with verify_tls: false", "remove one of the two"))
     if options.method.upper() == "HEAD" and options.expect_body is not None:
-        problems.append(("expect_body", "a HEAD response has no body, so expect_body can never match",
-                         "use method: GET, or remove expect_body"))
+        problems.append(
+            (
+                "expect_body",
+                "a HEAD response has no body, so expect_body can never match",
+                "use method: GET, or remove expect_body",
+            )
+        )
     if options.auth_env and any(name.lower() == "authorization" for name, _ in options.headers):
-        problems.append(("auth_env", "auth_env and an Authorization header both set the credentials",
-                         "keep one of the two"))
+        problems.append(
+            ("auth_env", "auth_env and an Authorization header both set the credentials", "keep one of the two")
+        )
     return problems
 
 
@@ -107,9 +140,19 @@ async def _exchange(check, ctx, url: Url, deadline: Deadline) -> _Exchange:
     host_header, headers = request_headers(url.host_header, options.headers + tuple(_auth_header(check, ctx)))
     context = ctx.ssl_context(options.verify_tls, options.ca) if url.scheme == "https" else None
     try:
-        response = await fetch(ip, url.port, deadline=deadline, method=options.method.upper(), target=url.path,
-                               host_header=host_header, headers=headers, ssl_context=context,
-                               sni=url.host if not is_ip(url.host) else None, body_cap=BODY_CAP, where=where)
+        response = await fetch(
+            ip,
+            url.port,
+            deadline=deadline,
+            method=options.method.upper(),
+            target=url.path,
+            host_header=host_header,
+            headers=headers,
+            ssl_context=context,
+            sni=url.host if not is_ip(url.host) else None,
+            body_cap=BODY_CAP,
+            where=where,
+        )
     except ProbeFailure as failure:
         failure.facts.update(resolved)
         raise
@@ -132,8 +175,11 @@ async def _request(check, ctx, deadline: Deadline) -> tuple[_Exchange, list[str]
         try:
             url = parse_url(urljoin(url.raw, location))
         except (Invalid, ValueError):  # urljoin refuses unbalanced IPv6 brackets itself
-            raise ProbeFailure(ErrorKind.PROTOCOL, f"redirect to an unusable location: {terminal_safe(location)}",
-                               key_fact="bad redirect") from None
+            raise ProbeFailure(
+                ErrorKind.PROTOCOL,
+                f"redirect to an unusable location: {terminal_safe(location)}",
+                key_fact="bad redirect",
+            ) from None
     raise ProbeFailure(ErrorKind.PROTOCOL, f"more than {MAX_REDIRECTS} redirects", key_fact="redirect loop")
 
 
@@ -177,8 +223,11 @@ def _judge(check, response: HttpResponse) -> tuple[Status, str, ErrorKind | None
         expected = "2xx or 3xx"
     if not status_ok:
         line = _body_line(response.body, status_text)
-        return Status.CRIT, f"{status_text} (expected {expected})" + (f": {line}" if line else ""), \
-            ErrorKind.HTTP_STATUS
+        return (
+            Status.CRIT,
+            f"{status_text} (expected {expected})" + (f": {line}" if line else ""),
+            ErrorKind.HTTP_STATUS,
+        )
     if options.expect_body is not None and options.expect_body not in response.body.decode("utf-8", "replace"):
         scope = "first 64 KiB of the body" if response.truncated else "body"
         return Status.CRIT, f"{status_text}, but the {scope} lacks '{options.expect_body}'", ErrorKind.CONTENT
@@ -192,8 +241,14 @@ def _judge(check, response: HttpResponse) -> tuple[Status, str, ErrorKind | None
         # No Content-Length and still streaming at the cap: an endless body ties up the
         # server and every client that reads it; a merely large one is better declared.
         # (A declared length above the cap is a large file, not a fault: read, cut, OK.)
-        return Status.WARN, (f"{status_text}, but the body did not end within {BODY_CAP // 1024} KiB "
-                             "(endless or very large response); read stopped"), ErrorKind.CONTENT
+        return (
+            Status.WARN,
+            (
+                f"{status_text}, but the body did not end within {BODY_CAP // 1024} KiB "
+                "(endless or very large response); read stopped"
+            ),
+            ErrorKind.CONTENT,
+        )
     return Status.OK, status_text, None
 
 
@@ -240,8 +295,7 @@ async def probe(check, ctx) -> Result:
             detail += f" from {served_by}"
     if status is Status.OK:
         detail += f" in {latency:.0f} ms"
-    return result(check, status, detail, latency_ms=latency, key_fact=str(response.status),
-                  facts=facts, kind=kind)
+    return result(check, status, detail, latency_ms=latency, key_fact=str(response.status), facts=facts, kind=kind)
 
 
 def _warm_up(check, ctx) -> None:

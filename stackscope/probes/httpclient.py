@@ -21,7 +21,12 @@ import h11
 
 from stackscope.model import ErrorKind, Status
 from stackscope.probes.common import (
-    Deadline, ProbeFailure, describe_os_error, guess_protocol, printable, timeout_scope,
+    Deadline,
+    ProbeFailure,
+    describe_os_error,
+    guess_protocol,
+    printable,
+    timeout_scope,
 )
 
 READ_SIZE = 16384
@@ -68,9 +73,20 @@ class _Progress:
         self.status: int | None = None
 
 
-async def fetch(ip: str, port: int, *, deadline: Deadline, method: str = "GET", target: str = "/",
-                host_header: str, headers: list[tuple[str, str]] = (), ssl_context: ssl.SSLContext | None = None,
-                sni: str | None = None, body_cap: int = 64 * 1024, where: str | None = None) -> HttpResponse:
+async def fetch(
+    ip: str,
+    port: int,
+    *,
+    deadline: Deadline,
+    method: str = "GET",
+    target: str = "/",
+    host_header: str,
+    headers: list[tuple[str, str]] = (),
+    ssl_context: ssl.SSLContext | None = None,
+    sni: str | None = None,
+    body_cap: int = 64 * 1024,
+    where: str | None = None,
+) -> HttpResponse:
     """One request to ip:port; raise ProbeFailure saying precisely what went wrong."""
     where = where or f"{ip}:{port}"
     progress = _Progress()
@@ -90,18 +106,25 @@ async def fetch(ip: str, port: int, *, deadline: Deadline, method: str = "GET", 
                 progress.stage = "tls"
                 reader, writer = await start_tls(reader, writer, ssl_context, sni, where)
                 phases["tls"] = round((time.perf_counter() - now) * 1000, 2)
-            return await _exchange(reader, writer, method, target, host_header, list(headers), body_cap,
-                                   where, phases, started, progress)
+            return await _exchange(
+                reader, writer, method, target, host_header, list(headers), body_cap, where, phases, started, progress
+            )
     except TimeoutError:
-        raise ProbeFailure(ErrorKind.TIMEOUT, _timeout_detail(progress, where, deadline),
-                           key_fact=_TIMEOUT_FACT[progress.stage]) from None
+        raise ProbeFailure(
+            ErrorKind.TIMEOUT, _timeout_detail(progress, where, deadline), key_fact=_TIMEOUT_FACT[progress.stage]
+        ) from None
     finally:
         if writer is not None:
             writer.transport.abort()  # never wait on a peer to agree to close
 
 
-_TIMEOUT_FACT = {"connect": "timeout", "tls": "tls timeout", "send": "no response", "response": "no response",
-                 "body": "slow body"}
+_TIMEOUT_FACT = {
+    "connect": "timeout",
+    "tls": "tls timeout",
+    "send": "no response",
+    "response": "no response",
+    "body": "slow body",
+}
 
 
 def _timeout_detail(progress: _Progress, where: str, deadline: Deadline) -> str:
@@ -115,8 +138,9 @@ def _timeout_detail(progress: _Progress, where: str, deadline: Deadline) -> str:
     }[progress.stage]
 
 
-async def start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, context: ssl.SSLContext,
-                    sni: str | None, where: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def start_tls(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, context: ssl.SSLContext, sni: str | None, where: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Upgrade a connected stream to TLS (the caller bounds the time). Connecting first and
     then shaking hands lets a timeout say which of the two the server never finished; a
     rejected certificate is a CERT failure whose cause is the SSLCertVerificationError."""
@@ -132,17 +156,29 @@ async def start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
         protocol._transport = transport  # type: ignore[attr-defined]
         return reader, new_writer
     except ssl.SSLCertVerificationError as exc:
-        raise ProbeFailure(ErrorKind.CERT, f"certificate of {where} rejected: {exc.verify_message}",
-                           key_fact="bad cert") from exc
+        raise ProbeFailure(
+            ErrorKind.CERT, f"certificate of {where} rejected: {exc.verify_message}", key_fact="bad cert"
+        ) from exc
     except (ssl.SSLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-        raise ProbeFailure(ErrorKind.TLS, f"TLS handshake with {where} failed: {reason}",
-                           key_fact="tls error") from None
+        raise ProbeFailure(
+            ErrorKind.TLS, f"TLS handshake with {where} failed: {reason}", key_fact="tls error"
+        ) from None
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, target: str,
-                    host_header: str, headers: list[tuple[str, str]], body_cap: int, where: str,
-                    phases: dict[str, float], started: float, progress: _Progress) -> HttpResponse:
+async def _exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    method: str,
+    target: str,
+    host_header: str,
+    headers: list[tuple[str, str]],
+    body_cap: int,
+    where: str,
+    phases: dict[str, float],
+    started: float,
+    progress: _Progress,
+) -> HttpResponse:
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
     request_headers = [("Host", host_header), ("Connection", "close")] + headers
     progress.stage = "send"
@@ -151,12 +187,14 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
     except OSError as exc:
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} did not take the request: {exc}",
-                           key_fact="send failed") from None
+        raise ProbeFailure(
+            ErrorKind.PROTOCOL, f"{where} did not take the request: {exc}", key_fact="send failed"
+        ) from None
     except h11.LocalProtocolError as exc:
         # the layout validator refuses headers HTTP cannot carry, so this is our bug, not the target's
-        raise ProbeFailure(ErrorKind.INTERNAL, f"cannot build the request: {exc}", key_fact="bad request",
-                           status=Status.UNKNOWN) from None
+        raise ProbeFailure(
+            ErrorKind.INTERNAL, f"cannot build the request: {exc}", key_fact="bad request", status=Status.UNKNOWN
+        ) from None
     sent_at = time.perf_counter()
     progress.stage = "response"
 
@@ -181,15 +219,17 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
             except OSError as exc:
                 kind, detail, key_fact = describe_os_error(exc, where)
                 if kind is ErrorKind.PROTOCOL:
-                    detail = f"{where} broke the connection while sending the " + \
-                             ("response" if response is None else "body")
+                    detail = f"{where} broke the connection while sending the " + (
+                        "response" if response is None else "body"
+                    )
                 raise ProbeFailure(kind, detail, key_fact=key_fact) from None
             if not first_bytes:
                 first_bytes = data[:64]
             if not data and response is None:
                 closed = f" after sending '{printable(first_bytes)}'" if first_bytes else ""
-                raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} closed the connection without a response{closed}",
-                                   key_fact="closed")
+                raise ProbeFailure(
+                    ErrorKind.PROTOCOL, f"{where} closed the connection without a response{closed}", key_fact="closed"
+                )
             conn.receive_data(data)
             continue
         if isinstance(event, h11.InformationalResponse):

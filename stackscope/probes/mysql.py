@@ -22,8 +22,16 @@ from dataclasses import dataclass
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import (
-    Conversation, Deadline, ProbeFailure, describe_os_error, conversation, guess_protocol, printable, read_some,
-    resolve_host, result,
+    Conversation,
+    Deadline,
+    ProbeFailure,
+    conversation,
+    describe_os_error,
+    guess_protocol,
+    printable,
+    read_some,
+    resolve_host,
+    result,
 )
 from stackscope.schema import AddressKind, CheckSpec, EnvName, Text, option
 
@@ -33,20 +41,27 @@ MAX_PACKET = 1024 * 1024
 MAX_GREETING = 64 * 1024
 CLIENT_LONG_PASSWORD, CLIENT_PROTOCOL_41, CLIENT_TRANSACTIONS = 0x1, 0x200, 0x2000
 CLIENT_SECURE_CONNECTION, CLIENT_PLUGIN_AUTH = 0x8000, 0x80000
-CAPABILITIES = CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | \
-    CLIENT_PLUGIN_AUTH
+CAPABILITIES = (
+    CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
+)
 COM_QUIT, COM_QUERY = b"\x01", b"\x03"
-ERRORS = {1040: "too many connections", 1129: "this host is blocked after too many connection errors "
-                                               "(mariadb-admin flush-hosts clears it)",
-          1130: "this host is not allowed to connect", 1045: "access denied", 1203: "the user has too many connections",
-          1226: "a resource limit of the user is exceeded", 1043: "bad handshake"}
+ERRORS = {
+    1040: "too many connections",
+    1129: "this host is blocked after too many connection errors (mariadb-admin flush-hosts clears it)",
+    1130: "this host is not allowed to connect",
+    1045: "access denied",
+    1203: "the user has too many connections",
+    1226: "a resource limit of the user is exceeded",
+    1043: "bad handshake",
+}
 
 
 @dataclass(frozen=True)
 class MysqlOptions:
     user: str = option(Text(), "stackscope", "User to present (a user with no privileges is best).")
-    password_env: str | None = option(EnvName(), None, "Environment variable with the password: log in and run "
-                                                       "SELECT 1.")
+    password_env: str | None = option(
+        EnvName(), None, "Environment variable with the password: log in and run SELECT 1."
+    )
 
 
 @dataclass(frozen=True)
@@ -84,14 +99,18 @@ class _Packets:
 
     async def greeting(self) -> bytes:
         """The first packet: a handshake (0x0a) or an error (0xff)."""
-        self.talk.timeout_detail = (f"{self.where}: nothing greeted within {self.deadline.text} (a MySQL server "
-                                    "speaks first)")
+        self.talk.timeout_detail = (
+            f"{self.where}: nothing greeted within {self.deadline.text} (a MySQL server speaks first)"
+        )
         return await self.read("a greeting", MAX_GREETING, starts=b"\x0a\xff")
 
     async def _not_mysql(self, sent: bytes) -> ProbeFailure:
         sent += await read_some(self.talk.reader, self.deadline)
-        return ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} does not speak MySQL: it sent '{printable(sent)}' "
-                            f"({guess_protocol(sent)} answered)", key_fact="not mysql")
+        return ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"{self.where} does not speak MySQL: it sent '{printable(sent)}' ({guess_protocol(sent)} answered)",
+            key_fact="not mysql",
+        )
 
     async def _exactly(self, n: int, what: str, before: bytes = b"") -> bytes:
         try:
@@ -99,16 +118,23 @@ class _Packets:
         except asyncio.IncompleteReadError as exc:
             sent = before + exc.partial
             if sent:
-                raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} does not speak MySQL: it sent '{printable(sent)}' and "
-                                   f"closed the connection ({guess_protocol(sent)} answered)",
-                                   key_fact="not mysql") from None
-            raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} closed the connection instead of sending {what}",
-                               key_fact="closed") from None
+                raise ProbeFailure(
+                    ErrorKind.PROTOCOL,
+                    f"{self.where} does not speak MySQL: it sent '{printable(sent)}' and "
+                    f"closed the connection ({guess_protocol(sent)} answered)",
+                    key_fact="not mysql",
+                ) from None
+            raise ProbeFailure(
+                ErrorKind.PROTOCOL, f"{self.where} closed the connection instead of sending {what}", key_fact="closed"
+            ) from None
         except ConnectionError as exc:
             if before:  # bytes came, then a reset: say what they were
-                raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} does not speak MySQL: it sent '{printable(before)}' "
-                                   f"and reset the connection ({guess_protocol(before)} answered)",
-                                   key_fact="not mysql") from None
+                raise ProbeFailure(
+                    ErrorKind.PROTOCOL,
+                    f"{self.where} does not speak MySQL: it sent '{printable(before)}' "
+                    f"and reset the connection ({guess_protocol(before)} answered)",
+                    key_fact="not mysql",
+                ) from None
             kind, detail, key_fact = describe_os_error(exc, self.where)
             raise ProbeFailure(kind, detail, key_fact=key_fact) from None
 
@@ -121,8 +147,11 @@ class _Packets:
 def parse_err(packet: bytes, where: str = "the server") -> tuple[int, str]:
     """(code, message) of an ERR packet (0xff, int<2> code, ['#' sqlstate], message)."""
     if len(packet) < 3:
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent a truncated MySQL error packet "
-                           f"'{printable(packet)}'", key_fact="bad packet")
+        raise ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"{where} sent a truncated MySQL error packet '{printable(packet)}'",
+            key_fact="bad packet",
+        )
     code = int.from_bytes(packet[1:3], "little")
     message = packet[3:]
     if message.startswith(b"#"):
@@ -132,24 +161,29 @@ def parse_err(packet: bytes, where: str = "the server") -> tuple[int, str]:
 
 def parse_greeting(packet: bytes, where: str) -> Greeting:
     if not packet or packet[0] != 10:
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} does not speak MySQL: its greeting starts with "
-                           f"'{printable(packet, 16)}' ({guess_protocol(packet)} answered)", key_fact="not mysql")
+        raise ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"{where} does not speak MySQL: its greeting starts with "
+            f"'{printable(packet, 16)}' ({guess_protocol(packet)} answered)",
+            key_fact="not mysql",
+        )
     try:
         end = packet.index(b"\0", 1)
         version = packet[1:end].decode("utf-8", "replace")
         pos = end + 1
-        connection_id = struct.unpack("<I", packet[pos:pos + 4])[0]
-        seed = packet[pos + 4:pos + 12]
-        caps = struct.unpack("<H", packet[pos + 13:pos + 15])[0]
-        caps |= struct.unpack("<H", packet[pos + 18:pos + 20])[0] << 16
+        connection_id = struct.unpack("<I", packet[pos : pos + 4])[0]
+        seed = packet[pos + 4 : pos + 12]
+        caps = struct.unpack("<H", packet[pos + 13 : pos + 15])[0]
+        caps |= struct.unpack("<H", packet[pos + 18 : pos + 20])[0] << 16
         auth_len = packet[pos + 20]
-        rest = packet[pos + 31:]
-        seed += rest[:max(13, auth_len - 8)].rstrip(b"\0")
+        rest = packet[pos + 31 :]
+        seed += rest[: max(13, auth_len - 8)].rstrip(b"\0")
         plugin_start = max(13, auth_len - 8)
         plugin = rest[plugin_start:].split(b"\0")[0].decode("ascii", "replace") if caps & CLIENT_PLUGIN_AUTH else ""
     except (ValueError, IndexError, struct.error):
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent a truncated MySQL greeting", key_fact="bad greeting") \
-            from None
+        raise ProbeFailure(
+            ErrorKind.PROTOCOL, f"{where} sent a truncated MySQL greeting", key_fact="bad greeting"
+        ) from None
     if version.startswith("5.5.5-"):
         version = version[6:]  # MariaDB's prefix for old replication clients
     return Greeting(version, connection_id, caps, seed[:20], plugin or "mysql_native_password")
@@ -165,25 +199,45 @@ def native_password(password: str, seed: bytes) -> bytes:
 
 
 def handshake_response(user: str, auth: bytes) -> bytes:
-    return (struct.pack("<IIB", CAPABILITIES, MAX_PACKET, 45) + b"\0" * 23 + user.encode() + b"\0"
-            + bytes([len(auth)]) + auth + b"mysql_native_password\0")
+    return (
+        struct.pack("<IIB", CAPABILITIES, MAX_PACKET, 45)
+        + b"\0" * 23
+        + user.encode()
+        + b"\0"
+        + bytes([len(auth)])
+        + auth
+        + b"mysql_native_password\0"
+    )
 
 
 def _fail_for(code: int, message: str, where: str, logging_in: bool) -> ProbeFailure | None:
     facts = {"error_code": code}
     if code == 1040:
-        return ProbeFailure(ErrorKind.SATURATED, f"{where} is out of connections: {message} (1040)",
-                            key_fact="too many connections", facts=facts)
+        return ProbeFailure(
+            ErrorKind.SATURATED,
+            f"{where} is out of connections: {message} (1040)",
+            key_fact="too many connections",
+            facts=facts,
+        )
     if code in (1129, 1130):
-        return ProbeFailure(ErrorKind.AUTH, f"{where} refuses this host: {message} ({code}: {ERRORS[code]})",
-                            key_fact=f"error {code}", facts=facts)
+        return ProbeFailure(
+            ErrorKind.AUTH,
+            f"{where} refuses this host: {message} ({code}: {ERRORS[code]})",
+            key_fact=f"error {code}",
+            facts=facts,
+        )
     if code in (1045, 1698, 1524) and not logging_in:
         return None  # the server checked the user: it is up
     if code in (1045, 1698):
-        return ProbeFailure(ErrorKind.AUTH, f"{where} refused the login: {message} ({code})", key_fact="login refused",
-                            facts=facts)
-    return ProbeFailure(ErrorKind.STATE, f"{where}: {message} ({code}{': ' + ERRORS[code] if code in ERRORS else ''})",
-                        key_fact=f"error {code}", facts=facts)
+        return ProbeFailure(
+            ErrorKind.AUTH, f"{where} refused the login: {message} ({code})", key_fact="login refused", facts=facts
+        )
+    return ProbeFailure(
+        ErrorKind.STATE,
+        f"{where}: {message} ({code}{': ' + ERRORS[code] if code in ERRORS else ''})",
+        key_fact=f"error {code}",
+        facts=facts,
+    )
 
 
 async def probe(check, ctx) -> Result:
@@ -193,8 +247,15 @@ async def probe(check, ctx) -> Result:
     ip, facts = await resolve_host(ctx, address.host, deadline)
     where = str(address)
     password = ctx.secret(options.password_env) if options.password_env else None
-    async with conversation(ip, address.port, deadline, facts, where=where, awaiting="finish the handshake",
-                            goodbye=b"\x01\x00\x00\x00" + COM_QUIT) as talk:
+    async with conversation(
+        ip,
+        address.port,
+        deadline,
+        facts,
+        where=where,
+        awaiting="finish the handshake",
+        goodbye=b"\x01\x00\x00\x00" + COM_QUIT,
+    ) as talk:
         packets = _Packets(talk, deadline, where)
         first = await packets.greeting()
         if first[:1] == b"\xff":
@@ -203,28 +264,49 @@ async def probe(check, ctx) -> Result:
             failure.facts.update(facts)
             raise failure
         greeting = parse_greeting(first, where)
-        facts.update({"version": greeting.version, "connection_id": greeting.connection_id,
-                      "auth_plugin": greeting.plugin})
+        facts.update(
+            {"version": greeting.version, "connection_id": greeting.connection_id, "auth_plugin": greeting.plugin}
+        )
         if not greeting.capabilities & CLIENT_PROTOCOL_41:
-            return result(check, Status.WARN, f"{where} speaks only the pre-4.1 protocol ({greeting.version})",
-                          latency_ms=deadline.elapsed_ms(), key_fact=greeting.version, facts=facts,
-                          kind=ErrorKind.PROTOCOL)
+            return result(
+                check,
+                Status.WARN,
+                f"{where} speaks only the pre-4.1 protocol ({greeting.version})",
+                latency_ms=deadline.elapsed_ms(),
+                key_fact=greeting.version,
+                facts=facts,
+                kind=ErrorKind.PROTOCOL,
+            )
         await packets.send(handshake_response(options.user, native_password(password or "", greeting.seed)))
         reply = await packets.read("an answer to the login")
         if reply == b"\xfe":  # the old (pre-4.1) auth switch: a bare 0xfe, no plugin named
             old_auth = "the old (pre-4.1) authentication, which the probe does not speak"
             if password:
                 raise ProbeFailure(ErrorKind.AUTH, f"{where} asks for {old_auth}", key_fact="old auth", facts=facts)
-            return result(check, Status.OK, f"{where} is up (MariaDB/MySQL {greeting.version}); it asks for "
-                          f"{old_auth}", latency_ms=deadline.elapsed_ms(), key_fact="up", facts=facts)
+            return result(
+                check,
+                Status.OK,
+                f"{where} is up (MariaDB/MySQL {greeting.version}); it asks for {old_auth}",
+                latency_ms=deadline.elapsed_ms(),
+                key_fact="up",
+                facts=facts,
+            )
         if reply[:1] == b"\xfe" and password:  # AuthSwitchRequest: answer for the plugin it names
             plugin, _, seed = reply[1:].partition(b"\0")
             if not plugin:
-                raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent an auth switch that names no plugin: "
-                                   f"'{printable(reply)}'", key_fact="bad auth switch", facts=facts)
+                raise ProbeFailure(
+                    ErrorKind.PROTOCOL,
+                    f"{where} sent an auth switch that names no plugin: '{printable(reply)}'",
+                    key_fact="bad auth switch",
+                    facts=facts,
+                )
             if plugin != b"mysql_native_password":
-                raise ProbeFailure(ErrorKind.AUTH, f"{where} wants the {printable(plugin)} plugin, which the probe "
-                                   "does not speak", key_fact="auth plugin", facts=facts)
+                raise ProbeFailure(
+                    ErrorKind.AUTH,
+                    f"{where} wants the {printable(plugin)} plugin, which the probe does not speak",
+                    key_fact="auth plugin",
+                    facts=facts,
+                )
             await packets.send(native_password(password, seed.rstrip(b"\0")[:20]))
             reply = await packets.read("an answer to the login")
         if reply[:1] == b"\xff":
@@ -233,24 +315,52 @@ async def probe(check, ctx) -> Result:
             if failure is not None:
                 failure.facts.update(facts)
                 raise failure
-            return result(check, Status.OK, f"{where} is up: MariaDB/MySQL {greeting.version} answered and "
-                          f"refuses user '{options.user}' ({code}), as expected without a password",
-                          latency_ms=deadline.elapsed_ms(), key_fact="up", facts=facts)
+            return result(
+                check,
+                Status.OK,
+                f"{where} is up: MariaDB/MySQL {greeting.version} answered and "
+                f"refuses user '{options.user}' ({code}), as expected without a password",
+                latency_ms=deadline.elapsed_ms(),
+                key_fact="up",
+                facts=facts,
+            )
         if reply[:1] not in (b"\x00", b"\xfe", b"\x01"):  # neither OK, ERR, auth switch nor more-data
-            raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered the login with a packet that is no MySQL "
-                               f"reply (not OK, ERR, an auth switch or more auth data): '{printable(reply)}'",
-                               key_fact="bad reply", facts=facts)
+            raise ProbeFailure(
+                ErrorKind.PROTOCOL,
+                f"{where} answered the login with a packet that is no MySQL "
+                f"reply (not OK, ERR, an auth switch or more auth data): '{printable(reply)}'",
+                key_fact="bad reply",
+                facts=facts,
+            )
         if reply[:1] != b"\x00":
-            return result(check, Status.OK, f"{where} is up (MariaDB/MySQL {greeting.version}); it asked for an "
-                          "authentication method the probe does not speak", latency_ms=deadline.elapsed_ms(),
-                          key_fact="up", facts=facts)
+            return result(
+                check,
+                Status.OK,
+                f"{where} is up (MariaDB/MySQL {greeting.version}); it asked for an "
+                "authentication method the probe does not speak",
+                latency_ms=deadline.elapsed_ms(),
+                key_fact="up",
+                facts=facts,
+            )
         if password is None:
-            return result(check, Status.OK, f"{where} is up: MariaDB/MySQL {greeting.version} let '{options.user}' "
-                          "in without a password", latency_ms=deadline.elapsed_ms(), key_fact="up", facts=facts)
+            return result(
+                check,
+                Status.OK,
+                f"{where} is up: MariaDB/MySQL {greeting.version} let '{options.user}' in without a password",
+                latency_ms=deadline.elapsed_ms(),
+                key_fact="up",
+                facts=facts,
+            )
         await _select_one(packets, where)
         facts["logged_in_as"] = options.user
-        return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (MariaDB/MySQL {greeting.version})",
-                      latency_ms=deadline.elapsed_ms(), key_fact="logged in", facts=facts)
+        return result(
+            check,
+            Status.OK,
+            f"{where}: logged in, SELECT 1 ok (MariaDB/MySQL {greeting.version})",
+            latency_ms=deadline.elapsed_ms(),
+            key_fact="logged in",
+            facts=facts,
+        )
 
 
 async def _select_one(packets: _Packets, where: str) -> None:
@@ -261,8 +371,9 @@ async def _select_one(packets: _Packets, where: str) -> None:
         packet = await packets.read("the query result")
         if packet[:1] == b"\xff":
             code, message = parse_err(packet, where)
-            raise ProbeFailure(ErrorKind.STATE, f"{where}: SELECT 1 failed: {message} ({code})",
-                               key_fact="query failed")
+            raise ProbeFailure(
+                ErrorKind.STATE, f"{where}: SELECT 1 failed: {message} ({code})", key_fact="query failed"
+            )
         if packet[:1] == b"\xfe" and len(packet) < 9:
             eofs += 1
             if eofs == 2:

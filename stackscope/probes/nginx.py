@@ -21,16 +21,19 @@ from stackscope.probes.context import ResolveError
 from stackscope.probes.httpclient import fetch
 from stackscope.schema import CheckSpec, FilePath, LayerRef, Text, UrlKind, did_you_mean, is_ip, option
 
-_STUB = re.compile(r"Active connections:\s*(\d+)\s*\nserver accepts handled requests\s*\n\s*(\d+)\s+(\d+)\s+(\d+)"
-                   r"\s*\nReading:\s*(\d+)\s+Writing:\s*(\d+)\s+Waiting:\s*(\d+)")
+_STUB = re.compile(
+    r"Active connections:\s*(\d+)\s*\nserver accepts handled requests\s*\n\s*(\d+)\s+(\d+)\s+(\d+)"
+    r"\s*\nReading:\s*(\d+)\s+Writing:\s*(\d+)\s+Waiting:\s*(\d+)"
+)
 
 
 @dataclass(frozen=True)
 class NginxOptions:
     upstream: str = option(Text(), None, "The upstream block (pool) to inspect.", required=True)
     status_url: Any = option(UrlKind(), None, "stub_status URL, for live connection numbers.")
-    backends: str | None = option(LayerRef(role="backend"), None,
-                                  "Layer whose checks are the declared backends (default: every backend layer).")
+    backends: str | None = option(
+        LayerRef(role="backend"), None, "Layer whose checks are the declared backends (default: every backend layer)."
+    )
 
 
 async def _load(path: str) -> nginx_conf.Config:
@@ -38,29 +41,49 @@ async def _load(path: str) -> nginx_conf.Config:
         return await asyncio.to_thread(nginx_conf.load, path)
     except nginx_conf.ConfigError as exc:
         if exc.line == 0:  # the file itself could not be read: we cannot tell what nginx does
-            raise ProbeFailure(ErrorKind.CONFIG, f"cannot read the nginx config: {exc}", key_fact="unreadable",
-                               status=Status.UNKNOWN) from None
-        raise ProbeFailure(ErrorKind.CONFIG, f"nginx config error at {exc}: nginx would refuse to load it",
-                           key_fact="config error") from None
+            raise ProbeFailure(
+                ErrorKind.CONFIG, f"cannot read the nginx config: {exc}", key_fact="unreadable", status=Status.UNKNOWN
+            ) from None
+        raise ProbeFailure(
+            ErrorKind.CONFIG, f"nginx config error at {exc}: nginx would refuse to load it", key_fact="config error"
+        ) from None
 
 
 async def _stub_status(check, ctx, deadline: Deadline) -> tuple[dict[str, Any] | None, ProbeFailure | None]:
     url = check.options.status_url
     try:
         ip, _ = await resolve_host(ctx, url.host, deadline)
-        response = await fetch(ip, url.port, deadline=deadline, target=url.path, host_header=url.host_header,
-                               ssl_context=ctx.ssl_context() if url.scheme == "https" else None,
-                               sni=None if is_ip(url.host) else url.host, body_cap=4096,
-                               where=f"stub_status {url.host}:{url.port}")
+        response = await fetch(
+            ip,
+            url.port,
+            deadline=deadline,
+            target=url.path,
+            host_header=url.host_header,
+            ssl_context=ctx.ssl_context() if url.scheme == "https" else None,
+            sni=None if is_ip(url.host) else url.host,
+            body_cap=4096,
+            where=f"stub_status {url.host}:{url.port}",
+        )
     except ProbeFailure as failure:
         return None, failure
     match = _STUB.search(response.body.decode("latin-1"))
     if response.status != 200 or not match:
-        return None, ProbeFailure(ErrorKind.PROTOCOL, f"{url.raw} answered {response.status_text} without "
-                                  "stub_status numbers (is `stub_status;` in that location?)", key_fact="no stub")
+        return None, ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"{url.raw} answered {response.status_text} without "
+            "stub_status numbers (is `stub_status;` in that location?)",
+            key_fact="no stub",
+        )
     active, accepts, handled, requests, reading, writing, waiting = (int(g) for g in match.groups())
-    return {"active": active, "accepts": accepts, "handled": handled, "requests": requests,
-            "reading": reading, "writing": writing, "waiting": waiting}, None
+    return {
+        "active": active,
+        "accepts": accepts,
+        "handled": handled,
+        "requests": requests,
+        "reading": reading,
+        "writing": writing,
+        "waiting": waiting,
+    }, None
 
 
 async def probe(check, ctx) -> Result:
@@ -74,10 +97,12 @@ async def probe(check, ctx) -> Result:
     upstream = found.get(options.upstream)
     if upstream is None:
         names = sorted(found)
-        hint = did_you_mean(options.upstream, names) or (f"upstreams: {', '.join(names)}" if names else
-                                                          "the config has no upstream blocks")
-        raise ProbeFailure(ErrorKind.CONFIG, f"no upstream '{options.upstream}' in {config.main} — {hint}",
-                           key_fact="no upstream")
+        hint = did_you_mean(options.upstream, names) or (
+            f"upstreams: {', '.join(names)}" if names else "the config has no upstream blocks"
+        )
+        raise ProbeFailure(
+            ErrorKind.CONFIG, f"no upstream '{options.upstream}' in {config.main} — {hint}", key_fact="no upstream"
+        )
     resolved: dict[str, str] = {}
     notes: list[str] = []
     for server in upstream.servers:
@@ -99,22 +124,25 @@ async def probe(check, ctx) -> Result:
     if options.status_url is not None:
         stub, failure = await _stub_status(check, ctx, deadline)
         if failure is not None:  # nginx itself is not answering: that outranks what the file says
-            raise ProbeFailure(failure.kind, f"nginx is not answering: {failure.detail} (config: {detail})",
-                               key_fact=failure.key_fact, facts=facts)
+            raise ProbeFailure(
+                failure.kind,
+                f"nginx is not answering: {failure.detail} (config: {detail})",
+                key_fact=failure.key_fact,
+                facts=facts,
+            )
         facts["stub_status"] = stub
         if stub["handled"] < stub["accepts"] and status is Status.OK:
             dropped = stub["accepts"] - stub["handled"]
             status, kind = Status.WARN, ErrorKind.SATURATED
             detail += f"; nginx dropped {dropped} connections (worker_connections or a resource limit)"
         # the connection numbers stay in the facts: the summary is about the pool
-    return result(check, status, detail, latency_ms=deadline.elapsed_ms(), key_fact=key_fact, facts=facts,
-                  kind=kind)
+    return result(check, status, detail, latency_ms=deadline.elapsed_ms(), key_fact=key_fact, facts=facts, kind=kind)
 
 
 SPEC = CheckSpec(
     key="nginx",
     doc="Read an nginx upstream's pool from the config (or `nginx -T` output) and compare it with the "
-        "declared backends.",
+    "declared backends.",
     target=FilePath(must_exist=False),
     options=NginxOptions,
     probe=probe,

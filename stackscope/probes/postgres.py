@@ -24,8 +24,16 @@ from typing import Any
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import (
-    Conversation, Deadline, ProbeFailure, describe_os_error, conversation, guess_protocol, printable, read_some,
-    resolve_host, result,
+    Conversation,
+    Deadline,
+    ProbeFailure,
+    conversation,
+    describe_os_error,
+    guess_protocol,
+    printable,
+    read_some,
+    resolve_host,
+    result,
 )
 from stackscope.schema import AddressKind, Boolean, CheckSpec, Duration, EnvName, Text, option
 
@@ -37,10 +45,12 @@ TERMINATE = b"X" + struct.pack("!i", 4)
 # behind. Whether the standby streams at all comes from pg_stat_wal_receiver: without
 # pg_read_all_stats (pg_monitor) a role sees the receiver's pid only (status is NULL), so
 # "a receiver exists" is what is judged, its status when visible.
-INFO_QUERY = ("SELECT 1, current_setting('server_version'), pg_is_in_recovery(), "
-              "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-              "ELSE extract(epoch from now() - pg_last_xact_replay_timestamp()) END, "
-              "(SELECT count(*) FROM pg_stat_wal_receiver), (SELECT status FROM pg_stat_wal_receiver LIMIT 1)")
+INFO_QUERY = (
+    "SELECT 1, current_setting('server_version'), pg_is_in_recovery(), "
+    "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+    "ELSE extract(epoch from now() - pg_last_xact_replay_timestamp()) END, "
+    "(SELECT count(*) FROM pg_stat_wal_receiver), (SELECT status FROM pg_stat_wal_receiver LIMIT 1)"
+)
 MAX_SCRAM_ITERATIONS = 100_000  # PostgreSQL uses 4096; more is a server trying to stall the probe
 AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "SASL (SCRAM-SHA-256)", 7: "GSSAPI", 9: "SSPI"}
 
@@ -49,8 +59,9 @@ AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "SASL (SCRAM-
 class PostgresOptions:
     user: str = option(Text(), "stackscope", "Role to present (need not exist unless password_env is set).")
     database: str = option(Text(), "postgres", "Database to ask for.")
-    password_env: str | None = option(EnvName(), None, "Environment variable with the password: log in and run "
-                                                       "a read-only query.")
+    password_env: str | None = option(
+        EnvName(), None, "Environment variable with the password: log in and run a read-only query."
+    )
     ssl: bool = option(Boolean(), True, "Ask for TLS first (the server may say no); certificates are not verified.")
     max_lag: float = option(Duration(), 30.0, "On a standby, warn when replay lags more than this.")
 
@@ -68,8 +79,11 @@ class _Conn:
         head = await self._exactly(5, "a reply")
         kind, length = head[:1], int.from_bytes(head[1:], "big", signed=True)
         if not (kind.isalpha() and 4 <= length <= MAX_MESSAGE):
-            raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} is not PostgreSQL: it sent '{printable(head)}' "
-                               f"({guess_protocol(head)} answered)", key_fact="not postgres")
+            raise ProbeFailure(
+                ErrorKind.PROTOCOL,
+                f"{self.where} is not PostgreSQL: it sent '{printable(head)}' ({guess_protocol(head)} answered)",
+                key_fact="not postgres",
+            )
         return kind, await self._exactly(length - 4, "the rest of a message")
 
     async def _exactly(self, n: int, what: str) -> bytes:
@@ -81,8 +95,11 @@ class _Conn:
         except asyncio.IncompleteReadError as exc:
             partial = exc.partial
             what_sent = f" after '{printable(partial)}' ({guess_protocol(partial)} answered)" if partial else ""
-            raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} closed the connection instead of sending "
-                               f"{what}{what_sent}", key_fact="closed") from None
+            raise ProbeFailure(
+                ErrorKind.PROTOCOL,
+                f"{self.where} closed the connection instead of sending {what}{what_sent}",
+                key_fact="closed",
+            ) from None
 
     async def send(self, data: bytes) -> None:
         self.talk.writer.write(data)
@@ -94,8 +111,10 @@ def _message(kind: bytes, body: bytes) -> bytes:
 
 
 def _startup(user: str, database: str) -> bytes:
-    params = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in
-                      (("user", user), ("database", database), ("application_name", "stackscope")))
+    params = b"".join(
+        k.encode() + b"\0" + v.encode() + b"\0"
+        for k, v in (("user", user), ("database", database), ("application_name", "stackscope"))
+    )
     body = struct.pack("!i", 196608) + params + b"\0"
     return struct.pack("!i", len(body) + 4) + body
 
@@ -108,8 +127,9 @@ def parse_error(body: bytes) -> dict[str, str]:
             try:
                 fields[chr(part[0])] = part[1:].decode("utf-8")
             except UnicodeDecodeError:  # no real server sends this: say so rather than show '�('
-                fields[chr(part[0])] = (f"'{printable(part[1:], 60)}' (not valid UTF-8: garbage rather than "
-                                        "an error message)")
+                fields[chr(part[0])] = (
+                    f"'{printable(part[1:], 60)}' (not valid UTF-8: garbage rather than an error message)"
+                )
     return fields
 
 
@@ -120,14 +140,22 @@ async def _start_tls(conn: _Conn, host: str) -> None:
         return
     if answer != b"S":
         data = answer + await read_some(conn.talk.reader, conn.deadline)
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{conn.where} is not PostgreSQL: it answered the SSL request with "
-                           f"'{printable(data)}' ({guess_protocol(data)} answered)", key_fact="not postgres")
+        raise ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"{conn.where} is not PostgreSQL: it answered the SSL request with "
+            f"'{printable(data)}' ({guess_protocol(data)} answered)",
+            key_fact="not postgres",
+        )
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # the probe asks about state, not identity: see the tls check for that
     if not hasattr(conn.talk.writer, "start_tls"):  # StreamWriter.start_tls arrived in Python 3.11
-        raise ProbeFailure(ErrorKind.INTERNAL, "ssl: true needs Python 3.11 or later to run stackscope",
-                           key_fact="needs 3.11", status=Status.UNKNOWN)
+        raise ProbeFailure(
+            ErrorKind.INTERNAL,
+            "ssl: true needs Python 3.11 or later to run stackscope",
+            key_fact="needs 3.11",
+            status=Status.UNKNOWN,
+        )
     try:
         await conn.talk.writer.start_tls(context, server_hostname=None)
     except (ssl.SSLError, OSError) as exc:
@@ -173,13 +201,18 @@ class _Scram:
         except ValueError:  # binascii.Error is a ValueError
             raise _malformed(self.where, "SCRAM server-first message", server_first, scram=True) from None
         if not nonce.startswith(self.nonce):
-            raise ProbeFailure(ErrorKind.AUTH, f"{self.where}: the server's SCRAM nonce does not extend ours",
-                               key_fact="bad scram")
+            raise ProbeFailure(
+                ErrorKind.AUTH, f"{self.where}: the server's SCRAM nonce does not extend ours", key_fact="bad scram"
+            )
         if iterations < 1:
             raise _malformed(self.where, "SCRAM server-first message", server_first, scram=True)
         if iterations > MAX_SCRAM_ITERATIONS:
-            raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where}: server asks for {iterations} SCRAM iterations; "
-                               f"refusing more than {MAX_SCRAM_ITERATIONS}", key_fact="bad scram")
+            raise ProbeFailure(
+                ErrorKind.PROTOCOL,
+                f"{self.where}: server asks for {iterations} SCRAM iterations; "
+                f"refusing more than {MAX_SCRAM_ITERATIONS}",
+                key_fact="bad scram",
+            )
         # in a thread: even the capped count must not stall every other probe on the loop
         salted = await asyncio.to_thread(hashlib.pbkdf2_hmac, "sha256", self.password.encode(), salt, iterations)
         client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
@@ -195,16 +228,19 @@ class _Scram:
     def verify(self, server_final: str) -> None:
         parts = self._fields("server-final", server_final, "")
         if "e" in parts:
-            raise ProbeFailure(ErrorKind.AUTH, f"{self.where} refused the login: SCRAM error {parts['e']}",
-                               key_fact="login refused")
+            raise ProbeFailure(
+                ErrorKind.AUTH, f"{self.where} refused the login: SCRAM error {parts['e']}", key_fact="login refused"
+            )
         try:
             signature = base64.b64decode(parts.get("v", ""), validate=True)
         except ValueError:
             raise _malformed(self.where, "SCRAM server-final message", server_final, scram=True) from None
         if signature != self.server_signature:
-            raise ProbeFailure(ErrorKind.AUTH, f"{self.where}: the server's SCRAM signature is wrong (not the real "
-                               "server?)",
-                               key_fact="bad scram")
+            raise ProbeFailure(
+                ErrorKind.AUTH,
+                f"{self.where}: the server's SCRAM signature is wrong (not the real server?)",
+                key_fact="bad scram",
+            )
 
 
 # --------------------------------------------------------------------------- the probe
@@ -214,24 +250,45 @@ def _error_failure(fields: dict[str, str], where: str, logging_in: bool) -> Prob
     """A ProbeFailure for server states that are failures, else the "up" sentence."""
     code, message = fields.get("C", ""), fields.get("M", "")
     if code == "57P03":
-        return ProbeFailure(ErrorKind.STATE, f"{where} is not accepting connections: {message} (57P03)",
-                            key_fact="not ready", facts={"sqlstate": code})
+        return ProbeFailure(
+            ErrorKind.STATE,
+            f"{where} is not accepting connections: {message} (57P03)",
+            key_fact="not ready",
+            facts={"sqlstate": code},
+        )
     if code == "53300":
-        return ProbeFailure(ErrorKind.SATURATED, f"{where} is out of connections: {message} (53300)",
-                            key_fact="too many clients", facts={"sqlstate": code})
+        return ProbeFailure(
+            ErrorKind.SATURATED,
+            f"{where} is out of connections: {message} (53300)",
+            key_fact="too many clients",
+            facts={"sqlstate": code},
+        )
     if code == "57P01":
-        return ProbeFailure(ErrorKind.STATE, f"{where} is shutting down: {message} (57P01)", key_fact="shutdown",
-                            facts={"sqlstate": code})
+        return ProbeFailure(
+            ErrorKind.STATE,
+            f"{where} is shutting down: {message} (57P01)",
+            key_fact="shutdown",
+            facts={"sqlstate": code},
+        )
     if code == "3D000":
-        return ProbeFailure(ErrorKind.CONFIG, f"{where}: {message} (3D000)", key_fact="no database",
-                            facts={"sqlstate": code})
+        return ProbeFailure(
+            ErrorKind.CONFIG, f"{where}: {message} (3D000)", key_fact="no database", facts={"sqlstate": code}
+        )
     if code.startswith("28"):
         if logging_in:
-            return ProbeFailure(ErrorKind.AUTH, f"{where} refused the login: {message} ({code})",
-                                key_fact="login refused", facts={"sqlstate": code})
+            return ProbeFailure(
+                ErrorKind.AUTH,
+                f"{where} refused the login: {message} ({code})",
+                key_fact="login refused",
+                facts={"sqlstate": code},
+            )
         return f"up: the server answered and refuses this client ({message}, {code})"
-    return ProbeFailure(ErrorKind.STATE, f"{where} refused the connection: {message} ({code or 'no SQLSTATE'})",
-                        key_fact=code or "error", facts={"sqlstate": code})
+    return ProbeFailure(
+        ErrorKind.STATE,
+        f"{where} refused the connection: {message} ({code or 'no SQLSTATE'})",
+        key_fact=code or "error",
+        facts={"sqlstate": code},
+    )
 
 
 async def probe(check, ctx) -> Result:
@@ -241,8 +298,9 @@ async def probe(check, ctx) -> Result:
     ip, facts = await resolve_host(ctx, address.host, deadline)
     where = str(address)
     password = ctx.secret(options.password_env) if options.password_env else None
-    async with conversation(ip, address.port, deadline, facts, where=where, awaiting="finish the handshake",
-                            goodbye=TERMINATE) as talk:
+    async with conversation(
+        ip, address.port, deadline, facts, where=where, awaiting="finish the handshake", goodbye=TERMINATE
+    ) as talk:
         conn = _Conn(talk, deadline, where)
         if options.ssl:
             conn.awaiting("answer the SSL request")
@@ -268,8 +326,14 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
                 outcome.facts.update(facts)
                 raise outcome
             facts["sqlstate"] = fields.get("C")
-            return result(check, Status.OK, f"{where} is {outcome}", latency_ms=conn.deadline.elapsed_ms(),
-                          key_fact="up", facts=facts)
+            return result(
+                check,
+                Status.OK,
+                f"{where} is {outcome}",
+                latency_ms=conn.deadline.elapsed_ms(),
+                key_fact="up",
+                facts=facts,
+            )
         if kind == b"R":
             if len(body) < 4:
                 raise _malformed(where, "authentication request", kind + body, facts)
@@ -279,8 +343,14 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
             if code in (3, 5, 10) and password is None:
                 asked = AUTH_NAMES[code]
                 facts["auth"] = asked
-                return result(check, Status.OK, f"{where} is accepting connections (asks for {asked})",
-                              latency_ms=conn.deadline.elapsed_ms(), key_fact="up", facts=facts)
+                return result(
+                    check,
+                    Status.OK,
+                    f"{where} is accepting connections (asks for {asked})",
+                    latency_ms=conn.deadline.elapsed_ms(),
+                    key_fact="up",
+                    facts=facts,
+                )
             if code == 3:
                 await conn.send(_message(b"p", password.encode() + b"\0"))
             elif code == 5:
@@ -289,8 +359,12 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
                 await conn.send(_message(b"p", _md5_password(options.user, password, body[4:8])))
             elif code == 10:
                 if b"SCRAM-SHA-256" not in body:
-                    raise ProbeFailure(ErrorKind.AUTH, f"{where} offers no SASL mechanism the probe speaks",
-                                       key_fact="auth", facts=facts)
+                    raise ProbeFailure(
+                        ErrorKind.AUTH,
+                        f"{where} offers no SASL mechanism the probe speaks",
+                        key_fact="auth",
+                        facts=facts,
+                    )
                 scram = _Scram(password, where)
                 await conn.send(scram.first())
             elif code == 11 and scram is not None:
@@ -299,9 +373,14 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
                 scram.verify(body[4:].decode("utf-8", "replace"))
             else:
                 facts["auth"] = AUTH_NAMES.get(code, f"method {code}")
-                return result(check, Status.OK, f"{where} is accepting connections (asks for {facts['auth']}, which "
-                              "the probe does not speak)", latency_ms=conn.deadline.elapsed_ms(), key_fact="up",
-                              facts=facts)
+                return result(
+                    check,
+                    Status.OK,
+                    f"{where} is accepting connections (asks for {facts['auth']}, which the probe does not speak)",
+                    latency_ms=conn.deadline.elapsed_ms(),
+                    key_fact="up",
+                    facts=facts,
+                )
             continue
         if kind == b"S":
             key, _, value = body.partition(b"\0")
@@ -311,8 +390,12 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
             continue
         if kind == b"Z":
             break
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent an unexpected '{kind.decode()}' message",
-                           key_fact="protocol", facts=facts)
+        raise ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"{where} sent an unexpected '{kind.decode()}' message",
+            key_fact="protocol",
+            facts=facts,
+        )
     # Logged in (trust, or with the password): one read-only query.
     facts["server_version"] = params.get("server_version")
     conn.awaiting("answer the query")
@@ -324,45 +407,91 @@ def judge_info(check, where: str, row: list[str | None], facts: dict[str, Any], 
     """Judge INFO_QUERY's row: primary, standby streaming (with its lag) or standby cut off."""
     options: PostgresOptions = check.options
     if len(row) < 6:
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered the query with {len(row)} columns (6 expected)",
-                           key_fact="protocol", facts=facts)
+        raise ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"{where} answered the query with {len(row)} columns (6 expected)",
+            key_fact="protocol",
+            facts=facts,
+        )
     version, in_recovery, lag, receivers, receiver_status = row[1], row[2] == "t", row[3], row[4], row[5]
     facts.update({"server_version": version, "in_recovery": in_recovery, "logged_in_as": options.user})
     if not in_recovery:
-        return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, primary)",
-                      latency_ms=latency, key_fact="primary", facts=facts)
+        return result(
+            check,
+            Status.OK,
+            f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, primary)",
+            latency_ms=latency,
+            key_fact="primary",
+            facts=facts,
+        )
     try:
         lag_s = None if lag is None else float(lag)
     except ValueError:
-        raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered the lag query with '{printable(lag.encode())}'",
-                           key_fact="protocol", facts=facts) from None
+        raise ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"{where} answered the lag query with '{printable(lag.encode())}'",
+            key_fact="protocol",
+            facts=facts,
+        ) from None
     facts["replay_lag_s"] = None if lag_s is None else round(lag_s, 3)
     # status is NULL for a role without pg_read_all_stats: then a running receiver is all we know
-    facts["wal_receiver"] = receiver_status or ("running (status hidden: grant pg_monitor)"
-                                                if receivers not in (None, "0") else "none")
+    facts["wal_receiver"] = receiver_status or (
+        "running (status hidden: grant pg_monitor)" if receivers not in (None, "0") else "none"
+    )
     if receivers in (None, "0") or receiver_status not in (None, "streaming"):
-        return result(check, Status.WARN, f"{where}: standby is not streaming from its primary (serving possibly "
-                      f"stale data; WAL receiver: {facts['wal_receiver']})", latency_ms=latency,
-                      key_fact="not streaming", facts=facts, kind=ErrorKind.STATE)
+        return result(
+            check,
+            Status.WARN,
+            f"{where}: standby is not streaming from its primary (serving possibly "
+            f"stale data; WAL receiver: {facts['wal_receiver']})",
+            latency_ms=latency,
+            key_fact="not streaming",
+            facts=facts,
+            kind=ErrorKind.STATE,
+        )
     if lag_s is None:
-        return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, standby; nothing "
-                      "replayed yet)", latency_ms=latency, key_fact="standby", facts=facts)
+        return result(
+            check,
+            Status.OK,
+            f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, standby; nothing replayed yet)",
+            latency_ms=latency,
+            key_fact="standby",
+            facts=facts,
+        )
     if lag_s > options.max_lag:
-        return result(check, Status.WARN, f"{where}: standby replay lags {lag_s:.0f}s (above {options.max_lag:g}s)",
-                      latency_ms=latency, key_fact=f"lag {lag_s:.0f}s", facts=facts, kind=ErrorKind.STATE)
-    return result(check, Status.OK, f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, standby, replay lag "
-                  f"{lag_s:.1f}s)", latency_ms=latency, key_fact=f"lag {lag_s:.0f}s", facts=facts)
+        return result(
+            check,
+            Status.WARN,
+            f"{where}: standby replay lags {lag_s:.0f}s (above {options.max_lag:g}s)",
+            latency_ms=latency,
+            key_fact=f"lag {lag_s:.0f}s",
+            facts=facts,
+            kind=ErrorKind.STATE,
+        )
+    return result(
+        check,
+        Status.OK,
+        f"{where}: logged in, SELECT 1 ok (PostgreSQL {version}, standby, replay lag {lag_s:.1f}s)",
+        latency_ms=latency,
+        key_fact=f"lag {lag_s:.0f}s",
+        facts=facts,
+    )
 
 
-def _malformed(where: str, what: str, data: bytes | str, facts: dict[str, Any] | None = None, *,
-               scram: bool = False) -> ProbeFailure:
+def _malformed(
+    where: str, what: str, data: bytes | str, facts: dict[str, Any] | None = None, *, scram: bool = False
+) -> ProbeFailure:
     """A reply that breaks the protocol, shown, with who seems to have answered. A SCRAM
     message is text inside a well-formed PostgreSQL message: that guess would say nothing."""
     if isinstance(data, str):
         data = data.encode("utf-8", "replace")
     who = "" if scram else f" ({guess_protocol(data)} answered)"
-    return ProbeFailure(ErrorKind.PROTOCOL, f"{where} sent a malformed {what} '{printable(data)}'{who}",
-                        key_fact="bad scram" if scram else "not postgres", facts=facts)
+    return ProbeFailure(
+        ErrorKind.PROTOCOL,
+        f"{where} sent a malformed {what} '{printable(data)}'{who}",
+        key_fact="bad scram" if scram else "not postgres",
+        facts=facts,
+    )
 
 
 def parse_data_row(body: bytes, where: str) -> list[str | None]:
@@ -373,11 +502,11 @@ def parse_data_row(body: bytes, where: str) -> list[str | None]:
     for _ in range(max(count, 0)):  # bounded: a count beyond the body fails below at once
         if pos + 4 > len(body):
             raise _malformed(where, "data row", b"D" + body)
-        size = int.from_bytes(body[pos:pos + 4], "big", signed=True)
+        size = int.from_bytes(body[pos : pos + 4], "big", signed=True)
         pos += 4
         if size > len(body) - pos:
             raise _malformed(where, "data row", b"D" + body)
-        row.append(None if size < 0 else body[pos:pos + size].decode("utf-8", "replace"))
+        row.append(None if size < 0 else body[pos : pos + size].decode("utf-8", "replace"))
         pos += max(size, 0)
     return row
 
@@ -392,8 +521,11 @@ async def _query(conn: _Conn, sql: str) -> list[str | None]:
             row = parse_data_row(body, conn.where)
         elif kind == b"E":
             fields = parse_error(body)
-            raise ProbeFailure(ErrorKind.STATE, f"{conn.where}: the query failed: {fields.get('M')} "
-                               f"({fields.get('C')})", key_fact="query failed")
+            raise ProbeFailure(
+                ErrorKind.STATE,
+                f"{conn.where}: the query failed: {fields.get('M')} ({fields.get('C')})",
+                key_fact="query failed",
+            )
         elif kind == b"Z":
             return row
 

@@ -95,8 +95,14 @@ def _sample(name: str) -> dict:
         except psutil.AccessDenied:
             pids.append(proc.pid)
             hidden += 1
-    return {"count": len(pids), "pids": sorted(pids)[:20], "cpu_percent": round(cpu, 1),
-            "rss_mb": round(rss / 1024 / 1024, 1), "listening": sorted(ports), "ports_hidden": hidden}
+    return {
+        "count": len(pids),
+        "pids": sorted(pids)[:20],
+        "cpu_percent": round(cpu, 1),
+        "rss_mb": round(rss / 1024 / 1024, 1),
+        "listening": sorted(ports),
+        "ports_hidden": hidden,
+    }
 
 
 async def probe(check, ctx) -> Result:
@@ -107,21 +113,41 @@ async def probe(check, ctx) -> Result:
     latency = deadline.elapsed_ms()
     count = facts["count"]
     if count < options.min:
-        raise ProbeFailure(ErrorKind.STATE, f"{count} {name} process{'es' if count != 1 else ''} running here "
-                           f"(at least {options.min} expected)", key_fact=f"{count} running", facts=facts)
+        raise ProbeFailure(
+            ErrorKind.STATE,
+            f"{count} {name} process{'es' if count != 1 else ''} running here (at least {options.min} expected)",
+            key_fact=f"{count} running",
+            facts=facts,
+        )
     listening = ", ".join(facts["listening"][:4])
     if facts["ports_hidden"]:  # another user's process: its sockets are not ours to read
-        unreadable = (f"listening ports of {facts['ports_hidden']} process{'es' if facts['ports_hidden'] != 1 else ''} "
-                      "not readable (access denied: run as its user or root)")
+        unreadable = (
+            f"listening ports of {facts['ports_hidden']} process{'es' if facts['ports_hidden'] != 1 else ''} "
+            "not readable (access denied: run as its user or root)"
+        )
         listening = f"{listening}; {unreadable}" if listening else unreadable
     listening = listening or "no listening ports seen"
     summary = f"{count} {name} running, CPU {facts['cpu_percent']:.0f}%, RSS {facts['rss_mb']:.0f} MiB, {listening}"
     if facts["cpu_percent"] > options.cpu_warn:
-        return result(check, Status.WARN, f"{summary} — CPU above {options.cpu_warn:g}%", latency_ms=latency,
-                      key_fact=f"cpu {facts['cpu_percent']:.0f}%", facts=facts, kind=ErrorKind.RESOURCE)
+        return result(
+            check,
+            Status.WARN,
+            f"{summary} — CPU above {options.cpu_warn:g}%",
+            latency_ms=latency,
+            key_fact=f"cpu {facts['cpu_percent']:.0f}%",
+            facts=facts,
+            kind=ErrorKind.RESOURCE,
+        )
     if options.rss_warn_mb is not None and facts["rss_mb"] > options.rss_warn_mb:
-        return result(check, Status.WARN, f"{summary} — memory above {options.rss_warn_mb:g} MiB", latency_ms=latency,
-                      key_fact=f"{facts['rss_mb']:.0f} MiB", facts=facts, kind=ErrorKind.RESOURCE)
+        return result(
+            check,
+            Status.WARN,
+            f"{summary} — memory above {options.rss_warn_mb:g} MiB",
+            latency_ms=latency,
+            key_fact=f"{facts['rss_mb']:.0f} MiB",
+            facts=facts,
+            kind=ErrorKind.RESOURCE,
+        )
     return result(check, Status.OK, summary, latency_ms=latency, key_fact=f"{count} running", facts=facts)
 
 

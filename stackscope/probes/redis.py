@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import (
-    Deadline, ProbeFailure, describe_os_error, conversation, guess_protocol, printable, resolve_host, result,
+    Deadline,
+    ProbeFailure,
+    conversation,
+    describe_os_error,
+    guess_protocol,
+    printable,
+    resolve_host,
+    result,
 )
 from stackscope.schema import AddressKind, CheckSpec, EnvName, Text, option
 
@@ -67,8 +74,11 @@ class _Resp:
         raise self._not_redis(line)
 
     def _not_redis(self, data: bytes) -> ProbeFailure:
-        return ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} is not Redis: it sent '{printable(data)}' "
-                            f"({guess_protocol(data)} answered)", key_fact="not redis")
+        return ProbeFailure(
+            ErrorKind.PROTOCOL,
+            f"{self.where} is not Redis: it sent '{printable(data)}' ({guess_protocol(data)} answered)",
+            key_fact="not redis",
+        )
 
     async def _fill(self) -> None:
         try:
@@ -81,8 +91,9 @@ class _Resp:
         if not chunk:
             if self.buffer:
                 raise self._not_redis(self.buffer)
-            raise ProbeFailure(ErrorKind.PROTOCOL, f"{self.where} closed the connection without answering",
-                               key_fact="closed")
+            raise ProbeFailure(
+                ErrorKind.PROTOCOL, f"{self.where} closed the connection without answering", key_fact="closed"
+            )
         self.buffer += chunk
 
     async def _line(self) -> bytes:
@@ -107,13 +118,16 @@ def _error(where: str, text: str, facts: dict, command: str = "PING") -> ProbeFa
         kind, meaning = MEANINGS[code]
         return ProbeFailure(kind, f"{where} {meaning}: -{text}", key_fact=code, facts=facts)
     if "max number of clients" in text:
-        return ProbeFailure(ErrorKind.SATURATED, f"{where} is out of connections: -{text}", key_fact="maxclients",
-                            facts=facts)
+        return ProbeFailure(
+            ErrorKind.SATURATED, f"{where} is out of connections: -{text}", key_fact="maxclients", facts=facts
+        )
     if command == "AUTH" or code in ("WRONGPASS", "NOPERM") or "invalid password" in text:
-        return ProbeFailure(ErrorKind.AUTH, f"{where} refused the login: -{text}", key_fact="login refused",
-                            facts=facts)
-    return ProbeFailure(ErrorKind.STATE, f"{where} answered {command} with an error: -{text}", key_fact=code,
-                        facts=facts)
+        return ProbeFailure(
+            ErrorKind.AUTH, f"{where} refused the login: -{text}", key_fact="login refused", facts=facts
+        )
+    return ProbeFailure(
+        ErrorKind.STATE, f"{where} answered {command} with an error: -{text}", key_fact=code, facts=facts
+    )
 
 
 def parse_info(text: str) -> dict[str, str]:
@@ -138,8 +152,7 @@ async def probe(check, ctx) -> Result:
     address = check.address
     ip, facts = await resolve_host(ctx, address.host, deadline)
     where = str(address)
-    async with conversation(ip, address.port, deadline, facts, where=where,
-                            awaiting="answer PING") as talk:
+    async with conversation(ip, address.port, deadline, facts, where=where, awaiting="answer PING") as talk:
         resp = _Resp(talk.reader, talk.writer, where)
         if options.password_env:
             secret = ctx.secret(options.password_env) or ""
@@ -153,13 +166,20 @@ async def probe(check, ctx) -> Result:
         kind, text = await resp.call("PING")
         if kind == "-" and text.startswith("NOAUTH") and not options.password_env:
             facts["auth"] = "required"
-            return result(check, Status.OK, f"{where} is up (PING needs AUTH: no password_env given)",
-                          latency_ms=deadline.elapsed_ms(), key_fact="up, auth", facts=facts)
+            return result(
+                check,
+                Status.OK,
+                f"{where} is up (PING needs AUTH: no password_env given)",
+                latency_ms=deadline.elapsed_ms(),
+                key_fact="up, auth",
+                facts=facts,
+            )
         if kind == "-":
             raise _error(where, text, facts)
         if (kind, text) != ("+", "PONG"):
-            raise ProbeFailure(ErrorKind.PROTOCOL, f"{where} answered PING with {kind}{text}", key_fact="odd",
-                               facts=facts)
+            raise ProbeFailure(
+                ErrorKind.PROTOCOL, f"{where} answered PING with {kind}{text}", key_fact="odd", facts=facts
+            )
         latency = deadline.elapsed_ms()
         talk.awaiting = "answer INFO replication"
         kind, info = await resp.call("INFO", "replication")
@@ -168,29 +188,55 @@ async def probe(check, ctx) -> Result:
 
 def _judge(check, where: str, latency: float, kind: str, info: str | None, facts: dict) -> Result:
     if kind != "$" or not info:
-        return result(check, Status.OK, f"{where} answered PONG in {latency:.1f} ms (INFO not allowed)",
-                      latency_ms=latency, key_fact="PONG", facts=facts)
+        return result(
+            check,
+            Status.OK,
+            f"{where} answered PONG in {latency:.1f} ms (INFO not allowed)",
+            latency_ms=latency,
+            key_fact="PONG",
+            facts=facts,
+        )
     fields = parse_info(info)
     role = fields.get("role", "?")
     facts["role"] = "replica" if role == "slave" else role
     if role != "slave":
         facts["connected_replicas"] = _count(fields.get("connected_slaves"))
-        return result(check, Status.OK, f"{where} answered PONG in {latency:.1f} ms ({facts['role']}, "
-                      f"{facts['connected_replicas'] if facts['connected_replicas'] is not None else '?'} replicas)", latency_ms=latency, key_fact=facts["role"],
-                      facts=facts)
+        return result(
+            check,
+            Status.OK,
+            f"{where} answered PONG in {latency:.1f} ms ({facts['role']}, "
+            f"{facts['connected_replicas'] if facts['connected_replicas'] is not None else '?'} replicas)",
+            latency_ms=latency,
+            key_fact=facts["role"],
+            facts=facts,
+        )
     link = fields.get("master_link_status", "?")
     host, port = fields.get("master_host"), fields.get("master_port")
     master = f"{host}:{port}" if host and port else None  # a replica may not report it (or half of it)
-    facts.update({"master": master, "master_link": link,
-                  "master_last_io_seconds_ago": fields.get("master_last_io_seconds_ago")})
+    facts.update(
+        {"master": master, "master_link": link, "master_last_io_seconds_ago": fields.get("master_last_io_seconds_ago")}
+    )
     named = f"its link to master {master}" if master else "its link to its master"
     unnamed = "" if master else " (master address not reported)"
     if link != "up":
-        return result(check, Status.WARN, f"{where} is a replica serving stale data: {named} is {link}{unnamed}",
-                      latency_ms=latency, key_fact="link down", facts=facts, kind=ErrorKind.STATE)
-    return result(check, Status.OK, f"{where} answered PONG in {latency:.1f} ms (replica of "
-                  f"{master or 'a master whose address it does not report'}, link up)", latency_ms=latency,
-                  key_fact="replica", facts=facts)
+        return result(
+            check,
+            Status.WARN,
+            f"{where} is a replica serving stale data: {named} is {link}{unnamed}",
+            latency_ms=latency,
+            key_fact="link down",
+            facts=facts,
+            kind=ErrorKind.STATE,
+        )
+    return result(
+        check,
+        Status.OK,
+        f"{where} answered PONG in {latency:.1f} ms (replica of "
+        f"{master or 'a master whose address it does not report'}, link up)",
+        latency_ms=latency,
+        key_fact="replica",
+        facts=facts,
+    )
 
 
 SPEC = CheckSpec(

@@ -27,8 +27,14 @@ async def probe(check, ctx) -> Result:
     latency = deadline.elapsed_ms()
     await close_quietly(writer)
     facts.update({"address": str(address), "ip": ip, "port": address.port})
-    return result(check, Status.OK, f"{address} accepts connections ({latency:.1f} ms)",
-                  latency_ms=latency, key_fact="open", facts=facts)
+    return result(
+        check,
+        Status.OK,
+        f"{address} accepts connections ({latency:.1f} ms)",
+        latency_ms=latency,
+        key_fact="open",
+        facts=facts,
+    )
 
 
 SPEC = CheckSpec(

@@ -22,8 +22,9 @@ from stackscope.schema import AddressKind, Boolean, CheckSpec, FilePath, Integer
 
 @dataclass(frozen=True)
 class TlsOptions:
-    sni: str | None = option(Text(), None, "Server name to send and to check the certificate against "
-                                           "(default: the target host).")
+    sni: str | None = option(
+        Text(), None, "Server name to send and to check the certificate against (default: the target host)."
+    )
     warn_days: int = option(Integer(minimum=0), 14, "Warn when the certificate ends within this many days.")
     verify: bool = option(Boolean(), True, "Require a trusted chain and a matching name.")
     ca: str | None = option(FilePath(must_exist=True), None, "Extra CA file (PEM) to trust.")
@@ -63,8 +64,9 @@ def _cert_facts(der: bytes) -> dict[str, Any]:
     }
 
 
-async def _handshake(host_ip: str, port: int, where: str, sni: str, deadline: Deadline,
-                     context: ssl.SSLContext) -> tuple[bytes, dict[str, Any]]:
+async def _handshake(
+    host_ip: str, port: int, where: str, sni: str, deadline: Deadline, context: ssl.SSLContext
+) -> tuple[bytes, dict[str, Any]]:
     """TCP first, then TLS, as httpclient does: a port that accepts and stays silent is
     "accepted TCP but the TLS handshake did not finish", not "no connection"."""
     reader, writer = await open_connection(host_ip, port, deadline, where=where)
@@ -73,8 +75,11 @@ async def _handshake(host_ip: str, port: int, where: str, sni: str, deadline: De
             async with timeout_scope(deadline.remaining()):
                 reader, writer = await start_tls(reader, writer, context, sni, where)
         except TimeoutError:
-            raise ProbeFailure(ErrorKind.TIMEOUT, f"{where} accepted TCP but the TLS handshake did not finish "
-                               f"within {deadline.text}", key_fact="tls timeout") from None
+            raise ProbeFailure(
+                ErrorKind.TIMEOUT,
+                f"{where} accepted TCP but the TLS handshake did not finish within {deadline.text}",
+                key_fact="tls timeout",
+            ) from None
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) or b""
         info = {"protocol": ssl_object.version(), "cipher": (ssl_object.cipher() or ("",))[0]}
@@ -114,8 +119,9 @@ async def probe(check, ctx) -> Result:
     where = str(address)
     problem: str | None = None
     try:
-        der, info = await _handshake(ip, address.port, where, sni, deadline,
-                                     ctx.ssl_context(verify=options.verify, ca_file=options.ca))
+        der, info = await _handshake(
+            ip, address.port, where, sni, deadline, ctx.ssl_context(verify=options.verify, ca_file=options.ca)
+        )
     except ProbeFailure as failure:
         cert_error = _cert_failure(failure.__cause__ or failure.__context__)
         if cert_error is None and "CERTIFICATE_VERIFY_FAILED" not in failure.detail:
@@ -136,15 +142,30 @@ async def probe(check, ctx) -> Result:
             detail = f"certificate {facts['subject']} expired {-days} days ago ({ends})"
         else:
             detail = f"certificate {facts['subject']} rejected: {problem}"
-        return result(check, Status.CRIT, detail, latency_ms=latency, key_fact="bad cert", facts=facts,
-                      kind=ErrorKind.CERT)
+        return result(
+            check, Status.CRIT, detail, latency_ms=latency, key_fact="bad cert", facts=facts, kind=ErrorKind.CERT
+        )
     if days < 0:
-        return result(check, Status.CRIT, f"certificate {facts['subject']} expired {-days} days ago ({ends})",
-                      latency_ms=latency, key_fact="expired", facts=facts, kind=ErrorKind.CERT)
+        return result(
+            check,
+            Status.CRIT,
+            f"certificate {facts['subject']} expired {-days} days ago ({ends})",
+            latency_ms=latency,
+            key_fact="expired",
+            facts=facts,
+            kind=ErrorKind.CERT,
+        )
     summary = f"{facts['subject']} by {facts['issuer']}, {days} days left (until {ends})"
     if days < options.warn_days:
-        return result(check, Status.WARN, f"certificate ends in {days} days: {summary}", latency_ms=latency,
-                      key_fact=f"{days}d left", facts=facts, kind=ErrorKind.CERT)
+        return result(
+            check,
+            Status.WARN,
+            f"certificate ends in {days} days: {summary}",
+            latency_ms=latency,
+            key_fact=f"{days}d left",
+            facts=facts,
+            kind=ErrorKind.CERT,
+        )
     return result(check, Status.OK, summary, latency_ms=latency, key_fact=f"{days}d left", facts=facts)
 
 

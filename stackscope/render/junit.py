@@ -27,20 +27,27 @@ def _element(parent, tag: str, attrs: dict[str, str], text: str | None = None):
 def render_junit(diagnosis: Diagnosis) -> str:
     layout = diagnosis.snapshot.layout
     all_checks = [c for layer in diagnosis.layers for c in layer.checks]
-    root = ET.Element("testsuites", {
-        "name": xml_safe(f"stackscope {layout.name}"),
-        "tests": str(len(all_checks)),
-        "failures": str(sum(c.status is Status.CRIT for c in all_checks)),
-        "errors": str(sum(c.status is Status.UNKNOWN for c in all_checks)),
-    })
+    root = ET.Element(
+        "testsuites",
+        {
+            "name": xml_safe(f"stackscope {layout.name}"),
+            "tests": str(len(all_checks)),
+            "failures": str(sum(c.status is Status.CRIT for c in all_checks)),
+            "errors": str(sum(c.status is Status.UNKNOWN for c in all_checks)),
+        },
+    )
     verdict = diagnosis.verdict
     for layer in diagnosis.layers:
-        suite = _element(root, "testsuite", {
-            "name": f"{layout.name}.{layer.name}",
-            "tests": str(len(layer.checks)),
-            "failures": str(sum(c.status is Status.CRIT for c in layer.checks)),
-            "errors": str(sum(c.status is Status.UNKNOWN for c in layer.checks)),
-        })
+        suite = _element(
+            root,
+            "testsuite",
+            {
+                "name": f"{layout.name}.{layer.name}",
+                "tests": str(len(layer.checks)),
+                "failures": str(sum(c.status is Status.CRIT for c in layer.checks)),
+                "errors": str(sum(c.status is Status.UNKNOWN for c in layer.checks)),
+            },
+        )
         props = ET.SubElement(suite, "properties")
         _element(props, "property", {"name": "role", "value": layer.layer.role})
         _element(props, "property", {"name": "status", "value": str(layer.status)})
@@ -48,11 +55,15 @@ def render_junit(diagnosis: Diagnosis) -> str:
             _element(props, "property", {"name": "verdict", "value": verdict.summary})
         for state in layer.checks:
             latency = state.result.latency_ms
-            case = _element(suite, "testcase", {
-                "classname": f"{layout.name}.{layer.name}",
-                "name": f"{state.check.name} ({state.check.type})",
-                "time": f"{(latency or 0) / 1000:.3f}",
-            })
+            case = _element(
+                suite,
+                "testcase",
+                {
+                    "classname": f"{layout.name}.{layer.name}",
+                    "name": f"{state.check.name} ({state.check.type})",
+                    "time": f"{(latency or 0) / 1000:.3f}",
+                },
+            )
             detail = state.result.detail
             if state.status is Status.CRIT:
                 _element(case, "failure", {"message": detail, "type": "CRIT"}, _body(state, verdict))

@@ -48,8 +48,9 @@ def verdict_block(diagnosis: Diagnosis) -> Group:
         total = sum(len(layer.checks) for layer in diagnosis.layers)
         return Group(Text.assemble(badge(Status.OK), (f"All layers healthy ({plural(total, 'check')})", "bold")))
     lines = [
-        Text.assemble(badge(verdict.status), (_safe(verdict.layer), "bold"),
-                      f" ({_safe(verdict.role)}) is the broken layer"),
+        Text.assemble(
+            badge(verdict.status), (_safe(verdict.layer), "bold"), f" ({_safe(verdict.role)}) is the broken layer"
+        ),
         Text("  " + _safe(verdict.summary)),
     ]
     for item in verdict.evidence:
@@ -66,8 +67,13 @@ def layers_block(diagnosis: Diagnosis) -> Group:
     for index, layer in enumerate(diagnosis.layers):
         if index:
             parts.append(Text("  ↓", style="dim"))
-        parts.append(Text.assemble(badge(layer.status), (_safe(layer.name), "bold"),
-                                   (_safe(f"  {layer.layer.role}  {layer.summary}"), "dim")))
+        parts.append(
+            Text.assemble(
+                badge(layer.status),
+                (_safe(layer.name), "bold"),
+                (_safe(f"  {layer.layer.role}  {layer.summary}"), "dim"),
+            )
+        )
         grid = Table.grid(padding=(0, 1), expand=False)
         grid.add_column(width=3, no_wrap=True)
         grid.add_column(max_width=34, overflow="fold")
@@ -76,9 +82,13 @@ def layers_block(diagnosis: Diagnosis) -> Group:
         grid.add_column(ratio=1, overflow="fold")
         for state in layer.checks:
             result = state.result
-            grid.add_row(Text("  " + state.status.glyph, style=STYLE[state.status]), Text(_safe(state.check.name)),
-                         Text(_safe(result.key_fact), style=STYLE[state.status]), format_latency(result.latency_ms),
-                         Text(_safe(result.detail), style="dim" if state.status is Status.OK else ""))
+            grid.add_row(
+                Text("  " + state.status.glyph, style=STYLE[state.status]),
+                Text(_safe(state.check.name)),
+                Text(_safe(result.key_fact), style=STYLE[state.status]),
+                format_latency(result.latency_ms),
+                Text(_safe(result.detail), style="dim" if state.status is Status.OK else ""),
+            )
         parts.append(grid)
     return Group(*parts)
 
@@ -89,16 +99,27 @@ def render_text(diagnosis: Diagnosis, *, color: bool | None = None, width: int |
     if color is None:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=color, no_color=not color, color_system="standard" if color else None,
-                      width=width or _width(), highlight=False, emoji=False)
+    console = Console(
+        file=buffer,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        width=width or _width(),
+        highlight=False,
+        emoji=False,
+    )
     checks = sum(len(layer.checks) for layer in diagnosis.layers)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.taken_at))
     # Piped into grep or a log, a verdict line cut in two ("none is a declared\nbackend")
     # is a line nobody finds: off a terminal the verdict is never wrapped.
     console.print(verdict_block(diagnosis), soft_wrap=width is None and not sys.stdout.isatty())
     console.print()
-    console.print(Text(_safe(f"{layout.name} · {plural(len(layout.layers), 'layer')} · {plural(checks, 'check')} · "
-                             f"{stamp}"), style="dim"))
+    console.print(
+        Text(
+            _safe(f"{layout.name} · {plural(len(layout.layers), 'layer')} · {plural(checks, 'check')} · {stamp}"),
+            style="dim",
+        )
+    )
     console.print(layers_block(diagnosis))
     return buffer.getvalue().rstrip("\n")
 

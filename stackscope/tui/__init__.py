@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from stackscope.layout import Layout
 
 
-def run_dashboard(layout: "Layout", *, record: str | None = None, **app_options: Any) -> int:
+def run_dashboard(layout: Layout, *, record: str | None = None, **app_options: Any) -> int:
     """Open the dashboard until the user quits; the timeline goes to `record` on exit.
     SIGTERM and SIGHUP (the SSH link dropped) quit it the same way, exit code 0.
 

@@ -9,8 +9,9 @@ appear in the footer, the palette and the help exactly like the built-in ones.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stackscope.tui.app import StackscopeApp
@@ -61,9 +62,19 @@ class Action:
         return " / ".join(_KEY_NAMES.get(k.strip(), k.strip()) for k in self.keys.split(","))
 
 
-_KEY_NAMES = {"question_mark": "?", "space": "space", "escape": "esc", "enter": "enter", "up": "↑",
-              "down": "↓", "left": "←", "right": "→", "ctrl+q": "ctrl+q", "ctrl+p": "ctrl+p",
-              "shift+tab": "shift+tab"}
+_KEY_NAMES = {
+    "question_mark": "?",
+    "space": "space",
+    "escape": "esc",
+    "enter": "enter",
+    "up": "↑",
+    "down": "↓",
+    "left": "←",
+    "right": "→",
+    "ctrl+q": "ctrl+q",
+    "ctrl+p": "ctrl+p",
+    "shift+tab": "shift+tab",
+}
 
 
 class ActionRegistry:
@@ -108,46 +119,97 @@ class ActionRegistry:
         return clashes
 
 
-def _enabled_when_pushed(app: "StackscopeApp") -> bool:
+def _enabled_when_pushed(app: StackscopeApp) -> bool:
     return len(app.screen_stack) > 1
 
 
-def _verdict_visible(app: "StackscopeApp") -> bool:
+def _verdict_visible(app: StackscopeApp) -> bool:
     return not app.blind
 
 
 BUILTIN: tuple[Action, ...] = (
     # moving around the dashboard
-    Action("cursor_down", "down,j", "Next row", "Select the next check or panel (on other screens: scroll down).",
-           palette=False),
-    Action("cursor_up", "up,k", "Previous row", "Select the previous check or panel (on other screens: scroll up).",
-           palette=False),
-    Action("panel_next", "right,l", "Next panel", "Jump to the next layer on the path.", scope=DASHBOARD,
-           palette=False),
-    Action("panel_previous", "left,h", "Previous panel", "Jump to the previous layer on the path.",
-           scope=DASHBOARD, palette=False),
-    Action("focus_cycle", "tab,shift+tab", "Cycle focus", "Move through panels, checks and the events pane.",
-           bind=False, palette=False),
-    Action("detail", "enter", "Detail", "Every fact of the selected check: phases, headers, answers, pool, "
-           "certificate, latency history, last problem (on a panel title: collapse or expand).",
-           scope=DASHBOARD, footer_rank=10),
+    Action(
+        "cursor_down",
+        "down,j",
+        "Next row",
+        "Select the next check or panel (on other screens: scroll down).",
+        palette=False,
+    ),
+    Action(
+        "cursor_up",
+        "up,k",
+        "Previous row",
+        "Select the previous check or panel (on other screens: scroll up).",
+        palette=False,
+    ),
+    Action(
+        "panel_next", "right,l", "Next panel", "Jump to the next layer on the path.", scope=DASHBOARD, palette=False
+    ),
+    Action(
+        "panel_previous",
+        "left,h",
+        "Previous panel",
+        "Jump to the previous layer on the path.",
+        scope=DASHBOARD,
+        palette=False,
+    ),
+    Action(
+        "focus_cycle",
+        "tab,shift+tab",
+        "Cycle focus",
+        "Move through panels, checks and the events pane.",
+        bind=False,
+        palette=False,
+    ),
+    Action(
+        "detail",
+        "enter",
+        "Detail",
+        "Every fact of the selected check: phases, headers, answers, pool, "
+        "certificate, latency history, last problem (on a panel title: collapse or expand).",
+        scope=DASHBOARD,
+        footer_rank=10,
+    ),
     Action("collapse", "space", "Collapse", "Collapse or expand the selected panel.", scope=DASHBOARD),
-    Action("problems_only", "f", "Problems", "Show only checks that are not OK (again: show all).",
-           scope=DASHBOARD, footer_rank=30),
+    Action(
+        "problems_only",
+        "f",
+        "Problems",
+        "Show only checks that are not OK (again: show all).",
+        scope=DASHBOARD,
+        footer_rank=30,
+    ),
     # probing
     Action("probe_now", "r", "Probe", "Start a round now instead of waiting for the interval.", footer_rank=40),
-    Action("pause", "p", "Pause", "Stop probing (the screen keeps the last results); again to resume.",
-           footer_rank=50),
+    Action("pause", "p", "Pause", "Stop probing (the screen keeps the last results); again to resume.", footer_rank=50),
     # reading
-    Action("verdict", "v", "Verdict", "The verdict in full: evidence, everything ruled out, what else fails.",
-           enabled=_verdict_visible),
-    Action("timeline", "t", "Timeline", "Write the incident timeline (Markdown postmortem draft) now.",
-           footer_rank=60),
+    Action(
+        "verdict",
+        "v",
+        "Verdict",
+        "The verdict in full: evidence, everything ruled out, what else fails.",
+        enabled=_verdict_visible,
+    ),
+    Action("timeline", "t", "Timeline", "Write the incident timeline (Markdown postmortem draft) now.", footer_rank=60),
     Action("help", "question_mark,f1", "Help", "List every key and what it does.", footer_rank=80),
-    Action("palette", "ctrl+p", "Command palette", "Search and run any action by name.", bind=False,
-           palette=False),
-    Action("back", "escape", "Back", "Close the detail, verdict or help screen.", palette=False, footer_rank=70,
-           enabled=_enabled_when_pushed),
-    Action("quit", "q,ctrl+q", "Quit", "Leave now, even while probes hang (--record writes the timeline).",
-           footer_rank=90, priority=False, key_display="q"),
+    Action("palette", "ctrl+p", "Command palette", "Search and run any action by name.", bind=False, palette=False),
+    Action(
+        "back",
+        "escape",
+        "Back",
+        "Close the detail, verdict or help screen.",
+        palette=False,
+        footer_rank=70,
+        enabled=_enabled_when_pushed,
+    ),
+    Action(
+        "quit",
+        "q,ctrl+q",
+        "Quit",
+        "Leave now, even while probes hang (--record writes the timeline).",
+        footer_rank=90,
+        priority=False,
+        key_display="q",
+    ),
 )

@@ -24,8 +24,9 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.markup import escape
@@ -89,11 +90,20 @@ class StackscopeApp(App[int]):
     paused: reactive[bool] = reactive(False, init=False)
     problems_only: reactive[bool] = reactive(False, init=False)
 
-    def __init__(self, layout: Layout, *, engine: Engine | None = None, actions: Iterable[Action] = (),
-                 record: str | None = None, timeline_dir: str = ".", autoprobe: bool = True,
-                 clock: Callable[[], float] = time.time, blind: bool = False,
-                 on_diagnosis: Iterable[Callable[[Diagnosis], Any]] = (),
-                 handle_signals: bool = False) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        engine: Engine | None = None,
+        actions: Iterable[Action] = (),
+        record: str | None = None,
+        timeline_dir: str = ".",
+        autoprobe: bool = True,
+        clock: Callable[[], float] = time.time,
+        blind: bool = False,
+        on_diagnosis: Iterable[Callable[[Diagnosis], Any]] = (),
+        handle_signals: bool = False,
+    ) -> None:
         super().__init__()
         self.layout = layout
         self.engine = engine or Engine(layout)
@@ -135,9 +145,14 @@ class StackscopeApp(App[int]):
         if action.bind and action.keys.strip():
             # Per instance, not in the class's BINDINGS, so that a caller's actions join the
             # built-in ones; this is what App.bind does (for the app only) under the hood.
-            node._bindings.bind(action.keys, action.action_string, action.footer_label or action.label,
-                                show=action.footer_rank is not None,
-                                key_display=action.key_display, priority=action.priority)
+            node._bindings.bind(
+                action.keys,
+                action.action_string,
+                action.footer_label or action.label,
+                show=action.footer_rank is not None,
+                key_display=action.key_display,
+                priority=action.priority,
+            )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -210,8 +225,9 @@ class StackscopeApp(App[int]):
         self._probe_round()
 
     def _probe_round(self) -> Worker:
-        return self.run_worker(self._round(), name="probe round", group=PROBE_GROUP, exclusive=True,
-                               exit_on_error=False)
+        return self.run_worker(
+            self._round(), name="probe round", group=PROBE_GROUP, exclusive=True, exit_on_error=False
+        )
 
     async def _round(self) -> None:
         # Probes run on a loop of their own: on this one, a probe started during a repaint
@@ -324,8 +340,15 @@ class StackscopeApp(App[int]):
             return self.action_enabled(self.registry[str(parameters[0])])
         return True
 
-    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
-               markup: bool = True) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity="information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
         """One toast at a time: a new one replaces the last (at 80x24 a stack of them
         covered half the path)."""
         self.clear_notifications()
@@ -343,8 +366,11 @@ class StackscopeApp(App[int]):
             # The palette reads titles and help as markup: "[r]" would vanish unescaped.
             keys = action.keys_for_humans()
             words = action.help if keys == "palette" else f"{action.help} [{keys}]"
-            yield SystemCommand(escape(action.label), escape(words),
-                                lambda action_id=action.id: self.run_action(f"invoke({action_id!r})"))
+            yield SystemCommand(
+                escape(action.label),
+                escape(words),
+                lambda action_id=action.id: self.run_action(f"invoke({action_id!r})"),
+            )
         for command in super().get_system_commands(screen):
             if command.title not in ("Quit", "Keys"):
                 yield command

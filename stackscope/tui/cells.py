@@ -10,7 +10,7 @@ slow SSH link.
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.cells import cell_len
 

@@ -10,7 +10,8 @@ reports without a change here.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from rich import box
 from rich.cells import cell_len
@@ -28,8 +29,19 @@ from stackscope.tui.cells import spark_char
 
 Section = tuple[str, RenderableType]
 
-HTTP_KEYS = ("status_code", "reason", "ip", "resolved", "redirects", "body_bytes", "body_truncated",
-             "identity", "identities", "phases", "headers")
+HTTP_KEYS = (
+    "status_code",
+    "reason",
+    "ip",
+    "resolved",
+    "redirects",
+    "body_bytes",
+    "body_truncated",
+    "identity",
+    "identities",
+    "phases",
+    "headers",
+)
 DNS_KEYS = ("server", "name", "record", "rcode", "transport", "ttl", "answers", "cname_chain")
 TLS_KEYS = ("subject", "issuer", "san", "not_before", "not_after", "days_left", "verified", "protocol", "cipher")
 POOL_COLUMNS = ("name", "address", "state", "check", "last_change_s", "sessions", "errors", "weight")
@@ -38,8 +50,14 @@ POOL_DROP_ORDER = ("weight", "sessions", "errors", "last_change_s", "check")  # 
 POOL_NUMERIC = ("last_change_s", "sessions", "errors", "weight")
 
 
-def sections(check: Check, result: Result | None, history: Iterable[Sample] = (),
-             last_problem: Result | None = None, *, width: int = 76) -> list[Section]:
+def sections(
+    check: Check,
+    result: Result | None,
+    history: Iterable[Sample] = (),
+    last_problem: Result | None = None,
+    *,
+    width: int = 76,
+) -> list[Section]:
     """The detail screen, top to bottom: result, the fact families present, other facts,
     the latency history and the last problem seen."""
     out: list[Section] = [("Result", _result(check, result))]
@@ -56,8 +74,12 @@ def sections(check: Check, result: Result | None, history: Iterable[Sample] = ()
         if samples > 1:
             http.add_row("samples", f"{samples} requests; latency is their mean, the rest is from the last one")
         if isinstance(facts.get("identities"), Mapping) and facts["identities"]:
-            http.add_row("answered by", ", ".join(f"{name} ×{count}" for name, count in
-                                                  sorted(facts["identities"].items(), key=lambda i: -i[1])))
+            http.add_row(
+                "answered by",
+                ", ".join(
+                    f"{name} ×{count}" for name, count in sorted(facts["identities"].items(), key=lambda i: -i[1])
+                ),
+            )
         if facts.get("identity"):
             http.add_row("identity" + (" (last)" if samples > 1 else ""), str(facts["identity"]))
         out.append(("HTTP", http))
@@ -141,10 +163,14 @@ def pool_table(pool: Mapping[str, Any], width: int = 76) -> RenderableType:
     missing = list(pool.get("missing", []) or [])
     names = pool.get("declared_names") or {}
     names = names if isinstance(names, Mapping) else {}
-    head = Text.assemble(("backend ", "dim"), str(pool.get("backend", "?")),
-                         ("  source ", "dim"), str(pool.get("source", "?")))
-    counts = Text(f"declared {len(pool.get('declared', []) or [])} · in LB {len(servers)} · "
-                  f"missing {len(missing)} · unexpected {len(unexpected)}", style="dim")
+    head = Text.assemble(
+        ("backend ", "dim"), str(pool.get("backend", "?")), ("  source ", "dim"), str(pool.get("source", "?"))
+    )
+    counts = Text(
+        f"declared {len(pool.get('declared', []) or [])} · in LB {len(servers)} · "
+        f"missing {len(missing)} · unexpected {len(unexpected)}",
+        style="dim",
+    )
     rows = []
     for server in servers:
         address = str(server.get("address", ""))
@@ -155,8 +181,12 @@ def pool_table(pool: Mapping[str, Any], width: int = 76) -> RenderableType:
             flag = Text(f"✔ is {label}" if label else "✔ declared")
         rows.append((flag, {column: _pool_cell(column, server.get(column)) for column in POOL_COLUMNS}))
     for address in missing:
-        rows.append((Text("✖ missing", style="bold reverse"),
-                     {"name": str(names.get(address, "—")), "address": str(address), "state": "absent"}))
+        rows.append(
+            (
+                Text("✖ missing", style="bold reverse"),
+                {"name": str(names.get(address, "—")), "address": str(address), "state": "absent"},
+            )
+        )
     # Never wrap a header or a cell mid-word: drop the columns that matter least until
     # the rest fit (the flag, name, address and state always stay).
     columns = list(POOL_COLUMNS)
@@ -173,8 +203,9 @@ def pool_table(pool: Mapping[str, Any], width: int = 76) -> RenderableType:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("", no_wrap=True)
     for column in columns:
-        table.add_column(_header(column), justify="right" if column in POOL_NUMERIC else "left", no_wrap=True,
-                         overflow="ellipsis")
+        table.add_column(
+            _header(column), justify="right" if column in POOL_NUMERIC else "left", no_wrap=True, overflow="ellipsis"
+        )
     for flag, cells in rows:
         table.add_row(flag, *[cells.get(column, "") for column in columns])
     dropped = [_header(c) for c in POOL_COLUMNS if c not in columns]
@@ -199,8 +230,9 @@ def latency_graph(samples: list[Sample], *, width: int = 76, height: int = 5) ->
         return Text("no samples yet", style="dim")
     values = [s.latency_ms for s in samples]
     known = [v for v in values if v is not None]
-    marks = "".join(" " if s.status in (Status.OK, Status.WARN) and s.latency_ms is not None else spark_char(s)
-                    for s in samples)
+    marks = "".join(
+        " " if s.status in (Status.OK, Status.WARN) and s.latency_ms is not None else spark_char(s) for s in samples
+    )
     if not known:
         return Text(f"no latency in {len(samples)} rounds (every probe failed): {marks.strip()}")
     top = max(known, default=0.0) or 1.0
@@ -222,8 +254,13 @@ def latency_graph(samples: list[Sample], *, width: int = 76, height: int = 5) ->
         rows.append(Text(f"{axis:>8} │" + "".join(line)))
     rows.append(Text(f"{'':>8} └" + marks))
     span = samples[-1].at - samples[0].at
-    rows.append(Text(f"{'':>10}{len(samples)} rounds over {span:.0f}s, newest on the right; "
-                     f"min {format_latency(min(known)) if known else '—'}, max {format_latency(top)}", style="dim"))
+    rows.append(
+        Text(
+            f"{'':>10}{len(samples)} rounds over {span:.0f}s, newest on the right; "
+            f"min {format_latency(min(known)) if known else '—'}, max {format_latency(top)}",
+            style="dim",
+        )
+    )
     return Group(*rows)
 
 

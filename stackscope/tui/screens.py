@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -37,6 +37,7 @@ from stackscope.tui.widgets import (
     badge,
     nothing_ruled_out,
 )
+
 
 class DashboardScreen(Screen):
     """Header, verdict banner, the request path, events, footer.
@@ -194,8 +195,12 @@ def verdict_text(diagnosis: Diagnosis | None) -> Text:
     verdict = diagnosis.verdict
     if verdict is None:
         return Text(f"{badge(diagnosis.status)}  All layers healthy — nothing to rule out.")
-    lines = [Text(f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer", style="bold"),
-             Text(verdict.summary), Text(""), Text("Evidence", style="bold underline")]
+    lines = [
+        Text(f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer", style="bold"),
+        Text(verdict.summary),
+        Text(""),
+        Text("Evidence", style="bold underline"),
+    ]
     lines += [Text(f"• {item}") for item in verdict.evidence] or [Text("—")]
     lines += [Text(""), Text("Ruled out", style="bold underline")]
     lines += [Text(f"✔ {item}") for item in verdict.ruled_out] or [Text(nothing_ruled_out(diagnosis))]
@@ -229,7 +234,6 @@ def help_table(actions: Iterable[Action]) -> Table:
     for action in actions:
         table.add_row(action.keys_for_humans(), f"{action.label} — {action.help}")
     return table
-
 
 
 def plain_text(renderable, width: int) -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rich.table import Table
 from rich.text import Text
@@ -27,8 +27,8 @@ from textual.widgets.option_list import Option
 
 from stackscope.demo.faults import CLEAR, FAULTS
 from stackscope.demo.walkthrough import NOTHING_BROKEN_YET, Session, Walkthrough
-from stackscope.tui.actions import BUILTIN, Action
 from stackscope.tui import cells
+from stackscope.tui.actions import BUILTIN, Action
 from stackscope.tui.app import StackscopeApp
 from stackscope.tui.screens import plain_text
 from stackscope.tui.widgets import FittingFooter
@@ -101,7 +101,7 @@ class StoryScreen(Screen):
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, controller: "DemoController") -> None:
+    def __init__(self, controller: DemoController) -> None:
         super().__init__(id="story")
         self.controller = controller
         self.body = Static("", id="story-body")
@@ -157,8 +157,13 @@ class DemoPanel(Widget):
 class DemoController:
     """Owns the demo's state in the UI: the stack, the walkthrough session, the panel."""
 
-    def __init__(self, stack, walkthrough: Walkthrough | None = None,
-                 clock: Callable[[], float] = time.monotonic, icons: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        stack,
+        walkthrough: Walkthrough | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        icons: dict[str, str] | None = None,
+    ) -> None:
         self.stack = stack
         self.walkthrough = walkthrough
         self.clock = clock
@@ -179,30 +184,77 @@ class DemoController:
             # Faults are the trainer's tools: in a walkthrough they would clear or replace
             # the training fault, so only the free demo has them.
             out = [
-                Action("inject_fault", "i", "Inject fault…", "Break the demo stack on purpose (pick a fault).",
-                       run=lambda app: self.pick_fault(), footer_rank=20, footer_label="Fault"),
-                Action("clear_fault", "c", "Clear faults", "Restore the healthy demo stack.",
-                       run=lambda app: self.inject(CLEAR)),
+                Action(
+                    "inject_fault",
+                    "i",
+                    "Inject fault…",
+                    "Break the demo stack on purpose (pick a fault).",
+                    run=lambda app: self.pick_fault(),
+                    footer_rank=20,
+                    footer_label="Fault",
+                ),
+                Action(
+                    "clear_fault",
+                    "c",
+                    "Clear faults",
+                    "Restore the healthy demo stack.",
+                    run=lambda app: self.inject(CLEAR),
+                ),
             ]
-            out += [Action(f"fault_{name.replace('-', '_')}", "", f"Inject fault: {name} — {fault.title}",
-                           fault.what, run=lambda app, name=name: self.inject(name), bind=False)
-                    for name, fault in FAULTS.items()]
+            out += [
+                Action(
+                    f"fault_{name.replace('-', '_')}",
+                    "",
+                    f"Inject fault: {name} — {fault.title}",
+                    fault.what,
+                    run=lambda app, name=name: self.inject(name),
+                    bind=False,
+                )
+                for name, fault in FAULTS.items()
+            ]
             return out
         out = []
         for index, layer in enumerate(self.layers[:4], 1):
-            out.append(Action(f"answer_{index}", str(index), f"Answer: {layer}",
-                              f"Name the {layer} as the broken layer.",
-                              run=lambda app, layer=layer: self.answer(layer),
-                              footer_rank=20 if index == 1 else None,
-                              key_display="1-4" if index == 1 else None, footer_label="Answer",
-                              enabled=lambda app: not self.solved))
+            out.append(
+                Action(
+                    f"answer_{index}",
+                    str(index),
+                    f"Answer: {layer}",
+                    f"Name the {layer} as the broken layer.",
+                    run=lambda app, layer=layer: self.answer(layer),
+                    footer_rank=20 if index == 1 else None,
+                    key_display="1-4" if index == 1 else None,
+                    footer_label="Answer",
+                    enabled=lambda app: not self.solved,
+                )
+            )
         out += [
-            Action("hint", "n", "Hint", "Take the next hint (it costs points).", run=lambda app: self.hint(),
-                   footer_rank=22, enabled=lambda app: not self.solved),
-            Action("story", "s", "Story", "The story so far: every event with its story time, the hints "
-                   "taken and the feedback to each answer.", run=lambda app: self.show_story(), footer_rank=26),
-            Action("debrief", "d", "Debrief", "Open the debrief again (after the right answer).",
-                   run=lambda app: self.show_debrief(), footer_rank=24, enabled=lambda app: self.solved),
+            Action(
+                "hint",
+                "n",
+                "Hint",
+                "Take the next hint (it costs points).",
+                run=lambda app: self.hint(),
+                footer_rank=22,
+                enabled=lambda app: not self.solved,
+            ),
+            Action(
+                "story",
+                "s",
+                "Story",
+                "The story so far: every event with its story time, the hints taken and the feedback to each answer.",
+                run=lambda app: self.show_story(),
+                footer_rank=26,
+            ),
+            Action(
+                "debrief",
+                "d",
+                "Debrief",
+                "Open the debrief again (after the right answer).",
+                run=lambda app: self.show_debrief(),
+                footer_rank=24,
+                enabled=lambda app: self.solved,
+            ),
         ]
         # A trainee probes again more often than they filter: "r Probe" before "f Problems",
         # so that it still fits at 80 columns (the registry lets an action replace a built-in).
@@ -270,8 +322,9 @@ class DemoController:
         s = self.session
         if s is None:
             return []
-        return [f"{s.clock_at(e.at)} {s.label(e.at):>5}  {e.icon} {e.text}"
-                for e in self.log if e.kind not in MESSAGE_KINDS]
+        return [
+            f"{s.clock_at(e.at)} {s.label(e.at):>5}  {e.icon} {e.text}" for e in self.log if e.kind not in MESSAGE_KINDS
+        ]
 
     def story_renderable(self) -> Table:
         """The story log: story time, icon and text, long lines wrapped under their text."""
@@ -350,15 +403,20 @@ class DemoController:
             self.app.blind = False
             verdict = self.app.diagnosis.verdict if self.app.diagnosis else None
             # Frozen now: reopening the debrief later shows what was true at the answer.
-            self.debrief = "\n".join(self.session.debrief_lines(verdict.summary if verdict else None,
-                                                               verdict.ruled_out if verdict else ()))
+            self.debrief = "\n".join(
+                self.session.debrief_lines(verdict.summary if verdict else None, verdict.ruled_out if verdict else ())
+            )
             self.tick()
             self.app.refresh_bindings()
             self.show_debrief()
         else:
             early = outcome.message == NOTHING_BROKEN_YET
-            self._say(outcome.message, "answer", "Too early" if early else "Answer",
-                      "warning" if outcome.counted else "information")
+            self._say(
+                outcome.message,
+                "answer",
+                "Too early" if early else "Answer",
+                "warning" if outcome.counted else "information",
+            )
 
     def show_story(self) -> None:
         if self.app is not None and not isinstance(self.app.screen, StoryScreen):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import textwrap
 import time
 from collections import deque
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.cells import cell_len
 from rich.table import Table
@@ -44,8 +44,6 @@ def set_status_class(widget: Widget, status: Status | None) -> None:
 
 def badge(status: Status) -> str:
     return f"{status.glyph} {status.word}"
-
-
 
 
 def nothing_ruled_out(diagnosis: Diagnosis) -> str:
@@ -130,14 +128,20 @@ class VerdictBanner(Widget):
         verdict = diagnosis.verdict
         if verdict is None:
             checks = sum(len(layer.checks) for layer in diagnosis.layers)
-            return [f"{badge(Status.OK)}  All layers healthy ({plural(checks, 'check')})",
-                    " · ".join(f"{layer.name}: {proof(layer)}" for layer in diagnosis.layers), ""]
+            return [
+                f"{badge(Status.OK)}  All layers healthy ({plural(checks, 'check')})",
+                " · ".join(f"{layer.name}: {proof(layer)}" for layer in diagnosis.layers),
+                "",
+            ]
         also = f"  (+{len(verdict.also_failing)} also failing)" if verdict.also_failing else ""
         ruled = "; ".join(verdict.ruled_out) if verdict.ruled_out else nothing_ruled_out(diagnosis)
         more = f"(+{plural(verdict.more_failing, 'more failing check')}; v for all)" if verdict.more_failing else ""
         summary = verdict.compose(more=more)
-        return [f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer{also}",
-                summary, f"ruled out: {ruled}"]
+        return [
+            f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer{also}",
+            summary,
+            f"ruled out: {ruled}",
+        ]
 
     def _wrap(self, summary: str, width: int) -> list[str]:
         """The summary in at most SUMMARY_LINES lines of `width`, the last cut if need be."""
@@ -146,7 +150,7 @@ class VerdictBanner(Widget):
             return [cells.fit(summary, width).rstrip()]
         lines = textwrap.wrap(summary, width, break_on_hyphens=False) or [""]
         if len(lines) > self.SUMMARY_LINES:
-            lines = lines[:self.SUMMARY_LINES - 1] + [" ".join(lines[self.SUMMARY_LINES - 1:])]
+            lines = lines[: self.SUMMARY_LINES - 1] + [" ".join(lines[self.SUMMARY_LINES - 1 :])]
         return [cells.fit(line, width).rstrip() for line in lines]
 
     def get_content_height(self, container, viewport, width: int) -> int:
@@ -500,8 +504,11 @@ class FittingFooter(Footer):
 
     def shown(self) -> list[str]:
         """The keys the footer shows (the palette's aside), as 'key label' (what tests read)."""
-        return [f"{k.key_display} {k.description}".strip() for k in self.children
-                if is_footer_key(k) and not k.has_class("-command-palette")]
+        return [
+            f"{k.key_display} {k.description}".strip()
+            for k in self.children
+            if is_footer_key(k) and not k.has_class("-command-palette")
+        ]
 
 
 def is_footer_key(widget: Widget) -> bool:

@@ -19,36 +19,44 @@ from tests.servers.pyservers import PyServers, hang_up
 def stack(tmp_path_factory):
     ports = {name: free_port() for name in ("lb", "lb_wrong", "lb_auth", "b1", "b2", "b3", "decoy")}
     dead = free_port()
-    backends = "\n".join(f"""
+    backends = "\n".join(
+        f"""
     server {{
-        listen 127.0.0.1:{ports[f'b{i}']};
+        listen 127.0.0.1:{ports[f"b{i}"]};
         location /health {{ add_header X-Served-By auth-{i} always; return 200 "ok\\n"; }}
-    }}""" for i in (1, 2, 3))
+    }}"""
+        for i in (1, 2, 3)
+    )
     block = f"""
     upstream auth_servers {{
-        server 127.0.0.1:{ports['b1']};
-        server 127.0.0.1:{ports['b2']};
-        server 127.0.0.1:{ports['b3']};
+        server 127.0.0.1:{ports["b1"]};
+        server 127.0.0.1:{ports["b2"]};
+        server 127.0.0.1:{ports["b3"]};
     }}
     upstream wrong_servers {{ server 127.0.0.1:{dead}; }}
     {backends}
     server {{
-        listen 127.0.0.1:{ports['lb']};
+        listen 127.0.0.1:{ports["lb"]};
         location / {{ proxy_pass http://auth_servers; }}
     }}
     server {{
-        listen 127.0.0.1:{ports['lb_wrong']};
+        listen 127.0.0.1:{ports["lb_wrong"]};
         location / {{ proxy_pass http://wrong_servers; }}
     }}
     server {{
-        listen 127.0.0.1:{ports['lb_auth']};
+        listen 127.0.0.1:{ports["lb_auth"]};
         location / {{ return 401 "denied for $http_authorization\\n"; }}
     }}
     """
-    nginx = Nginx(tmp_path_factory.mktemp("stack-nginx"), block,
-                  [ports[k] for k in ("lb", "lb_wrong", "lb_auth", "b1", "b2", "b3")]).start()
-    dns = Dnsmasq(tmp_path_factory.mktemp("stack-dns"), {"auth.stackscope.test": "127.0.0.1",
-                                                         "wrong.stackscope.test": "127.0.0.9"}).start()
+    nginx = Nginx(
+        tmp_path_factory.mktemp("stack-nginx"),
+        block,
+        [ports[k] for k in ("lb", "lb_wrong", "lb_auth", "b1", "b2", "b3")],
+    ).start()
+    dns = Dnsmasq(
+        tmp_path_factory.mktemp("stack-dns"),
+        {"auth.stackscope.test": "127.0.0.1", "wrong.stackscope.test": "127.0.0.9"},
+    ).start()
     db = PyServers()
     ports["db"] = db.tcp(hang_up)
     ports["dns"] = dns.port
@@ -58,13 +66,20 @@ def stack(tmp_path_factory):
     nginx.stop()
 
 
-def stack_layout(ports, *, lb_port_key="lb", lb_host="auth.stackscope.test", dns_expect="127.0.0.1",
-                 extra_backend: str = "", lb_extra: str = "") -> str:
+def stack_layout(
+    ports,
+    *,
+    lb_port_key="lb",
+    lb_host="auth.stackscope.test",
+    dns_expect="127.0.0.1",
+    extra_backend: str = "",
+    lb_extra: str = "",
+) -> str:
     return f"""\
 name: auth-e2e
 interval: 2s
 timeout: 1s
-resolver: 127.0.0.1:{ports['dns']}
+resolver: 127.0.0.1:{ports["dns"]}
 layers:
   - name: DNS
     role: dns
@@ -80,14 +95,14 @@ layers:
   - name: Auth backends
     role: backend
     checks:
-      - {{http: "http://127.0.0.1:{ports['b1']}/health", name: auth-1}}
-      - {{http: "http://127.0.0.1:{ports['b2']}/health", name: auth-2}}
-      - {{http: "http://127.0.0.1:{ports['b3']}/health", name: auth-3}}
+      - {{http: "http://127.0.0.1:{ports["b1"]}/health", name: auth-1}}
+      - {{http: "http://127.0.0.1:{ports["b2"]}/health", name: auth-2}}
+      - {{http: "http://127.0.0.1:{ports["b3"]}/health", name: auth-3}}
 {extra_backend}
   - name: Database
     role: db
     checks:
-      - tcp: 127.0.0.1:{ports['db']}
+      - tcp: 127.0.0.1:{ports["db"]}
 """
 
 
@@ -145,8 +160,9 @@ def test_json_shape_is_exact(stack, tmp_path):
             assert set(check) == {"name", "type", "target", "status", "latency_ms", "detail", "facts"}
             assert check["status"] in ("ok", "warn", "crit", "unknown")
             assert check["latency_ms"] is None or isinstance(check["latency_ms"], float)
-    healthy = json.loads(run_cli("check", str(write_layout(tmp_path, stack_layout(stack), "ok.yaml")),
-                                 "-f", "json").stdout)
+    healthy = json.loads(
+        run_cli("check", str(write_layout(tmp_path, stack_layout(stack), "ok.yaml")), "-f", "json").stdout
+    )
     assert healthy["verdict"] is None and healthy["status"] == "ok"
 
 
@@ -184,8 +200,9 @@ def test_watch_json_prints_one_line_per_round(stack, tmp_path):
 def test_secret_never_appears_in_any_format(stack, tmp_path):
     """The server echoes the credentials back; no output may show them."""
     secret = "stackscope-user:pa55-word-xyz"
-    extra = ("      - http: http://127.0.0.1:{port}/\n        name: stats\n        auth_env: LB_AUTH\n"
-             .format(port=stack["lb_auth"]))
+    extra = "      - http: http://127.0.0.1:{port}/\n        name: stats\n        auth_env: LB_AUTH\n".format(
+        port=stack["lb_auth"]
+    )
     layout = write_layout(tmp_path, stack_layout(stack, lb_extra=extra))
     import base64
 
@@ -217,8 +234,14 @@ def test_check_does_not_import_textual(stack, tmp_path):
     from tests.conftest import ROOT
 
     layout = write_layout(tmp_path, stack_layout(stack))
-    code = ("import sys; from stackscope.cli import main; rc = main(['check', sys.argv[1], '-f', 'json']); "
-            "print('TEXTUAL' if 'textual' in sys.modules else 'LEAN', file=sys.stderr)")
-    done = subprocess.run([sys.executable, "-c", code, str(layout)], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys; from stackscope.cli import main; rc = main(['check', sys.argv[1], '-f', 'json']); "
+        "print('TEXTUAL' if 'textual' in sys.modules else 'LEAN', file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(layout)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert done.stderr.strip().endswith("LEAN"), done.stderr

@@ -18,9 +18,16 @@ from tests.conftest import run_cli, write_layout
 from tests.probe_helpers import probe
 from tests.servers.base import LOOPBACK, free_port
 from tests.servers.dbs import MariaDB, Postgres, Redis
+from tests.servers.hostile_dbs import (
+    SASL_OFFER,
+    mysql_raw,
+    pg_auth,
+    pg_message,
+    pg_script,
+    redis_script,
+    scram_server_first,
+)
 from tests.servers.nginx import Nginx
-from tests.servers.hostile_dbs import SASL_OFFER, mysql_raw, pg_auth, pg_message, pg_script, redis_script, \
-    scram_server_first
 from tests.servers.pyservers import ENDLESS_CAP, garbage, http_response, read_request, responder, silent
 
 PG_PASSWORD = "pg-Secret-4711"
@@ -93,8 +100,10 @@ async def test_postgres_wrong_password_and_missing_database(pg):
     wrong = await probe({"postgres": f"127.0.0.1:{pg.port}", "user": "app", "password_env": "P"}, environ={"P": "no"})
     assert wrong.status is Status.CRIT and wrong.error_kind is ErrorKind.AUTH
     assert "28P01" in wrong.detail
-    missing = await probe({"postgres": f"127.0.0.1:{pg.port}", "user": "app", "database": "gone",
-                           "password_env": "P"}, environ={"P": PG_PASSWORD})
+    missing = await probe(
+        {"postgres": f"127.0.0.1:{pg.port}", "user": "app", "database": "gone", "password_env": "P"},
+        environ={"P": PG_PASSWORD},
+    )
     assert missing.status is Status.CRIT and 'database "gone" does not exist (3D000)' in missing.detail
 
 
@@ -122,8 +131,9 @@ async def test_a_hot_standby_without_a_primary_is_not_streaming():
     """standby.signal and no primary_conninfo: it serves whatever it has, forever stale."""
     server = Postgres(standby=True, settings={"hot_standby": "on"}, hba="host all all 127.0.0.1/32 trust").start()
     try:
-        result = await until({"postgres": f"127.0.0.1:{server.port}", "user": "postgres"},
-                             lambda r: r.status is not Status.CRIT)
+        result = await until(
+            {"postgres": f"127.0.0.1:{server.port}", "user": "postgres"}, lambda r: r.status is not Status.CRIT
+        )
         assert result.facts["in_recovery"] is True and result.facts["wal_receiver"] == "none"
         assert result.status is Status.WARN and result.error_kind is ErrorKind.STATE
         assert "standby is not streaming from its primary (serving possibly stale data" in result.detail
@@ -139,8 +149,24 @@ def streaming_pair() -> tuple[Postgres, Postgres]:
     primary = Postgres(hba="host all all 127.0.0.1/32 scram-sha-256\nlocal replication all trust").start()
     primary.psql(f"create role app login password '{PG_PASSWORD}'")
     standby = Postgres(settings={"hot_standby": "on"})
-    done = _run_as(standby.user, [f"{PG_BIN}/pg_basebackup", "-h", str(primary.dir), "-p", str(primary.port),
-                                  "-U", "postgres", "-D", str(standby.data), "-R", "-X", "stream", "--no-sync"])
+    done = _run_as(
+        standby.user,
+        [
+            f"{PG_BIN}/pg_basebackup",
+            "-h",
+            str(primary.dir),
+            "-p",
+            str(primary.port),
+            "-U",
+            "postgres",
+            "-D",
+            str(standby.data),
+            "-R",
+            "-X",
+            "stream",
+            "--no-sync",
+        ],
+    )
     if done.returncode:
         primary.remove()
         standby.remove()
@@ -154,8 +180,9 @@ async def test_a_streaming_standby_of_an_idle_primary_has_no_lag_and_warns_when_
     env = {"P": PG_PASSWORD}
     try:
         primary.psql("create table t (x int); insert into t values (1)")  # something to replay, then idle
-        streaming = await until(check, lambda r: r.status is Status.OK and r.facts.get("replay_lag_s") == 0,
-                                environ=env)
+        streaming = await until(
+            check, lambda r: r.status is Status.OK and r.facts.get("replay_lag_s") == 0, environ=env
+        )
         assert streaming.facts["in_recovery"] is True and "replay lag 0.0s" in streaming.detail
         # app lacks pg_read_all_stats: the receiver's status is hidden, its existence is not
         assert streaming.facts["wal_receiver"].startswith("running (status hidden")
@@ -198,8 +225,9 @@ async def test_mysql_greeting_without_credentials(maria):
 
 
 async def test_mysql_login_and_wrong_password(maria):
-    ok = await probe({"mysql": f"127.0.0.1:{maria.port}", "user": "app", "password_env": "M"},
-                     environ={"M": MARIA_PASSWORD})
+    ok = await probe(
+        {"mysql": f"127.0.0.1:{maria.port}", "user": "app", "password_env": "M"}, environ={"M": MARIA_PASSWORD}
+    )
     assert ok.status is Status.OK and "logged in, SELECT 1 ok" in ok.detail
     wrong = await probe({"mysql": f"127.0.0.1:{maria.port}", "user": "app", "password_env": "M"}, environ={"M": "x"})
     assert wrong.status is Status.CRIT and wrong.error_kind is ErrorKind.AUTH
@@ -218,8 +246,9 @@ async def test_mysql_saturation_is_seen_after_the_handshake(maria):
     # half-open "unauthenticated user" connection lingering on the server)
     for _ in range(5):
         await probe({"mysql": f"127.0.0.1:{maria.port}"})
-    lingering = "select count(*) from information_schema.processlist where user in ('stackscope', " \
-                "'unauthenticated user')"
+    lingering = (
+        "select count(*) from information_schema.processlist where user in ('stackscope', 'unauthenticated user')"
+    )
     await until({"mysql": f"127.0.0.1:{maria.port}"}, lambda r: maria.sql(lingering) == "0", timeout=5)
 
 
@@ -262,8 +291,11 @@ async def test_redis_auth(tmp_path):
         assert good.status is Status.OK and good.facts["role"] == "master"
         bad = await probe({"redis": target, "password_env": "R"}, environ={"R": "nope"})
         assert bad.status is Status.CRIT and bad.error_kind is ErrorKind.AUTH
-        layout = write_layout(tmp_path, f"name: r\nlayers:\n  - name: Cache\n    role: cache\n    checks:\n"
-                                        f"      - redis: {target}\n        password_env: R\n")
+        layout = write_layout(
+            tmp_path,
+            f"name: r\nlayers:\n  - name: Cache\n    role: cache\n    checks:\n"
+            f"      - redis: {target}\n        password_env: R\n",
+        )
         for fmt in ("text", "json", "junit", "nagios"):
             done = run_cli("check", str(layout), "--format", fmt, env={"R": REDIS_PASSWORD})
             assert done.returncode == 0 and REDIS_PASSWORD not in done.stdout + done.stderr
@@ -363,10 +395,14 @@ async def endless_stream(reader, writer):
         sent += 65536
 
 
-@pytest.mark.parametrize("kind,awaiting", [
-    ("postgres", "accepted the connection but did not answer the SSL request within 500ms"),
-    ("mysql", "nothing greeted within 500ms (a MySQL server speaks first)"),
-    ("redis", "accepted the connection but did not answer PING within 500ms")])
+@pytest.mark.parametrize(
+    "kind,awaiting",
+    [
+        ("postgres", "accepted the connection but did not answer the SSL request within 500ms"),
+        ("mysql", "nothing greeted within 500ms (a MySQL server speaks first)"),
+        ("redis", "accepted the connection but did not answer PING within 500ms"),
+    ],
+)
 async def test_a_silent_database_port_times_out_saying_what_was_awaited(pyservers, kind, awaiting):
     result = await probe({kind: f"127.0.0.1:{pyservers.tcp(silent)}", "timeout": "500ms"})
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.TIMEOUT
@@ -388,16 +424,20 @@ async def test_postgres_malformed_auth_and_scram_are_protocol_failures(pyservers
     assert no_code.status is Status.CRIT and no_code.error_kind is ErrorKind.PROTOCOL, no_code.detail
     assert "sent a malformed authentication request" in no_code.detail
     garbage_first = pg_script(SASL_OFFER, pg_auth(11, b"dictionary? no"))
-    scram = await probe({"postgres": f"127.0.0.1:{pyservers.tcp(garbage_first)}", "user": "app",
-                         "password_env": "P"}, environ={"P": "pw"})
+    scram = await probe(
+        {"postgres": f"127.0.0.1:{pyservers.tcp(garbage_first)}", "user": "app", "password_env": "P"},
+        environ={"P": "pw"},
+    )
     assert scram.status is Status.CRIT and scram.error_kind is ErrorKind.PROTOCOL, scram.detail
     assert "sent a malformed SCRAM server-first message 'dictionary? no'" in scram.detail
 
 
 async def test_postgres_refuses_a_scram_iteration_count_meant_to_freeze_it(pyservers):
     stall = pg_script(SASL_OFFER, scram_server_first(iterations=20_000_000))
-    result = await probe({"postgres": f"127.0.0.1:{pyservers.tcp(stall)}", "user": "app", "password_env": "P",
-                          "timeout": "5s"}, environ={"P": "pw"})
+    result = await probe(
+        {"postgres": f"127.0.0.1:{pyservers.tcp(stall)}", "user": "app", "password_env": "P", "timeout": "5s"},
+        environ={"P": "pw"},
+    )
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL
     assert "server asks for 20000000 SCRAM iterations; refusing more than 100000" in result.detail
 
@@ -406,8 +446,9 @@ async def test_mysql_truncated_err_and_non_mysql_first_packets(pyservers):
     err = await probe({"mysql": f"127.0.0.1:{pyservers.tcp(mysql_raw(bytes.fromhex('01000000ff')))}"})
     assert err.status is Status.CRIT and err.error_kind is ErrorKind.PROTOCOL
     assert "sent a truncated MySQL error packet" in err.detail
-    huge = await probe({"mysql": f"127.0.0.1:{pyservers.tcp(mysql_raw(bytes([0x8f, 1, 2, 3]) + b'junk' * 8))}",
-                        "timeout": "5s"})
+    huge = await probe(
+        {"mysql": f"127.0.0.1:{pyservers.tcp(mysql_raw(bytes([0x8F, 1, 2, 3]) + b'junk' * 8))}", "timeout": "5s"}
+    )
     assert huge.status is Status.CRIT and huge.error_kind is ErrorKind.PROTOCOL  # not a 10s TIMEOUT
     assert "does not speak MySQL: it sent '" in huge.detail and "junk" in huge.detail
     port = pyservers.tcp(mysql_raw(b"\x20\0\0\0hello there, this is not a greeting"))
@@ -420,8 +461,19 @@ def _mysql_packet(payload: bytes, seq: int) -> bytes:
 
 
 MYSQL_GREETING = _mysql_packet(
-    b"\x0a8.0.0\0" + (7).to_bytes(4, "little") + b"abcdefgh\0" + b"\xff\xff" + b"\x21" + b"\x02\x00"
-    + b"\xff\xcf" + b"\x15" + b"\0" * 10 + b"ijklmnopqrst\0" + b"mysql_native_password\0", 0)
+    b"\x0a8.0.0\0"
+    + (7).to_bytes(4, "little")
+    + b"abcdefgh\0"
+    + b"\xff\xff"
+    + b"\x21"
+    + b"\x02\x00"
+    + b"\xff\xcf"
+    + b"\x15"
+    + b"\0" * 10
+    + b"ijklmnopqrst\0"
+    + b"mysql_native_password\0",
+    0,
+)
 
 
 @pytest.mark.parametrize("password", [None, "pw"])
@@ -542,11 +594,17 @@ def test_stopping_the_data_store_blames_it_not_the_backends_or_lb(pyservers, tmp
     hello = b"\x00\x00\x00\x08\x04\xd2\x16\x2f" if kind == "postgres" else b"PING\r\n"
     backends = [pyservers.tcp(backend_handler(f"app-{i}", store.port, hello)) for i in (1, 2)]
     lb_port = free_port()
-    nginx = Nginx(tmp_path_factory.mktemp(f"lb-{kind}"), f"""
+    nginx = Nginx(
+        tmp_path_factory.mktemp(f"lb-{kind}"),
+        f"""
         upstream app {{ server 127.0.0.1:{backends[0]}; server 127.0.0.1:{backends[1]}; }}
-        server {{ listen 127.0.0.1:{lb_port}; location / {{ proxy_pass http://app; }} }}""", [lb_port]).start()
+        server {{ listen 127.0.0.1:{lb_port}; location / {{ proxy_pass http://app; }} }}""",
+        [lb_port],
+    ).start()
     role = "db" if kind == "postgres" else "cache"
-    layout = write_layout(tmp_path, f"""\
+    layout = write_layout(
+        tmp_path,
+        f"""\
 name: e2e-{kind}
 timeout: 2s
 layers:
@@ -563,7 +621,8 @@ layers:
     role: {role}
     checks:
       - {kind}: 127.0.0.1:{store.port}
-""")
+""",
+    )
     try:
         healthy = run_cli("check", str(layout), "-f", "json")
         assert healthy.returncode == 0, healthy.stdout

@@ -119,15 +119,20 @@ class HeadlessDemo:
     does and returns (stdout, stderr); leaving the block kills it if it still runs."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "stackscope", "demo", "--headless", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                     text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stackscope", "demo", "--headless", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
 
     def interrupt(self) -> tuple[str, str]:
         self.proc.send_signal(signal.SIGINT)
         return self.proc.communicate(timeout=20)
 
-    def __enter__(self) -> "HeadlessDemo":
+    def __enter__(self) -> HeadlessDemo:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -178,7 +183,9 @@ def test_print_layout_alone_starts_no_server(monkeypatch):
     out = StringIO()
     assert print_layout_once(out) == 0
     ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out.getvalue())}
-    assert len(ports) == 6 and all(refuses(port) for port in ports)  # resolver, stats, 3 backends, store (the LB by name)
+    assert len(ports) == 6 and all(
+        refuses(port) for port in ports
+    )  # resolver, stats, 3 backends, store (the LB by name)
 
 
 def test_print_layout_with_headless_keeps_status_lines_off_stdout():

@@ -10,8 +10,14 @@ from stackscope.model import ErrorKind, Status
 from tests.probe_helpers import probe
 from tests.servers.base import LOOPBACK, free_port
 from tests.servers.dnsmasq import Dnsmasq
-from tests.servers.pyservers import (dns_garbage, dns_servfail, dns_tcp_close_at_once, dns_tcp_cut, dns_truncated,
-                                     garbage)
+from tests.servers.pyservers import (
+    dns_garbage,
+    dns_servfail,
+    dns_tcp_close_at_once,
+    dns_tcp_cut,
+    dns_truncated,
+    garbage,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +31,12 @@ def silent_udp():
 
 @pytest.fixture(scope="module")
 def dnsmasq(tmp_path_factory, silent_udp):
-    server = Dnsmasq(tmp_path_factory.mktemp("dnsmasq"),
-                     {"api.stackscope.test": "127.0.0.10", "multi.stackscope.test": "127.0.0.11"},
-                     silent_port=silent_udp,
-                     txt={"spf.stackscope.test": ["v=spf1 -all"],
-                          "dkim.stackscope.test": ["v=DKIM1; k=rsa; ", "p=MIGfMA0GCSq"]}).start()
+    server = Dnsmasq(
+        tmp_path_factory.mktemp("dnsmasq"),
+        {"api.stackscope.test": "127.0.0.10", "multi.stackscope.test": "127.0.0.11"},
+        silent_port=silent_udp,
+        txt={"spf.stackscope.test": ["v=spf1 -all"], "dkim.stackscope.test": ["v=DKIM1; k=rsa; ", "p=MIGfMA0GCSq"]},
+    ).start()
     yield server
     server.stop()
 
@@ -111,8 +118,12 @@ async def test_dns_garbage_reply(pyservers):
     assert result.error_kind in (ErrorKind.PROTOCOL, ErrorKind.TIMEOUT)
 
 
-CUT_TCP = {"close at once": dns_tcp_close_at_once, "length only": dns_tcp_cut(b"\x00\x01"),
-           "3 of 80 bytes": dns_tcp_cut(b"\x00\x50abc"), "after reading": dns_tcp_cut(b"")}
+CUT_TCP = {
+    "close at once": dns_tcp_close_at_once,
+    "length only": dns_tcp_cut(b"\x00\x01"),
+    "3 of 80 bytes": dns_tcp_cut(b"\x00\x50abc"),
+    "after reading": dns_tcp_cut(b""),
+}
 
 
 def _no_controls(text: str) -> bool:
@@ -124,8 +135,9 @@ async def test_dns_over_tcp_closed_early_is_a_protocol_failure(pyservers, how):
     """dnspython raises EOFError when the stream ends early: a CRIT naming the server, not
     an internal error."""
     port = pyservers.tcp(CUT_TCP[how])
-    result = await probe({"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "transport": "tcp",
-                          "timeout": "2s"})
+    result = await probe(
+        {"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "transport": "tcp", "timeout": "2s"}
+    )
     assert result.status is Status.CRIT, result.detail
     assert result.error_kind is ErrorKind.PROTOCOL
     assert f"the DNS server 127.0.0.1:{port} closed the TCP connection before answering" in result.detail
@@ -151,14 +163,17 @@ async def test_layout_resolver_truncated_then_tcp_closed_early(pyservers, check)
     result = await probe({**check, "timeout": "2s"}, resolver=f"127.0.0.1:{port}")
     assert result.status is Status.CRIT, result.detail
     assert result.error_kind is ErrorKind.RESOLVE
-    assert result.detail.startswith("cannot resolve api.stackscope.test: the DNS server "
-                                    f"127.0.0.1:{port} closed the TCP connection before answering"), result.detail
+    assert result.detail.startswith(
+        "cannot resolve api.stackscope.test: the DNS server "
+        f"127.0.0.1:{port} closed the TCP connection before answering"
+    ), result.detail
 
 
 async def test_dns_tcp_garbage_message_is_not_valid_dns(pyservers):
     port = pyservers.tcp(dns_tcp_cut(b"\x00\x05\x1b[2J\x07"))  # a whole 5-byte "message" of control bytes
-    result = await probe({"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "transport": "tcp",
-                          "timeout": "2s"})
+    result = await probe(
+        {"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "transport": "tcp", "timeout": "2s"}
+    )
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL, result.detail
     assert f"the DNS server 127.0.0.1:{port} sent" in result.detail and _no_controls(result.detail)
 
@@ -221,19 +236,24 @@ async def test_tcp_hostname_via_resolver(dnsmasq):
 
 
 async def test_dns_txt_answers_are_the_text_not_zone_file_quotes(dnsmasq):
-    result = await probe({"dns": "spf.stackscope.test", "record": "TXT", "server": dnsmasq.address,
-                          "expect": "v=spf1 -all"})
+    result = await probe(
+        {"dns": "spf.stackscope.test", "record": "TXT", "server": dnsmasq.address, "expect": "v=spf1 -all"}
+    )
     assert result.status is Status.OK, result.detail
     assert result.facts["answers"] == ["v=spf1 -all"]
 
 
-@pytest.mark.parametrize("expect,ok", [
-    ("v=DKIM1; k=rsa; p=MIGfMA0GCSq", True),              # the strings joined
-    ('"v=DKIM1; k=rsa; " "p=MIGfMA0GCSq"', True),        # zone-file form
-    ("v=dkim1; k=rsa; p=migfma0gcsq", False),            # TXT is case-sensitive
-])
+@pytest.mark.parametrize(
+    "expect,ok",
+    [
+        ("v=DKIM1; k=rsa; p=MIGfMA0GCSq", True),  # the strings joined
+        ('"v=DKIM1; k=rsa; " "p=MIGfMA0GCSq"', True),  # zone-file form
+        ("v=dkim1; k=rsa; p=migfma0gcsq", False),  # TXT is case-sensitive
+    ],
+)
 async def test_dns_txt_split_strings_join(dnsmasq, expect, ok):
-    result = await probe({"dns": "dkim.stackscope.test", "record": "TXT", "server": dnsmasq.address,
-                          "expect": [expect]})
+    result = await probe(
+        {"dns": "dkim.stackscope.test", "record": "TXT", "server": dnsmasq.address, "expect": [expect]}
+    )
     assert (result.status is Status.OK) is ok, result.detail
     assert result.facts["answers"] == ["v=DKIM1; k=rsa; p=MIGfMA0GCSq"]

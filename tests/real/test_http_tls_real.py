@@ -23,8 +23,9 @@ def certs(tmp_path_factory):
     now = dt.datetime.now(dt.timezone.utc)
     leaves = {
         "valid": ca.issue_cert("stackscope.test", "api.stackscope.test", "127.0.0.1"),
-        "expired": ca.issue_cert("stackscope.test", "127.0.0.1", not_before=now - dt.timedelta(days=60),
-                                 not_after=now - dt.timedelta(days=3)),
+        "expired": ca.issue_cert(
+            "stackscope.test", "127.0.0.1", not_before=now - dt.timedelta(days=60), not_after=now - dt.timedelta(days=3)
+        ),
         "mismatch": ca.issue_cert("other.test"),
         "soon": ca.issue_cert("stackscope.test", "127.0.0.1", not_after=now + dt.timedelta(days=5, hours=1)),
     }
@@ -40,23 +41,26 @@ def certs(tmp_path_factory):
 def web(tmp_path_factory, certs):
     """nginx: plain HTTP with ok/fail/redirect/named-host locations, and four TLS ports."""
     ports = {name: free_port() for name in ("http", "valid", "expired", "mismatch", "soon")}
-    tls_servers = "\n".join(f"""
+    tls_servers = "\n".join(
+        f"""
     server {{
         listen 127.0.0.1:{ports[name]} ssl;
         ssl_certificate {certs[name]};
         ssl_certificate_key {certs[name]};
         location / {{ return 200 "tls ok\\n"; }}
-    }}""" for name in ("valid", "expired", "mismatch", "soon"))
+    }}"""
+        for name in ("valid", "expired", "mismatch", "soon")
+    )
     block = f"""
     server {{
-        listen 127.0.0.1:{ports['http']} default_server;
+        listen 127.0.0.1:{ports["http"]} default_server;
         location = /ok {{ add_header X-Served-By web-1 always; return 200 "ok\\n"; }}
         location = /fail {{ return 500 "database unavailable\\n"; }}
         location = /redirect {{ return 302 /ok; }}
         location / {{ return 404 "default server\\n"; }}
     }}
     server {{
-        listen 127.0.0.1:{ports['http']};
+        listen 127.0.0.1:{ports["http"]};
         server_name api.stackscope.test;
         location / {{ return 200 "named host\\n"; }}
     }}
@@ -69,8 +73,9 @@ def web(tmp_path_factory, certs):
 
 @pytest.fixture(scope="module")
 def dns_server(tmp_path_factory):
-    server = Dnsmasq(tmp_path_factory.mktemp("dns"), {"api.stackscope.test": "127.0.0.1",
-                                                      "wrong.stackscope.test": "127.0.0.9"}).start()
+    server = Dnsmasq(
+        tmp_path_factory.mktemp("dns"), {"api.stackscope.test": "127.0.0.1", "wrong.stackscope.test": "127.0.0.9"}
+    ).start()
     yield server
     server.stop()
 
@@ -79,8 +84,14 @@ def dns_server(tmp_path_factory):
 
 
 async def test_http_ok_with_body_and_phases(web):
-    result = await probe({"http": f"http://127.0.0.1:{web['http']}/ok", "expect_status": 200, "expect_body": "ok",
-                          "identity_header": "X-Served-By"})
+    result = await probe(
+        {
+            "http": f"http://127.0.0.1:{web['http']}/ok",
+            "expect_status": 200,
+            "expect_body": "ok",
+            "identity_header": "X-Served-By",
+        }
+    )
     assert result.status is Status.OK, result.detail
     assert result.facts["status_code"] == 200
     assert result.facts["identity"] == "web-1"
@@ -130,8 +141,9 @@ async def test_http_expect_header(web):
 
 
 async def test_http_hostname_resolved_through_layout_resolver_keeps_host_header(web, dns_server):
-    result = await probe({"http": f"http://api.stackscope.test:{web['http']}/", "expect_body": "named host"},
-                         resolver=dns_server.address)
+    result = await probe(
+        {"http": f"http://api.stackscope.test:{web['http']}/", "expect_body": "named host"}, resolver=dns_server.address
+    )
     assert result.status is Status.OK, result.detail
     assert result.facts["resolved"]["via"] == dns_server.address
     assert result.facts["ip"] == "127.0.0.1"
@@ -206,16 +218,30 @@ async def test_http_large_declared_body_is_capped_without_failing(pyservers):
 
 
 async def test_http_layout_host_header_is_the_one_nginx_routes_on(web):
-    result = await probe({"http": f"http://127.0.0.1:{web['http']}/", "headers": {"host": "api.stackscope.test"},
-                          "expect_body": "named host"})
+    result = await probe(
+        {
+            "http": f"http://127.0.0.1:{web['http']}/",
+            "headers": {"host": "api.stackscope.test"},
+            "expect_body": "named host",
+        }
+    )
     assert result.status is Status.OK, result.detail
 
 
 async def test_http_layout_headers_replace_the_defaults_case_insensitively(pyservers):
     heads: list[bytes] = []
     port = pyservers.tcp(recorder(heads))
-    result = await probe({"http": f"http://127.0.0.1:{port}/", "headers": {
-        "Host": "auth.example.com", "user-agent": "monitor/2", "Accept-Encoding": "gzip", "X-Probe": "1"}})
+    result = await probe(
+        {
+            "http": f"http://127.0.0.1:{port}/",
+            "headers": {
+                "Host": "auth.example.com",
+                "user-agent": "monitor/2",
+                "Accept-Encoding": "gzip",
+                "X-Probe": "1",
+            },
+        }
+    )
     assert result.status is Status.OK, result.detail
     lines = [line.decode().lower() for line in heads[0].split(b"\r\n")[1:] if line]
     names = [line.split(":", 1)[0] for line in lines]
@@ -225,8 +251,9 @@ async def test_http_layout_headers_replace_the_defaults_case_insensitively(pyser
 
 
 async def test_https_valid_cert_with_sni_through_resolver(web, certs, dns_server):
-    result = await probe({"http": f"https://api.stackscope.test:{web['valid']}/", "ca": str(certs["ca"])},
-                         resolver=dns_server.address)
+    result = await probe(
+        {"http": f"https://api.stackscope.test:{web['valid']}/", "ca": str(certs["ca"])}, resolver=dns_server.address
+    )
     assert result.status is Status.OK, result.detail
     assert "tls" in result.facts["phases"]
 

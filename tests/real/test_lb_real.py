@@ -14,14 +14,13 @@ import subprocess
 
 import pytest
 
+from stackscope.engine import Engine
 from stackscope.model import ErrorKind, Status
 from tests.conftest import run_cli, write_layout
 from tests.servers.base import free_port, free_port_range, require_binary, wait_until
 from tests.servers.haproxy import Haproxy
 from tests.servers.nginx import Nginx
 from tests.servers.pyservers import PyServers, garbage, hang_up
-
-from stackscope.engine import Engine
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +30,23 @@ def web(tmp_path_factory):
     b = free_port_range(3)
     d = free_port_range(2)
     ports = {"b": [b, b + 1, b + 2], "d": [d, d + 1], "html": free_port(), "nginx_lb": free_port()}
-    servers = "".join(f"""
+    servers = "".join(
+        f"""
     server {{
         listen 127.0.0.1:{port};
         location = /health {{ add_header X-Served-By auth-{i + 1} always; return 200 "ok\\n"; }}
         location = /wrong {{ return 404; }}
-    }}""" for i, port in enumerate(ports["b"]))
-    servers += "".join(f"""
+    }}"""
+        for i, port in enumerate(ports["b"])
+    )
+    servers += "".join(
+        f"""
     server {{
         listen 127.0.0.1:{port};
         location / {{ add_header X-Served-By decoy-{i + 1} always; return 200 "ok\\n"; }}
-    }}""" for i, port in enumerate(ports["d"]))
+    }}"""
+        for i, port in enumerate(ports["d"])
+    )
     block = f"""
     # the LB role of nginx: which servers each pool holds
     upstream auth_servers {{
@@ -52,12 +57,12 @@ def web(tmp_path_factory):
     upstream billing_servers {{ server 127.0.0.1:{d}; server 127.0.0.1:{d + 1} backup; }}
     {servers}
     server {{
-        listen 127.0.0.1:{ports['html']};
+        listen 127.0.0.1:{ports["html"]};
         location / {{ default_type text/html; return 200 "<html><body>stats</body></html>"; }}
         location = /nginx_status {{ stub_status; }}
     }}
     server {{
-        listen 127.0.0.1:{ports['nginx_lb']};
+        listen 127.0.0.1:{ports["nginx_lb"]};
         server_name auth.stackscope.test;
         location / {{ proxy_pass http://auth_servers; }}
         location /billing {{ proxy_pass http://billing_servers; }}
@@ -75,20 +80,28 @@ def web(tmp_path_factory):
     nginx.stop()
 
 
-def haproxy_body(web: dict, servers: list[int], *, check_path: str = "/health", stats_extra: str = "",
-                 legends: bool = True, extra_servers: str = "") -> tuple[str, dict[str, int]]:
+def haproxy_body(
+    web: dict,
+    servers: list[int],
+    *,
+    check_path: str = "/health",
+    stats_extra: str = "",
+    legends: bool = True,
+    extra_servers: str = "",
+) -> tuple[str, dict[str, int]]:
     ports = {"frontend": free_port(), "stats": free_port()}
-    lines = "\n".join(f"    server s{i + 1} 127.0.0.1:{port} check inter 100ms fall 1 rise 1"
-                      for i, port in enumerate(servers))
+    lines = "\n".join(
+        f"    server s{i + 1} 127.0.0.1:{port} check inter 100ms fall 1 rise 1" for i, port in enumerate(servers)
+    )
     body = f"""
 frontend stats
-    bind 127.0.0.1:{ports['stats']}
+    bind 127.0.0.1:{ports["stats"]}
     stats enable
     stats uri /stats
-    {'stats show-legends' if legends else ''}
+    {"stats show-legends" if legends else ""}
     {stats_extra}
 frontend web
-    bind 127.0.0.1:{ports['frontend']}
+    bind 127.0.0.1:{ports["frontend"]}
     default_backend auth_servers
 backend auth_servers
     option httpchk GET {check_path}
@@ -112,8 +125,9 @@ def start_haproxy(tmp_path_factory, web, name: str, servers: list[int], expect: 
         wait_until(settled, 10, f"haproxy {name} checks settle")
     except Exception as exc:  # say what the checks said, for a failure that is hard to reproduce
         proxy.stop()
-        raise AssertionError(f"{exc}: expected {expect}, last seen {seen[0]}; ports {ports}, servers {servers}") \
-            from None
+        raise AssertionError(
+            f"{exc}: expected {expect}, last seen {seen[0]}; ports {ports}, servers {servers}"
+        ) from None
     proxy.ports_by_name = ports
     return proxy
 
@@ -127,23 +141,31 @@ def haproxies(tmp_path_factory, web):
         "healthy": start_haproxy(tmp_path_factory, web, "healthy", b, up3),
         "misroute": start_haproxy(tmp_path_factory, web, "misroute", d, {"s1": "UP", "s2": "UP"}),
         "dead": start_haproxy(tmp_path_factory, web, "dead", dead, {"s1": "DOWN", "s2": "DOWN"}),
-        "badcheck": start_haproxy(tmp_path_factory, web, "badcheck", b, {"s1": "DOWN", "s2": "DOWN", "s3": "DOWN"},
-                                  check_path="/wrong"),
+        "badcheck": start_haproxy(
+            tmp_path_factory, web, "badcheck", b, {"s1": "DOWN", "s2": "DOWN", "s3": "DOWN"}, check_path="/wrong"
+        ),
         "maint": start_haproxy(tmp_path_factory, web, "maint", b, up3),
-        "auth": start_haproxy(tmp_path_factory, web, "auth", b, up3,
-                              stats_extra="stats auth monitor:Str0ng-stats-pw"),
+        "auth": start_haproxy(tmp_path_factory, web, "auth", b, up3, stats_extra="stats auth monitor:Str0ng-stats-pw"),
         "nolegends": start_haproxy(tmp_path_factory, web, "nolegends", b, up3, legends=False),
         "allmaint": start_haproxy(tmp_path_factory, web, "allmaint", b, up3),
-        "backup": start_haproxy(tmp_path_factory, web, "backup", b, {**up3, "spare": "UP"},
-                                extra_servers=f"    server spare 127.0.0.1:{d[0]} check backup inter 100ms "
-                                              "fall 1 rise 1"),
+        "backup": start_haproxy(
+            tmp_path_factory,
+            web,
+            "backup",
+            b,
+            {**up3, "spare": "UP"},
+            extra_servers=f"    server spare 127.0.0.1:{d[0]} check backup inter 100ms fall 1 rise 1",
+        ),
     }
     instances["maint"].admin("set server auth_servers/s2 state maint")
     wait_until(lambda: instances["maint"].server_states("auth_servers")["s2"] == "MAINT", 5, "s2 in MAINT")
     for name in ("s1", "s2", "s3"):
         instances["allmaint"].admin(f"set server auth_servers/{name} state maint")
-    wait_until(lambda: set(instances["allmaint"].server_states("auth_servers").values()) == {"MAINT"}, 5,
-               "every server in MAINT")
+    wait_until(
+        lambda: set(instances["allmaint"].server_states("auth_servers").values()) == {"MAINT"},
+        5,
+        "every server in MAINT",
+    )
     yield instances
     for proxy in instances.values():
         proxy.stop()
@@ -151,8 +173,10 @@ def haproxies(tmp_path_factory, web):
 
 def layout_yaml(web, *, lb_checks: str, backends: list[int] | None = None) -> str:
     backends = backends or web["b"]
-    rows = "\n".join(f'      - {{http: "http://127.0.0.1:{port}/health", name: auth-{i + 1}, '
-                     f'identity_header: X-Served-By}}' for i, port in enumerate(backends))
+    rows = "\n".join(
+        f'      - {{http: "http://127.0.0.1:{port}/health", name: auth-{i + 1}, identity_header: X-Served-By}}'
+        for i, port in enumerate(backends)
+    )
     return f"""\
 name: lb-test
 interval: 3s
@@ -169,16 +193,18 @@ layers:
   - name: Database
     role: db
     checks:
-      - tcp: 127.0.0.1:{web['db']}
+      - tcp: 127.0.0.1:{web["db"]}
 """
 
 
 def lb_checks(proxy, *, samples: int = 6, source: str | None = None, extra: str = "") -> str:
     ports = proxy.ports_by_name
     source = source or f"http://127.0.0.1:{ports['stats']}/stats;csv"
-    return (f"      - http: http://127.0.0.1:{ports['frontend']}/health\n"
-            f"        name: frontend\n        identity_header: X-Served-By\n        samples: {samples}\n"
-            f"      - haproxy: {source}\n        name: pool\n        backend: auth_servers\n{extra}")
+    return (
+        f"      - http: http://127.0.0.1:{ports['frontend']}/health\n"
+        f"        name: frontend\n        identity_header: X-Served-By\n        samples: {samples}\n"
+        f"      - haproxy: {source}\n        name: pool\n        backend: auth_servers\n{extra}"
+    )
 
 
 async def run_layout(text: str, environ: dict | None = None):
@@ -203,8 +229,12 @@ def pool_result(diagnosis):
 
 async def test_healthy_pool_reads_the_same_from_csv_and_every_socket(web, haproxies):
     proxy = haproxies["healthy"]
-    sources = [f"http://127.0.0.1:{proxy.ports_by_name['stats']}/stats;csv", f"unix:{proxy.admin_socket}",
-               f"tcp:127.0.0.1:{proxy.operator_port}", f"tcp:127.0.0.1:{proxy.user_port}"]
+    sources = [
+        f"http://127.0.0.1:{proxy.ports_by_name['stats']}/stats;csv",
+        f"unix:{proxy.admin_socket}",
+        f"tcp:127.0.0.1:{proxy.operator_port}",
+        f"tcp:127.0.0.1:{proxy.user_port}",
+    ]
     seen = []
     for source in sources:
         diagnosis = await run_layout(layout_yaml(web, lb_checks=lb_checks(proxy, source=source)))
@@ -231,8 +261,10 @@ def test_misroute_is_named_in_one_round_with_backends_ruled_out(web, haproxies, 
     verdict = report["verdict"]
     b, d = web["b"], web["d"]
     assert verdict["layer"] == "Load balancer" and verdict["status"] == "crit"
-    assert verdict["summary"] == (f"Load balancer: pool auth_servers routes to 127.0.0.1:{d[0]}, 127.0.0.1:{d[1]} "
-                                  f"— none is a declared backend; declared 127.0.0.1:{b[0]}-{b[2]} missing")
+    assert verdict["summary"] == (
+        f"Load balancer: pool auth_servers routes to 127.0.0.1:{d[0]}, 127.0.0.1:{d[1]} "
+        f"— none is a declared backend; declared 127.0.0.1:{b[0]}-{b[2]} missing"
+    )
     assert "Auth backends: 3/3 answer 200 directly" in verdict["ruled_out"]
     assert any(item.startswith("Database:") for item in verdict["ruled_out"])
     # the frontend answered 200 (wrong servers answer too), and the sampling caught them
@@ -248,8 +280,10 @@ async def test_pool_of_dead_ports_is_drift(web, haproxies):
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.POOL
     b = web["b"]
     holds = ", ".join(sorted(s["address"] for s in result.facts["pool"]["servers"]))
-    assert result.detail == (f"none of the declared backends (127.0.0.1:{b[0]}-{b[2]}) is in pool auth_servers; "
-                             f"it holds {holds} (none taking traffic)")
+    assert result.detail == (
+        f"none of the declared backends (127.0.0.1:{b[0]}-{b[2]}) is in pool auth_servers; "
+        f"it holds {holds} (none taking traffic)"
+    )
     assert diagnosis.verdict.layer == "Load balancer"
     frontend = diagnosis.layers[0].checks[0].result
     assert frontend.facts["status_code"] == 503
@@ -262,8 +296,10 @@ async def test_wrong_health_check_path_is_called_out(web, haproxies):
     assert "L7STS 404" in result.detail
     verdict = diagnosis.verdict
     assert verdict.layer == "Load balancer"
-    assert verdict.summary.startswith("Load balancer: health check fails on the LB but every backend answers 200 "
-                                      "directly: the LB's health check is wrong (the LB's check says: L7STS 404")
+    assert verdict.summary.startswith(
+        "Load balancer: health check fails on the LB but every backend answers 200 "
+        "directly: the LB's health check is wrong (the LB's check says: L7STS 404"
+    )
     assert "Auth backends: 3/3 answer 200 directly" in verdict.ruled_out
 
 
@@ -280,8 +316,9 @@ async def test_every_declared_backend_in_maintenance_is_not_called_a_health_chec
     diagnosis = await run_layout(layout_yaml(web, lb_checks=lb_checks(haproxies["allmaint"], samples=2)))
     verdict = diagnosis.verdict
     assert verdict.layer == "Load balancer" and verdict.status is Status.CRIT
-    assert verdict.summary == ("Load balancer: every declared backend is in maintenance (MAINT) on the LB while "
-                               "each answers 200 directly")
+    assert verdict.summary == (
+        "Load balancer: every declared backend is in maintenance (MAINT) on the LB while each answers 200 directly"
+    )
     assert not any("health check is wrong" in item for item in verdict.evidence)
     # the frontend's 503 (HAProxy's own page, no identity header) convicts no server
     assert not any("without X-Served-By" in item for item in verdict.evidence)
@@ -292,8 +329,7 @@ async def test_undeclared_backup_is_a_warning_live_and_in_lint(web, haproxies, t
     d = web["d"]
     words = f"127.0.0.1:{d[0]} (spare, backup) is not a declared backend — it takes traffic when the primaries fail"
     for source in (f"http://127.0.0.1:{proxy.ports_by_name['stats']}/stats;csv", f"unix:{proxy.admin_socket}"):
-        result = pool_result(await run_layout(layout_yaml(web, lb_checks=lb_checks(proxy, samples=1,
-                                                                                   source=source))))
+        result = pool_result(await run_layout(layout_yaml(web, lb_checks=lb_checks(proxy, samples=1, source=source))))
         assert result.status is Status.WARN and words in result.detail, (source, result.detail)
     checks = "      - haproxy: unix:/nonexistent.sock\n        backend: auth_servers\n"
     layout = write_layout(tmp_path, layout_yaml(web, lb_checks=checks))
@@ -337,8 +373,9 @@ async def test_csv_without_show_legends_is_unknown_with_the_fix(web, haproxies):
     assert "stats show-legends" in result.detail
     # the same instance read over its socket has the addresses
     socket_source = f"unix:{haproxies['nolegends'].admin_socket}"
-    via_socket = pool_result(await run_layout(layout_yaml(
-        web, lb_checks=lb_checks(haproxies["nolegends"], samples=1, source=socket_source))))
+    via_socket = pool_result(
+        await run_layout(layout_yaml(web, lb_checks=lb_checks(haproxies["nolegends"], samples=1, source=socket_source)))
+    )
     assert via_socket.status is Status.OK
 
 
@@ -354,7 +391,7 @@ async def test_unreadable_pool_is_unknown_with_an_explanation(web, haproxies, py
         "silent": f"tcp:127.0.0.1:{pyservers.tcp(_silent_reader)}",
     }[case]
     backend = "nope" if case == "no_backend" else "auth_servers"
-    checks = (f"      - haproxy: {source}\n        name: pool\n        backend: {backend}\n        timeout: 1s\n")
+    checks = f"      - haproxy: {source}\n        name: pool\n        backend: {backend}\n        timeout: 1s\n"
     result = pool_result(await run_layout(layout_yaml(web, lb_checks=checks)))
     assert result.status is Status.UNKNOWN, result.detail
     expected = {
@@ -373,8 +410,12 @@ async def _garbage_after_command(reader, writer):
     import asyncio
 
     await asyncio.wait_for(reader.readline(), 10)
-    writer.write(b"\x04z\x07\x1b]0;PWN\x07\x1b[2J\x00\xff\x9b31m\n" + bytes(range(256)) + b"\n\n"
-                 + b"# be_id be_name srv_id srv_name srv_addr\n1 b 1 \x1b[31ms1 x\n")
+    writer.write(
+        b"\x04z\x07\x1b]0;PWN\x07\x1b[2J\x00\xff\x9b31m\n"
+        + bytes(range(256))
+        + b"\n\n"
+        + b"# be_id be_name srv_id srv_name srv_addr\n1 b 1 \x1b[31ms1 x\n"
+    )
     await writer.drain()
 
 
@@ -387,7 +428,7 @@ async def test_garbage_runtime_api_socket_detail_has_no_control_characters(pyser
     assert result.status is Status.UNKNOWN and result.error_kind is ErrorKind.PROTOCOL, result.detail
     assert "cannot read the pool" in result.detail
     assert not any(ord(ch) < 0x20 and ch not in "\n\t" for ch in result.detail), repr(result.detail)
-    assert not any(0x7f <= ord(ch) < 0xa0 for ch in result.detail), repr(result.detail)
+    assert not any(0x7F <= ord(ch) < 0xA0 for ch in result.detail), repr(result.detail)
     shown = json.dumps(result.detail, ensure_ascii=False)
     assert "\\u001b" not in shown and "\\u0007" not in shown, shown
 
@@ -415,8 +456,9 @@ async def test_nginx_pool_matches_the_declared_backends(web):
     assert [s["address"] for s in pool["servers"]] == [f"127.0.0.1:{p}" for p in web["b"]]
     assert pool["servers"][0]["weight"] == 2
     assert pool["servers"][0]["check"] == "max_fails=3 fail_timeout=5s"
-    assert any(f"server 127.0.0.1:{web['nginx_lb']} (auth.stackscope.test) location /" in use
-               for use in pool["used_by"])
+    assert any(
+        f"server 127.0.0.1:{web['nginx_lb']} (auth.stackscope.test) location /" in use for use in pool["used_by"]
+    )
     assert result.facts["stub_status"]["accepts"] >= 1 and result.facts["stub_status"]["active"] >= 1
     assert "active connections" not in result.detail  # stub_status numbers stay in the facts
 
@@ -426,16 +468,22 @@ async def test_nginx_upstream_drift(web):
     result = pool_result(await run_layout(layout_yaml(web, lb_checks=nginx_check(web["conf"], "billing_servers"))))
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.POOL
     d, b = web["d"], web["b"]
-    assert result.detail == (f"pool billing_servers routes to 127.0.0.1:{d[0]} — none is a declared backend; "
-                             f"declared 127.0.0.1:{b[0]}-{b[2]} missing")
+    assert result.detail == (
+        f"pool billing_servers routes to 127.0.0.1:{d[0]} — none is a declared backend; "
+        f"declared 127.0.0.1:{b[0]}-{b[2]} missing"
+    )
     states = {s["address"]: s["state"] for s in result.facts["pool"]["servers"]}
     assert states[f"127.0.0.1:{d[1]}"] == "backup"
 
 
 async def test_nginx_dash_T_output_gives_the_same_pool(web, tmp_path):
     nginx = web["nginx"]
-    dump = subprocess.run([nginx.binary, "-T", "-p", str(nginx.workdir), "-c", web["conf"], "-e",
-                           str(nginx.workdir / "error.log")], capture_output=True, text=True, check=True).stdout
+    dump = subprocess.run(
+        [nginx.binary, "-T", "-p", str(nginx.workdir), "-c", web["conf"], "-e", str(nginx.workdir / "error.log")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     saved = tmp_path / "nginx-T.txt"
     saved.write_text(dump)
     from_file = pool_result(await run_layout(layout_yaml(web, lb_checks=nginx_check(web["conf"]))))
@@ -449,7 +497,7 @@ async def test_nginx_config_with_syntax_error(web, tmp_path):
     broken.write_text("http {\n  upstream auth_servers {\n    server 127.0.0.1:1\n  }\n}\n")
     result = pool_result(await run_layout(layout_yaml(web, lb_checks=nginx_check(str(broken)))))
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.CONFIG
-    assert f"{broken}:4: unexpected \"}}\"" in result.detail
+    assert f'{broken}:4: unexpected "}}"' in result.detail
     assert "nginx would refuse to load it" in result.detail
 
 
@@ -463,8 +511,8 @@ async def test_nginx_unknown_upstream_and_missing_file(web, tmp_path):
 async def test_nginx_stopped_is_crit_through_stub_status(tmp_path_factory, web):
     port = free_port()
     block = f"""
-    upstream auth_servers {{ server 127.0.0.1:{web['b'][0]}; server 127.0.0.1:{web['b'][1]};
-                             server 127.0.0.1:{web['b'][2]}; }}
+    upstream auth_servers {{ server 127.0.0.1:{web["b"][0]}; server 127.0.0.1:{web["b"][1]};
+                             server 127.0.0.1:{web["b"][2]}; }}
     server {{ listen 127.0.0.1:{port}; location = /s {{ stub_status; }} location / {{ proxy_pass http://auth_servers; }} }}
     """
     nginx = Nginx(tmp_path_factory.mktemp("nginx-stop"), block, [port]).start()
@@ -496,8 +544,10 @@ def test_lint_gate_on_the_configs_the_servers_run(web, haproxies, tmp_path):
     assert drifted.returncode == 2
     d, b = web["d"], web["b"]
     assert f"  + 127.0.0.1:{d[0]}" in drifted.stdout and f"  - 127.0.0.1:{b[0]}" in drifted.stdout
-    assert f"✖ CRIT: pool auth_servers routes to 127.0.0.1:{d[0]}, 127.0.0.1:{d[1]} — none is a declared backend" \
+    assert (
+        f"✖ CRIT: pool auth_servers routes to 127.0.0.1:{d[0]}, 127.0.0.1:{d[1]} — none is a declared backend"
         in drifted.stdout
+    )
     nginx_ok = run_cli("lint", str(layout), "--lb-config", web["conf"], "--pool", "auth_servers")
     assert nginx_ok.returncode == 0, nginx_ok.stdout + nginx_ok.stderr
     nginx_drift = run_cli("lint", str(layout), "--lb-config", web["conf"], "--pool", "billing_servers")
@@ -508,37 +558,50 @@ def test_lint_gate_on_the_configs_the_servers_run(web, haproxies, tmp_path):
 
 
 def lint_layout(web, tmp_path, kind: str = "haproxy"):
-    check = "      - haproxy: unix:/nonexistent.sock\n        backend: auth_servers\n" if kind == "haproxy" else \
-        "      - nginx: /nonexistent.conf\n        upstream: auth_servers\n"
+    check = (
+        "      - haproxy: unix:/nonexistent.sock\n        backend: auth_servers\n"
+        if kind == "haproxy"
+        else "      - nginx: /nonexistent.conf\n        upstream: auth_servers\n"
+    )
     return write_layout(tmp_path, layout_yaml(web, lb_checks=check))
 
 
-@pytest.mark.parametrize("case", ["template", "default-server", "no port", "offset", "env", "duplicate",
-                                  "unrouted"])
+@pytest.mark.parametrize("case", ["template", "default-server", "no port", "offset", "env", "duplicate", "unrouted"])
 def test_lint_agrees_with_haproxy_c(web, tmp_path, case):
     """Configs HAProxy itself accepts are judged, not refused; the one it refuses is an error."""
     b, d = web["b"], web["d"]
-    third = {"no port": "127.0.0.1", "offset": "127.0.0.1:+1", "env": "${AUTH3}:%d" % b[2]}.get(case,
-                                                                                             f"127.0.0.1:{b[2]}")
-    backend = (f"backend auth_servers\n    server s1 127.0.0.1:{b[0]} check\n    server s2 127.0.0.1:{b[1]} check\n"
-               f"    server s3 {third} check" + (f" port {b[2]}" if case in ("no port", "offset") else "") + "\n")
+    third = {"no port": "127.0.0.1", "offset": "127.0.0.1:+1", "env": "${AUTH3}:%d" % b[2]}.get(
+        case, f"127.0.0.1:{b[2]}"
+    )
+    backend = (
+        f"backend auth_servers\n    server s1 127.0.0.1:{b[0]} check\n    server s2 127.0.0.1:{b[1]} check\n"
+        f"    server s3 {third} check" + (f" port {b[2]}" if case in ("no port", "offset") else "") + "\n"
+    )
     if case == "template":
         backend += f"    server-template srv 1-2 127.0.0.1:{d[0]} check\n"
     if case == "default-server":
-        backend = backend.replace("check\n", "check\n", 1).replace(
-            "backend auth_servers\n", "backend auth_servers\n    default-server disabled\n") \
-            .replace(f"127.0.0.1:{b[0]} check", f"127.0.0.1:{b[0]} check enabled") \
+        backend = (
+            backend.replace("check\n", "check\n", 1)
+            .replace("backend auth_servers\n", "backend auth_servers\n    default-server disabled\n")
+            .replace(f"127.0.0.1:{b[0]} check", f"127.0.0.1:{b[0]} check enabled")
             .replace(f"127.0.0.1:{b[1]} check", f"127.0.0.1:{b[1]} check enabled")
+        )
     if case == "duplicate":
         backend += f"backend auth_servers\n    server evil 127.0.0.1:{d[0]}\n"
     target = "other" if case == "unrouted" else "auth_servers"
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text("defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n"
-                   f"frontend web\n    bind 127.0.0.1:{free_port()}\n    default_backend {target}\n"
-                   f"backend other\n    server o1 127.0.0.1:{d[1]}\n" + backend)
+    cfg.write_text(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n"
+        f"frontend web\n    bind 127.0.0.1:{free_port()}\n    default_backend {target}\n"
+        f"backend other\n    server o1 127.0.0.1:{d[1]}\n" + backend
+    )
     env = {"AUTH3": "127.0.0.1"}
-    haproxy = subprocess.run([require_binary("haproxy", "/usr/sbin/haproxy"), "-c", "-f", str(cfg)], capture_output=True, text=True,
-                             env={**os.environ, **env})
+    haproxy = subprocess.run(
+        [require_binary("haproxy", "/usr/sbin/haproxy"), "-c", "-f", str(cfg)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
     lint = run_cli("lint", str(lint_layout(web, tmp_path)), "--lb-config", str(cfg), env=env)
     out = lint.stdout + lint.stderr
     assert "Traceback" not in out
@@ -547,32 +610,59 @@ def test_lint_agrees_with_haproxy_c(web, tmp_path, case):
         assert lint.returncode == 3 and "backend 'auth_servers' is already defined" in lint.stderr
         return
     assert haproxy.returncode == 0, haproxy.stdout + haproxy.stderr
-    expect = {"template": (2, f"routes to 127.0.0.1:{d[0]}"), "default-server": (1, "s3 disabled (config)"),
-              "no port": (1, "the address of s3 is unknown (no port"),
-              "offset": (1, "the address of s3 is unknown (port offset +1"),
-              "env": (1, "the address of s3 is unknown (set from the environment (AUTH3)"),
-              "unrouted": (2, "nothing routes to pool auth_servers")}[case]
+    expect = {
+        "template": (2, f"routes to 127.0.0.1:{d[0]}"),
+        "default-server": (1, "s3 disabled (config)"),
+        "no port": (1, "the address of s3 is unknown (no port"),
+        "offset": (1, "the address of s3 is unknown (port offset +1"),
+        "env": (1, "the address of s3 is unknown (set from the environment (AUTH3)"),
+        "unrouted": (2, "nothing routes to pool auth_servers"),
+    }[case]
     assert lint.returncode == expect[0] and expect[1] in lint.stdout, out
 
 
-@pytest.mark.parametrize("upstream,server_block,line,words", [
-    ("server 127.0.0.1:{b0}\n        server 127.0.0.1:{b1};", "", 3, 'invalid parameter "server"'),
-    ("server 127.0.0.1:{b0} wieght=2;", "", 3, 'invalid parameter "wieght=2"'),
-    ("server 127.0.0.1:{b0};\n        serverr 127.0.0.1:{b1};", "", 4, 'unknown directive "serverr"'),
-    ("server 127.0.0.1:{b0};", "location /p {{ proxy_pass http://auth_servers:8080; }}", 6,
-     'upstream "auth_servers" may not have port 8080'),
-])
+@pytest.mark.parametrize(
+    "upstream,server_block,line,words",
+    [
+        ("server 127.0.0.1:{b0}\n        server 127.0.0.1:{b1};", "", 3, 'invalid parameter "server"'),
+        ("server 127.0.0.1:{b0} wieght=2;", "", 3, 'invalid parameter "wieght=2"'),
+        ("server 127.0.0.1:{b0};\n        serverr 127.0.0.1:{b1};", "", 4, 'unknown directive "serverr"'),
+        (
+            "server 127.0.0.1:{b0};",
+            "location /p {{ proxy_pass http://auth_servers:8080; }}",
+            6,
+            'upstream "auth_servers" may not have port 8080',
+        ),
+    ],
+)
 def test_lint_agrees_with_nginx_t(web, tmp_path, upstream, server_block, line, words):
     b = web["b"]
-    body = (f"events {{ }}\nhttp {{\n    upstream auth_servers {{\n        "
-            + upstream.format(b0=b[0], b1=b[1]) + "\n    }\n"
-            + f"    server {{ listen 127.0.0.1:{free_port()}; location / {{ proxy_pass http://auth_servers; }}\n"
-            + "        " + server_block.format() + "\n    }\n}\n")
+    body = (
+        "events { }\nhttp {\n    upstream auth_servers {\n        "
+        + upstream.format(b0=b[0], b1=b[1])
+        + "\n    }\n"
+        + f"    server {{ listen 127.0.0.1:{free_port()}; location / {{ proxy_pass http://auth_servers; }}\n"
+        + "        "
+        + server_block.format()
+        + "\n    }\n}\n"
+    )
     conf = tmp_path / "nginx.conf"
     conf.write_text(f"pid {tmp_path}/nginx.pid;\n" + body)
     line += 2  # the pid and events lines
-    test = subprocess.run([require_binary("nginx", "/usr/sbin/nginx"), "-t", "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")],
-                          capture_output=True, text=True)
+    test = subprocess.run(
+        [
+            require_binary("nginx", "/usr/sbin/nginx"),
+            "-t",
+            "-p",
+            str(tmp_path),
+            "-c",
+            str(conf),
+            "-e",
+            str(tmp_path / "error.log"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert test.returncode != 0, test.stderr
     lint = run_cli("lint", str(lint_layout(web, tmp_path, "nginx")), "--lb-config", str(conf))
     assert lint.returncode == 3, lint.stdout + lint.stderr
@@ -584,8 +674,12 @@ def test_lint_agrees_with_nginx_t(web, tmp_path, upstream, server_block, line, w
 
 def test_lint_on_nginx_dash_T_shows_the_real_lines(web, tmp_path):
     nginx = web["nginx"]
-    dump = subprocess.run([nginx.binary, "-T", "-p", str(nginx.workdir), "-c", web["conf"], "-e",
-                           str(nginx.workdir / "error.log")], capture_output=True, text=True, check=True).stdout
+    dump = subprocess.run(
+        [nginx.binary, "-T", "-p", str(nginx.workdir), "-c", web["conf"], "-e", str(nginx.workdir / "error.log")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     saved = tmp_path / "nginx-T.txt"
     saved.write_text(dump)
     layout = str(lint_layout(web, tmp_path, "nginx"))
@@ -594,6 +688,9 @@ def test_lint_on_nginx_dash_T_shows_the_real_lines(web, tmp_path):
     assert from_file.returncode == from_dump.returncode == 0, from_file.stdout + from_dump.stdout
     rows = [line for line in from_file.stdout.splitlines() if line.startswith("  = ")]
     assert rows and rows == [line for line in from_dump.stdout.splitlines() if line.startswith("  = ")]
-    first = next(n for n, text in enumerate(open(web["conf"]).read().splitlines(), 1)
-                 if f"server 127.0.0.1:{web['b'][0]}" in text)
+    first = next(
+        n
+        for n, text in enumerate(open(web["conf"]).read().splitlines(), 1)
+        if f"server 127.0.0.1:{web['b'][0]}" in text
+    )
     assert f"[nginx.conf:{first}]" in rows[0]

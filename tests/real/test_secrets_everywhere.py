@@ -75,15 +75,15 @@ layers:
   - name: Cache
     role: cache
     checks:
-      - {{redis: "127.0.0.1:{fakes['redis-error']}", name: redis-error, password_env: S}}
-      - {{redis: "127.0.0.1:{fakes['redis-garbage']}", name: redis-garbage, password_env: S}}
+      - {{redis: "127.0.0.1:{fakes["redis-error"]}", name: redis-error, password_env: S}}
+      - {{redis: "127.0.0.1:{fakes["redis-garbage"]}", name: redis-garbage, password_env: S}}
       - {{redis: "127.0.0.1:{redis.port}", name: redis-real, user: {variant}, password_env: S}}
   - name: Database
     role: db
     checks:
-      - {{postgres: "127.0.0.1:{fakes['pg-echo']}", name: pg-echo, user: {variant}, password_env: S}}
+      - {{postgres: "127.0.0.1:{fakes["pg-echo"]}", name: pg-echo, user: {variant}, password_env: S}}
       - {{postgres: "127.0.0.1:{pg.port}", name: pg-real, user: {variant}, password_env: S}}
-      - {{mysql: "127.0.0.1:{fakes['mysql-garbage']}", name: mysql-garbage, user: {variant}, password_env: S}}
+      - {{mysql: "127.0.0.1:{fakes["mysql-garbage"]}", name: mysql-garbage, user: {variant}, password_env: S}}
       - {{mysql: "127.0.0.1:{maria.port}", name: mysql-real, user: {variant}, password_env: S}}
 """
 
@@ -122,9 +122,14 @@ def test_watch_plain_and_the_recorded_timeline(case):
     secret, path, tmp_path = case
     record = tmp_path / "timeline.md"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "S": secret}
-    proc = subprocess.Popen([sys.executable, "-m", "stackscope", "watch", str(path), "--plain", "--record",
-                             str(record)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stackscope", "watch", str(path), "--plain", "--record", str(record)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
+    )
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
     reader.start()
@@ -168,8 +173,9 @@ async def test_the_dashboard_and_the_detail_screen(case):
     layout = load_layout(str(path), environ={"S": secret})
     app = StackscopeApp(layout, engine=Engine(layout, environ={"S": secret}), timeline_dir=str(tmp_path))
     async with app.run_test(size=(160, 50)) as pilot:
-        await until(pilot, lambda: app.diagnosis is not None and app.engine.rounds >= 1, "a finished round",
-                    timeout=DEADLINE)
+        await until(
+            pilot, lambda: app.diagnosis is not None and app.engine.rounds >= 1, "a finished round", timeout=DEADLINE
+        )
         await pilot.pause()
         assert_absent(secret, screen_text(app), "the dashboard")
         details = 0

@@ -8,8 +8,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 LOOPBACK = "127.0.0.1"
 
@@ -74,8 +74,9 @@ def free_port_both() -> int:
     raise ServerError("no port free for both TCP and UDP")
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
-               alive: Callable[[], str | None] | None = None) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, alive: Callable[[], str | None] | None = None
+) -> None:
     """Poll `predicate` until true or the deadline; fail fast when the process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,8 +156,15 @@ class Process:
                 os.setuid(entry.pw_uid)
             _die_with_parent()  # after setuid, which clears it
 
-        self.proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=env, preexec_fn=preexec, start_new_session=True)
+        self.proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=preexec,
+            start_new_session=True,
+        )
         log.close()
 
     def died(self) -> str | None:

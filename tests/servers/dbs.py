@@ -45,24 +45,48 @@ def _run_as(user: str | None, argv: list[str], **kwargs) -> subprocess.Completed
 class Postgres:
     """A PostgreSQL cluster: trust on the unix socket (for set-up), scram-sha-256 on TCP."""
 
-    def __init__(self, *, settings: dict[str, str] | None = None, standby: bool = False,
-                 hba: str = "host all all 127.0.0.1/32 scram-sha-256") -> None:
+    def __init__(
+        self,
+        *,
+        settings: dict[str, str] | None = None,
+        standby: bool = False,
+        hba: str = "host all all 127.0.0.1/32 scram-sha-256",
+    ) -> None:
         self.initdb = require_binary(os.path.join(PG_BIN, "initdb"), "initdb")
         self.postgres = require_binary(os.path.join(PG_BIN, "postgres"), "postgres")
         self.user = "postgres" if os.geteuid() == 0 else None
         self.dir = _shared_dir("stackscope-pg-", self.user)
         self.data = self.dir / "data"
         self.port = free_port()
-        self.settings = {"listen_addresses": LOOPBACK, "port": str(self.port), "unix_socket_directories": str(self.dir),
-                         "fsync": "off", "logging_collector": "off", **(settings or {})}
+        self.settings = {
+            "listen_addresses": LOOPBACK,
+            "port": str(self.port),
+            "unix_socket_directories": str(self.dir),
+            "fsync": "off",
+            "logging_collector": "off",
+            **(settings or {}),
+        }
         self.standby = standby
         self.hba = hba
         self.process = Process("postgres", self.dir)
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         if not self.data.exists():
-            done = _run_as(self.user, [self.initdb, "-D", str(self.data), "-U", "postgres", "--auth-local=trust",
-                                       "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"])
+            done = _run_as(
+                self.user,
+                [
+                    self.initdb,
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+            )
             if done.returncode:
                 raise RuntimeError(f"initdb failed: {done.stderr}")
             with open(self.data / "pg_hba.conf", "w") as hba:
@@ -81,8 +105,23 @@ class Postgres:
         return self
 
     def psql(self, sql: str, database: str = "postgres") -> str:
-        done = _run_as(self.user, [os.path.join(PG_BIN, "psql"), "-h", str(self.dir), "-p", str(self.port),
-                                   "-U", "postgres", "-d", database, "-At", "-c", sql])
+        done = _run_as(
+            self.user,
+            [
+                os.path.join(PG_BIN, "psql"),
+                "-h",
+                str(self.dir),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-At",
+                "-c",
+                sql,
+            ],
+        )
         if done.returncode:
             raise RuntimeError(f"psql failed: {done.stderr}")
         return done.stdout.strip()
@@ -90,9 +129,16 @@ class Postgres:
     def hold(self, count: int) -> list[subprocess.Popen]:
         """`count` idle sessions (a client waiting on its open stdin); killing the client
         ends the session at once, which a session inside pg_sleep would not."""
-        return [subprocess.Popen([os.path.join(PG_BIN, "psql"), "-h", str(self.dir), "-p", str(self.port),
-                                  "-U", "postgres"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, preexec_fn=_dropper(self.user)) for _ in range(count)]
+        return [
+            subprocess.Popen(
+                [os.path.join(PG_BIN, "psql"), "-h", str(self.dir), "-p", str(self.port), "-U", "postgres"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_dropper(self.user),
+            )
+            for _ in range(count)
+        ]
 
     def stop(self) -> None:
         self.process.stop()
@@ -126,19 +172,33 @@ class MariaDB:
         self.max_connections = max_connections
         self.process = Process("mariadb", self.dir)
 
-    def start(self) -> "MariaDB":
+    def start(self) -> MariaDB:
         if not self.data.exists():
-            argv = [self.install, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=socket",
-                    "--skip-test-db"]
+            argv = [
+                self.install,
+                "--no-defaults",
+                f"--datadir={self.data}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ]
             if self.user:
                 argv.append(f"--user={self.user}")
             done = subprocess.run(argv, capture_output=True, text=True, timeout=180)
             if done.returncode:
                 raise RuntimeError(f"mariadb-install-db failed: {done.stdout}{done.stderr}")
-        argv = [self.mariadbd, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}",
-                f"--port={self.port}", f"--bind-address={LOOPBACK}", f"--pid-file={self.dir}/mariadb.pid",
-                f"--max-connections={self.max_connections}", "--skip-name-resolve", "--innodb-buffer-pool-size=16M",
-                "--log-error=" + str(self.dir / "error.log")]
+        argv = [
+            self.mariadbd,
+            "--no-defaults",
+            f"--datadir={self.data}",
+            f"--socket={self.socket}",
+            f"--port={self.port}",
+            f"--bind-address={LOOPBACK}",
+            f"--pid-file={self.dir}/mariadb.pid",
+            f"--max-connections={self.max_connections}",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=16M",
+            "--log-error=" + str(self.dir / "error.log"),
+        ]
         if self.user:
             argv.append(f"--user={self.user}")
         self.process.spawn(argv)
@@ -146,17 +206,27 @@ class MariaDB:
         return self
 
     def sql(self, statement: str) -> str:
-        done = subprocess.run(["mariadb", "--no-defaults", "-S", str(self.socket), "-u", "root", "-N", "-e",
-                               statement], capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["mariadb", "--no-defaults", "-S", str(self.socket), "-u", "root", "-N", "-e", statement],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if done.returncode:
             raise RuntimeError(f"mariadb failed: {done.stderr}")
         return done.stdout.strip()
 
     def hold(self, count: int) -> list[subprocess.Popen]:
         """`count` idle sessions that end when their client is killed."""
-        return [subprocess.Popen(["mariadb", "--no-defaults", "-S", str(self.socket), "-u", "root"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                for _ in range(count)]
+        return [
+            subprocess.Popen(
+                ["mariadb", "--no-defaults", "-S", str(self.socket), "-u", "root"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(count)
+        ]
 
     def stop(self) -> None:
         self.process.stop()
@@ -174,9 +244,25 @@ class Redis:
         self.args = list(args)
         self.process = Process("redis", self.dir)
 
-    def start(self) -> "Redis":
-        self.process.spawn([self.binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
-                            "--appendonly", "no", "--dir", str(self.dir), "--protected-mode", "no", *self.args])
+    def start(self) -> Redis:
+        self.process.spawn(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                LOOPBACK,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--protected-mode",
+                "no",
+                *self.args,
+            ]
+        )
         wait_until(lambda: port_open(self.port), 10, f"redis on {LOOPBACK}:{self.port}", self.process.died)
         return self
 

@@ -15,16 +15,30 @@ class Dnsmasq:
     port where nothing answers, so they time out (SERVFAIL needs the Python responder).
     """
 
-    def __init__(self, workdir: Path, records: dict[str, str], zone: str = "stackscope.test",
-                 silent_port: int | None = None, ttl: int = 30, txt: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        records: dict[str, str],
+        zone: str = "stackscope.test",
+        silent_port: int | None = None,
+        ttl: int = 30,
+        txt: dict[str, list[str]] | None = None,
+    ) -> None:
         self.binary = require_binary("dnsmasq", "/usr/sbin/dnsmasq")
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port_both()
         self.zone = zone
         lines = [
-            f"port={self.port}", f"listen-address={LOOPBACK}", "bind-interfaces", "no-resolv", "no-hosts",
-            f"pid-file={workdir}/dnsmasq.pid", f"local=/{zone}/", f"local-ttl={ttl}", "log-queries",
+            f"port={self.port}",
+            f"listen-address={LOOPBACK}",
+            "bind-interfaces",
+            "no-resolv",
+            "no-hosts",
+            f"pid-file={workdir}/dnsmasq.pid",
+            f"local=/{zone}/",
+            f"local-ttl={ttl}",
+            "log-queries",
             "log-facility=-",
         ]
         if os.geteuid() == 0:
@@ -43,7 +57,7 @@ class Dnsmasq:
     def address(self) -> str:
         return f"{LOOPBACK}:{self.port}"
 
-    def start(self) -> "Dnsmasq":
+    def start(self) -> Dnsmasq:
         self.process.spawn([self.binary, "--keep-in-foreground", f"--conf-file={self.conf}"])
         wait_until(self._answers, 10, f"dnsmasq on {self.address}", self.process.died)
         return self

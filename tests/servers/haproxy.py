@@ -38,7 +38,7 @@ defaults
 """)
         self.process = Process("haproxy", workdir)
 
-    def start(self) -> "Haproxy":
+    def start(self) -> Haproxy:
         check = subprocess.run([self.binary, "-c", "-f", str(self.conf)], capture_output=True, text=True)
         if check.returncode != 0:
             raise RuntimeError(f"haproxy config rejected:\n{check.stdout}{check.stderr}\n{self.conf.read_text()}")

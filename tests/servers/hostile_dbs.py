@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Callable
+from collections.abc import Callable
 
 READ_TIMEOUT = 10
 SSL_REQUEST_CODE = 80877103
@@ -58,7 +58,9 @@ def pg_script(*replies: bytes | Callable[[bytes], bytes]):
     return handle
 
 
-def scram_server_first(extra: str = "", iterations: int = 4096, salt: bytes = b"salt-salt-salt") -> Callable[[bytes], bytes]:
+def scram_server_first(
+    extra: str = "", iterations: int = 4096, salt: bytes = b"salt-salt-salt"
+) -> Callable[[bytes], bytes]:
     """AuthenticationSASLContinue extending the client's nonce (taken from its first message)."""
 
     def reply(client_first: bytes) -> bytes:

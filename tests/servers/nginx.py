@@ -45,13 +45,17 @@ http {{
 }}
 """
 
-    def start(self) -> "Nginx":
-        test = subprocess.run([self.binary, "-t", "-p", str(self.workdir), "-c", str(self.conf),
-                               "-e", str(self.workdir / "error.log")], capture_output=True, text=True)
+    def start(self) -> Nginx:
+        test = subprocess.run(
+            [self.binary, "-t", "-p", str(self.workdir), "-c", str(self.conf), "-e", str(self.workdir / "error.log")],
+            capture_output=True,
+            text=True,
+        )
         if test.returncode != 0:
             raise RuntimeError(f"nginx config rejected:\n{test.stderr}\n{self.conf.read_text()}")
-        self.process.spawn([self.binary, "-p", str(self.workdir), "-c", str(self.conf),
-                            "-e", str(self.workdir / "error.log")])
+        self.process.spawn(
+            [self.binary, "-p", str(self.workdir), "-c", str(self.conf), "-e", str(self.workdir / "error.log")]
+        )
         for port in self.ports:
             wait_until(lambda port=port: port_open(port), 10, f"nginx on {LOOPBACK}:{port}", self.process.died)
         return self

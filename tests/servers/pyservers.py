@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from .base import LOOPBACK
 
@@ -40,6 +40,7 @@ class PyServers:
 
     def unix(self, handler: Handler, path: str) -> str:
         """A server on a unix socket at `path` (an HAProxy Runtime API impostor)."""
+
         async def start() -> str:
             server = await asyncio.start_unix_server(self._guard(handler), path)
             self._servers.append(server)
@@ -50,6 +51,7 @@ class PyServers:
     def udp(self, respond: Callable[[bytes], bytes | None], port: int = 0) -> int:
         """A UDP server answering each datagram with `respond(data)` (None: no answer);
         `port` puts it beside a TCP server of the same number (DNS over both)."""
+
         class Protocol(asyncio.DatagramProtocol):
             def connection_made(self, transport) -> None:
                 self.transport = transport
@@ -99,15 +101,17 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
     return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
 
 
-def http_response(status: int = 200, body: bytes = b"ok\n", headers: dict[str, str] | None = None,
-                  reason: str = "OK") -> bytes:
+def http_response(
+    status: int = 200, body: bytes = b"ok\n", headers: dict[str, str] | None = None, reason: str = "OK"
+) -> bytes:
     head = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}", "Connection: close"]
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def responder(status: int = 200, body: bytes = b"ok\n", headers: dict[str, str] | None = None,
-              delay: float = 0.0) -> Handler:
+def responder(
+    status: int = 200, body: bytes = b"ok\n", headers: dict[str, str] | None = None, delay: float = 0.0
+) -> Handler:
     """An HTTP server answering every request the same way, after `delay` seconds."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -24,22 +24,25 @@ class LoopbackStack:
         self.dns: Dnsmasq | None = None
         self.db: socket.socket | None = None
 
-    def start(self) -> "LoopbackStack":
+    def start(self) -> LoopbackStack:
         p = self.ports
-        backends = "\n".join(f"""
+        backends = "\n".join(
+            f"""
     server {{
-        listen 127.0.0.1:{p[f'b{i}']};
+        listen 127.0.0.1:{p[f"b{i}"]};
         location /health {{ add_header X-Served-By auth-{i} always; return 200 "ok\\n"; }}
-    }}""" for i in (1, 2, 3))
+    }}"""
+            for i in (1, 2, 3)
+        )
         self.backends = Nginx(self.workdir / "backends", backends, [p["b1"], p["b2"], p["b3"]]).start()
         lb = f"""
     upstream auth_servers {{
-        server 127.0.0.1:{p['b1']};
-        server 127.0.0.1:{p['b2']};
-        server 127.0.0.1:{p['b3']};
+        server 127.0.0.1:{p["b1"]};
+        server 127.0.0.1:{p["b2"]};
+        server 127.0.0.1:{p["b3"]};
     }}
     server {{
-        listen 127.0.0.1:{p['lb']};
+        listen 127.0.0.1:{p["lb"]};
         location / {{ proxy_pass http://auth_servers; }}
     }}"""
         self.lb = Nginx(self.workdir / "lb", lb, [p["lb"]]).start()
@@ -68,7 +71,7 @@ class LoopbackStack:
 name: auth-e2e
 interval: {interval}
 timeout: {timeout}
-resolver: 127.0.0.1:{p['dns']}
+resolver: 127.0.0.1:{p["dns"]}
 layers:
   - name: DNS
     role: dns
@@ -78,19 +81,19 @@ layers:
   - name: Load balancer
     role: lb
     checks:
-      - http: http://{NAME}:{p['lb']}/health
+      - http: http://{NAME}:{p["lb"]}/health
         name: lb-health
         expect_status: 200
   - name: Auth backends
     role: backend
     checks:
-      - {{http: "http://127.0.0.1:{p['b1']}/health", name: auth-1}}
-      - {{http: "http://127.0.0.1:{p['b2']}/health", name: auth-2}}
-      - {{http: "http://127.0.0.1:{p['b3']}/health", name: auth-3}}
+      - {{http: "http://127.0.0.1:{p["b1"]}/health", name: auth-1}}
+      - {{http: "http://127.0.0.1:{p["b2"]}/health", name: auth-2}}
+      - {{http: "http://127.0.0.1:{p["b3"]}/health", name: auth-3}}
   - name: Database
     role: db
     checks:
-      - {{tcp: "127.0.0.1:{p['db']}", name: postgres}}
+      - {{tcp: "127.0.0.1:{p["db"]}", name: postgres}}
 """
 
 

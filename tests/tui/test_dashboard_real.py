@@ -193,7 +193,8 @@ async def test_a_hung_target_shows_probing_and_quitting_is_instant(shared_stack,
 
     hung = pyservers.tcp(silent)
     text = shared_stack.layout_yaml(interval="30s", timeout="30s").replace(
-        "      - {tcp:", f"      - {{http: \"http://127.0.0.1:{hung}/\", name: hung, timeout: 30s}}\n      - {{tcp:")
+        "      - {tcp:", f'      - {{http: "http://127.0.0.1:{hung}/", name: hung, timeout: 30s}}\n      - {{tcp:'
+    )
     app = StackscopeApp(load_layout(str(write_layout(tmp_path, text))), timeline_dir=str(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
         row = app.dashboard.path.rows["Database/hung"]
@@ -228,8 +229,10 @@ async def test_a_probe_that_raises_shows_unknown_with_the_error(tmp_path, monkey
     spec = CheckSpec(key="broken", doc="raises", target=Text(), options=NoOptions, probe=broken_probe)
     monkeypatch.setitem(probes.CHECK_TYPES, "broken", "tests.tui.test_dashboard_real")
     monkeypatch.setitem(probes._loaded, "broken", spec)
-    layout = parse_layout("name: x\ninterval: 5s\nlayers:\n  - name: L\n    role: other\n    checks:\n"
-                          "      - broken: anything\n        name: buggy\n")
+    layout = parse_layout(
+        "name: x\ninterval: 5s\nlayers:\n  - name: L\n    role: other\n    checks:\n"
+        "      - broken: anything\n        name: buggy\n"
+    )
     app = StackscopeApp(layout, timeline_dir=str(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.diagnosis is not None, "a round")

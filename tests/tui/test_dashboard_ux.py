@@ -17,8 +17,13 @@ from tests import dashboard_data as data
 
 def app_on_data(tmp_path) -> StackscopeApp:
     layout = data.layout()
-    return StackscopeApp(layout, engine=data.engine_with_history(layout), autoprobe=False,
-                         clock=lambda: data.T0 + 60, timeline_dir=str(tmp_path))
+    return StackscopeApp(
+        layout,
+        engine=data.engine_with_history(layout),
+        autoprobe=False,
+        clock=lambda: data.T0 + 60,
+        timeline_dir=str(tmp_path),
+    )
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 50)])
@@ -92,14 +97,19 @@ async def test_banner_counts_more_failing_checks_and_a_lone_layer(tmp_path):
         snap = data.snapshot(False, at=data.T0)
         results = dict(snap.results)
         for cid in (data.B1, data.B2, data.B3):
-            results[cid] = Result(cid, Status.CRIT, "500 Internal Server Error", 3.0, "500", {"status_code": 500},
-                                  ErrorKind.HTTP_STATUS)
+            results[cid] = Result(
+                cid, Status.CRIT, "500 Internal Server Error", 3.0, "500", {"status_code": 500}, ErrorKind.HTTP_STATUS
+            )
         app.show_snapshot(Snapshot(snap.layout, results, data.T0, 2))
         await pilot.pause()
-        assert app.dashboard.banner.lines()[1] == \
-            "Auth backends: 500 Internal Server Error (+2 more failing checks; v for all)"
-    lone = parse_layout("name: one\nlayers:\n  - name: Web\n    role: lb\n    checks:\n"
-                        "      - {tcp: '127.0.0.1:1', name: web}\n", "one.yaml")
+        assert (
+            app.dashboard.banner.lines()[1]
+            == "Auth backends: 500 Internal Server Error (+2 more failing checks; v for all)"
+        )
+    lone = parse_layout(
+        "name: one\nlayers:\n  - name: Web\n    role: lb\n    checks:\n      - {tcp: '127.0.0.1:1', name: web}\n",
+        "one.yaml",
+    )
     app = StackscopeApp(lone, autoprobe=False, timeline_dir=str(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
         result = Result("Web/web", Status.CRIT, "refused", None, "refused", {}, ErrorKind.REFUSED)
@@ -114,8 +124,14 @@ async def test_sigterm_quits_the_dashboard_and_writes_the_record(tmp_path):
 
     record = tmp_path / "t.md"
     layout = data.layout()
-    app = StackscopeApp(layout, engine=data.engine_with_history(layout), autoprobe=False, record=str(record),
-                        clock=lambda: data.T0 + 60, handle_signals=True)
+    app = StackscopeApp(
+        layout,
+        engine=data.engine_with_history(layout),
+        autoprobe=False,
+        record=str(record),
+        clock=lambda: data.T0 + 60,
+        handle_signals=True,
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         app.show_snapshot(data.snapshot(True, at=data.T0))
         await pilot.pause()

@@ -17,7 +17,9 @@ async def test_walkthrough_end_to_end(demo_stack):
     app, controller, clock = walkthrough_app(demo_stack, "lb-misroute")  # T-20 .. ; fault at T-4; 2 min/s
     async with app.run_test(size=(100, 32)) as pilot:
         await until(pilot, lambda: controller.session is not None and controller.story, "the story to begin")
-        assert controller.story[0].startswith("15:10  T-20  🚀 auth-service 2.14.0")  # the deploy, 20 minutes before the alert
+        assert controller.story[0].startswith(
+            "15:10  T-20  🚀 auth-service 2.14.0"
+        )  # the deploy, 20 minutes before the alert
         assert demo_stack.fault is None
         assert app.dashboard.banner.lines()[0].startswith("? Blind mode")  # the verdict is hidden
         clock.now += 9  # T-2: the fault began at T-4

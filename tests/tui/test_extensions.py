@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual.screen import Screen
 from textual.widgets import Label
 
-from stackscope.tui.actions import DASHBOARD, Action, ActionRegistry, BUILTIN
+from stackscope.tui.actions import BUILTIN, DASHBOARD, Action, ActionRegistry
 from stackscope.tui.app import StackscopeApp
 from stackscope.tui.screens import HelpScreen, VerdictScreen
 from tests import dashboard_data as data
@@ -18,14 +18,35 @@ class FaultPicker(Screen):
 
 
 def demo_app(tmp_path, calls: list, **kwargs) -> StackscopeApp:
-    inject = Action("inject_fault", "x", "Inject fault…", "Break part of the demo stack on purpose.",
-                    run=lambda app: (calls.append("inject"), app.push_screen(FaultPicker())), footer_rank=20)
-    answers = [Action(f"answer_{i}", str(i), f"Answer {i}", f"Name layer {i} as the broken one.",
-                      run=lambda app, i=i: calls.append(app.layout.layers[i - 1].name), scope=DASHBOARD)
-               for i in range(1, 5)]
+    inject = Action(
+        "inject_fault",
+        "x",
+        "Inject fault…",
+        "Break part of the demo stack on purpose.",
+        run=lambda app: (calls.append("inject"), app.push_screen(FaultPicker())),
+        footer_rank=20,
+    )
+    answers = [
+        Action(
+            f"answer_{i}",
+            str(i),
+            f"Answer {i}",
+            f"Name layer {i} as the broken one.",
+            run=lambda app, i=i: calls.append(app.layout.layers[i - 1].name),
+            scope=DASHBOARD,
+        )
+        for i in range(1, 5)
+    ]
     layout = data.layout()
-    return StackscopeApp(layout, engine=data.engine_with_history(layout), actions=[inject, *answers],
-                         autoprobe=False, clock=lambda: data.T0, timeline_dir=str(tmp_path), **kwargs)
+    return StackscopeApp(
+        layout,
+        engine=data.engine_with_history(layout),
+        actions=[inject, *answers],
+        autoprobe=False,
+        clock=lambda: data.T0,
+        timeline_dir=str(tmp_path),
+        **kwargs,
+    )
 
 
 async def test_caller_actions_get_keys_palette_footer_and_help(tmp_path):
@@ -97,7 +118,7 @@ async def test_detail_screen_follows_new_results_and_keeps_the_last_problem(tmp_
         app.show_snapshot(data.snapshot(broken=False, at=data.T0 + 4))
         await pilot.pause()
         text = app.screen.text()
-        last = text[text.index("Last problem"):]
+        last = text[text.index("Last problem") :]
         assert "✖ CRIT" in last and "502 Bad Gateway (expected 200)" in last
 
 

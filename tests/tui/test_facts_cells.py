@@ -24,8 +24,7 @@ def plain(renderable, width: int = 100) -> str:
 
 def detail_text(result: Result, history=(), last=None) -> str:
     check = data.layout().check(result.check_id)
-    return "\n".join(f"## {title}\n{plain(body)}" for title, body in
-                     facts.sections(check, result, history, last))
+    return "\n".join(f"## {title}\n{plain(body)}" for title, body in facts.sections(check, result, history, last))
 
 
 def test_sparkline_uses_a_fixed_log_scale_and_marks_failures():
@@ -38,8 +37,14 @@ def test_sparkline_uses_a_fixed_log_scale_and_marks_failures():
 
 
 def test_row_latency_is_whole_milliseconds():
-    assert [cells.row_latency(v) for v in (None, 0.4, 1.4, 9.6, 142.2, 12_345.0)] == \
-        ["—", "<1 ms", "1 ms", "10 ms", "142 ms", "12.3 s"]
+    assert [cells.row_latency(v) for v in (None, 0.4, 1.4, 9.6, 142.2, 12_345.0)] == [
+        "—",
+        "<1 ms",
+        "1 ms",
+        "10 ms",
+        "142 ms",
+        "12.3 s",
+    ]
 
 
 def test_fit_cuts_with_an_ellipsis_and_pads():
@@ -74,17 +79,34 @@ def test_pool_table_flags_unexpected_and_missing_servers():
 
 
 def test_certificate_facts_get_their_section():
-    result = Result("Load balancer/lb-health", Status.WARN, "certificate ends in 5 days", key_fact="5 days",
-                    facts={"subject": "CN=auth.stackscope.test", "issuer": "CN=test CA", "san": ["auth.stackscope.test"],
-                           "not_before": "2023-01-01", "not_after": "2023-11-20", "days_left": 5, "verified": True})
+    result = Result(
+        "Load balancer/lb-health",
+        Status.WARN,
+        "certificate ends in 5 days",
+        key_fact="5 days",
+        facts={
+            "subject": "CN=auth.stackscope.test",
+            "issuer": "CN=test CA",
+            "san": ["auth.stackscope.test"],
+            "not_before": "2023-01-01",
+            "not_after": "2023-11-20",
+            "days_left": 5,
+            "verified": True,
+        },
+    )
     text = detail_text(result)
     assert "## Certificate" in text and re.search(r"not after +2023-11-20", text)
     assert re.search(r"days left +5", text) and re.search(r"verified +yes", text)
 
 
 def test_unknown_facts_show_as_a_tree():
-    result = Result("Database/postgres", Status.OK, "fine", latency_ms=1.0,
-                    facts={"replication": {"lag_s": 3, "replicas": ["db-2", "db-3"]}, "version": "16.1"})
+    result = Result(
+        "Database/postgres",
+        Status.OK,
+        "fine",
+        latency_ms=1.0,
+        facts={"replication": {"lag_s": 3, "replicas": ["db-2", "db-3"]}, "version": "16.1"},
+    )
     text = detail_text(result)
     assert "## Other facts" in text
     assert "replication" in text and "lag_s: 3" in text and "db-2" in text and "version: 16.1" in text
@@ -100,9 +122,15 @@ def test_history_graph_and_last_problem():
 
 
 def test_cells_and_facts_do_not_import_textual():
-    code = "import sys, stackscope.tui.cells, stackscope.tui.facts, stackscope.timeline; print('textual' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys, stackscope.tui.cells, stackscope.tui.facts, stackscope.timeline; print('textual' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert done.stdout.strip() == "False", done.stderr
 
 
@@ -121,11 +149,22 @@ def test_pool_table_never_wraps_a_header_at_80_columns():
 
 
 def test_a_sampled_http_check_says_which_sample_the_details_come_from():
-    result = Result(data.LB, Status.OK, "200 OK — 3 requests answered by auth-1 ×2, auth-2 ×1 in 4 ms", latency_ms=4.0,
-                    key_fact="200", facts={"status_code": 200, "reason": "OK", "identity": "auth-2",
-                                           "identities": {"auth-1": 2, "auth-2": 1}, "samples": 3,
-                                           "headers": {"x-served-by": "auth-2"},
-                                           "phases": {"connect": 0.5, "ttfb": 2.0, "total": 2.6}})
+    result = Result(
+        data.LB,
+        Status.OK,
+        "200 OK — 3 requests answered by auth-1 ×2, auth-2 ×1 in 4 ms",
+        latency_ms=4.0,
+        key_fact="200",
+        facts={
+            "status_code": 200,
+            "reason": "OK",
+            "identity": "auth-2",
+            "identities": {"auth-1": 2, "auth-2": 1},
+            "samples": 3,
+            "headers": {"x-served-by": "auth-2"},
+            "phases": {"connect": 0.5, "ttfb": 2.0, "total": 2.6},
+        },
+    )
     text = detail_text(result)
     assert re.search(r"latency +4.0 ms \(mean of 3 samples\)", text)
     assert re.search(r"answered by +auth-1 ×2, auth-2 ×1", text)
@@ -141,8 +180,11 @@ def test_pool_table_shows_the_layouts_names_so_kept_names_on_other_addresses_sta
     from stackscope.lb.pool import Declared, Pool, PoolServer, judge_pool
 
     declared = [Declared(f"127.0.0.1:1900{i}", f"auth-{i}", f"127.0.0.1:1900{i}") for i in (1, 2, 3)]
-    servers = (PoolServer("auth1", "127.0.0.1:19101", "UP", True, True), PoolServer("auth2", "127.0.0.1:19102", "UP",
-               True, True), PoolServer("auth3", "127.0.0.1:19003", "UP", True, True))
+    servers = (
+        PoolServer("auth1", "127.0.0.1:19101", "UP", True, True),
+        PoolServer("auth2", "127.0.0.1:19102", "UP", True, True),
+        PoolServer("auth3", "127.0.0.1:19003", "UP", True, True),
+    )
     judged = judge_pool(Pool("auth_servers", "stats", servers), declared)
     console = Console(file=io.StringIO(), width=100, color_system=None)
     console.print(facts.pool_table(judged.facts["pool"], width=100))

@@ -10,12 +10,12 @@ from __future__ import annotations
 import pytest
 
 from stackscope.tui.widgets import CheckRow, PanelHeader
-from tests.tui.test_dashboard_real import healthy, make_app, shared_stack  # noqa: F401  (fixture)
 from tests.tui.stack import until
+from tests.tui.test_dashboard_real import healthy, make_app, shared_stack  # noqa: F401, F811  (fixture)
 
 
 @pytest.mark.parametrize("size", [(80, 14), (80, 24)], ids=["80x14 (path scrolls)", "80x24"])
-async def test_arrows_select_like_j_and_k_whether_or_not_the_path_scrolls(shared_stack, tmp_path, size):
+async def test_arrows_select_like_j_and_k_whether_or_not_the_path_scrolls(shared_stack, tmp_path, size):  # noqa: F811
     app = make_app(shared_stack, tmp_path)
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: healthy(app), "a healthy first round")
@@ -46,10 +46,11 @@ async def test_a_long_verdict_summary_wraps_onto_a_second_line_instead_of_being_
     from tests import dashboard_data as data
 
     layout = data.layout()
-    app = StackscopeApp(layout, engine=data.engine_with_history(layout), autoprobe=False,
-                        clock=lambda: data.T0 + 60)
-    misrouted = ("pool auth_servers routes to 127.0.0.1:19101, 127.0.0.1:19102 — none is a declared backend; "
-                 "declared 127.0.0.1:19001-19003 missing")
+    app = StackscopeApp(layout, engine=data.engine_with_history(layout), autoprobe=False, clock=lambda: data.T0 + 60)
+    misrouted = (
+        "pool auth_servers routes to 127.0.0.1:19101, 127.0.0.1:19102 — none is a declared backend; "
+        "declared 127.0.0.1:19001-19003 missing"
+    )
     lb = next(c for c in layout.checks() if c.layer == "Load balancer")
     results = {**data.results(), lb.id: Result(lb.id, Status.CRIT, misrouted, 2.0, "misrouted", {}, ErrorKind.POOL)}
     async with app.run_test(size=(80, 24)) as pilot:
@@ -74,8 +75,9 @@ async def test_a_row_that_loses_the_selection_keeps_no_highlight():
     from tests import dashboard_data as data
 
     layout = data.layout()
-    app = StackscopeApp(layout, engine=data.engine_with_history(layout, broken=True), autoprobe=False,
-                        clock=lambda: data.T0 + 60)
+    app = StackscopeApp(
+        layout, engine=data.engine_with_history(layout, broken=True), autoprobe=False, clock=lambda: data.T0 + 60
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         app.show_snapshot(data.snapshot(True, at=data.T0 + 60))
         await pilot.pause()

@@ -27,8 +27,9 @@ def utc(monkeypatch):
 @pytest.mark.parametrize("broken", [False, True], ids=["healthy", "broken"])
 def test_dashboard(snap_compare, utc, size, broken):
     layout = data.layout()
-    app = StackscopeApp(layout, engine=data.engine_with_history(layout, broken=broken), autoprobe=False,
-                        clock=lambda: data.T0 + 60)
+    app = StackscopeApp(
+        layout, engine=data.engine_with_history(layout, broken=broken), autoprobe=False, clock=lambda: data.T0 + 60
+    )
 
     async def run_before(pilot) -> None:
         await pilot.pause()

@@ -90,8 +90,15 @@ async def test_after_the_right_answer_the_clock_stops_and_the_debrief_is_frozen(
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, controller)
         clock.now += 11
-        await until(pilot, lambda: app.diagnosis is not None and app.diagnosis.verdict is not None
-                    and app.diagnosis.verdict.layer == "Load balancer", "the LB verdict")
+        await until(
+            pilot,
+            lambda: (
+                app.diagnosis is not None
+                and app.diagnosis.verdict is not None
+                and app.diagnosis.verdict.layer == "Load balancer"
+            ),
+            "the LB verdict",
+        )
         await pilot.press("2")
         await until(pilot, lambda: isinstance(app.screen, DebriefScreen), "the debrief")
         first = app.screen.markdown
@@ -212,8 +219,9 @@ async def test_the_last_login_failure_belongs_to_the_current_fault(demo_stack):
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: controller.app is not None, "the controller")
         controller.inject("dns-nxdomain")
-        await until(pilot, lambda: any(l.startswith("last login failure") for l in controller.panel_lines()),
-                    "a login failure")
+        await until(
+            pilot, lambda: any(l.startswith("last login failure") for l in controller.panel_lines()), "a login failure"
+        )
         demo_stack.inject("backend-crash")  # as the controller's worker does, then look at once
         lines = controller.panel_lines()
         assert not any("resolve" in line or "NXDOMAIN" in line for line in lines[1:]), lines

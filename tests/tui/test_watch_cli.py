@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-import queue
 import pty
+import queue
 import select
 import signal
 import struct
@@ -36,7 +36,9 @@ def test_plain_prints_one_line_per_change_and_records(stack, tmp_path):
     done = run_cli("watch", str(layout), "--plain", "--rounds", "3", "--record", str(record))
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "stackscope: watching auth-e2e (4 layers, 6 checks) every 1s; one line per change; Ctrl-C to stop"
+    assert (
+        lines[0] == "stackscope: watching auth-e2e (4 layers, 6 checks) every 1s; one line per change; Ctrl-C to stop"
+    )
     assert len(lines) == 2 and lines[1].endswith("verdict  ✔ OK  all layers healthy (6 checks)")  # no change, no line
     assert record.read_text().startswith("# Watch report: auth-e2e — no incident")
     assert f"timeline written to {record}" in done.stderr
@@ -54,8 +56,11 @@ def test_plain_names_the_failure_and_exits_with_its_status(stack, tmp_path):
 
 @pytest.mark.parametrize("args", [["watch"], ["watch", "--plain"], []])
 def test_a_broken_layout_is_the_usual_clear_error(tmp_path, args):
-    path = write_layout(tmp_path, "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
-                                  "      - http: http://127.0.0.1/\n        expect_staus: 200\n")
+    path = write_layout(
+        tmp_path,
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
+        "      - http: http://127.0.0.1/\n        expect_staus: 200\n",
+    )
     done = run_cli(*args, str(path))
     assert done.returncode == 3
     assert "unknown key 'expect_staus' — did you mean 'expect_status'?" in done.stderr
@@ -64,9 +69,14 @@ def test_a_broken_layout_is_the_usual_clear_error(tmp_path, args):
 
 def test_without_a_terminal_watch_falls_back_to_lines_and_stops_on_ctrl_c(stack, tmp_path):
     layout = write_layout(tmp_path, stack.layout_yaml())
-    proc = subprocess.Popen([sys.executable, "-m", "stackscope", str(layout)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stackscope", str(layout)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert proc.stdout.readline().startswith("stackscope: watching auth-e2e")
         assert "all layers healthy" in proc.stdout.readline()
@@ -89,8 +99,7 @@ class Terminal:
     def __init__(self, argv: list[str], env: dict, cols: int = 80, rows: int = 24) -> None:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
         os.close(slave)
         self.master = master
         self.output = b""
@@ -127,9 +136,11 @@ class Terminal:
         os.close(self.master)
 
 
-@pytest.mark.parametrize("term,no_color", [("xterm-256color", False), ("screen-256color", False), ("linux", False),
-                                           ("xterm-256color", True)],
-                         ids=["xterm-256color", "screen-256color", "linux", "NO_COLOR"])
+@pytest.mark.parametrize(
+    "term,no_color",
+    [("xterm-256color", False), ("screen-256color", False), ("linux", False), ("xterm-256color", True)],
+    ids=["xterm-256color", "screen-256color", "linux", "NO_COLOR"],
+)
 def test_dashboard_in_a_real_terminal_quits_on_q_and_records(stack, tmp_path, term, no_color):
     layout = write_layout(tmp_path, stack.layout_yaml())
     record = tmp_path / "incident.md"
@@ -152,8 +163,11 @@ def test_dashboard_in_a_real_terminal_quits_on_q_and_records(stack, tmp_path, te
 
 
 def _refused_layout(tmp_path):
-    return write_layout(tmp_path, f"name: sig\ninterval: 200ms\nlayers:\n  - name: Web\n    role: lb\n"
-                                  f"    checks:\n      - tcp: 127.0.0.1:{free_port()}\n")
+    return write_layout(
+        tmp_path,
+        f"name: sig\ninterval: 200ms\nlayers:\n  - name: Web\n    role: lb\n"
+        f"    checks:\n      - tcp: 127.0.0.1:{free_port()}\n",
+    )
 
 
 def _read_line_until(stream, text: str, timeout: float = 20) -> str:
@@ -192,9 +206,14 @@ def _read_line_until(stream, text: str, timeout: float = 20) -> str:
 def test_sigterm_and_sighup_end_a_watch_like_ctrl_c(tmp_path, signum, command):
     record = tmp_path / "timeline.md"
     extra = ["--record", str(record)] if command[0] == "watch" else []
-    proc = subprocess.Popen([sys.executable, "-m", "stackscope", *command, str(_refused_layout(tmp_path)), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stackscope", *command, str(_refused_layout(tmp_path)), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"},
+    )
     try:
         _read_line_until(proc.stdout, "refused")
         proc.send_signal(signum)
@@ -216,8 +235,9 @@ def test_sigterm_and_sighup_end_a_watch_like_ctrl_c(tmp_path, signum, command):
 def test_dashboard_quits_on_sigterm_and_sighup_and_records(tmp_path, signum):
     record = tmp_path / "incident.md"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
-    terminal = Terminal([sys.executable, "-m", "stackscope", str(_refused_layout(tmp_path)), "--record",
-                         str(record)], env)
+    terminal = Terminal(
+        [sys.executable, "-m", "stackscope", str(_refused_layout(tmp_path)), "--record", str(record)], env
+    )
     try:
         terminal.expect("is the broken layer")
         os.kill(terminal.proc.pid, signum)

@@ -43,19 +43,26 @@ def test_schema_command_prints_the_schema():
 
 
 def test_schema_catches_a_typo_for_the_editor():
-    doc = {"name": "x", "layers": [{"name": "A", "role": "lb", "checks": [
-        {"http": "http://127.0.0.1/", "expect_staus": 200}]}]}
+    doc = {
+        "name": "x",
+        "layers": [{"name": "A", "role": "lb", "checks": [{"http": "http://127.0.0.1/", "expect_staus": 200}]}],
+    }
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, json_schema())
 
 
 def test_lint_reports_problems_with_exit_3_and_no_traceback(tmp_path):
-    path = write_layout(tmp_path, "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
-                                  "      - http: http://127.0.0.1/\n        expect_staus: 200\n")
+    path = write_layout(
+        tmp_path,
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
+        "      - http: http://127.0.0.1/\n        expect_staus: 200\n",
+    )
     done = run_cli("lint", str(path))
     assert done.returncode == 3
-    assert f"{path}:7: layer 'A', checks[0] (http): unknown key 'expect_staus' — did you mean 'expect_status'?" \
+    assert (
+        f"{path}:7: layer 'A', checks[0] (http): unknown key 'expect_staus' — did you mean 'expect_status'?"
         in done.stderr
+    )
     assert "Traceback" not in done.stderr
 
 
@@ -83,17 +90,24 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_core_imports_without_textual():
-    code = ("import sys, stackscope.layout, stackscope.engine, stackscope.diagnosis, stackscope.render.text, "
-            "stackscope.render.jsonout, stackscope.render.junit, stackscope.render.nagios, stackscope.cli\n"
-            "from stackscope.probes import all_specs; all_specs()\n"
-            "print('textual' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys, stackscope.layout, stackscope.engine, stackscope.diagnosis, stackscope.render.text, "
+        "stackscope.render.jsonout, stackscope.render.junit, stackscope.render.nagios, stackscope.cli\n"
+        "from stackscope.probes import all_specs; all_specs()\n"
+        "print('textual' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert done.stdout.strip() == "False", done.stderr
 
 
-@pytest.mark.parametrize("args", [("check",), ("check", "x.yaml", "--format", "xml"), ("lint",), ("--nope",),
-                                  ("watch",)])
+@pytest.mark.parametrize(
+    "args", [("check",), ("check", "x.yaml", "--format", "xml"), ("lint",), ("--nope",), ("watch",)]
+)
 def test_usage_errors_exit_unknown_not_critical(args):
     done = run_cli(*args)
     assert done.returncode == 3, done.stderr  # 2 would read as CRITICAL to Nagios/Icinga
@@ -101,22 +115,28 @@ def test_usage_errors_exit_unknown_not_critical(args):
 
 
 def test_lint_counts_in_the_singular(tmp_path):
-    path = write_layout(tmp_path, "name: one\nlayers:\n  - name: A\n    role: db\n    checks:\n"
-                                  "      - tcp: 127.0.0.1:1\n")
+    path = write_layout(
+        tmp_path, "name: one\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n"
+    )
     done = run_cli("lint", str(path))
     assert done.returncode == 0 and "ok — one: 1 layer, 1 check" in done.stdout
 
 
 def test_lint_refuses_a_header_http_cannot_carry(tmp_path):
-    path = write_layout(tmp_path, "name: h\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
-                                  "      - http: http://127.0.0.1:1/\n        headers: {Bad Header: x}\n")
+    path = write_layout(
+        tmp_path,
+        "name: h\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
+        "      - http: http://127.0.0.1:1/\n        headers: {Bad Header: x}\n",
+    )
     done = run_cli("lint", str(path))
     assert done.returncode == 3
     assert ":7: " in done.stderr and "'Bad Header' is not a valid HTTP header name" in done.stderr
 
 
-SECRET_LAYOUT = ("name: x\nlayers:\n  - name: Cache\n    role: cache\n    checks:\n      - redis: 127.0.0.1:1\n"
-                 "        password_env: S\n        timeout: 2s\n")
+SECRET_LAYOUT = (
+    "name: x\nlayers:\n  - name: Cache\n    role: cache\n    checks:\n      - redis: 127.0.0.1:1\n"
+    "        password_env: S\n        timeout: 2s\n"
+)
 
 
 @pytest.mark.parametrize("value,named", [("pw1", "S"), ("admin:pw", "the password in S")])

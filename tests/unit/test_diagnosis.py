@@ -86,78 +86,156 @@ SLOW = F(W, K.SLOW, "slow: 900 ms is above warn_ms 200")
 # (id, failures, expected verdict layer or None, expected status)
 SCENARIOS = [
     ("all healthy", {}, None, Status.OK),
-    ("db down takes backends and lb with it",
-     {"db": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503}, "Database", C),
+    (
+        "db down takes backends and lb with it",
+        {"db": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503},
+        "Database",
+        C,
+    ),
     ("lb misroute: frontend fails, backends answer directly", {"lb": H503}, "Load balancer", C),
-    ("lb pool drift is the lb's own failure even with backends down",
-     {"lb": F(C, K.POOL, "pool routes to undeclared servers"), "auth-1": REFUSED, "auth-2": REFUSED,
-      "auth-3": REFUSED}, "Load balancer", C),
-    ("dns wrong answer makes the lb unreachable by name",
-     {"dns": F(C, K.DNS_ANSWER, "is 127.0.0.9, expected 127.0.0.1"), "lb": REFUSED}, "DNS", C),
+    (
+        "lb pool drift is the lb's own failure even with backends down",
+        {
+            "lb": F(C, K.POOL, "pool routes to undeclared servers"),
+            "auth-1": REFUSED,
+            "auth-2": REFUSED,
+            "auth-3": REFUSED,
+        },
+        "Load balancer",
+        C,
+    ),
+    (
+        "dns wrong answer makes the lb unreachable by name",
+        {"dns": F(C, K.DNS_ANSWER, "is 127.0.0.9, expected 127.0.0.1"), "lb": REFUSED},
+        "DNS",
+        C,
+    ),
     ("dns nxdomain explains a resolve failure", {"dns": F(C, K.DNS_RCODE), "lb": F(C, K.RESOLVE)}, "DNS", C),
     ("dns failing while the lb (by name) works is still dns", {"dns": F(C, K.DNS_RCODE)}, "DNS", C),
-    ("lb refused is its own failure, not the backends'",
-     {"lb": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "db": REFUSED}, "Load balancer", C),
-    ("all backends refuse: the lb's 502 is explained",
-     {"auth-1": REFUSED, "auth-2": REFUSED, "auth-3": REFUSED,
-      "lb": F(C, K.HTTP_STATUS, "502", {"status_code": 502})}, "Auth backends", C),
+    (
+        "lb refused is its own failure, not the backends'",
+        {"lb": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "db": REFUSED},
+        "Load balancer",
+        C,
+    ),
+    (
+        "all backends refuse: the lb's 502 is explained",
+        {
+            "auth-1": REFUSED,
+            "auth-2": REFUSED,
+            "auth-3": REFUSED,
+            "lb": F(C, K.HTTP_STATUS, "502", {"status_code": 502}),
+        },
+        "Auth backends",
+        C,
+    ),
     ("one backend down is a warn on the pool", {"auth-2": REFUSED}, "Auth backends", W),
     ("one backend down cannot explain an lb crit", {"auth-2": REFUSED, "lb": H503}, "Load balancer", C),
-    ("a 404 from the lb is the lb's own even with backends down",
-     {"lb": H404, "auth-1": REFUSED, "auth-2": REFUSED, "auth-3": REFUSED}, "Load balancer", C),
-    ("slow db makes everything above it slow", {"db": SLOW, "auth-1": SLOW, "auth-2": SLOW, "auth-3": SLOW,
-                                                 "lb": SLOW}, "Database", W),
-    ("timeouts cascade from a hung db",
-     {"db": TIMEOUT, "auth-1": TIMEOUT, "auth-2": TIMEOUT, "auth-3": TIMEOUT, "lb": TIMEOUT}, "Database", C),
-    ("cache is a sibling of the db", {"cache": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500,
-                                      "lb": H503}, "Cache", C),
+    (
+        "a 404 from the lb is the lb's own even with backends down",
+        {"lb": H404, "auth-1": REFUSED, "auth-2": REFUSED, "auth-3": REFUSED},
+        "Load balancer",
+        C,
+    ),
+    (
+        "slow db makes everything above it slow",
+        {"db": SLOW, "auth-1": SLOW, "auth-2": SLOW, "auth-3": SLOW, "lb": SLOW},
+        "Database",
+        W,
+    ),
+    (
+        "timeouts cascade from a hung db",
+        {"db": TIMEOUT, "auth-1": TIMEOUT, "auth-2": TIMEOUT, "auth-3": TIMEOUT, "lb": TIMEOUT},
+        "Database",
+        C,
+    ),
+    (
+        "cache is a sibling of the db",
+        {"cache": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503},
+        "Cache",
+        C,
+    ),
     ("crit outranks warn even downstream", {"dns": F(W, K.SLOW), "db": REFUSED}, "Database", C),
-    ("two independent crits: the first on the path is named",
-     {"dns": F(C, K.DNS_RCODE), "db": REFUSED}, "DNS", C),
-    ("a db failing while the backends answer 200 does not blame the lb path",
-     {"db": REFUSED}, "Database", C),
-    ("backend 500s with a healthy db: the backends are the culprit",
-     {"auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503}, "Auth backends", C),
+    ("two independent crits: the first on the path is named", {"dns": F(C, K.DNS_RCODE), "db": REFUSED}, "DNS", C),
+    ("a db failing while the backends answer 200 does not blame the lb path", {"db": REFUSED}, "Database", C),
+    (
+        "backend 500s with a healthy db: the backends are the culprit",
+        {"auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503},
+        "Auth backends",
+        C,
+    ),
     ("an lb probe bug is unknown, never ok", {"lb": F(U, K.INTERNAL, "probe error")}, "Load balancer", U),
     ("unknown never hides a real failure", {"lb": F(U, K.INTERNAL), "db": REFUSED}, "Database", C),
     ("a check not probed yet is unknown", {"db": None}, "Database", U),
-    ("warn in the lb explained by a warn pool below",
-     {"auth-1": REFUSED, "lb": F(W, K.SLOW)}, "Auth backends", W),
-    ("db in recovery is the db's own state", {"db": F(C, K.STATE, "in recovery"), "auth-1": H500, "auth-2": H500,
-                                              "auth-3": H500, "lb": H503}, "Database", C),
+    ("warn in the lb explained by a warn pool below", {"auth-1": REFUSED, "lb": F(W, K.SLOW)}, "Auth backends", W),
+    (
+        "db in recovery is the db's own state",
+        {"db": F(C, K.STATE, "in recovery"), "auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503},
+        "Database",
+        C,
+    ),
     ("tls cert failure at the lb is its own", {"lb": F(C, K.CERT, "expired")}, "Load balancer", C),
-    ("a resolve failure is dns's doing even when dns is only slow",
-     {"dns": SLOW, "lb": F(C, K.RESOLVE, "cannot resolve auth.example.test")}, "DNS", W),
-    ("a backend still answering 200 vouches for the path: the lb's 503 is its own, db or not",
-     {"db": REFUSED, "auth-1": H500, "auth-2": H500, "lb": H503}, "Load balancer", C),
+    (
+        "a resolve failure is dns's doing even when dns is only slow",
+        {"dns": SLOW, "lb": F(C, K.RESOLVE, "cannot resolve auth.example.test")},
+        "DNS",
+        W,
+    ),
+    (
+        "a backend still answering 200 vouches for the path: the lb's 503 is its own, db or not",
+        {"db": REFUSED, "auth-1": H500, "auth-2": H500, "lb": H503},
+        "Load balancer",
+        C,
+    ),
 ]
 
 # LB -> backends checked by TCP only -> DB: the backends' open ports prove nothing about
 # the database behind them, so a dead database still explains the LB's 503.
-SHALLOW = parse_layout("""name: shallow
+SHALLOW = parse_layout(
+    """name: shallow
 layers:
   - {name: LB, role: lb, checks: [{http: "http://127.0.0.1:18080/", name: lb}]}
   - {name: Backends, role: backend, checks: [{tcp: "127.0.0.1:19001", name: b1}, {tcp: "127.0.0.1:19002", name: b2}]}
   - {name: Database, role: db, checks: [{tcp: "127.0.0.1:15432", name: db}]}
-""", "shallow.yaml")
+""",
+    "shallow.yaml",
+)
 
 # A dns-role layer whose own checks address hosts by name (a resolver reached by name).
-NAMED_DNS = parse_layout("""name: named-dns
+NAMED_DNS = parse_layout(
+    """name: named-dns
 layers:
   - {name: Resolver, role: dns, checks: [{tcp: "localhost:53", name: resolver-port}]}
   - {name: Names, role: dns, checks: [{dns: auth.example.test, name: names}]}
   - {name: LB, role: lb, checks: [{http: "http://auth.example.test:18080/", name: lb}]}
-""", "named-dns.yaml")
+""",
+    "named-dns.yaml",
+)
 
 LAYOUT_SCENARIOS = [
-    ("a tcp-only backend layer does not vouch for the db below it", SHALLOW,
-     {"lb": H503, "db": REFUSED}, "Database", C),
+    (
+        "a tcp-only backend layer does not vouch for the db below it",
+        SHALLOW,
+        {"lb": H503, "db": REFUSED},
+        "Database",
+        C,
+    ),
     ("a tcp-only backend layer: a db-level 503 with a healthy db is the lb's", SHALLOW, {"lb": H503}, "LB", C),
     ("a refused lb is its own even past tcp-only backends", SHALLOW, {"lb": REFUSED, "db": REFUSED}, "LB", C),
-    ("a dns layer addressed by name is a root cause, not explained by itself", NAMED_DNS,
-     {"resolver-port": REFUSED}, "Resolver", C),
-    ("two failing dns layers addressed by name: the first is named", NAMED_DNS,
-     {"resolver-port": REFUSED, "names": F(C, K.DNS_RCODE, "SERVFAIL"), "lb": F(C, K.RESOLVE)}, "Resolver", C),
+    (
+        "a dns layer addressed by name is a root cause, not explained by itself",
+        NAMED_DNS,
+        {"resolver-port": REFUSED},
+        "Resolver",
+        C,
+    ),
+    (
+        "two failing dns layers addressed by name: the first is named",
+        NAMED_DNS,
+        {"resolver-port": REFUSED, "names": F(C, K.DNS_RCODE, "SERVFAIL"), "lb": F(C, K.RESOLVE)},
+        "Resolver",
+        C,
+    ),
 ]
 
 
@@ -187,10 +265,8 @@ def test_verdict_names_the_right_layer(name, failures, layer, status):
 
 
 def test_db_down_summary_says_what_fails_because_of_it():
-    verdict = diagnose(snapshot(LAYOUT, {"db": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500,
-                                         "lb": H503}))
-    assert verdict.summary == ("Database: refused the connection; Load balancer and Auth backends "
-                               "fail because of it")
+    verdict = diagnose(snapshot(LAYOUT, {"db": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503}))
+    assert verdict.summary == ("Database: refused the connection; Load balancer and Auth backends fail because of it")
     assert "Auth backends (crit): 500 Internal Server Error — explained by Database" in verdict.also_failing
     assert verdict.ruled_out == ("DNS: auth.example.test → 127.0.0.1 as expected", "Cache: 1/1 accept connections")
 
@@ -215,11 +291,14 @@ def test_independent_failure_is_labelled():
 
 # ----------------------------------------------------------------------------- layer status
 
-POOL = parse_layout("name: p\nlayers:\n  - name: Pool\n    role: backend\n    checks:\n"
-                    "      - {tcp: '127.0.0.1:1', name: a}\n      - {tcp: '127.0.0.1:2', name: b}\n"
-                    "      - {tcp: '127.0.0.1:3', name: c}\n"
-                    "  - name: Single\n    role: db\n    checks:\n"
-                    "      - {tcp: '127.0.0.1:4', name: p}\n      - {tcp: '127.0.0.1:5', name: r}\n", "p.yaml")
+POOL = parse_layout(
+    "name: p\nlayers:\n  - name: Pool\n    role: backend\n    checks:\n"
+    "      - {tcp: '127.0.0.1:1', name: a}\n      - {tcp: '127.0.0.1:2', name: b}\n"
+    "      - {tcp: '127.0.0.1:3', name: c}\n"
+    "  - name: Single\n    role: db\n    checks:\n"
+    "      - {tcp: '127.0.0.1:4', name: p}\n      - {tcp: '127.0.0.1:5', name: r}\n",
+    "p.yaml",
+)
 
 LAYER_CASES = [
     ("pool all ok", "Pool", {}, Status.OK),
@@ -254,10 +333,12 @@ def test_dependency_groups_follow_the_path_with_db_and_cache_as_siblings():
 
 
 def test_other_layers_are_positional():
-    layout = parse_layout("name: o\nlayers:\n  - {name: CDN, role: other, checks: [{tcp: '127.0.0.1:1'}]}\n"
-                          "  - {name: LB, role: lb, checks: [{tcp: '127.0.0.1:2'}]}\n"
-                          "  - {name: Queue, role: other, checks: [{tcp: '127.0.0.1:3'}]}\n"
-                          "  - {name: DB, role: db, checks: [{tcp: '127.0.0.1:4'}]}\n")
+    layout = parse_layout(
+        "name: o\nlayers:\n  - {name: CDN, role: other, checks: [{tcp: '127.0.0.1:1'}]}\n"
+        "  - {name: LB, role: lb, checks: [{tcp: '127.0.0.1:2'}]}\n"
+        "  - {name: Queue, role: other, checks: [{tcp: '127.0.0.1:3'}]}\n"
+        "  - {name: DB, role: db, checks: [{tcp: '127.0.0.1:4'}]}\n"
+    )
     below = layers_below(layout)
     assert below == {"CDN": [["LB"], ["Queue"], ["DB"]], "LB": [["Queue"], ["DB"]], "Queue": [["DB"]], "DB": []}
 
@@ -283,12 +364,21 @@ layers:
 DB_CASES = [
     ("primary down, replica up: the database is broken", {"primary": REFUSED}, ("Database", C)),
     ("primary down takes the app with it", {"primary": REFUSED, "app": H500}, ("Database", C)),
-    ("replica lagging is a warning on the database", {"replica": F(W, K.STATE, "standby replay lags 90s")},
-     ("Database", W)),
-    ("primary in recovery", {"primary": F(C, K.STATE, "not accepting connections (57P03)"), "app": H500},
-     ("Database", C)),
-    ("database out of connections", {"primary": F(C, K.SATURATED, "too many clients (53300)"), "app": H500},
-     ("Database", C)),
+    (
+        "replica lagging is a warning on the database",
+        {"replica": F(W, K.STATE, "standby replay lags 90s")},
+        ("Database", W),
+    ),
+    (
+        "primary in recovery",
+        {"primary": F(C, K.STATE, "not accepting connections (57P03)"), "app": H500},
+        ("Database", C),
+    ),
+    (
+        "database out of connections",
+        {"primary": F(C, K.SATURATED, "too many clients (53300)"), "app": H500},
+        ("Database", C),
+    ),
     ("cache down, database fine", {"cache": REFUSED, "app": H500}, ("Cache", C)),
     ("both down: the first on the path", {"cache": REFUSED, "primary": REFUSED, "app": H500}, ("Database", C)),
     ("app down on its own", {"app": REFUSED}, ("App", C)),
@@ -305,20 +395,32 @@ SLOW_308 = F(W, K.SLOW, "answered in 308 ms (warn above 200 ms)")
 
 
 def test_slowness_is_worded_as_slowness_not_failure():
-    snap = snapshot(LAYOUT, {"db": F(W, K.SLOW, "PING answered in 300 ms"), "auth-1": SLOW_308, "auth-2": SLOW_308,
-                             "auth-3": SLOW_308, "lb": SLOW_308})
+    snap = snapshot(
+        LAYOUT,
+        {
+            "db": F(W, K.SLOW, "PING answered in 300 ms"),
+            "auth-1": SLOW_308,
+            "auth-2": SLOW_308,
+            "auth-3": SLOW_308,
+            "lb": SLOW_308,
+        },
+    )
     diagnosis = assess(snap)
     verdict = diagnosis.verdict
     assert verdict.layer == "Database"
-    assert verdict.summary == "Database: PING answered in 300 ms; Load balancer and Auth backends are slow because of it"
+    assert (
+        verdict.summary == "Database: PING answered in 300 ms; Load balancer and Auth backends are slow because of it"
+    )
     states = {layer.name: layer.summary for layer in diagnosis.layers}
     assert states["Auth backends"] == "3/3 slow" and states["Load balancer"] == "1/1 slow"
 
 
 def test_layer_summary_words_per_status():
     other_warn = F(W, K.STATE, "replica lagging")
-    states = {l.name: l.summary for l in assess(snapshot(LAYOUT, {"auth-1": H500, "auth-2": SLOW_308,
-                                                                  "auth-3": other_warn, "db": None})).layers}
+    states = {
+        l.name: l.summary
+        for l in assess(snapshot(LAYOUT, {"auth-1": H500, "auth-2": SLOW_308, "auth-3": other_warn, "db": None})).layers
+    }
     assert states["Auth backends"] == "1/3 failing, 1/3 slow, 1/3 degraded"
     assert states["Database"] == "1/1 unknown" and states["Cache"] == "1/1 ok"
 
@@ -326,17 +428,25 @@ def test_layer_summary_words_per_status():
 def test_more_failing_checks_are_counted_as_checks():
     verdict = diagnose(snapshot(LAYOUT, {"auth-1": H500, "auth-2": H500, "auth-3": H500}))
     assert verdict.summary == "Auth backends: 500 Internal Server Error (+2 more failing checks)"
-    lb_two = parse_layout(AUTH.replace("        name: lb\n", "        name: lb\n      - {tcp: '127.0.0.1:18081', "
-                                                                "name: lb-tcp}\n"), "a.yaml")
+    lb_two = parse_layout(
+        AUTH.replace("        name: lb\n", "        name: lb\n      - {tcp: '127.0.0.1:18081', name: lb-tcp}\n"),
+        "a.yaml",
+    )
     verdict = diagnose(snapshot(lb_two, {"lb": F(C, K.REFUSED, "refused"), "lb-tcp": F(C, K.REFUSED, "refused")}))
     assert verdict.summary == "Load balancer: refused (+1 more failing check)"
 
 
 def test_a_long_list_of_consequences_is_capped():
-    layers = "".join(f"  - name: Layer{i}\n    role: backend\n    checks:\n      - {{http: 'http://127.0.0.1:{19000 + i}/',"
-                     f" name: b{i}}}\n" for i in range(10))
-    layout = parse_layout("name: wide\nlayers:\n" + layers + "  - name: Store\n    role: db\n    checks:\n"
-                          "      - {tcp: '127.0.0.1:15432', name: db}\n", "w.yaml")
+    layers = "".join(
+        f"  - name: Layer{i}\n    role: backend\n    checks:\n      - {{http: 'http://127.0.0.1:{19000 + i}/',"
+        f" name: b{i}}}\n"
+        for i in range(10)
+    )
+    layout = parse_layout(
+        "name: wide\nlayers:\n" + layers + "  - name: Store\n    role: db\n    checks:\n"
+        "      - {tcp: '127.0.0.1:15432', name: db}\n",
+        "w.yaml",
+    )
     verdict = diagnose(snapshot(layout, {"db": F(C, K.REFUSED, "refused"), **{f"b{i}": H500 for i in range(10)}}))
     assert verdict.layer == "Store"
     assert verdict.summary.endswith("; Layer0, Layer1 and 8 more fail because of it")

@@ -48,8 +48,12 @@ async def fake_probe(check, ctx) -> Result:
         if mode == "wait":
             await asyncio.wait_for(STATE.release.wait(), 5)
         if mode == "secret":
-            return Result(check.id, Status.CRIT, f"server said: bad password {ctx.secret('PW')}",
-                          facts={"echo": ctx.secret("PW"), "nested": [{"k": ctx.secret("PW")}]})
+            return Result(
+                check.id,
+                Status.CRIT,
+                f"server said: bad password {ctx.secret('PW')}",
+                facts={"echo": ctx.secret("PW"), "nested": [{"k": ctx.secret("PW")}]},
+            )
         return Result(check.id, Status.OK, "fine", latency_ms=1.0)
     finally:
         STATE.inflight -= 1
@@ -136,7 +140,7 @@ async def test_history_is_bounded_and_rounds_never_overlap():
     assert [len(h) for h in engine.history.values()] == [3, 3]
     assert [s.status for s in engine.history["L/fail-1"]] == [Status.CRIT] * 3
     # each round's two probes start and end before the next round starts anything
-    rounds = [STATE.log[i:i + 4] for i in range(0, len(STATE.log), 4)]
+    rounds = [STATE.log[i : i + 4] for i in range(0, len(STATE.log), 4)]
     assert len(rounds) == 5
     for events in rounds:
         assert sorted(e.split()[0] for e in events) == ["end", "end", "start", "start"], STATE.log
@@ -151,8 +155,7 @@ async def test_callbacks_see_every_start_and_result():
 
 async def test_secrets_are_redacted_before_anyone_sees_a_result():
     env = {"PW": "hunter2-very-secret"}
-    lay = layout_of([{"name": "L", "role": "other", "checks": [{"fake": "secret", "secret_env": "PW"}]}],
-                    environ=env)
+    lay = layout_of([{"name": "L", "role": "other", "checks": [{"fake": "secret", "secret_env": "PW"}]}], environ=env)
     engine = Engine(lay, environ=env)
     seen = []
     snap = await engine.run_round(on_result=seen.append)

@@ -8,7 +8,7 @@ import pytest
 
 from stackscope.layout import LayoutError, load_layout, parse_layout
 from stackscope.probes import CHECK_TYPES, all_specs
-from stackscope.schema import Address, ParseContext, Url, format_duration, parse_address, parse_duration, Invalid
+from stackscope.schema import Address, Invalid, ParseContext, Url, format_duration, parse_address, parse_duration
 
 GOOD = """\
 name: auth-prod
@@ -77,64 +77,143 @@ def test_good_layout_is_typed():
 # (layout text, expected line, substrings that must all be in the message)
 CASES = [
     ("name: x\nlayer: []\n", 2, ["unknown key 'layer'", "did you mean 'layers'?"]),
-    ("layers:\n  - name: A\n    role: db\n    checks: [{tcp: '127.0.0.1:1'}]\n", 1,
-     ["missing required key 'name'", "add name:"]),
+    (
+        "layers:\n  - name: A\n    role: db\n    checks: [{tcp: '127.0.0.1:1'}]\n",
+        1,
+        ["missing required key 'name'", "add name:"],
+    ),
     ("name: x\ninterval: 2\nlayers: []\n", 2, ["'interval'", "no unit", "write 2s or 2ms"]),
     ("name: x\ninterval: 2 sec\nlayers: []\n", 2, ["'2 sec' is not a duration", "500ms, 2s or 1m"]),
-    ("name: x\ninterval: 1s\ntimeout: 2s\nlayers: []\n", 3,
-     ["timeout 2s is longer than interval 1s", "lower timeout to 1s or less"]),
+    (
+        "name: x\ninterval: 1s\ntimeout: 2s\nlayers: []\n",
+        3,
+        ["timeout 2s is longer than interval 1s", "lower timeout to 1s or less"],
+    ),
     ("name: x\nlayers: []\n", 2, ["'layers' must be a non-empty list"]),
     ("name: x\nlayers:\n  - name: A\n    role: db\n    checks: []\n", 5, ["layer 'A'", "layer has no checks"]),
-    ("name: x\nlayers:\n  - name: A\n    role: bakend\n    checks: [{tcp: '127.0.0.1:1'}]\n", 4,
-     ["'role'", "did you mean 'backend'?"]),
-    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1\n", 6,
-     ["'tcp'", "has no port", "add one: 127.0.0.1:PORT"]),
-    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:70000\n", 6,
-     ["port '70000'", "1 to 65535"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 127.0.0.1:8080/health\n", 6,
-     ["has no scheme", "write http://127.0.0.1:8080/health"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: ftp://127.0.0.1/x\n", 6,
-     ["scheme 'ftp'", "use http:// or https://"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://u:pw@127.0.0.1/x\n", 6,
-     ["credentials in a URL", "auth_env"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
-     "        expect_staus: 200\n", 7, ["unknown key 'expect_staus'", "did you mean 'expect_status'?"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
-     "        expect_status: ok\n", 7, ["'expect_status'", "not an HTTP status code"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
-     "        samples: 5\n", 7, ["samples needs identity_header", "add identity_header"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - htp: http://127.0.0.1/\n", 6,
-     ["check has no type key", "did you mean 'http'?"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - tcp: 127.0.0.1:1\n        http: http://a/\n",
-     6, ["several type keys (tcp, http)", "one check per type"]),
-    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks: [{tcp: '127.0.0.1:1'}]\n"
-     "  - name: A\n    role: db\n    checks: [{tcp: '127.0.0.1:2'}]\n", 6,
-     ["layer name 'A' is used twice", "line 3"]),
-    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n      - tcp: 127.0.0.1:1\n",
-     7, ["two checks are named '127.0.0.1:1'", "give one a different name"]),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: bakend\n    checks: [{tcp: '127.0.0.1:1'}]\n",
+        4,
+        ["'role'", "did you mean 'backend'?"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1\n",
+        6,
+        ["'tcp'", "has no port", "add one: 127.0.0.1:PORT"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:70000\n",
+        6,
+        ["port '70000'", "1 to 65535"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 127.0.0.1:8080/health\n",
+        6,
+        ["has no scheme", "write http://127.0.0.1:8080/health"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: ftp://127.0.0.1/x\n",
+        6,
+        ["scheme 'ftp'", "use http:// or https://"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://u:pw@127.0.0.1/x\n",
+        6,
+        ["credentials in a URL", "auth_env"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+        "        expect_staus: 200\n",
+        7,
+        ["unknown key 'expect_staus'", "did you mean 'expect_status'?"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+        "        expect_status: ok\n",
+        7,
+        ["'expect_status'", "not an HTTP status code"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+        "        samples: 5\n",
+        7,
+        ["samples needs identity_header", "add identity_header"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - htp: http://127.0.0.1/\n",
+        6,
+        ["check has no type key", "did you mean 'http'?"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - tcp: 127.0.0.1:1\n        http: http://a/\n",
+        6,
+        ["several type keys (tcp, http)", "one check per type"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: db\n    checks: [{tcp: '127.0.0.1:1'}]\n"
+        "  - name: A\n    role: db\n    checks: [{tcp: '127.0.0.1:2'}]\n",
+        6,
+        ["layer name 'A' is used twice", "line 3"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n      - tcp: 127.0.0.1:1\n",
+        7,
+        ["two checks are named '127.0.0.1:1'", "give one a different name"],
+    ),
     ("name: x\nname: y\nlayers: []\n", 2, ["key 'name' appears twice", "line 1"]),
-    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n        timeout: 9s\n",
-     7, ["timeout 9s is longer than interval 5s"]),
-    ("name: x\nlayers:\n  - name: A\n    role: dns\n    checks:\n      - dns: http://a.test/\n", 6,
-     ["is not a DNS name", "write just the name"]),
-    ("name: x\nlayers:\n  - name: A\n    role: dns\n    checks:\n      - dns: a.test\n        record: AAA\n", 7,
-     ["'record'", "did you mean 'AAAA'?"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
-     "        auth_env: STATS_AUTH\n", 7, ["environment variable STATS_AUTH is not set", "export STATS_AUTH="]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
-     "        auth_env: hunter2 secret\n", 7, ["is not an environment variable name", "never the secret itself"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
-     "        verify_tls: 'no'\n", 7, ["expected true or false"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
-     "        ca: /nonexistent/ca.pem\n", 7, ["does not exist"]),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n        timeout: 9s\n",
+        7,
+        ["timeout 9s is longer than interval 5s"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: dns\n    checks:\n      - dns: http://a.test/\n",
+        6,
+        ["is not a DNS name", "write just the name"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: dns\n    checks:\n      - dns: a.test\n        record: AAA\n",
+        7,
+        ["'record'", "did you mean 'AAAA'?"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+        "        auth_env: STATS_AUTH\n",
+        7,
+        ["environment variable STATS_AUTH is not set", "export STATS_AUTH="],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+        "        auth_env: hunter2 secret\n",
+        7,
+        ["is not an environment variable name", "never the secret itself"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+        "        verify_tls: 'no'\n",
+        7,
+        ["expected true or false"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+        "        ca: /nonexistent/ca.pem\n",
+        7,
+        ["does not exist"],
+    ),
     ("- name: x\n", 1, ["not a layout", "mapping with name: and layers:"]),
     ("name: x\nlayers:\n  - name: A\n    role: db\n   checks: []\n", 5, ["YAML syntax error", "indentation"]),
     ("name: x\nlayers:\n  - just a string\n", 3, ["a layer must be a mapping"]),
-    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - 127.0.0.1:5432\n", 6,
-     ["a check must be a mapping", "'- tcp: 127.0.0.1:5432'"]),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - 127.0.0.1:5432\n",
+        6,
+        ["a check must be a mapping", "'- tcp: 127.0.0.1:5432'"],
+    ),
     ("name: x\nresolver: 127.0.0.1:abc\nlayers: []\n", 2, ["'resolver'", "port 'abc'"]),
-    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n        warn_ms: fast\n", 7,
-     ["'warn_ms'", "expected a number"]),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n        warn_ms: fast\n",
+        7,
+        ["'warn_ms'", "expected a number"],
+    ),
     ("name:\nlayers: []\n", 1, ["'name' is empty"]),
 ]
 
@@ -149,14 +228,20 @@ CASES += [
 
 # Headers HTTP cannot carry are the layout's fault, found by lint, never a CRIT for the target.
 CASES += [
-    (_HTTP + "        headers: {Bad Header: x}\n", 7, ["'headers'", "'Bad Header' is not a valid HTTP header name",
-                                                      "letters, digits and '-'"]),
-    (_HTTP + "        headers: {X-A: \"a\\r\\nX-Injected: 1\"}\n", 7,
-     ["'headers'", "header 'X-A'", "cannot be sent in HTTP", "no line breaks"]),
-    (_HTTP + "        headers: {X-A: \"a\\nb\"}\n", 7, ["cannot be sent in HTTP"]),
+    (
+        _HTTP + "        headers: {Bad Header: x}\n",
+        7,
+        ["'headers'", "'Bad Header' is not a valid HTTP header name", "letters, digits and '-'"],
+    ),
+    (
+        _HTTP + '        headers: {X-A: "a\\r\\nX-Injected: 1"}\n',
+        7,
+        ["'headers'", "header 'X-A'", "cannot be sent in HTTP", "no line breaks"],
+    ),
+    (_HTTP + '        headers: {X-A: "a\\nb"}\n', 7, ["cannot be sent in HTTP"]),
     (_HTTP + "        headers: {Host: a, host: b}\n", 7, ["header 'host' is given twice", "case-insensitive"]),
     (_HTTP + "        headers: {Content-Length: 5}\n", 7, ["'Content-Length' is set by the probe itself", "remove it"]),
-    (_HTTP + "        expect_header: {\"X Served\": a}\n", 7, ["'expect_header'", "not a valid HTTP header name"]),
+    (_HTTP + '        expect_header: {"X Served": a}\n', 7, ["'expect_header'", "not a valid HTTP header name"]),
     (_HTTP + "        method: HEAD\n        expect_body: ok\n", 8, ["HEAD response has no body", "method: GET"]),
     (_HTTP + "        timeout: 5ms\n", 7, ["timeout 5ms is too short", "10ms or more"]),
     ("name: x\ntimeout: 1ms\nlayers: []\n", 2, ["timeout 1ms is too short", "10ms or more"]),
@@ -164,34 +249,62 @@ CASES += [
 
 # YAML the loader must refuse with a located problem, never an internal error.
 CASES += [
-    ("name: !!int \"abc\"\nlayers: []\n", 1, ["'name'", "'abc' is not a valid !!int", "remove the tag"]),
+    ('name: !!int "abc"\nlayers: []\n', 1, ["'name'", "'abc' is not a valid !!int", "remove the tag"]),
     ("name: !foo bar\nlayers: []\n", 1, ["'name'", "unknown YAML tag '!foo'", "remove it"]),
     ("name: x\nlayers:\n  - !layer {name: A}\n", 3, ["layers[0]", "unknown YAML tag '!layer'", "remove it"]),
     ("name: !!binary aGVsbG8=\nlayers: []\n", 1, ["'name'", "YAML tag '!!binary'", "no binary values"]),
     ("name: !!python/name:os.system x\nlayers: []\n", 1, ["unknown YAML tag '!!python/name:os.system'"]),
-    ("name: x\ndescription: \"unclosed\nlayers: []\n", 2,
-     ["while scanning a quoted scalar", "found unexpected end of stream", "quote"]),
-    ("name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      tcp: 127.0.0.1:1\n", 5,
-     ["layer 'A'", "checks must be a list, got a mapping", "start each check with '- '"]),
-    ("name: x\nlayers:\n  name: A\n  role: db\n", 2,
-     ["layers must be a list, got a mapping", "start each layer with '- '"]),
+    (
+        'name: x\ndescription: "unclosed\nlayers: []\n',
+        2,
+        ["while scanning a quoted scalar", "found unexpected end of stream", "quote"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      tcp: 127.0.0.1:1\n",
+        5,
+        ["layer 'A'", "checks must be a list, got a mapping", "start each check with '- '"],
+    ),
+    (
+        "name: x\nlayers:\n  name: A\n  role: db\n",
+        2,
+        ["layers must be a list, got a mapping", "start each layer with '- '"],
+    ),
     ("name: x\nlayers: &a\n  - *a\n", 2, ["refers to itself"]),
     ("name: 1234\nlayers: []\n", 2, ["'layers' must be a non-empty list"]),  # a numeric name is a name
-    ("name: t\na0: &a0 [x,x,x,x,x,x,x,x,x,x]\n"
-     + "".join(f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 8)) + "layers: [*a7]\n",
-     7, ["aliases expand to more than 200000 values", "without aliases"]),  # 'billion laughs': 10^8 values
+    (
+        "name: t\na0: &a0 [x,x,x,x,x,x,x,x,x,x]\n"
+        + "".join(f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 8))
+        + "layers: [*a7]\n",
+        7,
+        ["aliases expand to more than 200000 values", "without aliases"],
+    ),  # 'billion laughs': 10^8 values
     # a bracket left open in an IPv6 URL: a located problem with the URL that was meant
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 'http://[::1:80/'\n", 6,
-     ["'http'", "bad URL", "unclosed '[' in the IPv6 address", "write http://[::1]:80/"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - {haproxy: 'http://[::1/stats', backend: b}\n",
-     6, ["'haproxy'", "unclosed '['", "write http://[::1]/stats"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
-     "      - {nginx: /etc/nginx/nginx.conf, upstream: u, status_url: 'http://[::1:8080/st'}\n",
-     6, ["'status_url'", "unclosed '['", "write http://[::1]:8080/st"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 'http://::1]:80/'\n", 6,
-     ["'http'", "']' without '['", "in brackets"]),
-    ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 'http://[db]:80/'\n", 6,
-     ["'db' in brackets is not an IPv6 address", "drop the brackets"]),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 'http://[::1:80/'\n",
+        6,
+        ["'http'", "bad URL", "unclosed '[' in the IPv6 address", "write http://[::1]:80/"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - {haproxy: 'http://[::1/stats', backend: b}\n",
+        6,
+        ["'haproxy'", "unclosed '['", "write http://[::1]/stats"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
+        "      - {nginx: /etc/nginx/nginx.conf, upstream: u, status_url: 'http://[::1:8080/st'}\n",
+        6,
+        ["'status_url'", "unclosed '['", "write http://[::1]:8080/st"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 'http://::1]:80/'\n",
+        6,
+        ["'http'", "']' without '['", "in brackets"],
+    ),
+    (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: 'http://[db]:80/'\n",
+        6,
+        ["'db' in brackets is not an IPv6 address", "drop the brackets"],
+    ),
 ]
 
 
@@ -205,16 +318,20 @@ def test_each_problem_names_line_key_and_fix(text, line, needles):
 
 
 def test_all_problems_are_reported_at_once():
-    text = ("name: x\ninterval: 2\nlayers:\n  - name: A\n    role: bakend\n    checks:\n"
-            "      - tcp: 127.0.0.1\n      - htp: x\n")
+    text = (
+        "name: x\ninterval: 2\nlayers:\n  - name: A\n    role: bakend\n    checks:\n"
+        "      - tcp: 127.0.0.1\n      - htp: x\n"
+    )
     problems = problems_of(text)
     assert len(problems) == 4, problems
     assert [int(p.split(":")[1]) for p in problems] == sorted(int(p.split(":")[1]) for p in problems)
 
 
 def test_set_environment_variable_is_accepted_and_only_its_name_is_kept():
-    text = ("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
-            "        auth_env: STATS_AUTH\n")
+    text = (
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n      - http: http://127.0.0.1/\n"
+        "        auth_env: STATS_AUTH\n"
+    )
     layout = parse_layout(text, "x.yaml", ParseContext(environ={"STATS_AUTH": "admin:s3cret"}))
     assert layout.secret_env_names() == {"STATS_AUTH"}
     assert "s3cret" not in repr(layout)
@@ -231,11 +348,15 @@ def test_empty_file_and_missing_file(tmp_path):
     assert "file not found" in str(info.value)
 
 
-@pytest.mark.parametrize("content,needles", [
-    (None, ["is a directory", "pass a layout file"]),
-    (b"\x89PNG\r\n\x1a\n\xd0\xff\x00", ["not a text file", "pass a layout file"]),
-    (b"name: x\nlayers: []\x00\n", ["lay.yaml:2:", "not a text file", "U+0000", "pass a layout file"]),
-], ids=["directory", "binary", "nul"])
+@pytest.mark.parametrize(
+    "content,needles",
+    [
+        (None, ["is a directory", "pass a layout file"]),
+        (b"\x89PNG\r\n\x1a\n\xd0\xff\x00", ["not a text file", "pass a layout file"]),
+        (b"name: x\nlayers: []\x00\n", ["lay.yaml:2:", "not a text file", "U+0000", "pass a layout file"]),
+    ],
+    ids=["directory", "binary", "nul"],
+)
 def test_unreadable_files_say_why_and_what_to_pass(tmp_path, content, needles):
     path = tmp_path / "lay.yaml"
     if content is None:
@@ -253,16 +374,20 @@ def test_unreadable_files_say_why_and_what_to_pass(tmp_path, content, needles):
 def test_relative_paths_are_relative_to_the_layout_file(tmp_path):
     (tmp_path / "ca.pem").write_text("x")
     path = tmp_path / "l.yaml"
-    path.write_text("name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
-                    "      - http: https://127.0.0.1/\n        ca: ca.pem\n")
+    path.write_text(
+        "name: x\nlayers:\n  - name: A\n    role: lb\n    checks:\n"
+        "      - http: https://127.0.0.1/\n        ca: ca.pem\n"
+    )
     layout = load_layout(str(path))
     assert layout.layers[0].checks[0].options.ca == str(tmp_path / "ca.pem")
 
 
 def test_yaml_anchors_and_merge_keys_work():
-    text = ("name: x\nlayers:\n  - name: A\n    role: backend\n    checks:\n"
-            "      - &h {http: 'http://127.0.0.1:1/', expect_status: 204}\n"
-            "      - {<<: *h, http: 'http://127.0.0.1:2/'}\n")
+    text = (
+        "name: x\nlayers:\n  - name: A\n    role: backend\n    checks:\n"
+        "      - &h {http: 'http://127.0.0.1:1/', expect_status: 204}\n"
+        "      - {<<: *h, http: 'http://127.0.0.1:2/'}\n"
+    )
     layout = parse_layout(text)
     assert [c.options.expect_status for c in layout.layers[0].checks] == [(204,), (204,)]
 
@@ -272,19 +397,23 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("seconds,text", [(0.5, "500ms"), (2.0, "2s"), (1.99999, "2s"), (0.2504, "250ms"),
-                                          (120.0, "2m"), (90.0, "90s")])
+@pytest.mark.parametrize(
+    "seconds,text", [(0.5, "500ms"), (2.0, "2s"), (1.99999, "2s"), (0.2504, "250ms"), (120.0, "2m"), (90.0, "90s")]
+)
 def test_durations_print_without_float_noise(seconds, text):
     assert format_duration(seconds) == text
 
 
-@pytest.mark.parametrize("text,default,expected", [
-    ("127.0.0.1:53", None, Address("127.0.0.1", 53)),
-    ("127.0.0.1", 53, Address("127.0.0.1", 53)),
-    ("[::1]:5353", None, Address("::1", 5353)),
-    ("::1", 53, Address("::1", 53)),
-    ("db.internal:5432", None, Address("db.internal", 5432)),
-])
+@pytest.mark.parametrize(
+    "text,default,expected",
+    [
+        ("127.0.0.1:53", None, Address("127.0.0.1", 53)),
+        ("127.0.0.1", 53, Address("127.0.0.1", 53)),
+        ("[::1]:5353", None, Address("::1", 5353)),
+        ("::1", 53, Address("::1", 53)),
+        ("db.internal:5432", None, Address("db.internal", 5432)),
+    ],
+)
 def test_addresses(text, default, expected):
     assert parse_address(text, default) == expected
 
@@ -308,8 +437,10 @@ def test_numeric_names_are_accepted_by_the_loader_and_the_schema_alike():
 
     from stackscope.layout import json_schema
 
-    text = ("name: 2024\ndescription: 7\nlayers:\n  - name: 42\n    role: db\n    checks:\n"
-            "      - tcp: 127.0.0.1:1\n        name: 1\n")
+    text = (
+        "name: 2024\ndescription: 7\nlayers:\n  - name: 42\n    role: db\n    checks:\n"
+        "      - tcp: 127.0.0.1:1\n        name: 1\n"
+    )
     layout = parse_layout(text, "lay.yaml")
     assert (layout.name, layout.layers[0].name, layout.layers[0].checks[0].name) == ("2024", "42", "1")
     jsonschema.validate(yaml.safe_load(text), json_schema())
@@ -318,8 +449,9 @@ def test_numeric_names_are_accepted_by_the_loader_and_the_schema_alike():
 
 
 def _plain_layout(checks: int) -> str:
-    return ("name: big\nlayers:\n  - name: L\n    role: backend\n    checks:\n"
-            + "".join(f"      - {{tcp: '127.0.0.1:{1000 + i % 60000}', name: c{i}}}\n" for i in range(checks)))
+    return "name: big\nlayers:\n  - name: L\n    role: backend\n    checks:\n" + "".join(
+        f"      - {{tcp: '127.0.0.1:{1000 + i % 60000}', name: c{i}}}\n" for i in range(checks)
+    )
 
 
 def test_alias_cap_counts_only_what_aliases_add():
@@ -348,6 +480,8 @@ def test_too_many_checks_is_its_own_problem(monkeypatch):
 
     monkeypatch.setattr(layout_module, "MAX_CHECKS", 50)
     problems = problems_of(_plain_layout(51))
-    assert problems == ["lay.yaml:2: a layout of 51 checks is over the limit of 50 — "
-                        "split it into several layouts (one per stack or region)"], problems
+    assert problems == [
+        "lay.yaml:2: a layout of 51 checks is over the limit of 50 — "
+        "split it into several layouts (one per stack or region)"
+    ], problems
     assert "aliases" not in problems[0]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from stackscope.diagnosis import assess
+from stackscope.layout import parse_layout
 from stackscope.lb import haproxy_cfg, haproxy_stats, nginx_conf
 from stackscope.lb.gate import GateError, detect, gate_status, render, run_gate
 from stackscope.lb.haproxy_stats import StatsError, parse_csv, parse_servers_state, pool_from_csv, pool_from_states
 from stackscope.lb.pool import Declared, Pool, PoolServer, compress, judge_pool
-from stackscope.layout import parse_layout
 from stackscope.model import NO_IDENTITY, ErrorKind, Result, Snapshot, Status
 
 # ----------------------------------------------------------------------------- nginx grammar
@@ -46,8 +46,12 @@ http {
     assert upstream.used_by and "location /a" in upstream.used_by[0]
     pool = nginx_conf.pool_of(upstream, {"localhost": "127.0.0.1"})
     states = [(s.address, s.state, s.receives_traffic) for s in pool.servers]
-    assert states == [("127.0.0.1:9001", "in rotation", True), ("127.0.0.1:9002", "backup", False),
-                      (None, "in rotation", True), ("10.0.0.1:80", "down (config)", False)]
+    assert states == [
+        ("127.0.0.1:9001", "in rotation", True),
+        ("127.0.0.1:9002", "backup", False),
+        (None, "in rotation", True),
+        ("10.0.0.1:80", "down (config)", False),
+    ]
     # the diagnosis reads the service fact, never the state words
     assert [s.to_fact(True)["service"] for s in pool.servers] == ["in", "backup", "in", "disabled"]
     assert pool.servers[1].standby and not pool.servers[0].standby
@@ -72,22 +76,27 @@ def test_nginx_include_loop_is_stopped(tmp_path):
 
 def test_nginx_dash_T_dump_is_split_into_files(tmp_path):
     dump = tmp_path / "dump.txt"
-    dump.write_text("# configuration file /etc/nginx/nginx.conf:\nhttp { include /etc/nginx/conf.d/*.conf; }\n\n"
-                    "# configuration file /etc/nginx/conf.d/auth.conf:\n"
-                    "upstream auth { server 127.0.0.1:9; }\n")
+    dump.write_text(
+        "# configuration file /etc/nginx/nginx.conf:\nhttp { include /etc/nginx/conf.d/*.conf; }\n\n"
+        "# configuration file /etc/nginx/conf.d/auth.conf:\n"
+        "upstream auth { server 127.0.0.1:9; }\n"
+    )
     config = nginx_conf.load(str(dump))
     assert config.main == "/etc/nginx/nginx.conf"
     assert [s.port for s in nginx_conf.upstreams(config)["auth"].servers] == [9]
 
 
-@pytest.mark.parametrize("text,line,message", [
-    ("http {\n  upstream a {\n    server 1.2.3.4:1\n  }\n}\n", 4, 'unexpected "}" (directive "server"'),
-    ("http {\n  upstream a {\n", 2, 'unexpected end of file, expecting "}"'),
-    ("}\n", 1, 'unexpected "}"'),
-    ("http { return 200 \"open\n", 1, "unterminated \" quote"),
-    ("http { ; }\n", 1, 'unexpected ";"'),
-    ("upstream a { server 1.2.3.4:99999; }\n", 1, "bad server address"),
-])
+@pytest.mark.parametrize(
+    "text,line,message",
+    [
+        ("http {\n  upstream a {\n    server 1.2.3.4:1\n  }\n}\n", 4, 'unexpected "}" (directive "server"'),
+        ("http {\n  upstream a {\n", 2, 'unexpected end of file, expecting "}"'),
+        ("}\n", 1, 'unexpected "}"'),
+        ('http { return 200 "open\n', 1, 'unterminated " quote'),
+        ("http { ; }\n", 1, 'unexpected ";"'),
+        ("upstream a { server 1.2.3.4:99999; }\n", 1, "bad server address"),
+    ],
+)
 def test_nginx_syntax_errors_name_file_and_line(tmp_path, text, line, message):
     conf = tmp_path / "bad.conf"
     conf.write_text(text)
@@ -100,36 +109,57 @@ def test_nginx_syntax_errors_name_file_and_line(tmp_path, text, line, message):
 # ----------------------------------------------------------------------------- haproxy
 
 
-CSV_HEADER = ("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,"
-              "status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,"
-              "type,rate,rate_lim,rate_max,check_status,check_code,check_duration,last_chk,addr,")
+CSV_HEADER = (
+    "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,"
+    "status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,"
+    "type,rate,rate_lim,rate_max,check_status,check_code,check_duration,last_chk,addr,"
+)
 
 
 def csv_row(px, sv, status, typ, check="", code="", addr="", last_chk="", bck="0"):
-    values = {"pxname": px, "svname": sv, "status": status, "type": typ, "check_status": check, "check_code": code,
-              "addr": addr, "last_chk": last_chk, "bck": bck, "scur": "2", "econ": "1", "eresp": "0", "weight": "1",
-              "lastchg": "30"}
+    values = {
+        "pxname": px,
+        "svname": sv,
+        "status": status,
+        "type": typ,
+        "check_status": check,
+        "check_code": code,
+        "addr": addr,
+        "last_chk": last_chk,
+        "bck": bck,
+        "scur": "2",
+        "econ": "1",
+        "eresp": "0",
+        "weight": "1",
+        "lastchg": "30",
+    }
     names = CSV_HEADER[2:].split(",")
     return ",".join(values.get(n, "") for n in names)
 
 
 def test_stats_csv_is_read_by_header_names_whatever_the_order():
-    rows = [csv_row("app", "a1", "UP", "2", "L7OK", "200", "127.0.0.1:1"),
-            csv_row("app", "a2", "DOWN", "2", "L4CON", "", "127.0.0.1:2", "Connection refused"),
-            csv_row("app", "a3", "UP 1/3", "2", "* L7OK", "200", "127.0.0.1:3"),
-            csv_row("app", "a4", "no check", "2", addr="127.0.0.1:4", bck="1"),
-            csv_row("app", "BACKEND", "UP", "1"), csv_row("other", "o1", "UP", "2", addr="127.0.0.1:9")]
+    rows = [
+        csv_row("app", "a1", "UP", "2", "L7OK", "200", "127.0.0.1:1"),
+        csv_row("app", "a2", "DOWN", "2", "L4CON", "", "127.0.0.1:2", "Connection refused"),
+        csv_row("app", "a3", "UP 1/3", "2", "* L7OK", "200", "127.0.0.1:3"),
+        csv_row("app", "a4", "no check", "2", addr="127.0.0.1:4", bck="1"),
+        csv_row("app", "BACKEND", "UP", "1"),
+        csv_row("other", "o1", "UP", "2", addr="127.0.0.1:9"),
+    ]
     text = CSV_HEADER + "\n" + "\n".join(r + "," for r in rows) + "\n"
     # reverse every column: a parser by position would read garbage
     names = CSV_HEADER[2:].rstrip(",").split(",")
     table = [r.split(",") for r in [CSV_HEADER[2:].rstrip(",")] + rows]
-    reordered = "# " + "\n".join(",".join(reversed(cols[:len(names)])) for cols in table) + "\n"
+    reordered = "# " + "\n".join(",".join(reversed(cols[: len(names)])) for cols in table) + "\n"
     for source in (text, reordered):
         pool = pool_from_csv(parse_csv(source), "app", "test")
         assert pool.status == "UP"
         assert [(s.name, s.address, s.state, s.receives_traffic) for s in pool.servers] == [
-            ("a1", "127.0.0.1:1", "UP", True), ("a2", "127.0.0.1:2", "DOWN", False),
-            ("a3", "127.0.0.1:3", "UP 1/3", True), ("a4", "127.0.0.1:4", "no check", False)]
+            ("a1", "127.0.0.1:1", "UP", True),
+            ("a2", "127.0.0.1:2", "DOWN", False),
+            ("a3", "127.0.0.1:3", "UP 1/3", True),
+            ("a4", "127.0.0.1:4", "no check", False),
+        ]
         assert pool.servers[1].check == "L4CON Connection refused"
         assert pool.servers[2].check == "L7OK 200"
         assert pool.servers[3].flags == ("backup",) and pool.servers[3].standby  # an UP backup: a standby
@@ -149,16 +179,22 @@ def test_stats_problems_say_what_came_instead():
 
 
 def test_servers_state_gives_addresses_and_admin_states():
-    text = ("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
-            "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
-            "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord\n"
-            "3 app 1 a1 127.0.0.1 2 0 1 1 10 15 3 4 6 0 0 0 - 19001 -\n"
-            "3 app 2 a2 ::1 2 1 1 1 10 15 3 4 6 0 0 0 - 19002 -\n"
-            "3 app 3 a3 127.0.0.1 2 8 1 1 10 15 3 4 6 0 0 0 - 19003 -\n"
-            "3 app 4 a4 127.0.0.1 0 0 1 1 10 8 2 0 6 0 0 0 - 19004 -\n")
+    text = (
+        "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
+        "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
+        "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord\n"
+        "3 app 1 a1 127.0.0.1 2 0 1 1 10 15 3 4 6 0 0 0 - 19001 -\n"
+        "3 app 2 a2 ::1 2 1 1 1 10 15 3 4 6 0 0 0 - 19002 -\n"
+        "3 app 3 a3 127.0.0.1 2 8 1 1 10 15 3 4 6 0 0 0 - 19003 -\n"
+        "3 app 4 a4 127.0.0.1 0 0 1 1 10 8 2 0 6 0 0 0 - 19004 -\n"
+    )
     pool = pool_from_states(parse_servers_state(text), "app", "socket")
     assert [(s.address, s.state) for s in pool.servers] == [
-        ("127.0.0.1:19001", "UP"), ("[::1]:19002", "MAINT"), ("127.0.0.1:19003", "DRAIN"), ("127.0.0.1:19004", "DOWN")]
+        ("127.0.0.1:19001", "UP"),
+        ("[::1]:19002", "MAINT"),
+        ("127.0.0.1:19003", "DRAIN"),
+        ("127.0.0.1:19004", "DOWN"),
+    ]
 
 
 def test_haproxy_cfg_servers_routes_and_templates(tmp_path):
@@ -186,14 +222,21 @@ backend orphan
     backends = config.backends
     auth = backends["auth"]
     assert [(s.name, s.host, s.port) for s in auth.servers] == [
-        ("a1", "10.0.0.1", 8080), ("a2", "10.0.0.2", 8080), ("a3", "auth-3.internal", 8080), ("a4", "::1", 8080)]
+        ("a1", "10.0.0.1", 8080),
+        ("a2", "10.0.0.2", 8080),
+        ("a3", "auth-3.internal", 8080),
+        ("a4", "::1", 8080),
+    ]
     assert auth.used_by == ["frontend web [haproxy.cfg:5]"]
     assert backends["www"].used_by == ["frontend web [haproxy.cfg:6]", "listen www (its own bind)"]
     assert backends["orphan"].used_by == []
     pool = haproxy_cfg.pool_of(config, "auth", {"auth-3.internal": "10.0.0.3"})
     assert [(s.address, s.state) for s in pool.servers] == [
-        ("10.0.0.1:8080", "in rotation"), ("10.0.0.2:8080", "disabled (config)"), ("10.0.0.3:8080", "backup"),
-        ("[::1]:8080", "in rotation")]
+        ("10.0.0.1:8080", "in rotation"),
+        ("10.0.0.2:8080", "disabled (config)"),
+        ("10.0.0.3:8080", "backup"),
+        ("[::1]:8080", "in rotation"),
+    ]
     assert pool.extra["dynamic"] == ["s3 → _auth._tcp.example.test (line 13)"]
 
 
@@ -209,25 +252,57 @@ UP3 = [server(f"a{i + 1}", f"127.0.0.1:{p}") for i, p in enumerate((9001, 9002, 
 
 POOL_CASES = [
     ("healthy", UP3, Status.OK, None, "pool p: 3/3 up, all declared backends present"),
-    ("misrouted, none declared",
-     [server("a1", "127.0.0.1:9101"), server("a2", "127.0.0.1:9102")], Status.CRIT, ErrorKind.POOL,
-     "pool p routes to 127.0.0.1:9101, 127.0.0.1:9102 — none is a declared backend; "
-     "declared 127.0.0.1:9001-9003 missing"),
-    ("one stranger among the right ones", UP3 + [server("x", "10.9.9.9:80")], Status.CRIT, ErrorKind.POOL,
-     "pool p routes to 10.9.9.9:80, which is not a declared backend"),
-    ("a stranger in maintenance takes no traffic",
-     UP3 + [server("old", "10.9.9.9:80", "MAINT", False, False)], Status.OK, None,
-     "pool p: 3/4 up, all declared backends present; undeclared but taking no traffic: old MAINT"),
-    ("dead ports instead of the backends",
-     [server("a1", "127.0.0.1:1", "DOWN", False, False)], Status.CRIT, ErrorKind.POOL,
-     "none of the declared backends (127.0.0.1:9001-9003) is in pool p; it holds 127.0.0.1:1 (none taking traffic)"),
-    ("all declared down", [server(s.name, s.address, "DOWN", False, False, "L7STS 404") for s in UP3],
-     Status.CRIT, ErrorKind.MEMBERS_DOWN, "pool p has no server that can take traffic: a1 DOWN (L7STS 404)"),
+    (
+        "misrouted, none declared",
+        [server("a1", "127.0.0.1:9101"), server("a2", "127.0.0.1:9102")],
+        Status.CRIT,
+        ErrorKind.POOL,
+        "pool p routes to 127.0.0.1:9101, 127.0.0.1:9102 — none is a declared backend; "
+        "declared 127.0.0.1:9001-9003 missing",
+    ),
+    (
+        "one stranger among the right ones",
+        UP3 + [server("x", "10.9.9.9:80")],
+        Status.CRIT,
+        ErrorKind.POOL,
+        "pool p routes to 10.9.9.9:80, which is not a declared backend",
+    ),
+    (
+        "a stranger in maintenance takes no traffic",
+        UP3 + [server("old", "10.9.9.9:80", "MAINT", False, False)],
+        Status.OK,
+        None,
+        "pool p: 3/4 up, all declared backends present; undeclared but taking no traffic: old MAINT",
+    ),
+    (
+        "dead ports instead of the backends",
+        [server("a1", "127.0.0.1:1", "DOWN", False, False)],
+        Status.CRIT,
+        ErrorKind.POOL,
+        "none of the declared backends (127.0.0.1:9001-9003) is in pool p; it holds 127.0.0.1:1 (none taking traffic)",
+    ),
+    (
+        "all declared down",
+        [server(s.name, s.address, "DOWN", False, False, "L7STS 404") for s in UP3],
+        Status.CRIT,
+        ErrorKind.MEMBERS_DOWN,
+        "pool p has no server that can take traffic: a1 DOWN (L7STS 404)",
+    ),
     ("one missing", UP3[:2], Status.WARN, ErrorKind.POOL, "declared 127.0.0.1:9003 missing from pool p (2/3 present)"),
-    ("one in maintenance", UP3[:2] + [server("a3", "127.0.0.1:9003", "MAINT", False, False)], Status.WARN,
-     ErrorKind.MEMBERS_DOWN, "pool p: 2/3 up — a3 MAINT"),
-    ("going down still takes traffic", UP3[:2] + [server("a3", "127.0.0.1:9003", "UP 1/3")], Status.OK, None,
-     "pool p: 3/3 up"),
+    (
+        "one in maintenance",
+        UP3[:2] + [server("a3", "127.0.0.1:9003", "MAINT", False, False)],
+        Status.WARN,
+        ErrorKind.MEMBERS_DOWN,
+        "pool p: 2/3 up — a3 MAINT",
+    ),
+    (
+        "going down still takes traffic",
+        UP3[:2] + [server("a3", "127.0.0.1:9003", "UP 1/3")],
+        Status.OK,
+        None,
+        "pool p: 3/3 up",
+    ),
     ("empty pool", [], Status.CRIT, ErrorKind.POOL, "none of the declared backends"),
 ]
 
@@ -273,20 +348,30 @@ def lb_snapshot(front_ids=None, pool_states=("UP", "UP"), backend_ok=True, pool_
     ids = front_ids or {"auth-1": 2, "auth-2": 2}
     results["LB/front"] = Result("LB/front", Status.OK, "200 OK", 1.0, "200", {"status_code": 200, "identities": ids})
     servers = [member(i, s, check="L7STS 404") for i, s in enumerate(pool_states, 1)]
-    results["LB/pool"] = Result("LB/pool", pool_status, "pool", 1.0, "pool", {"pool": {"servers": servers}},
-                                ErrorKind.MEMBERS_DOWN if pool_status is not Status.OK else None)
+    results["LB/pool"] = Result(
+        "LB/pool",
+        pool_status,
+        "pool",
+        1.0,
+        "pool",
+        {"pool": {"servers": servers}},
+        ErrorKind.MEMBERS_DOWN if pool_status is not Status.OK else None,
+    )
     for i in (1, 2):
         status = Status.OK if backend_ok else Status.CRIT
-        results[f"Backends/auth-{i}"] = Result(f"Backends/auth-{i}", status, "200 OK", 1.0, "200",
-                                               {"status_code": 200, "identity": f"auth-{i}"})
+        results[f"Backends/auth-{i}"] = Result(
+            f"Backends/auth-{i}", status, "200 OK", 1.0, "200", {"status_code": 200, "identity": f"auth-{i}"}
+        )
     return Snapshot(LB_LAYOUT, results, 0.0)
 
 
 def test_finding_responses_from_strangers_through_the_lb():
     diagnosis = assess(lb_snapshot(front_ids={"auth-1": 1, "decoy-1": 3}))
     assert diagnosis.verdict.layer == "LB" and diagnosis.verdict.status is Status.CRIT
-    assert diagnosis.verdict.summary == ("LB: through the LB, 3 of 4 responses came from decoy-1 — no declared "
-                                         "backend answers as it (directly: auth-1, auth-2)")
+    assert diagnosis.verdict.summary == (
+        "LB: through the LB, 3 of 4 responses came from decoy-1 — no declared "
+        "backend answers as it (directly: auth-1, auth-2)"
+    )
     # the evidence names the check whose results, compared, convict the LB
     assert diagnosis.verdict.evidence[0].startswith("front: CRIT — through the LB, 3 of 4 responses")
 
@@ -294,11 +379,15 @@ def test_finding_responses_from_strangers_through_the_lb():
 def test_responses_without_identity_are_strangers_when_every_backend_sends_it():
     diagnosis = assess(lb_snapshot(front_ids={"auth-1": 2, NO_IDENTITY: 2}))
     assert diagnosis.verdict.layer == "LB" and diagnosis.verdict.status is Status.CRIT
-    assert diagnosis.verdict.summary == ("LB: through the LB, 2 of 4 responses came without X-Served-By — every "
-                                         "declared backend sends it directly (directly: auth-1, auth-2)")
+    assert diagnosis.verdict.summary == (
+        "LB: through the LB, 2 of 4 responses came without X-Served-By — every "
+        "declared backend sends it directly (directly: auth-1, auth-2)"
+    )
     both = assess(lb_snapshot(front_ids={"decoy-1": 1, NO_IDENTITY: 2, "auth-1": 1}))
-    assert "3 of 4 responses came from decoy-1 — no declared backend answers as it; 2 without X-Served-By" \
+    assert (
+        "3 of 4 responses came from decoy-1 — no declared backend answers as it; 2 without X-Served-By"
         in both.verdict.summary
+    )
 
 
 def test_responses_without_identity_are_not_strangers_when_a_backend_sends_none():
@@ -309,17 +398,25 @@ def test_responses_without_identity_are_not_strangers_when_a_backend_sends_none(
 
 def test_the_lbs_own_error_page_ending_the_sampling_is_no_stranger():
     snapshot = lb_snapshot(front_ids={"auth-1": 3, NO_IDENTITY: 1})
-    error = Result("LB/front", Status.CRIT, "503 Service Unavailable", 1.0, "503",
-                   {"status_code": 503, "identity": None, "identities": {"auth-1": 3, NO_IDENTITY: 1}},
-                   ErrorKind.HTTP_STATUS)
+    error = Result(
+        "LB/front",
+        Status.CRIT,
+        "503 Service Unavailable",
+        1.0,
+        "503",
+        {"status_code": 503, "identity": None, "identities": {"auth-1": 3, NO_IDENTITY: 1}},
+        ErrorKind.HTTP_STATUS,
+    )
     diagnosis = assess(Snapshot(LB_LAYOUT, {**snapshot.results, "LB/front": error}, 0.0))
     assert diagnosis.layers[0].findings == ()
 
 
 def test_finding_health_check_wrong():
     diagnosis = assess(lb_snapshot(pool_states=("DOWN", "DOWN"), pool_status=Status.CRIT))
-    assert diagnosis.verdict.summary == ("LB: health check fails on the LB but every backend answers 200 directly: "
-                                         "the LB's health check is wrong (the LB's check says: L7STS 404)")
+    assert diagnosis.verdict.summary == (
+        "LB: health check fails on the LB but every backend answers 200 directly: "
+        "the LB's health check is wrong (the LB's check says: L7STS 404)"
+    )
 
 
 def test_members_down_because_backends_are_down_is_not_the_lbs_fault():
@@ -350,8 +447,10 @@ layers:
 def test_gate_on_haproxy_and_nginx(tmp_path):
     layout = parse_layout(GATE_LAYOUT)
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text("frontend f\n  default_backend auth\nbackend auth\n  server a1 127.0.0.1:9001\n"
-                   "  server a2 127.0.0.1:9002\n  server a3 10.0.0.3:9003\n")
+    cfg.write_text(
+        "frontend f\n  default_backend auth\nbackend auth\n  server a1 127.0.0.1:9001\n"
+        "  server a2 127.0.0.1:9002\n  server a3 10.0.0.3:9003\n"
+    )
     assert detect(str(cfg)) == "haproxy"
     reports = run_gate(layout, str(cfg))
     # auth-3 is declared by name: without --resolve it cannot be compared (10.0.0.3:9003 may
@@ -365,8 +464,10 @@ def test_gate_on_haproxy_and_nginx(tmp_path):
     assert gate_status(resolved) is Status.OK
     assert "= 10.0.0.3:9003" in render(resolved, "layout.yaml", str(cfg))
     conf = tmp_path / "nginx.conf"
-    conf.write_text("http { upstream auth { server 127.0.0.1:9001; server 127.0.0.1:9002; } "
-                    "server { location / { proxy_pass http://auth; } } }\n")
+    conf.write_text(
+        "http { upstream auth { server 127.0.0.1:9001; server 127.0.0.1:9002; } "
+        "server { location / { proxy_pass http://auth; } } }\n"
+    )
     assert detect(str(conf)) == "nginx"
     nginx_reports = run_gate(layout, str(conf), resolve=lambda host: "10.0.0.3")
     assert gate_status(nginx_reports) is Status.WARN
@@ -398,26 +499,48 @@ def with_pool(servers: list[dict]) -> Snapshot:
 def member(i, state, service=None, **extra):
     """A declared member's fact as the pool sources write it; the service of an HAProxy
     state word is the one the stats reader gives it."""
-    return {"name": f"a{i}", "address": f"127.0.0.1:900{i}", "state": state,
-            "service": service or haproxy_stats._traffic(state)[2], "declared": True, **extra}
+    return {
+        "name": f"a{i}",
+        "address": f"127.0.0.1:900{i}",
+        "state": state,
+        "service": service or haproxy_stats._traffic(state)[2],
+        "declared": True,
+        **extra,
+    }
 
 
-@pytest.mark.parametrize("servers,summary", [
-    ([member(1, "MAINT"), member(2, "MAINT")],
-     "LB: every declared backend is in maintenance (MAINT) on the LB while each answers 200 directly"),
-    ([member(1, "DRAIN"), member(2, "DRAIN")],
-     "LB: every declared backend is draining (DRAIN) on the LB while each answers 200 directly"),
-    ([member(1, "down (config)", "disabled", flags=["down"])],
-     "LB: every declared backend is marked `down` in the LB config while each answers 200 directly"),
-    ([member(1, "backup", "backup", flags=["backup"])],
-     "LB: every declared backend is only a backup in the LB pool (used when the primaries fail) while each "
-     "answers 200 directly"),
-    ([member(1, "weight 0 (no traffic)", "weight-0")],
-     "LB: every declared backend has weight 0 in the LB config (takes no traffic) while each answers 200 directly"),
-    ([member(1, "DOWN", check="L7STS 404"), member(2, "MAINT")],
-     "LB: no declared backend takes traffic on the LB (a1 DOWN by health check, a2 MAINT) while each answers "
-     "200 directly"),
-], ids=["maint", "drain", "nginx down", "backup only", "weight 0", "mixed"])
+@pytest.mark.parametrize(
+    "servers,summary",
+    [
+        (
+            [member(1, "MAINT"), member(2, "MAINT")],
+            "LB: every declared backend is in maintenance (MAINT) on the LB while each answers 200 directly",
+        ),
+        (
+            [member(1, "DRAIN"), member(2, "DRAIN")],
+            "LB: every declared backend is draining (DRAIN) on the LB while each answers 200 directly",
+        ),
+        (
+            [member(1, "down (config)", "disabled", flags=["down"])],
+            "LB: every declared backend is marked `down` in the LB config while each answers 200 directly",
+        ),
+        (
+            [member(1, "backup", "backup", flags=["backup"])],
+            "LB: every declared backend is only a backup in the LB pool (used when the primaries fail) while each "
+            "answers 200 directly",
+        ),
+        (
+            [member(1, "weight 0 (no traffic)", "weight-0")],
+            "LB: every declared backend has weight 0 in the LB config (takes no traffic) while each answers 200 directly",
+        ),
+        (
+            [member(1, "DOWN", check="L7STS 404"), member(2, "MAINT")],
+            "LB: no declared backend takes traffic on the LB (a1 DOWN by health check, a2 MAINT) while each answers "
+            "200 directly",
+        ),
+    ],
+    ids=["maint", "drain", "nginx down", "backup only", "weight 0", "mixed"],
+)
 def test_out_of_service_on_the_lb_is_worded_for_what_it_is(servers, summary):
     verdict = assess(with_pool(servers)).verdict
     assert verdict.layer == "LB" and verdict.status is Status.CRIT
@@ -435,9 +558,11 @@ def test_unresolved_declared_backends_make_the_pool_unknown_not_ok():
     unresolved = [Declared(None, f"auth-{i}", f"auth-{i}.internal:900{i}", "does not resolve") for i in (1, 2, 3)]
     judged = judge_pool(Pool("p", "t", tuple(UP3)), unresolved)
     assert judged.status is Status.UNKNOWN
-    assert judged.detail == ("pool p: 3/3 up; cannot compare the pool: 3 declared backends unresolved: "
-                             "auth-1.internal:9001 (does not resolve), auth-2.internal:9002 (does not resolve), "
-                             "auth-3.internal:9003 (does not resolve)")
+    assert judged.detail == (
+        "pool p: 3/3 up; cannot compare the pool: 3 declared backends unresolved: "
+        "auth-1.internal:9001 (does not resolve), auth-2.internal:9002 (does not resolve), "
+        "auth-3.internal:9003 (does not resolve)"
+    )
     assert judged.facts["pool"]["unresolved"][0] == "auth-1.internal:9001: does not resolve"
     # a member on a port no unresolved backend uses is a stranger all the same
     stranger = judge_pool(Pool("p", "t", tuple(UP3) + (server("x", "10.9.9.9:80"),)), unresolved)
@@ -463,23 +588,30 @@ layers:
 
 def test_gate_compares_names_as_written_when_both_sides_are_names(tmp_path):
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text("frontend web\n    bind 127.0.0.1:18080\n    default_backend auth_servers\n"
-                   "backend auth_servers\n    server auth1 localhost:19001 check\n    server auth2 LOCALHOST:19002\n")
+    cfg.write_text(
+        "frontend web\n    bind 127.0.0.1:18080\n    default_backend auth_servers\n"
+        "backend auth_servers\n    server auth1 localhost:19001 check\n    server auth2 LOCALHOST:19002\n"
+    )
     reports = run_gate(parse_layout(NAMED_LAYOUT), str(cfg))
     text = render(reports, "l.yaml", str(cfg))
     assert gate_status(reports) is Status.OK, text
     assert "= localhost:19001          auth1 [haproxy.cfg:5] is auth-1" in text
     other = tmp_path / "other.cfg"
-    other.write_text("frontend web\n    default_backend auth_servers\n"
-                     "backend auth_servers\n    server auth1 localhost:19001\n    server auth2 decoy.internal:19102\n")
+    other.write_text(
+        "frontend web\n    default_backend auth_servers\n"
+        "backend auth_servers\n    server auth1 localhost:19001\n    server auth2 decoy.internal:19102\n"
+    )
     drift = run_gate(parse_layout(NAMED_LAYOUT), str(other))
     assert gate_status(drift) is Status.WARN  # decoy.internal: a name, unknown address, at least WARN
     assert "the address of auth2 is unknown (a host name: compare with --resolve)" in drift[0].judgement.detail
 
 
 def gate_layout(pool_kind: str = "haproxy") -> str:
-    check = '{haproxy: "unix:/run/h.sock", backend: auth_servers}' if pool_kind == "haproxy" else \
-        "{nginx: /etc/nginx/nginx.conf, upstream: auth_servers}"
+    check = (
+        '{haproxy: "unix:/run/h.sock", backend: auth_servers}'
+        if pool_kind == "haproxy"
+        else "{nginx: /etc/nginx/nginx.conf, upstream: auth_servers}"
+    )
     return f"""name: g
 layers:
   - name: LB
@@ -496,8 +628,10 @@ layers:
 
 
 HEAD = "defaults\n    mode http\nfrontend web\n    bind 127.0.0.1:18080\n    default_backend auth_servers\n"
-AUTH3 = ("backend auth_servers\n    server auth1 127.0.0.1:19001 check\n    server auth2 127.0.0.1:19002 check\n"
-         "    server auth3 127.0.0.1:19003 check\n")
+AUTH3 = (
+    "backend auth_servers\n    server auth1 127.0.0.1:19001 check\n    server auth2 127.0.0.1:19002 check\n"
+    "    server auth3 127.0.0.1:19003 check\n"
+)
 
 
 def gate_on(tmp_path, text: str, kind: str = "haproxy", name: str = "haproxy.cfg"):
@@ -508,51 +642,69 @@ def gate_on(tmp_path, text: str, kind: str = "haproxy", name: str = "haproxy.cfg
 
 
 def test_gate_fails_a_pool_nothing_routes_to(tmp_path):
-    text = HEAD.replace("default_backend auth_servers", "default_backend other") + \
-        "backend other\n    server o1 127.0.0.1:19101\n" + AUTH3
+    text = (
+        HEAD.replace("default_backend auth_servers", "default_backend other")
+        + "backend other\n    server o1 127.0.0.1:19101\n"
+        + AUTH3
+    )
     reports, shown = gate_on(tmp_path, text)
     assert gate_status(reports) is Status.CRIT, shown
     assert reports[0].judgement.detail.startswith(
         "nothing routes to pool auth_servers in haproxy.cfg: users' traffic does not reach the declared backends "
-        "(traffic goes to frontend web → other [haproxy.cfg:5])")
+        "(traffic goes to frontend web → other [haproxy.cfg:5])"
+    )
     assert "! nothing routes to auth_servers" in shown
     dynamic = HEAD.replace("default_backend auth_servers", "use_backend be_%[req.hdr(host),lower]") + AUTH3
     assert gate_status(gate_on(tmp_path, dynamic)[0]) is Status.OK
 
 
-@pytest.mark.parametrize("directive,status", [
-    ("proxy_pass http://127.0.0.1:19101", Status.CRIT),
-    ("grpc_pass grpc://auth_servers", Status.OK),
-    ("fastcgi_pass auth_servers", Status.OK),
-    ("uwsgi_pass uwsgi://auth_servers", Status.OK),
-    ("scgi_pass auth_servers", Status.OK),
-    ("memcached_pass auth_servers", Status.OK),
-])
+@pytest.mark.parametrize(
+    "directive,status",
+    [
+        ("proxy_pass http://127.0.0.1:19101", Status.CRIT),
+        ("grpc_pass grpc://auth_servers", Status.OK),
+        ("fastcgi_pass auth_servers", Status.OK),
+        ("uwsgi_pass uwsgi://auth_servers", Status.OK),
+        ("scgi_pass auth_servers", Status.OK),
+        ("memcached_pass auth_servers", Status.OK),
+    ],
+)
 def test_gate_counts_every_pass_directive_as_a_use(tmp_path, directive, status):
-    text = ("http {\n upstream auth_servers { server 127.0.0.1:19001; server 127.0.0.1:19002; "
-            "server 127.0.0.1:19003; }\n server { location / { %s; } }\n}\n" % directive)
+    text = (
+        "http {\n upstream auth_servers { server 127.0.0.1:19001; server 127.0.0.1:19002; "
+        "server 127.0.0.1:19003; }\n server { location / { %s; } }\n}\n" % directive
+    )
     reports, shown = gate_on(tmp_path, text, "nginx", "nginx.conf")
     assert gate_status(reports) is status, shown
 
 
 def test_a_pool_nothing_routes_to_is_one_rule_for_lint_and_live(tmp_path):
-    text = ("http {\n upstream auth_servers { server 127.0.0.1:19001; server 127.0.0.1:19002; "
-            "server 127.0.0.1:19003; }\n server { location / { proxy_pass http://127.0.0.1:19101; } }\n}\n")
+    text = (
+        "http {\n upstream auth_servers { server 127.0.0.1:19001; server 127.0.0.1:19002; "
+        "server 127.0.0.1:19003; }\n server { location / { proxy_pass http://127.0.0.1:19101; } }\n}\n"
+    )
     reports, _ = gate_on(tmp_path, text, "nginx", "nginx.conf")
     config = nginx_conf.load(str(tmp_path / "nginx.conf"))
     declared = [Declared(f"127.0.0.1:1900{i}", f"auth-{i}", f"127.0.0.1:1900{i}") for i in (1, 2, 3)]
     live = judge_pool(nginx_conf.pool_of(nginx_conf.upstreams(config)["auth_servers"], {}, config), declared)
     assert live.unrouted and (live.status, live.key_fact) == (Status.CRIT, "unrouted")
-    assert live.detail == reports[0].judgement.detail == (
-        "nothing routes to pool auth_servers in nginx.conf: users' traffic does not reach the declared backends "
-        "(traffic goes to proxy_pass http://127.0.0.1:19101 [nginx.conf:3])")
+    assert (
+        live.detail
+        == reports[0].judgement.detail
+        == (
+            "nothing routes to pool auth_servers in nginx.conf: users' traffic does not reach the declared backends "
+            "(traffic goes to proxy_pass http://127.0.0.1:19101 [nginx.conf:3])"
+        )
+    )
     # a running LB's stats say nothing about routing: the rule is for configs
     assert not judge_pool(Pool("p", "stats", tuple(UP3)), DECLARED).unrouted
 
 
 def test_gate_rejects_a_port_on_an_upstream_name(tmp_path):
-    text = ("http {\n upstream auth_servers { server 127.0.0.1:19001; }\n"
-            " server {\n  location / { proxy_pass http://auth_servers:8080; }\n }\n}\n")
+    text = (
+        "http {\n upstream auth_servers { server 127.0.0.1:19001; }\n"
+        " server {\n  location / { proxy_pass http://auth_servers:8080; }\n }\n}\n"
+    )
     with pytest.raises(GateError, match=r"nginx.conf:4: upstream \"auth_servers\" may not have port 8080"):
         gate_on(tmp_path, text, "nginx", "nginx.conf")
 
@@ -560,21 +712,29 @@ def test_gate_rejects_a_port_on_an_upstream_name(tmp_path):
 def test_undeclared_backup_down_and_unknown_members_warn_in_lint_and_live(tmp_path):
     reports, shown = gate_on(tmp_path, HEAD + AUTH3 + "    server spare 127.0.0.1:19102 check backup\n")
     assert gate_status(reports) is Status.WARN, shown
-    assert "127.0.0.1:19102 (spare, backup) is not a declared backend — it takes traffic when the primaries fail" \
+    assert (
+        "127.0.0.1:19102 (spare, backup) is not a declared backend — it takes traffic when the primaries fail"
         in reports[0].judgement.detail
+    )
     rows = [csv_row("auth_servers", f"auth{i}", "UP", "2", "L7OK", "200", f"127.0.0.1:1900{i}") for i in (1, 2, 3)]
     declared = [Declared(f"127.0.0.1:1900{i}", f"auth-{i}", f"127.0.0.1:1900{i}") for i in (1, 2, 3)]
     for extra, words in [
-        (csv_row("auth_servers", "spare", "UP", "2", "L7OK", "200", "127.0.0.1:19102", bck="1"),
-         "(spare, backup) is not a declared backend — it takes traffic when the primaries fail"),
-        (csv_row("auth_servers", "old", "DOWN", "2", "L4CON", "", "127.0.0.1:19103"),
-         "(old, DOWN) is not a declared backend — it takes traffic once it comes UP"),
+        (
+            csv_row("auth_servers", "spare", "UP", "2", "L7OK", "200", "127.0.0.1:19102", bck="1"),
+            "(spare, backup) is not a declared backend — it takes traffic when the primaries fail",
+        ),
+        (
+            csv_row("auth_servers", "old", "DOWN", "2", "L4CON", "", "127.0.0.1:19103"),
+            "(old, DOWN) is not a declared backend — it takes traffic once it comes UP",
+        ),
     ]:
         pool = pool_from_csv(parse_csv(CSV_HEADER + "\n" + "\n".join(rows + [extra]) + "\n"), "auth_servers", "t")
         judged = judge_pool(pool, declared)
         assert judged.status is Status.WARN and words in judged.detail, judged.detail
-    unknown = judge_pool(Pool("p", "t", tuple(UP3) + (PoolServer("x", None, "in rotation", True, True,
-                                                                 address_note="no port"),)), DECLARED)
+    unknown = judge_pool(
+        Pool("p", "t", tuple(UP3) + (PoolServer("x", None, "in rotation", True, True, address_note="no port"),)),
+        DECLARED,
+    )
     assert unknown.status is Status.WARN and "the address of x is unknown (no port)" in unknown.detail
 
 
@@ -612,23 +772,27 @@ def test_haproxy_server_template_at_the_cap_is_expanded(tmp_path):
 
 
 def test_haproxy_default_server_params_apply_and_servers_override_them(tmp_path):
-    text = ("defaults\n    mode http\n    default-server check backup\nfrontend web\n    bind :80\n"
-            "    default_backend auth_servers\nbackend auth_servers\n    default-server disabled\n"
-            "    server auth1 127.0.0.1:19001\n    server auth2 127.0.0.1:19002 enabled no-backup\n"
-            "    server auth3 127.0.0.1:19003 enabled\n")
+    text = (
+        "defaults\n    mode http\n    default-server check backup\nfrontend web\n    bind :80\n"
+        "    default_backend auth_servers\nbackend auth_servers\n    default-server disabled\n"
+        "    server auth1 127.0.0.1:19001\n    server auth2 127.0.0.1:19002 enabled no-backup\n"
+        "    server auth3 127.0.0.1:19003 enabled\n"
+    )
     reports, shown = gate_on(tmp_path, text)
     states = [(s.name, s.state, s.receives_traffic) for s in reports[0].pool.servers]
-    assert states == [("auth1", "disabled (config)", False), ("auth2", "in rotation", True),
-                      ("auth3", "backup", False)]
+    assert states == [("auth1", "disabled (config)", False), ("auth2", "in rotation", True), ("auth3", "backup", False)]
     assert [s.service for s in reports[0].pool.servers] == ["maint", "in", "backup"]
     assert haproxy_cfg.has_flag(["check", "no-check"], "check") is False
 
 
-@pytest.mark.parametrize("written,note", [
-    ("127.0.0.1", "no port: HAProxy connects to the port the client connected to"),
-    ("127.0.0.1:+1", "port offset +1: the port the client connected to plus 1"),
-    ("${AUTH3}:19003", "set from the environment (AUTH3) when HAProxy starts"),
-])
+@pytest.mark.parametrize(
+    "written,note",
+    [
+        ("127.0.0.1", "no port: HAProxy connects to the port the client connected to"),
+        ("127.0.0.1:+1", "port offset +1: the port the client connected to plus 1"),
+        ("${AUTH3}:19003", "set from the environment (AUTH3) when HAProxy starts"),
+    ],
+)
 def test_haproxy_addresses_settled_at_run_time_are_reported_not_fatal(tmp_path, written, note):
     text = HEAD + AUTH3.replace("127.0.0.1:19003", written)
     reports, shown = gate_on(tmp_path, text)
@@ -641,34 +805,44 @@ def test_haproxy_addresses_settled_at_run_time_are_reported_not_fatal(tmp_path, 
 def test_haproxy_duplicate_backend_is_a_config_error(tmp_path):
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(HEAD + AUTH3 + "backend auth_servers\n    server evil 127.0.0.1:19101 check\n")
-    with pytest.raises(haproxy_cfg.ConfigError, match="haproxy.cfg:10: backend 'auth_servers' is already defined "
-                                                      "at line 6"):
+    with pytest.raises(
+        haproxy_cfg.ConfigError, match="haproxy.cfg:10: backend 'auth_servers' is already defined at line 6"
+    ):
         haproxy_cfg.parse(str(cfg))
 
 
 def test_lint_shows_each_servers_own_file_and_line(tmp_path):
     (tmp_path / "conf.d").mkdir()
     (tmp_path / "conf.d" / "up.conf").write_text(
-        "upstream auth_servers {\n    server 127.0.0.1:19001;\n\n    server 127.0.0.1:19101;\n}\n")
+        "upstream auth_servers {\n    server 127.0.0.1:19001;\n\n    server 127.0.0.1:19101;\n}\n"
+    )
     main = "events {}\nhttp {\n    include conf.d/*.conf;\n    server { location / { proxy_pass http://auth_servers; } }\n}\n"
     reports, shown = gate_on(tmp_path, main, "nginx", "nginx.conf")
     assert "127.0.0.1:19001 [conf.d/up.conf:2]" in shown and "127.0.0.1:19101 [conf.d/up.conf:4]" in shown
-    dump = (f"# configuration file {tmp_path}/nginx.conf:\n{main}\n"
-            f"# configuration file {tmp_path}/conf.d/up.conf:\n" + (tmp_path / "conf.d" / "up.conf").read_text())
+    dump = (
+        f"# configuration file {tmp_path}/nginx.conf:\n{main}\n"
+        f"# configuration file {tmp_path}/conf.d/up.conf:\n" + (tmp_path / "conf.d" / "up.conf").read_text()
+    )
     reports, from_dump = gate_on(tmp_path, dump, "nginx", "dump.txt")
     assert "127.0.0.1:19001 [conf.d/up.conf:2]" in from_dump and "127.0.0.1:19101 [conf.d/up.conf:4]" in from_dump
     config = nginx_conf.load(str(tmp_path / "dump.txt"))
     assert [d.line for d in config.directives] == [1, 2]
 
 
-@pytest.mark.parametrize("body,line,message", [
-    ("  server 127.0.0.1:19001\n  server 127.0.0.1:19002;\n", 3,
-     'invalid parameter "server" in server 127.0.0.1:19001 (is the ";" missing at the end of line 3?)'),
-    ("  server 127.0.0.1:19001 wieght=2;\n", 3, 'invalid parameter "wieght=2" in server 127.0.0.1:19001'),
-    ("  server 127.0.0.1:19001 weight=two;\n", 3, 'invalid parameter "weight=two"'),
-    ("  server 127.0.0.1:19001;\n  serverr 127.0.0.1:19002;\n", 4, 'unknown directive "serverr" in upstream a'),
-    ("  server 127.0.0.1:19001;\n  health_check;\n", 4, 'unknown directive "health_check"'),
-])
+@pytest.mark.parametrize(
+    "body,line,message",
+    [
+        (
+            "  server 127.0.0.1:19001\n  server 127.0.0.1:19002;\n",
+            3,
+            'invalid parameter "server" in server 127.0.0.1:19001 (is the ";" missing at the end of line 3?)',
+        ),
+        ("  server 127.0.0.1:19001 wieght=2;\n", 3, 'invalid parameter "wieght=2" in server 127.0.0.1:19001'),
+        ("  server 127.0.0.1:19001 weight=two;\n", 3, 'invalid parameter "weight=two"'),
+        ("  server 127.0.0.1:19001;\n  serverr 127.0.0.1:19002;\n", 4, 'unknown directive "serverr" in upstream a'),
+        ("  server 127.0.0.1:19001;\n  health_check;\n", 4, 'unknown directive "health_check"'),
+    ],
+)
 def test_nginx_upstream_members_are_validated(tmp_path, body, line, message):
     conf = tmp_path / "bad.conf"
     conf.write_text("http {\n upstream a {\n" + body + " }\n}\n")
@@ -680,10 +854,12 @@ def test_nginx_upstream_members_are_validated(tmp_path, body, line, message):
 
 def test_nginx_upstream_accepts_every_known_parameter_and_directive(tmp_path):
     conf = tmp_path / "ok.conf"
-    conf.write_text("http {\n upstream a {\n  zone a 64k; least_conn; keepalive 8; keepalive_timeout 60s;\n"
-                    "  server 127.0.0.1:1 weight=2 max_fails=0 fail_timeout=5s max_conns=10 slow_start=5s;\n"
-                    "  server 127.0.0.1:2 backup; server 127.0.0.1:3 down; server b.internal:4 resolve drain;\n"
-                    " }\n}\n")
+    conf.write_text(
+        "http {\n upstream a {\n  zone a 64k; least_conn; keepalive 8; keepalive_timeout 60s;\n"
+        "  server 127.0.0.1:1 weight=2 max_fails=0 fail_timeout=5s max_conns=10 slow_start=5s;\n"
+        "  server 127.0.0.1:2 backup; server 127.0.0.1:3 down; server b.internal:4 resolve drain;\n"
+        " }\n}\n"
+    )
     assert len(nginx_conf.upstreams(nginx_conf.load(str(conf)))["a"].servers) == 4
 
 
@@ -692,7 +868,8 @@ def test_smaller_audit_items(tmp_path):
         "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
         "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
         "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord\n"
-        "3 auth_servers 7 auth5 - 0 37 1 1 1 1 0 0 14 0 0 0 localhost 19005 -\n")
+        "3 auth_servers 7 auth5 - 0 37 1 1 1 1 0 0 14 0 0 0 localhost 19005 -\n"
+    )
     assert state[0].address is None
     pool = pool_from_states(state, "auth_servers", "socket")
     assert pool.servers[0].address is None and "srv_addr '-'" in pool.servers[0].address_note
@@ -705,15 +882,14 @@ def test_smaller_audit_items(tmp_path):
 
 
 def _has_controls(text: str) -> bool:
-    return any(ord(ch) < 0x20 and ch not in "\n\t" or 0x7f <= ord(ch) < 0xa0 for ch in text)
+    return any(ord(ch) < 0x20 and ch not in "\n\t" or 0x7F <= ord(ch) < 0xA0 for ch in text)
 
 
 def test_config_errors_quote_the_file_without_its_control_characters(tmp_path):
     """An escape sequence in a config (retitle the terminal, clear it) used to reach the
     operator's terminal raw through the error message."""
     conf = tmp_path / "nginx.conf"
-    conf.write_text("http {\n  upstream auth_servers {\n    server 127.0.0.1:19001;\n  }\n"
-                    "  \x1b]0;PWN\x07\x1b[2J\n}\n")
+    conf.write_text("http {\n  upstream auth_servers {\n    server 127.0.0.1:19001;\n  }\n  \x1b]0;PWN\x07\x1b[2J\n}\n")
     with pytest.raises(nginx_conf.ConfigError) as info:
         nginx_conf.upstreams(nginx_conf.load(str(conf)))
     assert "PWN" in str(info.value) and not _has_controls(str(info.value)), repr(str(info.value))

@@ -38,16 +38,23 @@ def _assert_safe(diagnosis) -> None:
     json.loads(render(diagnosis, "json"))
 
 
-HOSTILE = (b"HTTP/1.1 200 OK\x1b[2J\r\nX-Served-By: a\x1b[31mb\x07\x9bc\r\n"
-           b"Location: /next\x1b]0;owned\x07")
+HOSTILE = b"HTTP/1.1 200 OK\x1b[2J\r\nX-Served-By: a\x1b[31mb\x07\x9bc\r\nLocation: /next\x1b]0;owned\x07"
 
 
 async def test_hostile_header_bytes_reach_no_output_raw(pyservers):
     port = pyservers.tcp(raw_head(HOSTILE))
-    layout = layout_of([{"name": "Web", "role": "backend", "checks": [
-        {"http": f"http://127.0.0.1:{port}/", "name": "identity", "identity_header": "X-Served-By"},
-        {"http": f"http://127.0.0.1:{port}/", "name": "expect", "expect_header": {"X-Served-By": "web-1"}},
-    ]}])
+    layout = layout_of(
+        [
+            {
+                "name": "Web",
+                "role": "backend",
+                "checks": [
+                    {"http": f"http://127.0.0.1:{port}/", "name": "identity", "identity_header": "X-Served-By"},
+                    {"http": f"http://127.0.0.1:{port}/", "name": "expect", "expect_header": {"X-Served-By": "web-1"}},
+                ],
+            }
+        ]
+    )
     diagnosis = await _diagnosis(layout)
     states = {s.check.name: s for layer in diagnosis.layers for s in layer.checks}
     identity, expect = states["identity"].result, states["expect"].result
@@ -69,15 +76,25 @@ async def test_nul_in_a_header_is_a_named_protocol_failure_and_reports_stay_well
 def _hand_built(detail: str, key_fact: str = "", facts: dict | None = None, status: Status = Status.CRIT):
     layout = one_check({"tcp": "127.0.0.1:1", "name": "db"})
     check = next(layout.checks())
-    result = Result(check.id, status, detail, key_fact=key_fact, facts=facts or {},
-                    error_kind=ErrorKind.PROTOCOL if status is not Status.OK else None)
+    result = Result(
+        check.id,
+        status,
+        detail,
+        key_fact=key_fact,
+        facts=facts or {},
+        error_kind=ErrorKind.PROTOCOL if status is not Status.OK else None,
+    )
     return assess(Snapshot(layout, {check.id: result}, 0.0))
 
 
 @pytest.mark.parametrize("status", [Status.CRIT, Status.UNKNOWN, Status.WARN])
 def test_renderers_neutralise_control_characters_from_any_probe(status):
-    diagnosis = _hand_built("banner 'a\x00b\x1b[31m\x1b]8;;x\x07' \ufffe\ud800", key_fact="\x1b[5m!",
-                            facts={"banner": "\x00\x1b"}, status=status)
+    diagnosis = _hand_built(
+        "banner 'a\x00b\x1b[31m\x1b]8;;x\x07' \ufffe\ud800",
+        key_fact="\x1b[5m!",
+        facts={"banner": "\x00\x1b"},
+        status=status,
+    )
     _assert_safe(diagnosis)
     junit = ET.fromstring(render(diagnosis, "junit"))
     messages = [e.get("message") for e in junit.iter() if e.get("message")]
@@ -87,8 +104,9 @@ def test_renderers_neutralise_control_characters_from_any_probe(status):
 def test_json_failed_check_carries_error_kind_address_and_ip():
     layout = one_check({"tcp": "127.0.0.1:1", "name": "db"})
     check = next(layout.checks())
-    result = Result(check.id, Status.CRIT, "127.0.0.1:1 refused the connection", key_fact="refused",
-                    error_kind=ErrorKind.REFUSED)
+    result = Result(
+        check.id, Status.CRIT, "127.0.0.1:1 refused the connection", key_fact="refused", error_kind=ErrorKind.REFUSED
+    )
     doc = json.loads(render(assess(Snapshot(layout, {check.id: result}, 0.0)), "json"))
     facts = doc["layers"][0]["checks"][0]["facts"]
     assert facts == {"error_kind": "refused", "address": "127.0.0.1:1", "ip": "127.0.0.1"}
@@ -120,8 +138,10 @@ def test_one_check_is_singular():
 def test_piped_text_keeps_each_verdict_line_whole(monkeypatch):
     """Off a terminal (pytest captures stdout) the verdict is never hard-wrapped, so grep
     finds the whole summary; COLUMNS widens the table of checks."""
-    summary = ("pool auth_servers routes to 127.0.0.1:19101, 127.0.0.1:19102 — none is a declared backend; "
-               "declared 127.0.0.1:19001-19003 missing")
+    summary = (
+        "pool auth_servers routes to 127.0.0.1:19101, 127.0.0.1:19102 — none is a declared backend; "
+        "declared 127.0.0.1:19001-19003 missing"
+    )
     diagnosis = _hand_built(summary)
     monkeypatch.delenv("COLUMNS", raising=False)
     text = render(diagnosis, "text", color=False)

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from stackscope.diagnosis import assess
 from stackscope.model import ErrorKind, Status
 from stackscope.render import render
-from tests.unit.test_diagnosis import LAYOUT, F, H503, REFUSED, SLOW, snapshot
+from tests.unit.test_diagnosis import H503, LAYOUT, REFUSED, SLOW, F, snapshot
 
 
 def diagnosis(failures):
@@ -16,8 +16,12 @@ def diagnosis(failures):
 
 
 def test_text_without_colour_has_no_escape_codes_but_glyph_and_word():
-    out = render(diagnosis({"lb": H503, "auth-2": SLOW, "cache": F(Status.UNKNOWN, ErrorKind.INTERNAL, "probe error")}),
-                 "text", color=False, width=100)
+    out = render(
+        diagnosis({"lb": H503, "auth-2": SLOW, "cache": F(Status.UNKNOWN, ErrorKind.INTERNAL, "probe error")}),
+        "text",
+        color=False,
+        width=100,
+    )
     assert "\x1b[" not in out
     assert "✖ CRIT" in out and "▲ WARN" in out and "? UNKNOWN" in out and "✔ OK" in out
     assert out.splitlines()[0].startswith("✖ CRIT")  # the verdict comes first
@@ -42,8 +46,9 @@ def test_every_status_word_is_followed_by_a_space_and_names_line_up():
         shown = badge(status).plain
         assert shown.startswith(f"{status.glyph} {status.word} "), shown
     assert len({len(badge(status).plain) for status in Status}) == 1
-    out = render(diagnosis({"dns": F(Status.UNKNOWN, ErrorKind.INTERNAL, "probe error")}), "text", color=False,
-                 width=100)
+    out = render(
+        diagnosis({"dns": F(Status.UNKNOWN, ErrorKind.INTERNAL, "probe error")}), "text", color=False, width=100
+    )
     assert "? UNKNOWN DNS" in out.splitlines()[0], out.splitlines()[0]
 
 

@@ -58,10 +58,12 @@ def test_event_line_is_one_plain_line():
     timeline = Timeline("auth-prod")
     observe(timeline, False, data.T0)
     check, verdict = observe(timeline, True, data.T0 + 10)
-    assert check.line(UTC) == ("2023-11-14 22:13:30 UTC  Load balancer / lb-health  ✔ OK → ✖ CRIT  "
-                               "502 Bad Gateway (expected 200)")
+    assert check.line(UTC) == (
+        "2023-11-14 22:13:30 UTC  Load balancer / lb-health  ✔ OK → ✖ CRIT  502 Bad Gateway (expected 200)"
+    )
     assert verdict.line(UTC, date=False).startswith(
-        "22:13:30  verdict  ✖ CRIT  Load balancer is the broken layer — Load balancer: 502 Bad Gateway")
+        "22:13:30  verdict  ✖ CRIT  Load balancer is the broken layer — Load balancer: 502 Bad Gateway"
+    )
 
 
 def test_markdown_is_a_postmortem_draft():
@@ -71,15 +73,15 @@ def test_markdown_is_a_postmortem_draft():
     assert "- **End:** 2023-11-14 22:14:30 UTC (every layer OK again)" in text
     assert "- **Duration:** 1m 00s" in text
     assert "| Load balancer | ✖ CRIT | 1m 00s | lb-health (CRIT 1m 00s) |" in text
-    root = text[text.index("## Root cause"):text.index("## Timeline")]
+    root = text[text.index("## Root cause") : text.index("## Timeline")]
     assert "**Load balancer** (lb) — ✖ CRIT, named at 22:13:30" in root
     assert "> Load balancer: 502 Bad Gateway (expected 200)" in root
     assert "- lb-health: CRIT — 502 Bad Gateway (expected 200)" in root
-    table = text[text.index("## Timeline"):text.index("## Ruled out")]
+    table = text[text.index("## Timeline") : text.index("## Ruled out")]
     assert "| 22:13:30 | Load balancer | ✔ OK → ✖ CRIT | lb-health: 502 Bad Gateway (expected 200) |" in table
     assert "| 22:13:30 | — | verdict: Load balancer ✖ CRIT | Load balancer: 502 Bad Gateway (expected 200) |" in table
     assert "| 22:14:30 | — | verdict: all layers healthy again |  |" in table
-    ruled = text[text.index("## Ruled out"):]
+    ruled = text[text.index("## Ruled out") :]
     assert "- 22:13:30 — **Auth backends**: 3/3 answer 200 directly" in ruled
     assert "- 22:13:30 — **DNS**: auth.stackscope.test → 127.0.0.1 as expected" in ruled
 
@@ -149,8 +151,9 @@ def with_results(at: float, **changes):
     snap = data.snapshot(False, at=at)
     results = dict(snap.results)
     for check_id, (status, detail) in changes.items():
-        results[check_id] = Result(check_id, status, detail,
-                                   error_kind=ErrorKind.HTTP_STATUS if status is Status.CRIT else None)
+        results[check_id] = Result(
+            check_id, status, detail, error_kind=ErrorKind.HTTP_STATUS if status is Status.CRIT else None
+        )
     return assess(type(snap)(snap.layout, results, at, 2))
 
 
@@ -168,9 +171,14 @@ def test_impact_reports_time_per_status():
 def test_root_cause_drops_the_banners_more_marker():
     timeline = Timeline("auth-prod")
     timeline.observe(assess(data.snapshot(False, at=data.T0)))
-    diagnosis = with_results(data.T0 + 10, **{data.B1: (Status.CRIT, "500 Internal Server Error"),
-                                             data.B2: (Status.CRIT, "500 Internal Server Error"),
-                                             data.B3: (Status.CRIT, "500 Internal Server Error")})
+    diagnosis = with_results(
+        data.T0 + 10,
+        **{
+            data.B1: (Status.CRIT, "500 Internal Server Error"),
+            data.B2: (Status.CRIT, "500 Internal Server Error"),
+            data.B3: (Status.CRIT, "500 Internal Server Error"),
+        },
+    )
     timeline.observe(diagnosis)
     assert "(+2 more failing checks)" in diagnosis.verdict.summary  # the banner's short form
     root = timeline.to_markdown(tz=UTC).split("## Root cause")[1].split("## Timeline")[0]
@@ -185,8 +193,9 @@ def results_at(at: float, **changes):
     snap = data.snapshot(False, at=at)
     results = dict(snap.results)
     for check_id, (status, detail, kind, fact) in changes.items():
-        results[data.__dict__[check_id]] = Result(data.__dict__[check_id], status, detail, error_kind=kind,
-                                                  key_fact=fact, latency_ms=3.0)
+        results[data.__dict__[check_id]] = Result(
+            data.__dict__[check_id], status, detail, error_kind=kind, key_fact=fact, latency_ms=3.0
+        )
     return assess(type(snap)(snap.layout, results, at, 2))
 
 
@@ -196,15 +205,17 @@ def test_failing_another_way_with_the_same_status_is_an_event():
     timeline = Timeline("auth-prod")
     timeline.observe(results_at(data.T0))
     timeline.observe(results_at(data.T0 + 10, LB=(Status.CRIT, "404 Not Found (expected 200)", K.HTTP_STATUS, "404")))
-    events = timeline.observe(results_at(data.T0 + 20, LB=(Status.CRIT, "503 Service Unavailable (expected 200)",
-                                                             K.HTTP_STATUS, "503")))
+    events = timeline.observe(
+        results_at(data.T0 + 20, LB=(Status.CRIT, "503 Service Unavailable (expected 200)", K.HTTP_STATUS, "503"))
+    )
     check = [e for e in events if e.kind == CHECK]
     assert [(e.before, e.after, e.change) for e in check] == [(Status.CRIT, Status.CRIT, "404 → 503")]
     assert check[0].transition == "✖ CRIT (404 → 503)"
     verdict = [e for e in events if e.kind == VERDICT]  # the summary's first clause changed: a new verdict
     assert len(verdict) == 1 and "503 Service Unavailable" in verdict[0].detail
-    events = timeline.observe(results_at(data.T0 + 30, LB=(Status.CRIT, "cannot resolve lb.example: NXDOMAIN",
-                                                             K.RESOLVE, "no address")))
+    events = timeline.observe(
+        results_at(data.T0 + 30, LB=(Status.CRIT, "cannot resolve lb.example: NXDOMAIN", K.RESOLVE, "no address"))
+    )
     assert [e.change for e in events if e.kind == CHECK] == ["503 → no address"]
     table = timeline.to_markdown(tz=UTC)
     assert "| 22:13:40 | Load balancer | ✖ CRIT (404 → 503) | lb-health: 503 Service Unavailable" in table
@@ -215,11 +226,18 @@ def test_a_flapping_latency_is_not_news():
 
     timeline = Timeline("auth-prod")
     timeline.observe(results_at(data.T0))
-    timeline.observe(results_at(data.T0 + 10, DB=(Status.WARN, "answered in 301 ms (warn above 200 ms)", K.SLOW,
-                                                  "301 ms")))
+    timeline.observe(
+        results_at(data.T0 + 10, DB=(Status.WARN, "answered in 301 ms (warn above 200 ms)", K.SLOW, "301 ms"))
+    )
     for i, ms in enumerate((308, 297, 312)):
-        assert timeline.observe(results_at(data.T0 + 12 + i, DB=(
-            Status.WARN, f"answered in {ms} ms (warn above 200 ms)", K.SLOW, f"{ms} ms"))) == []
+        assert (
+            timeline.observe(
+                results_at(
+                    data.T0 + 12 + i, DB=(Status.WARN, f"answered in {ms} ms (warn above 200 ms)", K.SLOW, f"{ms} ms")
+                )
+            )
+            == []
+        )
 
 
 def _incident_of_three_faults() -> Timeline:
@@ -231,8 +249,9 @@ def _incident_of_three_faults() -> Timeline:
     timeline.observe(results_at(data.T0))
     lb = (Status.CRIT, "pool auth_servers routes to 127.0.0.1:19101", K.POOL, "pool drift")
     timeline.observe(results_at(data.T0 + 10, LB=lb))
-    timeline.observe(results_at(data.T0 + 40, LB=lb, DNS=(Status.CRIT, "NXDOMAIN for auth.stackscope.test",
-                                                          K.DNS_RCODE, "NXDOMAIN")))
+    timeline.observe(
+        results_at(data.T0 + 40, LB=lb, DNS=(Status.CRIT, "NXDOMAIN for auth.stackscope.test", K.DNS_RCODE, "NXDOMAIN"))
+    )
     timeline.observe(results_at(data.T0 + 70, DB=(Status.WARN, "answered in 310 ms", K.SLOW, "310 ms")))
     timeline.observe(results_at(data.T0 + 90))
     return timeline
@@ -244,11 +263,13 @@ def test_root_cause_is_the_first_verdict_at_the_worst_severity():
     assert (at, cause.layer) == (data.T0 + 10, "Load balancer")
     text = timeline.to_markdown(tz=UTC)
     assert text.startswith("# Incident report: auth-prod — Load balancer CRIT\n")
-    root = text[text.index("## Root cause"):text.index("## Timeline")]
-    others = root[root.index("Other verdicts"):].splitlines()[2:]
+    root = text[text.index("## Root cause") : text.index("## Timeline")]
+    others = root[root.index("Other verdicts") :].splitlines()[2:]
     assert [line.split(" — ")[0] for line in others if line] == [
-        "- 22:14:00: verdict: DNS ✖ CRIT", "- 22:14:30: verdict: Database ▲ WARN"]
-    table = text[text.index("## Timeline"):text.index("## Ruled out")]
+        "- 22:14:00: verdict: DNS ✖ CRIT",
+        "- 22:14:30: verdict: Database ▲ WARN",
+    ]
+    table = text[text.index("## Timeline") : text.index("## Ruled out")]
     for line in others:  # the same words as the timeline's rows
         if line:
             stamp, words = line[2:].split(": ", 1)

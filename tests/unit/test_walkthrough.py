@@ -16,17 +16,29 @@ def test_shipped_walkthroughs_load(name):
     assert walkthrough.begins_at < 0 <= max(e.at for e in walkthrough.events)
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("name: x\ntitle: t\nfault: lb-misrout\nanswer: DNS\ndebrief: {root_cause: r, dashboard: d}\n",
-     "lay.yaml:3: unknown fault 'lb-misrout' — did you mean 'lb-misroute'?"),
-    ("name: x\ntitle: t\nfault: lb-misroute\nanswer: Loadbalancer\ndebrief: {root_cause: r, dashboard: d}\n",
-     "lay.yaml:4: answer 'Loadbalancer' is not a layer of the demo — did you mean 'Load balancer'?"),
-    ("name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\nhint: []\ndebrief: {root_cause: r, dashboard: d}\n",
-     "lay.yaml:5: unknown key 'hint' — did you mean 'hints'?"),
-    ("name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\nevents:\n  - {at: soon, text: x}\n"
-     "debrief: {root_cause: r, dashboard: d}\n", "lay.yaml:6: events[0]: 'at' must be float"),
-    ("name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\n", "missing required key 'debrief'"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        (
+            "name: x\ntitle: t\nfault: lb-misrout\nanswer: DNS\ndebrief: {root_cause: r, dashboard: d}\n",
+            "lay.yaml:3: unknown fault 'lb-misrout' — did you mean 'lb-misroute'?",
+        ),
+        (
+            "name: x\ntitle: t\nfault: lb-misroute\nanswer: Loadbalancer\ndebrief: {root_cause: r, dashboard: d}\n",
+            "lay.yaml:4: answer 'Loadbalancer' is not a layer of the demo — did you mean 'Load balancer'?",
+        ),
+        (
+            "name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\nhint: []\ndebrief: {root_cause: r, dashboard: d}\n",
+            "lay.yaml:5: unknown key 'hint' — did you mean 'hints'?",
+        ),
+        (
+            "name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\nevents:\n  - {at: soon, text: x}\n"
+            "debrief: {root_cause: r, dashboard: d}\n",
+            "lay.yaml:6: events[0]: 'at' must be float",
+        ),
+        ("name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\n", "missing required key 'debrief'"),
+    ],
+)
 def test_bad_walkthroughs_name_line_and_fix(tmp_path, text, needle):
     path = tmp_path / "lay.yaml"
     path.write_text(text)
@@ -139,9 +151,11 @@ def test_session_storm_feedback_does_not_claim_the_backends_answer_directly():
 
 def test_feedback_defaults_to_a_neutral_nudge(tmp_path):
     path = tmp_path / "w.yaml"
-    path.write_text("name: x\ntitle: t\nfault: lb-misroute\nfault_at: -1\nanswer: DNS\n"
-                    "feedback: {Load balancer: 'Look at what the name resolves to.'}\n"
-                    "debrief: {root_cause: r, dashboard: d}\n")
+    path.write_text(
+        "name: x\ntitle: t\nfault: lb-misroute\nfault_at: -1\nanswer: DNS\n"
+        "feedback: {Load balancer: 'Look at what the name resolves to.'}\n"
+        "debrief: {root_cause: r, dashboard: d}\n"
+    )
     from stackscope.demo.walkthrough import DEFAULT_FEEDBACK
 
     walkthrough = load_walkthrough(str(path))
@@ -149,17 +163,23 @@ def test_feedback_defaults_to_a_neutral_nudge(tmp_path):
     assert walkthrough.feedback_for("Session store") == DEFAULT_FEEDBACK
 
 
-@pytest.mark.parametrize("feedback,needle", [
-    ("feedback: [a]\n", "lay.yaml:5: 'feedback' must be a mapping"),
-    ("feedback: {Load balanser: x}\n", "lay.yaml:5: feedback: 'Load balanser' is not a layer of the demo — did you "
-                                       "mean 'Load balancer'?"),
-    ("feedback: {DNS: x}\n", "lay.yaml:5: feedback: 'DNS' is the answer: feedback is for wrong answers"),
-    ("feedback: {Load balancer: 3}\n", "feedback: the feedback for 'Load balancer' must be a string"),
-])
+@pytest.mark.parametrize(
+    "feedback,needle",
+    [
+        ("feedback: [a]\n", "lay.yaml:5: 'feedback' must be a mapping"),
+        (
+            "feedback: {Load balanser: x}\n",
+            "lay.yaml:5: feedback: 'Load balanser' is not a layer of the demo — did you mean 'Load balancer'?",
+        ),
+        ("feedback: {DNS: x}\n", "lay.yaml:5: feedback: 'DNS' is the answer: feedback is for wrong answers"),
+        ("feedback: {Load balancer: 3}\n", "feedback: the feedback for 'Load balancer' must be a string"),
+    ],
+)
 def test_bad_feedback_is_a_problem_with_its_line(tmp_path, feedback, needle):
     path = tmp_path / "lay.yaml"
-    path.write_text("name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\n" + feedback
-                    + "debrief: {root_cause: r, dashboard: d}\n")
+    path.write_text(
+        "name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\n" + feedback + "debrief: {root_cause: r, dashboard: d}\n"
+    )
     with pytest.raises(LayoutError) as info:
         load_walkthrough(str(path))
     assert any(needle in f"{p}".replace(str(tmp_path) + "/", "") for p in info.value.problems), info.value
