@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stackscope import __version__
+from stackscope.exits import EXIT_OK, EXIT_UNKNOWN, TERMINATING
 from stackscope.words import plural
 
-EXIT_OK, EXIT_WARN, EXIT_CRIT, EXIT_UNKNOWN = 0, 1, 2, 3
 COMMANDS = ("check", "watch", "lint", "schema", "demo")
 
 
@@ -307,9 +307,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
     with _stop_on_hangup():
         _run_async(_watch(layout, emit, rounds))
     return getattr(args, "last_exit", EXIT_UNKNOWN)
-
-
-TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 @contextlib.contextmanager
