@@ -341,7 +341,8 @@ def balancer_name(url: str) -> str | None:
     """'balancer://auth_servers/x' -> 'auth_servers'; anything else -> None."""
     if not url.lower().startswith("balancer://"):
         return None
-    return url[len("balancer://") :].split("/", 1)[0] or None
+    match = NAME_RE.match(url[len("balancer://") :])  # balancer://billing$1 (a RewriteRule) -> billing
+    return match.group(0) if match else None
 
 
 def _refuse(directive: Directive, message: str) -> ConfigError:

@@ -158,7 +158,7 @@ def _what_instead(html: str) -> str:
     head = html.lstrip()[:400].lower()
     if not head:
         return "an empty page instead of the balancer-manager page"
-    if "load balancer manager" in head:
+    if "load balancer manager" in head or "loadbalancer status for" in head:
         return "a balancer-manager page with no balancers (is the balancer defined in this virtual host?)"
     if "<html" in head or "<!doctype" in head:
         return "an HTML page that is not the balancer-manager (is `SetHandler balancer-manager` on that path?)"
