@@ -203,12 +203,32 @@ def test_misroute_under_the_right_routes_is_named(backends, apaches, tmp_path):
     assert frontend["status"] == "ok" and set(frontend["facts"]["identities"]) <= {"decoy-1", "decoy-2"}
 
 
+async def test_misroute_shows_in_the_dashboard_pool_table(backends, apaches):
+    """The detail screen's table: the routes auth1/auth2 kept, on the decoys' addresses."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from stackscope.tui import facts
+
+    result = pool_result(await run_layout(layout_yaml(backends, lb_checks=lb_checks(apaches["misroute"], samples=1))))
+    console = Console(file=io.StringIO(), width=110, color_system=None)
+    console.print(facts.pool_table(result.facts["pool"], width=110))
+    text = console.file.getvalue()
+    b, d = backends["b"], backends["d"]
+    assert re.search(rf"⚠ unexpected +auth1 +127\.0\.0\.1:{d[0]}", text), text
+    assert re.search(rf"⚠ unexpected +auth2 +127\.0\.0\.1:{d[1]}", text), text
+    assert re.search(rf"✖ missing +auth-1 +127\.0\.0\.1:{b[0]} +absent", text), text
+
+
 async def test_pool_of_dead_ports_is_drift(backends, apaches):
     diagnosis = await run_layout(layout_yaml(backends, lb_checks=lb_checks(apaches["dead"], samples=1)))
     result = pool_result(diagnosis)
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.POOL, result.detail
     b = backends["b"]
-    holds = ", ".join(s["address"] for s in result.facts["pool"]["servers"])
+    addresses = [s["address"] for s in result.facts["pool"]["servers"]]
+    holds = ", ".join(sorted(addresses, key=lambda a: int(a.rsplit(":", 1)[1])))  # listed by port
     assert result.detail.startswith("none of the declared backends (")
     assert result.detail.endswith(f"is in pool auth_servers; it holds {holds} (none taking traffic)")
     assert all(f"127.0.0.1:{p}" in result.detail for p in b)

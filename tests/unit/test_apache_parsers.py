@@ -272,3 +272,17 @@ def test_detect_tells_apache_from_nginx_and_haproxy(tmp_path):
         tmp_path, "d.conf", "# Global\nDefaultRuntimeDir ${APACHE_RUN_DIR}\nIncludeOptional mods-enabled/*.load\n"
     )
     assert [detect(p) for p in (apache, nginx, haproxy, debian)] == ["apache", "nginx", "haproxy", "apache"]
+
+
+def test_an_undeclared_member_failing_its_check_is_a_warning_as_on_haproxy():
+    """It takes traffic once it passes its check again, whatever the LB calls the state."""
+    from stackscope.lb.pool import Declared
+
+    page = PAGE.replace("Init Dis", "Init Ok").replace("Init Stby Ok", "Init Ok").replace("Init Drn Ok", "Init Ok")
+    pool = apache_manager.pool_of(apache_manager.parse_page(page)[0], "x")
+    declared = [Declared(f"127.0.0.1:{p}", f"auth-{p}", f"127.0.0.1:{p}") for p in (28102, 28103, 28104)]
+    judged = judge_pool(pool, declared)
+    assert judged.status is Status.WARN
+    assert (
+        "127.0.0.1:28101 (auth1, HcFl) is not a declared backend — it takes traffic once it comes UP" in judged.detail
+    )
