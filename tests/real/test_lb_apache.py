@@ -274,6 +274,46 @@ async def test_the_read_is_one_plain_get_without_a_query(backends, pyservers):
     assert b"nonce" not in heads[0] and b"?" not in heads[0].split(b"\r\n")[0]
 
 
+def _behind_login(page: bytes, credentials: bytes):
+    """A manager page behind Basic auth (as an `AuthType Basic` <Location> would put it)."""
+    import base64
+
+    expected = b"Authorization: Basic " + base64.b64encode(credentials)
+
+    async def handle(reader, writer) -> None:
+        head = await read_request(reader)
+        if expected in head:
+            writer.write(http_response(200, page, {"Content-Type": "text/html"}))
+        else:
+            writer.write(http_response(401, b"no\n", {"WWW-Authenticate": 'Basic realm="m"'}, "Unauthorized"))
+        await writer.drain()
+
+    return handle
+
+
+async def test_manager_behind_a_login_with_auth_env(backends, apaches, pyservers, tmp_path):
+    page = apaches["healthy"].page().encode()
+    port = pyservers.tcp(_behind_login(page, b"monitor:S3cret-manager-pw"))
+    check = {"apache": f"http://127.0.0.1:{port}/balancer-manager", "balancer": "auth_servers", "auth_env": "MGR"}
+    from tests.probe_helpers import probe
+
+    accepted = await probe(check, environ={"MGR": "monitor:S3cret-manager-pw"})
+    assert accepted.key_fact == "pool 3/3 UP", accepted.detail
+    wrong = await probe(check, environ={"MGR": "monitor:wrong"})
+    assert wrong.status is Status.UNKNOWN and wrong.error_kind is ErrorKind.AUTH
+    assert "refused the read (401 Unauthorized): check the credentials in MGR" in wrong.detail
+    empty = await probe(check, environ={"MGR": "monitor"})
+    assert empty.status is Status.UNKNOWN and "MGR is not user:password" in empty.detail
+    lb = (
+        f"      - apache: http://127.0.0.1:{port}/balancer-manager\n        name: pool\n"
+        "        balancer: auth_servers\n        auth_env: MGR\n"
+    )
+    layout = write_layout(tmp_path, layout_yaml(backends, lb_checks=lb))
+    done = run_cli("check", str(layout), "--format", "json", env={"MGR": "monitor:S3cret-manager-pw"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "S3cret-manager-pw" not in done.stdout + done.stderr
+
+
 # ----------------------------------------------------------------------------- hostile replies
 
 

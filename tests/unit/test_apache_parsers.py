@@ -286,3 +286,23 @@ def test_an_undeclared_member_failing_its_check_is_a_warning_as_on_haproxy():
     assert (
         "127.0.0.1:28101 (auth1, HcFl) is not a declared backend — it takes traffic once it comes UP" in judged.detail
     )
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<table" * 500_000,
+        "<" * 3_000_000,
+        "<h3>balancer://x</h3><table><tr>" + "<td>" * 1_000_000 + "</table>",
+        "<h3>balancer://x</h3><table>" + ("<tr>" + "<td>x" * 100) * 5000 + "</table>",
+    ],
+    ids=["open-tables", "angles", "a-million-cells", "wide-rows"],
+)
+def test_hostile_pages_are_bounded(page):
+    """Each is read or refused; the cell budget bounds the work (no timing asserted)."""
+    try:
+        found = apache_manager.parse_page(page)
+    except apache_manager.ManagerError:
+        return
+    cells = sum(len(w.cells) for b in found for w in b.workers)
+    assert cells <= apache_manager.MAX_CELLS
