@@ -237,7 +237,7 @@ def _weight(text: str) -> int | None:
 def pool_of(balancer: Balancer, source: str, resolved: dict[str, str] | None = None, unresolved_note: str = "") -> Pool:
     """The balancer's workers as a Pool; `resolved` maps worker host names to an IP."""
     servers = []
-    workers = {}
+    workers = []  # in page order, as the servers (two workers may share a route)
     for worker in balancer.workers:
         flags = worker.flags
         service, receives, serving, standby = service_of(flags)
@@ -275,22 +275,24 @@ def pool_of(balancer: Balancer, source: str, resolved: dict[str, str] | None = N
                 service=service,
             )
         )
-        workers[name] = {
-            key: worker.get(column)
-            for key, column in (
-                ("url", "Worker URL"),
-                ("route", "Route"),
-                ("route_redir", "RouteRedir"),
-                ("factor", "Factor"),
-                ("set", "Set"),
-                ("status", "Status"),
-                ("elected", "Elected"),
-                ("busy", "Busy"),
-                ("load", "Load"),
-                ("to", "To"),
-                ("from", "From"),
-            )
-        }
+        workers.append(
+            {
+                key: worker.get(column)
+                for key, column in (
+                    ("url", "Worker URL"),
+                    ("route", "Route"),
+                    ("route_redir", "RouteRedir"),
+                    ("factor", "Factor"),
+                    ("set", "Set"),
+                    ("status", "Status"),
+                    ("elected", "Elected"),
+                    ("busy", "Busy"),
+                    ("load", "Load"),
+                    ("to", "To"),
+                    ("from", "From"),
+                )
+            }
+        )
     extra = {"workers": workers}
     if balancer.settings:
         extra["settings"] = dict(balancer.settings)

@@ -173,7 +173,7 @@ async def test_healthy_pool_is_ok_with_no_verdict(backends, apaches):
     ]
     assert pool["servers"][0]["check"] == "GET /health"
     assert pool["missing"] == [] and pool["unexpected"] == []
-    assert pool["workers"]["auth1"]["url"] == f"http://127.0.0.1:{backends['b'][0]}"
+    assert pool["workers"][0]["url"] == f"http://127.0.0.1:{backends['b'][0]}"
     assert diagnosis.verdict is None
 
 

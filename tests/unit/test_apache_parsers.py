@@ -72,7 +72,7 @@ def test_manager_page_rows_become_pool_members():
     ]
     assert pool.servers[0].check == "GET /wrong failed" and pool.servers[1].check == ""
     assert pool.servers[3].weight == 3 and pool.servers[3].sessions == 2
-    assert pool.extra["workers"]["auth4"]["to"] == "1.2K" and pool.extra["workers"]["auth4"]["elected"] == "4"
+    assert pool.extra["workers"][3]["to"] == "1.2K" and pool.extra["workers"][3]["elected"] == "4"
     assert pool.extra["settings"]["Method"] == "byrequests"
 
 
