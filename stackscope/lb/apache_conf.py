@@ -434,28 +434,33 @@ def balancers(config: Config) -> dict[str, Balancer]:
         return found[key]
 
     for directive, path in walk(config.directives):
+        # the nearest enclosing <Proxy balancer://NAME>, through <IfModule>/<IfDefine> inside it
+        section = next((p for p in reversed(path) if p.key in ("proxy", "proxymatch")), None)
+        inside = balancer_name(section.args[0]) if section is not None and section.args else None
         if directive.key == "proxy" and directive.block is not None and directive.args:
             name = balancer_name(directive.args[0])
-            if name is None:
+            if name is not None:
+                entry(name, directive)
+        elif directive.key == "balancermember":
+            if not directive.args:
+                raise _refuse(directive, "BalancerMember needs a worker URL")
+            if section is not None:
+                if balancer_name(directive.args[0]):
+                    raise _refuse(directive, "BalancerMember can not have a balancer name when defined in a location")
+                if inside is None:
+                    continue  # a member of a <Proxy> that is no balancer: httpd ignores it for pools
+                entry(inside, section)["members"].append(_member(directive, directive.args[0], directive.args[1:]))
                 continue
-            pool = entry(name, directive)
-            for inner in directive.block:
-                if inner.key == "balancermember":
-                    if not inner.args:
-                        raise _refuse(inner, "BalancerMember needs a worker URL")
-                    if balancer_name(inner.args[0]):
-                        raise _refuse(inner, "BalancerMember can not have a balancer name when defined in a location")
-                    pool["members"].append(_member(inner, inner.args[0], inner.args[1:]))
-                elif inner.key == "proxyset":
-                    pool["settings"].update(a.split("=", 1) for a in inner.args if "=" in a)
-        elif directive.key == "balancermember" and not any(p.key == "proxy" for p in path):
-            if len(directive.args) < 2 or not balancer_name(directive.args[0]):
+            name = balancer_name(directive.args[0])
+            if len(directive.args) < 2 or not name:
                 raise _refuse(directive, "BalancerMember outside <Proxy balancer://…> needs balancer://NAME URL")
-            pool = entry(balancer_name(directive.args[0]), directive)  # type: ignore[arg-type]
-            pool["members"].append(_member(directive, directive.args[1], directive.args[2:]))
-        elif directive.key == "proxyset" and directive.args and balancer_name(directive.args[0]):
-            pool = entry(balancer_name(directive.args[0]), directive)  # type: ignore[arg-type]
-            pool["settings"].update(a.split("=", 1) for a in directive.args[1:] if "=" in a)
+            entry(name, directive)["members"].append(_member(directive, directive.args[1], directive.args[2:]))
+        elif directive.key == "proxyset" and directive.args:
+            name = balancer_name(directive.args[0])
+            if name:
+                entry(name, directive)["settings"].update(a.split("=", 1) for a in directive.args[1:] if "=" in a)
+            elif inside:
+                entry(inside, section)["settings"].update(a.split("=", 1) for a in directive.args if "=" in a)
     for directive, path in walk(config.directives):
         target = _route_target(directive, path)
         if target is None:

@@ -463,7 +463,7 @@ def _apache_t(conf) -> subprocess.CompletedProcess:
     return subprocess.run([apache_binary(), "-t", "-f", str(conf)], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("case", ["include", "outside", "location", "partial", "unrouted", "standby"])
+@pytest.mark.parametrize("case", ["include", "outside", "location", "partial", "unrouted", "standby", "conditional"])
 def test_lint_agrees_with_apache_t(backends, tmp_path, case):
     """Configs httpd itself accepts are judged, with the right file and line for each member."""
     b, d = backends["b"], backends["d"]
@@ -493,6 +493,13 @@ def test_lint_agrees_with_apache_t(backends, tmp_path, case):
             f"<Proxy balancer://other>\nBalancerMember http://127.0.0.1:{d[0]}\n</Proxy>\n"
             'ProxyPass "/" "balancer://other/"\n'
         )
+    elif case == "conditional":  # members in <IfModule> inside the <Proxy>, one line continued
+        body = (
+            "<Proxy balancer://auth_servers>\n<IfModule proxy_hcheck_module>\n"
+            + "\n".join(m.replace(" route", " \\\n    route") for m in members)
+            + "\n</IfModule>\n</Proxy>\n"
+            + use
+        )
     else:  # standby
         body = (
             "<Proxy balancer://auth_servers>\n"
@@ -513,6 +520,7 @@ def test_lint_agrees_with_apache_t(backends, tmp_path, case):
         "partial": (1, f"declared 127.0.0.1:{b[2]} missing from pool auth_servers (2/3 present)"),
         "unrouted": (2, "nothing routes to pool auth_servers in httpd.conf"),
         "standby": (1, f"127.0.0.1:{d[0]} (spare, backup) is not a declared backend"),
+        "conditional": (0, "3/3 enabled, all declared backends present"),
     }[case]
     assert lint.returncode == expect[0] and expect[1] in lint.stdout, out
     where = tmp_path / "conf.d/auth.conf" if case == "include" else conf

@@ -306,3 +306,18 @@ def test_hostile_pages_are_bounded(page):
         return
     cells = sum(len(w.cells) for b in found for w in b.workers)
     assert cells <= apache_manager.MAX_CELLS
+
+
+def test_members_inside_conditional_sections_of_a_proxy(tmp_path):
+    conf = write(
+        tmp_path,
+        "httpd.conf",
+        "<IfModule proxy_balancer_module>\n<Proxy balancer://p>\n  BalancerMember http://127.0.0.1:1\n"
+        "  <IfModule proxy_hcheck_module>\n    BalancerMember http://127.0.0.1:2 hcmethod=GET hcuri=/h\n"
+        "    ProxySet lbmethod=bybusyness\n  </IfModule>\n</Proxy>\n</IfModule>\nProxyPass / balancer://p/\n",
+    )
+    balancer = apache_conf.balancers(apache_conf.load(conf))["p"]
+    assert [(m.url, m.line) for m in balancer.members] == [("http://127.0.0.1:1", 3), ("http://127.0.0.1:2", 5)]
+    assert balancer.settings == {"lbmethod": "bybusyness"} and balancer.line == 2
+    pool = apache_conf.pool_of(balancer)
+    assert pool.servers[1].check == "hcmethod=GET hcuri=/h"
