@@ -196,7 +196,8 @@ def parse(text: str, file: str, defines: dict[str, str] | None = None) -> list[D
             continue
         if stripped.startswith("<"):
             if not stripped.endswith(">"):
-                raise ConfigError(file, number, f"<{stripped[1:].split()[0]} directive missing closing '>'")
+                tag = (stripped[1:].split() or [""])[0]
+                raise ConfigError(file, number, f"<{tag} directive missing closing '>'")
             words = split_words(_expand(stripped[1:-1], defines, file, number), file, number)
             if not words:
                 raise ConfigError(file, number, "empty section tag")

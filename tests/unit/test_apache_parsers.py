@@ -321,3 +321,94 @@ def test_members_inside_conditional_sections_of_a_proxy(tmp_path):
     assert balancer.settings == {"lbmethod": "bybusyness"} and balancer.line == 2
     pool = apache_conf.pool_of(balancer)
     assert pool.servers[1].check == "hcmethod=GET hcuri=/h"
+
+
+def test_random_configs_raise_only_config_errors(tmp_path):
+    """Shuffled fragments of real syntax and bytes: parsed or refused with a ConfigError."""
+    import random
+
+    pieces = [
+        "<",
+        ">",
+        "</",
+        "<Proxy balancer://p>",
+        "</Proxy>",
+        "BalancerMember",
+        " http://127.0.0.1:1",
+        " balancer://p",
+        " status=+",
+        "D",
+        " loadfactor=",
+        "1.5",
+        '"',
+        "'",
+        "\\",
+        "\n",
+        "#",
+        "${X}",
+        "Define X 1\n",
+        "ProxyPass / balancer://p/",
+        " route=",
+        "\x00",
+        "\x1b[2J",
+        "é",
+        "ProxySet",
+        " unix:/x|http://h",
+        " [P]",
+        "RewriteRule",
+    ]
+    rng = random.Random(20231207)
+    for index in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 60)))
+        conf = write(tmp_path, f"c{index}.conf", text)
+        try:
+            config = apache_conf.load(conf)
+            for balancer in apache_conf.balancers(config).values():
+                judge_pool(apache_conf.pool_of(balancer, {}, config), [])
+        except ConfigError as exc:
+            assert "\x1b" not in str(exc)
+
+
+def test_random_manager_pages_raise_only_manager_errors():
+    import random
+
+    pieces = [
+        "<h3>",
+        "</h3>",
+        "LoadBalancer Status for balancer://",
+        "auth",
+        "<table>",
+        "</table>",
+        "<tr>",
+        "</tr>",
+        "<td>",
+        "</td>",
+        "<th>Worker URL</th>",
+        "<th>Status</th>",
+        "<th>Route</th>",
+        "http://127.0.0.1:1",
+        "http://[::1",
+        "unix:",
+        "Init Ok",
+        "HcFl",
+        "Dis",
+        "&amp;",
+        "&#27;",
+        "<a href='x'>",
+        "\x1b]0;x\x07",
+        "<",
+        ">",
+    ]
+    rng = random.Random(7)
+    for _ in range(500):
+        page = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 80)))
+        try:
+            found = apache_manager.parse_page(page)
+        except apache_manager.ManagerError as exc:
+            assert "\x1b" not in str(exc)
+            continue
+        for balancer in found:
+            pool = apache_manager.pool_of(balancer, "x")
+            for server in pool.servers:
+                assert "\x1b" not in server.name + server.state + server.check
+            judge_pool(pool, [])
