@@ -261,6 +261,42 @@ async def test_member_disabled_by_admin_is_a_warning(backends, apaches):
     assert diagnosis.verdict.layer == "Load balancer" and diagnosis.verdict.status is Status.WARN
 
 
+def test_a_member_apache_put_in_error_is_down_by_check(backends):
+    """No health check: httpd marks a worker `Err` when a request to it fails, and retries
+    it after `retry`. An undeclared one is a warning: it takes traffic once it recovers."""
+    import urllib.error
+    import urllib.request
+
+    b = backends["b"]
+    dead = free_port()
+    members = "\n".join(
+        f"    BalancerMember http://127.0.0.1:{port} route=auth{i + 1} retry=60" for i, port in enumerate([*b, dead])
+    )
+    apache = Apache(
+        f"<Proxy balancer://auth_servers>\n{members}\n</Proxy>\nProxyPass / balancer://auth_servers/\n", "err"
+    )
+    try:
+        apache.start()
+
+        def dead_member_in_error() -> bool:
+            try:  # one request through the LB per poll: byrequests reaches the dead member within four
+                urllib.request.urlopen(f"http://127.0.0.1:{apache.port}/health", timeout=5).close()
+            except (urllib.error.URLError, OSError):
+                pass
+            return apache.worker_status().get(f"http://127.0.0.1:{dead}") == "Init Err"
+
+        wait_until(dead_member_in_error, 20, "httpd puts the dead member in error")
+        layout = layout_yaml(backends, lb_checks=lb_checks(apache, samples=1))
+        result = pool_result(asyncio.run(run_layout(layout)))
+    finally:
+        apache.stop()
+    assert result.status is Status.WARN, result.detail
+    assert (
+        f"127.0.0.1:{dead} (auth4, Err) is not a declared backend — it takes traffic once it comes UP" in result.detail
+    )
+    assert result.facts["pool"]["servers"][3]["service"] == "down-by-check"
+
+
 async def test_the_read_is_one_plain_get_without_a_query(backends, pyservers):
     """What the check sends: GET of the path as written, nothing else — no nonce, no b=/w=."""
     from tests.probe_helpers import probe
