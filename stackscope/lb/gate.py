@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from stackscope.layout import Layout
-from stackscope.lb import ConfigError, haproxy_cfg, nginx_conf
+from stackscope.lb import ConfigError, apache_conf, haproxy_cfg, nginx_conf
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, DOES_NOT_RESOLVE, Declared, Judgement, Pool, judge_pool
 from stackscope.model import Status
 from stackscope.safetext import terminal_safe
@@ -43,6 +43,14 @@ def detect(path: str) -> str:
             head = handle.read(256 * 1024)
     except OSError as exc:
         raise GateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if re.search(
+        r"^\s*<(Proxy|ProxyMatch|VirtualHost|IfModule|IfDefine|Location|Directory)\b", head, re.M | re.I
+    ) or re.search(
+        r"^\s*(BalancerMember|ProxyPass|ProxyPassMatch|ProxySet|LoadModule|ServerRoot|IncludeOptional)\s",
+        head,
+        re.M | re.I,
+    ):  # nginx and haproxy have neither <Sections> nor these directives
+        return "apache"
     if (
         nginx_conf.split_dump(head) is not None
         or re.search(r"^\s*(http|events|stream)\s*\{", head, re.M)
@@ -52,7 +60,7 @@ def detect(path: str) -> str:
         return "nginx"
     if re.search(r"^\s*(backend|listen|frontend|defaults|global)\b", head, re.M):
         return "haproxy"
-    raise GateError(f"{path} looks like neither an haproxy.cfg nor an nginx config")
+    raise GateError(f"{path} looks like neither an haproxy.cfg nor an nginx config (nor an Apache httpd config)")
 
 
 def _pool_names(layout: Layout, kind: str, explicit: str | None) -> list[tuple[str, str | None]]:
@@ -65,6 +73,8 @@ def _pool_names(layout: Layout, kind: str, explicit: str | None) -> list[tuple[s
             names.append((check.options.backend, check.options.backends))
         elif check.type == kind == "nginx":
             names.append((check.options.upstream, check.options.backends))
+        elif check.type == kind == "apache":
+            names.append((check.options.balancer, check.options.backends))
     if not names:
         raise GateError(f"the layout has no {kind} check naming a pool: add one, or name the pool with --pool")
     return list(dict.fromkeys(names))
@@ -101,6 +111,22 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
             hosts = {s.host for s in backends[name].servers if s.host and not is_ip(s.host)}
             resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
             found = haproxy_cfg.pool_of(cfg, name, resolved, note)
+            declared = _declared(layout, layer, resolve)
+            reports.append(PoolReport(found, declared, judge_pool(found, declared)))
+    elif kind == "apache":
+        try:
+            apache = apache_conf.load(config_path)
+            pools = apache_conf.balancers(apache)
+        except ConfigError as exc:
+            raise GateError(str(exc)) from None
+        by_lower = {name.lower(): balancer for name, balancer in pools.items()}
+        for name, layer in _pool_names(layout, kind, pool):
+            if name.lower() not in by_lower:
+                raise GateError(f"{config_path} has no balancer://{name} (balancers: {', '.join(pools) or 'none'})")
+            balancer = by_lower[name.lower()]
+            hosts = {m.host for m in balancer.members if m.host and not is_ip(m.host)}
+            resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
+            found = apache_conf.pool_of(balancer, resolved, apache, note)
             declared = _declared(layout, layer, resolve)
             reports.append(PoolReport(found, declared, judge_pool(found, declared)))
     else:
