@@ -109,7 +109,7 @@ class Alertmanager:
 
 
 class Blackbox:
-    """A blackbox_exporter whose `http_2xx` module probes from `source_ip`."""
+    """A blackbox_exporter whose `http_2xx` module probes HOST:PORT from `source_ip`."""
 
     def __init__(self, workdir: Path, source_ip: str) -> None:
         self.binary = require_binary("prometheus-blackbox-exporter", "blackbox_exporter")
@@ -118,10 +118,19 @@ class Blackbox:
         self.port = free_port()
         config = {
             "modules": {
+                # blackbox_exporter 0.23 has source_ip_address for the tcp prober only, so
+                # the HTTP request is spoken through it: a GET, and a 200 expected back
                 "http_2xx": {
-                    "prober": "http",
+                    "prober": "tcp",
                     "timeout": "2s",
-                    "http": {"preferred_ip_protocol": "ip4", "source_ip_address": source_ip},
+                    "tcp": {
+                        "preferred_ip_protocol": "ip4",
+                        "source_ip_address": source_ip,
+                        "query_response": [
+                            {"send": "GET / HTTP/1.0\r\nHost: stackscope.test\r\n\r\n"},
+                            {"expect": "^HTTP/1\\.[01] 200 "},
+                        ],
+                    },
                 }
             }
         }
