@@ -381,3 +381,60 @@ def test_series_table_on_the_detail_screen():
     console.print(out[title])
     text = console.export_text()
     assert "zone-b" in text and "CRIT" in text and "zone=zone-a" in text
+
+
+def test_scrapes_of_one_round_are_encoded_once_and_a_new_round_replaces_them():
+    import gzip
+    import urllib.request
+
+    from stackscope.export import Exporter
+    from tests.servers.base import free_port
+
+    exporter = Exporter([LAYOUT], f"127.0.0.1:{free_port()}")
+    exporter.start_server()
+    try:
+        exported = exporter.layouts[0]
+
+        def scrape(headers=None):
+            request = urllib.request.Request(f"{exporter.url}/metrics", headers=headers or {})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.headers, response.read()
+
+        exported.observe(Snapshot(LAYOUT, _results(), taken_at=100.5, round=1))
+        _, first = scrape()
+        assert scrape()[1] == first
+        assert exporter._cache_versions == (1,)
+        headers, zipped = scrape({"Accept-Encoding": "gzip"})
+        assert headers["Content-Encoding"] == "gzip" and gzip.decompress(zipped) == first
+        headers, om = scrape({"Accept": "application/openmetrics-text; version=1.0.0"})
+        assert headers["Content-Type"].startswith("application/openmetrics-text") and om.endswith(b"# EOF\n")
+        exported.observe(Snapshot(LAYOUT, _db_down(), taken_at=101.5, round=2))
+        _, second = scrape()
+        assert b'stackscope_verdict{confirmed="true",layer="Database"' in second
+        assert b"stackscope_verdict{" not in first
+        with urllib.request.urlopen(f"{exporter.url}/healthz", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        exporter.close()
+
+
+def test_healthz_is_503_before_the_first_round_and_when_rounds_stall():
+    from stackscope.export import Exporter
+    from tests.servers.base import free_port
+
+    exporter = Exporter([LAYOUT], f"127.0.0.1:{free_port()}")
+    try:
+        assert exporter.health() == (False, "shop: no round finished yet")
+        exporter.layouts[0].observe(Snapshot(LAYOUT, _results(), taken_at=100.5, round=1))
+        assert exporter.health()[0]
+        ok, text = exporter.health(now=exporter.layouts[0].latest.finished_at + 60)
+        assert not ok and "last round finished 60s ago" in text
+    finally:
+        exporter.close()
+
+
+def test_two_layouts_with_one_name_are_refused():
+    from stackscope.export import Exporter
+
+    with pytest.raises(ExportError, match="several layouts are named shop"):
+        Exporter([LAYOUT, LAYOUT], "127.0.0.1:9464")
