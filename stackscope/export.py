@@ -332,7 +332,9 @@ class Exporter:
         return app
 
     def start_server(self) -> None:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="stackscope-export", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="stackscope-export", daemon=True
+        )
         self._thread.start()
 
     async def run(self, rounds: int | None = None) -> None:
