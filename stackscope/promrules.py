@@ -47,7 +47,9 @@ def rules(layout: Layout) -> dict:
         items.append(
             {
                 "alert": ALERT,
-                "expr": f"{selector(layout, layer.name)} >= {CRIT}",
+                # == 2, not >= 2: an UNKNOWN layer (3, a check that cannot tell, such as a
+                # Prometheus it cannot query) is no page about that layer
+                "expr": f"{selector(layout, layer.name)} == {CRIT}",
                 "for": for_duration(layout),
                 "labels": {"layout": layout.name, "layer": layer.name, "role": layer.role, "severity": "critical"},
                 "annotations": {
@@ -58,7 +60,7 @@ def rules(layout: Layout) -> dict:
                         + " }} {{ .Labels.check }} ({{ .Labels.type }}, status {{ .Value }});{{ end }}"
                     ),
                     "description": (
-                        "stackscope_layer_status is {{ $value }} (2 crit, 3 unknown). The verdict: "
+                        "stackscope_layer_status is {{ $value }} (2: critical). The verdict: "
                         'stackscope_verdict{layout="{{ $labels.layout }}"}; run `stackscope check` on the layout '
                         "for the evidence and what is ruled out."
                     ),

@@ -486,3 +486,52 @@ async def test_scalar_and_range_results(pyservers):
     matrix = pyservers.tcp(api({"status": "success", "data": {"resultType": "matrix", "result": []}}))
     result = await probe({"prometheus": f"http://127.0.0.1:{matrix}", "query": "up[5m]", "expect": 1})
     assert result.status is Status.UNKNOWN and "not an instant vector" in result.detail
+
+
+def test_the_token_never_reaches_any_output_or_the_metrics(tmp_path, pyservers):
+    secret = "tok-9f8e7d6c5b4a"
+    echoing = pyservers.tcp(api(vector(({"instance": f"a:{secret}", "zone": f"z-{secret}"}, "0"))))
+    erroring = pyservers.tcp(api({"status": "error", "errorType": "bad_data", "error": f"bad token {secret}"}, 400))
+    layout = write_layout(
+        tmp_path,
+        f"""\
+name: secretive
+interval: 1s
+timeout: 500ms
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - {{prometheus: "http://127.0.0.1:{echoing}", name: echo, query: up, expect: 1, per: zone, vantage: true,
+         auth_env: PROM_TOKEN}}
+      - {{prometheus: "http://127.0.0.1:{erroring}", name: error, query: up, expect: 1, auth_env: PROM_TOKEN}}
+""",
+    )
+    env = {"PROM_TOKEN": secret}
+    for fmt in ("text", "json", "junit", "nagios"):
+        done = run_cli("check", str(layout), "--format", fmt, env=env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        if fmt == "json":  # the series' labels are in the facts, the token masked in them
+            assert '"zone": "z-\u00abredacted\u00bb"' in done.stdout or '"zone": "z-«redacted»"' in done.stdout
+        assert secret not in done.stdout + done.stderr, fmt
+    port = free_port()
+    process = Process("export-secret", tmp_path)
+    process.spawn(
+        [sys.executable, "-m", "stackscope", "export", str(layout), "--listen", f"127.0.0.1:{port}"],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env},
+    )
+    try:
+        metrics = poll(
+            lambda: (
+                (body := http_get(f"http://127.0.0.1:{port}/metrics")[2])
+                and b"stackscope_check_status{" in body
+                and body
+            ),
+            20,
+            "metrics",
+        )
+        assert b'check="echo"' in metrics and b"stackscope_verdict{" in metrics
+        assert secret.encode() not in metrics
+    finally:
+        process.stop()
+    assert secret not in process.log()
