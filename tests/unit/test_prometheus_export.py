@@ -438,3 +438,16 @@ def test_two_layouts_with_one_name_are_refused():
 
     with pytest.raises(ExportError, match="several layouts are named shop"):
         Exporter([LAYOUT, LAYOUT], "127.0.0.1:9464")
+
+
+def test_several_layouts_share_one_endpoint_each_with_its_own_layout_label():
+    other = parse_layout(SHOP.replace("name: shop", "name: shop-eu"), "eu.yaml")
+    first, second = ExportedLayout(LAYOUT, _FakeEngine()), ExportedLayout(other, _FakeEngine())
+    first.observe(Snapshot(LAYOUT, _db_down(), taken_at=100.5, round=3))
+    second.observe(Snapshot(other, _results(), taken_at=100.5, round=5))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StackscopeCollector([first, second]))
+    families = {f.name: f.samples for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert {s.labels["layout"]: s.value for s in families["stackscope_rounds"]} == {"shop": 3, "shop-eu": 5}
+    assert [s.labels["layout"] for s in families["stackscope_verdict"]] == ["shop"]
+    assert len(families["stackscope_check_status"]) == 12
