@@ -281,7 +281,10 @@ def test_db_fault_notifies_once_and_inhibits_backend_and_lb(tmp_path, shop):
     )
     assert check.returncode == 0, check.stdout + check.stderr
     config = yaml.safe_load(am_text)
-    config["route"].update(group_wait="1s", group_interval="1s")  # the test's clock, not production's
+    # the test's clock, not production's; group_wait spans more than a round, so an LB
+    # alert that turned pending one round before the database's is still held when the
+    # database's arrives (inhibition is decided when a group is flushed)
+    config["route"].update(group_wait="3s", group_interval="1s")
     alertmanager = Alertmanager(tmp_path / "am", yaml.safe_dump(config)).start()
     prom_config = scrape_config(exporter)
     prom_config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager.port}"]}]}]}
