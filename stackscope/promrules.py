@@ -117,7 +117,9 @@ def alertmanager(layouts: Sequence[Layout], webhook: str | None = None) -> dict:
         "route": {
             "receiver": "stackscope",
             "group_by": ["alertname", "layout", "layer"],
-            "group_wait": "30s",
+            # inhibition is decided when a group is flushed: wait longer than a round or two,
+            # so the database's alert is there before the LB alert it mutes goes out
+            "group_wait": f"{max([30, *(math.ceil(3 * layout.interval) for layout in layouts)])}s",
             "group_interval": "5m",
             "repeat_interval": "4h",
         },
