@@ -26,6 +26,7 @@ CHECK_TYPES: dict[str, str] = {
     "redis": "stackscope.probes.redis",
     "process": "stackscope.probes.process",
     "host": "stackscope.probes.host",
+    "prometheus": "stackscope.probes.prometheus",
 }
 
 _loaded: dict[str, CheckSpec] = {}
