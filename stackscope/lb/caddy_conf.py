@@ -397,7 +397,7 @@ def parse_selector(value: str) -> Selector:
     bare = host[2:] if host.startswith("*.") else host
     if not valid_hostname(bare):
         raise Invalid(f"'{host}' in '{text}' is not a host name", "write @id, host, /path or host/path")
-    return Selector(text, host=host, path=slash + path if slash else "")
+    return Selector(text, host=host, path="/" + path if path else "")  # host/ is the host
 
 
 def select(

@@ -258,7 +258,7 @@ async def _members(pool: Pool, proxy: caddy_conf.Proxy, counters, hows, deadline
 
     answers = await asyncio.gather(*(one(s) for s in pool.servers))
     passive = proxy.passive if proxy.passive is not None and proxy.passive.counting else None
-    servers, notes = [], []
+    servers, notes, warnings = [], [], []
     for server, answer in zip(pool.servers, answers):
         count = counters.get(server.name)
         fails = count.fails if count else None
@@ -280,9 +280,9 @@ async def _members(pool: Pool, proxy: caddy_conf.Proxy, counters, hows, deadline
         else:
             state, service, receives, serving = ("UP" if answer is not None else "in rotation"), IN, True, True
         if fails and not out_by_fails:
-            notes.append(f"{server.name} failed {fails} times through Caddy (max_fails {passive.max_fails})")  # type: ignore[union-attr]
+            warnings.append(f"{server.name} failed {fails} times through Caddy (max_fails {passive.max_fails})")  # type: ignore[union-attr]
         if count is None and server.address is not None:
-            notes.append(f"{server.name} is not in /reverse_proxy/upstreams")
+            notes.append(f"{server.name} is not in /reverse_proxy/upstreams (a config change in flight?)")
         servers.append(
             replace(
                 server,
@@ -296,6 +296,8 @@ async def _members(pool: Pool, proxy: caddy_conf.Proxy, counters, hows, deadline
             )
         )
     extra = dict(pool.extra)
+    if warnings:
+        extra["warnings"] = warnings
     if notes:
         extra["notes"] = notes
     return replace(pool, servers=tuple(servers), extra=extra, from_config=False)
@@ -340,11 +342,11 @@ async def probe(check, ctx) -> Result:
     pool = await _members(pool, proxy, counters, hows, deadline)
     judged = judge_pool(pool, declared)
     status, detail, kind = judged.status, judged.detail, judged.kind
-    notes = pool.extra.get("notes", [])
-    if notes and status is Status.OK:
-        status, kind, detail = Status.WARN, ErrorKind.MEMBERS_DOWN, f"{detail}; {notes[0]}"
+    warnings = pool.extra.get("warnings", [])  # failures Caddy counted below max_fails: it still uses them
+    if warnings and status is Status.OK:
+        status, kind, detail = Status.WARN, ErrorKind.MEMBERS_DOWN, f"{detail}; {warnings[0]}"
     if unresolved:
-        judged.facts["pool"]["notes"] = notes + unresolved
+        judged.facts["pool"]["notes"] = pool.extra.get("notes", []) + unresolved
     return result(
         check,
         status,
