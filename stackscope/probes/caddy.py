@@ -280,7 +280,8 @@ async def _members(pool: Pool, proxy: caddy_conf.Proxy, counters, hows, deadline
         else:
             state, service, receives, serving = ("UP" if answer is not None else "in rotation"), IN, True, True
         if fails and not out_by_fails:
-            warnings.append(f"{server.name} failed {fails} times through Caddy (max_fails {passive.max_fails})")  # type: ignore[union-attr]
+            times = "once" if fails == 1 else f"{fails} times"
+            warnings.append(f"{server.name} failed {times} through Caddy (max_fails {passive.max_fails})")  # type: ignore[union-attr]
         if count is None and server.address is not None:
             notes.append(f"{server.name} is not in /reverse_proxy/upstreams (a config change in flight?)")
         servers.append(

@@ -92,6 +92,14 @@ def caddies(tmp_path_factory, stack):
         # no passive checks: Caddy counts no failure and keeps sending to them, whatever the round's order
         "dead": start_caddy(tmp_path_factory, "dead", [auth_route(stack["dead"], passive=False)]),
     }
+    # an active check on a path every member fails: Caddy takes them all out (its 503
+    # through the frontend says so), though each answers its /health directly
+    active = {"active": {"uri": "/fail", "interval": "1s"}}
+    instances["badcheck"] = start_caddy(
+        tmp_path_factory, "badcheck", [auth_route(b, passive=False, health_checks=active)]
+    )
+    front = instances["badcheck"].front
+    wait_until(lambda: instances["badcheck"].get(front, "/health")[0] == 503, 10, "Caddy's active checks fail")
     yield instances
     for caddy in instances.values():
         caddy.stop()
@@ -258,6 +266,43 @@ async def test_members_failing_through_caddy_while_answering_directly(stack, fla
         "the LB's health check is wrong (the LB's check says: 1 fail of max_fails 1 through Caddy"
     )
     assert "Auth backends: 3/3 answer 200 directly" in verdict.ruled_out
+
+
+async def test_wrong_active_health_check_path_is_called_out(stack, caddies):
+    diagnosis = await run_layout(layout_yaml(stack, lb_checks=lb_checks(caddies["badcheck"], samples=1)))
+    result = pool_result(diagnosis)
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.MEMBERS_DOWN, result.detail
+    servers = result.facts["pool"]["servers"]
+    assert all(s["service"] == "down-by-check" and s["check"] == "direct active GET /fail 503" for s in servers)
+    verdict = diagnosis.verdict
+    assert verdict.layer == "Load balancer"
+    assert verdict.summary.startswith(
+        "Load balancer: health check fails on the LB but every backend answers 200 directly: "
+        "the LB's health check is wrong (the LB's check says: direct active GET /fail 503"
+    )
+
+
+@pytest.fixture
+def tolerant(tmp_path_factory, stack):
+    """Like flaky, but a member is taken out only after 3 failures."""
+    policy = {"selection_policy": {"policy": "first"}}
+    health = {"passive": {**PASSIVE["passive"], "max_fails": 3}}
+    route = auth_route(stack["b"], passive=False, health_checks=health, load_balancing=policy)
+    caddy = start_caddy(tmp_path_factory, "tolerant", [route])
+    yield caddy
+    caddy.stop()
+
+
+async def test_failures_below_max_fails_are_reported(stack, tolerant):
+    b = addresses(stack["b"])
+    fail_through(tolerant, b[0])
+    result = pool_result(await run_layout(layout_yaml(stack, lb_checks=lb_checks(tolerant, samples=1))))
+    assert result.status is Status.WARN, result.detail
+    assert result.detail == (
+        f"pool @auth: 3/3 up, all declared backends present; {b[0]} failed once through Caddy (max_fails 3)"
+    )
+    first = result.facts["pool"]["servers"][0]
+    assert first["state"] == "UP" and first["service"] == "in" and first["errors"] == 1
 
 
 # ----------------------------------------------------------------------------- hostile admin APIs
