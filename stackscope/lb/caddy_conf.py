@@ -28,6 +28,7 @@ from typing import Any
 
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, IN, Pool, PoolServer
+from stackscope.safetext import terminal_safe
 from stackscope.schema import Invalid, is_ip, parse_address, valid_hostname
 
 MAX_DEPTH = 16  # subroutes nested deeper than this are refused (a hostile config, not a real one)
@@ -174,6 +175,8 @@ def _health(handler: dict, where: str) -> tuple[Active | None, Passive | None]:
         uri = a.get("uri") or a.get("path")
         if uri is not None:
             uri = _need(uri, str, f"{where}.health_checks.active.uri", "a string")
+            if not re.fullmatch(r"/?[\x21-\x7e]*", uri):  # it is sent to every member: printable ASCII only
+                raise ShapeError(f"{where}.health_checks.active.uri is not a URI path")
             port = a.get("port")
             if port is not None:
                 port = _need(port, int, f"{where}.health_checks.active.port", "a port number")
@@ -212,9 +215,33 @@ def _with_id(scope: _Scope, obj: dict, where: str) -> _Scope:
     return _Scope(scope.server, scope.listen, scope.hosts, scope.paths, scope.ids + (ident,))
 
 
-def proxies(config: Any, line_of: Callable[[Any, str], int | None] | None = None) -> list[Proxy]:
+def proxies(
+    config: Any, line_of: Callable[[Any, str], int | None] | None = None, clean: Callable[[str], str] = terminal_safe
+) -> list[Proxy]:
     """Every reverse_proxy handler in a Caddy JSON config, in document order.
-    `line_of(obj, key)` gives the line of `key` in a dict of the parsed document (files)."""
+    `line_of(obj, key)` gives the line of `key` in a dict of the parsed document (files);
+    `clean` makes every text taken from the config safe to show (it came from elsewhere)."""
+    return [_cleaned(p, clean) for p in _proxies(config, line_of)]
+
+
+def _cleaned(proxy: Proxy, clean: Callable[[str], str]) -> Proxy:
+    def each(items: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(clean(item) for item in items)
+
+    return replace(
+        proxy,
+        server=clean(proxy.server),
+        listen=each(proxy.listen),
+        hosts=each(proxy.hosts),
+        paths=each(proxy.paths),
+        ids=each(proxy.ids),
+        where=clean(proxy.where),
+        upstreams=tuple(Upstream(clean(u.dial), u.line) for u in proxy.upstreams),
+        dynamic=clean(proxy.dynamic),
+    )
+
+
+def _proxies(config: Any, line_of: Callable[[Any, str], int | None] | None) -> list[Proxy]:
     line_of = line_of or (lambda obj, key: None)
     config = _need(config, dict, "the config", "an object")
     apps = config.get("apps")

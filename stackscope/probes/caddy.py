@@ -145,6 +145,13 @@ async def _get_json(url: Url, ip: str, path: str, deadline: Deadline) -> Any:
         ) from None
 
 
+def _safe(text: str) -> str:
+    """Text from Caddy's config as it may be shown: control characters replaced, the
+    probe's secrets masked, nothing cut (a dial address is matched whole)."""
+    data = text.encode("utf-8", "replace")
+    return printable(data, limit=len(data))
+
+
 def _said(response: HttpResponse) -> str:
     return f"'{printable(response.body.strip())}'" if response.body.strip() else "an empty body"
 
@@ -312,10 +319,12 @@ async def probe(check, ctx) -> Result:
     config = await _get_json(url, ip, "/config/", deadline)
     counters_json = await _get_json(url, ip, "/reverse_proxy/upstreams", deadline)
     try:
-        found = caddy_conf.proxies(config)
-        counters = _counters(counters_json)
+        found = caddy_conf.proxies(config, clean=_safe)
+        counters = {_safe(address): count for address, count in _counters(counters_json).items()}
     except ShapeError as exc:
-        raise _unknown(ErrorKind.PROTOCOL, f"cannot read the pool from {url.raw}: {exc}", "unreadable") from None
+        raise _unknown(
+            ErrorKind.PROTOCOL, f"cannot read the pool from {url.raw}: {_safe(str(exc))}", "unreadable"
+        ) from None
     resolved: dict[str, str] = {}
     unresolved: list[str] = []
     for host in sorted(set().union(*(caddy_conf.hosts_to_resolve(p) for p in found)) if found else set()):

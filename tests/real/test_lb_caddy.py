@@ -375,6 +375,35 @@ async def test_the_admin_api_only_ever_gets_two_gets(stack, pyservers):
     ]
 
 
+async def test_control_characters_in_the_config_never_reach_the_result(stack, pyservers):
+    from tests.probe_helpers import probe
+
+    config = {
+        "apps": {
+            "http": {
+                "servers": {
+                    "\x1b[2Js": {
+                        "routes": [
+                            {
+                                "@id": "\x1b]0;PWN\x07auth",
+                                "match": [{"host": ["a\x9b31m.test"]}],
+                                "handle": [reverse_proxy([stack["b"][0]]) | {"upstreams": [{"dial": "\x1b[31mx:1"}]}],
+                            }
+                        ]
+                    }
+                }
+            }
+        }
+    }
+    upstreams = json.dumps([{"address": "\x1b[31mx:1", "num_requests": 0, "fails": 2}]).encode()
+    port = pyservers.tcp(fake_admin(json.dumps(config).encode(), upstreams))
+    result = await probe({"caddy": f"http://127.0.0.1:{port}", "timeout": "2s"})
+    shown = json.dumps({"detail": result.detail, "facts": result.facts}, ensure_ascii=False)
+    assert "\\u001b" not in shown and "\\u0007" not in shown and "\x9b" not in shown, shown
+    server = result.facts["pool"]["servers"][0]
+    assert server["name"] == "·[31mx:1" and server["errors"] == 2  # still matched with its counters
+
+
 # ----------------------------------------------------------------------------- the pre-deploy gate
 
 
