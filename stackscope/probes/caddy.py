@@ -35,6 +35,8 @@ from stackscope.schema import CheckSpec, Invalid, LayerRef, ParseContext, Text, 
 REPLY_CAP = 4 * 1024 * 1024  # the JSON config of a large site fits; a bomb is cut here
 MEMBER_CAP = 4096
 MAX_MEMBERS_AT_ONCE = 32
+MAX_MEMBERS = 1000  # members of one pool probed directly; a bigger pool is refused, not half-read
+MAX_NAMES = 64  # host names in dial addresses resolved per round
 MEMBER_SHARE = 0.8  # of the time left: members that hang leave time to report them
 
 
@@ -311,6 +313,23 @@ async def _members(pool: Pool, proxy: caddy_conf.Proxy, counters, hows, deadline
     return replace(pool, servers=tuple(servers), extra=extra, from_config=False)
 
 
+async def _resolve_dials(ctx, candidates, deadline: Deadline) -> tuple[dict[str, str], list[str]]:
+    """The host names in the candidates' dial addresses, through the layout's resolver (as
+    Caddy's own resolver would answer, if it is the same), while time and MAX_NAMES last."""
+    names = sorted(set().union(*(caddy_conf.hosts_to_resolve(p) for p in candidates)) if candidates else set())
+    resolved: dict[str, str] = {}
+    unresolved: list[str] = []
+    for index, host in enumerate(names):
+        if index >= MAX_NAMES or deadline.remaining() <= 0:
+            unresolved.append(f"{len(names) - index} more host names not resolved (time or the limit of {MAX_NAMES})")
+            break
+        try:
+            resolved[host] = (await ctx.resolve(host, max(0.05, deadline.remaining()))).ip
+        except ResolveError as exc:
+            unresolved.append(str(exc))
+    return resolved, unresolved
+
+
 async def probe(check, ctx) -> Result:
     options: CaddyOptions = check.options
     deadline = Deadline(check.timeout)
@@ -325,16 +344,12 @@ async def probe(check, ctx) -> Result:
         raise _unknown(
             ErrorKind.PROTOCOL, f"cannot read the pool from {url.raw}: {_safe(str(exc))}", "unreadable"
         ) from None
-    resolved: dict[str, str] = {}
-    unresolved: list[str] = []
-    for host in sorted(set().union(*(caddy_conf.hosts_to_resolve(p) for p in found)) if found else set()):
-        try:
-            resolved[host] = (await ctx.resolve(host, max(0.05, deadline.remaining()))).ip
-        except ResolveError as exc:
-            unresolved.append(str(exc))
     declared = await resolve_declared(ctx, options.backends, max(0.05, deadline.remaining()))
     wanted = {d.address for d in declared if d.address}
     try:
+        # a named route needs no names resolved to be found: resolve only its members' names
+        candidates = [caddy_conf.select(found, options.upstream, set(), {})[0]] if options.upstream else found
+        resolved, unresolved = await _resolve_dials(ctx, candidates, deadline)
         proxy, why = caddy_conf.select(found, options.upstream, wanted, resolved)
     except SelectError as exc:
         if exc.no_overlap:
@@ -342,9 +357,15 @@ async def probe(check, ctx) -> Result:
                 ErrorKind.POOL,
                 f"Caddy routes the declared backends nowhere: {exc}",
                 key_fact="misrouted",
-                facts={"caddy": {"routes": [p.label for p in found]}},
+                facts={"caddy": {"routes": [p.label for p in found[:50]]}},
             ) from None
         raise _unknown(ErrorKind.CONFIG, f"Caddy at {url.raw}: {exc}", "no upstream") from None
+    if len(proxy.upstreams) > MAX_MEMBERS:
+        raise _unknown(
+            ErrorKind.CONFIG,
+            f"pool {proxy.label} has {len(proxy.upstreams)} members; the check probes at most {MAX_MEMBERS}",
+            "too many members",
+        )
     source = f"admin API {url.raw.rstrip('/')}/config/ ({proxy.where})"
     pool = caddy_conf.pool_of(proxy, resolved, LAYOUT_RESOLVER_FAILED, source=source, extra={"selected": why})
     backend_urls = _backend_urls(ctx, options.backends, declared)

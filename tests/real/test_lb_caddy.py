@@ -375,6 +375,29 @@ async def test_the_admin_api_only_ever_gets_two_gets(stack, pyservers):
     ]
 
 
+async def test_a_member_that_never_answers_is_reported_within_the_timeout(stack, pyservers):
+    """The member probes get part of the time left, so a hung member is named in the
+    result instead of the whole check running out of time."""
+    from tests.probe_helpers import probe
+
+    hung = pyservers.tcp(silent)
+    config = json.loads(config_for([stack["b"][0], hung]))
+    handler = config["apps"]["http"]["servers"]["s"]["routes"][0]["handle"][0]
+    handler["health_checks"] = {"active": {"uri": "/health"}}
+    port = pyservers.tcp(fake_admin(json.dumps(config).encode()))
+    result = await probe({"caddy": f"http://127.0.0.1:{port}", "timeout": "1s"})
+    assert result.status is Status.WARN, result.detail
+    assert result.detail == f"pool s: 1/2 up — 127.0.0.1:{hung} DOWN (direct active GET /health: no response)"
+
+
+async def test_a_pool_too_big_to_probe_is_refused(pyservers):
+    from tests.probe_helpers import probe
+
+    port = pyservers.tcp(fake_admin(config_for(list(range(1, 1100)))))
+    result = await probe({"caddy": f"http://127.0.0.1:{port}", "timeout": "1s"})
+    assert result.status is Status.UNKNOWN and "has 1099 members; the check probes at most 1000" in result.detail
+
+
 async def test_control_characters_in_the_config_never_reach_the_result(stack, pyservers):
     from tests.probe_helpers import probe
 
