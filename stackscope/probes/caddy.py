@@ -235,7 +235,7 @@ def _how(proxy: caddy_conf.Proxy, address: str | None, backend_urls: dict[str, t
     if proxy.active is not None:
         expect = (proxy.active.expect_status,) if proxy.active.expect_status else tuple(range(200, 300))
         return _How(f"active GET {proxy.active.uri}", proxy.active.uri, proxy.active.port, None, expect, True)
-    if address in backend_urls:
+    if address in backend_urls and backend_urls[address][0].scheme == "http":
         url, expect = backend_urls[address]
         return _How(f"GET {url.path}", url.path, None, url.host_header, expect)
     return _How("TCP connect")
@@ -279,7 +279,8 @@ async def _members(pool: Pool, proxy: caddy_conf.Proxy, counters, hows, deadline
         if answer is not None:
             parts.append(f"direct {answer[1]}")
         check = "; ".join(parts) or server.check
-        out_by_fails = bool(fails) and (passive is None or fails >= passive.max_fails)
+        # fails are kept per address for every handler; only this handler's passive policy takes a member out
+        out_by_fails = bool(fails) and passive is not None and fails >= passive.max_fails
         answered = answer is not None and answer[0]
         if out_by_fails or (how.is_active and answer is not None and not answered):
             state, service, receives, serving = "DOWN", DOWN_BY_CHECK, False, False
@@ -290,7 +291,8 @@ async def _members(pool: Pool, proxy: caddy_conf.Proxy, counters, hows, deadline
             state, service, receives, serving = ("UP" if answer is not None else "in rotation"), IN, True, True
         if fails and not out_by_fails:
             times = "once" if fails == 1 else f"{fails} times"
-            warnings.append(f"{server.name} failed {times} through Caddy (max_fails {passive.max_fails})")  # type: ignore[union-attr]
+            policy = f"max_fails {passive.max_fails}" if passive else "counted by another handler's passive checks"
+            warnings.append(f"{server.name} failed {times} through Caddy ({policy})")
         if count is None and server.address is not None:
             notes.append(f"{server.name} is not in /reverse_proxy/upstreams (a config change in flight?)")
         servers.append(
