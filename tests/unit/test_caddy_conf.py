@@ -339,3 +339,42 @@ def test_a_good_caddy_check_loads():
     layout = parse_layout(_layout("- caddy: http://127.0.0.1:2019/\n  upstream: '@auth'\n"), "lay.yaml")
     check = layout.layers[0].checks[0]
     assert check.address.port == 2019 and str(check.options.upstream) == "@auth"
+
+
+GATE_LAYOUT = """\
+name: gate
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - caddy: http://127.0.0.1:2019
+        upstream: auth.test/api/*
+  - name: Auth
+    role: backend
+    checks:
+      - tcp: 127.0.0.1:24001
+      - tcp: auth-2.internal:24002
+"""
+
+
+def test_gate_on_a_json_config_judges_the_named_route_with_file_and_line(tmp_path):
+    from stackscope.lb.gate import detect, gate_status, render, run_gate
+
+    path = tmp_path / "caddy.json"
+    doc = json.loads(json.dumps(ADAPTED))
+    api = doc["apps"]["http"]["servers"]["srv0"]["routes"][0]["handle"][0]["routes"][0]["handle"][0]
+    api["upstreams"][1]["dial"] = "auth-2.internal:24002"
+    path.write_text(json.dumps(doc, indent=2))
+    assert detect(str(path)) == "caddy"
+    layout = parse_layout(GATE_LAYOUT)
+    as_written = run_gate(layout, str(path))  # a name on both sides: compared as written
+    assert gate_status(as_written) is Status.OK, as_written[0].judgement.detail
+    shown = render(as_written, "layout.yaml", str(path))
+    line = next(i + 1 for i, text in enumerate(path.read_text().splitlines()) if "auth-2.internal:24002" in text)
+    assert f"  = auth-2.internal:24002    auth-2.internal:24002 [caddy.json:{line}] is " in shown, shown
+    resolved = run_gate(layout, str(path), resolve=lambda host: "10.0.0.2")  # both sides resolve alike
+    assert gate_status(resolved) is Status.OK
+    assert resolved[0].pool.servers[1].address == "10.0.0.2:24002"
+    other = run_gate(layout, str(path), pool="@billing")
+    assert gate_status(other) is Status.CRIT and other[0].pool.name == "@billing"
+    assert other[0].judgement.detail.startswith("pool @billing routes to 127.0.0.1:24005 — none is a declared backend")
