@@ -15,6 +15,7 @@ wrong one is a `ShapeError` naming the JSON path, never a crash.
 
 from __future__ import annotations
 
+import bisect
 import json
 import json.decoder
 import json.scanner
@@ -558,12 +559,13 @@ def _located_decoder() -> json.JSONDecoder:
 def parse_located(text: str) -> tuple[Any, Callable[[Any, str], int | None]]:
     """Parse JSON text; also a `line_of(obj, key)` for the line of a key in one of its objects."""
     data = _located_decoder().decode(text)
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]  # offset of each line's first character
 
     def line_of(obj: Any, key: str) -> int | None:
         if not isinstance(obj, _Located):
             return None
-        match = re.compile(r'"' + re.escape(key) + r'"\s*:').search(text, obj.offset)
-        return text.count("\n", 0, match.start()) + 1 if match else None
+        found = text.find(f'"{key}"', obj.offset)  # the object's own key: those before it cannot hold it
+        return bisect.bisect_right(starts, found) if found >= 0 else None
 
     return data, line_of
 

@@ -135,7 +135,7 @@ async def _get_json(url: Url, ip: str, path: str, deadline: Deadline) -> Any:
             "not json",
         )
     try:
-        return json.loads(response.body)
+        return await asyncio.to_thread(json.loads, response.body)  # up to 4 MiB: off the probes' loop
     except RecursionError:
         raise _unknown(ErrorKind.PROTOCOL, f"{where} sent JSON nested too deep for GET {path}", "not json") from None
     except ValueError as exc:
@@ -340,7 +340,7 @@ async def probe(check, ctx) -> Result:
     config = await _get_json(url, ip, "/config/", deadline)
     counters_json = await _get_json(url, ip, "/reverse_proxy/upstreams", deadline)
     try:
-        found = caddy_conf.proxies(config, clean=_safe)
+        found = await asyncio.to_thread(caddy_conf.proxies, config, None, _safe)  # a big config takes a while
         counters = {_safe(address): count for address, count in _counters(counters_json).items()}
     except ShapeError as exc:
         raise _unknown(
