@@ -57,7 +57,7 @@ class AdminUrlKind(UrlKind):
         return url
 
     def json_schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": "^http://[^/]+/?$"}
+        return {"type": "string", "pattern": "^http://[^/]+(/|/config/?)?$"}
 
 
 class UpstreamKind(Text):
