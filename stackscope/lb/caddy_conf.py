@@ -181,6 +181,8 @@ def _health(handler: dict, where: str) -> tuple[Active | None, Passive | None]:
             port = a.get("port")
             if port is not None:
                 port = _need(port, int, f"{where}.health_checks.active.port", "a port number")
+                if not 0 <= port < 65536:  # 0: the member's own port, as in Caddy
+                    raise ShapeError(f"{where}.health_checks.active.port is not a port number")
             status = a.get("expect_status")
             if status is not None:
                 status = _need(status, int, f"{where}.health_checks.active.expect_status", "a status code")
@@ -189,7 +191,7 @@ def _health(handler: dict, where: str) -> tuple[Active | None, Passive | None]:
     if checks.get("passive") is not None:
         p = _need(checks["passive"], dict, f"{where}.health_checks.passive", "an object")
         max_fails = p.get("max_fails", 1)
-        max_fails = _need(max_fails, int, f"{where}.health_checks.passive.max_fails", "a number") or 1
+        max_fails = max(1, _need(max_fails, int, f"{where}.health_checks.passive.max_fails", "a number"))
         unhealthy = p.get("unhealthy_status") or []
         codes = _need(unhealthy, list, f"{where}.health_checks.passive.unhealthy_status", "a list of status codes")
         for i, code in enumerate(codes):

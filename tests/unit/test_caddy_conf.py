@@ -224,6 +224,29 @@ def test_pool_of_keeps_names_and_placeholders_open_and_judges_with_the_shared_ru
             {"apps": {"http": {"servers": {"s": {"routes": [{"match": [{"host": "a"}], "handle": []}]}}}}},
             "routes[0].match[0].host is a string, not a list of strings",
         ),
+        (
+            {
+                "apps": {
+                    "http": {
+                        "servers": {
+                            "s": {
+                                "routes": [
+                                    {
+                                        "handle": [
+                                            {
+                                                "handler": "reverse_proxy",
+                                                "health_checks": {"active": {"uri": "/", "port": 70000}},
+                                            }
+                                        ]
+                                    }
+                                ]
+                            }
+                        }
+                    }
+                }
+            },
+            "health_checks.active.port is not a port number",
+        ),
     ],
 )
 def test_a_wrong_shape_names_where(config, where):
