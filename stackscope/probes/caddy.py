@@ -338,6 +338,8 @@ async def probe(check, ctx) -> Result:
     url: Url = check.address
     ip, _ = await resolve_host(ctx, url.host, deadline)
     config = await _get_json(url, ip, "/config/", deadline)
+    if config is None:  # `caddy run` with no config, or after a DELETE of /config/
+        raise _unknown(ErrorKind.CONFIG, f"Caddy at {url.raw} runs no config (GET /config/ answered null)", "no config")
     counters_json = await _get_json(url, ip, "/reverse_proxy/upstreams", deadline)
     try:
         found = await asyncio.to_thread(caddy_conf.proxies, config, None, _safe)  # a big config takes a while

@@ -337,6 +337,7 @@ HOSTILE = {
     "upstreams not a list": "GET /reverse_proxy/upstreams gave an object, not a list of upstreams",
     "wrong shape": "apps.http.servers.s.routes[0].handle[0].upstreams is a string, not a list",
     "slow": "sent no response within 1s",
+    "no config": "runs no config (GET /config/ answered null)",
 }
 
 
@@ -354,6 +355,7 @@ async def test_hostile_admin_api_is_unknown_with_an_explanation(stack, pyservers
         "upstreams not a list": fake_admin(good, b'{"address": "127.0.0.1:1"}'),
         "wrong shape": fake_admin(config_for(stack["b"], "127.0.0.1:1")),
         "slow": silent,
+        "no config": fake_admin(b"null\n"),
     }.get(case)
     port = free_port() if handler is None else pyservers.tcp(handler)
     result = await probe({"caddy": f"http://127.0.0.1:{port}", "timeout": "1s"})
