@@ -520,3 +520,25 @@ def test_lint_on_a_caddyfile_without_caddy_on_path(stack, tmp_path):
     bare.mkdir()
     lint = run_cli("lint", str(lint_layout(stack, tmp_path)), "--lb-config", str(path), env={"PATH": str(bare)})
     assert lint.returncode == 3 and "no caddy binary on PATH" in lint.stderr, lint.stderr
+
+
+def test_the_example_layout_and_its_caddyfile_agree(tmp_path):
+    """layouts/caddy.yaml quotes the Caddyfile it expects: caddy validates it, and the gate
+    finds the layout's declared backends in it on the line of its reverse_proxy."""
+    from tests.conftest import ROOT
+
+    example = ROOT / "layouts" / "caddy.yaml"
+    lines = example.read_text().splitlines()
+    start = lines.index("# The Caddyfile this layout expects (Caddy 2.6):") + 2
+    quoted = []
+    for line in lines[start:]:
+        if not line.startswith("#   "):
+            break
+        quoted.append(line[4:])
+    path = tmp_path / "Caddyfile"
+    path.write_text("\n".join(quoted) + "\n")
+    assert validate(path, tmp_path, "caddyfile").returncode == 0
+    line = next(i + 1 for i, text in enumerate(quoted) if text.strip().startswith("reverse_proxy"))
+    lint = run_cli("lint", str(example), "--lb-config", str(path))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert lint.stdout.count(f"[Caddyfile:{line}] is auth-") == 3
