@@ -446,7 +446,7 @@ def select(
         chosen = [p for p in found if selector.matches(p)]
         if not chosen:
             raise SelectError(f"no reverse_proxy under route '{selector}' (reverse_proxy handlers: {labels})")
-        if len(chosen) > 1 and len({p.upstreams for p in chosen}) > 1:
+        if len(chosen) > 1 and len({frozenset(u.dial for u in p.upstreams) for p in chosen}) > 1:
             names = ", ".join(p.label for p in chosen)
             raise SelectError(
                 f"route '{selector}' holds {len(chosen)} reverse_proxy handlers ({names}): "

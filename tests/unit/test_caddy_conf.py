@@ -401,3 +401,11 @@ def test_gate_on_a_json_config_judges_the_named_route_with_file_and_line(tmp_pat
     other = run_gate(layout, str(path), pool="@billing")
     assert gate_status(other) is Status.CRIT and other[0].pool.name == "@billing"
     assert other[0].judgement.detail.startswith("pool @billing routes to 127.0.0.1:24005 — none is a declared backend")
+
+
+def test_a_route_with_two_handlers_of_the_same_pool_is_not_ambiguous():
+    same = {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:1"}]}
+    route = {"match": [{"host": ["a.test"]}], "handle": [same, dict(same)]}
+    found = proxies({"apps": {"http": {"servers": {"s": {"routes": [route]}}}}})
+    assert len(found) == 2
+    assert select(found, "a.test", set(), {})[0] is found[0]
