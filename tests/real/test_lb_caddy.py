@@ -338,6 +338,7 @@ HOSTILE = {
     "wrong shape": "apps.http.servers.s.routes[0].handle[0].upstreams is a string, not a list",
     "slow": "sent no response within 1s",
     "no config": "runs no config (GET /config/ answered null)",
+    "forbidden": 'refused GET /config/ (403: \'{"error":"host not allowed: x"}\'): the admin endpoint accepts only',
 }
 
 
@@ -356,6 +357,7 @@ async def test_hostile_admin_api_is_unknown_with_an_explanation(stack, pyservers
         "wrong shape": fake_admin(config_for(stack["b"], "127.0.0.1:1")),
         "slow": silent,
         "no config": fake_admin(b"null\n"),
+        "forbidden": responder(403, b'{"error":"host not allowed: x"}'),
     }.get(case)
     port = free_port() if handler is None else pyservers.tcp(handler)
     result = await probe({"caddy": f"http://127.0.0.1:{port}", "timeout": "1s"})
