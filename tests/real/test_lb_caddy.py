@@ -208,7 +208,7 @@ async def test_a_named_route_that_proxies_elsewhere_is_misrouted(stack, caddies)
     assert result.detail.startswith(f"pool billing.stackscope.test routes to {compress(addresses(stack['d']))}")
 
 
-async def test_dead_pool_is_drift_and_its_members_do_not_answer(stack, caddies):
+async def test_dead_pool_is_crit_and_its_members_are_failing(stack, caddies):
     """Caddy still sends requests to members that do not answer (nothing it publishes takes
     them out), so they are strangers taking traffic: misrouted, and FAILING in the table."""
     diagnosis = await run_layout(layout_yaml(stack, lb_checks=lb_checks(caddies["dead"], samples=1)))
