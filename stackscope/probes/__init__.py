@@ -21,6 +21,7 @@ CHECK_TYPES: dict[str, str] = {
     "haproxy": "stackscope.probes.haproxy",
     "nginx": "stackscope.probes.nginx",
     "apache": "stackscope.probes.apache",
+    "caddy": "stackscope.probes.caddy",
     "postgres": "stackscope.probes.postgres",
     "mysql": "stackscope.probes.mysql",
     "redis": "stackscope.probes.redis",
