@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from stackscope.layout import Layout
-from stackscope.lb import ConfigError, haproxy_cfg, nginx_conf
+from stackscope.lb import ConfigError, haproxy_cfg, nginx_conf, varnish_vcl
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, DOES_NOT_RESOLVE, Declared, Judgement, Pool, judge_pool
 from stackscope.model import Status
 from stackscope.safetext import terminal_safe
@@ -43,6 +43,8 @@ def detect(path: str) -> str:
             head = handle.read(256 * 1024)
     except OSError as exc:
         raise GateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if varnish_vcl.DETECT.search(head) or varnish_vcl.split_show(head):
+        return "varnish"
     if (
         nginx_conf.split_dump(head) is not None
         or re.search(r"^\s*(http|events|stream)\s*\{", head, re.M)
@@ -52,7 +54,7 @@ def detect(path: str) -> str:
         return "nginx"
     if re.search(r"^\s*(backend|listen|frontend|defaults|global)\b", head, re.M):
         return "haproxy"
-    raise GateError(f"{path} looks like neither an haproxy.cfg nor an nginx config")
+    raise GateError(f"{path} looks like neither an haproxy.cfg, an nginx config nor a Varnish VCL")
 
 
 def _pool_names(layout: Layout, kind: str, explicit: str | None) -> list[tuple[str, str | None]]:
@@ -65,6 +67,8 @@ def _pool_names(layout: Layout, kind: str, explicit: str | None) -> list[tuple[s
             names.append((check.options.backend, check.options.backends))
         elif check.type == kind == "nginx":
             names.append((check.options.upstream, check.options.backends))
+        elif check.type == kind == "varnish":
+            names.append((check.options.director, check.options.backends))
     if not names:
         raise GateError(f"the layout has no {kind} check naming a pool: add one, or name the pool with --pool")
     return list(dict.fromkeys(names))
@@ -101,6 +105,24 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
             hosts = {s.host for s in backends[name].servers if s.host and not is_ip(s.host)}
             resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
             found = haproxy_cfg.pool_of(cfg, name, resolved, note)
+            declared = _declared(layout, layer, resolve)
+            reports.append(PoolReport(found, declared, judge_pool(found, declared)))
+    elif kind == "varnish":
+        try:
+            vcl = varnish_vcl.load(config_path)
+        except ConfigError as exc:
+            raise GateError(str(exc)) from None
+        for name, layer in _pool_names(layout, kind, pool):
+            if name not in vcl.directors:
+                known = ", ".join(vcl.directors) or "none"
+                raise GateError(f"{config_path} makes no director '{name}' in vcl_init (directors: {known})")
+            try:
+                members = varnish_vcl.members_of(vcl, name)
+            except ConfigError as exc:
+                raise GateError(str(exc)) from None
+            hosts = {e.backend.host for e in members if e.backend.host and not is_ip(e.backend.host)}
+            resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
+            found = varnish_vcl.pool_of(vcl, name, resolved, note)
             declared = _declared(layout, layer, resolve)
             reports.append(PoolReport(found, declared, judge_pool(found, declared)))
     else:

@@ -20,6 +20,7 @@ CHECK_TYPES: dict[str, str] = {
     "tls": "stackscope.probes.tls",
     "haproxy": "stackscope.probes.haproxy",
     "nginx": "stackscope.probes.nginx",
+    "varnish": "stackscope.probes.varnish",
     "postgres": "stackscope.probes.postgres",
     "mysql": "stackscope.probes.mysql",
     "redis": "stackscope.probes.redis",
