@@ -92,6 +92,13 @@ def _validate(target, options: VarnishOptions) -> list[tuple[str, str, str]]:
     return []
 
 
+class Rejected(ProbeFailure):
+    """The CLI refused the secret (Varnish then closes the connection)."""
+
+    def __init__(self, detail: str, *, key_fact: str, status: Status, kind: ErrorKind) -> None:
+        super().__init__(kind, detail, key_fact=key_fact, status=status)
+
+
 def _unreadable(detail: str, key_fact: str, kind: ErrorKind = ErrorKind.PROTOCOL) -> ProbeFailure:
     return ProbeFailure(kind, detail, key_fact=key_fact, status=Status.UNKNOWN)
 
@@ -181,7 +188,7 @@ class VarnishCli:
             "not varnish",
         )
 
-    async def login(self, secret: bytes | None, retry_with_newline: bool) -> None:
+    async def login(self, secret: bytes | None) -> None:
         self.talk.awaiting = "send the CLI greeting"
         code, body = await self.reply()
         if code == varnish_cli.OK:
@@ -194,26 +201,27 @@ class VarnishCli:
                 "no secret",
                 ErrorKind.AUTH,
             )
-        tries = [secret] + ([secret + b"\n"] if retry_with_newline and not secret.endswith(b"\n") else [])
-        for attempt in tries:
-            try:
-                challenge = varnish_cli.challenge_of(body)
-            except varnish_cli.CliError as exc:
-                raise _unreadable(f"{self.where}: {exc}", "bad challenge") from None
-            self.talk.awaiting = "answer the authentication"
-            self.talk.writer.write(varnish_cli.auth_command(challenge, attempt))
-            self.sent.append("auth <response>")
-            await self.talk.writer.drain()
+        try:
+            challenge = varnish_cli.challenge_of(body)
+        except varnish_cli.CliError as exc:
+            raise _unreadable(f"{self.where}: {exc}", "bad challenge") from None
+        self.talk.awaiting = "answer the authentication"
+        self.talk.writer.write(varnish_cli.auth_command(challenge, secret))
+        self.sent.append("auth <response>")
+        await self.talk.writer.drain()
+        try:
             code, body = await self.reply()
-            if code == varnish_cli.OK:
-                return
-            if code != varnish_cli.AUTH:
-                break
-        raise _unreadable(
-            f"{self.where} rejected the CLI secret (is it the file varnishd was started with -S?)",
-            "auth failed",
-            ErrorKind.AUTH,
-        )
+        except ProbeFailure as failure:
+            if failure.key_fact != "closed":
+                raise
+            code = 0  # Varnish answers 500 and hangs up on a wrong answer; a peer may just hang up
+        if code != varnish_cli.OK:
+            raise Rejected(
+                f"{self.where} rejected the CLI secret (is it the file varnishd was started with -S?)",
+                key_fact="auth failed",
+                status=Status.UNKNOWN,
+                kind=ErrorKind.AUTH,
+            )
 
     async def command(self, command: str) -> str:
         if not varnish_cli.allowed(command):  # whoever asks: nothing else leaves this client
@@ -246,9 +254,25 @@ def _secret(check, ctx) -> tuple[bytes | None, bool]:
         value = ctx.secret(options.secret_env)
         if not value:
             raise _unreadable(f"{options.secret_env} is not set or empty", "no secret", ErrorKind.AUTH)
-        # $(cat /etc/varnish/secret) drops the file's newline: try the value with it too
         return value.encode(), True
     return None, False
+
+
+async def _session(check, ip: str, secret: bytes | None, deadline: Deadline, facts: dict) -> tuple[str, str, str, list]:
+    """One CLI session: (active VCL name, its vcl.show -v, backend.list -j, commands sent)."""
+    where = f"the Varnish CLI at {check.address}"
+    async with conversation(
+        ip, check.address.port, deadline, facts, where=where, awaiting="send the CLI greeting"
+    ) as talk:
+        cli = VarnishCli(talk, where)
+        await cli.login(secret)
+        listing = await cli.command("vcl.list")
+        name = varnish_cli.active_vcl(listing)
+        if name is None:
+            raise _unreadable(f"{where}: vcl.list shows no active VCL: '{printable(listing.encode(), 80)}'", "no vcl")
+        shown = await cli.command(f"vcl.show -v {name}")
+        states = await cli.command("backend.list -j")
+    return name, shown, states, cli.sent
 
 
 async def read_pool(
@@ -256,23 +280,17 @@ async def read_pool(
 ) -> tuple[varnish_vcl.Vcl, dict[str, varnish_cli.BackendState], dict]:
     """The active VCL (parsed) and each backend's state, read over one CLI session."""
     secret, retry = _secret(check, ctx)
-    address = check.address
-    where = f"the Varnish CLI at {address}"
-    ip, facts = await resolve_host(ctx, address.host, deadline)
+    where = f"the Varnish CLI at {check.address}"
+    ip, facts = await resolve_host(ctx, check.address.host, deadline)
     try:
-        async with conversation(
-            ip, address.port, deadline, facts, where=where, awaiting="send the CLI greeting"
-        ) as talk:
-            cli = VarnishCli(talk, where)
-            await cli.login(secret, retry)
-            listing = await cli.command("vcl.list")
-            name = varnish_cli.active_vcl(listing)
-            if name is None:
-                raise _unreadable(
-                    f"{where}: vcl.list shows no active VCL: '{printable(listing.encode(), 80)}'", "no vcl"
-                )
-            shown = await cli.command(f"vcl.show -v {name}")
-            states = await cli.command("backend.list -j")
+        try:
+            name, shown, states, sent = await _session(check, ip, secret, deadline, facts)
+        except Rejected:
+            # $(cat /etc/varnish/secret) drops the file's final newline: Varnish hangs up on
+            # a wrong answer, so the value with the newline gets a second session
+            if not (retry and secret is not None and not secret.endswith(b"\n")):
+                raise
+            name, shown, states, sent = await _session(check, ip, secret + b"\n", deadline, facts)
     except ProbeFailure as failure:
         failure.status = Status.UNKNOWN
         if not failure.detail.startswith(where) and failure.kind is not ErrorKind.AUTH:
@@ -288,7 +306,7 @@ async def read_pool(
         raise _unreadable(
             f"cannot read the pool from {where}: {printable(str(exc).encode(), 200)}", "unreadable"
         ) from None
-    facts["varnish"] = {"vcl": name, "files": vcl.files, "commands": cli.sent}
+    facts["varnish"] = {"vcl": name, "files": vcl.files, "commands": sent}
     return vcl, backends, facts
 
 
