@@ -54,7 +54,7 @@ def detect(path: str) -> str:
         return "nginx"
     if re.search(r"^\s*(backend|listen|frontend|defaults|global)\b", head, re.M):
         return "haproxy"
-    raise GateError(f"{path} looks like neither an haproxy.cfg, an nginx config nor a Varnish VCL")
+    raise GateError(f"{path} looks like neither an haproxy.cfg nor an nginx config")
 
 
 def _pool_names(layout: Layout, kind: str, explicit: str | None) -> list[tuple[str, str | None]]:

@@ -18,7 +18,7 @@ import pytest
 from stackscope.lb.pool import compress
 from stackscope.lb.varnish_cli import READ_ONLY
 from stackscope.model import ErrorKind, Status
-from tests.conftest import run_cli, write_layout
+from tests.conftest import ROOT, run_cli, write_layout
 from tests.real.test_lb_real import run_layout
 from tests.servers.base import LOOPBACK, free_port, wait_until
 from tests.servers.pyservers import PyServers, garbage, silent
@@ -501,3 +501,19 @@ def test_gate_partial_drift_is_exit_1(tmp_path, web):
     done = run_cli("lint", gate_layout(tmp_path, web), "--lb-config", str(vcl))
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"declared 127.0.0.1:{web['b'][2]} missing from pool auth_servers (2/3 present)" in done.stdout
+
+
+def test_the_example_layouts_vcl_compiles_and_passes_the_gate(tmp_path):
+    """layouts/varnish.yaml carries the VCL it expects in its comments: it must be valid VCL
+    (varnishd -C) and match the layout's declared backends."""
+    example = ROOT / "layouts" / "varnish.yaml"
+    lines = example.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line == "#   vcl 4.1;")
+    end = next(i for i in range(start, len(lines)) if lines[i] == "#   }" and "return" in lines[i - 1])
+    vcl = tmp_path / "default.vcl"
+    vcl.write_text("\n".join(line[4:].split("  #")[0] for line in lines[start : end + 1]) + "\n")
+    done = compile_vcl(vcl, tmp_path)
+    assert done.returncode == 0, done.stderr + vcl.read_text()
+    done = run_cli("lint", str(example), "--lb-config", str(vcl))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "✔ OK: pool auth_servers: 3/3 enabled, all declared backends present" in done.stdout
