@@ -113,7 +113,7 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
         except ConfigError as exc:
             raise GateError(str(exc)) from None
         for name, layer in _pool_names(layout, kind, pool):
-            if name not in vcl.directors:
+            if name not in vcl.directors and name not in vcl.backends:
                 known = ", ".join(vcl.directors) or "none"
                 raise GateError(f"{config_path} makes no director '{name}' in vcl_init (directors: {known})")
             try:

@@ -21,7 +21,7 @@ from stackscope.model import ErrorKind, Status
 from tests.conftest import ROOT, run_cli, write_layout
 from tests.real.test_lb_real import run_layout
 from tests.servers.base import LOOPBACK, free_port, wait_until
-from tests.servers.pyservers import PyServers, garbage, silent
+from tests.servers.pyservers import PyServers, garbage, hang_up, silent
 from tests.servers.varnish import Varnish, compile_vcl, identity_backend
 
 SECRET = b"stackscope-test-secret-7f3a9c\n"
@@ -377,8 +377,9 @@ def _echo_secret(secret: bytes):
         (_stall_mid_body, "did not send the CLI greeting within 1s"),
         (garbage, "does not speak the Varnish CLI"),
         (_always_107, "rejected the CLI secret"),
+        (hang_up, "closed the connection while the probe waited to send the CLI greeting"),
     ],
-    ids=["stall-mid-status", "bad-length", "over-cap", "stall-mid-body", "garbage-banner", "wrong-auth"],
+    ids=["stall-mid-status", "bad-length", "over-cap", "stall-mid-body", "garbage-banner", "wrong-auth", "hang-up"],
 )
 async def test_hostile_cli_peer_fails_the_check_with_an_explanation(tmp_path, web, handler, words):
     port = web["servers"].tcp(handler)

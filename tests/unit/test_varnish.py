@@ -404,3 +404,27 @@ def test_redactor_add_masks_a_secret_read_at_probe_time():
     redactor.add("file-secret-2\n")
     redactor.add("file-secret-2")
     assert redactor.text("a env-secret-1 b file-secret-2 c") == "a «redacted» b «redacted» c"
+
+
+def test_secret_file_and_secret_env_together_are_a_layout_error():
+    from stackscope.layout import LayoutError
+
+    with pytest.raises(LayoutError, match="secret_file and secret_env are both set"):
+        one_check(
+            {"varnish": "127.0.0.1:6082", "director": "d", "secret_file": "/etc/varnish/secret", "secret_env": "VS"}
+        )
+
+
+def test_gate_reads_a_saved_vcl_show_reply(tmp_path):
+    from stackscope.lb.gate import detect
+
+    main = (
+        'vcl 4.1;\nimport directors;\nbackend a { .host = "127.0.0.1"; .port = "81"; }\n'
+        "sub vcl_init { new d = directors.random(); d.add_backend(a, 1); }\n"
+        "sub vcl_recv { set req.backend_hint = d.backend(); }\n"
+    )
+    saved = tmp_path / "shown.txt"
+    saved.write_text(f"// VCL.SHOW 0 {len(main)} /etc/varnish/default.vcl\n{main}// VCL.SHOW 1 3 <builtin>\nx;\n")
+    assert detect(str(saved)) == "varnish"
+    pool = pool_of(load(str(saved)), "d")
+    assert [(s.address, s.file, s.line) for s in pool.servers] == [("127.0.0.1:81", "/etc/varnish/default.vcl", 4)]
