@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from stackscope.lb.varnish_vcl import Health
+from stackscope.safetext import terminal_safe
 
 STATUS_LINE_BYTES = 13
 REPLY_CAP = 4 * 1024 * 1024  # a vcl.show -v of a large VCL (plus the 6 KiB builtin) still fits
@@ -29,6 +30,13 @@ VCL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
 _VCL_SHOW = re.compile(rf"vcl\.show (?:-v )?{VCL_NAME.pattern}")
 _STATUS = re.compile(rb"([0-9]{3}) ([0-9]{1,8}) *\n")
 _CHALLENGE = re.compile(rb"[\x21-\x7e]{8,128}")
+
+
+def safe_source(text: str) -> str:
+    """VCL source as a server sent it, with every character a terminal could act on
+    replaced (lines kept: the parser needs them; a tab becomes a space), so no name,
+    path or string that reaches a fact or a sentence can drive the operator's terminal."""
+    return "\n".join(terminal_safe(line.replace("\t", " ")) for line in text.split("\n"))
 
 
 class CliError(Exception):
@@ -108,13 +116,13 @@ def parse_backend_list(text: str, vcl: str) -> dict[str, BackendState]:
         elif isinstance(message, str):
             word = message
         change = value.get("last_change")
-        out[key[len(prefix) :]] = BackendState(
-            str(value.get("type", "")),
+        out[terminal_safe(key[len(prefix) :])] = BackendState(
+            terminal_safe(value.get("type", "")),
             Health(
-                str(value.get("admin_health", "")),
+                terminal_safe(value.get("admin_health", "")),
                 good,
                 window,
-                word,
+                terminal_safe(word),
                 float(change) if isinstance(change, (int, float)) else None,
             ),
         )

@@ -31,7 +31,7 @@ MAX_NESTING = 16  # directors inside directors
 DIRECTOR_TYPES = ("round_robin", "random", "fallback", "hash", "shard")
 SERVICE_PORTS = {"http": 80, "https": 443}
 DETECT = re.compile(r"^\s*vcl\s+4\.\d+\s*;", re.M)
-_SHOW_HEADER = re.compile(r"^// VCL\.SHOW (\d+) (\d+) (.*)\n", re.M)
+_SHOW_HEADER_BYTES = re.compile(rb"^// VCL\.SHOW (\d+) (\d+) (.*)\n", re.M)
 
 _TOKEN = re.compile(
     r"""
@@ -152,22 +152,24 @@ class Sources:
         return candidates[0]
 
 
-def split_show(text: str) -> dict[str, str] | None:
+def split_show(data: bytes | str) -> dict[str, str] | None:
     """The files of a `vcl.show -v` reply ({path: text}, main file first, the builtin
-    VCL left out), or None when it has no VCL.SHOW headers."""
+    VCL left out), or None when it has no VCL.SHOW headers. The header's length counts
+    bytes, so the reply is cut as bytes and each file decoded on its own."""
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     files: dict[str, str] = {}
     pos = 0
     found = False
     while True:
-        match = _SHOW_HEADER.search(text, pos)
+        match = _SHOW_HEADER_BYTES.search(raw, pos)
         if match is None:
             break
         found = True
         length = int(match.group(2))
-        body = text[match.end() : match.end() + length]
-        name = match.group(3)
+        body = raw[match.end() : match.end() + length]
+        name = match.group(3).decode("utf-8", "replace")
         if name != "<builtin>":
-            files.setdefault(name, body)
+            files.setdefault(name, body.decode("utf-8", "replace"))
         pos = match.end() + length
     return files if found else None
 
@@ -264,7 +266,10 @@ def load(path: str) -> Vcl:
     """Parse a VCL file or a saved `vcl.show -v` reply, following includes."""
     sources = Sources()
     text = sources.read(path)
-    dump = split_show(text)
+    dump = None
+    if _SHOW_HEADER_BYTES.search(text.encode("utf-8", "replace")):
+        with open(path, "rb") as handle:  # the headers count bytes: cut the bytes as saved
+            dump = split_show(handle.read(MAX_FILE_BYTES))
     if dump is not None:
         if not dump:
             raise ConfigError(path, 0, "the vcl.show output holds no VCL but the builtin")

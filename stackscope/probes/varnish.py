@@ -223,7 +223,7 @@ class VarnishCli:
                 kind=ErrorKind.AUTH,
             )
 
-    async def command(self, command: str) -> str:
+    async def command(self, command: str) -> bytes:
         if not varnish_cli.allowed(command):  # whoever asks: nothing else leaves this client
             raise varnish_cli.Refused(command)
         self.talk.awaiting = f"answer {command}"
@@ -233,7 +233,7 @@ class VarnishCli:
         code, body = await self.reply()
         if code != varnish_cli.OK:
             raise _unreadable(f"{self.where} answered {command} with {code}: '{printable(body, 80)}'", f"cli {code}")
-        return body.decode("utf-8", "replace")
+        return body
 
 
 async def _more(reader: asyncio.StreamReader) -> bytes:
@@ -258,7 +258,9 @@ def _secret(check, ctx) -> tuple[bytes | None, bool]:
     return None, False
 
 
-async def _session(check, ip: str, secret: bytes | None, deadline: Deadline, facts: dict) -> tuple[str, str, str, list]:
+async def _session(
+    check, ip: str, secret: bytes | None, deadline: Deadline, facts: dict
+) -> tuple[str, bytes, str, list]:
     """One CLI session: (active VCL name, its vcl.show -v, backend.list -j, commands sent)."""
     where = f"the Varnish CLI at {check.address}"
     async with conversation(
@@ -267,11 +269,11 @@ async def _session(check, ip: str, secret: bytes | None, deadline: Deadline, fac
         cli = VarnishCli(talk, where)
         await cli.login(secret)
         listing = await cli.command("vcl.list")
-        name = varnish_cli.active_vcl(listing)
+        name = varnish_cli.active_vcl(listing.decode("utf-8", "replace"))
         if name is None:
-            raise _unreadable(f"{where}: vcl.list shows no active VCL: '{printable(listing.encode(), 80)}'", "no vcl")
+            raise _unreadable(f"{where}: vcl.list shows no active VCL: '{printable(listing, 80)}'", "no vcl")
         shown = await cli.command(f"vcl.show -v {name}")
-        states = await cli.command("backend.list -j")
+        states = (await cli.command("backend.list -j")).decode("utf-8", "replace")
     return name, shown, states, cli.sent
 
 
@@ -297,7 +299,10 @@ async def read_pool(
             failure.detail = f"cannot read the pool: {failure.detail}"
         raise
     try:
-        files = varnish_vcl.split_show(shown)
+        files = {  # cut as bytes (the header counts bytes), then made safe for a terminal
+            varnish_cli.safe_source(path): varnish_cli.safe_source(text)
+            for path, text in (varnish_vcl.split_show(shown) or {}).items()
+        }
         if not files:
             raise ConfigError(name, 0, "vcl.show -v printed no VCL source")
         vcl = varnish_vcl.load_text(files)

@@ -518,3 +518,91 @@ def test_the_example_layouts_vcl_compiles_and_passes_the_gate(tmp_path):
     done = run_cli("lint", str(example), "--lb-config", str(vcl))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "✔ OK: pool auth_servers: 3/3 enabled, all declared backends present" in done.stdout
+
+
+def fake_cli(sent: list[str], vcl_source: bytes, path: bytes, backend_list: dict) -> object:
+    """A CLI peer without a secret (varnishd -S none) that records every line it gets and
+    answers vcl.list, vcl.show -v and backend.list -j with the given content."""
+    shown = b"// VCL.SHOW 0 %d " % len(vcl_source) + path + b"\n" + vcl_source + b"// VCL.SHOW 1 6 <builtin>\nx = 1;"
+    answers = {
+        "vcl.list": b"active   auto    warm         0    boot\n",
+        "vcl.show -v boot": shown,
+        "backend.list -j": json.dumps([3, ["backend.list", "-j"], 1.0, backend_list]).encode(),
+    }
+
+    async def handle(reader, writer):
+        writer.write(cli_frame(200, b"Varnish Cache CLI 1.0"))
+        await writer.drain()
+        for _ in range(20):  # bounded: a session is a few commands
+            line = await reader.readline()
+            if not line:
+                return
+            command = line.decode().rstrip("\n")
+            sent.append(command)
+            body = answers.get(command)
+            writer.write(cli_frame(200, body) if body is not None else cli_frame(101, b"Unknown request."))
+            await writer.drain()
+
+    return handle
+
+
+async def test_server_text_is_made_terminal_safe_and_byte_lengths_are_honoured(web):
+    """A VCL with multi-byte UTF-8 (the VCL.SHOW length counts bytes) and escape sequences in
+    a path, a probe URL and backend.list words: the pool is read, and no control character
+    reaches the result."""
+    b = web["b"]
+    source = (
+        "vcl 4.1;\nimport directors;\n// café ünïcödé — the length is in bytes\n"
+        'probe hc { .url = "/health\x1b[2J"; }\n'
+        + "".join(
+            f'backend auth{i + 1} {{ .host = "127.0.0.1"; .port = "{p}"; .probe = hc; }}\n' for i, p in enumerate(b)
+        )
+        + "sub vcl_init {\n  new auth_servers = directors.round_robin();\n"
+        + "".join(f"  auth_servers.add_backend(auth{i + 1});\n" for i in range(3))
+        + "}\nsub vcl_recv { set req.backend_hint = auth_servers.backend(); }\n"
+    ).encode()
+    states = {
+        f"boot.auth{i + 1}": {
+            "type": "backend",
+            "admin_health": "probe",
+            "probe_message": [3, 3, "healthy\x1b]0;x\x07"],
+        }
+        for i in range(3)
+    }
+    sent: list[str] = []
+    port = web["servers"].tcp(fake_cli(sent, source, b"/etc/varnish/\x1b[31mdefault.vcl", states))
+    rows = "\n".join(f"      - {{tcp: 127.0.0.1:{p}, name: auth-{i + 1}}}" for i, p in enumerate(b))
+    text = f"""\
+name: fake
+timeout: 2s
+layers:
+  - name: Load balancer
+    role: lb
+    checks:
+      - varnish: 127.0.0.1:{port}
+        director: auth_servers
+  - name: Auth backends
+    role: backend
+    checks:
+{rows}
+"""
+    result = pool_result(await run_layout(text))
+    texts: list[str] = [result.detail]
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            texts.extend(str(k) for k in value)
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str):
+            texts.append(value)
+
+    walk(result.facts)
+    assert not [t for t in texts if re.search("[\x00-\x1f\x7f-\x9f]", t)]
+    assert any("/health·[2J" in t for t in texts)  # the probe URL, made safe
+    assert [s["address"] for s in result.facts["pool"]["servers"]] == [f"127.0.0.1:{p}" for p in b]
+    assert result.facts["varnish"]["files"] == ["/etc/varnish/·[31mdefault.vcl"]
+    assert sent == ["vcl.list", "vcl.show -v boot", "backend.list -j"]
