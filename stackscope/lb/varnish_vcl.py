@@ -21,7 +21,17 @@ import re
 from dataclasses import dataclass, field
 
 from stackscope.lb import ConfigError
-from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, DOWN_BY_CHECK, IN, MAINT, WEIGHT_0, Pool, PoolServer
+from stackscope.lb.pool import (
+    BACKUP,
+    COMPARE_WITH_RESOLVE,
+    DOWN_BY_CHECK,
+    IN,
+    MAINT,
+    UNKNOWN,
+    WEIGHT_0,
+    Pool,
+    PoolServer,
+)
 from stackscope.schema import Invalid, is_ip, parse_address
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -622,7 +632,9 @@ def pool_of(
                 ip = (resolved or {}).get(host)
                 address = _address(ip, backend.port) if ip else None
                 note = "" if address else unresolved_note
-        state, service, serving, check = _state(backend, entry, None if health is None else health.get(backend.name))
+        state, service, serving, check = _state(
+            backend, entry, None if health is None else health.get(backend.name), live=health is not None
+        )
         servers.append(
             PoolServer(
                 name=backend.name,
@@ -676,13 +688,15 @@ def _probe_text(backend: Backend, health: Health | None) -> str:
     return f"{where} {health.good}/{health.window} good"
 
 
-def _state(backend: Backend, entry: _Entry, health: Health | None) -> tuple[str, str, bool, str]:
+def _state(backend: Backend, entry: _Entry, health: Health | None, live: bool) -> tuple[str, str, bool, str]:
     """(state, service, serving, check) of one member.
 
     The admin state comes first: `backend.set_health NAME sick` takes a backend out
     whatever its probe says (MAINT); `healthy` forces it in. Otherwise (`auto`, shown
     as `probe` when the backend has one) the probe decides: sick is DOWN by check."""
     check = _probe_text(backend, health)
+    if health is None and live:  # the running Varnish does not list it: its state is unknown
+        return "not in backend.list", UNKNOWN, False, check
     if health is None:  # from a config: enabled, nothing known of health
         if entry.standby:
             return "backup", BACKUP, True, check

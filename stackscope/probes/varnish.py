@@ -18,7 +18,7 @@ import asyncio
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stackscope.lb import ConfigError, varnish_cli, varnish_vcl
@@ -352,29 +352,22 @@ async def probe(check, ctx) -> Result:
         source=f"Varnish CLI {check.address} vcl {facts['varnish']['vcl']}",
     )
     director_state = states.get(name)
-    if director_state is not None:
-        pool = _with_status(pool, director_state.health.word)
-    missing = [s.name for s in pool.servers if s.name not in health]
+    if director_state is not None:  # the director's own word: healthy while a member is
+        pool = replace(pool, status=director_state.health.word or None)
     declared = await resolve_declared(ctx, options.backends, max(0.05, deadline.remaining()))
     judged = judge_pool(pool, declared)
     all_facts = {**facts, **judged.facts}
-    status, detail, kind = judged.status, judged.detail, judged.kind
-    if missing:
-        all_facts["pool"]["not_in_backend_list"] = missing
-        if status is Status.OK:
-            status, kind = Status.WARN, ErrorKind.PROTOCOL
-            detail += f"; backend.list does not show {', '.join(missing)}"
     if notes:
         all_facts["pool"]["notes"] = notes
     return result(
-        check, status, detail, latency_ms=deadline.elapsed_ms(), key_fact=judged.key_fact, facts=all_facts, kind=kind
+        check,
+        judged.status,
+        judged.detail,
+        latency_ms=deadline.elapsed_ms(),
+        key_fact=judged.key_fact,
+        facts=all_facts,
+        kind=judged.kind,
     )
-
-
-def _with_status(pool, word: str):
-    from dataclasses import replace
-
-    return replace(pool, status=word or None)
 
 
 SPEC = CheckSpec(

@@ -428,3 +428,13 @@ def test_gate_reads_a_saved_vcl_show_reply(tmp_path):
     assert detect(str(saved)) == "varnish"
     pool = pool_of(load(str(saved)), "d")
     assert [(s.address, s.file, s.line) for s in pool.servers] == [("127.0.0.1:81", "/etc/varnish/default.vcl", 4)]
+
+
+def test_a_member_the_running_varnish_does_not_list_is_unknown_not_up(vcl_file):
+    vcl = load(str(vcl_file))
+    pool = pool_of(vcl, "rr", health={"auth1": _health("probe", 3, 3, "healthy")})
+    assert [(s.name, s.service, s.serving) for s in pool.servers] == [
+        ("auth1", IN, True),
+        ("auth2", "unknown", False),
+        ("auth3", "unknown", False),
+    ]
