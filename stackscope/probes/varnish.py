@@ -305,7 +305,7 @@ async def read_pool(
         }
         if not files:
             raise ConfigError(name, 0, "vcl.show -v printed no VCL source")
-        vcl = varnish_vcl.load_text(files)
+        vcl = await asyncio.to_thread(varnish_vcl.load_text, files)  # a large VCL: off the event loop
         backends = varnish_cli.parse_backend_list(states, name)
     except (ConfigError, varnish_cli.CliError) as exc:
         raise _unreadable(
