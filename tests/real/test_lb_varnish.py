@@ -421,6 +421,11 @@ layers:
     assert result.status is Status.UNKNOWN
     assert "answered vcl.list with 300: 'bad: «redacted»'" in result.detail, result.detail
     assert SECRET.decode().strip() not in json.dumps(result.facts) + result.detail
+    layout = write_layout(tmp_path, text)
+    for form in ("text", "json"):  # the command a user runs, in a process of its own
+        done = await asyncio.to_thread(run_cli, "check", str(layout), "--format", form)
+        assert "«redacted»" in done.stdout, done.stdout + done.stderr
+        assert SECRET.decode().strip() not in done.stdout + done.stderr
 
 
 # ----------------------------------------------------------------------------- the gate
