@@ -110,21 +110,12 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
     elif kind == "varnish":
         try:
             vcl = varnish_vcl.load(config_path)
+            for name, layer in _pool_names(layout, kind, pool):
+                found = varnish_vcl.gate_pool(vcl, name, resolve, note)
+                declared = _declared(layout, layer, resolve)
+                reports.append(PoolReport(found, declared, judge_pool(found, declared)))
         except ConfigError as exc:
             raise GateError(str(exc)) from None
-        for name, layer in _pool_names(layout, kind, pool):
-            if name not in vcl.directors and name not in vcl.backends:
-                known = ", ".join(vcl.directors) or "none"
-                raise GateError(f"{config_path} makes no director '{name}' in vcl_init (directors: {known})")
-            try:
-                members = varnish_vcl.members_of(vcl, name)
-            except ConfigError as exc:
-                raise GateError(str(exc)) from None
-            hosts = {e.backend.host for e in members if e.backend.host and not is_ip(e.backend.host)}
-            resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
-            found = varnish_vcl.pool_of(vcl, name, resolved, note)
-            declared = _declared(layout, layer, resolve)
-            reports.append(PoolReport(found, declared, judge_pool(found, declared)))
     else:
         try:
             config = nginx_conf.load(config_path)

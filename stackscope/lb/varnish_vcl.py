@@ -672,6 +672,17 @@ def pool_of(
     )
 
 
+def gate_pool(vcl: Vcl, name: str, resolve, unresolved_note: str) -> Pool:
+    """Director `name` for `lint --lb-config`: host names resolved with `resolve(host) ->
+    ip | None` when given; a name the VCL does not define is a ConfigError."""
+    if name not in vcl.directors and name not in vcl.backends:
+        known = ", ".join(vcl.directors) or "none"
+        raise ConfigError(vcl.main, 0, f"makes no director '{name}' in vcl_init (directors: {known})")
+    hosts = {e.backend.host for e in members_of(vcl, name) if e.backend.host and not is_ip(e.backend.host)}
+    resolved = {host: ip for host in hosts if resolve and (ip := resolve(host))}
+    return pool_of(vcl, name, resolved, unresolved_note)
+
+
 def _address(host: str, port: int | None) -> str | None:
     try:
         return str(parse_address(host, default_port=port))

@@ -438,3 +438,16 @@ def test_a_member_the_running_varnish_does_not_list_is_unknown_not_up(vcl_file):
         ("auth2", "unknown", False),
         ("auth3", "unknown", False),
     ]
+
+
+def test_gate_names_a_director_the_vcl_does_not_make(tmp_path):
+    from stackscope.lb.gate import GateError, run_gate
+    from stackscope.lb.varnish_vcl import gate_pool
+
+    path = tmp_path / "default.vcl"
+    path.write_text(VCL)
+    with pytest.raises(ConfigError, match="makes no director 'nope' in vcl_init \\(directors: rr, fb,"):
+        gate_pool(load(str(path)), "nope", None, "")
+    layout = one_check({"varnish": "127.0.0.1:6082", "director": "nope"})
+    with pytest.raises(GateError, match="default.vcl: makes no director 'nope'"):
+        run_gate(layout, str(path))
