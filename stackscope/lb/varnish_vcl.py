@@ -513,25 +513,34 @@ def _init(body: list[Token], vcl: Vcl, modules: set[str]) -> None:
 
 
 def _member(args: list[Token], at: Token) -> Member | None:
-    if not args:
-        return None
-    first = args[0]
-    nested = first.text.endswith(".backend") and len(args) > 1 and args[1].text == "("
-    ref = first.text[: -len(".backend")] if nested else first.text
-    weight = None
+    """The member of `add_backend(ARGS)`: the backend (first positional or `backend=`) and
+    the weight (second positional or `weight=`, for random and hash)."""
+    parts: list[list[Token]] = [[]]
     depth = 0
-    for j, tok in enumerate(args):  # the second argument at depth 0 is the weight (random, hash)
+    for tok in args:  # split at the commas of depth 0
         if tok.text == "(":
             depth += 1
         elif tok.text == ")":
             depth -= 1
-        elif tok.text == "," and depth == 0:
-            if j + 1 < len(args) and args[j + 1].kind == "number":
-                try:
-                    weight = float(args[j + 1].text)
-                except ValueError:
-                    weight = None
-            break
+        if tok.text == "," and depth == 0 and tok.kind == "punct":
+            parts.append([])
+        else:
+            parts[-1].append(tok)
+    named = {p[0].text: p[2:] for p in parts if len(p) > 2 and p[1].text == "=" and p[0].kind == "ident"}
+    positional = [p for p in parts if p and not (len(p) > 2 and p[1].text == "=" and p[0].kind == "ident")]
+    backend = named.get("backend") or (positional[0] if positional else None)
+    if not backend:
+        return None
+    first = backend[0]
+    nested = first.text.endswith(".backend") and len(backend) > 1 and backend[1].text == "("
+    ref = first.text[: -len(".backend")] if nested else first.text
+    weight_tokens = named.get("weight") or (positional[1] if len(positional) > 1 else None)
+    weight = None
+    if weight_tokens and len(weight_tokens) == 1 and weight_tokens[0].kind == "number":
+        try:
+            weight = float(weight_tokens[0].text)
+        except ValueError:
+            weight = None
     return Member(ref, nested, weight, first.file, first.line)
 
 

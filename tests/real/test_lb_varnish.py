@@ -611,3 +611,20 @@ layers:
     assert [s["address"] for s in result.facts["pool"]["servers"]] == [f"127.0.0.1:{p}" for p in b]
     assert result.facts["varnish"]["files"] == ["/etc/varnish/·[31mdefault.vcl"]
     assert sent == ["vcl.list", "vcl.show -v boot", "backend.list -j"]
+
+
+def test_the_unit_tests_vcl_samples_are_vcl_varnishd_compiles(tmp_path):
+    """The parser's unit tests read VCL that Varnish itself accepts (varnishd -C), so they
+    test the language, not an imitation of it."""
+    import socket
+
+    from tests.unit.test_varnish import NAMED_ARGS_VCL, VCL
+
+    sock_path = tmp_path / "app.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))  # a .path backend must exist when the VCL compiles
+        for name, text in (("main", VCL.replace("/run/app.sock", str(sock_path))), ("named", NAMED_ARGS_VCL)):
+            path = tmp_path / f"{name}.vcl"
+            path.write_text(text)
+            done = compile_vcl(path, tmp_path / name)
+            assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"

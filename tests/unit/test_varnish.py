@@ -41,7 +41,7 @@ probe hc {
 probe named { .url = "/health"; }
 backend auth1 { .host = "127.0.0.1"; .port = "9001"; .probe = named; }
 backend auth2 { .host = "127.0.0.1"; .port = "9002"; .probe = { .url = "/inline"; } }
-backend auth3 { .host = "auth3.internal"; .port = "http"; .probe = hc; }
+backend auth3 { .host = "localhost"; .port = "http"; .probe = hc; }
 backend spare { .host = "127.0.0.1:9009"; }
 backend sock { .path = "/run/app.sock"; }
 backend gone none;
@@ -74,6 +74,8 @@ sub vcl_recv {
     set req.http.x = "}{;";
     set req.backend_hint = fb.backend();
 }
+
+sub vcl_backend_fetch { if (bereq.url == "/gone") { set bereq.backend = gone; } }
 """
 
 
@@ -90,7 +92,7 @@ def test_backends_probes_and_directors_are_read_past_comments_and_strings(vcl_fi
     b = vcl.backends
     assert (b["auth1"].host, b["auth1"].port, b["auth1"].probe, b["auth1"].line) == ("127.0.0.1", 9001, "/health", 15)
     assert b["auth2"].probe == "/inline"
-    assert (b["auth3"].host, b["auth3"].port, b["auth3"].probe) == ("auth3.internal", 80, "/ready")
+    assert (b["auth3"].host, b["auth3"].port, b["auth3"].probe) == ("localhost", 80, "/ready")
     assert (b["spare"].host, b["spare"].port, b["spare"].has_probe) == ("127.0.0.1", 9009, False)
     assert b["sock"].path == "/run/app.sock" and b["gone"].none
     assert {n: d.type for n, d in vcl.directors.items()} == {
@@ -104,6 +106,7 @@ def test_backends_probes_and_directors_are_read_past_comments_and_strings(vcl_fi
     assert [(a.sub, a.text, a.line) for a in vcl.assignments] == [
         ("vcl_recv", "spare", 44),
         ("vcl_recv", "fb.backend()", 48),
+        ("vcl_backend_fetch", "gone", 51),
     ]
 
 
@@ -114,7 +117,7 @@ def test_member_services_from_the_config(vcl_file):
     assert rows == [
         ("auth1", "127.0.0.1:9001", None, IN, 24),
         ("auth2", "127.0.0.1:9002", None, IN, 25),
-        ("auth3", None, "auth3.internal:80", IN, 26),
+        ("auth3", None, "localhost:80", IN, 26),
         ("spare", "127.0.0.1:9009", None, BACKUP, 29),  # a fallback's second member is a standby
     ]
     assert pool.from_config and pool.extra["used_by"] == [
@@ -131,7 +134,11 @@ def test_nested_director_is_used_through_its_parent(vcl_file):
     assert pool_of(vcl, "rr").extra["used_by"] == ["vcl_recv set req.backend_hint = fb.backend() [default.vcl:48]"]
     unused = pool_of(vcl, "weighted")
     assert unused.extra["used_by"] == []
-    assert unused.extra["routes"] == ["vcl_recv → spare [default.vcl:44]", "vcl_recv → fb.backend() [default.vcl:48]"]
+    assert unused.extra["routes"] == [
+        "vcl_recv → spare [default.vcl:44]",
+        "vcl_recv → fb.backend() [default.vcl:48]",
+        "vcl_backend_fetch → gone [default.vcl:51]",
+    ]
     judged = judge_pool(unused, [Declared("127.0.0.1:9001", "auth-1", "127.0.0.1:9001")])
     assert judged.status is Status.CRIT and judged.unrouted
     assert judged.detail.startswith("nothing routes to pool weighted in default.vcl")
@@ -451,3 +458,29 @@ def test_gate_names_a_director_the_vcl_does_not_make(tmp_path):
     layout = one_check({"varnish": "127.0.0.1:6082", "director": "nope"})
     with pytest.raises(GateError, match="default.vcl: makes no director 'nope'"):
         run_gate(layout, str(path))
+
+
+NAMED_ARGS_VCL = """vcl 4.1;
+import directors;
+backend a { .host = "127.0.0.1"; .port = "1"; }
+backend b { .host = "127.0.0.1"; .port = "2"; }
+sub vcl_init {
+  new s = directors.shard();
+  s.add_backend(backend=a, ident="one", rampup=5s);
+  s.add_backend(b, "two");
+  new r = directors.hash();
+  r.add_backend(a, weight=0);
+  r.add_backend(b, 2);
+}
+sub vcl_recv { set req.backend_hint = s.backend(); set req.backend_hint = r.backend(req.url); }
+"""
+
+
+def test_add_backend_with_named_arguments(tmp_path):
+    path = tmp_path / "x.vcl"
+    path.write_text(NAMED_ARGS_VCL)
+    vcl = load(str(path))
+    assert [(m.ref, m.weight) for m in vcl.directors["s"].members] == [("a", None), ("b", None)]
+    assert [(m.ref, m.weight) for m in vcl.directors["r"].members] == [("a", 0.0), ("b", 2.0)]
+    assert [s.service for s in pool_of(vcl, "r").servers] == [WEIGHT_0, IN]
+    assert [a.refs for a in vcl.assignments] == [("s",), ("r",)]
