@@ -34,8 +34,9 @@ MIN_PREFIX = 3
 
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._given = [s for s in secrets if s]
         variants: set[str] = set()
-        for secret in secrets:
+        for secret in self._given:
             if not secret:
                 continue
             variants.add(secret)
@@ -49,6 +50,12 @@ class Redactor:
         # Longest first, so a secret containing another is masked whole.
         self._secrets = sorted(variants, key=len, reverse=True)
         self.longest = len(self._secrets[0]) if self._secrets else 0
+
+    def add(self, secret: str) -> None:
+        """Mask `secret` too, from now on: a secret a probe reads itself (a Varnish CLI
+        secret file), registered before the probe uses it."""
+        if secret and secret not in self._given:
+            self.__init__([*self._given, secret])  # type: ignore[misc]
 
     @classmethod
     def for_layout(cls, layout: Layout, environ: Mapping[str, str]) -> Redactor:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from stackscope.layout import Layout
-from stackscope.lb import ConfigError, apache_conf, caddy_conf, haproxy_cfg, nginx_conf
+from stackscope.lb import ConfigError, apache_conf, caddy_conf, haproxy_cfg, nginx_conf, varnish_vcl
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, DOES_NOT_RESOLVE, Declared, Judgement, Pool, judge_pool
 from stackscope.model import Status
 from stackscope.safetext import terminal_safe
@@ -51,7 +51,8 @@ def detect(path: str) -> str:
         re.M | re.I,
     ):  # nginx and haproxy have neither <Sections> nor these directives
         return "apache"
-
+    if varnish_vcl.DETECT.search(head) or varnish_vcl.split_show(head):
+        return "varnish"
     if caddy_conf.looks_like(path, head):
         return "caddy"
     if (
@@ -65,7 +66,7 @@ def detect(path: str) -> str:
         return "haproxy"
     raise GateError(
         f"{path} looks like neither an haproxy.cfg nor an nginx config"
-        " (nor an Apache httpd config, a Caddy JSON config or a Caddyfile)"
+        " (nor an Apache httpd config, a Varnish VCL, a Caddy JSON config or a Caddyfile)"
     )
 
 
@@ -83,6 +84,8 @@ def _pool_names(layout: Layout, kind: str, explicit: str | None) -> list[tuple[s
             names.append((check.options.balancer, check.options.backends))
         elif check.type == kind == "caddy":  # no upstream: the reverse_proxy best matching the declared backends
             names.append((str(check.options.upstream) if check.options.upstream else None, check.options.backends))
+        elif check.type == kind == "varnish":
+            names.append((check.options.director, check.options.backends))
     if not names:
         raise GateError(f"the layout has no {kind} check naming a pool: add one, or name the pool with --pool")
     return list(dict.fromkeys(names))
@@ -143,6 +146,15 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
             for name, layer in _pool_names(layout, kind, pool):
                 declared = _declared(layout, layer, resolve)
                 found = caddy_conf.gate_pool(caddy, name, declared, resolve, note)
+                reports.append(PoolReport(found, declared, judge_pool(found, declared)))
+        except ConfigError as exc:
+            raise GateError(str(exc)) from None
+    elif kind == "varnish":
+        try:
+            vcl = varnish_vcl.load(config_path)
+            for name, layer in _pool_names(layout, kind, pool):
+                found = varnish_vcl.gate_pool(vcl, name, resolve, note)
+                declared = _declared(layout, layer, resolve)
                 reports.append(PoolReport(found, declared, judge_pool(found, declared)))
         except ConfigError as exc:
             raise GateError(str(exc)) from None

@@ -22,6 +22,7 @@ CHECK_TYPES: dict[str, str] = {
     "nginx": "stackscope.probes.nginx",
     "apache": "stackscope.probes.apache",
     "caddy": "stackscope.probes.caddy",
+    "varnish": "stackscope.probes.varnish",
     "postgres": "stackscope.probes.postgres",
     "mysql": "stackscope.probes.mysql",
     "redis": "stackscope.probes.redis",
