@@ -41,9 +41,9 @@ from stackscope.schema import (
     Kind,
     LayerRef,
     ParseContext,
-    Text,
     Url,
     describe,
+    haproxy_name,
     is_ip,
     option,
     parse_address,
@@ -108,7 +108,9 @@ class StatsSourceKind(Kind):
 
 @dataclass(frozen=True)
 class HaproxyOptions:
-    backend: str = option(Text(), None, "The HAProxy backend (pool) to inspect.", required=True)
+    backend: str = option(
+        haproxy_name("HAProxy backend name"), None, "The HAProxy backend (pool) to inspect.", required=True
+    )
     auth_env: str | None = option(EnvName(), None, "Environment variable holding user:password for the stats page.")
     backends: str | None = option(
         LayerRef(role="backend"), None, "Layer whose checks are the declared backends (default: every backend layer)."

@@ -33,7 +33,7 @@ from stackscope.probes.common import (
     resolve_host,
     result,
 )
-from stackscope.schema import AddressKind, CheckSpec, EnvName, Text, option
+from stackscope.schema import AddressKind, CheckSpec, EnvName, mysql_user, option
 
 MAX_PACKET = 1024 * 1024
 # A greeting is ~100 bytes; a "packet" far longer than that is another protocol's bytes
@@ -58,7 +58,7 @@ ERRORS = {
 
 @dataclass(frozen=True)
 class MysqlOptions:
-    user: str = option(Text(), "stackscope", "User to present (a user with no privileges is best).")
+    user: str = option(mysql_user(), "stackscope", "User to present (a user with no privileges is best).")
     password_env: str | None = option(
         EnvName(), None, "Environment variable with the password: log in and run SELECT 1."
     )

@@ -35,7 +35,7 @@ from stackscope.probes.common import (
     resolve_host,
     result,
 )
-from stackscope.schema import AddressKind, Boolean, CheckSpec, Duration, EnvName, Text, option
+from stackscope.schema import AddressKind, Boolean, CheckSpec, Duration, EnvName, option, postgres_name
 
 MAX_MESSAGE = 1024 * 1024  # no handshake message is anywhere near this
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
@@ -57,8 +57,12 @@ AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "SASL (SCRAM-
 
 @dataclass(frozen=True)
 class PostgresOptions:
-    user: str = option(Text(), "stackscope", "Role to present (need not exist unless password_env is set).")
-    database: str = option(Text(), "postgres", "Database to ask for.")
+    user: str = option(
+        postgres_name("PostgreSQL role name"),
+        "stackscope",
+        "Role to present (need not exist unless password_env is set).",
+    )
+    database: str = option(postgres_name("PostgreSQL database name"), "postgres", "Database to ask for.")
     password_env: str | None = option(
         EnvName(), None, "Environment variable with the password: log in and run a read-only query."
     )
