@@ -1,0 +1,151 @@
+"""What stackscope sends is what it means to send: layout values cannot smuggle commands
+into a wire protocol, the HAProxy Runtime API client sends read-only commands only,
+credentials stay with the origin they were written for, a PostgreSQL password never
+travels in clear, and a DNS reply with the wrong ID is ignored like a resolver would.
+
+Real HAProxy 2.6 and PostgreSQL 15 on 127.0.0.1, plus hostile fakes (tests/servers).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from stackscope.lb.haproxy_stats import RefusedCommand, runtime_api_line
+from stackscope.model import ErrorKind, Status
+from stackscope.probes.common import Deadline, ProbeFailure
+from stackscope.probes.haproxy import StatsSource, _pool_from_socket, read_runtime_api
+from tests.conftest import run_cli, write_layout
+from tests.servers.base import free_port, port_open, wait_until
+from tests.servers.haproxy import Haproxy
+from tests.servers.pyservers import PyServers, hang_up
+
+INJECTIONS = {
+    "semicolon": "auth_servers;disable server auth_servers/s1;shutdown frontend web",
+    "newline": "auth_servers\ndisable server auth_servers/s1\nshutdown frontend web",
+}
+
+
+@pytest.fixture(scope="module")
+def servers():
+    fakes = PyServers()
+    yield fakes
+    fakes.close()
+
+
+@pytest.fixture(scope="module")
+def haproxy(tmp_path_factory, servers):
+    """HAProxy with frontend `web` and backend `auth_servers` whose one server s1 is UP."""
+    backend = servers.tcp(hang_up)
+    web = free_port()
+    body = f"""
+frontend web
+    bind 127.0.0.1:{web}
+    default_backend auth_servers
+backend auth_servers
+    server s1 127.0.0.1:{backend} check inter 100ms fall 1 rise 1
+"""
+    proxy = Haproxy(tmp_path_factory.mktemp("haproxy-wire"), body, [web]).start()
+    proxy.web_port = web
+    wait_until(lambda: proxy.server_states("auth_servers") == {"s1": "UP"}, 10, "s1 UP")
+    yield proxy
+    proxy.stop()
+
+
+def assert_untouched(proxy: Haproxy) -> None:
+    """HAProxy's own stats: s1 still UP, frontend `web` still OPEN and listening."""
+    rows = [line.split(",") for line in proxy.admin("show stat").splitlines() if line and line[0] != "#"]
+    status = {(row[0], row[1]): row[17] for row in rows}
+    assert status[("auth_servers", "s1")] == "UP", status
+    assert status[("web", "FRONTEND")] == "OPEN", status
+    assert port_open(proxy.web_port)
+
+
+def hostile_layout(tmp_path, source: str, backend: str):
+    quoted = backend.replace("\n", "\\n")
+    return write_layout(
+        tmp_path,
+        f"""\
+name: inject
+timeout: 2s
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - haproxy: {source}
+        backend: "{quoted}"
+""",
+    )
+
+
+# ----------------------------------------------------------------------------- item 1: HAProxy
+
+
+@pytest.mark.parametrize("payload", sorted(INJECTIONS))
+@pytest.mark.parametrize("command", ["lint", "check"])
+def test_injected_backend_is_a_located_layout_error_and_haproxy_is_untouched(haproxy, tmp_path, payload, command):
+    path = hostile_layout(tmp_path, f"unix:{haproxy.admin_socket}", INJECTIONS[payload])
+    done = run_cli(command, str(path))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"{path}:8:" in done.stderr and "'backend'" in done.stderr, done.stderr
+    assert "is not a valid HAProxy backend name" in done.stderr
+    assert "use letters, digits and _ . : - only" in done.stderr
+    assert_untouched(haproxy)
+
+
+@pytest.mark.parametrize(
+    "commands",
+    [
+        ("show stat;disable server auth_servers/s1",),
+        ("show info\nshutdown frontend web",),
+        ("disable server auth_servers/s1",),
+        ("shutdown frontend web",),
+        ("show servers state auth_servers", "set weight auth_servers/s1 0"),
+        ("show stat auth_servers -1 -1 ;shutdown frontend web",),
+    ],
+)
+async def test_socket_client_refuses_anything_but_read_only_commands(haproxy, servers, tmp_path, commands):
+    connections: list[int] = []
+
+    async def count(reader, writer) -> None:
+        connections.append(1)
+
+    decoy = servers.unix(count, str(tmp_path / "decoy.sock"))
+    for path in (str(haproxy.admin_socket), decoy):
+        source = StatsSource("unix", f"unix:{path}", path=path)
+        with pytest.raises(ProbeFailure) as raised:
+            await read_runtime_api(source, commands, Deadline(2))
+        failure = raised.value
+        assert failure.status is Status.UNKNOWN and failure.kind is ErrorKind.CONFIG
+        assert "refused to send" in failure.detail and "read-only commands" in failure.detail
+        assert "\n" not in failure.detail
+    assert connections == []  # refused before the socket was even opened
+    assert_untouched(haproxy)
+
+
+async def test_pool_reader_refuses_a_hostile_backend_that_bypassed_the_layout(haproxy):
+    path = str(haproxy.admin_socket)
+    check = SimpleNamespace(
+        address=StatsSource("unix", f"unix:{path}", path=path),
+        options=SimpleNamespace(backend=INJECTIONS["semicolon"]),
+    )
+    with pytest.raises(ProbeFailure, match="refused to send"):
+        await _pool_from_socket(check, Deadline(2))
+    assert_untouched(haproxy)
+
+
+async def test_read_only_commands_still_read_the_pool(haproxy):
+    path = str(haproxy.admin_socket)
+    source = StatsSource("unix", f"unix:{path}", path=path)
+    text = await read_runtime_api(source, ("show info", "show stat auth_servers -1 -1"), Deadline(2))
+    assert "Version:" in text and "auth_servers,s1," in text
+
+
+def test_allow_list_is_exact():
+    assert (
+        runtime_api_line(["show servers state b", "show stat b -1 -1"]) == b"show servers state b;show stat b -1 -1\n"
+    )
+    for hostile in ("show stat b", "show info 1", "show  info", "SHOW INFO", "show stat b 1 1 json", "clear counters"):
+        with pytest.raises(RefusedCommand):
+            runtime_api_line([hostile])
