@@ -16,9 +16,13 @@ from stackscope.lb.haproxy_stats import RefusedCommand, runtime_api_line
 from stackscope.model import ErrorKind, Status
 from stackscope.probes.common import Deadline, ProbeFailure
 from stackscope.probes.haproxy import StatsSource, _pool_from_socket, read_runtime_api
+from stackscope.probes.postgres import TERMINATE
 from tests.conftest import run_cli, write_layout
+from tests.probe_helpers import probe
 from tests.servers.base import free_port, port_open, wait_until
+from tests.servers.dbs import Postgres
 from tests.servers.haproxy import Haproxy
+from tests.servers.hostile_dbs import pg_asks_then_records, pg_auth
 from tests.servers.pyservers import PyServers, hang_up
 
 INJECTIONS = {
@@ -149,3 +153,109 @@ def test_allow_list_is_exact():
     for hostile in ("show stat b", "show info 1", "show  info", "SHOW INFO", "show stat b 1 1 json", "clear counters"):
         with pytest.raises(RefusedCommand):
             runtime_api_line([hostile])
+
+
+# ----------------------------------------------------------------------------- item 3: PostgreSQL
+
+PG_SECRET = "Pg-wire-secret-4711"
+
+
+@pytest.mark.parametrize(
+    ("request_", "words"),
+    [
+        (pg_auth(3), "asked for the password in clear text (AuthenticationCleartextPassword)"),
+        (pg_auth(5, b"salt"), "asked for an MD5 password on a connection without TLS"),
+    ],
+    ids=["cleartext", "md5"],
+)
+async def test_password_is_never_sent_to_a_server_that_asks_for_it_unsafely(pyservers, request_, words):
+    received: list[bytes] = []
+    port = pyservers.tcp(pg_asks_then_records(request_, received))
+    result = await probe(
+        {"postgres": f"127.0.0.1:{port}", "user": "app", "password_env": "PGPW", "timeout": "2s"},
+        environ={"PGPW": PG_SECRET},
+    )
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.AUTH, result.detail
+    assert words in result.detail and "the password was not sent" in result.detail
+    assert "scram-sha-256" in result.detail  # the fix
+    wait_until(lambda: len(received) == 2, 5, "the fake saw the client hang up")
+    assert received[1] in (b"", TERMINATE), received  # not even a password message: only goodbye
+    assert PG_SECRET.encode() not in b"".join(received)
+
+
+async def test_md5_without_tls_only_when_the_layout_opts_in(pyservers):
+    received: list[bytes] = []
+    port = pyservers.tcp(pg_asks_then_records(pg_auth(5, b"salt"), received))
+    await probe(
+        {
+            "postgres": f"127.0.0.1:{port}",
+            "user": "app",
+            "password_env": "PGPW",
+            "allow_md5_without_tls": True,
+            "timeout": "2s",
+        },
+        environ={"PGPW": PG_SECRET},
+    )
+    wait_until(lambda: len(received) == 2, 5, "the fake saw the client hang up")
+    assert received[1].startswith(b"p") and b"md5" in received[1]  # the opt-in is honoured
+    assert PG_SECRET.encode() not in received[1]
+
+
+@pytest.mark.parametrize("mode", ["require", "verify-full"])
+async def test_ssl_require_fails_when_the_server_declines_tls(pyservers, mode):
+    received: list[bytes] = []
+    port = pyservers.tcp(pg_asks_then_records(pg_auth(3), received))
+    result = await probe(
+        {"postgres": f"127.0.0.1:{port}", "ssl": mode, "password_env": "PGPW", "timeout": "2s"},
+        environ={"PGPW": PG_SECRET},
+    )
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.TLS, result.detail
+    assert f"does not offer TLS (it answered N to the SSL request), and ssl: {mode} needs it" in result.detail
+    assert PG_SECRET.encode() not in b"".join(received)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """scram-sha-256 for every role but `md5role` (md5) and `plainrole` (password: cleartext)."""
+    hba = (
+        "host all md5role 127.0.0.1/32 md5\n"
+        "host all plainrole 127.0.0.1/32 password\n"
+        "host all all 127.0.0.1/32 scram-sha-256"
+    )
+    server = Postgres(hba=hba).start()
+    server.psql(f"create role scramrole login password '{PG_SECRET}'")
+    server.psql(f"set password_encryption = 'md5'; create role md5role login password '{PG_SECRET}'")
+    server.psql(f"create role plainrole login password '{PG_SECRET}'")
+    yield server
+    server.remove()
+
+
+@pytest.mark.parametrize(
+    ("role", "extra", "status", "words"),
+    [
+        ("scramrole", {}, Status.OK, "logged in, SELECT 1 ok"),
+        ("scramrole", {"ssl": True}, Status.OK, "logged in, SELECT 1 ok"),
+        ("md5role", {}, Status.CRIT, "asked for an MD5 password on a connection without TLS"),
+        ("md5role", {"allow_md5_without_tls": True}, Status.OK, "logged in, SELECT 1 ok"),
+        ("plainrole", {}, Status.CRIT, "asked for the password in clear text"),
+    ],
+)
+async def test_real_postgres_logins_by_auth_method(postgres, role, extra, status, words):
+    check = {"postgres": f"127.0.0.1:{postgres.port}", "user": role, "password_env": "PGPW", **extra}
+    result = await probe(check, environ={"PGPW": PG_SECRET})
+    assert result.status is status, result.detail
+    assert words in result.detail
+    assert result.facts["tls"] is False  # the test cluster has no certificate: prefer fell back
+
+
+def test_ssl_modes_and_booleans_in_the_layout(tmp_path):
+    for value, ok in (("prefer", True), ("verify-full", True), ("true", True), ("false", True), ("allow", False)):
+        path = write_layout(
+            tmp_path,
+            f"name: t\nlayers:\n  - name: DB\n    role: db\n    checks:\n"
+            f"      - postgres: 127.0.0.1:5432\n        ssl: {value}\n",
+        )
+        done = run_cli("lint", str(path))
+        assert (done.returncode == 0) is ok, done.stdout + done.stderr
+        if not ok:
+            assert f"{path}:7:" in done.stderr and "disable, prefer, require, verify-full" in done.stderr

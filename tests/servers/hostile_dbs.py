@@ -120,3 +120,23 @@ async def _read_command(reader: asyncio.StreamReader) -> list[bytes]:
         size = int((await asyncio.wait_for(reader.readuntil(b"\r\n"), READ_TIMEOUT))[1:-2])
         words.append((await _read(reader, size + 2))[:-2])
     return words
+
+
+def pg_asks_then_records(request: bytes, received: list[bytes]):
+    """A 'PostgreSQL' that declines TLS, sends `request` (say AuthenticationCleartextPassword)
+    after the StartupMessage, and keeps every byte the client sends afterwards in `received`
+    until the client hangs up (bounded by READ_TIMEOUT and 64 KiB)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await pg_startup(reader, writer))
+        writer.write(request)
+        await writer.drain()
+        data = b""
+        while len(data) < 65536:
+            chunk = await asyncio.wait_for(reader.read(4096), READ_TIMEOUT)
+            if not chunk:
+                break
+            data += chunk
+        received.append(data)
+
+    return handle
