@@ -658,6 +658,24 @@ def redis_user() -> WireText:
     return WireText("Redis ACL user name", r"[^\s\x00-\x1f\x7f]", "printable text without spaces", why, 256, "monitor")
 
 
+class HeaderName(Text):
+    """One HTTP header name (a token: letters, digits and !#$%&'*+-.^_`|~)."""
+
+    hint = "an HTTP header name"
+
+    def parse(self, value: Any, ctx: ParseContext) -> str:
+        name = super().parse(value, ctx)
+        if not _TOKEN_RE.match(name):
+            raise Invalid(
+                f"'{name}' is not a valid HTTP header name",
+                "use letters, digits and '-' only, like X-Api-Key (no spaces or colons)",
+            )
+        return name
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": _TOKEN_RE.pattern}
+
+
 class LayerRef(Text):
     """The name of another layer of the same layout; checked once all layers are read."""
 

@@ -23,7 +23,7 @@ from tests.servers.base import free_port, port_open, wait_until
 from tests.servers.dbs import Postgres
 from tests.servers.haproxy import Haproxy
 from tests.servers.hostile_dbs import pg_asks_then_records, pg_auth
-from tests.servers.pyservers import PyServers, hang_up
+from tests.servers.pyservers import PyServers, hang_up, http_response, read_request, recorder
 
 INJECTIONS = {
     "semicolon": "auth_servers;disable server auth_servers/s1;shutdown frontend web",
@@ -259,3 +259,78 @@ def test_ssl_modes_and_booleans_in_the_layout(tmp_path):
         assert (done.returncode == 0) is ok, done.stdout + done.stderr
         if not ok:
             assert f"{path}:7:" in done.stderr and "disable, prefer, require, verify-full" in done.stderr
+
+
+# ----------------------------------------------------------------------------- item 2: redirects
+
+
+def redirector(heads: list[bytes], location: str):
+    """An HTTP server that records each request head and answers 302 to `location`."""
+
+    async def handle(reader, writer) -> None:
+        heads.append(await read_request(reader))
+        writer.write(http_response(302, b"", {"Location": location}, reason="Found"))
+        await writer.drain()
+
+    return handle
+
+
+HTTP_SECRET = "user:Http-wire-secret-99"
+API_KEY = "key-Http-wire-secret-77"
+
+
+def redirect_check(url: str, **extra) -> dict:
+    return {
+        "http": url,
+        "auth_env": "AUTH",
+        "follow_redirects": True,
+        "headers": {"X-Api-Key": API_KEY, "Cookie": "session=abc123", "X-Trace": "t-1"},
+        "sensitive_headers": ["X-Api-Key"],
+        "timeout": "2s",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("elsewhere", ["127.0.0.1", "127.0.0.2"], ids=["other-port", "other-host"])
+async def test_credentials_stay_with_their_origin_on_a_redirect(pyservers, elsewhere):
+    sink_heads: list[bytes] = []
+    origin_heads: list[bytes] = []
+    sink = pyservers.tcp(recorder(sink_heads), host=elsewhere)
+    start = pyservers.tcp(redirector(origin_heads, f"http://{elsewhere}:{sink}/landing"))
+    result = await probe(redirect_check(f"http://127.0.0.1:{start}/login"), environ={"AUTH": HTTP_SECRET})
+    assert result.status is Status.OK, result.detail
+    origin_head, sink_head = origin_heads[0].lower(), sink_heads[0].lower()
+    assert b"authorization: basic" in origin_head and API_KEY.lower().encode() in origin_head  # sent at home
+    for header in (b"authorization", b"cookie", b"x-api-key", b"proxy-authorization"):
+        assert header + b":" not in sink_head, sink_head
+    assert b"x-trace: t-1" in sink_head  # a header not marked sensitive still goes, as with curl
+    assert result.facts["credentials_dropped_on_redirect"] == ["X-Api-Key", "Cookie", "Authorization"]
+
+
+async def test_credentials_follow_a_redirect_within_the_same_origin(pyservers):
+    heads: list[bytes] = []
+    port_holder: list[int] = []
+
+    async def handle(reader, writer) -> None:
+        heads.append(await read_request(reader))
+        if len(heads) == 1:
+            writer.write(http_response(302, b"", {"Location": f"http://127.0.0.1:{port_holder[0]}/next"}))
+        else:
+            writer.write(http_response(200))
+        await writer.drain()
+
+    port_holder.append(pyservers.tcp(handle))
+    result = await probe(redirect_check(f"http://127.0.0.1:{port_holder[0]}/"), environ={"AUTH": HTTP_SECRET})
+    assert result.status is Status.OK, result.detail
+    assert b"authorization: basic" in heads[1].lower() and b"x-api-key" in heads[1].lower()
+    assert "credentials_dropped_on_redirect" not in result.facts
+
+
+def test_sensitive_header_must_be_one_the_check_sends(tmp_path):
+    path = write_layout(
+        tmp_path,
+        "name: t\nlayers:\n  - name: W\n    role: backend\n    checks:\n"
+        "      - http: http://127.0.0.1:8080/\n        headers: {X-Trace: a}\n        sensitive_headers: [X-Api-Key]\n",
+    )
+    done = run_cli("lint", str(path))
+    assert done.returncode == 3 and "'X-Api-Key' is not one of the headers this check sends" in done.stderr

@@ -30,9 +30,12 @@ class PyServers:
     def _call(self, coro, timeout: float = 10):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def tcp(self, handler: Handler) -> int:
+    def tcp(self, handler: Handler, host: str = LOOPBACK) -> int:
+        """A server on `host` (127.0.0.1, or another loopback address for a second host)."""
+        assert host.startswith("127."), "test servers listen on loopback only"
+
         async def start() -> int:
-            server = await asyncio.start_server(self._guard(handler), LOOPBACK, 0)
+            server = await asyncio.start_server(self._guard(handler), host, 0)
             self._servers.append(server)
             return server.sockets[0].getsockname()[1]
 
