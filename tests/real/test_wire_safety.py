@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import dns.message
+import dns.rrset
 import pytest
 
 from stackscope.lb.haproxy_stats import RefusedCommand, runtime_api_line
@@ -334,3 +336,43 @@ def test_sensitive_header_must_be_one_the_check_sends(tmp_path):
     )
     done = run_cli("lint", str(path))
     assert done.returncode == 3 and "'X-Api-Key' is not one of the headers this check sends" in done.stderr
+
+
+# ----------------------------------------------------------------------------- item 8: DNS query IDs
+
+
+def answer(query_wire: bytes, query_id: int | None = None) -> bytes:
+    """An A answer 127.0.0.7 to `query_wire`, with the query's ID or `query_id`."""
+    query = dns.message.from_wire(query_wire)
+    reply = dns.message.make_response(query)
+    reply.answer.append(dns.rrset.from_text(query.question[0].name, 30, "IN", "A", "127.0.0.7"))
+    if query_id is not None:
+        reply.id = query_id
+    return reply.to_wire()
+
+
+def wrong_id(query_wire: bytes) -> int:
+    return (int.from_bytes(query_wire[:2], "big") + 1) % 65536
+
+
+async def test_dns_reply_with_the_wrong_id_is_ignored_until_the_right_one(pyservers):
+    port = pyservers.udp(lambda data: [answer(data, wrong_id(data)), answer(data)])
+    result = await probe({"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "timeout": "2s"})
+    assert result.status is Status.OK, result.detail
+    assert result.facts["answers"] == ["127.0.0.7"]
+
+
+async def test_dns_replies_only_with_wrong_ids_time_out_and_say_so(pyservers):
+    port = pyservers.udp(lambda data: [answer(data, wrong_id(data)), answer(data, wrong_id(data) + 1)])
+    result = await probe({"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "timeout": "300ms"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.TIMEOUT, result.detail
+    assert f"no answer from 127.0.0.1:{port} in 300ms" in result.detail
+    assert "2 replies with the wrong query ID or question ignored" in result.detail
+    assert result.facts["ignored_replies"] == 2
+
+
+async def test_layout_resolver_also_ignores_wrong_id_replies(pyservers):
+    listening = pyservers.tcp(hang_up, host="127.0.0.7")
+    dns_port = pyservers.udp(lambda data: [answer(data, wrong_id(data)), answer(data)])
+    result = await probe({"tcp": f"api.stackscope.test:{listening}"}, resolver=f"127.0.0.1:{dns_port}")
+    assert result.status is Status.OK, result.detail

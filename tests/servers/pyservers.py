@@ -51,8 +51,9 @@ class PyServers:
 
         return self._call(start())
 
-    def udp(self, respond: Callable[[bytes], bytes | None], port: int = 0) -> int:
-        """A UDP server answering each datagram with `respond(data)` (None: no answer);
+    def udp(self, respond: Callable[[bytes], bytes | list[bytes] | None], port: int = 0) -> int:
+        """A UDP server answering each datagram with `respond(data)` (None: no answer; a
+        list: several datagrams in order);
         `port` puts it beside a TCP server of the same number (DNS over both)."""
 
         class Protocol(asyncio.DatagramProtocol):
@@ -61,8 +62,8 @@ class PyServers:
 
             def datagram_received(self, data: bytes, addr) -> None:
                 reply = respond(data)
-                if reply is not None:
-                    self.transport.sendto(reply, addr)
+                for datagram in [reply] if isinstance(reply, bytes) else reply or []:
+                    self.transport.sendto(datagram, addr)
 
         async def start() -> int:
             transport, _ = await self.loop.create_datagram_endpoint(Protocol, local_addr=(LOOPBACK, port))
