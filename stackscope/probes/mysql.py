@@ -108,7 +108,7 @@ class _Packets:
         sent += await read_some(self.talk.reader, self.deadline)
         return ProbeFailure(
             ErrorKind.PROTOCOL,
-            f"{self.where} does not speak MySQL: it sent '{printable(sent)}' ({guess_protocol(sent)} answered)",
+            f"{self.where} does not speak MySQL: it sent '{printable(sent)}' ({guess_protocol(sent, 'MySQL')} answered)",
             key_fact="not mysql",
         )
 
@@ -164,7 +164,7 @@ def parse_greeting(packet: bytes, where: str) -> Greeting:
         raise ProbeFailure(
             ErrorKind.PROTOCOL,
             f"{where} does not speak MySQL: its greeting starts with "
-            f"'{printable(packet, 16)}' ({guess_protocol(packet)} answered)",
+            f"'{printable(packet, 16)}' ({guess_protocol(packet, 'MySQL')} answered)",
             key_fact="not mysql",
         )
     try:

@@ -133,7 +133,7 @@ class _Conn:
         if not (kind.isalpha() and 4 <= length <= MAX_MESSAGE):
             raise ProbeFailure(
                 ErrorKind.PROTOCOL,
-                f"{self.where} is not PostgreSQL: it sent '{printable(head)}' ({guess_protocol(head)} answered)",
+                f"{self.where} is not PostgreSQL: it sent '{printable(head)}' ({guess_protocol(head, 'PostgreSQL')} answered)",
                 key_fact="not postgres",
             )
         return kind, await self._exactly(length - 4, "the rest of a message")
@@ -203,7 +203,7 @@ async def _start_tls(conn: _Conn, host: str, mode: str, context: ssl.SSLContext)
         raise ProbeFailure(
             ErrorKind.PROTOCOL,
             f"{conn.where} is not PostgreSQL: it answered the SSL request with "
-            f"'{printable(data)}' ({guess_protocol(data)} answered)",
+            f"'{printable(data)}' ({guess_protocol(data, 'PostgreSQL')} answered)",
             key_fact="not postgres",
         )
     if not hasattr(conn.talk.writer, "start_tls"):  # StreamWriter.start_tls arrived in Python 3.11
@@ -579,7 +579,7 @@ def _malformed(
     message is text inside a well-formed PostgreSQL message: that guess would say nothing."""
     if isinstance(data, str):
         data = data.encode("utf-8", "replace")
-    who = "" if scram else f" ({guess_protocol(data)} answered)"
+    who = "" if scram else f" ({guess_protocol(data, 'PostgreSQL')} answered)"
     return ProbeFailure(
         ErrorKind.PROTOCOL,
         f"{where} sent a malformed {what} '{printable(data)}'{who}",

@@ -76,7 +76,7 @@ class _Resp:
     def _not_redis(self, data: bytes) -> ProbeFailure:
         return ProbeFailure(
             ErrorKind.PROTOCOL,
-            f"{self.where} is not Redis: it sent '{printable(data)}' ({guess_protocol(data)} answered)",
+            f"{self.where} is not Redis: it sent '{printable(data)}' ({guess_protocol(data, 'Redis')} answered)",
             key_fact="not redis",
         )
 

@@ -24,7 +24,7 @@ from tests.probe_helpers import probe
 from tests.servers.base import free_port, port_open, wait_until
 from tests.servers.dbs import Postgres
 from tests.servers.haproxy import Haproxy
-from tests.servers.hostile_dbs import pg_asks_then_records, pg_auth
+from tests.servers.hostile_dbs import mysql_raw, pg_asks_then_records, pg_auth, pg_script
 from tests.servers.pyservers import PyServers, hang_up, http_response, read_request, recorder
 
 INJECTIONS = {
@@ -376,3 +376,36 @@ async def test_layout_resolver_also_ignores_wrong_id_replies(pyservers):
     dns_port = pyservers.udp(lambda data: [answer(data, wrong_id(data)), answer(data)])
     result = await probe({"tcp": f"api.stackscope.test:{listening}"}, resolver=f"127.0.0.1:{dns_port}")
     assert result.status is Status.OK, result.detail
+
+
+# ----------------------------------------------------------------------------- item 10: messages
+
+
+async def test_bad_http_status_line_is_shown_as_text_not_a_python_repr(pyservers):
+    async def handle(reader, writer) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    port = pyservers.tcp(handle)
+    result = await probe({"http": f"http://127.0.0.1:{port}/", "timeout": "2s"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL, result.detail
+    assert "illegal status line: 'HTTP/1.1 abc OK'" in result.detail
+    assert "bytearray" not in result.detail and "b'" not in result.detail
+
+
+async def test_garbage_that_resembles_mysql_is_not_called_a_mysql_server(pyservers):
+    port = pyservers.tcp(mysql_raw(b"\xff\xff\xff\x00\x0ajunk-junk-junk"))
+    result = await probe({"mysql": f"127.0.0.1:{port}", "timeout": "2s"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL, result.detail
+    assert "does not speak MySQL" in result.detail
+    assert result.detail.endswith("(something that is not a MySQL server answered)"), result.detail
+    assert "a MySQL/MariaDB server answered" not in result.detail
+
+
+async def test_garbage_that_resembles_postgres_is_not_called_a_postgres_server(pyservers):
+    port = pyservers.tcp(pg_script(b"E\xff\xff\xff\xffjunk-junk"))
+    result = await probe({"postgres": f"127.0.0.1:{port}", "timeout": "2s"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL, result.detail
+    assert "is not PostgreSQL" in result.detail
+    assert result.detail.endswith("(something that is not a PostgreSQL server answered)"), result.detail
