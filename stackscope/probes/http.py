@@ -70,7 +70,7 @@ class HttpOptions:
     ca: str | None = option(FilePath(must_exist=True), None, "Extra CA file (PEM) to trust.")
     follow_redirects: bool = option(Boolean(), False, "Follow up to 5 redirects.")
     identity_header: str | None = option(
-        Text(), None, "Response header naming the server that answered (e.g. X-Served-By)."
+        HeaderName(), None, "Response header naming the server that answered (e.g. X-Served-By)."
     )
     samples: int = option(
         Integer(minimum=1, maximum=100), 1, "Requests per probe; with identity_header shows which servers answer."
