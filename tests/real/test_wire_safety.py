@@ -8,11 +8,13 @@ Real HAProxy 2.6 and PostgreSQL 15 on 127.0.0.1, plus hostile fakes (tests/serve
 
 from __future__ import annotations
 
+import ssl
 from types import SimpleNamespace
 
 import dns.message
 import dns.rrset
 import pytest
+import trustme
 
 from stackscope.lb.haproxy_stats import RefusedCommand, runtime_api_line
 from stackscope.model import ErrorKind, Status
@@ -24,7 +26,13 @@ from tests.probe_helpers import probe
 from tests.servers.base import free_port, port_open, wait_until
 from tests.servers.dbs import Postgres
 from tests.servers.haproxy import Haproxy
-from tests.servers.hostile_dbs import mysql_raw, pg_asks_then_records, pg_auth, pg_script
+from tests.servers.hostile_dbs import (
+    mysql_raw,
+    pg_asks_then_records,
+    pg_auth,
+    pg_script,
+    pg_tls_asks_then_records,
+)
 from tests.servers.pyservers import PyServers, hang_up, http_response, read_request, recorder
 
 INJECTIONS = {
@@ -194,7 +202,7 @@ async def test_md5_without_tls_only_when_the_layout_opts_in(pyservers):
             "user": "app",
             "password_env": "PGPW",
             "allow_md5_without_tls": True,
-            "timeout": "2s",
+            "timeout": "500ms",  # the fake never answers the md5 message: the probe gives up
         },
         environ={"PGPW": PG_SECRET},
     )
@@ -409,3 +417,40 @@ async def test_garbage_that_resembles_postgres_is_not_called_a_postgres_server(p
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.PROTOCOL, result.detail
     assert "is not PostgreSQL" in result.detail
     assert result.detail.endswith("(something that is not a PostgreSQL server answered)"), result.detail
+
+
+@pytest.fixture(scope="module")
+def pg_certs(tmp_path_factory):
+    """A CA file, and the server side of TLS for 127.0.0.1 under that CA."""
+    ca = trustme.CA()
+    path = tmp_path_factory.mktemp("pg-certs") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    return SimpleNamespace(ca=str(path), server=server)
+
+
+@pytest.mark.parametrize("mode", ["prefer", "require"])
+async def test_cleartext_request_over_tls_is_answered(pyservers, pg_certs, mode):
+    """The rule is about the connection, not the method: over TLS (as libpq) it goes."""
+    received: list[bytes] = []
+    port = pyservers.tcp(pg_tls_asks_then_records(pg_certs.server, pg_auth(3), received))
+    result = await probe(
+        {"postgres": f"127.0.0.1:{port}", "ssl": mode, "user": "app", "password_env": "PGPW", "timeout": "2s"},
+        environ={"PGPW": PG_SECRET},
+    )
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.AUTH, result.detail
+    assert "refused the login" in result.detail and result.facts["tls"] is True
+    assert received[1] == b"p" + PG_SECRET.encode() + b"\0"
+
+
+async def test_verify_full_refuses_an_untrusted_certificate_before_any_password(pyservers, pg_certs):
+    received: list[bytes] = []
+    port = pyservers.tcp(pg_tls_asks_then_records(pg_certs.server, pg_auth(3), received))
+    check = {"postgres": f"127.0.0.1:{port}", "ssl": "verify-full", "password_env": "PGPW", "timeout": "2s"}
+    result = await probe(check, environ={"PGPW": PG_SECRET})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.CERT, result.detail
+    assert "rejected (ssl: verify-full)" in result.detail
+    assert received == []  # not even the StartupMessage got through
+    trusted = await probe({**check, "ca": pg_certs.ca}, environ={"PGPW": PG_SECRET})
+    assert trusted.error_kind is ErrorKind.AUTH and "refused the login" in trusted.detail, trusted.detail

@@ -140,3 +140,24 @@ def pg_asks_then_records(request: bytes, received: list[bytes]):
         received.append(data)
 
     return handle
+
+
+def pg_tls_asks_then_records(context, request: bytes, received: list[bytes]):
+    """A 'PostgreSQL' that accepts TLS (`context`: the server side) and then behaves like
+    pg_asks_then_records: sends `request`, answers the client's next message with a
+    28P01 error, and keeps what the client sent in `received`."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read(reader, 8)  # the SSLRequest
+        writer.write(b"S")
+        await writer.drain()
+        await asyncio.wait_for(writer.start_tls(context), READ_TIMEOUT)
+        received.append(await _read(reader, int.from_bytes(await _read(reader, 4), "big") - 4))
+        writer.write(request)
+        await writer.drain()
+        kind, body = await pg_client_message(reader)
+        received.append(kind + body)
+        writer.write(pg_error('password authentication failed for user "app"'))
+        await writer.drain()
+
+    return handle
