@@ -228,13 +228,17 @@ def _is_ipv6(text: str) -> bool:
         return False
 
 
+_UNSENDABLE_IN_URL = re.compile(r"[^\x21-\x7e]")
+
+
 def _refuse_unsendable_url(text: str) -> None:
     """A URL goes into the request line as it is: a space or line break would end it and
     start a header of the layout's making (Python's urlsplit silently drops tabs and line
     breaks instead, so the URL sent would not be the one written), and HTTP/1.1 carries
     only ASCII there."""
-    bad = next((ch for ch in text if not "\x21" <= ch <= "\x7e"), None)
-    if bad is not None:
+    found = _UNSENDABLE_IN_URL.search(text)
+    if found is not None:
+        bad = found.group()
         shown = text.encode("unicode_escape").decode("ascii")
         raise Invalid(
             f"'{shown}' has {_char_name(bad)} in it, which an HTTP request line cannot carry",
@@ -594,14 +598,15 @@ class WireText(Text):
     def __init__(self, what: str, allowed: str, rule: str, why: str, max_bytes: int, example: str) -> None:
         self.what, self.rule, self.why, self.example = what, rule, why, example
         self.allowed = re.compile(allowed)
+        self.whole = re.compile(allowed + "*")  # `allowed` is one character class: one match for the whole
         self.max_bytes = max_bytes
         self.hint = f"{what} ({rule}, at most {max_bytes} bytes)"
 
     def parse(self, value: Any, ctx: ParseContext) -> str:
         text = super().parse(value, ctx)
-        shown = text.encode("unicode_escape").decode("ascii")
-        bad = next((ch for ch in text if not self.allowed.fullmatch(ch)), None)
-        if bad is not None:
+        shown = text.encode("unicode_escape").decode("ascii") if not text.isascii() or not text.isprintable() else text
+        if not self.whole.fullmatch(text):
+            bad = next(ch for ch in text if not self.allowed.fullmatch(ch))
             raise Invalid(
                 f"'{shown}' is not a valid {self.what}: {_char_name(bad)} is not allowed ({self.why})",
                 f"use {self.rule}, like {self.example}",

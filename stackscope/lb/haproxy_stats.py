@@ -48,6 +48,7 @@ class RefusedCommand(ValueError):
 # none or all three of {iid|proxy} type sid; `show servers state` an optional backend.
 _PROXY = re.compile(r"[A-Za-z0-9_.:-]{1,255}")  # HAProxy's own name characters, or a numeric id
 _NUMBER = re.compile(r"-?[0-9]{1,10}")
+_NOT_IN_A_COMMAND = re.compile(r"[^A-Za-z0-9_.:\- ]")
 READ_ONLY_COMMANDS: dict[str, tuple[tuple[re.Pattern[str], ...], ...]] = {
     "show info": ((),),
     "show stat": ((), (_PROXY, _NUMBER, _NUMBER)),
@@ -61,8 +62,9 @@ def check_read_only(command: str) -> str:
     string carry a second command."""
     if not isinstance(command, str) or not command:
         raise RefusedCommand("an empty command")
-    bad = next((ch for ch in command if not (ch == " " or _PROXY.fullmatch(ch))), None)
-    if bad is not None:
+    found = _NOT_IN_A_COMMAND.search(command)
+    if found is not None:
+        bad = found.group()
         what = {";": "';' (a second command)", "\n": "a line break (a second command)"}.get(bad, repr(bad))
         raise RefusedCommand(f"it holds {what}")
     words = command.split(" ")
