@@ -100,6 +100,9 @@ class StatsSourceKind(Kind):
             path = text[5:]
             if not path.startswith("/"):
                 raise Invalid(f"'{text}' needs an absolute socket path", "write unix:/run/haproxy/admin.sock")
+            if not path.isprintable():  # a NUL cannot be in a path; a control character is a typo
+                shown = path.encode("unicode_escape").decode("ascii")
+                raise Invalid(f"socket path '{shown}' has a control character", "write unix:/run/haproxy/admin.sock")
             return StatsSource("unix", text, path=path)
         if text.startswith(("tcp:", "ipv4@")):
             return StatsSource(

@@ -294,7 +294,7 @@ def redirect_check(url: str, **extra) -> dict:
         "http": url,
         "auth_env": "AUTH",
         "follow_redirects": True,
-        "headers": {"X-Api-Key": API_KEY, "Cookie": "session=abc123", "X-Trace": "t-1"},
+        "headers": {"Host": "auth.example.test", "X-Api-Key": API_KEY, "Cookie": "session=abc123", "X-Trace": "t-1"},
         "sensitive_headers": ["X-Api-Key"],
         "timeout": "2s",
         **extra,
@@ -314,6 +314,8 @@ async def test_credentials_stay_with_their_origin_on_a_redirect(pyservers, elsew
     for header in (b"authorization", b"cookie", b"x-api-key", b"proxy-authorization"):
         assert header + b":" not in sink_head, sink_head
     assert b"x-trace: t-1" in sink_head  # a header not marked sensitive still goes, as with curl
+    assert b"host: auth.example.test" in origin_head
+    assert f"host: {elsewhere}:{sink}".encode() in sink_head  # the layout's Host names the first server only
     assert result.facts["credentials_dropped_on_redirect"] == ["X-Api-Key", "Cookie", "Authorization"]
 
 

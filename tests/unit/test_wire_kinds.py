@@ -48,6 +48,7 @@ BAD = [
         "",
     ),
     ({"haproxy": "http://127.0.0.1:8404/st ats;csv", "backend": "b"}, "haproxy", "a space", "percent-encode"),
+    ({"haproxy": "unix:/run/ha\0proxy.sock", "backend": "b"}, "haproxy", "has a control character", "unix:/run"),
 ]
 
 
