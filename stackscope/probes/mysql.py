@@ -108,7 +108,8 @@ class _Packets:
         sent += await read_some(self.talk.reader, self.deadline)
         return ProbeFailure(
             ErrorKind.PROTOCOL,
-            f"{self.where} does not speak MySQL: it sent '{printable(sent)}' ({guess_protocol(sent, 'MySQL')} answered)",
+            f"{self.where} does not speak MySQL: it sent '{printable(sent)}' "
+            f"({guess_protocol(sent, 'MySQL')} answered)",
             key_fact="not mysql",
         )
 

@@ -6,9 +6,10 @@ StartupMessage, and classifies the first answer: an authentication request or an
 auth/role error means the server is up and accepting; SQLSTATE 57P03 (starting up,
 shutting down, in recovery) and 53300 (too many connections) are CRIT with the server's
 own message; anything else is named. With `password_env` it logs in (SCRAM-SHA-256 or
-md5, implemented here: no driver needed; without TLS only SCRAM, which never reveals the
-password, unless the layout accepts md5 — cleartext never) and runs one read-only query for the version
-and, on a standby, the replay lag. It always ends with Terminate.
+md5, implemented here: no driver needed) and runs one read-only query for the version
+and, on a standby, the replay lag. It always ends with Terminate. Without TLS the
+password goes only to SCRAM, which never reveals it (md5 too if the layout accepts the
+risk; a cleartext request never).
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ class _Conn:
         if not (kind.isalpha() and 4 <= length <= MAX_MESSAGE):
             raise ProbeFailure(
                 ErrorKind.PROTOCOL,
-                f"{self.where} is not PostgreSQL: it sent '{printable(head)}' ({guess_protocol(head, 'PostgreSQL')} answered)",
+                f"{self.where} is not PostgreSQL: it sent '{printable(head)}' "
+                f"({guess_protocol(head, 'PostgreSQL')} answered)",
                 key_fact="not postgres",
             )
         return kind, await self._exactly(length - 4, "the rest of a message")
