@@ -48,11 +48,8 @@ def servers():
     fakes.close()
 
 
-@pytest.fixture(scope="module")
-def haproxy(tmp_path_factory, servers):
-    """HAProxy with frontend `web` and backend `auth_servers` whose one server s1 is UP."""
-    backend = servers.tcp(hang_up)
-    web = free_port()
+def start_haproxy(tmp_path_factory, web: int, backend: int) -> Haproxy | None:
+    """HAProxy with its admin socket up, or None when it died (a port it wanted was taken)."""
     body = f"""
 frontend web
     bind 127.0.0.1:{web}
@@ -60,7 +57,29 @@ frontend web
 backend auth_servers
     server s1 127.0.0.1:{backend} check inter 100ms fall 1 rise 1
 """
-    proxy = Haproxy(tmp_path_factory.mktemp("haproxy-wire"), body, [web]).start()
+    proxy = Haproxy(tmp_path_factory.mktemp("haproxy-wire"), body, [web])
+    try:
+        proxy.start()
+        wait_until(lambda: proxy.admin_socket.exists() or proxy.process.died(), 10, "the admin socket")
+    except (RuntimeError, AssertionError, TimeoutError):
+        pass
+    if proxy.process.died() or not proxy.admin_socket.exists():
+        proxy.stop()
+        return None
+    return proxy
+
+
+@pytest.fixture(scope="module")
+def haproxy(tmp_path_factory, servers):
+    """HAProxy with frontend `web` and backend `auth_servers` whose one server s1 is UP."""
+    backend = servers.tcp(hang_up)
+    proxy, web = None, 0
+    for _ in range(3):  # a free port taken by another test run before HAProxy binds it: try new ones
+        web = free_port()
+        proxy = start_haproxy(tmp_path_factory, web, backend)
+        if proxy is not None:
+            break
+    assert proxy is not None, "HAProxy did not start in 3 tries"
     proxy.web_port = web
     wait_until(lambda: proxy.server_states("auth_servers") == {"s1": "UP"}, 10, "s1 UP")
     yield proxy
@@ -224,6 +243,13 @@ async def test_ssl_require_fails_when_the_server_declines_tls(pyservers, mode):
     assert PG_SECRET.encode() not in b"".join(received)
 
 
+def accepts_sessions(server: Postgres) -> bool:
+    try:
+        return server.psql("select 1") == "1"
+    except RuntimeError:  # "the database system is starting up"
+        return False
+
+
 @pytest.fixture(scope="module")
 def postgres():
     """scram-sha-256 for every role but `md5role` (md5) and `plainrole` (password: cleartext)."""
@@ -233,6 +259,7 @@ def postgres():
         "host all all 127.0.0.1/32 scram-sha-256"
     )
     server = Postgres(hba=hba).start()
+    wait_until(lambda: accepts_sessions(server), 30, "postgres past 'starting up'")  # the port opens earlier
     server.psql(f"create role scramrole login password '{PG_SECRET}'")
     server.psql(f"set password_encryption = 'md5'; create role md5role login password '{PG_SECRET}'")
     server.psql(f"create role plainrole login password '{PG_SECRET}'")
