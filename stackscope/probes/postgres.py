@@ -626,11 +626,18 @@ async def _query(conn: _Conn, sql: str) -> list[str | None]:
             return row
 
 
+def _validate(address: Any, options: PostgresOptions) -> list[tuple[str, str, str]]:
+    if options.ca and options.ssl != "verify-full":
+        return [("ca", f"ca has no effect with ssl: {options.ssl}", "set ssl: verify-full, or remove ca")]
+    return []
+
+
 SPEC = CheckSpec(
     key="postgres",
     doc="Speak the PostgreSQL protocol: up, in recovery, out of connections; optionally log in.",
     target=AddressKind(default_port=5432),
     options=PostgresOptions,
     probe=probe,
+    validate=_validate,
     example="- postgres: 127.0.0.1:5432\n  password_env: PGPASSWORD",
 )

@@ -95,3 +95,14 @@ def test_values_the_protocols_allow_are_accepted(check):
 def test_editor_schema_refuses_them_too(check):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(yaml.safe_load(layout_text(check)), json_schema())
+
+
+def test_postgres_ca_needs_verify_full(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read at load time\n")
+    check = {"postgres": "127.0.0.1", "ssl": "require", "ca": str(ca)}
+    with pytest.raises(LayoutError) as raised:
+        parse_layout(layout_text(check), "wire.yaml", ParseContext(environ={}, require_env=False))
+    (problem,) = raised.value.problems
+    assert "ca has no effect with ssl: require" in problem.message and "verify-full" in problem.fix
+    parse_layout(layout_text({**check, "ssl": "verify-full"}), "wire.yaml", ParseContext(environ={}))
