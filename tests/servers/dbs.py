@@ -102,7 +102,17 @@ class Postgres:
             argv += ["-c", f"{key}={value}"]
         self.process.spawn(argv, user=self.user)
         wait_until(lambda: port_open(self.port), 30, f"postgres on {LOOPBACK}:{self.port}", self.process.died)
+        # The port opens while the server is still starting up ("the database system is
+        # starting up"): under load a test's first login met that. Ready is accepting sessions.
+        if self.settings.get("hot_standby") != "off":  # such a standby never accepts any
+            wait_until(
+                self._accepts_sessions, 30, f"postgres on {LOOPBACK}:{self.port} accepting sessions", self.process.died
+            )
         return self
+
+    def _accepts_sessions(self) -> bool:
+        isready = [os.path.join(PG_BIN, "pg_isready"), "-q", "-h", str(self.dir), "-p", str(self.port)]
+        return _run_as(self.user, [*isready, "-U", "postgres", "-t", "2"]).returncode == 0
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         done = _run_as(
