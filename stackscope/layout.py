@@ -15,7 +15,9 @@ from typing import Any
 
 import yaml
 
+from stackscope.files import FileRefused, read_text
 from stackscope.probes import CHECK_TYPES, spec_for
+from stackscope.safetext import safe_value, terminal_safe
 from stackscope.schema import (
     Address,
     AddressKind,
@@ -143,6 +145,13 @@ class Problem:
     message: str
     fix: str = ""
 
+    def __post_init__(self) -> None:
+        """A problem quotes what the layout says, which may hold an escape sequence or a
+        NUL (a double-quoted "\\x1b"): every text of it is made terminal-safe here, where
+        every problem is made, so lint and every error message print it harmlessly."""
+        for name in ("file", "where", "message", "fix"):
+            object.__setattr__(self, name, safe_value(getattr(self, name)))
+
     def __str__(self) -> str:
         where = f"{self.where}: " if self.where else ""
         fix = f" — {self.fix}" if self.fix else ""
@@ -195,6 +204,9 @@ class Node:
 # file size and, separately, by the number of checks.
 MAX_VALUES = 200_000  # values reached through aliases
 MAX_CHECKS = 100_000
+# A layout file is refused unread above this size: a 10 MB, 180,000-check file took 9-13 s
+# and 637 MB before MAX_CHECKS refused it. 4 MiB is still some 40,000 checks.
+MAX_LAYOUT_BYTES = 4 * 1024 * 1024
 
 _YAML_TAG = "tag:yaml.org,2002:"
 # The tags plain YAML resolves to by itself; any other tag is refused with a located
@@ -281,7 +293,7 @@ class _Reader:
         if not isinstance(node, yaml.ScalarNode):
             return None
         try:
-            return self._constructor.construct_object(node, deep=True)
+            value = self._constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError):
             self._add(
                 Problem(
@@ -293,6 +305,20 @@ class _Reader:
                 )
             )
             return None
+        # Layout text enters the program here: like server text, it can hold no control
+        # character, C1 byte or bidi override past this point (names, targets, messages).
+        return safe_value(value)
+
+    def _complex_key(self, key_node: yaml.Node, where: str) -> Problem:
+        """A key that is a mapping or a list (`? {a: 1}` or `[a, b]: x`): keys name options."""
+        what = "a mapping" if isinstance(key_node, yaml.MappingNode) else "a list"
+        return Problem(
+            self.file,
+            key_node.start_mark.line + 1,
+            where,
+            f"a key is {what}: keys must be plain words",
+            "write the key as a word, like name: or checks: (no '?', brackets or braces around it)",
+        )
 
     def read(self, node: yaml.Node, where: str = "", key: str | None = None) -> Node:
         line = node.start_mark.line + 1
@@ -308,6 +334,10 @@ class _Reader:
             duplicates: set[int] = set()
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode):
+                    duplicates.add(id(key_node))  # skipped below, like a duplicate
+                    self._add(self._complex_key(key_node, inner))
                     continue
                 key = own_keys[id(key_node)] = str(self._scalar(key_node, inner, None))
                 key_line = key_node.start_mark.line + 1
@@ -360,10 +390,11 @@ def read_yaml(path: str) -> Node:
 
 def _read_text(path: str) -> tuple[str, str]:
     """The file's text and the name to show in problems."""
-    display = os.path.relpath(path) if not os.path.isabs(path) else path
+    display = terminal_safe(os.path.relpath(path) if not os.path.isabs(path) else path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read(), display
+        return read_text(path, MAX_LAYOUT_BYTES), display
+    except FileRefused as exc:
+        raise LayoutError([Problem(display, 0, "", exc.reason, _refused_fix(exc))]) from None
     except FileNotFoundError:
         raise LayoutError(
             [Problem(display, 0, "", "file not found", "check the path; examples live in layouts/")]
@@ -396,6 +427,15 @@ def _read_text(path: str) -> tuple[str, str]:
                 )
             ]
         ) from None
+
+
+def _refused_fix(exc: FileRefused) -> str:
+    if "larger than" in exc.reason:
+        return (
+            f"a layout is at most {MAX_LAYOUT_BYTES // 1024 // 1024} MiB (a few thousand checks); "
+            "split a larger one into several layouts"
+        )
+    return "pass the layout file itself (a regular YAML file), not a device, pipe or socket"
 
 
 def _codepoint(character: Any) -> str:
@@ -751,6 +791,18 @@ class _Builder:
                 where,
                 "checks must be a list, got a mapping",
                 "start each check with '- ', like '      - tcp: 127.0.0.1:5432'",
+            )
+        elif (
+            checks_node.value is not UNREADABLE
+            and checks_node.value is not None
+            and not isinstance(checks_node.value, list)
+        ):
+            self.problem(
+                node.key_lines["checks"],
+                where,
+                f"checks must be a list of checks, got {describe(checks_node.value)}",
+                "write each check on its own line under checks:, starting with '- ', like "
+                "'checks:' then '      - tcp: 127.0.0.1:5432'",
             )
         elif not isinstance(checks_node.value, list) or not checks_node.value:
             self.problem(

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stackscope.safetext import safe_value
+
 if TYPE_CHECKING:
     from stackscope.layout import Check, Layout
 
@@ -119,6 +121,17 @@ class Result:
     facts: Mapping[str, Any] = field(default_factory=dict)
     error_kind: ErrorKind | None = None
     started_at: float = 0.0  # wall clock (time.time()) when the probe started
+
+    def __post_init__(self) -> None:
+        """Make every text a server could have sent terminal-safe, here and only here.
+
+        This is the one place server text becomes output text: whatever a probe put in
+        `detail`, `key_fact` or `facts` (an ErrorResponse, an INFO field, a stats CSV cell)
+        loses its control characters, C1 bytes and bidi overrides before any renderer,
+        the timeline or the dashboard can see it (see safetext)."""
+        object.__setattr__(self, "detail", safe_value(self.detail))
+        object.__setattr__(self, "key_fact", safe_value(self.key_fact))
+        object.__setattr__(self, "facts", safe_value(dict(self.facts)))
 
     @property
     def ok(self) -> bool:
