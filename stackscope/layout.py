@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ import yaml
 
 from stackscope.files import FileRefused, read_text
 from stackscope.probes import CHECK_TYPES, spec_for
+from stackscope.redact import Redactor
 from stackscope.safetext import safe_value, terminal_safe
 from stackscope.schema import (
     Address,
@@ -540,15 +542,69 @@ def load_layout(path: str, *, environ: Mapping[str, str] | None = None, require_
 
 
 def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = None) -> Layout:
+    """Build the layout from its text; every text it shows, and every problem, has the
+    secrets its `*_env` keys name masked (a password pasted into a check's name, or given
+    to password_env in place of the variable's name, is never printed)."""
     ctx = ctx or ParseContext()
     problems: list[Problem] = []
     node = _compose(text, file, problems)
+    secrets, suspects = _secrets_named(node, ctx.environ)
+    redactor = Redactor(secrets, whole_only=suspects)
     builder = _Builder(file, ctx, problems)
-    layout = builder.layout(node)
+    try:
+        layout = builder.layout(node)
+    finally:
+        problems[:] = [_redacted(problem, redactor) for problem in problems]
     if problems or layout is None:
         problems.sort(key=lambda p: p.line)
         raise LayoutError(problems)
-    return layout
+    return redactor.layout(layout)
+
+
+# What an environment variable's name conventionally looks like. The value of a *_env key
+# that does not look like one may be the secret itself, pasted by mistake: it is masked.
+_ENV_NAME_CONVENTION = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _env_keys() -> set[str]:
+    """The option keys (of any check type) whose value names a secret's variable."""
+    from stackscope.probes import all_specs
+
+    return {info.key for spec in all_specs() for info in spec.option_infos() if isinstance(info.kind, EnvName)}
+
+
+def _secrets_named(root: Node, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(secrets, suspects) the layout refers to, found before it is validated (a layout
+    with problems still names them): the values of the variables its *_env keys name, and
+    the value of such a key itself when it does not look like a variable's name (it may
+    be the secret, pasted in place of the name)."""
+    keys, found, suspects, stack = _env_keys(), [], [], [root]
+    while stack:  # each node is popped once: the tree is finite (aliases were bounded)
+        node = stack.pop()
+        if isinstance(node.value, list):
+            stack.extend(node.value)
+        elif isinstance(node.value, dict):
+            for key, child in node.value.items():
+                if key in keys and isinstance(child.value, str):
+                    name = child.value
+                    if environ.get(name):
+                        found.append(environ[name])
+                    if not _ENV_NAME_CONVENTION.match(name):
+                        suspects.append(name)
+                else:
+                    stack.append(child)
+    return found, suspects
+
+
+def _redacted(problem: Problem, redactor: Redactor) -> Problem:
+    if not redactor:
+        return problem
+    return dataclasses.replace(
+        problem,
+        where=redactor.text(problem.where),
+        message=redactor.text(problem.message),
+        fix=redactor.text(problem.fix),
+    )
 
 
 def _check_count(layers_node: Node) -> int:
