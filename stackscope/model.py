@@ -146,6 +146,20 @@ class Snapshot:
     results: Mapping[str, Result]
     taken_at: float  # wall clock when the round finished
     round: int = 1
+    duration: float = 0.0  # seconds the round took, start to finish
 
     def result(self, check: Check) -> Result | None:
         return self.results.get(check.id)
+
+    @property
+    def overran(self) -> str | None:
+        """The note that this round took longer than the layout's interval, or None.
+
+        Rounds never overlap, so such a round silently stretches the interval: the output
+        says so ("this round took 33s, longer than the 10s interval")."""
+        interval = self.layout.interval
+        if not self.duration or self.duration <= interval:
+            return None
+        from stackscope.schema import format_duration
+
+        return f"this round took {format_duration(self.duration)}, longer than the {format_duration(interval)} interval"
