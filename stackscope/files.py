@@ -23,13 +23,18 @@ MIB = 1024 * 1024
 class FileRefused(OSError):
     """A file stackscope will not read: not a regular file, or larger than the cap.
 
-    An OSError (strerror is the whole sentence), so a caller that already reports "cannot
-    read FILE: <strerror>" reports this too; `reason` is the sentence without the path."""
+    An OSError whose strerror is the whole sentence ("/dev/zero is not a regular file (a
+    character device): stackscope reads only regular files"), so a caller that reports
+    "cannot read FILE: <strerror>" reports this too; `problem` is the sentence after "is",
+    for a caller that names the file itself ("FILE: not a regular file …")."""
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(errno.EINVAL, f"{path} {reason}")
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(errno.EINVAL, f"{path} is {problem}")
         self.path = path
-        self.reason = reason
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 def kind_of(mode: int) -> str:
@@ -62,12 +67,12 @@ def read_bounded(path: str, limit: int) -> bytes:
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
         if not stat.S_ISREG(info.st_mode):
-            via = " (through a symlink)" if os.path.islink(path) else ""
+            via = ", through a symlink" if os.path.islink(path) else ""
             raise FileRefused(
-                path, f"is not a regular file ({kind_of(info.st_mode)}{via}): stackscope reads only regular files"
+                path, f"not a regular file ({kind_of(info.st_mode)}{via}): stackscope reads only regular files"
             )
         if info.st_size > limit:
-            raise FileRefused(path, f"is larger than {size_text(limit)} ({info.st_size} bytes): refused unread")
+            raise FileRefused(path, f"larger than {size_text(limit)} ({info.st_size} bytes): refused unread")
         chunks, total = [], 0
         while total <= limit:  # each read moves on or returns b"" (end): at most limit + 1 bytes
             chunk = os.read(fd, min(1 * MIB, limit + 1 - total))
@@ -76,7 +81,7 @@ def read_bounded(path: str, limit: int) -> bytes:
             chunks.append(chunk)
             total += len(chunk)
         if total > limit:  # it grew while being read
-            raise FileRefused(path, f"is larger than {size_text(limit)}: refused")
+            raise FileRefused(path, f"larger than {size_text(limit)}: refused")
         return b"".join(chunks)
     finally:
         os.close(fd)

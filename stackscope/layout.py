@@ -396,7 +396,7 @@ def _read_text(path: str) -> tuple[str, str]:
     try:
         return read_text(path, MAX_LAYOUT_BYTES), display
     except FileRefused as exc:
-        raise LayoutError([Problem(display, 0, "", exc.reason, _refused_fix(exc))]) from None
+        raise LayoutError([Problem(display, 0, "", exc.problem, _refused_fix(exc))]) from None
     except FileNotFoundError:
         raise LayoutError(
             [Problem(display, 0, "", "file not found", "check the path; examples live in layouts/")]
@@ -432,7 +432,7 @@ def _read_text(path: str) -> tuple[str, str]:
 
 
 def _refused_fix(exc: FileRefused) -> str:
-    if "larger than" in exc.reason:
+    if exc.problem.startswith("larger than"):
         return (
             f"a layout is at most {MAX_LAYOUT_BYTES // 1024 // 1024} MiB (a few thousand checks); "
             "split a larger one into several layouts"

@@ -44,7 +44,7 @@ def detect(path: str) -> str:
     try:
         head = read_text(path, MAX_CONFIG_BYTES, errors="replace")[: 256 * 1024]
     except FileRefused as exc:
-        raise GateError(f"--lb-config {exc}") from None
+        raise GateError(f"--lb-config {exc.strerror}") from None
     except OSError as exc:
         raise GateError(f"cannot read {path}: {exc.strerror or exc}") from None
     if (

@@ -162,7 +162,7 @@ def parse(path: str) -> Config:
     try:
         lines = read_text(path, MAX_BYTES, errors="replace").splitlines()
     except FileRefused as exc:
-        raise ConfigError(path, 0, exc.reason) from None
+        raise ConfigError(path, 0, exc.problem) from None
     except FileNotFoundError:
         raise ConfigError(path, 0, "no such file") from None
     except OSError as exc:

@@ -191,7 +191,7 @@ class _Files:
         try:
             return read_text(path, MAX_FILE_BYTES, errors="replace")
         except FileRefused as exc:
-            raise ConfigError(path, 0, exc.reason) from None
+            raise ConfigError(path, 0, exc.problem) from None
         except FileNotFoundError:
             raise ConfigError(path, 0, "no such file") from None
         except PermissionError:
