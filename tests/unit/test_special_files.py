@@ -116,3 +116,33 @@ def test_a_large_layout_is_refused_before_it_is_parsed(tmp_path):
     done = run_cli("lint", str(path), timeout=HANG_GUARD)
     assert done.returncode == 3
     assert "larger than 4 MiB" in done.stderr and "split a larger one" in done.stderr, done.stderr
+
+
+async def test_the_dashboard_shows_a_fifo_nginx_config_as_unreadable_and_quits(tmp_path):
+    """A FIFO as the nginx config blocked a worker thread in open(): the dashboard could
+    not quit. Now the row says why the config is unreadable and `q` ends the app."""
+    import html
+    import re
+
+    from stackscope.engine import Engine
+    from stackscope.layout import load_layout
+    from stackscope.tui.app import StackscopeApp
+    from tests.tui.stack import until
+
+    path, says = special("fifo", tmp_path, 0)
+    layout = load_layout(str(write_layout(tmp_path, GOOD.replace("NGINX", path))))
+    app = StackscopeApp(layout, engine=Engine(layout), timeline_dir=str(tmp_path))
+    try:
+        async with app.run_test(size=(160, 50)) as pilot:
+            await until(pilot, lambda: app.diagnosis is not None, "a finished round", timeout=HANG_GUARD)
+            await pilot.pause()
+            shown = html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
+            assert "unreadable" in shown, shown
+            await pilot.press("q")
+            await until(pilot, lambda: not app.is_running, "the app to quit", timeout=HANG_GUARD)
+    finally:
+        # a reader still blocked in open() (the bug) is released by a writer coming and going
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
