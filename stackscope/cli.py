@@ -16,10 +16,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stackscope import __version__
+from stackscope.exits import EXIT_OK, EXIT_UNKNOWN, TERMINATING
 from stackscope.words import plural
 
-EXIT_OK, EXIT_WARN, EXIT_CRIT, EXIT_UNKNOWN = 0, 1, 2, 3
-COMMANDS = ("check", "watch", "lint", "schema", "demo")
+COMMANDS = ("check", "watch", "lint", "schema", "demo", "export", "rules")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,7 +113,80 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--show-verdict", action="store_true", help="with --walkthrough: do not hide the verdict")
     demo.add_argument("--list", action="store_true", help="list the faults and walkthroughs")
     demo.set_defaults(run=_cmd_demo)
+    _add_prometheus_commands(sub)
     return parser
+
+
+def _add_prometheus_commands(sub) -> None:
+    """`export` and `rules` (stackscope/export.py, stackscope/promrules.py)."""
+    export = sub.add_parser(
+        "export",
+        help="probe continuously and serve the results as Prometheus metrics",
+        description="Run rounds as `watch` does and serve the latest results on /metrics (Prometheus text "
+        "format or OpenMetrics) and /healthz. A scrape never probes. Listens on loopback only unless "
+        "--allow-remote. SIGTERM, SIGHUP or Ctrl-C stop it (exit 0).",
+    )
+    export.add_argument("layout", nargs="+", help="layout file(s) (YAML); each needs its own name")
+    export.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9464", help="default 127.0.0.1:9464")
+    export.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback listen address (/metrics has no auth)"
+    )
+    export.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
+    export.set_defaults(run=_cmd_export)
+
+    rules = sub.add_parser(
+        "rules",
+        help="print Prometheus alerting rules (or, with --alertmanager, an Alertmanager config) for a layout",
+        description="Print a Prometheus rule file with one alert per layer of the layout, for the series "
+        "`stackscope export` serves; with --alertmanager, an Alertmanager config whose inhibit_rules follow "
+        "the layout's dependency order.",
+    )
+    rules.add_argument("layout", help="layout file (YAML)")
+    rules.add_argument("--alertmanager", action="store_true", help="print an Alertmanager config instead")
+    rules.add_argument(
+        "--webhook", metavar="URL", help="with --alertmanager: a webhook URL for the receiver (default: none)"
+    )
+    rules.set_defaults(run=_cmd_rules)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    layouts = [load_or_report(path) for path in args.layout]
+    if any(layout is None for layout in layouts):
+        return EXIT_UNKNOWN
+    for layout in layouts:
+        _warn_short_secrets(layout)
+    from stackscope.export import Exporter, ExportError  # imports prometheus_client: only here
+
+    try:
+        exporter = Exporter(layouts, args.listen, allow_remote=args.allow_remote)
+    except ExportError as error:
+        print(f"stackscope: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    exporter.start_server()
+    names = ", ".join(layout.name for layout in layouts)
+    print(f"stackscope: exporting {names} on {exporter.url}/metrics (and /healthz); Ctrl-C to stop", flush=True)
+    try:
+        with _stop_on_hangup():
+            _run_async(exporter.run(args.rounds))
+    except KeyboardInterrupt:
+        pass  # Ctrl-C, SIGTERM or SIGHUP: the end of the export, not an error
+    finally:
+        with _ignoring_hangup():
+            exporter.close()
+    return EXIT_OK
+
+
+def _cmd_rules(args: argparse.Namespace) -> int:
+    layout = load_or_report(args.layout, require_env=False)
+    if layout is None:
+        return EXIT_UNKNOWN
+    from stackscope.promrules import alertmanager_config, rule_file
+
+    if args.webhook and not args.alertmanager:
+        print("stackscope: --webhook goes with --alertmanager", file=sys.stderr)
+        return EXIT_UNKNOWN
+    sys.stdout.write(alertmanager_config([layout], webhook=args.webhook) if args.alertmanager else rule_file(layout))
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -307,9 +380,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
     with _stop_on_hangup():
         _run_async(_watch(layout, emit, rounds))
     return getattr(args, "last_exit", EXIT_UNKNOWN)
-
-
-TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from stackscope.layout import Check, Layer, Layout
 from stackscope.lb.pool import BACKUP, DISABLED, DOWN_BY_CHECK, DRAIN, IN, MAINT, NOLB, UNKNOWN, WEIGHT_0
 from stackscope.model import NO_IDENTITY, ErrorKind, Result, Snapshot, Status
+from stackscope.vantage import vantage_headline
 from stackscope.words import plural
 
 _SIBLING_ROLES = {"db", "cache"}
@@ -485,6 +486,8 @@ def _summary(culprit: LayerState, consequences: list[LayerState]) -> dict:
         )
     else:
         head = f"{culprit.name}: {failing[0].result.detail}"
+    if not culprit.findings and culprit.status is not Status.UNKNOWN:
+        head = vantage_headline(culprit.name, failing) or head  # vantage.py: "fails from 1 of 3 vantage points"
     from_finding = culprit.findings and not drift
     counted = (
         len(failing) > 1

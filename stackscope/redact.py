@@ -49,9 +49,11 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = (), *, whole_only: Iterable[str] = ()) -> None:
         """`secrets` are masked whole and in pieces (partial echoes); `whole_only` are
         values that may be secrets (masked whole only, so a guess never garbles text)."""
-        variants: set[str] = {value for value in whole_only if value}
+        self._given = [s for s in secrets if s]
+        self._whole_only = [s for s in whole_only if s]
+        variants: set[str] = set(self._whole_only)
         plain: set[str] = set()  # the variants a server could echo a piece of
-        for secret in secrets:
+        for secret in self._given:
             if not secret:
                 continue
             forms = {secret, secret.encode().decode("latin-1")}  # latin-1: how printable() shows non-ASCII
@@ -72,6 +74,12 @@ class Redactor:
         # Longest first, so a secret containing another is masked whole.
         self._secrets = sorted(variants, key=len, reverse=True)
         self.longest = len(self._secrets[0]) if self._secrets else 0
+
+    def add(self, secret: str) -> None:
+        """Mask `secret` too, from now on: a secret a probe reads itself (a Varnish CLI
+        secret file), registered before the probe uses it."""
+        if secret and secret not in self._given:
+            self.__init__([*self._given, secret], whole_only=self._whole_only)  # type: ignore[misc]
 
     @classmethod
     def for_layout(cls, layout: Layout, environ: Mapping[str, str]) -> Redactor:

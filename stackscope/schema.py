@@ -260,6 +260,20 @@ def _bad_brackets(text: str) -> Invalid:
     )
 
 
+def _brackets_hold_ipv6(url: str) -> bool:
+    """Whether the URL's host is either free of brackets or one bracketed IPv6 address.
+
+    Checked here rather than left to urlsplit, which checks bracketed hosts only from
+    Python 3.11 on: on 3.10 'http://[db]:80/' would pass as the host 'db'.
+    """
+    netloc = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    host = netloc.rpartition("@")[2]
+    if "[" not in host and "]" not in host:
+        return True
+    match = re.fullmatch(r"\[([^\[\]]*)\](:[^\[\]]*)?", host)
+    return match is not None and _is_ipv6(match.group(1))
+
+
 def _is_ipv6(text: str) -> bool:
     try:
         return ipaddress.ip_address(text).version == 6
@@ -278,9 +292,11 @@ def parse_url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> Url:
         )
     if "://" not in text:
         raise Invalid(f"'{text}' has no scheme", f"write http://{text}")
+    if not _brackets_hold_ipv6(text):
+        raise _bad_brackets(text)
     try:
         parts = urlsplit(text)
-    except ValueError:  # brackets around the host that do not make an IPv6 address
+    except ValueError:  # anything else urlsplit refuses in the host
         raise _bad_brackets(text) from None
     if parts.scheme not in schemes:
         raise Invalid(

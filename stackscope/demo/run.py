@@ -13,9 +13,9 @@ import sys
 import threading
 from typing import TextIO
 
-from stackscope.cli import EXIT_OK, EXIT_UNKNOWN
 from stackscope.demo.faults import CLEAR, FAULTS
 from stackscope.demo.stack import PORT_NAMES, DemoError, DemoStack, free_ports, layout_text
+from stackscope.exits import EXIT_OK, EXIT_UNKNOWN
 
 
 def list_faults(out: TextIO) -> None:

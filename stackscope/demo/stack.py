@@ -19,7 +19,7 @@ from typing import Any
 from stackscope.demo.backends import AuthBackend, DecoyBackend
 from stackscope.demo.client import ClientStats, SyntheticClient
 from stackscope.demo.dns_server import DemoDns
-from stackscope.demo.faults import CLEAR, FAULTS
+from stackscope.demo.faults import CLEAR, FAULTS, Fault
 from stackscope.demo.lb import DemoLb
 from stackscope.demo.store import SessionStore
 from stackscope.loop_thread import LoopNotRunning, LoopThread
@@ -120,7 +120,7 @@ class DemoStack:
         for backend in self.auth + self.decoys:
             await backend.server.start()
         await self.dns.start()
-        self.lb = DemoLb(POOL, self._auth_members())
+        self.lb = DemoLb(POOL, self.auth_members())
         await self.lb.start()
         self.client = SyntheticClient(SERVICE, self.lb.frontend.port, Address("127.0.0.1", self.dns.port))
         self.client.start()
@@ -157,61 +157,35 @@ class DemoStack:
         ]
 
     # ------------------------------------------------------------------ faults
-    def _auth_members(self) -> list[tuple[str, int]]:
+    def auth_members(self) -> list[tuple[str, int]]:
+        """The healthy pool: the LB's server names on the auth backends' ports."""
         return [(f"auth{i}", backend.server.port) for i, backend in enumerate(self.auth, 1)]
+
+    @property
+    def dead_ports(self) -> list[int]:
+        """Ports held bound but never listening, for the dead-pool fault."""
+        return list(self._dead)
+
+    def require_lb(self) -> DemoLb:
+        if self.lb is None:
+            raise DemoError("the demo stack is not running")
+        return self.lb
 
     def inject(self, name: str) -> None:
         """Apply one fault (replacing any other); `clear` restores the healthy stack."""
         if name != CLEAR and name not in FAULTS:
             raise DemoError(f"unknown fault '{name}' (faults: {', '.join(FAULTS)}, or clear)")
-        self._call(self._apply(name))
+        self._call(self._switch(None if name == CLEAR else FAULTS[name]))
         self.fault = None if name == CLEAR else name
 
-    async def _apply(self, name: str) -> None:
+    async def _switch(self, fault: Fault | None) -> None:
+        """Revert the fault in place, then apply `fault` (None: stay healthy)."""
         if self.client is not None:
             self.client.fault_changed()  # on the loop the client's logins run on
-        await self._restore()
-        lb = self.lb
-        assert lb is not None
-        if name == "lb-misroute":  # same server names, other service's addresses
-            lb.set_members([(f"auth{i}", decoy.server.port) for i, decoy in enumerate(self.decoys, 1)])
-        elif name == "lb-dead-pool":
-            lb.set_members([(f"auth{i}", port) for i, port in enumerate(self._dead, 1)])
-        elif name == "lb-bad-healthcheck":
-            lb.health_path = "/healthz"
-        elif name == "dns-wrong-answer":
-            self.dns.mode = "wrong"
-        elif name == "dns-nxdomain":
-            self.dns.mode = "nxdomain"
-        elif name == "dns-timeout":
-            self.dns.mode = "silent"
-        elif name == "backend-crash":
-            await self.auth[1].server.stop()
-        elif name == "backends-500":
-            for backend in self.auth:
-                backend.broken = True
-        elif name == "db-down":
-            await self.store.stop()
-        elif name == "db-slow":
-            self.store.latency = 0.3
-        elif name == "db-too-many-connections":
-            self.store.saturated = True
-
-    async def _restore(self) -> None:
-        lb = self.lb
-        assert lb is not None
-        if [(m.name, m.port) for m in lb.members] != self._auth_members():
-            lb.set_members(self._auth_members())
-        lb.health_path = "/health"
-        self.dns.mode = "ok"
-        for backend in self.auth:
-            backend.broken = False
-            if not backend.server.running:
-                await backend.server.start()
-        self.store.latency = 0.0
-        self.store.saturated = False
-        if not self.store.running:
-            await self.store.start()
+        if self.fault is not None:
+            await FAULTS[self.fault].revert(self)
+        if fault is not None:
+            await fault.apply(self)
 
     # ------------------------------------------------------------------ what to show
     @property

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from stackscope.files import FileRefused, read_text
 from stackscope.layout import Layout
-from stackscope.lb import ConfigError, haproxy_cfg, nginx_conf
+from stackscope.lb import ConfigError, apache_conf, caddy_conf, haproxy_cfg, nginx_conf, varnish_vcl
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, DOES_NOT_RESOLVE, Declared, Judgement, Pool, judge_pool
 from stackscope.model import Status
 from stackscope.safetext import terminal_safe
@@ -47,6 +47,18 @@ def detect(path: str) -> str:
         raise GateError(f"--lb-config {exc.strerror}") from None
     except OSError as exc:
         raise GateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if re.search(
+        r"^\s*<(Proxy|ProxyMatch|VirtualHost|IfModule|IfDefine|Location|Directory)\b", head, re.M | re.I
+    ) or re.search(
+        r"^\s*(BalancerMember|ProxyPass|ProxyPassMatch|ProxySet|LoadModule|ServerRoot|IncludeOptional)\s",
+        head,
+        re.M | re.I,
+    ):  # nginx and haproxy have neither <Sections> nor these directives
+        return "apache"
+    if varnish_vcl.DETECT.search(head) or varnish_vcl.split_show(head):
+        return "varnish"
+    if caddy_conf.looks_like(path, head):
+        return "caddy"
     if (
         nginx_conf.split_dump(head) is not None
         or re.search(r"^\s*(http|events|stream)\s*\{", head, re.M)
@@ -56,7 +68,10 @@ def detect(path: str) -> str:
         return "nginx"
     if re.search(r"^\s*(backend|listen|frontend|defaults|global)\b", head, re.M):
         return "haproxy"
-    raise GateError(f"{path} looks like neither an haproxy.cfg nor an nginx config")
+    raise GateError(
+        f"{path} looks like neither an haproxy.cfg nor an nginx config"
+        " (nor an Apache httpd config, a Varnish VCL, a Caddy JSON config or a Caddyfile)"
+    )
 
 
 def _pool_names(layout: Layout, kind: str, explicit: str | None) -> list[tuple[str, str | None]]:
@@ -69,6 +84,12 @@ def _pool_names(layout: Layout, kind: str, explicit: str | None) -> list[tuple[s
             names.append((check.options.backend, check.options.backends))
         elif check.type == kind == "nginx":
             names.append((check.options.upstream, check.options.backends))
+        elif check.type == kind == "apache":
+            names.append((check.options.balancer, check.options.backends))
+        elif check.type == kind == "caddy":  # no upstream: the reverse_proxy best matching the declared backends
+            names.append((str(check.options.upstream) if check.options.upstream else None, check.options.backends))
+        elif check.type == kind == "varnish":
+            names.append((check.options.director, check.options.backends))
     if not names:
         raise GateError(f"the layout has no {kind} check naming a pool: add one, or name the pool with --pool")
     return list(dict.fromkeys(names))
@@ -107,6 +128,40 @@ def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resol
             found = haproxy_cfg.pool_of(cfg, name, resolved, note)
             declared = _declared(layout, layer, resolve)
             reports.append(PoolReport(found, declared, judge_pool(found, declared)))
+    elif kind == "apache":
+        try:
+            apache = apache_conf.load(config_path)
+            pools = apache_conf.balancers(apache)
+        except ConfigError as exc:
+            raise GateError(str(exc)) from None
+        by_lower = {name.lower(): balancer for name, balancer in pools.items()}
+        for name, layer in _pool_names(layout, kind, pool):
+            if name.lower() not in by_lower:
+                raise GateError(f"{config_path} has no balancer://{name} (balancers: {', '.join(pools) or 'none'})")
+            balancer = by_lower[name.lower()]
+            hosts = {m.host for m in balancer.members if m.host and not is_ip(m.host)}
+            resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
+            found = apache_conf.pool_of(balancer, resolved, apache, note)
+            declared = _declared(layout, layer, resolve)
+            reports.append(PoolReport(found, declared, judge_pool(found, declared)))
+    elif kind == "caddy":
+        try:
+            caddy = caddy_conf.load(config_path)
+            for name, layer in _pool_names(layout, kind, pool):
+                declared = _declared(layout, layer, resolve)
+                found = caddy_conf.gate_pool(caddy, name, declared, resolve, note)
+                reports.append(PoolReport(found, declared, judge_pool(found, declared)))
+        except ConfigError as exc:
+            raise GateError(str(exc)) from None
+    elif kind == "varnish":
+        try:
+            vcl = varnish_vcl.load(config_path)
+            for name, layer in _pool_names(layout, kind, pool):
+                found = varnish_vcl.gate_pool(vcl, name, resolve, note)
+                declared = _declared(layout, layer, resolve)
+                reports.append(PoolReport(found, declared, judge_pool(found, declared)))
+        except ConfigError as exc:
+            raise GateError(str(exc)) from None
     else:
         try:
             config = nginx_conf.load(config_path)

@@ -247,7 +247,7 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
             live.append(s)
         elif s.standby and s.serving:
             standby.append(s)
-        elif s.state.startswith("DOWN"):
+        elif s.state.startswith("DOWN") or s.service == DOWN_BY_CHECK:  # Apache words it HcFl/Err
             coming.append(s)
         else:
             idle.append(s)

@@ -20,11 +20,15 @@ CHECK_TYPES: dict[str, str] = {
     "tls": "stackscope.probes.tls",
     "haproxy": "stackscope.probes.haproxy",
     "nginx": "stackscope.probes.nginx",
+    "apache": "stackscope.probes.apache",
+    "caddy": "stackscope.probes.caddy",
+    "varnish": "stackscope.probes.varnish",
     "postgres": "stackscope.probes.postgres",
     "mysql": "stackscope.probes.mysql",
     "redis": "stackscope.probes.redis",
     "process": "stackscope.probes.process",
     "host": "stackscope.probes.host",
+    "prometheus": "stackscope.probes.prometheus",
 }
 
 _loaded: dict[str, CheckSpec] = {}

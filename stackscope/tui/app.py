@@ -20,7 +20,6 @@ import dataclasses
 import inspect
 import os
 import re
-import signal
 import threading
 import time
 from collections import deque
@@ -38,6 +37,7 @@ from textual.worker import Worker, WorkerState
 
 from stackscope.diagnosis import Diagnosis, assess
 from stackscope.engine import Engine
+from stackscope.exits import TERMINATING
 from stackscope.layout import Layout
 from stackscope.loop_thread import LoopNotRunning, LoopThread
 from stackscope.model import Result, Snapshot, Status
@@ -176,8 +176,6 @@ class StackscopeApp(App[int]):
             # report the frame's cost as latency.
             self.call_after_refresh(self.start_round)
 
-    TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
     def _install_signal_handlers(self) -> None:
         """SIGTERM (kill, a service manager) and SIGHUP (the SSH link dropped, the tmux
         session was killed) quit like q: the timeline is written (--record), the terminal
@@ -185,7 +183,7 @@ class StackscopeApp(App[int]):
         if threading.current_thread() is not threading.main_thread():
             return
         loop = asyncio.get_running_loop()
-        for signum in self.TERMINATING:
+        for signum in TERMINATING:
             loop.add_signal_handler(signum, self.quit_on_signal, signum)
             self._signals_installed.append(signum)
 

@@ -98,6 +98,9 @@ def sections(
     if isinstance(facts.get("pool"), Mapping):
         out.append(("Pool: declared vs actual", pool_table(facts["pool"], width=width)))
         used.add("pool")
+    if isinstance(facts.get("series"), list) and facts["series"]:
+        out.append((_series_title(facts), series_table(facts["series"])))
+        used.update(("series", "series_total", "series_detail", "failing"))
     rest = {k: v for k, v in facts.items() if k not in used}
     if rest:
         out.append(("Other facts", fact_tree(rest)))
@@ -108,6 +111,41 @@ def sections(
 
 
 # --------------------------------------------------------------------------- families
+
+
+def _series_title(facts: Mapping[str, Any]) -> str:
+    """'Series per zone (vantage points) — 1 of 3 failing' for a prometheus check."""
+    per = facts.get("per")
+    title = f"Series per {per}" if per else "Series"
+    if facts.get("vantage"):
+        title += " (vantage points)"
+    total = facts.get("series_total", len(facts.get("series") or ()))
+    failing = len(facts.get("failing") or ())
+    shown = len(facts.get("series") or ())
+    title += f" — {failing} of {total} failing" if failing else f" — {total} ok"
+    return title + (f" (first {shown} shown)" if isinstance(total, int) and total > shown else "")
+
+
+def series_table(series: list[Any]) -> RenderableType:
+    """One row per series of a prometheus check: its key, status, value, why and labels."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("series", "status", "value", "labels"):
+        table.add_column(column, no_wrap=column in ("status", "value"), overflow="fold")
+    for row in series:
+        if not isinstance(row, Mapping):
+            continue
+        try:
+            status = Status[str(row.get("status", "unknown")).upper()]
+        except KeyError:
+            status = Status.UNKNOWN
+        labels = row.get("labels") if isinstance(row.get("labels"), Mapping) else {}
+        table.add_row(
+            str(row.get("key", "")),
+            f"{status.glyph} {status.word}",
+            str(row.get("why") or row.get("value", "")),
+            ", ".join(f"{k}={v}" for k, v in labels.items() if k != "__name__") or "—",
+        )
+    return table
 
 
 def _result(check: Check, result: Result | None) -> RenderableType:

@@ -1,0 +1,142 @@
+"""The shape of the code, checked: which module may import which.
+
+Read from the source (the AST), so that an import inside a function counts as much as
+one at the top: both run. Imports under `if TYPE_CHECKING:` do not run and are ignored.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "stackscope"
+UI = ("stackscope.tui", "stackscope.demo", "textual")
+# The composition root: it may reach the UI, but only inside the command that runs it.
+ENTRY_POINTS = ("stackscope.cli", "stackscope.__main__")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    return "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(imported module, at module level) for every import that runs."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[tuple[str, bool]] = []
+
+    def visit(nodes: list[ast.stmt] | list[ast.AST], top: bool) -> None:
+        for node in nodes:
+            if isinstance(node, ast.If) and _is_type_checking(node):
+                visit(node.orelse, top)
+                continue
+            if isinstance(node, ast.Import):
+                found.extend((alias.name, top) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(anchor + ([base] if base else []))
+                for alias in node.names:
+                    candidate = f"{base}.{alias.name}"
+                    found.append((candidate if _exists(candidate) else base, top))
+            inner_top = top and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            visit(list(ast.iter_child_nodes(node)), inner_top)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body, True)
+    return found
+
+
+def _exists(module: str) -> bool:
+    if not module.startswith("stackscope"):
+        return False
+    relative = Path(*module.split(".")[1:])
+    return (PACKAGE / relative).with_suffix(".py").is_file() or (PACKAGE / relative / "__init__.py").is_file()
+
+
+GRAPH = {_module_name(path): _imports(path) for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_ui(module: str) -> bool:
+    return any(module == ui or module.startswith(ui + ".") for ui in UI)
+
+
+def _own(module: str) -> bool:
+    return module == "stackscope" or module.startswith("stackscope.")
+
+
+CORE = sorted(m for m in GRAPH if not _is_ui(m) and m not in ENTRY_POINTS)
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_the_core_never_imports_the_ui(module):
+    reached = sorted({imported for imported, _ in GRAPH[module] if _is_ui(imported)})
+    assert not reached, f"{module} imports {reached}: the core must not depend on the dashboard or the demo"
+
+
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_the_command_line_reaches_the_ui_only_inside_the_command_that_runs_it(module):
+    at_top = sorted({imported for imported, top in GRAPH[module] if top and _is_ui(imported)})
+    assert not at_top, f"{module} imports {at_top} at module level: `stackscope check` would pay for them"
+
+
+def test_the_model_imports_nothing_else_of_the_project():
+    own = sorted({imported for imported, _ in GRAPH["stackscope.model"] if _own(imported)})
+    assert own == [], f"stackscope.model imports {own}: the data model must stand on its own"
+
+
+def test_no_import_cycle_in_the_package():
+    edges = {m: {i for i, _ in imports if i in GRAPH and i != m} for m, imports in GRAPH.items()}
+    cycles = _cycles(edges)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(edges[node]):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            connect(node)
+    return found
+
+
+def test_the_contract_sees_imports_inside_functions():
+    """The checker itself: a cycle made only of function-level imports is still found."""
+    assert _cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
+    cli_imports = {imported for imported, top in GRAPH["stackscope.cli"] if not top}
+    assert any(_is_ui(imported) for imported in cli_imports), "the cli's lazy UI imports were not seen"
