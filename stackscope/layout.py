@@ -307,9 +307,7 @@ class _Reader:
                 )
             )
             return None
-        # Layout text enters the program here: like server text, it can hold no control
-        # character, C1 byte or bidi override past this point (names, targets, messages).
-        return safe_value(value)
+        return value
 
     def _complex_key(self, key_node: yaml.Node, where: str) -> Problem:
         """A key that is a mapping or a list (`? {a: 1}` or `[a, b]: x`): keys name options."""
@@ -607,6 +605,15 @@ def _redacted(problem: Problem, redactor: Redactor) -> Problem:
     )
 
 
+def shown(text: str) -> str:
+    """Layout text that is shown (the layout's name and description, layer and check names,
+    targets as written), made terminal-safe where the loader builds the layout, as server
+    text is where a Result is built. Values a probe sends (a query, a header, a user) keep
+    their characters, for their check type to accept or refuse with a located problem;
+    every problem is terminal-safe itself (Problem.__post_init__)."""
+    return terminal_safe(text)
+
+
 def _check_count(layers_node: Node) -> int:
     """How many checks the layers list, as written (before any is validated)."""
     total = 0
@@ -771,8 +778,8 @@ class _Builder:
         if name is None:
             return None
         return Layout(
-            name=name,
-            description=description,
+            name=shown(name),
+            description=shown(description),
             interval=interval,
             timeout=timeout,
             resolver=resolver,
@@ -822,6 +829,7 @@ class _Builder:
             node, "name", Text(), where, required=True, fix_missing="add name: (shown on the panel, e.g. Load balancer)"
         )
         if name is not None:
+            name = shown(name)
             where = f"layer '{name}'"
         self.unknown_keys(node, _LAYER_KEYS, where, "layer")
         role = self.parse(
@@ -943,8 +951,8 @@ class _Builder:
         raw_target = node.value[type_key].value
         return Check(
             type=type_key,
-            target=str(raw_target),
-            name=name or str(raw_target),
+            target=shown(str(raw_target)),
+            name=shown(name or str(raw_target)),
             layer=layer,
             timeout=timeout,
             warn_ms=warn_ms,

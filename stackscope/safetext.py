@@ -3,7 +3,7 @@
 Terminal safety is a property of the data, not of each renderer: `model.Result` passes
 its `detail`, `key_fact` and every string nested in `facts` through `safe_value()` when it
 is built (so a probe written tomorrow cannot hand a renderer raw server bytes), and the
-layout loader does the same for every string a layout holds. The rule is defined in
+layout loader does the same for the text a layout shows (names, targets as written). The rule is defined in
 model.py (which may import nothing else of the project) and re-exported here. What reaches the JSON, the timeline,
 `watch --plain` or the dashboard therefore cannot retitle, clear or reorder the operator's
 terminal. The renderers still call `terminal_safe()`/`xml_safe()` as a last line of
