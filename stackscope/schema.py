@@ -281,6 +281,24 @@ def _is_ipv6(text: str) -> bool:
         return False
 
 
+_UNSENDABLE_IN_URL = re.compile(r"[^\x21-\x7e]")
+
+
+def _refuse_unsendable_url(text: str) -> None:
+    """A URL goes into the request line as it is: a space or line break would end it and
+    start a header of the layout's making (Python's urlsplit silently drops tabs and line
+    breaks instead, so the URL sent would not be the one written), and HTTP/1.1 carries
+    only ASCII there."""
+    found = _UNSENDABLE_IN_URL.search(text)
+    if found is not None:
+        bad = found.group()
+        shown = text.encode("unicode_escape").decode("ascii")
+        raise Invalid(
+            f"'{shown}' has {_char_name(bad)} in it, which an HTTP request line cannot carry",
+            "percent-encode it (%20 for a space); a URL is printable ASCII on one line",
+        )
+
+
 def parse_url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> Url:
     if not isinstance(value, str) or not value.strip():
         raise Invalid(f"expected a URL, got {describe(value)}", "write it like http://127.0.0.1:8080/health")
@@ -292,6 +310,7 @@ def parse_url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> Url:
         )
     if "://" not in text:
         raise Invalid(f"'{text}' has no scheme", f"write http://{text}")
+    _refuse_unsendable_url(text)
     if not _brackets_hold_ipv6(text):
         raise _bad_brackets(text)
     try:
@@ -623,6 +642,103 @@ class HeaderMap(TextMap):
                 "anyOf": [{"type": "string", "pattern": _HEADER_VALUE_RE.pattern}, {"type": ["number", "boolean"]}]
             }
         return {"type": "object", "propertyNames": {"pattern": _TOKEN_RE.pattern}, "additionalProperties": values}
+
+
+class WireText(Text):
+    """Text a probe puts on a wire protocol as it is: the protocol's grammar, not ours,
+    decides what it may hold. A character the protocol uses as a separator (HAProxy's
+    `;` and newline between commands, PostgreSQL's NUL between startup parameters, a
+    RESP line break) would let a layout value smuggle in more than the probe means to
+    send, so it is a layout error at lint time, located, never something sent.
+
+    `allowed` is a full-match pattern of the characters the protocol allows; `rule` says
+    in words what they are, for the fix; `max_bytes` bounds the UTF-8 length.
+    """
+
+    def __init__(self, what: str, allowed: str, rule: str, why: str, max_bytes: int, example: str) -> None:
+        self.what, self.rule, self.why, self.example = what, rule, why, example
+        self.allowed = re.compile(allowed)
+        self.whole = re.compile(allowed + "*")  # `allowed` is one character class: one match for the whole
+        self.max_bytes = max_bytes
+        self.hint = f"{what} ({rule}, at most {max_bytes} bytes)"
+
+    def parse(self, value: Any, ctx: ParseContext) -> str:
+        text = super().parse(value, ctx)
+        shown = text.encode("unicode_escape").decode("ascii") if not text.isascii() or not text.isprintable() else text
+        if not self.whole.fullmatch(text):
+            bad = next(ch for ch in text if not self.allowed.fullmatch(ch))
+            raise Invalid(
+                f"'{shown}' is not a valid {self.what}: {_char_name(bad)} is not allowed ({self.why})",
+                f"use {self.rule}, like {self.example}",
+            )
+        size = len(text.encode("utf-8"))
+        if size > self.max_bytes:
+            raise Invalid(
+                f"'{shown[:40]}…' is {size} bytes, longer than a {self.what} may be ({self.max_bytes})",
+                f"use the real name, at most {self.max_bytes} bytes",
+            )
+        return text
+
+    def json_schema(self) -> dict[str, Any]:
+        item = self.allowed.pattern
+        return {"type": "string", "minLength": 1, "maxLength": self.max_bytes, "pattern": f"^(?:{item})+$"}
+
+
+def _char_name(ch: str) -> str:
+    names = {"\x00": "a NUL byte", "\n": "a line break", "\r": "a carriage return", ";": "';'", " ": "a space"}
+    return names.get(ch, f"'{ch}'" if ch.isprintable() else f"the control character U+{ord(ch):04X}")
+
+
+def haproxy_name(what: str = "HAProxy proxy name") -> WireText:
+    """A backend/frontend/server name as HAProxy itself allows it (cfgparse `invalid_char`):
+    the Runtime API separates commands with `;` and lines, and words with spaces."""
+    why = (
+        "HAProxy allows no other characters in names, and on the Runtime API ';' or a line break starts another command"
+    )
+    return WireText(what, r"[A-Za-z0-9_.:-]", "letters, digits and _ . : - only", why, 255, "auth_servers")
+
+
+_PRINTABLE = r"[^\x00-\x1f\x7f]"
+
+
+def postgres_name(what: str) -> WireText:
+    """A role or database name for the v3 StartupMessage, whose parameters are
+    NUL-terminated: a NUL inside would start another parameter (options, replication…).
+    PostgreSQL keeps 63 bytes of a name (NAMEDATALEN - 1) and cuts the rest."""
+    why = "the startup message ends a value at a NUL, and what follows would be read as more parameters"
+    return WireText(what, _PRINTABLE, "printable text, no NUL or control characters", why, 63, "app")
+
+
+def mysql_user() -> WireText:
+    """A user name for the handshake response, NUL-terminated there; MariaDB allows 80
+    characters (MySQL 32: the server refuses a longer one itself)."""
+    why = "the handshake ends the user name at a NUL"
+    return WireText("MySQL user name", _PRINTABLE, "printable text, no NUL or control characters", why, 80, "app")
+
+
+def redis_user() -> WireText:
+    """An ACL user name: Redis refuses names with spaces or control characters, and a
+    line break is RESP's own separator."""
+    why = "Redis ACL user names have no spaces or control characters"
+    return WireText("Redis ACL user name", r"[^\s\x00-\x1f\x7f]", "printable text without spaces", why, 256, "monitor")
+
+
+class HeaderName(Text):
+    """One HTTP header name (a token: letters, digits and !#$%&'*+-.^_`|~)."""
+
+    hint = "an HTTP header name"
+
+    def parse(self, value: Any, ctx: ParseContext) -> str:
+        name = super().parse(value, ctx)
+        if not _TOKEN_RE.match(name):
+            raise Invalid(
+                f"'{name}' is not a valid HTTP header name",
+                "use letters, digits and '-' only, like X-Api-Key (no spaces or colons)",
+            )
+        return name
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": _TOKEN_RE.pattern}
 
 
 class LayerRef(Text):

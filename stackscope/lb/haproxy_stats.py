@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stackscope.lb.pool import (
@@ -34,6 +36,55 @@ class StatsError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(terminal_safe(message))
+
+
+class RefusedCommand(ValueError):
+    """A Runtime API command outside the read-only allow-list. It is never sent: the
+    admin socket obeys `disable server`, `shutdown frontend` and `set weight` from anyone
+    who can open it, and a probe must never change what it probes."""
+
+
+# The only commands a probe sends, with the grammar of each argument. `show stat` takes
+# none or all three of {iid|proxy} type sid; `show servers state` an optional backend.
+_PROXY = re.compile(r"[A-Za-z0-9_.:-]{1,255}")  # HAProxy's own name characters, or a numeric id
+_NUMBER = re.compile(r"-?[0-9]{1,10}")
+_NOT_IN_A_COMMAND = re.compile(r"[^A-Za-z0-9_.:\- ]")
+READ_ONLY_COMMANDS: dict[str, tuple[tuple[re.Pattern[str], ...], ...]] = {
+    "show info": ((),),
+    "show stat": ((), (_PROXY, _NUMBER, _NUMBER)),
+    "show servers state": ((), (_PROXY,)),
+}
+
+
+def check_read_only(command: str) -> str:
+    """`command` if it is one of READ_ONLY_COMMANDS with well-formed arguments, else
+    RefusedCommand saying why. Exact words, no `;` or line break: those would let one
+    string carry a second command."""
+    if not isinstance(command, str) or not command:
+        raise RefusedCommand("an empty command")
+    found = _NOT_IN_A_COMMAND.search(command)
+    if found is not None:
+        bad = found.group()
+        what = {";": "';' (a second command)", "\n": "a line break (a second command)"}.get(bad, repr(bad))
+        raise RefusedCommand(f"it holds {what}")
+    words = command.split(" ")
+    for size in (3, 2):
+        verb = " ".join(words[:size])
+        if verb in READ_ONLY_COMMANDS:
+            args = words[size:]
+            for grammar in READ_ONLY_COMMANDS[verb]:
+                if len(args) == len(grammar) and all(p.fullmatch(a) for p, a in zip(grammar, args)):
+                    return command
+            raise RefusedCommand(f"'{verb}' does not take the arguments {' '.join(args)!r}")
+    raise RefusedCommand("it is not a read-only command (" + ", ".join(READ_ONLY_COMMANDS) + ")")
+
+
+def runtime_api_line(commands: Sequence[str]) -> bytes:
+    """The one line that asks for `commands`, each checked by check_read_only; the `;`
+    between them is the only one ever sent."""
+    if not commands:
+        raise RefusedCommand("no command")
+    return ";".join(check_read_only(command) for command in commands).encode("ascii") + b"\n"
 
 
 @dataclass(frozen=True)

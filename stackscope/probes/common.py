@@ -273,8 +273,19 @@ def printable(data: bytes, limit: int = 40) -> str:
     return "".join(shown) + ("…" if len(data) > max(i, limit) else "")
 
 
-def guess_protocol(data: bytes) -> str:
-    """Name the protocol a banner or reply looks like, to say what answered on a port."""
+def guess_protocol(data: bytes, not_: str = "") -> str:
+    """Name the protocol a banner or reply looks like, to say what answered on a port.
+
+    `not_` names the protocol the probe expected and found broken ("MySQL"): bytes that
+    merely resemble it then read "something that is not a MySQL server", never "a
+    MySQL/MariaDB server answered" right after saying it does not speak MySQL."""
+    guess = _guess(data)
+    if not_ and guess.startswith(f"a {not_}"):
+        return f"something that is not a {not_} server"
+    return guess
+
+
+def _guess(data: bytes) -> str:
     if data.startswith(b"HTTP/"):
         return "an HTTP server"
     if data.startswith(b"SSH-"):

@@ -135,6 +135,43 @@ def dns_wire_problem(exc: BaseException, server: object, over_tcp: bool) -> tupl
     return f"the DNS server {server} sent a reply that is not valid DNS ({why})", "bad reply"
 
 
+class NoReply(Exception):
+    """No reply to our query within the time; `ignored` replies came that were not ours."""
+
+    def __init__(self, ignored: int) -> None:
+        super().__init__(f"no reply ({ignored} not ours ignored)")
+        self.ignored = ignored
+
+
+async def udp_query(query, server: Address, timeout: float):
+    """Send `query` over UDP and wait for *its* reply, as a resolver does: a reply whose ID
+    or question is not the query's is what spoofing (or a late answer to an earlier query)
+    looks like, so it is ignored and the wait goes on until the right one or the timeout
+    (dnspython's udp() fails at the first such reply, or with ignore_errors hides
+    malformed replies too, which must stay visible as a broken server). Replies from
+    another address are ignored as well."""
+    import dns.asyncbackend
+    import dns.asyncquery
+    import dns.exception
+
+    expiration = time.time() + timeout
+    family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
+    destination = (server.host, server.port)
+    backend = dns.asyncbackend.get_default_backend()
+    connect_to = destination if backend.datagram_connection_required() else None
+    ignored = 0
+    async with await backend.make_socket(family, socket.SOCK_DGRAM, 0, None, connect_to) as sock:
+        await dns.asyncquery.send_udp(sock, query.to_wire(), destination, expiration)
+        while True:
+            try:
+                reply, _, _ = await dns.asyncquery.receive_udp(sock, destination, expiration, ignore_unexpected=True)
+            except dns.exception.Timeout:
+                raise NoReply(ignored) from None
+            if query.is_response(reply):
+                return reply
+            ignored += 1
+
+
 async def query_address(host: str, server: Address, timeout: float) -> str:
     """The first A (else AAAA) address of `host` from one DNS server, following CNAMEs."""
     import dns.asyncquery
@@ -152,13 +189,13 @@ async def query_address(host: str, server: Address, timeout: float) -> str:
         query = dns.message.make_query(host, rdtype)
         over_tcp = False
         try:
-            response = await dns.asyncquery.udp(query, server.host, port=server.port, timeout=remaining)
+            response = await udp_query(query, server, remaining)
             if response.flags & dns.flags.TC:
                 over_tcp = True
                 response = await dns.asyncquery.tcp(
                     query, server.host, port=server.port, timeout=max(0.05, deadline - time.monotonic())
                 )
-        except dns.exception.Timeout:
+        except (dns.exception.Timeout, NoReply):
             raise ResolveError(
                 f"cannot resolve {host}: no answer from {server} in {format_duration(timeout)}"
             ) from None

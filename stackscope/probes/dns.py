@@ -20,7 +20,7 @@ import dns.rdatatype
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, describe_os_error, result
-from stackscope.probes.context import WIRE_ERRORS, dns_wire_problem
+from stackscope.probes.context import WIRE_ERRORS, NoReply, dns_wire_problem, udp_query
 from stackscope.safetext import terminal_safe
 from stackscope.schema import Address, AddressKind, CheckSpec, Choice, HostnameKind, TextList, option
 
@@ -96,15 +96,23 @@ async def probe(check, ctx) -> Result:
         if options.transport == "tcp":
             response = await dns.asyncquery.tcp(query, server.host, port=server.port, timeout=deadline.remaining())
         else:
-            response = await dns.asyncquery.udp(query, server.host, port=server.port, timeout=deadline.remaining())
+            response = await udp_query(query, server, deadline.remaining())
             if response.flags & dns.flags.TC:
                 transport = "tcp (truncated over udp)"
                 response = await dns.asyncquery.tcp(
                     query, server.host, port=server.port, timeout=max(0.05, deadline.remaining())
                 )
-    except dns.exception.Timeout:
+    except (dns.exception.Timeout, NoReply) as exc:
+        ignored = getattr(exc, "ignored", 0)
+        note = ""
+        if ignored:
+            facts["ignored_replies"] = ignored
+            note = (
+                f" ({ignored} repl{'y' if ignored == 1 else 'ies'} with the wrong query ID or question ignored: "
+                "spoofed, or late answers to another query)"
+            )
         raise ProbeFailure(
-            ErrorKind.TIMEOUT, f"no answer from {server} in {deadline.text}", key_fact="no answer", facts=facts
+            ErrorKind.TIMEOUT, f"no answer from {server} in {deadline.text}{note}", key_fact="no answer", facts=facts
         ) from None
     except (dns.exception.DNSException, *WIRE_ERRORS) as exc:  # EOFError: a TCP stream ended early
         facts["transport"] = transport

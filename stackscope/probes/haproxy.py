@@ -4,23 +4,27 @@ Sources: the stats CSV over HTTP (`http://host:port/stats;csv`), or the Runtime 
 unix socket (`unix:/run/haproxy/admin.sock`) or TCP (`tcp:127.0.0.1:9999`). Over the
 Runtime API the probe sends `show servers state` (addresses at every socket level) and
 `show stat` (states, checks, counters) in one line and merges them. Only read-only
-commands are ever sent.
+commands are ever sent: the socket client refuses anything outside an exact allow-list
+(haproxy_stats.READ_ONLY_COMMANDS) before it connects, whatever the layout said.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from stackscope.lb.declared import resolve_declared
 from stackscope.lb.haproxy_stats import (
+    RefusedCommand,
     StatsError,
     parse_csv,
     parse_servers_state,
     pool_from_csv,
     pool_from_states,
+    runtime_api_line,
 )
 from stackscope.lb.pool import Pool, judge_pool
 from stackscope.model import ErrorKind, Result, Status
@@ -28,6 +32,7 @@ from stackscope.probes.common import (
     Deadline,
     ProbeFailure,
     describe_os_error,
+    printable,
     resolve_host,
     result,
     timeout_scope,
@@ -41,9 +46,9 @@ from stackscope.schema import (
     Kind,
     LayerRef,
     ParseContext,
-    Text,
     Url,
     describe,
+    haproxy_name,
     is_ip,
     option,
     parse_address,
@@ -95,6 +100,9 @@ class StatsSourceKind(Kind):
             path = text[5:]
             if not path.startswith("/"):
                 raise Invalid(f"'{text}' needs an absolute socket path", "write unix:/run/haproxy/admin.sock")
+            if not path.isprintable():  # a NUL cannot be in a path; a control character is a typo
+                shown = path.encode("unicode_escape").decode("ascii")
+                raise Invalid(f"socket path '{shown}' has a control character", "write unix:/run/haproxy/admin.sock")
             return StatsSource("unix", text, path=path)
         if text.startswith(("tcp:", "ipv4@")):
             return StatsSource(
@@ -108,15 +116,36 @@ class StatsSourceKind(Kind):
 
 @dataclass(frozen=True)
 class HaproxyOptions:
-    backend: str = option(Text(), None, "The HAProxy backend (pool) to inspect.", required=True)
+    backend: str = option(
+        haproxy_name("HAProxy backend name"), None, "The HAProxy backend (pool) to inspect.", required=True
+    )
     auth_env: str | None = option(EnvName(), None, "Environment variable holding user:password for the stats page.")
     backends: str | None = option(
         LayerRef(role="backend"), None, "Layer whose checks are the declared backends (default: every backend layer)."
     )
 
 
-async def _read_socket(source: StatsSource, command: str, deadline: Deadline) -> str:
+def _request_line(source: StatsSource, commands: Sequence[str]) -> bytes:
+    """The line to send, or a failed check if any command is not read-only: checked
+    before the socket is opened, so a refused command never reaches HAProxy."""
+    try:
+        return runtime_api_line(commands)
+    except RefusedCommand as exc:
+        shown = printable("; ".join(str(c) for c in commands).encode("utf-8", "replace"), 120)
+        raise ProbeFailure(
+            ErrorKind.CONFIG,
+            f"refused to send '{shown}' to the Runtime API at {source}: {exc}; "
+            "stackscope sends only read-only commands (show info, show stat, show servers state)",
+            key_fact="refused command",
+            status=Status.UNKNOWN,
+        ) from None
+
+
+async def read_runtime_api(source: StatsSource, commands: Sequence[str], deadline: Deadline) -> str:
+    """Send `commands` (read-only ones only: see runtime_api_line) on one line, read the
+    reply until HAProxy closes or REPLY_CAP, and return it as text."""
     where = source.raw
+    line = _request_line(source, commands)
     try:
         async with timeout_scope(deadline.remaining()):
             if source.kind == "unix":
@@ -125,7 +154,7 @@ async def _read_socket(source: StatsSource, command: str, deadline: Deadline) ->
                 assert source.address is not None
                 reader, writer = await asyncio.open_connection(source.address.host, source.address.port)
             try:
-                writer.write(command.encode() + b"\n")
+                writer.write(line)
                 await writer.drain()
                 data = bytearray()
                 while len(data) < REPLY_CAP:
@@ -173,7 +202,7 @@ async def _read_socket(source: StatsSource, command: str, deadline: Deadline) ->
 async def _pool_from_socket(check, deadline: Deadline) -> Pool:
     source: StatsSource = check.address
     backend = check.options.backend
-    text = await _read_socket(source, f"show servers state {backend};show stat {backend} -1 -1", deadline)
+    text = await read_runtime_api(source, (f"show servers state {backend}", f"show stat {backend} -1 -1"), deadline)
     blocks = [block for block in text.split("\n\n") if block.strip()]
     if not blocks:
         raise StatsError(f"{source} sent an empty reply (is it an HAProxy Runtime API socket?)")

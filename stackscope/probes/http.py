@@ -27,10 +27,12 @@ from stackscope.schema import (
     EnvName,
     FilePath,
     HeaderMap,
+    HeaderName,
     Integer,
     Invalid,
     StatusCodes,
     Text,
+    TextList,
     Url,
     UrlKind,
     is_ip,
@@ -41,6 +43,9 @@ from stackscope.schema import (
 BODY_CAP = 64 * 1024
 MAX_REDIRECTS = 5
 _SENSITIVE_HEADERS = {"set-cookie", "authorization", "proxy-authorization", "cookie", "www-authenticate"}
+# Request headers that carry credentials, never sent to another origin after a redirect
+# (curl's rule since 7.83: another scheme, host or port is another origin).
+CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
 
 
 @dataclass(frozen=True)
@@ -65,12 +70,18 @@ class HttpOptions:
     ca: str | None = option(FilePath(must_exist=True), None, "Extra CA file (PEM) to trust.")
     follow_redirects: bool = option(Boolean(), False, "Follow up to 5 redirects.")
     identity_header: str | None = option(
-        Text(), None, "Response header naming the server that answered (e.g. X-Served-By)."
+        HeaderName(), None, "Response header naming the server that answered (e.g. X-Served-By)."
     )
     samples: int = option(
         Integer(minimum=1, maximum=100), 1, "Requests per probe; with identity_header shows which servers answer."
     )
     auth_env: str | None = option(EnvName(), None, "Environment variable holding user:password for basic auth.")
+    sensitive_headers: tuple[str, ...] = option(
+        TextList(HeaderName()),
+        (),
+        "Headers of `headers` that carry credentials (an API key): like Authorization and Cookie, they are "
+        "not sent after a redirect to another scheme, host or port.",
+    )
 
 
 def _validate(url: Url, options: HttpOptions) -> list[tuple[str, str, str]]:
@@ -93,6 +104,16 @@ def _validate(url: Url, options: HttpOptions) -> list[tuple[str, str, str]]:
                 "use method: GET, or remove expect_body",
             )
         )
+    given = {name.lower() for name, _ in options.headers}
+    for name in options.sensitive_headers:
+        if name.lower() not in given:
+            problems.append(
+                (
+                    "sensitive_headers",
+                    f"'{name}' is not one of the headers this check sends",
+                    "list only names from headers (Authorization and Cookie are sensitive already)",
+                )
+            )
     if options.auth_env and any(name.lower() == "authorization" for name, _ in options.headers):
         problems.append(
             ("auth_env", "auth_env and an Authorization header both set the credentials", "keep one of the two")
@@ -121,6 +142,7 @@ class _Exchange:
     ip: str
     response: HttpResponse
     resolved: dict[str, Any]
+    dropped: tuple[str, ...] = ()  # credential headers held back from this (other) origin
 
 
 def _auth_header(check, ctx) -> list[tuple[str, str]]:
@@ -133,11 +155,32 @@ def _auth_header(check, ctx) -> list[tuple[str, str]]:
     return [("Authorization", "Basic " + base64.b64encode(secret.encode()).decode())]
 
 
-async def _exchange(check, ctx, url: Url, deadline: Deadline) -> _Exchange:
+def origin(url: Url) -> tuple[str, str, int]:
+    return url.scheme, url.host.lower(), url.port
+
+
+def headers_for(check, ctx, same_origin: bool) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """The layout's headers (and auth_env's Authorization) to send to a URL, and the names
+    left out. To another origin than the check's own URL — a redirect elsewhere — the
+    credentials stay behind, as curl does: Authorization, Cookie, Proxy-Authorization and
+    the headers the layout marks sensitive; and the layout's Host, which names the
+    original server."""
+    options: HttpOptions = check.options
+    given = options.headers + tuple(_auth_header(check, ctx))
+    if same_origin:
+        return given, []
+    private = set(CREDENTIAL_HEADERS) | {name.lower() for name in options.sensitive_headers} | {"host"}
+    kept = tuple(pair for pair in given if pair[0].lower() not in private)
+    dropped = [name for name, _ in given if name.lower() in private and name.lower() != "host"]
+    return kept, dropped
+
+
+async def _exchange(check, ctx, url: Url, deadline: Deadline, same_origin: bool = True) -> _Exchange:
     options: HttpOptions = check.options
     ip, resolved = await resolve_host(ctx, url.host, deadline)
     where = f"{url.host}:{url.port}" if ip == url.host else f"{url.host}:{url.port} ({ip})"
-    host_header, headers = request_headers(url.host_header, options.headers + tuple(_auth_header(check, ctx)))
+    given, dropped = headers_for(check, ctx, same_origin)
+    host_header, headers = request_headers(url.host_header, given)
     context = ctx.ssl_context(options.verify_tls, options.ca) if url.scheme == "https" else None
     try:
         response = await fetch(
@@ -158,19 +201,23 @@ async def _exchange(check, ctx, url: Url, deadline: Deadline) -> _Exchange:
         raise
     if resolved:
         response.phases = {"dns": resolved["resolved"]["ms"], **response.phases}
-    return _Exchange(url, ip, response, resolved)
+    return _Exchange(url, ip, response, resolved, tuple(dropped))
 
 
-async def _request(check, ctx, deadline: Deadline) -> tuple[_Exchange, list[str]]:
-    """One request, following redirects when asked; returns the final exchange."""
+async def _request(check, ctx, deadline: Deadline) -> tuple[_Exchange, list[str], list[str]]:
+    """One request, following redirects when asked; returns the final exchange, the
+    redirect chain, and the credential headers held back from other origins on the way."""
     url: Url = check.address
+    home = origin(url)
     chain: list[str] = []
+    dropped: list[str] = []
     for _ in range(MAX_REDIRECTS + 1):
-        exchange = await _exchange(check, ctx, url, deadline)
+        exchange = await _exchange(check, ctx, url, deadline, same_origin=origin(url) == home)
+        dropped += [name for name in exchange.dropped if name not in dropped]
         status = exchange.response.status
         location = exchange.response.header("location")
         if not (check.options.follow_redirects and status in (301, 302, 303, 307, 308) and location):
-            return exchange, chain
+            return exchange, chain, dropped
         chain.append(f"{status} → {location}")
         try:
             url = parse_url(urljoin(url.raw, location))
@@ -258,7 +305,7 @@ async def probe(check, ctx) -> Result:
     identities: Counter[str] = Counter()
     done = 0
     while True:
-        exchange, chain = await _request(check, ctx, deadline)
+        exchange, chain, dropped = await _request(check, ctx, deadline)
         done += 1
         if options.identity_header:
             # a response without the header came from no backend (the LB's own error page)
@@ -283,6 +330,8 @@ async def probe(check, ctx) -> Result:
     }
     if chain:
         facts["redirects"] = chain
+    if dropped:
+        facts["credentials_dropped_on_redirect"] = dropped
     if options.identity_header:
         served_by = response.header(options.identity_header)
         facts["identity"] = served_by

@@ -11,7 +11,9 @@ sent, so the error can say what answered instead of "protocol error".
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import re
 import ssl
 import sys
 import time
@@ -28,6 +30,7 @@ from stackscope.probes.common import (
     printable,
     timeout_scope,
 )
+from stackscope.safetext import terminal_safe
 
 READ_SIZE = 16384
 MAX_HEADER_BYTES = 64 * 1024  # bigger response heads are refused by h11, so reads stay bounded
@@ -209,7 +212,7 @@ async def _exchange(
             what = guess_protocol(first_bytes)
             sent = f": it sent '{printable(first_bytes)}'" if first_bytes else ""
             if what == "an HTTP server" or response is not None:
-                detail = f"{where} sent a malformed HTTP response ({exc})"
+                detail = f"{where} sent a malformed HTTP response ({h11_problem(exc)})"
             else:
                 detail = f"{where} does not speak HTTP{sent} ({what} answered)"
             raise ProbeFailure(ErrorKind.PROTOCOL, detail, key_fact="not http") from None
@@ -261,6 +264,24 @@ async def _exchange(
         phases=phases,
         declared_length=int(length) if length is not None and length.isdigit() else None,
     )
+
+
+_BYTES_REPR = re.compile(r"""(?:bytearray\()?b(['"])((?:\\.|(?!\1).)*)\1\)?""")
+
+
+def h11_problem(exc: Exception) -> str:
+    """h11's complaint with the server's bytes as printable text: it quotes them as Python
+    reprs ("illegal status line: bytearray(b'HTTP/1.1 abc')"), which is noise to an
+    operator and still carries escapes for control bytes."""
+
+    def text(match: re.Match[str]) -> str:
+        try:
+            data = ast.literal_eval("b" + match.group(1) + match.group(2) + match.group(1))
+        except (ValueError, SyntaxError):
+            return match.group(0)
+        return f"'{printable(data, 80)}'"
+
+    return terminal_safe(_BYTES_REPR.sub(text, str(exc)))
 
 
 def _shown(data: bytes) -> str:

@@ -33,7 +33,7 @@ from stackscope.probes.common import (
     resolve_host,
     result,
 )
-from stackscope.schema import AddressKind, CheckSpec, EnvName, Text, option
+from stackscope.schema import AddressKind, CheckSpec, EnvName, mysql_user, option
 
 MAX_PACKET = 1024 * 1024
 # A greeting is ~100 bytes; a "packet" far longer than that is another protocol's bytes
@@ -58,7 +58,7 @@ ERRORS = {
 
 @dataclass(frozen=True)
 class MysqlOptions:
-    user: str = option(Text(), "stackscope", "User to present (a user with no privileges is best).")
+    user: str = option(mysql_user(), "stackscope", "User to present (a user with no privileges is best).")
     password_env: str | None = option(
         EnvName(), None, "Environment variable with the password: log in and run SELECT 1."
     )
@@ -108,7 +108,8 @@ class _Packets:
         sent += await read_some(self.talk.reader, self.deadline)
         return ProbeFailure(
             ErrorKind.PROTOCOL,
-            f"{self.where} does not speak MySQL: it sent '{printable(sent)}' ({guess_protocol(sent)} answered)",
+            f"{self.where} does not speak MySQL: it sent '{printable(sent)}' "
+            f"({guess_protocol(sent, 'MySQL')} answered)",
             key_fact="not mysql",
         )
 
@@ -164,7 +165,7 @@ def parse_greeting(packet: bytes, where: str) -> Greeting:
         raise ProbeFailure(
             ErrorKind.PROTOCOL,
             f"{where} does not speak MySQL: its greeting starts with "
-            f"'{printable(packet, 16)}' ({guess_protocol(packet)} answered)",
+            f"'{printable(packet, 16)}' ({guess_protocol(packet, 'MySQL')} answered)",
             key_fact="not mysql",
         )
     try:

@@ -7,7 +7,9 @@ auth/role error means the server is up and accepting; SQLSTATE 57P03 (starting u
 shutting down, in recovery) and 53300 (too many connections) are CRIT with the server's
 own message; anything else is named. With `password_env` it logs in (SCRAM-SHA-256 or
 md5, implemented here: no driver needed) and runs one read-only query for the version
-and, on a standby, the replay lag. It always ends with Terminate.
+and, on a standby, the replay lag. It always ends with Terminate. Without TLS the
+password goes only to SCRAM, which never reveals it (md5 too if the layout accepts the
+risk; a cleartext request never).
 """
 
 from __future__ import annotations
@@ -35,7 +37,20 @@ from stackscope.probes.common import (
     resolve_host,
     result,
 )
-from stackscope.schema import AddressKind, Boolean, CheckSpec, Duration, EnvName, Text, option
+from stackscope.schema import (
+    AddressKind,
+    Boolean,
+    CheckSpec,
+    Choice,
+    Duration,
+    EnvName,
+    FilePath,
+    Invalid,
+    ParseContext,
+    describe,
+    option,
+    postgres_name,
+)
 
 MAX_MESSAGE = 1024 * 1024  # no handshake message is anywhere near this
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
@@ -55,14 +70,52 @@ MAX_SCRAM_ITERATIONS = 100_000  # PostgreSQL uses 4096; more is a server trying 
 AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "SASL (SCRAM-SHA-256)", 7: "GSSAPI", 9: "SSPI"}
 
 
+SSL_MODES = ("disable", "prefer", "require", "verify-full")
+
+
+class SslMode(Choice):
+    """libpq's sslmode, the subset that means something for a probe. `true`/`false` (the
+    older form of this option) read as prefer/disable."""
+
+    def __init__(self) -> None:
+        super().__init__(*SSL_MODES)
+        self.hint = "disable, prefer, require or verify-full (true = prefer, false = disable)"
+
+    def parse(self, value: Any, ctx: ParseContext) -> str:
+        if isinstance(value, bool):
+            return "prefer" if value else "disable"
+        try:
+            return super().parse(value, ctx)
+        except Invalid as exc:
+            raise Invalid(f"{describe(value)} is not an ssl mode", exc.fix) from None
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"enum": [*SSL_MODES, True, False]}
+
+
 @dataclass(frozen=True)
 class PostgresOptions:
-    user: str = option(Text(), "stackscope", "Role to present (need not exist unless password_env is set).")
-    database: str = option(Text(), "postgres", "Database to ask for.")
+    user: str = option(
+        postgres_name("PostgreSQL role name"),
+        "stackscope",
+        "Role to present (need not exist unless password_env is set).",
+    )
+    database: str = option(postgres_name("PostgreSQL database name"), "postgres", "Database to ask for.")
     password_env: str | None = option(
         EnvName(), None, "Environment variable with the password: log in and run a read-only query."
     )
-    ssl: bool = option(Boolean(), True, "Ask for TLS first (the server may say no); certificates are not verified.")
+    ssl: str = option(
+        SslMode(),
+        "prefer",
+        "TLS as libpq's sslmode: disable (never), prefer (ask; without it only SCRAM may carry a password), "
+        "require (TLS or fail; certificate not checked), verify-full (TLS with a trusted certificate for the host).",
+    )
+    ca: str | None = option(FilePath(must_exist=True), None, "CA file (PEM) to trust for ssl: verify-full.")
+    allow_md5_without_tls: bool = option(
+        Boolean(),
+        False,
+        "Answer an MD5 password request on a connection without TLS (the exchange can be cracked offline).",
+    )
     max_lag: float = option(Duration(), 30.0, "On a standby, warn when replay lags more than this.")
 
 
@@ -81,7 +134,8 @@ class _Conn:
         if not (kind.isalpha() and 4 <= length <= MAX_MESSAGE):
             raise ProbeFailure(
                 ErrorKind.PROTOCOL,
-                f"{self.where} is not PostgreSQL: it sent '{printable(head)}' ({guess_protocol(head)} answered)",
+                f"{self.where} is not PostgreSQL: it sent '{printable(head)}' "
+                f"({guess_protocol(head, 'PostgreSQL')} answered)",
                 key_fact="not postgres",
             )
         return kind, await self._exactly(length - 4, "the rest of a message")
@@ -133,33 +187,43 @@ def parse_error(body: bytes) -> dict[str, str]:
     return fields
 
 
-async def _start_tls(conn: _Conn, host: str) -> None:
+async def _start_tls(conn: _Conn, host: str, mode: str, context: ssl.SSLContext) -> bool:
+    """Ask for TLS; True once it is up, False when the server declined and `mode` lets
+    the probe go on without it (prefer). require/verify-full fail instead, as libpq does."""
     await conn.send(SSL_REQUEST)
     answer = await conn._exactly(1, "an answer to the SSL request")
     if answer == b"N":
-        return
+        if mode in ("require", "verify-full"):
+            raise ProbeFailure(
+                ErrorKind.TLS,
+                f"{conn.where} does not offer TLS (it answered N to the SSL request), and ssl: {mode} needs it",
+                key_fact="no tls",
+            )
+        return False
     if answer != b"S":
         data = answer + await read_some(conn.talk.reader, conn.deadline)
         raise ProbeFailure(
             ErrorKind.PROTOCOL,
             f"{conn.where} is not PostgreSQL: it answered the SSL request with "
-            f"'{printable(data)}' ({guess_protocol(data)} answered)",
+            f"'{printable(data)}' ({guess_protocol(data, 'PostgreSQL')} answered)",
             key_fact="not postgres",
         )
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the probe asks about state, not identity: see the tls check for that
     if not hasattr(conn.talk.writer, "start_tls"):  # StreamWriter.start_tls arrived in Python 3.11
         raise ProbeFailure(
             ErrorKind.INTERNAL,
-            "ssl: true needs Python 3.11 or later to run stackscope",
+            f"ssl: {mode} needs Python 3.11 or later to run stackscope",
             key_fact="needs 3.11",
             status=Status.UNKNOWN,
         )
     try:
-        await conn.talk.writer.start_tls(context, server_hostname=None)
+        await conn.talk.writer.start_tls(context, server_hostname=host if mode == "verify-full" else None)
+    except ssl.SSLCertVerificationError as exc:
+        raise ProbeFailure(
+            ErrorKind.CERT, f"certificate of {conn.where} rejected (ssl: verify-full): {exc.verify_message}"
+        ) from None
     except (ssl.SSLError, OSError) as exc:
         raise ProbeFailure(ErrorKind.TLS, f"TLS with {conn.where} failed: {exc}", key_fact="tls error") from None
+    return True
 
 
 # --------------------------------------------------------------------------- authentication
@@ -302,10 +366,13 @@ async def probe(check, ctx) -> Result:
         ip, address.port, deadline, facts, where=where, awaiting="finish the handshake", goodbye=TERMINATE
     ) as talk:
         conn = _Conn(talk, deadline, where)
-        if options.ssl:
+        facts["tls"] = False
+        if options.ssl != "disable":
             conn.awaiting("answer the SSL request")
-            await _start_tls(conn, address.host)
-            facts["tls"] = bool(conn.talk.writer.get_extra_info("ssl_object"))
+            # prefer/require check nothing about the certificate (the probe asks about state,
+            # and the tls check about identity); verify-full checks chain and host name
+            context = ctx.ssl_context(verify=options.ssl == "verify-full", ca_file=options.ca)
+            facts["tls"] = await _start_tls(conn, address.host, options.ssl, context)
         conn.awaiting("finish the handshake")
         await conn.send(_startup(options.user, options.database))
         return await _converse(check, conn, password, facts)
@@ -351,6 +418,8 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
                     key_fact="up",
                     facts=facts,
                 )
+            if code in (3, 5):
+                _refuse_unsafe_password_request(code, options, where, facts)
             if code == 3:
                 await conn.send(_message(b"p", password.encode() + b"\0"))
             elif code == 5:
@@ -401,6 +470,33 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
     conn.awaiting("answer the query")
     row = await _query(conn, INFO_QUERY)
     return judge_info(check, where, row, facts, conn.deadline.elapsed_ms())
+
+
+def _refuse_unsafe_password_request(code: int, options: PostgresOptions, where: str, facts: dict[str, Any]) -> None:
+    """Raise before the password leaves when the server asks for it in a form that
+    exposes it: in clear text without TLS (anyone on the path, or a fake server, reads
+    it), or as MD5 without TLS unless the layout accepts that (a recorded or fake-server
+    MD5 exchange can be brute-forced offline). SCRAM never reveals it, so it goes on."""
+    if facts.get("tls"):
+        return
+    if code == 3:
+        raise ProbeFailure(
+            ErrorKind.AUTH,
+            f"{where} asked for the password in clear text (AuthenticationCleartextPassword) on a connection "
+            "without TLS; the password was not sent. Enable TLS on the server (ssl = on) and set ssl: require, "
+            "or use scram-sha-256 in pg_hba.conf",
+            key_fact="cleartext refused",
+            facts={**facts, "auth": AUTH_NAMES[3]},
+        )
+    if code == 5 and not options.allow_md5_without_tls:
+        raise ProbeFailure(
+            ErrorKind.AUTH,
+            f"{where} asked for an MD5 password on a connection without TLS; the password was not sent "
+            "(an MD5 exchange can be cracked offline). Use scram-sha-256 in pg_hba.conf, enable TLS on the "
+            "server, or set allow_md5_without_tls: true to accept the risk",
+            key_fact="md5 refused",
+            facts={**facts, "auth": AUTH_NAMES[5]},
+        )
 
 
 def judge_info(check, where: str, row: list[str | None], facts: dict[str, Any], latency: float) -> Result:
@@ -485,7 +581,7 @@ def _malformed(
     message is text inside a well-formed PostgreSQL message: that guess would say nothing."""
     if isinstance(data, str):
         data = data.encode("utf-8", "replace")
-    who = "" if scram else f" ({guess_protocol(data)} answered)"
+    who = "" if scram else f" ({guess_protocol(data, 'PostgreSQL')} answered)"
     return ProbeFailure(
         ErrorKind.PROTOCOL,
         f"{where} sent a malformed {what} '{printable(data)}'{who}",
@@ -530,11 +626,18 @@ async def _query(conn: _Conn, sql: str) -> list[str | None]:
             return row
 
 
+def _validate(address: Any, options: PostgresOptions) -> list[tuple[str, str, str]]:
+    if options.ca and options.ssl != "verify-full":
+        return [("ca", f"ca has no effect with ssl: {options.ssl}", "set ssl: verify-full, or remove ca")]
+    return []
+
+
 SPEC = CheckSpec(
     key="postgres",
     doc="Speak the PostgreSQL protocol: up, in recovery, out of connections; optionally log in.",
     target=AddressKind(default_port=5432),
     options=PostgresOptions,
     probe=probe,
+    validate=_validate,
     example="- postgres: 127.0.0.1:5432\n  password_env: PGPASSWORD",
 )

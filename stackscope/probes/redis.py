@@ -25,7 +25,7 @@ from stackscope.probes.common import (
     resolve_host,
     result,
 )
-from stackscope.schema import AddressKind, CheckSpec, EnvName, Text, option
+from stackscope.schema import AddressKind, CheckSpec, EnvName, option, redis_user
 
 MAX_LINE = 64 * 1024
 MAX_BULK = 1024 * 1024
@@ -40,7 +40,7 @@ MEANINGS = {
 @dataclass(frozen=True)
 class RedisOptions:
     password_env: str | None = option(EnvName(), None, "Environment variable with the password (AUTH).")
-    user: str | None = option(Text(), None, "ACL user for AUTH (Redis 6+); default: the default user.")
+    user: str | None = option(redis_user(), None, "ACL user for AUTH (Redis 6+); default: the default user.")
 
 
 class _Resp:
@@ -76,7 +76,7 @@ class _Resp:
     def _not_redis(self, data: bytes) -> ProbeFailure:
         return ProbeFailure(
             ErrorKind.PROTOCOL,
-            f"{self.where} is not Redis: it sent '{printable(data)}' ({guess_protocol(data)} answered)",
+            f"{self.where} is not Redis: it sent '{printable(data)}' ({guess_protocol(data, 'Redis')} answered)",
             key_fact="not redis",
         )
 

@@ -17,13 +17,13 @@ from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, open_connection, resolve_host, result, timeout_scope
 from stackscope.probes.httpclient import start_tls
 from stackscope.safetext import terminal_safe
-from stackscope.schema import AddressKind, Boolean, CheckSpec, FilePath, Integer, Text, option
+from stackscope.schema import AddressKind, Boolean, CheckSpec, FilePath, HostnameKind, Integer, option
 
 
 @dataclass(frozen=True)
 class TlsOptions:
     sni: str | None = option(
-        Text(), None, "Server name to send and to check the certificate against (default: the target host)."
+        HostnameKind(), None, "Server name to send and to check the certificate against (default: the target host)."
     )
     warn_days: int = option(Integer(minimum=0), 14, "Warn when the certificate ends within this many days.")
     verify: bool = option(Boolean(), True, "Require a trusted chain and a matching name.")

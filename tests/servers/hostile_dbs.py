@@ -120,3 +120,44 @@ async def _read_command(reader: asyncio.StreamReader) -> list[bytes]:
         size = int((await asyncio.wait_for(reader.readuntil(b"\r\n"), READ_TIMEOUT))[1:-2])
         words.append((await _read(reader, size + 2))[:-2])
     return words
+
+
+def pg_asks_then_records(request: bytes, received: list[bytes]):
+    """A 'PostgreSQL' that declines TLS, sends `request` (say AuthenticationCleartextPassword)
+    after the StartupMessage, and keeps every byte the client sends afterwards in `received`
+    until the client hangs up (bounded by READ_TIMEOUT and 64 KiB)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await pg_startup(reader, writer))
+        writer.write(request)
+        await writer.drain()
+        data = b""
+        while len(data) < 65536:
+            chunk = await asyncio.wait_for(reader.read(4096), READ_TIMEOUT)
+            if not chunk:
+                break
+            data += chunk
+        received.append(data)
+
+    return handle
+
+
+def pg_tls_asks_then_records(context, request: bytes, received: list[bytes]):
+    """A 'PostgreSQL' that accepts TLS (`context`: the server side) and then behaves like
+    pg_asks_then_records: sends `request`, answers the client's next message with a
+    28P01 error, and keeps what the client sent in `received`."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read(reader, 8)  # the SSLRequest
+        writer.write(b"S")
+        await writer.drain()
+        await asyncio.wait_for(writer.start_tls(context), READ_TIMEOUT)
+        received.append(await _read(reader, int.from_bytes(await _read(reader, 4), "big") - 4))
+        writer.write(request)
+        await writer.drain()
+        kind, body = await pg_client_message(reader)
+        received.append(kind + body)
+        writer.write(pg_error('password authentication failed for user "app"'))
+        await writer.drain()
+
+    return handle

@@ -30,9 +30,12 @@ class PyServers:
     def _call(self, coro, timeout: float = 10):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def tcp(self, handler: Handler) -> int:
+    def tcp(self, handler: Handler, host: str = LOOPBACK) -> int:
+        """A server on `host` (127.0.0.1, or another loopback address for a second host)."""
+        assert host.startswith("127."), "test servers listen on loopback only"
+
         async def start() -> int:
-            server = await asyncio.start_server(self._guard(handler), LOOPBACK, 0)
+            server = await asyncio.start_server(self._guard(handler), host, 0)
             self._servers.append(server)
             return server.sockets[0].getsockname()[1]
 
@@ -48,8 +51,9 @@ class PyServers:
 
         return self._call(start())
 
-    def udp(self, respond: Callable[[bytes], bytes | None], port: int = 0) -> int:
-        """A UDP server answering each datagram with `respond(data)` (None: no answer);
+    def udp(self, respond: Callable[[bytes], bytes | list[bytes] | None], port: int = 0) -> int:
+        """A UDP server answering each datagram with `respond(data)` (None: no answer; a
+        list: several datagrams in order);
         `port` puts it beside a TCP server of the same number (DNS over both)."""
 
         class Protocol(asyncio.DatagramProtocol):
@@ -58,8 +62,8 @@ class PyServers:
 
             def datagram_received(self, data: bytes, addr) -> None:
                 reply = respond(data)
-                if reply is not None:
-                    self.transport.sendto(reply, addr)
+                for datagram in [reply] if isinstance(reply, bytes) else reply or []:
+                    self.transport.sendto(datagram, addr)
 
         async def start() -> int:
             transport, _ = await self.loop.create_datagram_endpoint(Protocol, local_addr=(LOOPBACK, port))
