@@ -171,7 +171,7 @@ def test_partial_echoes_of_six_characters_or_more_are_masked():
     assert redactor.text(once) == once
 
 
-async def test_a_server_echoing_part_of_the_password_shows_none_of_it(pyservers, tmp_path):
+def test_a_server_echoing_part_of_the_password_shows_none_of_it(pyservers, tmp_path):
     port = pyservers.tcp(redis_script(b"-ERR bad password, got id=S3cr3t- and t-Value\r\n"))
     text = f'name: t\nlayers:\n  - name: C\n    role: cache\n    checks:\n      - {{redis: "127.0.0.1:{port}", password_env: PW}}\n'
     done = run_cli("check", str(write_layout(tmp_path, text)), "--format", "json", env=ENV, timeout=30)
