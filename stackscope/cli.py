@@ -473,7 +473,7 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
     detection as the dashboard's events pane and the incident timeline."""
     from stackscope.diagnosis import assess
     from stackscope.schema import format_duration
-    from stackscope.timeline import Timeline
+    from stackscope.timeline import Timeline, format_time
 
     timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
     checks = sum(len(layer.checks) for layer in layout.layers)
@@ -488,6 +488,8 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
         args.last_exit = diagnosis.status.exit_code
         for event in timeline.observe(diagnosis):
             print(event.line(), flush=True)
+        if snapshot.overran:
+            print(f"{format_time(snapshot.taken_at)}  round overran: {snapshot.overran}", flush=True)
 
     try:
         with _stop_on_hangup():

@@ -129,6 +129,7 @@ class Engine:
             if not self._warm:
                 self.warm_up()
             self.context.begin_round()
+            began = time.monotonic()
             checks = list(self.layout.checks())
             results = await asyncio.gather(
                 *(
@@ -137,7 +138,13 @@ class Engine:
                 )
             )
             self.rounds += 1
-            snapshot = Snapshot(self.layout, {r.check_id: r for r in results}, self.clock(), self.rounds)
+            snapshot = Snapshot(
+                self.layout,
+                {r.check_id: r for r in results},
+                self.clock(),
+                self.rounds,
+                duration=time.monotonic() - began,
+            )
             self.last = snapshot
             return snapshot
 

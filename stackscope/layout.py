@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from stackscope.files import FileRefused, read_text
 from stackscope.probes import CHECK_TYPES, spec_for
+from stackscope.redact import Redactor
+from stackscope.safetext import safe_value, terminal_safe
 from stackscope.schema import (
     Address,
     AddressKind,
@@ -143,6 +147,13 @@ class Problem:
     message: str
     fix: str = ""
 
+    def __post_init__(self) -> None:
+        """A problem quotes what the layout says, which may hold an escape sequence or a
+        NUL (a double-quoted "\\x1b"): every text of it is made terminal-safe here, where
+        every problem is made, so lint and every error message print it harmlessly."""
+        for name in ("file", "where", "message", "fix"):
+            object.__setattr__(self, name, safe_value(getattr(self, name)))
+
     def __str__(self) -> str:
         where = f"{self.where}: " if self.where else ""
         fix = f" — {self.fix}" if self.fix else ""
@@ -195,6 +206,9 @@ class Node:
 # file size and, separately, by the number of checks.
 MAX_VALUES = 200_000  # values reached through aliases
 MAX_CHECKS = 100_000
+# A layout file is refused unread above this size: a 10 MB, 180,000-check file took 9-13 s
+# and 637 MB before MAX_CHECKS refused it. 4 MiB is still some 40,000 checks.
+MAX_LAYOUT_BYTES = 4 * 1024 * 1024
 
 _YAML_TAG = "tag:yaml.org,2002:"
 # The tags plain YAML resolves to by itself; any other tag is refused with a located
@@ -281,7 +295,7 @@ class _Reader:
         if not isinstance(node, yaml.ScalarNode):
             return None
         try:
-            return self._constructor.construct_object(node, deep=True)
+            value = self._constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError):
             self._add(
                 Problem(
@@ -293,6 +307,18 @@ class _Reader:
                 )
             )
             return None
+        return value
+
+    def _complex_key(self, key_node: yaml.Node, where: str) -> Problem:
+        """A key that is a mapping or a list (`? {a: 1}` or `[a, b]: x`): keys name options."""
+        what = "a mapping" if isinstance(key_node, yaml.MappingNode) else "a list"
+        return Problem(
+            self.file,
+            key_node.start_mark.line + 1,
+            where,
+            f"a key is {what}: keys must be plain words",
+            "write the key as a word, like name: or checks: (no '?', brackets or braces around it)",
+        )
 
     def read(self, node: yaml.Node, where: str = "", key: str | None = None) -> Node:
         line = node.start_mark.line + 1
@@ -308,6 +334,10 @@ class _Reader:
             duplicates: set[int] = set()
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode):
+                    duplicates.add(id(key_node))  # skipped below, like a duplicate
+                    self._add(self._complex_key(key_node, inner))
                     continue
                 key = own_keys[id(key_node)] = str(self._scalar(key_node, inner, None))
                 key_line = key_node.start_mark.line + 1
@@ -360,10 +390,11 @@ def read_yaml(path: str) -> Node:
 
 def _read_text(path: str) -> tuple[str, str]:
     """The file's text and the name to show in problems."""
-    display = os.path.relpath(path) if not os.path.isabs(path) else path
+    display = terminal_safe(os.path.relpath(path) if not os.path.isabs(path) else path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read(), display
+        return read_text(path, MAX_LAYOUT_BYTES), display
+    except FileRefused as exc:
+        raise LayoutError([Problem(display, 0, "", exc.problem, _refused_fix(exc))]) from None
     except FileNotFoundError:
         raise LayoutError(
             [Problem(display, 0, "", "file not found", "check the path; examples live in layouts/")]
@@ -396,6 +427,15 @@ def _read_text(path: str) -> tuple[str, str]:
                 )
             ]
         ) from None
+
+
+def _refused_fix(exc: FileRefused) -> str:
+    if exc.problem.startswith("larger than"):
+        return (
+            f"a layout is at most {MAX_LAYOUT_BYTES // 1024 // 1024} MiB (a few thousand checks); "
+            "split a larger one into several layouts"
+        )
+    return "pass the layout file itself (a regular YAML file), not a device, pipe or socket"
 
 
 def _codepoint(character: Any) -> str:
@@ -500,15 +540,78 @@ def load_layout(path: str, *, environ: Mapping[str, str] | None = None, require_
 
 
 def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = None) -> Layout:
+    """Build the layout from its text; every text it shows, and every problem, has the
+    secrets its `*_env` keys name masked (a password pasted into a check's name, or given
+    to password_env in place of the variable's name, is never printed)."""
     ctx = ctx or ParseContext()
     problems: list[Problem] = []
     node = _compose(text, file, problems)
+    secrets, suspects = _secrets_named(node, ctx.environ)
+    redactor = Redactor(secrets, whole_only=suspects)
     builder = _Builder(file, ctx, problems)
-    layout = builder.layout(node)
+    try:
+        layout = builder.layout(node)
+    finally:
+        problems[:] = [_redacted(problem, redactor) for problem in problems]
     if problems or layout is None:
         problems.sort(key=lambda p: p.line)
         raise LayoutError(problems)
-    return layout
+    return redactor.layout(layout)
+
+
+# What an environment variable's name conventionally looks like. The value of a *_env key
+# that does not look like one may be the secret itself, pasted by mistake: it is masked.
+_ENV_NAME_CONVENTION = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _env_keys() -> set[str]:
+    """The option keys (of any check type) whose value names a secret's variable."""
+    from stackscope.probes import all_specs
+
+    return {info.key for spec in all_specs() for info in spec.option_infos() if isinstance(info.kind, EnvName)}
+
+
+def _secrets_named(root: Node, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(secrets, suspects) the layout refers to, found before it is validated (a layout
+    with problems still names them): the values of the variables its *_env keys name, and
+    the value of such a key itself when it does not look like a variable's name (it may
+    be the secret, pasted in place of the name)."""
+    keys, found, suspects, stack = _env_keys(), [], [], [root]
+    while stack:  # each node is popped once: the tree is finite (aliases were bounded)
+        node = stack.pop()
+        if isinstance(node.value, list):
+            stack.extend(node.value)
+        elif isinstance(node.value, dict):
+            for key, child in node.value.items():
+                if key in keys and isinstance(child.value, str):
+                    name = child.value
+                    if environ.get(name):
+                        found.append(environ[name])
+                    if not _ENV_NAME_CONVENTION.match(name):
+                        suspects.append(name)
+                else:
+                    stack.append(child)
+    return found, suspects
+
+
+def _redacted(problem: Problem, redactor: Redactor) -> Problem:
+    if not redactor:
+        return problem
+    return dataclasses.replace(
+        problem,
+        where=redactor.text(problem.where),
+        message=redactor.text(problem.message),
+        fix=redactor.text(problem.fix),
+    )
+
+
+def shown(text: str) -> str:
+    """Layout text that is shown (the layout's name and description, layer and check names,
+    targets as written), made terminal-safe where the loader builds the layout, as server
+    text is where a Result is built. Values a probe sends (a query, a header, a user) keep
+    their characters, for their check type to accept or refuse with a located problem;
+    every problem is terminal-safe itself (Problem.__post_init__)."""
+    return terminal_safe(text)
 
 
 def _check_count(layers_node: Node) -> int:
@@ -675,8 +778,8 @@ class _Builder:
         if name is None:
             return None
         return Layout(
-            name=name,
-            description=description,
+            name=shown(name),
+            description=shown(description),
             interval=interval,
             timeout=timeout,
             resolver=resolver,
@@ -726,6 +829,7 @@ class _Builder:
             node, "name", Text(), where, required=True, fix_missing="add name: (shown on the panel, e.g. Load balancer)"
         )
         if name is not None:
+            name = shown(name)
             where = f"layer '{name}'"
         self.unknown_keys(node, _LAYER_KEYS, where, "layer")
         role = self.parse(
@@ -751,6 +855,18 @@ class _Builder:
                 where,
                 "checks must be a list, got a mapping",
                 "start each check with '- ', like '      - tcp: 127.0.0.1:5432'",
+            )
+        elif (
+            checks_node.value is not UNREADABLE
+            and checks_node.value is not None
+            and not isinstance(checks_node.value, list)
+        ):
+            self.problem(
+                node.key_lines["checks"],
+                where,
+                f"checks must be a list of checks, got {describe(checks_node.value)}",
+                "write each check on its own line under checks:, starting with '- ', like "
+                "'checks:' then '      - tcp: 127.0.0.1:5432'",
             )
         elif not isinstance(checks_node.value, list) or not checks_node.value:
             self.problem(
@@ -835,8 +951,8 @@ class _Builder:
         raw_target = node.value[type_key].value
         return Check(
             type=type_key,
-            target=str(raw_target),
-            name=name or str(raw_target),
+            target=shown(str(raw_target)),
+            name=shown(name or str(raw_target)),
             layer=layer,
             timeout=timeout,
             warn_ms=warn_ms,

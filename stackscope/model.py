@@ -7,12 +7,51 @@ tested with hand-built values.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stackscope.layout import Check, Layout
+
+
+# ---------------------------------------------------------------- terminal-safe text
+# The one rule for text that may reach a terminal (re-exported by safetext.py). It lives
+# here because Result applies it to everything it carries, and the model imports nothing
+# else of the project.
+
+SHOWN_INSTEAD = "·"  # the same mark printable() uses for a byte that cannot be shown
+
+# C0 controls (tab and newline included: a row or a detail is one line), DEL, C1 controls
+# (0x9b is a one-byte CSI on some terminals) and the bidi overrides that reorder text.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: object) -> str:
+    """`text` with every control character replaced, for text and Nagios output."""
+    return _TERMINAL_UNSAFE.sub(SHOWN_INSTEAD, str(text))
+
+
+def is_terminal_safe(text: str) -> bool:
+    """True when `text` holds no character terminal_safe() would replace."""
+    return _TERMINAL_UNSAFE.search(text) is None
+
+
+def safe_value(value: Any) -> Any:
+    """`value` with every string in it (mapping keys too, at any depth) terminal-safe.
+
+    Numbers, booleans and None pass unchanged; lists and tuples keep their type. A string
+    that is already safe is returned as is, so sanitising twice costs a regex scan only."""
+    if isinstance(value, str):
+        return value if is_terminal_safe(value) else terminal_safe(value)
+    if isinstance(value, Mapping):
+        return {safe_value(k): safe_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(safe_value(v) for v in value)
+    if isinstance(value, bytes):  # never meant for output, but a probe might put some in a fact
+        return terminal_safe(value.decode("latin-1"))
+    return value
 
 
 class Status(enum.Enum):
@@ -120,6 +159,17 @@ class Result:
     error_kind: ErrorKind | None = None
     started_at: float = 0.0  # wall clock (time.time()) when the probe started
 
+    def __post_init__(self) -> None:
+        """Make every text a server could have sent terminal-safe, here and only here.
+
+        This is the one place server text becomes output text: whatever a probe put in
+        `detail`, `key_fact` or `facts` (an ErrorResponse, an INFO field, a stats CSV cell)
+        loses its control characters, C1 bytes and bidi overrides before any renderer,
+        the timeline or the dashboard can see it (see safetext)."""
+        object.__setattr__(self, "detail", safe_value(self.detail))
+        object.__setattr__(self, "key_fact", safe_value(self.key_fact))
+        object.__setattr__(self, "facts", safe_value(dict(self.facts)))
+
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
@@ -133,6 +183,23 @@ class Snapshot:
     results: Mapping[str, Result]
     taken_at: float  # wall clock when the round finished
     round: int = 1
+    duration: float = 0.0  # seconds the round took, start to finish
 
     def result(self, check: Check) -> Result | None:
         return self.results.get(check.id)
+
+    @property
+    def overran(self) -> str | None:
+        """The note that this round took longer than the layout's interval, or None.
+
+        Rounds never overlap, so such a round silently stretches the interval: the output
+        says so ("this round took 33s, longer than the 10s interval")."""
+        interval = self.layout.interval
+        if not self.duration or self.duration <= interval:
+            return None
+        return f"this round took {_seconds(self.duration)}, longer than the {_seconds(interval)} interval"
+
+
+def _seconds(value: float) -> str:
+    """33.04 -> '33s', 0.25 -> '0.25s': a round's length, to the hundredth of a second."""
+    return f"{round(value, 2):g}s"

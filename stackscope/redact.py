@@ -10,6 +10,14 @@ text a server sent is redacted *before* it is shortened: the engine makes the pr
 redactor the `active()` one while the probe runs, and `probes.common.printable` (the one
 function that renders and truncates server bytes) applies it first. As a second line of
 defence the Redactor also masks a secret prefix left in front of a truncation mark.
+
+A server may also echo *part* of a password ("id=S3cr3t-", "t-Value"), and a person may
+write one into a layout (a check's name, a timeout, a `password_env` given the secret
+itself). So the Redactor masks, besides every whole secret, every run of text made of
+pieces of a secret at least MIN_PARTIAL characters long (any 6 consecutive characters of
+a secret, wherever they appear), and the layout loader passes the layout's own text and
+its error messages through the same Redactor (`layout.py`). Masking errs on the side of
+safety: ordinary words that happen to share 6 characters with a secret are masked too.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import base64
 import contextlib
 import contextvars
 import dataclasses
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -30,21 +39,36 @@ ELLIPSIS = "…"
 # A prefix this long in front of a truncation mark is masked; shorter ones would make
 # every "…" after an ordinary word eat the word (a 1-2 character prefix says little).
 MIN_PREFIX = 3
+# Any run of this many consecutive characters of a secret is masked wherever it appears
+# (a partial echo). Shorter pieces are too common in ordinary text to mask on sight; a
+# secret shorter than this is masked whole only (and the commands warn about it).
+MIN_PARTIAL = 6
 
 
 class Redactor:
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), *, whole_only: Iterable[str] = ()) -> None:
+        """`secrets` are masked whole and in pieces (partial echoes); `whole_only` are
+        values that may be secrets (masked whole only, so a guess never garbles text)."""
         self._given = [s for s in secrets if s]
-        variants: set[str] = set()
+        self._whole_only = [s for s in whole_only if s]
+        variants: set[str] = set(self._whole_only)
+        plain: set[str] = set()  # the variants a server could echo a piece of
         for secret in self._given:
             if not secret:
                 continue
-            variants.add(secret)
-            variants.add(base64.b64encode(secret.encode()).decode())
-            variants.add(secret.encode().decode("latin-1"))  # how printable() shows non-ASCII bytes
+            forms = {secret, secret.encode().decode("latin-1")}  # latin-1: how printable() shows non-ASCII
             if ":" in secret:  # user:password -> the password alone is secret too
-                variants.add(secret.split(":", 1)[1])
+                forms.add(secret.split(":", 1)[1])
+            plain |= forms
+            variants |= forms | {base64.b64encode(secret.encode()).decode()}
         variants.discard("")
+        # every MIN_PARTIAL-character piece of every secret, for the partial-echo scan
+        self._pieces = {
+            form[i : i + MIN_PARTIAL]
+            for form in plain
+            if len(form) >= MIN_PARTIAL
+            for i in range(len(form) - MIN_PARTIAL + 1)
+        }
         # Every length is masked: a secret in output is never acceptable, however short it
         # is (a 3-character Redis password echoed in an error is still the password).
         # Longest first, so a secret containing another is masked whole.
@@ -55,7 +79,7 @@ class Redactor:
         """Mask `secret` too, from now on: a secret a probe reads itself (a Varnish CLI
         secret file), registered before the probe uses it."""
         if secret and secret not in self._given:
-            self.__init__([*self._given, secret])  # type: ignore[misc]
+            self.__init__([*self._given, secret], whole_only=self._whole_only)  # type: ignore[misc]
 
     @classmethod
     def for_layout(cls, layout: Layout, environ: Mapping[str, str]) -> Redactor:
@@ -64,25 +88,40 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._secrets)
 
-    def text(self, value: str) -> str:
-        for secret in self._secrets:
-            if secret in value:
-                value = value.replace(secret, MASK)
+    def text(self, value: str, *, partial: bool = True) -> str:
+        """`value` with every secret masked, and (with `partial`) every partial echo."""
+        if not self._secrets:
+            return value
+        spans = self.spans(value, partial=partial)
+        if spans:
+            pieces, at = [], 0
+            for start, end in spans:
+                pieces += [value[at:start], MASK]
+                at = end
+            value = "".join(pieces) + value[at:]
         if ELLIPSIS in value:
             value = self._cut_prefixes(value)
         return value
 
-    def spans(self, value: str) -> list[tuple[int, int]]:
-        """(start, end) of every secret in `value`, longest secrets first, never overlapping."""
-        taken: list[tuple[int, int]] = []
+    def spans(self, value: str, *, partial: bool = True) -> list[tuple[int, int]]:
+        """(start, end) of every secret in `value` and of every run made of pieces of a
+        secret (MIN_PARTIAL characters or more), sorted and merged: never overlapping.
+        Text that is already a MASK is left alone, so masking twice changes nothing."""
+        found: list[tuple[int, int]] = []
         for secret in self._secrets:
             start = value.find(secret)
             while start >= 0:  # each step moves past a match: at most len(value) steps
-                end = start + len(secret)
-                if not any(start < b and a < end for a, b in taken):
-                    taken.append((start, end))
+                found.append((start, start + len(secret)))
                 start = value.find(secret, start + 1)
-        return sorted(taken)
+        if partial and self._pieces:
+            found += [
+                (i, i + MIN_PARTIAL)
+                for i in range(len(value) - MIN_PARTIAL + 1)
+                if value[i : i + MIN_PARTIAL] in self._pieces
+            ]
+        masks = [(i, i + len(MASK)) for i in _find_all(value, MASK)]
+        found = [(a, b) for a, b in found if not any(a < m_end and m_start < b for m_start, m_end in masks)]
+        return _merged(found)
 
     def _cut_prefixes(self, value: str) -> str:
         """Mask the start of a secret left in front of a truncation mark ("pw=hunt…")."""
@@ -117,6 +156,46 @@ class Redactor:
             key_fact=self.text(result.key_fact),
             facts=self.value(dict(result.facts)),
         )
+
+    def layout(self, layout: Layout) -> Layout:
+        """`layout` with every secret masked in the text it shows: its name and description,
+        each layer's name, each check's name and target as written. What a probe connects
+        to (`Check.address`) and the options are left whole: they are never printed as is.
+        Only whole secrets are masked here: a name a person chose ("secret-store") must not
+        lose a word because it shares six letters with a password."""
+        if not self._secrets:
+            return layout
+        whole = functools.partial(self.text, partial=False)
+        layers = []
+        for layer in layout.layers:
+            name = whole(layer.name)
+            checks = tuple(
+                dataclasses.replace(check, name=whole(check.name), target=whole(check.target), layer=name)
+                for check in layer.checks
+            )
+            layers.append(dataclasses.replace(layer, name=name, checks=checks))
+        return dataclasses.replace(
+            layout, name=whole(layout.name), description=whole(layout.description), layers=tuple(layers)
+        )
+
+
+def _find_all(value: str, needle: str) -> list[int]:
+    at, out = value.find(needle), []
+    while at >= 0:
+        out.append(at)
+        at = value.find(needle, at + 1)
+    return out
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching (start, end) spans joined into one, sorted."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 # A secret shorter than this is masked all the same (safety first), but its few characters

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import functools
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -131,8 +132,19 @@ def valid_hostname(host: str) -> bool:
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)\s*$")
 
 
+# The longest duration a layout may give (an interval, a timeout, a lag): one day. Longer
+# is a typo (99999999999999999999m was once accepted, and overflowed the scheduler).
+MAX_DURATION = 24 * 60 * 60.0
+
+
 def parse_duration(value: Any) -> float:
-    """'500ms', '2s', '1.5m' -> seconds. Bare numbers are refused: 2 could mean 2 ms."""
+    """'500ms', '2s', '1.5m' -> seconds, at most MAX_DURATION. Bare numbers are refused:
+    2 could mean 2 ms."""
+    if isinstance(value, float) and not math.isfinite(value):  # YAML's .nan, .inf
+        raise Invalid(
+            f"'{_yaml_float(value)}' is not a duration: a duration is a finite length of time",
+            "write it like 500ms, 2s or 1m",
+        )
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise Invalid(f"expected a duration, got {describe(value)}", "write it like 500ms, 2s or 1m")
     if isinstance(value, (int, float)):
@@ -144,7 +156,17 @@ def parse_duration(value: Any) -> float:
     seconds = amount * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
     if seconds <= 0:
         raise Invalid(f"'{value}' is zero", "use a positive duration such as 2s")
+    if seconds > MAX_DURATION:
+        raise Invalid(
+            f"'{value}' is longer than a day, the longest duration stackscope takes",
+            f"write {format_duration(MAX_DURATION)} or less",
+        )
     return seconds
+
+
+def _yaml_float(value: float) -> str:
+    """How YAML writes a float that is no number: .nan, .inf, -.inf."""
+    return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
 
 
 def format_duration(seconds: float) -> str:
@@ -155,6 +177,18 @@ def format_duration(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         return f"{seconds / 60:g}m"
     return f"{seconds:g}s"
+
+
+# 'javascript:alert(1)', 'mailto:x', 'file:/etc': a scheme, then something that is no port
+# (what follows the colon holds a character no host or port has, like '(', '/' or '@')
+_SCHEME_NOT_PORT_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(?!\d+(?:/|$))(?=.*[^A-Za-z0-9.-])")
+
+
+def _other_scheme(text: str) -> str | None:
+    """The scheme of a URL written without '//' ('javascript:alert(1)'), or None for text
+    that reads as host:port ('db:5432')."""
+    match = _SCHEME_NOT_PORT_RE.match(text)
+    return match.group(1) if match and "[" not in text else None
 
 
 def parse_address(value: Any, default_port: int | None = None) -> Address:
@@ -182,6 +216,11 @@ def parse_address(value: Any, default_port: int | None = None) -> Address:
             raise Invalid(f"'{text}' is ambiguous", "write an IPv6 address in brackets: [::1]:5432")
     if "://" in text or "/" in host:
         raise Invalid(f"'{text}' looks like a URL, not host:port", f"write it like {example}")
+    if (scheme := _other_scheme(text)) and not (port_text or "").isdigit():
+        raise Invalid(
+            f"'{text}' is a URL with the scheme '{scheme}:', not host:port (it is no host name)",
+            f"write it like {example}",
+        )
     if not host or not valid_hostname(host):
         raise Invalid(f"'{host}' is not a valid host name or IP address", f"write it like {example}")
     if port_text is None:
@@ -264,6 +303,11 @@ def parse_url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> Url:
     if not isinstance(value, str) or not value.strip():
         raise Invalid(f"expected a URL, got {describe(value)}", "write it like http://127.0.0.1:8080/health")
     text = value.strip()
+    if "://" not in text and (scheme := _other_scheme(text)):
+        raise Invalid(
+            f"'{text}' is a URL with the scheme '{scheme}:', which this check does not speak (it is no host name)",
+            f"use {' or '.join(s + '://' for s in schemes)}, like http://127.0.0.1:8080/health",
+        )
     if "://" not in text:
         raise Invalid(f"'{text}' has no scheme", f"write http://{text}")
     _refuse_unsendable_url(text)
@@ -716,8 +760,9 @@ class EnvName(Kind):
 
     def parse(self, value: Any, ctx: ParseContext) -> str:
         if not isinstance(value, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+            # the value is not quoted: a value that is no variable name may be the secret itself
             raise Invalid(
-                f"{describe(value)} is not an environment variable name",
+                "is not an environment variable name (the value is not shown: it may be the secret itself)",
                 "write the variable's name, like PGPASSWORD (never the secret itself)",
             )
         if ctx.require_env and value not in ctx.environ:

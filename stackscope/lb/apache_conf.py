@@ -16,14 +16,13 @@ run away. Every member keeps its file and line.
 
 from __future__ import annotations
 
-import errno
 import glob
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from stackscope.files import FileRefused, read_bounded
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import (
     BACKUP,
@@ -65,42 +64,21 @@ def read_config_file(path: str, limit: int = MAX_FILE_BYTES) -> str:
     """The text of the regular file at `path`, at most `limit` bytes, as a ConfigError
     (line 0: the file itself) when it cannot or must not be read.
 
-    The same rules as the project's bounded reader: opened without blocking (a FIFO named
-    by an Include must not hang the gate), fstat() on the open descriptor must say regular
-    file, the size is refused before reading, and no more than limit + 1 bytes are read."""
+    Read by the project's bounded reader (stackscope/files.py): opened without blocking (a
+    FIFO named by an Include must not hang the gate), regular files only, the size refused
+    before reading, and no more than limit + 1 bytes read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+        return read_bounded(path, limit).decode("utf-8", "replace")
+    except FileRefused as exc:
+        raise ConfigError(path, 0, exc.problem) from None
     except FileNotFoundError:
         raise ConfigError(path, 0, "no such file") from None
     except PermissionError:
         raise ConfigError(path, 0, "permission denied (stackscope needs read access to the Apache config)") from None
+    except IsADirectoryError:
+        raise ConfigError(path, 0, "is a directory, not a config file") from None
     except OSError as exc:
         raise ConfigError(path, 0, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise ConfigError(path, 0, "is a directory, not a config file")
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(path, 0, "is not a regular file: stackscope reads only regular files")
-        if info.st_size > limit:
-            raise ConfigError(path, 0, f"larger than {limit // 1024 // 1024} MiB")
-        chunks, total = [], 0
-        while total <= limit:
-            try:
-                chunk = os.read(fd, min(1024 * 1024, limit + 1 - total))
-            except OSError as exc:
-                if exc.errno == errno.EAGAIN:
-                    break
-                raise ConfigError(path, 0, f"cannot read: {exc.strerror or exc}") from None
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            raise ConfigError(path, 0, f"larger than {limit // 1024 // 1024} MiB")
-        return b"".join(chunks).decode("utf-8", "replace")
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- parsing

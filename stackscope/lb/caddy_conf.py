@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stackscope.files import FileRefused, read_text
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, IN, Pool, PoolServer
 from stackscope.safetext import terminal_safe
@@ -591,13 +592,13 @@ def looks_like(path: str, head: str) -> bool:
 
 def _read(path: str) -> str:
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read(FILE_CAP + 1)
+        return read_text(path, FILE_CAP, errors="replace")
+    except FileRefused as exc:
+        if exc.problem.startswith("larger than"):
+            raise ConfigError(path, 0, f"larger than {FILE_CAP // (1024 * 1024)} MiB: not a Caddy config") from None
+        raise ConfigError(path, 0, exc.problem) from None
     except OSError as exc:
         raise ConfigError(path, 0, f"cannot read it: {exc.strerror or exc}") from None
-    if len(text) > FILE_CAP:
-        raise ConfigError(path, 0, f"larger than {FILE_CAP // (1024 * 1024)} MiB: not a Caddy config")
-    return text
 
 
 def _is_json(path: str, text: str) -> bool:

@@ -14,12 +14,15 @@ import os
 import re
 from dataclasses import dataclass
 
+from stackscope.files import FileRefused, read_text
 from stackscope.layout import Layout
 from stackscope.lb import ConfigError, apache_conf, caddy_conf, haproxy_cfg, nginx_conf, varnish_vcl
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, DOES_NOT_RESOLVE, Declared, Judgement, Pool, judge_pool
 from stackscope.model import Status
 from stackscope.safetext import terminal_safe
 from stackscope.schema import Address, is_ip
+
+MAX_CONFIG_BYTES = haproxy_cfg.MAX_BYTES  # the larger of the two parsers' caps
 
 
 class GateError(Exception):
@@ -39,8 +42,9 @@ class PoolReport:
 
 def detect(path: str) -> str:
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            head = handle.read(256 * 1024)
+        head = read_text(path, MAX_CONFIG_BYTES, errors="replace")[: 256 * 1024]
+    except FileRefused as exc:
+        raise GateError(f"--lb-config {exc.strerror}") from None
     except OSError as exc:
         raise GateError(f"cannot read {path}: {exc.strerror or exc}") from None
     if re.search(

@@ -18,6 +18,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from stackscope.files import FileRefused, read_text
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, IN, MAINT, WEIGHT_0, Pool, PoolServer
 from stackscope.schema import Invalid, is_ip, parse_address
@@ -159,10 +160,9 @@ def _template_numbers(text: str, file: str, number: int) -> range:
 
 def parse(path: str) -> Config:
     try:
-        if os.path.getsize(path) > MAX_BYTES:
-            raise ConfigError(path, 0, "larger than 8 MiB")
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
+        lines = read_text(path, MAX_BYTES, errors="replace").splitlines()
+    except FileRefused as exc:
+        raise ConfigError(path, 0, exc.problem) from None
     except FileNotFoundError:
         raise ConfigError(path, 0, "no such file") from None
     except OSError as exc:

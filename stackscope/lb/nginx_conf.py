@@ -17,6 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from stackscope.files import FileRefused, read_text
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, DISABLED, IN, Pool, PoolServer
 from stackscope.schema import Invalid, is_ip, parse_address
@@ -188,11 +189,9 @@ class _Files:
                 raise ConfigError(path, 0, "not in the nginx -T output")
             return self.dump[path]
         try:
-            size = os.path.getsize(path)
-            if size > MAX_FILE_BYTES:
-                raise ConfigError(path, 0, f"larger than {MAX_FILE_BYTES // 1024 // 1024} MiB")
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                return handle.read()
+            return read_text(path, MAX_FILE_BYTES, errors="replace")
+        except FileRefused as exc:
+            raise ConfigError(path, 0, exc.problem) from None
         except FileNotFoundError:
             raise ConfigError(path, 0, "no such file") from None
         except PermissionError:

@@ -20,6 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from stackscope.files import FileRefused, read_bounded, read_text
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import (
     BACKUP,
@@ -125,10 +126,9 @@ class Sources:
                 raise ConfigError(path, 0, "not in the vcl.show output")
             return self.dump[path]
         try:
-            if os.path.getsize(path) > MAX_FILE_BYTES:
-                raise ConfigError(path, 0, f"larger than {MAX_FILE_BYTES // 1024 // 1024} MiB")
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                return handle.read(MAX_FILE_BYTES + 1)
+            return read_text(path, MAX_FILE_BYTES, errors="replace")
+        except FileRefused as exc:
+            raise ConfigError(path, 0, exc.problem) from None
         except FileNotFoundError:
             raise ConfigError(path, 0, "no such file") from None
         except PermissionError:
@@ -278,8 +278,10 @@ def load(path: str) -> Vcl:
     text = sources.read(path)
     dump = None
     if _SHOW_HEADER_BYTES.search(text.encode("utf-8", "replace")):
-        with open(path, "rb") as handle:  # the headers count bytes: cut the bytes as saved
-            dump = split_show(handle.read(MAX_FILE_BYTES))
+        try:  # the headers count bytes: cut the bytes as saved
+            dump = split_show(read_bounded(path, MAX_FILE_BYTES))
+        except OSError as exc:  # it was read a moment ago: replaced since
+            raise ConfigError(path, 0, f"cannot read: {exc.strerror or exc}") from None
     if dump is not None:
         if not dump:
             raise ConfigError(path, 0, "the vcl.show output holds no VCL but the builtin")

@@ -15,12 +15,11 @@ before use, and never sent: only its SHA-256 with the server's challenge is.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import stat
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stackscope.files import FileRefused, read_bounded
 from stackscope.lb import ConfigError, varnish_cli, varnish_vcl
 from stackscope.lb.declared import resolve_declared
 from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
@@ -107,7 +106,14 @@ def read_secret_file(path: str) -> bytes:
     """The secret file's bytes: a regular file of at most SECRET_CAP bytes (a FIFO or a
     device is refused without blocking on it)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        data = read_bounded(path, SECRET_CAP)
+    except FileRefused as exc:
+        fix = " (is it the varnishd -S file?)" if exc.problem.startswith("larger than") else ""
+        raise _unreadable(f"the secret file {exc}{fix}", "no secret", ErrorKind.AUTH) from None
+    except IsADirectoryError:
+        raise _unreadable(
+            f"the secret file {path} is not a regular file (a directory)", "no secret", ErrorKind.AUTH
+        ) from None
     except FileNotFoundError:
         raise _unreadable(f"no secret file at {path}", "no secret", ErrorKind.AUTH) from None
     except PermissionError:
@@ -118,20 +124,7 @@ def read_secret_file(path: str) -> bytes:
         ) from None
     except OSError as exc:
         raise _unreadable(f"cannot open the secret file {path}: {exc.strerror}", "no secret", ErrorKind.AUTH) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _unreadable(f"the secret file {path} is not a regular file", "no secret", ErrorKind.AUTH)
-        if info.st_size > SECRET_CAP:
-            raise _unreadable(
-                f"the secret file {path} is larger than {SECRET_CAP} bytes (is it the varnishd -S file?)",
-                "no secret",
-                ErrorKind.AUTH,
-            )
-        data = os.read(fd, SECRET_CAP + 1)
-    finally:
-        os.close(fd)
-    if len(data) > SECRET_CAP or not data:
+    if not data:
         raise _unreadable(
             f"the secret file {path} is empty or grew past {SECRET_CAP} bytes", "no secret", ErrorKind.AUTH
         )

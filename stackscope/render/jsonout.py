@@ -4,7 +4,11 @@ inside `facts`, never at the top level.
 So that a tool can tell failures apart without parsing the sentence in `detail`, a check
 that has an error kind carries it as `facts.error_kind` (the ErrorKind values: refused,
 timeout, http_status, …), and a failing check whose target is a host and port also names
-the `address` it probed and the `ip` when known, even when the probe failed before it learnt anything else."""
+the `address` it probed and the `ip` when known, even when the probe failed before it learnt anything else.
+
+One top-level key is optional: `round_overran`, present only when the round took longer
+than the layout's interval ({"seconds": 33.0, "interval": 10.0, "note": "this round took
+33s, longer than the 10s interval"}); a tool that does not know it loses nothing."""
 
 from __future__ import annotations
 
@@ -16,6 +20,18 @@ from stackscope.schema import Address, is_ip
 
 
 def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
+    report = _report(diagnosis)
+    snapshot = diagnosis.snapshot
+    if snapshot.overran:
+        report["round_overran"] = {
+            "seconds": round(snapshot.duration, 3),
+            "interval": snapshot.layout.interval,
+            "note": snapshot.overran,
+        }
+    return report
+
+
+def _report(diagnosis: Diagnosis) -> dict[str, Any]:
     layout = diagnosis.snapshot.layout
     return {
         "layout": layout.name,

@@ -121,6 +121,8 @@ def render_text(diagnosis: Diagnosis, *, color: bool | None = None, width: int |
         )
     )
     console.print(layers_block(diagnosis))
+    if snapshot.overran:
+        console.print(Text(_safe(f"round overran: {snapshot.overran}"), style="yellow"))
     return buffer.getvalue().rstrip("\n")
 
 
