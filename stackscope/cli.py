@@ -71,16 +71,20 @@ def _parser() -> argparse.ArgumentParser:
         "lint",
         help="validate a layout without probing anything",
         description="Validate a layout without probing anything. With --lb-config, also check "
-        "an haproxy.cfg or nginx config against the declared backends (a "
+        "a load balancer's config (haproxy, nginx, Apache httpd, Caddy, Varnish VCL) against the declared backends (a "
         "pre-deploy gate): exit 0 when they match, 1 on partial drift, 2 when "
         "the pool routes elsewhere, 3 when something cannot be read.",
     )
     lint.add_argument("layout", help="layout file (YAML)")
-    lint.add_argument("--lb-config", metavar="FILE", help="haproxy.cfg, nginx.conf or saved `nginx -T` output")
+    lint.add_argument(
+        "--lb-config",
+        metavar="FILE",
+        help="haproxy.cfg, nginx.conf (or saved `nginx -T`), httpd.conf, Caddy JSON or Caddyfile, or VCL",
+    )
     lint.add_argument(
         "--pool",
         metavar="NAME",
-        help="backend/upstream to compare (default: those the layout's haproxy/nginx checks name)",
+        help="backend, upstream, balancer, reverse_proxy or director to compare (default: those the layout's LB checks name)",
     )
     lint.add_argument(
         "--resolve",
