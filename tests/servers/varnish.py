@@ -34,7 +34,7 @@ class Varnish:
     `-j none`: the default jail would drop the worker to the `vcache` user, who cannot
     enter pytest's private temp directories."""
 
-    def __init__(self, workdir: Path, vcl: str, secret: bytes = b"stackscope-test-secret-7f3a9c\n") -> None:
+    def __init__(self, workdir: Path, vcl: str, secret: bytes = b"Qm7-vT2-xK9-pL4-wR8\n") -> None:
         self.binary = require_binary("varnishd", "/usr/sbin/varnishd")
         self.varnishadm = require_binary("varnishadm", "/usr/bin/varnishadm")
         self.workdir = workdir
