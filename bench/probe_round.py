@@ -33,24 +33,27 @@ def layout_text(n: int, port: int) -> str:
     )
 
 
-async def measure(n: int, port: int, repeats: int) -> list[float]:
+async def measure(n: int, port: int, repeats: int) -> tuple[list[float], list[float], list[float]]:
+    """Per round: wall time, median reported latency (ms), CPU seconds of this process."""
     from stackscope.engine import Engine
     from stackscope.layout import parse_layout
     from stackscope.model import Status
 
     engine = Engine(parse_layout(layout_text(n, port)))
-    times = []
+    times, medians, cpus = [], [], []
     try:
         for _ in range(repeats):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             snapshot = await engine.run_round()
             times.append(time.perf_counter() - started)
+            cpus.append(time.process_time() - cpu)
+            medians.append(statistics.median(r.latency_ms for r in snapshot.results.values()))
             bad = [r for r in snapshot.results.values() if r.status is not Status.OK]
             if bad:
                 raise SystemExit(f"{len(bad)} checks failed, e.g. {bad[0].detail}")
     finally:
         await engine.aclose()
-    return times
+    return times, medians, cpus
 
 
 def cold_start(port: int, runs: int) -> list[float]:
@@ -84,11 +87,19 @@ def main() -> None:
             f"server: 127.0.0.1:{port}, answers after 50 ms; python {sys.version.split()[0]}; "
             f"fd limit {soft}, concurrency cap {default_concurrency()}"
         )
-        print(f"{'checks':>7} {'round min':>10} {'median':>8} {'max':>8} {'peak RSS':>9}")
+        print(
+            f"{'checks':>7} {'round min':>10} {'median':>8} {'max':>8} {'CPU/round':>10} {'peak RSS':>9} "
+            f"{'latency median':>15}  (target: within 10 ms of the server's 50 ms at 1000 checks)"
+        )
         for n in (int(s) for s in args.sizes.split(",")):
-            times = asyncio.run(measure(n, port, args.repeats))
+            times, medians, cpus = asyncio.run(measure(n, port, args.repeats))
             rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"{n:>7} {min(times):>9.3f}s {statistics.median(times):>7.3f}s {max(times):>7.3f}s {rss_mb:>7.1f}MB")
+            latency = statistics.median(medians)
+            print(
+                f"{n:>7} {min(times):>9.3f}s {statistics.median(times):>7.3f}s {max(times):>7.3f}s "
+                f"{statistics.median(cpus):>9.3f}s {rss_mb:>7.1f}MB {latency:>12.1f} ms  "
+                f"(error {latency - 50:+.1f} ms)"
+            )
         starts = cold_start(port, 7)
         print(
             f"cold `stackscope check` (1 http check): median {statistics.median(starts):.3f}s, "

@@ -1,7 +1,8 @@
 """Runs the probes: concurrent rounds, hard timeouts, isolation, bounded history.
 
-A round starts every check within a few milliseconds (under a concurrency cap, so 1000
-checks do not exhaust file descriptors) and costs about as long as the slowest check. Each probe is
+A round starts its checks at the pace the event loop can keep up with (scheduler.Pacer:
+30 checks within ~15 ms, 1000 over about a second, never queueing behind each other),
+under a concurrency cap so 1000 checks do not exhaust file descriptors. Each probe is
 wrapped so that whatever it does (hang, raise, return late) it yields exactly one Result
 within its timeout plus a small grace. Every result passes through the redactor here,
 the one place all output comes from, so a secret cannot reach any renderer.
@@ -23,6 +24,7 @@ from stackscope.probes import spec_for
 from stackscope.probes.common import ProbeFailure, timeout_scope
 from stackscope.probes.context import ProbeContext
 from stackscope.redact import activated
+from stackscope.scheduler import Pacer
 from stackscope.schema import format_duration
 
 MAX_CONCURRENCY = 1024
@@ -30,15 +32,9 @@ DEFAULT_HISTORY = 120
 # Probes enforce their own timeout with a precise message; this grace only catches a
 # probe that fails to, so the engine's guarantee holds even for a buggy probe.
 TIMEOUT_GRACE = 0.25
-# Checks start a little apart rather than all in the same instant. A probe costs this
-# process ~0.3 ms of CPU; thirty started together queue behind each other on the one
-# event loop, and the last to run reports ~10 ms of latency that is our own queueing, not
-# the target's (measured: median 6.9 ms for a loopback server that answers in 0.6 ms).
-# A 0.5 ms gap brings that to ~0.9 ms for ~0.3 % of a core at 30 checks a second (a
-# 1 ms gap: 0.65 ms, but twice the wake-ups); the whole spread is capped at
-# STAGGER_SPREAD so a 1000-check round stays fast.
-STAGGER_GAP = 0.0005
-STAGGER_SPREAD = 0.05
+# Share of the interval over which a round may spread its starts (scheduler.Pacer): past
+# it, the checks left start at once, so a round always ends before the next is due.
+MAX_SPREAD_SHARE = 0.5
 
 
 def default_concurrency() -> int:
@@ -67,12 +63,6 @@ def raise_fd_limit(target: int = 8192) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     except (ImportError, OSError, ValueError):
         pass
-
-
-def stagger_offsets(count: int) -> list[float]:
-    """When each of `count` checks starts, in seconds after the round begins."""
-    gap = min(STAGGER_GAP, STAGGER_SPREAD / max(1, count))
-    return [i * gap for i in range(count)]
 
 
 @dataclass(frozen=True)
@@ -104,6 +94,7 @@ class Engine:
         self.concurrency = concurrency or default_concurrency()
         self._semaphore = asyncio.Semaphore(self.concurrency)
         self._round_lock = asyncio.Lock()
+        self.pacer = Pacer()
         self.history: dict[str, deque[Sample]] = {c.id: deque(maxlen=history) for c in layout.checks()}
         self.inflight: dict[str, float] = {}  # check id -> time.monotonic() when its probe started
         self.rounds = 0
@@ -130,11 +121,10 @@ class Engine:
                 self.warm_up()
             self.context.begin_round()
             checks = list(self.layout.checks())
-            results = await asyncio.gather(
-                *(
-                    self._run_one(c, on_start, on_result, delay=delay)
-                    for c, delay in zip(checks, stagger_offsets(len(checks)))
-                )
+            results = await self.pacer.run(
+                checks,
+                lambda check: self._run_one(check, on_start, on_result),
+                max_spread=self.layout.interval * MAX_SPREAD_SHARE,
             )
             self.rounds += 1
             snapshot = Snapshot(self.layout, {r.check_id: r for r in results}, self.clock(), self.rounds)
@@ -167,10 +157,7 @@ class Engine:
         check: Check,
         on_start: Callable[[Check], None] | None,
         on_result: Callable[[Result], None] | None,
-        delay: float = 0.0,
     ) -> Result:
-        if delay:
-            await asyncio.sleep(delay)
         async with self._semaphore:
             started_wall = self.clock()
             started = time.monotonic()
@@ -179,9 +166,13 @@ class Engine:
                 on_start(check)
             try:
                 outcome = await probe_check(check, self.context)
+                lag_ms = self.pacer.lag_ms()
             finally:
                 self.inflight.pop(check.id, None)
-        outcome = dataclasses.replace(self.redactor.result(outcome), started_at=started_wall)
+        outcome = self.redactor.result(outcome)
+        if lag_ms is not None:  # measured while the loop ran late: say so
+            outcome = dataclasses.replace(outcome, facts={**outcome.facts, "loop_lag_ms": lag_ms})
+        outcome = dataclasses.replace(outcome, started_at=started_wall)
         self.history[check.id].append(Sample(started_wall, outcome.status, outcome.latency_ms))
         if on_result is not None:
             on_result(outcome)

@@ -166,10 +166,33 @@ async def test_secrets_are_redacted_before_anyone_sees_a_result():
     assert result.facts["nested"][0]["k"] == "«redacted»"
 
 
-def test_round_starts_are_spread_a_little_and_never_far():
-    from stackscope.engine import STAGGER_GAP, STAGGER_SPREAD, stagger_offsets
+async def test_round_starts_are_paced_in_order_and_within_the_spread():
+    """The pacer starts every item once, in order, returns results in order, and starts
+    whatever is left at once when the spread allowed is used up."""
+    from stackscope.scheduler import Pacer
 
-    assert stagger_offsets(1) == [0.0]
-    assert stagger_offsets(30) == [i * STAGGER_GAP for i in range(30)]
-    big = stagger_offsets(1000)
-    assert big == sorted(big) and big[0] == 0.0 and big[-1] < STAGGER_SPREAD
+    pacer = Pacer()
+    started = []
+
+    async def start(item):
+        started.append(item)
+        return item * 2
+
+    assert await pacer.run(list(range(50)), start) == [i * 2 for i in range(50)]
+    assert started == list(range(50))
+    started.clear()
+    assert await pacer.run(list(range(300)), start, max_spread=0.0) == [i * 2 for i in range(300)]
+    assert started == list(range(300))
+    assert pacer.lag_ms() is None  # outside a round nothing is noted
+
+
+async def test_a_result_taken_while_the_loop_lags_says_so():
+    """A result measured while the loop ran late carries loop_lag_ms in its facts."""
+    lay = layout("ok")
+    engine = Engine(lay)
+    check = next(iter(lay.checks()))
+    engine.pacer._running = True  # as during a round
+    engine.pacer.lag = 0.025
+    assert (await engine._run_one(check, None, None)).facts["loop_lag_ms"] == 25.0
+    engine.pacer._running = False
+    assert "loop_lag_ms" not in (await engine._run_one(check, None, None)).facts
