@@ -12,6 +12,8 @@ median of 213-245 ms. So starts are paced by what they cost:
 - the pacer is also the lag meter: it sleeps TICK and measures how late it woke; while
   the loop runs more than LAG_LIMIT late, no probe starts (in-flight probes are capped by
   measured lag, whatever the cost estimate says);
+- a worker process of a sharded round (workers.py) plans for more of its loop
+  (SHARD_UTILISATION): there the round's wall time matters as much;
 - the whole spread is capped (`max_spread`, part of the interval): past it, whatever is
   left starts at once — a round must end before the next one is due.
 
@@ -35,6 +37,7 @@ TICK = 0.001  # the pacer's sleep: also the resolution of the lag it measures
 LAG_LIMIT = 0.002  # the loop this late (s): start nothing until it catches up
 LAG_NOTE = 0.001  # a result measured with the loop this late (s) or more says so
 UTILISATION = 0.5  # the share of the loop that starts may plan to use
+SHARD_UTILISATION = 0.9  # the same in a worker process of a sharded round
 DEFAULT_COST = 0.0004  # CPU seconds a probe is assumed to cost before any is measured
 MIN_GAP = 0.00025  # never more than four starts a millisecond
 BURST = 8  # starts allowed back to back after an idle stretch
@@ -45,7 +48,8 @@ class Pacer:
 
     One per engine: it remembers what a probe cost in the previous rounds."""
 
-    def __init__(self) -> None:
+    def __init__(self, utilisation: float = UTILISATION) -> None:
+        self.utilisation = utilisation
         self.cost = DEFAULT_COST
         self.lag = 0.0  # the most recent lag measured (s)
         self.max_lag = 0.0  # the worst lag of the last round (s)
@@ -53,7 +57,7 @@ class Pacer:
         self._running = False
 
     def gap(self) -> float:
-        return max(MIN_GAP, self.cost / UTILISATION)
+        return max(MIN_GAP, self.cost / self.utilisation)
 
     async def run(self, items: Sequence[T], start: Callable[[T], Awaitable[R]], *, max_spread: float = 1.0) -> list[R]:
         """Start `start(item)` for every item, paced; return the results in order."""

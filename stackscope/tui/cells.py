@@ -39,7 +39,8 @@ def sparkline(samples: Iterable[Sample], width: int) -> str:
     """The last `width` samples, newest on the right, padded on the left."""
     if width <= 0:
         return ""
-    recent = list(samples)[-width:]
+    tail = getattr(samples, "tail", None)
+    recent = list(tail(width)) if tail is not None else list(samples)[-width:]
     return "".join(spark_char(s) for s in recent).rjust(width)
 
 

@@ -196,3 +196,47 @@ async def test_a_result_taken_while_the_loop_lags_says_so():
     assert (await engine._run_one(check, None, None)).facts["loop_lag_ms"] == 25.0
     engine.pacer._running = False
     assert "loop_lag_ms" not in (await engine._run_one(check, None, None)).facts
+
+
+def test_history_is_a_compact_ring_of_samples():
+    from stackscope.engine import Sample
+    from stackscope.history import History
+
+    history = History(3)
+    assert len(history) == 0 and not history and list(history) == []
+    for i in range(5):
+        history.append(Sample(float(i), Status.CRIT if i == 3 else Status.OK, None if i == 3 else i + 0.5))
+    assert [(s.at, s.status, s.latency_ms) for s in history] == [
+        (2.0, Status.OK, 2.5),
+        (3.0, Status.CRIT, None),
+        (4.0, Status.OK, 4.5),
+    ]
+    assert [s.at for s in history.tail(2)] == [3.0, 4.0]
+    assert not hasattr(Sample(0.0, Status.OK, 1.0), "__dict__")  # slotted
+
+
+async def test_a_sharded_round_runs_in_worker_processes_and_reports_every_check():
+    """With workers, each process probes its shard; the engine gets one result per check,
+    redacted, recorded in the history and reported through on_result, in layout order."""
+    import os
+
+    async def accept(reader, writer):
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    checks = [{"tcp": f"127.0.0.1:{port}", "name": f"t{i}"} for i in range(5)]
+    lay = layout_of([{"name": "L", "role": "other", "checks": checks}], timeout="2s")
+    engine = Engine(lay, workers=2)
+    seen = []
+    try:
+        snap = await engine.run_round(on_result=seen.append)
+        worker_pids = {p.pid for p in engine._pool._workers}
+    finally:
+        await engine.aclose()
+        server.close()
+    assert [r.status for r in snap.results.values()] == [Status.OK] * 5, [r.detail for r in snap.results.values()]
+    assert list(snap.results) == [c.id for c in lay.checks()]
+    assert len(seen) == 5 and all(len(engine.history[c.id]) == 1 for c in lay.checks())
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+    assert engine._pool is None  # closed
