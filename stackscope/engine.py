@@ -24,9 +24,8 @@ from stackscope.probes import spec_for
 from stackscope.probes.common import ProbeFailure, timeout_scope
 from stackscope.probes.context import ProbeContext
 from stackscope.redact import activated
-from stackscope.scheduler import Pacer
+from stackscope.scheduler import WORKER_THRESHOLD, Pacer
 from stackscope.schema import format_duration
-from stackscope.workers import wants_workers
 
 MAX_CONCURRENCY = 1024
 DEFAULT_HISTORY = 120
@@ -59,7 +58,6 @@ def settle_memory() -> None:
     thousands of short-lived containers, and gen-0 passes over them cost ~23 % of its CPU."""
     import gc
 
-    gc.collect()
     gc.freeze()
     threshold0, threshold1, threshold2 = gc.get_threshold()
     gc.set_threshold(max(threshold0, 10000), threshold1, threshold2)
@@ -113,13 +111,21 @@ class Engine:
         self._semaphore = asyncio.Semaphore(self.concurrency)
         self._round_lock = asyncio.Lock()
         self.pacer = Pacer()
-        self.workers = wants_workers(sum(1 for _ in layout.checks())) if workers is None else workers
+        self.workers = self._default_workers() if workers is None else workers
         self._pool = None  # the WorkerPool, started on the first sharded round
         self.history: dict[str, History] = {c.id: History(history) for c in layout.checks()}
         self.inflight: dict[str, float] = {}  # check id -> time.monotonic() when its probe started
         self.rounds = 0
         self.last: Snapshot | None = None
         self._warm = False
+
+    def _default_workers(self) -> int:
+        count = sum(1 for _ in self.layout.checks())
+        if count < WORKER_THRESHOLD:
+            return 0  # without importing the worker machinery: `check` starts faster
+        from stackscope.workers import wants_workers
+
+        return wants_workers(count)
 
     def warm_up(self) -> None:
         """Pay one-time costs (imports, TLS contexts) before any probe is timed."""

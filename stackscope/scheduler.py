@@ -33,6 +33,7 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
+WORKER_THRESHOLD = 2000  # checks from which a round is shared among processes (workers.py)
 TICK = 0.001  # the pacer's sleep: also the resolution of the lag it measures
 LAG_LIMIT = 0.002  # the loop this late (s): start nothing until it catches up
 LAG_NOTE = 0.001  # a result measured with the loop this late (s) or more says so

@@ -28,8 +28,8 @@ import sys
 from collections.abc import Callable, Mapping
 
 from stackscope.model import ErrorKind, Result, Status
+from stackscope.scheduler import WORKER_THRESHOLD
 
-WORKER_THRESHOLD = 2000  # checks in a layout from which a round is shared among processes
 REPLY_GRACE = 30.0  # seconds past the round's own bounds before a silent worker counts as dead
 
 Compact = tuple  # (index, status value, detail, latency_ms, key_fact, facts, error kind, started_at)
