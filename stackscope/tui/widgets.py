@@ -42,6 +42,9 @@ def set_status_class(widget: Widget, status: Status | None) -> None:
         widget.set_class(status is not None and cls == STATUS_CLASSES[status], cls)
 
 
+SELECTED = "▶"  # marks the selected check row, colour or not
+
+
 def badge(status: Status) -> str:
     return f"{status.glyph} {status.word}"
 
@@ -253,7 +256,7 @@ class CheckRow(Widget, can_focus=True):
             # side by side, every cell counts: the fact column is as wide as the panel's
             # longest fact needs (aligned across its rows), the name gets the rest
             fact_w = min(fact_w, panel.fact_width or fact_w)
-        name_w = max(4, width - 2 - 1 - fact_w)
+        name_w = max(4, width - 1 - 2 - 1 - fact_w)
         result, status = self.result, self.status
         tone = self._style(f"row--{status}")
         if self.probing_for is not None:
@@ -263,6 +266,9 @@ class CheckRow(Widget, can_focus=True):
         else:
             fact, latency, fact_tone = result.key_fact or result.detail, cells.row_latency(result.latency_ms), tone
         main = Text(no_wrap=True, overflow="crop")
+        # the selection is a glyph as well as a highlight: it must not need colour (NO_COLOR,
+        # a monochrome console, a screen reader, a colour-blind trainee)
+        main.append(SELECTED if self.is_mounted and self.app.focused is self else " ")
         main.append((status.glyph if result is not None else "…") + " ", tone)
         main.append(cells.fit(self.check.name, name_w) + " ")
         main.append(cells.fit(fact, fact_w), fact_tone)
@@ -278,13 +284,24 @@ class CheckRow(Widget, can_focus=True):
         return self.get_component_rich_style(component, partial=True) if self.is_mounted else None
 
     def text(self) -> str:
-        """The row as plain text (what tests read), painted or not."""
+        """The row as plain text (what tests read), painted or not, without the selection
+        marker (`painted()` has it)."""
         main, latency, spark = self._texts()
-        return (main.plain.rstrip() + " " + latency.plain.strip() + " " + spark.plain.strip()).strip()
+        return (main.plain[1:].rstrip() + " " + latency.plain.strip() + " " + spark.plain.strip()).strip()
+
+    def painted(self) -> str:
+        """The row's main cell as painted, selection marker included."""
+        return self._texts()[0].plain.rstrip()
 
     def on_resize(self) -> None:
         self.spark.display = self.size.width >= self.NARROW
         self.call_after_refresh(self.update_cells)
+
+    def on_focus(self) -> None:
+        self.update_cells()
+
+    def on_blur(self) -> None:
+        self.update_cells()
 
 
 class PanelHeader(Widget, can_focus=True):
