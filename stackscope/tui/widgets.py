@@ -207,6 +207,8 @@ class CheckRow(Widget, can_focus=True):
         self.history = history
         self.result: Result | None = None
         self.probing_for: float | None = None
+        self.shown_latency: float | None = None  # what the latency cell shows (cells.steady_latency)
+        self.sparkline = cells.SparkLine()
         self.viewport: Widget | None = None  # the scrolling path, set by PathView
         self.stale = False
         self.main = Cell("row-main")
@@ -225,6 +227,9 @@ class CheckRow(Widget, can_focus=True):
     def set_result(self, result: Result) -> None:
         if self.result is None or self.result.status is not result.status:
             set_status_class(self, result.status)
+            self.shown_latency = result.latency_ms
+        else:
+            self.shown_latency = cells.steady_latency(self.shown_latency, result.latency_ms)
         self.result = result
         self.probing_for = None
         panel = self.parent
@@ -264,7 +269,7 @@ class CheckRow(Widget, can_focus=True):
         elif result is None:
             fact, latency, fact_tone = "…", "", None
         else:
-            fact, latency, fact_tone = result.key_fact or result.detail, cells.row_latency(result.latency_ms), tone
+            fact, latency, fact_tone = result.key_fact or result.detail, cells.row_latency(self.shown_latency), tone
         main = Text(no_wrap=True, overflow="crop")
         # the selection is a glyph as well as a highlight: it must not need colour (NO_COLOR,
         # a monochrome console, a screen reader, a colour-blind trainee)
@@ -274,7 +279,8 @@ class CheckRow(Widget, can_focus=True):
         main.append(cells.fit(fact, fact_w), fact_tone)
         latency_text = Text(cells.fit(latency, max(1, (self.latency.size.width or 8) - 1), right=True))
         spark_w = (self.spark.size.width or 13) - 1
-        spark = Text(" " + cells.sparkline(self.history, spark_w)) if spark_w > 0 else Text()
+        self.sparkline.feed(self.history)
+        spark = Text(" " + self.sparkline.text(spark_w)) if spark_w > 0 else Text()
         return main, latency_text, spark
 
     def _style(self, component: str):
