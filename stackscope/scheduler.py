@@ -35,11 +35,13 @@ R = TypeVar("R")
 
 WORKER_THRESHOLD = 2000  # checks from which a round is shared among processes (workers.py)
 TICK = 0.001  # the pacer's sleep: also the resolution of the lag it measures
+METER_TICK = 0.005  # the lag meter's sleep once every probe has started
 LAG_LIMIT = 0.002  # the loop this late (s): start nothing until it catches up
 LAG_NOTE = 0.001  # a result measured with the loop this late (s) or more says so
 UTILISATION = 0.5  # the share of the loop that starts may plan to use
 SHARD_UTILISATION = 0.9  # the same in a worker process of a sharded round
 DEFAULT_COST = 0.0004  # CPU seconds a probe is assumed to cost before any is measured
+MAX_COST = 0.002  # the estimate never goes above this (1000 checks then spread over 4 s)
 MIN_GAP = 0.00025  # never more than four starts a millisecond
 BURST = 8  # starts allowed back to back after an idle stretch
 
@@ -87,7 +89,8 @@ class Pacer:
                     next_at = max(next_at + gap, now - BURST * gap)
                 if index >= len(items):
                     break
-                await self._tick(loop)
+                # sleep until the next start is due (at least TICK): no idle wake-ups
+                await self._tick(loop, max(TICK, next_at - loop.time()) if self.lag <= LAG_LIMIT else TICK)
             self.spread = loop.time() - began
             if len(items) > BURST:  # keep measuring the lag while the probes answer
                 meter = asyncio.ensure_future(self._meter(loop))
@@ -97,19 +100,22 @@ class Pacer:
             if meter is not None:
                 meter.cancel()
         if len(items) >= 20:  # enough probes for the cost per probe to mean something
+            # The round's CPU includes the pacer's own wake-ups, which grow with the spread
+            # that the cost sets: a round may raise the estimate by half at most, so the
+            # two cannot chase each other up.
             measured = (time.process_time() - cpu_began) / len(items)
-            self.cost = 0.5 * self.cost + 0.5 * measured
+            self.cost = min(MAX_COST, 0.5 * self.cost + 0.5 * min(measured, 1.5 * self.cost))
         return results
 
-    async def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _tick(self, loop: asyncio.AbstractEventLoop, seconds: float = TICK) -> None:
         before = loop.time()
-        await asyncio.sleep(TICK)
-        self.lag = max(0.0, loop.time() - before - TICK)
+        await asyncio.sleep(seconds)
+        self.lag = max(0.0, loop.time() - before - seconds)
         self.max_lag = max(self.max_lag, self.lag)
 
     async def _meter(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._running:  # ends when the round's probes have all answered
-            await self._tick(loop)
+            await self._tick(loop, METER_TICK)
 
     def lag_ms(self) -> float | None:
         """The loop's lag right now in ms, when it is worth noting on a result."""
