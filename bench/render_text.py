@@ -56,7 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--checks", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--root", default=str(ROOT), help="the stackscope tree to measure (to compare)")
     args = parser.parse_args()
+    sys.path.insert(0, str(args.root))
     from stackscope.diagnosis import assess
     from stackscope.engine import raise_fd_limit
 
@@ -66,7 +68,9 @@ def main() -> None:
         snapshot, round_cpu = asyncio.run(one_round(args.checks, port))
     diagnosis = assess(snapshot)
     n = args.checks
-    print(f"{n} http checks; one round cost {round_cpu * 1000:.0f} ms CPU ({round_cpu / n * 1e6:.0f} µs a check)")
+    print(
+        f"load {os.getloadavg()[0]:.2f}; {n} http checks; one round cost {round_cpu * 1000:.0f} ms CPU ({round_cpu / n * 1e6:.0f} µs a check)"
+    )
     figures = {}
     for label, fmt, color in (("text, piped", "text", False), ("text, terminal", "text", True), ("json", "json", None)):
         cpu = render_cpu(diagnosis, fmt, bool(color), args.repeats)
