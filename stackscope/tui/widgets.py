@@ -209,6 +209,7 @@ class CheckRow(Widget, can_focus=True):
         self.probing_for: float | None = None
         self.shown_latency: float | None = None  # what the latency cell shows (cells.steady_latency)
         self.sparkline = cells.SparkLine()
+        self._painted: tuple | None = None  # _paint_key() of what the cells show
         self.viewport: Widget | None = None  # the scrolling path, set by PathView
         self.stale = False
         self.main = Cell("row-main")
@@ -248,10 +249,36 @@ class CheckRow(Widget, can_focus=True):
             self.stale = True
             return
         self.stale = False
+        key = self._paint_key()
+        if key == self._painted:  # same text, same widths, same style: nothing to build
+            return
+        self._painted = key
         main, latency, spark = self._texts()
         self.main.set(main)
         self.latency.set(latency)
         self.spark.set(spark)
+
+    def _paint_key(self) -> tuple:
+        """Everything the row's text depends on: most rounds of a steady row change none
+        of it, and building the texts (styles, fitting) is most of an idle round's CPU."""
+        spark_w = (self.spark.size.width or 13) - 1
+        self.sparkline.feed(self.history)
+        result, panel = self.result, self.parent
+        mounted = self.is_mounted
+        return (
+            self.main.size.width,
+            self.latency.size.width,
+            self.sparkline.text(spark_w),
+            self.status,
+            None if result is None else (result.key_fact or result.detail),
+            self.shown_latency,
+            self.probing_for,
+            mounted and self.app.focused is self,
+            mounted and self.screen.has_class("-wide"),
+            getattr(panel, "fact_width", None),
+            mounted and self.app.theme,
+            mounted and self.screen.has_class("-no-color"),
+        )
 
     def _texts(self) -> tuple[Text, Text, Text]:
         width = self.main.size.width or 40
