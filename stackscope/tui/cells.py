@@ -45,7 +45,7 @@ def sparkline(samples: Iterable[Sample], width: int) -> str:
     return "".join(spark_char(s) for s in recent).rjust(width)
 
 
-STICKY = 1.35  # a latency this close (as a ratio) to the bound it crossed keeps the previous bar
+STICKY = 2.0  # a latency this close (as a ratio) to the bound it crossed keeps the previous bar
 
 
 class SparkLine:
@@ -55,8 +55,9 @@ class SparkLine:
     A loopback target answers in 0.7 to 2.5 ms and crosses the 1 ms bound every other
     round: drawn afresh from the history each round, the line changed every round and the
     row repainted for nothing. Here a sample that only crossed into the neighbouring band,
-    by less than STICKY of the bound, keeps the previous bar (a bar then stands within
-    35 % of its latency); a real move shows at once. A steady target's line is then one
+    by less than a factor STICKY of the bound, keeps the previous bar (a bar then stands
+    within a factor two of its latency, on a scale of half decades); a real move shows at
+    once. A steady target's line is then one
     bar repeated, and shifting it repaints nothing."""
 
     def __init__(self, keep: int = 240) -> None:
@@ -117,12 +118,13 @@ def row_latency(ms: float | None) -> str:
 
 
 def steady_latency(shown: float | None, new: float | None) -> float | None:
-    """The latency a row keeps showing: `shown` while `new` stays within a third of it
-    (or 1.5 ms), else `new`. "1 ms", "2 ms", "1 ms" round after round over a slow SSH
-    link told nothing and cost a repaint each; the detail screen keeps every value."""
+    """The latency a row keeps showing: `shown` while `new` stays within half of it (or
+    2.5 ms), else `new`. "<1 ms", "3 ms", "1 ms" round after round over a slow SSH link
+    told nothing (a loopback answer jitters that much while the dashboard paints) and
+    cost a repaint each; the detail screen and its graph keep every value."""
     if shown is None or new is None:
         return new
-    if abs(new - shown) <= max(1.5, shown / 3):
+    if abs(new - shown) <= max(2.5, shown / 2):
         return shown
     return new
 

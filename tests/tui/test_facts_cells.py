@@ -198,8 +198,8 @@ def test_pool_table_shows_the_layouts_names_so_kept_names_on_other_addresses_sta
 def test_a_row_keeps_a_latency_that_only_jitters_and_shows_a_real_move():
     assert cells.steady_latency(None, 2.0) == 2.0
     assert cells.steady_latency(2.0, 1.0) == 2.0 and cells.steady_latency(2.0, 3.4) == 2.0
-    assert cells.steady_latency(2.0, 9.0) == 9.0
-    assert cells.steady_latency(100.0, 120.0) == 100.0 and cells.steady_latency(100.0, 150.0) == 150.0
+    assert cells.steady_latency(2.0, 9.0) == 9.0 and cells.steady_latency(0.4, 2.8) == 0.4
+    assert cells.steady_latency(100.0, 140.0) == 100.0 and cells.steady_latency(100.0, 160.0) == 160.0
     assert cells.steady_latency(2.0, None) is None
 
 
