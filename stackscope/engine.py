@@ -1,7 +1,7 @@
 """Runs the probes: concurrent rounds, hard timeouts, isolation, bounded history.
 
 A round starts its checks at the pace the event loop can keep up with (scheduler.Pacer:
-30 checks within ~15 ms, 1000 over about a second, never queueing behind each other),
+30 checks within a few tens of ms, 1000 over about a second, not queueing behind each other),
 under a concurrency cap so 1000 checks do not exhaust file descriptors. Each probe is
 wrapped so that whatever it does (hang, raise, return late) it yields exactly one Result
 within its timeout plus a small grace. Every result passes through the redactor here,

@@ -20,7 +20,7 @@ median of 213-245 ms. So starts are paced by what they cost:
 A result measured while the loop was late by LAG_NOTE or more carries the lag in its
 facts (`loop_lag_ms`), so a latency taken under load says so.
 
-Small rounds are unchanged in practice: 30 checks start within about 15 ms.
+A small round barely notices: 30 checks start within a few tens of milliseconds.
 """
 
 from __future__ import annotations
