@@ -5,9 +5,10 @@ Runs `stackscope watch` on a 30-check layout probing every second, for 60 s, ins
 pseudo-terminal (as over SSH), against loopback servers that always answer the same.
 Reports, for the steady state after a short warm-up: CPU % of one core, peak RSS, and
 bytes written to the terminal per second while nothing changes; then how long ctrl+q
-takes. Targets (issue #5): < 3 % CPU, < 120 MB RSS, < 2 KB/s.
+takes; at each size given (80x24, 160x50 and 240x60 by default). Targets (issue 16,
+item 4): < 3 % CPU and < 2 KB/s at every size; < 120 MB RSS.
 
-Run: python bench/tui_idle.py [--seconds 60] [--size 80x24] [--checks 30]
+Run: python bench/tui_idle.py [--seconds 60] [--sizes 80x24,160x50,240x60] [--checks 30] [--root TREE]
 Everything listens on and probes 127.0.0.1 only; every loop here is bounded.
 """
 
@@ -94,7 +95,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds left out before measuring")
     parser.add_argument("--checks", type=int, default=30)
-    parser.add_argument("--size", default="80x24")
+    parser.add_argument("--sizes", default="80x24,160x50,240x60", help="terminal sizes, measured one after another")
+    parser.add_argument("--root", default=str(ROOT), help="the stackscope tree to run (to compare)")
     parser.add_argument("--term", default="xterm-256color")
     parser.add_argument(
         "--plain",
@@ -103,13 +105,26 @@ def main() -> int:
     )
     parser.add_argument("--dump", help="write the steady-state terminal bytes to this file (to see what repaints)")
     args = parser.parse_args()
-    cols, rows = (int(v) for v in args.size.split("x"))
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores shared: figures are noisy)")
+    for size in args.sizes.split(","):
+        measure(args, size)
+    return 0
+
+
+def measure(args, size: str) -> None:
+    cols, rows = (int(v) for v in size.split("x"))
 
     with loopback_http() as port:
         with tempfile.TemporaryDirectory() as tmp:
             layout = Path(tmp) / "bench.yaml"
             layout.write_text(layout_text(port, args.checks))
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": args.term, "COLUMNS": str(cols), "LINES": str(rows)}
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(args.root),
+                "TERM": args.term,
+                "COLUMNS": str(cols),
+                "LINES": str(rows),
+            }
             env.pop("NO_COLOR", None)
             argv = [sys.executable, "-m", "stackscope", "watch", str(layout)] + (["--plain"] if args.plain else [])
             proc, master = spawn_in_pty(argv, cols, rows, env)
@@ -149,14 +164,13 @@ def main() -> int:
     window = t1 - t0
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / window * 100
     print(
-        f"stackscope watch{' --plain' if args.plain else ''}, {args.checks} checks every 1s, {args.size} {args.term}, "
-        f"{window:.0f}s measured after {args.warmup:.0f}s warm-up"
+        f"stackscope watch{' --plain' if args.plain else ''}, {args.checks} checks every 1s, {size} {args.term}, "
+        f"{window:.0f}s measured after {args.warmup:.0f}s warm-up (load {os.getloadavg()[0]:.2f})"
     )
     print(f"  CPU            {cpu:6.2f} % of one core     (target < 3 %)")
     print(f"  peak RSS       {peak / 2**20:6.1f} MB              (target < 120 MB)")
     print(f"  terminal       {steady / window:6.0f} bytes/s         (target < 2048; first paint {first} bytes)")
-    print(f"  {'ctrl-c' if args.plain else 'ctrl+q'}         {quit_s:6.2f} s to exit")
-    return 0
+    print(f"  {'ctrl-c' if args.plain else 'ctrl+q'}         {quit_s:6.2f} s to exit", flush=True)
 
 
 if __name__ == "__main__":

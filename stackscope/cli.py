@@ -437,10 +437,11 @@ def record_path_problem(path: str) -> str | None:
 
 
 async def _watch(layout, emit: Callable, rounds: int | None) -> None:
-    from stackscope.engine import Engine, raise_fd_limit
+    from stackscope.engine import Engine, raise_fd_limit, settle_memory
 
     raise_fd_limit()
     engine = Engine(layout)
+    settle_memory()  # the layout and the engine live as long as the process: out of the GC's way
     try:
         await engine.watch(emit, rounds=rounds)
     finally:

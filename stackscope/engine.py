@@ -1,7 +1,8 @@
 """Runs the probes: concurrent rounds, hard timeouts, isolation, bounded history.
 
-A round starts every check within a few milliseconds (under a concurrency cap, so 1000
-checks do not exhaust file descriptors) and costs about as long as the slowest check. Each probe is
+A round starts its checks at the pace the event loop can keep up with (scheduler.Pacer:
+30 checks within a few tens of ms, 1000 over about a second, not queueing behind each other),
+under a concurrency cap so 1000 checks do not exhaust file descriptors. Each probe is
 wrapped so that whatever it does (hang, raise, return late) it yields exactly one Result
 within its timeout plus a small grace. Every result passes through the redactor here,
 the one place all output comes from, so a secret cannot reach any renderer.
@@ -13,16 +14,17 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from stackscope.history import History
 from stackscope.layout import Check, Layout
 from stackscope.model import ErrorKind, Result, Snapshot, Status
 from stackscope.probes import spec_for
 from stackscope.probes.common import ProbeFailure, timeout_scope
 from stackscope.probes.context import ProbeContext
 from stackscope.redact import activated
+from stackscope.scheduler import WORKER_THRESHOLD, Pacer
 from stackscope.schema import format_duration
 
 MAX_CONCURRENCY = 1024
@@ -30,15 +32,9 @@ DEFAULT_HISTORY = 120
 # Probes enforce their own timeout with a precise message; this grace only catches a
 # probe that fails to, so the engine's guarantee holds even for a buggy probe.
 TIMEOUT_GRACE = 0.25
-# Checks start a little apart rather than all in the same instant. A probe costs this
-# process ~0.3 ms of CPU; thirty started together queue behind each other on the one
-# event loop, and the last to run reports ~10 ms of latency that is our own queueing, not
-# the target's (measured: median 6.9 ms for a loopback server that answers in 0.6 ms).
-# A 0.5 ms gap brings that to ~0.9 ms for ~0.3 % of a core at 30 checks a second (a
-# 1 ms gap: 0.65 ms, but twice the wake-ups); the whole spread is capped at
-# STAGGER_SPREAD so a 1000-check round stays fast.
-STAGGER_GAP = 0.0005
-STAGGER_SPREAD = 0.05
+# Share of the interval over which a round may spread its starts (scheduler.Pacer): past
+# it, the checks left start at once, so a round always ends before the next is due.
+MAX_SPREAD_SHARE = 0.5
 
 
 def default_concurrency() -> int:
@@ -55,6 +51,18 @@ def default_concurrency() -> int:
     return max(8, min(MAX_CONCURRENCY, (soft - 64) // 2))
 
 
+def settle_memory() -> None:
+    """After the layout is loaded and the engine built: move every object made so far out
+    of the garbage collector's sight (gc.freeze: they live as long as the process), and
+    collect the young generation less often — a 10,000-check round allocates tens of
+    thousands of short-lived containers, and gen-0 passes over them cost ~23 % of its CPU."""
+    import gc
+
+    gc.freeze()
+    threshold0, threshold1, threshold2 = gc.get_threshold()
+    gc.set_threshold(max(threshold0, 10000), threshold1, threshold2)
+
+
 def raise_fd_limit(target: int = 8192) -> None:
     """Lift this process's soft file-descriptor limit towards the hard one (best effort),
     so a large layout can run in one wave instead of several."""
@@ -69,13 +77,7 @@ def raise_fd_limit(target: int = 8192) -> None:
         pass
 
 
-def stagger_offsets(count: int) -> list[float]:
-    """When each of `count` checks starts, in seconds after the round begins."""
-    gap = min(STAGGER_GAP, STAGGER_SPREAD / max(1, count))
-    return [i * gap for i in range(count)]
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One point of a check's history, for sparklines and the detail screen."""
 
@@ -95,20 +97,35 @@ class Engine:
         history: int = DEFAULT_HISTORY,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        workers: int | None = None,
     ) -> None:
+        """`workers`: processes to share each round among (0: this one only; None: one
+        per core from workers.WORKER_THRESHOLD checks on)."""
         self.layout = layout
         self.clock = clock
         environ = os.environ if environ is None else environ
+        self.environ = environ
         self.context = ProbeContext(layout.resolver, environ, layout)
         self.redactor = self.context.redactor
         self.concurrency = concurrency or default_concurrency()
         self._semaphore = asyncio.Semaphore(self.concurrency)
         self._round_lock = asyncio.Lock()
-        self.history: dict[str, deque[Sample]] = {c.id: deque(maxlen=history) for c in layout.checks()}
+        self.pacer = Pacer()
+        self.workers = self._default_workers() if workers is None else workers
+        self._pool = None  # the WorkerPool, started on the first sharded round
+        self.history: dict[str, History] = {c.id: History(history) for c in layout.checks()}
         self.inflight: dict[str, float] = {}  # check id -> time.monotonic() when its probe started
         self.rounds = 0
         self.last: Snapshot | None = None
         self._warm = False
+
+    def _default_workers(self) -> int:
+        count = sum(1 for _ in self.layout.checks())
+        if count < WORKER_THRESHOLD:
+            return 0  # without importing the worker machinery: `check` starts faster
+        from stackscope.workers import wants_workers
+
+        return wants_workers(count)
 
     def warm_up(self) -> None:
         """Pay one-time costs (imports, TLS contexts) before any probe is timed."""
@@ -131,12 +148,14 @@ class Engine:
             self.context.begin_round()
             began = time.monotonic()
             checks = list(self.layout.checks())
-            results = await asyncio.gather(
-                *(
-                    self._run_one(c, on_start, on_result, delay=delay)
-                    for c, delay in zip(checks, stagger_offsets(len(checks)))
+            if self.workers > 1:
+                results = await self._run_sharded(checks, on_start, on_result)
+            else:
+                results = await self.pacer.run(
+                    checks,
+                    lambda check: self._run_one(check, on_start, on_result),
+                    max_spread=self.layout.interval * MAX_SPREAD_SHARE,
                 )
-            )
             self.rounds += 1
             snapshot = Snapshot(
                 self.layout,
@@ -174,10 +193,7 @@ class Engine:
         check: Check,
         on_start: Callable[[Check], None] | None,
         on_result: Callable[[Result], None] | None,
-        delay: float = 0.0,
     ) -> Result:
-        if delay:
-            await asyncio.sleep(delay)
         async with self._semaphore:
             started_wall = self.clock()
             started = time.monotonic()
@@ -186,15 +202,49 @@ class Engine:
                 on_start(check)
             try:
                 outcome = await probe_check(check, self.context)
+                lag_ms = self.pacer.lag_ms()
             finally:
                 self.inflight.pop(check.id, None)
-        outcome = dataclasses.replace(self.redactor.result(outcome), started_at=started_wall)
+        outcome = self.redactor.result(outcome)
+        if lag_ms is not None:  # measured while the loop ran late: say so
+            outcome = dataclasses.replace(outcome, facts={**outcome.facts, "loop_lag_ms": lag_ms})
+        outcome = dataclasses.replace(outcome, started_at=started_wall)
         self.history[check.id].append(Sample(started_wall, outcome.status, outcome.latency_ms))
         if on_result is not None:
             on_result(outcome)
         return outcome
 
+    async def _run_sharded(
+        self,
+        checks: list[Check],
+        on_start: Callable[[Check], None] | None,
+        on_result: Callable[[Result], None] | None,
+    ) -> list[Result]:
+        """The round in worker processes, one per core (workers.py); results are
+        redacted, recorded and reported here as they would be by _run_one."""
+        from stackscope.workers import WorkerPool
+
+        if self._pool is None:
+            self._pool = WorkerPool(self.layout, self.workers, self.environ)
+        if on_start is not None:
+            for check in checks:
+                on_start(check)
+        got: dict[str, Result] = {}
+
+        def record(check_id: str, outcome: Result) -> None:
+            outcome = self.redactor.result(outcome)
+            self.history[check_id].append(Sample(outcome.started_at, outcome.status, outcome.latency_ms))
+            got[check_id] = outcome
+            if on_result is not None:
+                on_result(outcome)
+
+        await self._pool.run_round(record)
+        return [got[check.id] for check in checks]
+
     async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         await self.context.aclose()
 
 

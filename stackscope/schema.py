@@ -9,7 +9,6 @@ the documentation, the validation and the editor completion can never disagree.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import ipaddress
 import math
@@ -46,6 +45,8 @@ class ParseContext:
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     """The closest choice as a hint, or "" when nothing is close."""
+    import difflib  # only when there is a typo to name
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else ""
 

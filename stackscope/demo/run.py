@@ -31,7 +31,9 @@ def list_faults(out: TextIO) -> None:
 
     print("\nWalkthroughs (stackscope demo --walkthrough NAME, or a file of your own):", file=out)
     for name, path in builtin_walkthroughs().items():
-        print(f"  {name:<{width}}  {load_walkthrough(path).title}", file=out)
+        # the situation, never the title: it would give the answer away (the debrief tells it)
+        summary = " ".join(load_walkthrough(path).summary.split())
+        print(f"  {name:<{width}}  {summary.split('. ')[0].rstrip('.')}.", file=out)
 
 
 def print_layout_once(out: TextIO = sys.stdout) -> int:

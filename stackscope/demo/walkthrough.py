@@ -75,6 +75,7 @@ class Walkthrough:
     wrong_answer_cost: int = 15
     path: str = ""
     feedback: tuple[tuple[str, str], ...] = ()  # (wrong layer, what to tell the trainee)
+    per_minute: int = 5  # points lost per whole real minute from the first alert to the answer
 
     def feedback_for(self, layer: str) -> str:
         """The walkthrough's words for naming `layer` wrongly, else a neutral nudge."""
@@ -83,6 +84,11 @@ class Walkthrough:
     @property
     def begins_at(self) -> float:
         return min([self.fault_at, *(e.at for e in self.events)])
+
+    @property
+    def alert_at(self) -> float:
+        """Story minutes of the first alert (T+0 when no event is an alert)."""
+        return next((e.at for e in self.events if e.kind == "alert"), 0.0)
 
 
 def builtin_walkthroughs() -> dict[str, str]:
@@ -209,11 +215,12 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
             )
         )
     scoring = root.value.get("scoring")
-    start_score, wrong_cost = 100, 15
+    start_score, wrong_cost, per_minute = 100, 15, 5
     if scoring is not None and isinstance(scoring.value, dict):
-        check.known(scoring, ("start", "wrong_answer"), "scoring")
+        check.known(scoring, ("start", "wrong_answer", "per_minute"), "scoring")
         start_score = check.get(scoring, "start", int, "scoring", default=100)
         wrong_cost = check.get(scoring, "wrong_answer", int, "scoring", default=15)
+        per_minute = check.get(scoring, "per_minute", int, "scoring", default=5)
     debrief_node = root.value.get("debrief")
     debrief = Debrief("", "")
     if debrief_node is None or not isinstance(debrief_node.value, dict):
@@ -271,6 +278,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
         wrong_cost,
         path,
         tuple(feedback),
+        per_minute=per_minute,
     )
 
 
@@ -398,37 +406,56 @@ class Session:
         return sum(h.cost for h in self.walkthrough.hints[: self.hints_taken])
 
     @property
-    def score(self) -> int:
-        lost = self.hint_cost + len(self.wrong) * self.walkthrough.wrong_answer_cost
+    def alert_real(self) -> float:
+        """Real time (the clock the session is given) of the story's first alert."""
+        w = self.walkthrough
+        return self.started + (w.alert_at - w.begins_at) / w.minutes_per_second
+
+    def seconds_from_alert(self, now: float) -> float:
+        """Real seconds from the first alert to `now` (to the right answer once given).
+        The score counts these: the story clock is narration, and two story minutes a
+        second would make every hesitation look like an hour."""
+        end = self.solved_at if self.solved_at is not None else now
+        return max(0.0, end - self.alert_real)
+
+    def time_cost(self, now: float) -> int:
+        return int(self.seconds_from_alert(now) // 60) * self.walkthrough.per_minute
+
+    def score_at(self, now: float) -> int:
+        lost = self.hint_cost + len(self.wrong) * self.walkthrough.wrong_answer_cost + self.time_cost(now)
         return max(0, self.walkthrough.start_score - lost)
 
+    @property
+    def score(self) -> int:
+        """The score: final once answered, else before any time is counted."""
+        return self.score_at(self.solved_at if self.solved_at is not None else self.alert_real)
+
     def diagnosis_time(self) -> tuple[float, float] | None:
-        """(story minutes from the alert, real seconds from the fault) to the right answer."""
+        """(story minutes from the alert, real seconds from the first alert) to the right answer."""
         if self.solved_at is None:
             return None
-        story = self.story_minutes(self.solved_at)
-        fault_real = (
-            self.started
-            + (self.walkthrough.fault_at - self.walkthrough.begins_at) / self.walkthrough.minutes_per_second
-        )
-        return story, max(0.0, self.solved_at - fault_real)
+        return self.story_minutes(self.solved_at), self.seconds_from_alert(self.solved_at)
 
     def debrief_lines(self, verdict_summary: str | None = None, ruled_out: tuple[str, ...] = ()) -> list[str]:
         """The debrief as Markdown lines: the outcome, then what happened and what to change."""
         w = self.walkthrough
-        lines = [f"# Debrief: {w.title}", ""]
+        lines = [f"# Debrief: {w.name} — {w.title}", ""]
         timing = self.diagnosis_time()
+        time_cost = 0
         if timing is not None:
             story, real = timing
+            time_cost = self.time_cost(self.solved_at or 0.0)
+            when = (
+                f"{real:.0f} s after the first alert" if self.solved_at > self.alert_real else "before the first alert"
+            )
             lines.append(
-                f"You named the **{w.answer}** at {self.clock_at(story)} ({self.label(story)}: "
-                f"{self.relative(story)}, {real:.0f} s after the fault began)."
+                f"You named the **{w.answer}** {when} (in the story: {self.clock_at(story)}, {self.label(story)})."
             )
         lines.append(
             f"Score: **{self.score}/{w.start_score}** — {self.hints_taken} hint(s) "
             f"(−{self.hint_cost}), {len(self.wrong)} wrong answer(s)"
             + (f": {', '.join(self.wrong)}" if self.wrong else "")
-            + "."
+            + f", time (−{w.per_minute} a real minute from the first alert): −{time_cost}."
         )
         if w.debrief.original:
             lines += ["", w.debrief.original]

@@ -19,10 +19,11 @@ def run_dashboard(layout: Layout, *, record: str | None = None, **app_options: A
 
     `app_options` go to StackscopeApp: `actions`, `blind`, `on_diagnosis`, `engine`…
     (the demo passes its fault-injection and answer actions this way)."""
-    from stackscope.engine import raise_fd_limit
+    from stackscope.engine import raise_fd_limit, settle_memory
     from stackscope.tui.app import StackscopeApp
 
     raise_fd_limit()
     app = StackscopeApp(layout, record=record, handle_signals=True, **app_options)
+    settle_memory()  # the layout, engine and widgets live as long as the app
     app.run()
     return app.return_code or 0

@@ -10,6 +10,7 @@ slow SSH link.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterable
 
 from rich.cells import cell_len
@@ -39,8 +40,54 @@ def sparkline(samples: Iterable[Sample], width: int) -> str:
     """The last `width` samples, newest on the right, padded on the left."""
     if width <= 0:
         return ""
-    recent = list(samples)[-width:]
+    tail = getattr(samples, "tail", None)
+    recent = list(tail(width)) if tail is not None else list(samples)[-width:]
     return "".join(spark_char(s) for s in recent).rjust(width)
+
+
+STICKY = 2.0  # a latency this close (as a ratio) to the bound it crossed keeps the previous bar
+
+
+class SparkLine:
+    """A row's sparkline, kept as it was drawn: each new sample adds one character and
+    the ones drawn before never change.
+
+    A loopback target answers in 0.7 to 2.5 ms and crosses the 1 ms bound every other
+    round: drawn afresh from the history each round, the line changed every round and the
+    row repainted for nothing. Here a sample that only crossed into the neighbouring band,
+    by less than a factor STICKY of the bound, keeps the previous bar (a bar then stands
+    within a factor two of its latency, on a scale of half decades); a real move shows at
+    once. A steady target's line is then one
+    bar repeated, and shifting it repaints nothing."""
+
+    def __init__(self, keep: int = 240) -> None:
+        self.chars: deque[str] = deque(maxlen=keep)
+        self.last_at: float | None = None
+        self.previous: int | None = None  # the last bar's index, when the last was a bar
+
+    def feed(self, history: Iterable[Sample]) -> None:
+        """Take the samples of `history` newer than the last one taken."""
+        tail = getattr(history, "tail", None)
+        recent = list(tail(16)) if tail is not None and self.last_at is not None else list(history)
+        if tail is not None and recent and self.last_at is not None and recent[0].at > self.last_at:
+            recent = list(history)  # more than 16 rounds went by unseen
+        for sample in recent:
+            if self.last_at is not None and sample.at <= self.last_at:
+                continue
+            self.last_at = sample.at
+            char = spark_char(sample)
+            index = BARS.find(char)
+            if index >= 0 and self.previous is not None and abs(index - self.previous) == 1:
+                bound = BOUNDS_MS[min(index, self.previous)]
+                if bound / STICKY <= (sample.latency_ms or 0.0) <= bound * STICKY:
+                    index, char = self.previous, BARS[self.previous]
+            self.previous = index if index >= 0 else None
+            self.chars.append(char)
+
+    def text(self, width: int) -> str:
+        if width <= 0:
+            return ""
+        return "".join(list(self.chars)[-width:]).rjust(width)
 
 
 def fit(text: str, width: int, *, right: bool = False) -> str:
@@ -68,6 +115,18 @@ def row_latency(ms: float | None) -> str:
     if ms is None or ms >= 10000:
         return format_latency(ms)
     return "<1 ms" if ms < 1 else f"{ms:.0f} ms"
+
+
+def steady_latency(shown: float | None, new: float | None) -> float | None:
+    """The latency a row keeps showing: `shown` while `new` stays within half of it (or
+    2.5 ms), else `new`. "<1 ms", "3 ms", "1 ms" round after round over a slow SSH link
+    told nothing (a loopback answer jitters that much while the dashboard paints) and
+    cost a repaint each; the detail screen and its graph keep every value."""
+    if shown is None or new is None:
+        return new
+    if abs(new - shown) <= max(2.5, shown / 2):
+        return shown
+    return new
 
 
 def probing_label(elapsed: float) -> str:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -120,37 +122,62 @@ class StoryScreen(Screen):
 
 
 class DemoPanel(Widget):
-    """What the trainer and trainee need besides the dashboard, in at most three lines,
-    each cut with an ellipsis rather than wrapped. In a walkthrough: the story clock and
-    score with what users feel (the synthetic logins' failure rate), the latest story
-    line, and the latest message (hint, feedback) or the prompt. Outside one: the fault
-    (or "healthy") with the logins' failure rate, and while logins fail a second line
-    with the last login failure."""
+    """What the trainer and trainee need besides the dashboard. In a walkthrough: the
+    story clock and score with what users feel (the synthetic logins' failure rate), the
+    latest story line, and the latest message (hint, feedback) or the prompt. Outside
+    one: the fault (or "healthy") with the logins' failure rate, and while logins fail a
+    second line with the last login failure.
+
+    The first line is cut to the width; the others wrap, up to WRAP_LINES lines each (the
+    last cut with an ellipsis), so a story line or a hint can be read whole at 80x24
+    (before, "db on-call: 'the primary looks normal, 40 connections… we could fa…")."""
+
+    WRAP_LINES = 3
 
     def __init__(self) -> None:
         super().__init__(id="demo-panel")
         self._lines: list[str] = []
+        self._height = 0
 
     def set_lines(self, lines: list[str]) -> None:
         if lines != self._lines:
-            resize = len(lines) != len(self._lines)
             self._lines = lines
-            self.refresh(layout=resize)
+            height = len(self.wrapped(max(1, self.size.width or 80)))
+            self.refresh(layout=height != self._height)
+            self._height = height
 
     def lines(self) -> list[str]:
         """The panel's text, also what tests read (before any cut to the width)."""
         return list(self._lines)
 
+    def wrapped(self, width: int) -> list[str]:
+        """The lines as painted at `width`: the first cut, the others wrapped."""
+        out: list[str] = []
+        for index, line in enumerate(self._lines):
+            if index == 0 or cell_len(line) <= width:
+                out.append(cells.fit(line, width).rstrip())
+                continue
+            # textwrap counts characters; an icon takes two cells: leave room for them
+            wide = cell_len(line[: 2 * width]) - len(line[: 2 * width])
+            parts = textwrap.wrap(line, max(8, width - wide), break_on_hyphens=False) or [""]
+            if len(parts) > self.WRAP_LINES:
+                parts = parts[: self.WRAP_LINES - 1] + [" ".join(parts[self.WRAP_LINES - 1 :])]
+            out.extend(cells.fit(part, width).rstrip() for part in parts)
+        return out
+
     def get_content_height(self, container, viewport, width: int) -> int:
-        return max(1, len(self._lines))
+        return max(1, len(self.wrapped(max(1, width))))
+
+    def on_resize(self) -> None:
+        self.refresh(layout=True)
 
     def render(self) -> Text:
         width = max(1, self.size.width)
         text = Text(no_wrap=True, overflow="ellipsis")
-        for index, line in enumerate(self._lines):
+        for index, line in enumerate(self.wrapped(width)):
             if index:
                 text.append("\n")
-            text.append(cells.fit(line, width).rstrip(), style="bold" if index == 0 else "")
+            text.append(line, style="bold" if index == 0 else "")
         return text
 
 
@@ -306,8 +333,9 @@ class DemoController:
             return lines
         s = self.session
         now = self.clock()
-        head = f"{s.story_clock(now)} {s.label(s.story_minutes(now))} · score {s.score}"
-        first = " · ".join(filter(None, (head, users, f"▶ {s.walkthrough.title}")))
+        head = f"{s.story_clock(now)} {s.label(s.story_minutes(now))} · score {s.score_at(now)}"
+        # the walkthrough's neutral id: its title would give the answer away (the debrief tells it)
+        first = " · ".join(filter(None, (head, users, s.walkthrough.name)))
         latest = next(reversed(self.story), "the story begins…")
         if s.finished:
             last = "answered — d: debrief again · s: the story"

@@ -42,6 +42,9 @@ def set_status_class(widget: Widget, status: Status | None) -> None:
         widget.set_class(status is not None and cls == STATUS_CLASSES[status], cls)
 
 
+SELECTED = "▶"  # marks the selected check row, colour or not
+
+
 def badge(status: Status) -> str:
     return f"{status.glyph} {status.word}"
 
@@ -204,6 +207,9 @@ class CheckRow(Widget, can_focus=True):
         self.history = history
         self.result: Result | None = None
         self.probing_for: float | None = None
+        self.shown_latency: float | None = None  # what the latency cell shows (cells.steady_latency)
+        self.sparkline = cells.SparkLine()
+        self._painted: tuple | None = None  # _paint_key() of what the cells show
         self.viewport: Widget | None = None  # the scrolling path, set by PathView
         self.stale = False
         self.main = Cell("row-main")
@@ -222,6 +228,9 @@ class CheckRow(Widget, can_focus=True):
     def set_result(self, result: Result) -> None:
         if self.result is None or self.result.status is not result.status:
             set_status_class(self, result.status)
+            self.shown_latency = result.latency_ms
+        else:
+            self.shown_latency = cells.steady_latency(self.shown_latency, result.latency_ms)
         self.result = result
         self.probing_for = None
         panel = self.parent
@@ -240,10 +249,36 @@ class CheckRow(Widget, can_focus=True):
             self.stale = True
             return
         self.stale = False
+        key = self._paint_key()
+        if key == self._painted:  # same text, same widths, same style: nothing to build
+            return
+        self._painted = key
         main, latency, spark = self._texts()
         self.main.set(main)
         self.latency.set(latency)
         self.spark.set(spark)
+
+    def _paint_key(self) -> tuple:
+        """Everything the row's text depends on: most rounds of a steady row change none
+        of it, and building the texts (styles, fitting) is most of an idle round's CPU."""
+        spark_w = (self.spark.size.width or 13) - 1
+        self.sparkline.feed(self.history)
+        result, panel = self.result, self.parent
+        mounted = self.is_mounted
+        return (
+            self.main.size.width,
+            self.latency.size.width,
+            self.sparkline.text(spark_w),
+            self.status,
+            None if result is None else (result.key_fact or result.detail),
+            self.shown_latency,
+            self.probing_for,
+            mounted and self.app.focused is self,
+            mounted and self.screen.has_class("-wide"),
+            getattr(panel, "fact_width", None),
+            mounted and self.app.theme,
+            mounted and self.screen.has_class("-no-color"),
+        )
 
     def _texts(self) -> tuple[Text, Text, Text]:
         width = self.main.size.width or 40
@@ -253,7 +288,7 @@ class CheckRow(Widget, can_focus=True):
             # side by side, every cell counts: the fact column is as wide as the panel's
             # longest fact needs (aligned across its rows), the name gets the rest
             fact_w = min(fact_w, panel.fact_width or fact_w)
-        name_w = max(4, width - 2 - 1 - fact_w)
+        name_w = max(4, width - 1 - 2 - 1 - fact_w)
         result, status = self.result, self.status
         tone = self._style(f"row--{status}")
         if self.probing_for is not None:
@@ -261,14 +296,18 @@ class CheckRow(Widget, can_focus=True):
         elif result is None:
             fact, latency, fact_tone = "…", "", None
         else:
-            fact, latency, fact_tone = result.key_fact or result.detail, cells.row_latency(result.latency_ms), tone
+            fact, latency, fact_tone = result.key_fact or result.detail, cells.row_latency(self.shown_latency), tone
         main = Text(no_wrap=True, overflow="crop")
+        # the selection is a glyph as well as a highlight: it must not need colour (NO_COLOR,
+        # a monochrome console, a screen reader, a colour-blind trainee)
+        main.append(SELECTED if self.is_mounted and self.app.focused is self else " ")
         main.append((status.glyph if result is not None else "…") + " ", tone)
         main.append(cells.fit(self.check.name, name_w) + " ")
         main.append(cells.fit(fact, fact_w), fact_tone)
         latency_text = Text(cells.fit(latency, max(1, (self.latency.size.width or 8) - 1), right=True))
         spark_w = (self.spark.size.width or 13) - 1
-        spark = Text(" " + cells.sparkline(self.history, spark_w)) if spark_w > 0 else Text()
+        self.sparkline.feed(self.history)
+        spark = Text(" " + self.sparkline.text(spark_w)) if spark_w > 0 else Text()
         return main, latency_text, spark
 
     def _style(self, component: str):
@@ -278,13 +317,24 @@ class CheckRow(Widget, can_focus=True):
         return self.get_component_rich_style(component, partial=True) if self.is_mounted else None
 
     def text(self) -> str:
-        """The row as plain text (what tests read), painted or not."""
+        """The row as plain text (what tests read), painted or not, without the selection
+        marker (`painted()` has it)."""
         main, latency, spark = self._texts()
-        return (main.plain.rstrip() + " " + latency.plain.strip() + " " + spark.plain.strip()).strip()
+        return (main.plain[1:].rstrip() + " " + latency.plain.strip() + " " + spark.plain.strip()).strip()
+
+    def painted(self) -> str:
+        """The row's main cell as painted, selection marker included."""
+        return self._texts()[0].plain.rstrip()
 
     def on_resize(self) -> None:
         self.spark.display = self.size.width >= self.NARROW
         self.call_after_refresh(self.update_cells)
+
+    def on_focus(self) -> None:
+        self.update_cells()
+
+    def on_blur(self) -> None:
+        self.update_cells()
 
 
 class PanelHeader(Widget, can_focus=True):

@@ -14,7 +14,7 @@ def verdict_layer(app) -> str | None:
 
 
 async def test_walkthrough_end_to_end(demo_stack):
-    app, controller, clock = walkthrough_app(demo_stack, "lb-misroute")  # T-20 .. ; fault at T-4; 2 min/s
+    app, controller, clock = walkthrough_app(demo_stack, "inc-2023-12-07")  # T-20 .. ; fault at T-4; 2 min/s
     async with app.run_test(size=(100, 32)) as pilot:
         await until(pilot, lambda: controller.session is not None and controller.story, "the story to begin")
         assert controller.story[0].startswith(
@@ -36,7 +36,7 @@ async def test_walkthrough_end_to_end(demo_stack):
         await pilot.press("2")  # the load balancer
         await until(pilot, lambda: isinstance(app.screen, DebriefScreen), "the debrief")
         text = app.screen.markdown
-        assert "Score: **75/100** — 1 hint(s) (−10), 1 wrong answer(s): Session store." in text
+        assert "Score: **75/100** — 1 hint(s) (−10), 1 wrong answer(s): Session store, time (" in text
         assert "Verdict at the time: Load balancer: pool auth_servers routes to" in text
         assert "## Corrective measures" in text
         assert app.blind is False  # the verdict is revealed after the answer

@@ -162,6 +162,6 @@ async def test_rows_out_of_view_are_painted_when_scrolled_to(tmp_path):
         assert app.focused is row
         from tests.tui.stack import until
 
-        await until(pilot, lambda: not row.stale, "the row to be painted once in view")
-        assert row.main.plain.startswith("✔ postgres") and "open" in row.main.plain
+        await until(pilot, lambda: not row.stale and row.main.plain.startswith("▶"), "the row painted once in view")
+        assert row.main.plain.startswith("▶✔ postgres") and "open" in row.main.plain  # selected: ▶, no colour needed
         assert row.latency.plain.strip() == "<1 ms"

@@ -193,3 +193,25 @@ def test_pool_table_shows_the_layouts_names_so_kept_names_on_other_addresses_sta
     assert re.search(r"⚠ unexpected +auth1 +127\.0\.0\.1:19101", text), text
     assert re.search(r"✖ missing +auth-1 +127\.0\.0\.1:19001 +absent", text), text
     assert re.search(r"✖ missing +auth-2 +127\.0\.0\.1:19002 +absent", text), text
+
+
+def test_a_row_keeps_a_latency_that_only_jitters_and_shows_a_real_move():
+    assert cells.steady_latency(None, 2.0) == 2.0
+    assert cells.steady_latency(2.0, 1.0) == 2.0 and cells.steady_latency(2.0, 3.4) == 2.0
+    assert cells.steady_latency(2.0, 9.0) == 9.0 and cells.steady_latency(0.4, 2.8) == 0.4
+    assert cells.steady_latency(100.0, 140.0) == 100.0 and cells.steady_latency(100.0, 160.0) == 160.0
+    assert cells.steady_latency(2.0, None) is None
+
+
+def test_a_sparkline_of_a_target_jittering_across_a_bound_does_not_change_as_it_shifts():
+    """0.8-2.5 ms crosses the 1 ms bound every other round: the line stays one bar, so a
+    new round of the same jitter repaints nothing; a real jump still shows at once."""
+    jitter = [Sample(i, Status.OK, ms) for i, ms in enumerate((1.2, 0.8, 1.3, 0.9, 1.1, 0.85, 1.25, 0.9))]
+    line = cells.SparkLine()
+    shown = set()
+    for i in range(4, len(jitter) + 1):
+        line.feed(jitter[:i])
+        shown.add(line.text(4))
+    assert shown == {cells.BARS[1] * 4}, shown
+    line.feed(jitter + [Sample(99, Status.OK, 50.0), Sample(100, Status.CRIT, None)])
+    assert line.text(4) == cells.BARS[1] * 2 + cells.BARS[4] + cells.FAILED  # a real move shows at once

@@ -158,3 +158,33 @@ def test_no_short_secret_warning_for_a_long_or_unset_secret(tmp_path):
     for env in ({"S": ""}, {}):  # empty, or unset here (lint needs no secrets)
         lint = run_cli("lint", str(path), env=env)
         assert lint.returncode == 0 and "shorter than" not in lint.stdout, lint.stdout
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_check_imports_neither_rich_nor_textual(tmp_path, fmt):
+    """`check` starts cold on every cron run and deploy gate: the report is plain string
+    formatting and JSON, so neither Rich nor Textual is loaded (nor the worker machinery
+    of large rounds)."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        layout = tmp_path / "one.yaml"
+        layout.write_text(
+            f"name: one\nlayers:\n  - name: P\n    role: backend\n    checks:\n      - tcp: 127.0.0.1:{port}\n"
+        )
+        code = (
+            "import sys; from stackscope.cli import main; rc = main(['check', sys.argv[1], '-f', sys.argv[2]]); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'textual', 'multiprocessing'}), "
+            "file=sys.stderr); sys.exit(rc)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(layout), fmt],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr

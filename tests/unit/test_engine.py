@@ -166,10 +166,77 @@ async def test_secrets_are_redacted_before_anyone_sees_a_result():
     assert result.facts["nested"][0]["k"] == "«redacted»"
 
 
-def test_round_starts_are_spread_a_little_and_never_far():
-    from stackscope.engine import STAGGER_GAP, STAGGER_SPREAD, stagger_offsets
+async def test_round_starts_are_paced_in_order_and_within_the_spread():
+    """The pacer starts every item once, in order, returns results in order, and starts
+    whatever is left at once when the spread allowed is used up."""
+    from stackscope.scheduler import Pacer
 
-    assert stagger_offsets(1) == [0.0]
-    assert stagger_offsets(30) == [i * STAGGER_GAP for i in range(30)]
-    big = stagger_offsets(1000)
-    assert big == sorted(big) and big[0] == 0.0 and big[-1] < STAGGER_SPREAD
+    pacer = Pacer()
+    started = []
+
+    async def start(item):
+        started.append(item)
+        return item * 2
+
+    assert await pacer.run(list(range(50)), start) == [i * 2 for i in range(50)]
+    assert started == list(range(50))
+    started.clear()
+    assert await pacer.run(list(range(300)), start, max_spread=0.0) == [i * 2 for i in range(300)]
+    assert started == list(range(300))
+    assert pacer.lag_ms() is None  # outside a round nothing is noted
+
+
+async def test_a_result_taken_while_the_loop_lags_says_so():
+    """A result measured while the loop ran late carries loop_lag_ms in its facts."""
+    lay = layout("ok")
+    engine = Engine(lay)
+    check = next(iter(lay.checks()))
+    engine.pacer._running = True  # as during a round
+    engine.pacer.lag = 0.025
+    assert (await engine._run_one(check, None, None)).facts["loop_lag_ms"] == 25.0
+    engine.pacer._running = False
+    assert "loop_lag_ms" not in (await engine._run_one(check, None, None)).facts
+
+
+def test_history_is_a_compact_ring_of_samples():
+    from stackscope.engine import Sample
+    from stackscope.history import History
+
+    history = History(3)
+    assert len(history) == 0 and not history and list(history) == []
+    for i in range(5):
+        history.append(Sample(float(i), Status.CRIT if i == 3 else Status.OK, None if i == 3 else i + 0.5))
+    assert [(s.at, s.status, s.latency_ms) for s in history] == [
+        (2.0, Status.OK, 2.5),
+        (3.0, Status.CRIT, None),
+        (4.0, Status.OK, 4.5),
+    ]
+    assert [s.at for s in history.tail(2)] == [3.0, 4.0]
+    assert not hasattr(Sample(0.0, Status.OK, 1.0), "__dict__")  # slotted
+
+
+async def test_a_sharded_round_runs_in_worker_processes_and_reports_every_check():
+    """With workers, each process probes its shard; the engine gets one result per check,
+    redacted, recorded in the history and reported through on_result, in layout order."""
+    import os
+
+    async def accept(reader, writer):
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    checks = [{"tcp": f"127.0.0.1:{port}", "name": f"t{i}"} for i in range(5)]
+    lay = layout_of([{"name": "L", "role": "other", "checks": checks}], timeout="2s")
+    engine = Engine(lay, workers=2)
+    seen = []
+    try:
+        snap = await engine.run_round(on_result=seen.append)
+        worker_pids = {p.pid for p in engine._pool._workers}
+    finally:
+        await engine.aclose()
+        server.close()
+    assert [r.status for r in snap.results.values()] == [Status.OK] * 5, [r.detail for r in snap.results.values()]
+    assert list(snap.results) == [c.id for c in lay.checks()]
+    assert len(seen) == 5 and all(len(engine.history[c.id]) == 1 for c in lay.checks())
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+    assert engine._pool is None  # closed

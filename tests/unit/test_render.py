@@ -43,9 +43,9 @@ def test_every_status_word_is_followed_by_a_space_and_names_line_up():
     from stackscope.render.text import badge
 
     for status in Status:
-        shown = badge(status).plain
+        shown = badge(status)
         assert shown.startswith(f"{status.glyph} {status.word} "), shown
-    assert len({len(badge(status).plain) for status in Status}) == 1
+    assert len({len(badge(status)) for status in Status}) == 1
     out = render(
         diagnosis({"dns": F(Status.UNKNOWN, ErrorKind.INTERNAL, "probe error")}), "text", color=False, width=100
     )
@@ -71,3 +71,40 @@ def test_nagios_labels_are_safe_and_status_words_are_nagios():
 def test_json_verdict_null_exactly_when_all_ok():
     assert json.loads(render(diagnosis({}), "json"))["verdict"] is None
     assert json.loads(render(diagnosis({"auth-2": SLOW}), "json"))["verdict"]["status"] == "warn"
+
+
+def test_piped_text_has_no_trailing_padding_and_one_latency_per_row(monkeypatch):
+    """Piped into a file or grep: no cell padded out with spaces at the end of a line, and
+    an http row shows its latency once (the column), not again as "200 OK in 3 ms"."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = render(diagnosis({"lb": H503, "auth-2": SLOW}), "text")
+    lines = out.split("\n")
+    assert [line for line in lines if line != line.rstrip()] == []
+    auth1 = next(line for line in lines if " auth-1 " in line)
+    assert auth1.count(" ms") == 1, auth1
+
+
+def test_text_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert "\x1b[" in render(diagnosis({"lb": H503}), "text")
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[" not in render(diagnosis({"lb": H503}), "text")
+
+
+def test_text_does_not_use_rich():
+    """The report is plain string formatting: Rich's table layout cost as much CPU as the
+    probing at 1000 checks."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tests.unit.test_render import diagnosis; from stackscope.render import render; "
+        "render(diagnosis({}), 'text', color=True, width=80); "
+        "print(any(m == 'rich' or m.startswith('rich.') for m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False", done.stdout + done.stderr

@@ -9,7 +9,7 @@ from stackscope.demo.walkthrough import Session, builtin_walkthroughs, find_walk
 from stackscope.layout import LayoutError
 
 
-@pytest.mark.parametrize("name", ["lb-misroute", "dns-migration", "session-storm"])
+@pytest.mark.parametrize("name", ["inc-2023-12-07", "inc-2024-03-14", "inc-2024-06-21"])
 def test_shipped_walkthroughs_load(name):
     walkthrough = load_walkthrough(builtin_walkthroughs()[name])
     assert walkthrough.events and walkthrough.hints and walkthrough.debrief.root_cause
@@ -48,12 +48,12 @@ def test_bad_walkthroughs_name_line_and_fix(tmp_path, text, needle):
 
 
 def test_find_walkthrough_suggests_names():
-    with pytest.raises(LayoutError, match="did you mean 'lb-misroute'"):
-        find_walkthrough("lb-misrote")
+    with pytest.raises(LayoutError, match="did you mean .inc-2023-12-07."):
+        find_walkthrough("inc-2023-12-7")
 
 
 def test_session_plays_on_a_controlled_clock():
-    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])  # starts at T-20, 2 story min/s
+    walkthrough = load_walkthrough(builtin_walkthroughs()["inc-2023-12-07"])  # starts at T-20, 2 story min/s
     session = Session(walkthrough, started=1000.0)
     assert session.story_clock(1000.0) == "15:10" and session.label(-20) == "T-20"
     assert [e.at for e in session.due_events(1000.0)] == [-20]
@@ -69,18 +69,22 @@ def test_session_plays_on_a_controlled_clock():
     right = session.answer("Load balancer", 1014.0)  # T+8
     assert right.correct and session.finished
     story, real = session.diagnosis_time()
-    assert story == 8.0 and real == 6.0
+    assert story == 8.0 and real == 4.0  # real seconds from the first alert (T+0 at 1010)
     assert session.take_hint() is None  # no hints after the end
     lines = session.debrief_lines("Load balancer: pool auth_servers routes to …", ("Auth backends: 3/3 answer 200",))
     text = "\n".join(lines)
-    assert "You named the **Load balancer** at 15:38 (T+8: 8 story minutes after the alert, 6 s after" in text
-    assert "Score: **75/100** — 1 hint(s) (−10), 1 wrong answer(s): Session store." in text
+    assert "# Debrief: inc-2023-12-07 — Logins fail after a quiet afternoon change" in text  # the title, at last
+    assert "You named the **Load balancer** 4 s after the first alert (in the story: 15:38, T+8)." in text
+    assert (
+        "Score: **75/100** — 1 hint(s) (−10), 1 wrong answer(s): Session store, "
+        "time (−5 a real minute from the first alert): −0." in text
+    )
     assert "- ruled out: Auth backends: 3/3 answer 200" in text
     assert "## Corrective measures" in text and "stackscope lint" in text
 
 
 def test_an_answer_before_the_fault_is_refused_and_costs_nothing():
-    walkthrough = load_walkthrough(builtin_walkthroughs()["dns-migration"])  # T-45 ..; fault at T-3; 2 min/s
+    walkthrough = load_walkthrough(builtin_walkthroughs()["inc-2024-03-14"])  # T-45 ..; fault at T-3; 2 min/s
     session = Session(walkthrough, started=1000.0)
     early = session.answer("DNS", 1009.5)  # T-26: every panel is green
     assert early.message == "Nothing is broken yet — watch the panels."
@@ -91,7 +95,7 @@ def test_an_answer_before_the_fault_is_refused_and_costs_nothing():
     right = session.answer("DNS", 1021.5)  # T-2: the fault started at T-3, the alert is at T+0
     assert right.correct and right.counted and session.score == 100
     text = "\n".join(session.debrief_lines())
-    assert "(T-2: 2 story minutes before the alert," in text
+    assert "You named the **DNS** before the first alert (in the story: " in text and "T-2)." in text
     assert "T-2 story minutes after" not in text
 
 
@@ -103,14 +107,14 @@ def test_relative_story_time_words():
 
 
 def test_the_story_clock_stops_at_the_right_answer():
-    walkthrough = load_walkthrough(builtin_walkthroughs()["lb-misroute"])  # T-20 ..; fault at T-4; 2 min/s
+    walkthrough = load_walkthrough(builtin_walkthroughs()["inc-2023-12-07"])  # T-20 ..; fault at T-4; 2 min/s
     session = Session(walkthrough, started=1000.0)
     session.due_events(1014.0)
     assert session.answer("Load balancer", 1014.0).correct  # T+8
     assert session.story_clock(1014.0) == session.story_clock(1500.0) == "15:38"
     assert session.due_events(1500.0) == []  # no story after the answer
     again = session.answer("Load balancer", 1600.0)
-    assert not again.counted and session.diagnosis_time() == (8.0, 6.0)
+    assert not again.counted and session.diagnosis_time() == (8.0, 4.0)
 
 
 def _started(name: str) -> tuple[Session, float]:
@@ -122,7 +126,7 @@ def _started(name: str) -> tuple[Session, float]:
 
 
 def test_a_repeated_wrong_answer_costs_nothing_more():
-    session, now = _started("lb-misroute")
+    session, now = _started("inc-2023-12-07")
     first = session.answer("Auth backends", now)
     assert first.counted and session.score == 85
     again = session.answer("Auth backends", now + 1)
@@ -130,7 +134,7 @@ def test_a_repeated_wrong_answer_costs_nothing_more():
     assert session.score == 85 and session.wrong == ["Auth backends"]
 
 
-@pytest.mark.parametrize("name", ["lb-misroute", "dns-migration", "session-storm"])
+@pytest.mark.parametrize("name", ["inc-2023-12-07", "inc-2024-03-14", "inc-2024-06-21"])
 def test_every_shipped_walkthrough_has_feedback_for_each_wrong_layer(name):
     from stackscope.demo.stack import LAYERS
     from stackscope.demo.walkthrough import DEFAULT_FEEDBACK
@@ -143,7 +147,7 @@ def test_every_shipped_walkthrough_has_feedback_for_each_wrong_layer(name):
 
 
 def test_session_storm_feedback_does_not_claim_the_backends_answer_directly():
-    session, now = _started("session-storm")
+    session, now = _started("inc-2024-06-21")
     message = session.answer("Auth backends", now).message
     assert message.startswith("Not the Auth backends (−15 points). ")
     assert "what answers when asked directly" not in message and "500" in message
@@ -183,3 +187,28 @@ def test_bad_feedback_is_a_problem_with_its_line(tmp_path, feedback, needle):
     with pytest.raises(LayoutError) as info:
         load_walkthrough(str(path))
     assert any(needle in f"{p}".replace(str(tmp_path) + "/", "") for p in info.value.problems), info.value
+
+
+def test_score_counts_real_seconds_from_the_first_alert_not_the_story_clock():
+    """Two story minutes a second is narration: a trainee who takes 2 min 10 s of real time
+    after the alert loses two minutes' worth (5 a minute), not 260 story minutes' worth."""
+    session, _ = _started("inc-2023-12-07")  # the alert is at real 1010
+    assert session.alert_real == 1010.0
+    assert session.score_at(1010.0 + 59) == 100 and session.score_at(1010.0 + 130) == 90
+    assert session.answer("Load balancer", 1010.0 + 130).correct
+    assert session.score == 90 and session.score_at(5000.0) == 90  # frozen at the answer
+    assert session.diagnosis_time()[1] == 130.0
+
+
+def test_walkthrough_ids_are_neutral_and_the_title_waits_for_the_debrief():
+    from stackscope.demo.run import list_faults
+
+    for name, path in builtin_walkthroughs().items():
+        assert name.startswith("inc-") and load_walkthrough(path).name == name
+    import io
+
+    out = io.StringIO()
+    list_faults(out)
+    listed = out.getvalue().split("Walkthroughs", 1)[1]
+    for path in builtin_walkthroughs().values():
+        assert load_walkthrough(path).title not in listed

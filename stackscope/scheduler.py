@@ -1,0 +1,124 @@
+"""When each probe of a round starts, so that the latency a probe reports is the target's
+and not our own queueing.
+
+One event loop runs every probe of a round. A probe costs this process a few hundred
+microseconds of CPU (connect, send, parse, judge); a thousand started in the same 50 ms
+answer together 50 ms later and wait in line for the loop — a 50 ms server read as a
+median of 213-245 ms. So starts are paced by what they cost:
+
+- the start rate is held to what keeps the loop about half busy: one start every
+  `cost / UTILISATION` seconds, where `cost` is the CPU a probe took in the rounds before
+  (measured with process_time; a first round assumes DEFAULT_COST);
+- the pacer is also the lag meter: it sleeps TICK and measures how late it woke; while
+  the loop runs more than LAG_LIMIT late, no probe starts (in-flight probes are capped by
+  measured lag, whatever the cost estimate says);
+- a worker process of a sharded round (workers.py) plans for more of its loop
+  (SHARD_UTILISATION): there the round's wall time matters as much;
+- the whole spread is capped (`max_spread`, part of the interval): past it, whatever is
+  left starts at once — a round must end before the next one is due.
+
+A result measured while the loop was late by LAG_NOTE or more carries the lag in its
+facts (`loop_lag_ms`), so a latency taken under load says so.
+
+A small round barely notices: 30 checks start within a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+WORKER_THRESHOLD = 2000  # checks from which a round is shared among processes (workers.py)
+TICK = 0.001  # the pacer's sleep: also the resolution of the lag it measures
+METER_TICK = 0.005  # the lag meter's sleep once every probe has started
+LAG_LIMIT = 0.002  # the loop this late (s): start nothing until it catches up
+LAG_NOTE = 0.001  # a result measured with the loop this late (s) or more says so
+UTILISATION = 0.5  # the share of the loop that starts may plan to use
+SHARD_UTILISATION = 0.9  # the same in a worker process of a sharded round
+DEFAULT_COST = 0.0004  # CPU seconds a probe is assumed to cost before any is measured
+MAX_COST = 0.002  # the estimate never goes above this (1000 checks then spread over 4 s)
+MIN_GAP = 0.00025  # never more than four starts a millisecond
+BURST = 8  # starts allowed back to back after an idle stretch
+
+
+class Pacer:
+    """Starts a round's probes at a pace the event loop can keep up with.
+
+    One per engine: it remembers what a probe cost in the previous rounds."""
+
+    def __init__(self, utilisation: float = UTILISATION) -> None:
+        self.utilisation = utilisation
+        self.cost = DEFAULT_COST
+        self.lag = 0.0  # the most recent lag measured (s)
+        self.max_lag = 0.0  # the worst lag of the last round (s)
+        self.spread = 0.0  # how long the last round took to start every probe (s)
+        self._running = False
+
+    def gap(self) -> float:
+        return max(MIN_GAP, self.cost / self.utilisation)
+
+    async def run(self, items: Sequence[T], start: Callable[[T], Awaitable[R]], *, max_spread: float = 1.0) -> list[R]:
+        """Start `start(item)` for every item, paced; return the results in order."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        cpu_began = time.process_time()
+        deadline = began + max(0.0, max_spread)
+        gap = self.gap()
+        tasks: list[asyncio.Future[R]] = []
+        self.max_lag = self.lag = 0.0
+        self._running = True
+        meter = None
+        try:
+            next_at = began
+            index = 0
+            while index < len(items):
+                now = loop.time()
+                if now >= deadline:  # out of time: the rest start at once
+                    tasks.extend(asyncio.ensure_future(start(item)) for item in items[index:])
+                    break
+                burst = 0
+                while index < len(items) and next_at <= now and burst < BURST and self.lag <= LAG_LIMIT:
+                    tasks.append(asyncio.ensure_future(start(items[index])))
+                    index += 1
+                    burst += 1
+                    next_at = max(next_at + gap, now - BURST * gap)
+                if index >= len(items):
+                    break
+                # sleep until the next start is due (at least TICK): no idle wake-ups
+                await self._tick(loop, max(TICK, next_at - loop.time()) if self.lag <= LAG_LIMIT else TICK)
+            self.spread = loop.time() - began
+            if len(items) > BURST:  # keep measuring the lag while the probes answer
+                meter = asyncio.ensure_future(self._meter(loop))
+            results = await asyncio.gather(*tasks)
+        finally:
+            self._running = False
+            if meter is not None:
+                meter.cancel()
+        if len(items) >= 20:  # enough probes for the cost per probe to mean something
+            # The round's CPU includes the pacer's own wake-ups, which grow with the spread
+            # that the cost sets: a round may raise the estimate by half at most, so the
+            # two cannot chase each other up.
+            measured = (time.process_time() - cpu_began) / len(items)
+            self.cost = min(MAX_COST, 0.5 * self.cost + 0.5 * min(measured, 1.5 * self.cost))
+        return results
+
+    async def _tick(self, loop: asyncio.AbstractEventLoop, seconds: float = TICK) -> None:
+        before = loop.time()
+        await asyncio.sleep(seconds)
+        self.lag = max(0.0, loop.time() - before - seconds)
+        self.max_lag = max(self.max_lag, self.lag)
+
+    async def _meter(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._running:  # ends when the round's probes have all answered
+            await self._tick(loop, METER_TICK)
+
+    def lag_ms(self) -> float | None:
+        """The loop's lag right now in ms, when it is worth noting on a result."""
+        if self._running and self.lag >= LAG_NOTE:
+            return round(self.lag * 1000, 1)
+        return None

@@ -1,0 +1,221 @@
+"""Large rounds across every core: worker processes that each probe a shard of the checks.
+
+One event loop saturates one core at a few thousand probes a round (a 10,000-check round
+took ~5 s of one core). From WORKER_THRESHOLD checks on, and with more than one core to
+use, the engine hands the round to a WorkerPool: one worker process per usable core, each
+with its own engine and event loop on a fixed shard of the checks (check i goes to worker
+i mod N), paced by its own scheduler. A worker sends its results back in one message of
+plain tuples (no Result objects, no layout), which the engine turns back into Results,
+redacts once more, records and reports as usual.
+
+Workers are fresh interpreters (`python -m stackscope.workers`, safe from a process with
+threads and a running event loop, as the dashboard is), started once and kept for the
+engine's life, talking over their stdin and stdout in length-prefixed pickle frames; a
+worker that dies is reported as an UNKNOWN for each of its checks and replaced the next
+round. They ignore Ctrl-C (the parent decides when to stop) and leave when their stdin
+closes, so they never outlive the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+
+from stackscope.model import ErrorKind, Result, Status
+from stackscope.scheduler import WORKER_THRESHOLD
+
+REPLY_GRACE = 30.0  # seconds past the round's own bounds before a silent worker counts as dead
+
+Compact = tuple  # (index, status value, detail, latency_ms, key_fact, facts, error kind, started_at)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def wants_workers(checks: int, cores: int | None = None) -> int:
+    """How many worker processes a layout of `checks` checks should use (0: none)."""
+    cores = usable_cores() if cores is None else cores
+    if checks < WORKER_THRESHOLD or cores < 2:
+        return 0
+    return cores
+
+
+def to_compact(index: int, result: Result) -> Compact:
+    kind = result.error_kind.value if result.error_kind is not None else None
+    facts = dict(result.facts) if result.facts else None
+    return (
+        index,
+        result.status.value,
+        result.detail,
+        result.latency_ms,
+        result.key_fact,
+        facts,
+        kind,
+        result.started_at,
+    )
+
+
+def from_compact(check_id: str, item: Compact) -> Result:
+    _, status, detail, latency, key_fact, facts, kind, started_at = item
+    return Result(
+        check_id,
+        Status(status),
+        detail,
+        latency_ms=latency,
+        key_fact=key_fact,
+        facts=facts or {},
+        error_kind=ErrorKind(kind) if kind is not None else None,
+        started_at=started_at,
+    )
+
+
+def _read_frame(stream):
+    header = stream.read(4)
+    if len(header) < 4:
+        raise EOFError("the other end closed the pipe")
+    size = int.from_bytes(header, "big")
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the other end closed the pipe mid-message")
+    return pickle.loads(data)
+
+
+def _write_frame(stream, value) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(4, "big") + data)
+    stream.flush()
+
+
+def _worker_main() -> None:
+    """A worker process (python -m stackscope.workers): read its layout and shard from
+    stdin, then for every "round" probe the shard and write the compact results."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the result stream
+    layout, indexes, environ = _read_frame(source)
+    asyncio.run(_serve(source, sink, layout, indexes, environ))
+
+
+async def _serve(source, sink, layout, indexes: list[int], environ: Mapping[str, str]) -> None:
+    from stackscope.engine import MAX_SPREAD_SHARE, Engine, raise_fd_limit, settle_memory
+    from stackscope.scheduler import SHARD_UTILISATION, Pacer
+
+    raise_fd_limit()
+    engine = Engine(layout, environ=environ, workers=0)
+    engine.pacer = Pacer(SHARD_UTILISATION)
+    engine.warm_up()
+    every = list(layout.checks())
+    shard = [every[i] for i in indexes]
+    settle_memory()
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            try:
+                message = await loop.run_in_executor(None, _read_frame, source)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                return  # the parent is gone
+            if message != "round":
+                return
+            engine.context.begin_round()
+            results = await engine.pacer.run(
+                shard,
+                lambda check: engine._run_one(check, None, None),
+                max_spread=layout.interval * MAX_SPREAD_SHARE,
+            )
+            _write_frame(sink, [to_compact(i, r) for i, r in zip(indexes, results)])
+    finally:
+        await engine.aclose()
+
+
+class WorkerPool:
+    """N worker processes, each probing its shard of the layout's checks every round."""
+
+    def __init__(self, layout, count: int, environ: Mapping[str, str]) -> None:
+        self.layout = layout
+        self.count = count
+        self.environ = dict(environ)
+        self.checks = list(layout.checks())
+        self.shards = [list(range(i, len(self.checks), count)) for i in range(count)]
+        self._workers: list[subprocess.Popen | None] = [None] * count
+
+    def _start(self, slot: int) -> subprocess.Popen:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stackscope.workers"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # a Ctrl-C on the terminal is the parent's to handle
+        )
+        _write_frame(process.stdin, (self.layout, self.shards[slot], self.environ))
+        self._workers[slot] = process
+        return process
+
+    async def run_round(self, on_result: Callable[[str, Result], None]) -> None:
+        """Probe every check once; call `on_result(check_id, result)` for each."""
+        loop = asyncio.get_running_loop()
+        bound = self.layout.interval + max((c.timeout for c in self.checks), default=0) + REPLY_GRACE
+
+        async def one(slot: int) -> None:
+            process = self._workers[slot]
+            try:
+                if process is None or process.poll() is not None:
+                    process = self._start(slot)
+                _write_frame(process.stdin, "round")
+                reply = await asyncio.wait_for(loop.run_in_executor(None, _read_frame, process.stdout), bound)
+            except (EOFError, OSError, TimeoutError, pickle.UnpicklingError) as exc:
+                self._stop(slot)
+                reply = [_lost(i, exc) for i in self.shards[slot]]
+            for item in reply:
+                check_id = self.checks[item[0]].id
+                on_result(check_id, from_compact(check_id, item))
+
+        await asyncio.gather(*(one(slot) for slot in range(self.count)))
+
+    def _stop(self, slot: int) -> None:
+        process = self._workers[slot]
+        self._workers[slot] = None
+        if process is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            process.stdin.close()  # the worker's cue to leave
+        try:
+            process.wait(2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(2)
+        with contextlib.suppress(OSError, ValueError):
+            process.stdout.close()
+
+    def close(self) -> None:
+        for slot in range(self.count):
+            self._stop(slot)
+
+
+def _lost(index: int, exc: BaseException) -> Compact:
+    detail = f"probe error: the worker process probing this check was lost ({type(exc).__name__})"
+    return (
+        index,
+        Status.UNKNOWN.value,
+        detail,
+        None,
+        "probe error",
+        {"exception": type(exc).__name__},
+        "internal",
+        0.0,
+    )
+
+
+if __name__ == "__main__":
+    _worker_main()
