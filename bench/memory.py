@@ -29,7 +29,8 @@ from probe_round import layout_text  # noqa: E402
 
 def per_check(n: int, old_form: bool) -> tuple[float, float]:
     """(bytes per check for layout + engine + history, of which the history)."""
-    from stackscope.engine import DEFAULT_HISTORY, Engine, Sample
+    from stackscope.engine import DEFAULT_HISTORY, Engine
+    from stackscope.history import Sample
     from stackscope.layout import parse_layout
     from stackscope.model import Status
 

@@ -15,9 +15,8 @@ import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 
-from stackscope.history import History
+from stackscope.history import History, Sample
 from stackscope.layout import Check, Layout
 from stackscope.model import ErrorKind, Result, Snapshot, Status
 from stackscope.probes import spec_for
@@ -75,15 +74,6 @@ def raise_fd_limit(target: int = 8192) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     except (ImportError, OSError, ValueError):
         pass
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One point of a check's history, for sparklines and the detail screen."""
-
-    at: float
-    status: Status
-    latency_ms: float | None
 
 
 class Engine:

@@ -11,8 +11,19 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from stackscope.model import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One point of a check's history, for sparklines and the detail screen."""
+
+    at: float
+    status: Status
+    latency_ms: float | None
+
 
 _STATUS = {status.value: status for status in Status}
 _NONE = math.nan  # a round without a latency (refused, timed out)
@@ -55,8 +66,6 @@ class History:
 
     def tail(self, count: int) -> Iterator:
         """The newest `count` samples, oldest first."""
-        from stackscope.engine import Sample
-
         size = len(self._status)
         count = max(0, min(count, size))
         for k in range(size - count, size):

@@ -8,7 +8,7 @@ i mod N), paced by its own scheduler. A worker sends its results back in one mes
 plain tuples (no Result objects, no layout), which the engine turns back into Results,
 redacts once more, records and reports as usual.
 
-Workers are fresh interpreters (`python -m stackscope.workers`, safe from a process with
+Workers are fresh interpreters (`python -m stackscope.worker_process`, safe from a process with
 threads and a running event loop, as the dashboard is), started once and kept for the
 engine's life, talking over their stdin and stdout in length-prefixed pickle frames; a
 worker that dies is reported as an UNKNOWN for each of its checks and replaced the next
@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import os
 import pickle
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -79,7 +78,7 @@ def from_compact(check_id: str, item: Compact) -> Result:
     )
 
 
-def _read_frame(stream):
+def read_frame(stream):
     header = stream.read(4)
     if len(header) < 4:
         raise EOFError("the other end closed the pipe")
@@ -90,51 +89,10 @@ def _read_frame(stream):
     return pickle.loads(data)
 
 
-def _write_frame(stream, value) -> None:
+def write_frame(stream, value) -> None:
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(len(data).to_bytes(4, "big") + data)
     stream.flush()
-
-
-def _worker_main() -> None:
-    """A worker process (python -m stackscope.workers): read its layout and shard from
-    stdin, then for every "round" probe the shard and write the compact results."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    source, sink = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing else may write into the result stream
-    layout, indexes, environ = _read_frame(source)
-    asyncio.run(_serve(source, sink, layout, indexes, environ))
-
-
-async def _serve(source, sink, layout, indexes: list[int], environ: Mapping[str, str]) -> None:
-    from stackscope.engine import MAX_SPREAD_SHARE, Engine, raise_fd_limit, settle_memory
-    from stackscope.scheduler import SHARD_UTILISATION, Pacer
-
-    raise_fd_limit()
-    engine = Engine(layout, environ=environ, workers=0)
-    engine.pacer = Pacer(SHARD_UTILISATION)
-    engine.warm_up()
-    every = list(layout.checks())
-    shard = [every[i] for i in indexes]
-    settle_memory()
-    loop = asyncio.get_running_loop()
-    try:
-        while True:
-            try:
-                message = await loop.run_in_executor(None, _read_frame, source)
-            except (EOFError, OSError, pickle.UnpicklingError):
-                return  # the parent is gone
-            if message != "round":
-                return
-            engine.context.begin_round()
-            results = await engine.pacer.run(
-                shard,
-                lambda check: engine._run_one(check, None, None),
-                max_spread=layout.interval * MAX_SPREAD_SHARE,
-            )
-            _write_frame(sink, [to_compact(i, r) for i, r in zip(indexes, results)])
-    finally:
-        await engine.aclose()
 
 
 class WorkerPool:
@@ -152,13 +110,13 @@ class WorkerPool:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         process = subprocess.Popen(
-            [sys.executable, "-m", "stackscope.workers"],
+            [sys.executable, "-m", "stackscope.worker_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
             start_new_session=True,  # a Ctrl-C on the terminal is the parent's to handle
         )
-        _write_frame(process.stdin, (self.layout, self.shards[slot], self.environ))
+        write_frame(process.stdin, (self.layout, self.shards[slot], self.environ))
         self._workers[slot] = process
         return process
 
@@ -172,8 +130,8 @@ class WorkerPool:
             try:
                 if process is None or process.poll() is not None:
                     process = self._start(slot)
-                _write_frame(process.stdin, "round")
-                reply = await asyncio.wait_for(loop.run_in_executor(None, _read_frame, process.stdout), bound)
+                write_frame(process.stdin, "round")
+                reply = await asyncio.wait_for(loop.run_in_executor(None, read_frame, process.stdout), bound)
             except (EOFError, OSError, TimeoutError, pickle.UnpicklingError) as exc:
                 self._stop(slot)
                 reply = [_lost(i, exc) for i in self.shards[slot]]
@@ -215,7 +173,3 @@ def _lost(index: int, exc: BaseException) -> Compact:
         "internal",
         0.0,
     )
-
-
-if __name__ == "__main__":
-    _worker_main()

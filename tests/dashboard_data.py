@@ -3,7 +3,8 @@ snapshot tests and the detail screen: fixed times, fixed latencies, no probing."
 
 from __future__ import annotations
 
-from stackscope.engine import Engine, Sample
+from stackscope.engine import Engine
+from stackscope.history import Sample
 from stackscope.layout import Layout, parse_layout
 from stackscope.model import ErrorKind, Result, Snapshot, Status
 

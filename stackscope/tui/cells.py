@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from rich.cells import cell_len
 
-from stackscope.engine import Sample
+from stackscope.history import Sample
 from stackscope.model import Status
 from stackscope.render.text import format_latency
 

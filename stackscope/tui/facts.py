@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from stackscope.engine import Sample
+from stackscope.history import Sample
 from stackscope.layout import Check
 from stackscope.model import Result, Status
 from stackscope.render.text import format_latency

@@ -20,7 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Label, Static
 
 from stackscope.diagnosis import Diagnosis
-from stackscope.engine import Sample
+from stackscope.history import Sample
 from stackscope.layout import Check, Layout
 from stackscope.model import Result
 from stackscope.tui import facts

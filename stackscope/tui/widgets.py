@@ -26,7 +26,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
 
 from stackscope.diagnosis import Diagnosis, LayerState, proof
-from stackscope.engine import Sample
+from stackscope.history import Sample
 from stackscope.layout import Check, Layer
 from stackscope.model import Result, Status
 from stackscope.timeline import VERDICT, Event

@@ -9,7 +9,7 @@ import sys
 
 from rich.console import Console
 
-from stackscope.engine import Sample
+from stackscope.history import Sample
 from stackscope.model import Result, Status
 from stackscope.tui import cells, facts
 from tests import dashboard_data as data

@@ -199,8 +199,7 @@ async def test_a_result_taken_while_the_loop_lags_says_so():
 
 
 def test_history_is_a_compact_ring_of_samples():
-    from stackscope.engine import Sample
-    from stackscope.history import History
+    from stackscope.history import History, Sample
 
     history = History(3)
     assert len(history) == 0 and not history and list(history) == []

@@ -1,0 +1,60 @@
+"""The worker side of a sharded round: a fresh interpreter that probes its shard.
+
+Started by `workers.WorkerPool` as `python -m stackscope.worker_process`. It lives apart
+from workers.py so that the pool (imported by the engine) never imports the engine back:
+only this process runs an engine of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import signal
+import sys
+from collections.abc import Mapping
+
+from stackscope.engine import MAX_SPREAD_SHARE, Engine, raise_fd_limit, settle_memory
+from stackscope.scheduler import SHARD_UTILISATION, Pacer
+from stackscope.workers import read_frame, to_compact, write_frame
+
+
+def main() -> None:
+    """A worker process (python -m stackscope.worker_process): read its layout and shard from
+    stdin, then for every "round" probe the shard and write the compact results."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the result stream
+    layout, indexes, environ = read_frame(source)
+    asyncio.run(_serve(source, sink, layout, indexes, environ))
+
+
+async def _serve(source, sink, layout, indexes: list[int], environ: Mapping[str, str]) -> None:
+    raise_fd_limit()
+    engine = Engine(layout, environ=environ, workers=0)
+    engine.pacer = Pacer(SHARD_UTILISATION)
+    engine.warm_up()
+    every = list(layout.checks())
+    shard = [every[i] for i in indexes]
+    settle_memory()
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            try:
+                message = await loop.run_in_executor(None, read_frame, source)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                return  # the parent is gone
+            if message != "round":
+                return
+            engine.context.begin_round()
+            results = await engine.pacer.run(
+                shard,
+                lambda check: engine._run_one(check, None, None),
+                max_spread=layout.interval * MAX_SPREAD_SHARE,
+            )
+            write_frame(sink, [to_compact(i, r) for i, r in zip(indexes, results)])
+    finally:
+        await engine.aclose()
+
+
+if __name__ == "__main__":
+    main()
