@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from stackscope.layout import Check, Layout
 from stackscope.model import ErrorKind, Result, Snapshot, Status
 from stackscope.probes import spec_for
-from stackscope.probes.common import ProbeFailure, timeout_scope
+from stackscope.probes.common import ProbeFailure, evidence_in, timeout_scope
 from stackscope.probes.context import ProbeContext
 from stackscope.redact import activated
 from stackscope.schema import format_duration
@@ -213,6 +213,7 @@ async def probe_check(check: Check, context: ProbeContext) -> Result:
             key_fact=failure.key_fact,
             facts=failure.facts,
             error_kind=failure.kind,
+            evidence=failure.evidence if failure.evidence is not None else evidence_in(failure.facts),
         )
     except TimeoutError:
         return Result(

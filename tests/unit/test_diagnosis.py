@@ -9,8 +9,8 @@ import pytest
 
 from stackscope.diagnosis import assess, dependency_groups, diagnose, layer_state, layers_below
 from stackscope.layout import Layout, parse_layout
+from stackscope.model import DnsAnswers, HttpAnswer, Result, Snapshot, Status
 from stackscope.model import ErrorKind as K
-from stackscope.model import Result, Snapshot, Status
 
 AUTH = """\
 name: auth
@@ -52,13 +52,24 @@ class F:
     kind: K | None = None
     detail: str = "failed"
     facts: dict[str, Any] = field(default_factory=dict)
+    evidence: Any = None
+    confirmed: bool = True
 
 
 def ok_result(check) -> Result:
     if check.type == "http":
-        return Result(check.id, Status.OK, "200 OK", 3.0, "200", {"status_code": 200})
+        return Result(check.id, Status.OK, "200 OK", 3.0, "200", {"status_code": 200}, evidence=HttpAnswer(200))
     if check.type == "dns":
-        return Result(check.id, Status.OK, "→ 127.0.0.1", 1.0, "127.0.0.1", {"answers": ["127.0.0.1"]})
+        expected = tuple(check.options.expect or ())
+        return Result(
+            check.id,
+            Status.OK,
+            "→ 127.0.0.1",
+            1.0,
+            "127.0.0.1",
+            {"answers": ["127.0.0.1"]},
+            evidence=DnsAnswers(("127.0.0.1",), expected),
+        )
     return Result(check.id, Status.OK, "accepts connections", 0.5, "open", {})
 
 
@@ -69,16 +80,18 @@ def snapshot(layout: Layout, failures: dict[str, F | None]) -> Snapshot:
             f = failures[check.name]
             if f is None:
                 continue  # not probed
-            results[check.id] = Result(check.id, f.status, f.detail, None, "x", f.facts, f.kind)
+            results[check.id] = Result(
+                check.id, f.status, f.detail, None, "x", f.facts, f.kind, evidence=f.evidence, confirmed=f.confirmed
+            )
         else:
             results[check.id] = ok_result(check)
     return Snapshot(layout, results, 0.0)
 
 
 C, W, U = Status.CRIT, Status.WARN, Status.UNKNOWN
-H500 = F(C, K.HTTP_STATUS, "500 Internal Server Error", {"status_code": 500})
-H503 = F(C, K.HTTP_STATUS, "503 Service Unavailable", {"status_code": 503})
-H404 = F(C, K.HTTP_STATUS, "404 Not Found", {"status_code": 404})
+H500 = F(C, K.HTTP_STATUS, "500 Internal Server Error", {"status_code": 500}, HttpAnswer(500))
+H503 = F(C, K.HTTP_STATUS, "503 Service Unavailable", {"status_code": 503}, HttpAnswer(503))
+H404 = F(C, K.HTTP_STATUS, "404 Not Found", {"status_code": 404}, HttpAnswer(404))
 REFUSED = F(C, K.REFUSED, "refused the connection")
 TIMEOUT = F(C, K.TIMEOUT, "no response within 2s")
 SLOW = F(W, K.SLOW, "slow: 900 ms is above warn_ms 200")
@@ -124,13 +137,38 @@ SCENARIOS = [
             "auth-1": REFUSED,
             "auth-2": REFUSED,
             "auth-3": REFUSED,
-            "lb": F(C, K.HTTP_STATUS, "502", {"status_code": 502}),
+            "lb": F(C, K.HTTP_STATUS, "502", {"status_code": 502}, HttpAnswer(502)),
         },
         "Auth backends",
         C,
     ),
     ("one backend down is a warn on the pool", {"auth-2": REFUSED}, "Auth backends", W),
-    ("one backend down cannot explain an lb crit", {"auth-2": REFUSED, "lb": H503}, "Load balancer", C),
+    (
+        "one backend down explains the lb's 503 in the same window: the lb is only degraded",
+        {"auth-2": REFUSED, "lb": H503},
+        "Auth backends",
+        W,
+    ),
+    (
+        "a hung member: its timeout explains the lb's timeout in the same window",
+        {"auth-2": TIMEOUT, "lb": TIMEOUT},
+        "Auth backends",
+        W,
+    ),
+    (
+        "a 500 through the lb from a member that answers directly is not the dead member's doing",
+        {
+            "auth-2": REFUSED,
+            "lb": F(C, K.HTTP_STATUS, "500", {}, HttpAnswer(500, identity="auth-1", identity_header="X-Served-By")),
+            "auth-1": F(
+                Status.OK, None, "200 OK", {}, HttpAnswer(200, identity="auth-1", identity_header="X-Served-By")
+            ),
+        },
+        "Load balancer",
+        C,
+    ),
+    ("one backend down cannot explain an lb 404", {"auth-2": REFUSED, "lb": H404}, "Load balancer", C),
+    ("one backend down cannot explain a refused lb", {"auth-2": REFUSED, "lb": REFUSED}, "Load balancer", C),
     (
         "a 404 from the lb is the lb's own even with backends down",
         {"lb": H404, "auth-1": REFUSED, "auth-2": REFUSED, "auth-3": REFUSED},
@@ -182,8 +220,14 @@ SCENARIOS = [
         W,
     ),
     (
-        "a backend still answering 200 vouches for the path: the lb's 503 is its own, db or not",
+        "an lb 503 beside members failing with 500 goes through them to the dead db",
         {"db": REFUSED, "auth-1": H500, "auth-2": H500, "lb": H503},
+        "Database",
+        C,
+    ),
+    (
+        "a backend still answering 200 vouches for the path: an lb 503 with every member healthy is its own",
+        {"db": REFUSED, "lb": H503},
         "Load balancer",
         C,
     ),
@@ -257,10 +301,10 @@ def test_verdict_names_the_right_layer(name, failures, layer, status):
     assert verdict is not None
     assert (verdict.layer, verdict.status) == (layer, status), verdict.summary
     assert verdict.summary.startswith(f"{layer}")
-    # every layer that is ok is ruled out, and only those
-    healthy = {l.name for l in diagnosis.layers if l.status is Status.OK}
+    # every layer that is ok, or only degraded because of the culprit, is ruled out, and only those
+    healthy = {l.name for l in diagnosis.layers if l.status is Status.OK or l.degraded_by}
     assert {item.split(":")[0] for item in verdict.ruled_out} == healthy
-    failing = {l.name for l in diagnosis.layers if l.status is not Status.OK} - {layer}
+    failing = {l.name for l in diagnosis.layers if l.status is not Status.OK and not l.degraded_by} - {layer}
     assert {item.split(" (")[0] for item in verdict.also_failing} == failing
 
 
