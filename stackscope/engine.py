@@ -109,6 +109,14 @@ class Engine:
         self.rounds = 0
         self.last: Snapshot | None = None
         self._warm = False
+        # the latest result of every check, updated as each arrives (confirmation re-probes
+        # included): what a verdict judged per result reads (`current()`)
+        self.latest: dict[str, Result] = {}
+        # the last confirmed status of each check: a result that differs is "soft" until
+        # `confirm_retries` re-probes, `confirm_interval` apart, agree with it
+        self.confirmed: dict[str, Status] = {}
+        self.confirm_retries = layout.confirm_retries
+        self.confirm_interval = layout.confirm_interval
 
     def warm_up(self) -> None:
         """Pay one-time costs (imports, TLS contexts) before any probe is timed."""
@@ -141,6 +149,13 @@ class Engine:
             self.last = snapshot
             return snapshot
 
+    def current(self) -> Snapshot | None:
+        """The latest result of every check as one snapshot, or None until every check has
+        reported once (a verdict on a partial first round would name unprobed layers)."""
+        if len(self.latest) < len(self.history):
+            return None
+        return Snapshot(self.layout, dict(self.latest), self.clock(), max(1, self.rounds + 1))
+
     async def watch(
         self,
         on_snapshot: Callable[[Snapshot], Awaitable[None] | None],
@@ -171,6 +186,35 @@ class Engine:
     ) -> Result:
         if delay:
             await asyncio.sleep(delay)
+        outcome = await self._probe_once(check, on_start)
+        before = self.confirmed.get(check.id, Status.OK)  # nothing known: healthy until shown otherwise
+        if outcome.status is before or self.confirm_retries <= 0:
+            self.confirmed[check.id] = outcome.status
+            return self._arrive(outcome, on_result)
+        # Nagios' soft state: the change is news at once, marked unconfirmed, and re-probed
+        # at once and then `confirm_interval` apart until `confirm_retries` re-probes agree;
+        # a re-probe back at the confirmed status ends it as a blip.
+        soft = outcome.status
+        agreed = 0
+        outcome = self._arrive(dataclasses.replace(outcome, confirmed=False), on_result)
+        for attempt in range(self.confirm_retries * 2):  # bounded even if it keeps changing
+            if attempt:
+                await asyncio.sleep(self.confirm_interval)
+            again = await self._probe_once(check, on_start)
+            if again.status is before:  # a blip: the confirmed status holds
+                self.confirmed[check.id] = before
+                return self._arrive(again, on_result)
+            if again.status is soft:
+                agreed += 1
+            else:  # changed again: that is the new status to confirm
+                soft, agreed = again.status, 1
+            if agreed >= self.confirm_retries:
+                self.confirmed[check.id] = soft
+                return self._arrive(dataclasses.replace(again, confirmations=agreed), on_result)
+            outcome = self._arrive(dataclasses.replace(again, confirmed=False, confirmations=agreed), on_result)
+        return outcome
+
+    async def _probe_once(self, check: Check, on_start: Callable[[Check], None] | None) -> Result:
         async with self._semaphore:
             started_wall = self.clock()
             started = time.monotonic()
@@ -181,8 +225,11 @@ class Engine:
                 outcome = await probe_check(check, self.context)
             finally:
                 self.inflight.pop(check.id, None)
-        outcome = dataclasses.replace(self.redactor.result(outcome), started_at=started_wall)
-        self.history[check.id].append(Sample(started_wall, outcome.status, outcome.latency_ms))
+        return dataclasses.replace(self.redactor.result(outcome), started_at=started_wall)
+
+    def _arrive(self, outcome: Result, on_result: Callable[[Result], None] | None) -> Result:
+        self.history[outcome.check_id].append(Sample(outcome.started_at, outcome.status, outcome.latency_ms))
+        self.latest[outcome.check_id] = outcome
         if on_result is not None:
             on_result(outcome)
         return outcome

@@ -68,6 +68,7 @@ class PoolServer:
     service: str = ""  # IN, BACKUP, DOWN_BY_CHECK, MAINT...; empty: IN if it receives traffic, else UNKNOWN
     check_failing: bool = False  # the LB's last health check of it failed (it may still be UP 1/2)
     errors_rising: bool = False  # its error, retry or redispatch counters rose since the last read
+    failures: int | None = None  # error + retry + redispatch counters, where the LB keeps them
 
     def service_word(self) -> str:
         return self.service or (IN if self.receives_traffic else UNKNOWN)
