@@ -290,8 +290,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     color = False if args.no_color else None
     rounds = args.rounds if args.rounds is not None else (None if args.watch else 1)
 
-    def emit(snapshot) -> None:
-        diagnosis = assess(snapshot)
+    from stackscope.stream import VerdictStream
+
+    stream = VerdictStream()
+    printed = [0]
+
+    def show(diagnosis) -> None:
         args.last_exit = diagnosis.status.exit_code
         if args.watch and args.format == "json":
             import json
@@ -300,12 +304,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
             print(json.dumps(report_dict(diagnosis), ensure_ascii=False, default=str), flush=True)
             return
-        if args.watch and snapshot.round > 1:
+        if args.watch and printed[0]:
             print("\n" + "─" * 40, flush=True)
+        printed[0] += 1
         print(render(diagnosis, args.format, color=color), flush=True)
 
+    def emit(snapshot) -> None:
+        diagnosis = assess(snapshot)
+        stream.news(diagnosis)
+        show(diagnosis)
+
+    def arrived(engine, result) -> None:
+        # with --watch, a new verdict is shown as soon as the deciding result is in (see
+        # stream.py), besides the report at the end of every round
+        diagnosis = stream.judge(engine.current())
+        if diagnosis is not None:
+            show(diagnosis)
+
     with _stop_on_hangup():
-        _run_async(_watch(layout, emit, rounds))
+        _run_async(_watch(layout, emit, rounds, arrived if args.watch else None))
     return getattr(args, "last_exit", EXIT_UNKNOWN)
 
 
@@ -362,13 +379,16 @@ def record_path_problem(path: str) -> str | None:
     return None
 
 
-async def _watch(layout, emit: Callable, rounds: int | None) -> None:
+async def _watch(layout, emit: Callable, rounds: int | None, arrived: Callable | None = None) -> None:
+    """Probe `rounds` rounds (None: until stopped); `emit` each round's snapshot, and hand
+    `arrived(engine, result)` every result as it arrives."""
     from stackscope.engine import Engine, raise_fd_limit
 
     raise_fd_limit()
     engine = Engine(layout)
+    on_result = (lambda result: arrived(engine, result)) if arrived is not None else None
     try:
-        await engine.watch(emit, rounds=rounds)
+        await engine.watch(emit, rounds=rounds, on_result=on_result)
     finally:
         await engine.aclose()
 
@@ -413,15 +433,24 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    def emit(snapshot) -> None:
-        diagnosis = assess(snapshot)
+    def observe(diagnosis, partial: bool = False) -> None:
         args.last_exit = diagnosis.status.exit_code
-        for event in timeline.observe(diagnosis):
+        for event in timeline.observe(diagnosis, partial=partial):
             print(event.line(), flush=True)
+
+    def emit(snapshot) -> None:
+        observe(assess(snapshot))
+
+    def arrived(engine, result) -> None:
+        # every result re-judges the verdict once the round's checks have all reported
+        # (stream.py): a change is printed when its deciding result arrives
+        snapshot = engine.current()
+        if snapshot is not None:
+            observe(assess(snapshot), partial=True)
 
     try:
         with _stop_on_hangup():
-            _run_async(_watch(layout, emit, args.rounds))
+            _run_async(_watch(layout, emit, args.rounds, arrived))
     except KeyboardInterrupt:
         pass  # Ctrl-C, SIGTERM or SIGHUP: the end of the watch, not an error
     finally:

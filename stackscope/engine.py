@@ -112,6 +112,7 @@ class Engine:
         # the latest result of every check, updated as each arrives (confirmation re-probes
         # included): what a verdict judged per result reads (`current()`)
         self.latest: dict[str, Result] = {}
+        self._fresh: set[str] = set()  # checks that have reported in the current round
         # the last confirmed status of each check: a result that differs is "soft" until
         # `confirm_retries` re-probes, `confirm_interval` apart, agree with it
         self.confirmed: dict[str, Status] = {}
@@ -137,6 +138,7 @@ class Engine:
             if not self._warm:
                 self.warm_up()
             self.context.begin_round()
+            self._fresh = set()
             checks = list(self.layout.checks())
             results = await asyncio.gather(
                 *(
@@ -151,8 +153,9 @@ class Engine:
 
     def current(self) -> Snapshot | None:
         """The latest result of every check as one snapshot, or None until every check has
-        reported once (a verdict on a partial first round would name unprobed layers)."""
-        if len(self.latest) < len(self.history):
+        reported in the current round (a verdict on a partial round would compare this
+        round's failures with the last round's results of the checks still out)."""
+        if len(self._fresh) < len(self.history):
             return None
         return Snapshot(self.layout, dict(self.latest), self.clock(), max(1, self.rounds + 1))
 
@@ -164,7 +167,8 @@ class Engine:
         on_start: Callable[[Check], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
     ) -> None:
-        """Run rounds every `interval`, the next one scheduled after the current ends."""
+        """Run rounds every `interval`, the next one scheduled after the current ends.
+        `on_result` sees every result as it arrives (with `current()` up to date)."""
         done = 0
         while rounds is None or done < rounds:
             started = time.monotonic()
@@ -230,6 +234,7 @@ class Engine:
     def _arrive(self, outcome: Result, on_result: Callable[[Result], None] | None) -> Result:
         self.history[outcome.check_id].append(Sample(outcome.started_at, outcome.status, outcome.latency_ms))
         self.latest[outcome.check_id] = outcome
+        self._fresh.add(outcome.check_id)
         if on_result is not None:
             on_result(outcome)
         return outcome

@@ -49,7 +49,9 @@ def verdict_block(diagnosis: Diagnosis) -> Group:
         return Group(Text.assemble(badge(Status.OK), (f"All layers healthy ({plural(total, 'check')})", "bold")))
     lines = [
         Text.assemble(
-            badge(verdict.status), (_safe(verdict.layer), "bold"), f" ({_safe(verdict.role)}) is the broken layer"
+            badge(verdict.status),
+            (_safe(verdict.layer), "bold"),
+            f" ({_safe(verdict.role)}) is the broken layer" + ("" if verdict.confirmed else " (unconfirmed)"),
         ),
         Text("  " + _safe(verdict.summary)),
     ]

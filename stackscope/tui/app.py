@@ -130,6 +130,10 @@ class StackscopeApp(App[int]):
         self._next_round: Timer | None = None
         self._probing_ticker: Timer | None = None
         self._arrived: deque[Result] = deque()  # appended on the probe thread, drained here
+        # streaming verdicts (stream.py): the latest result of every check, and the checks
+        # that have reported in the running round; once all have, each flush re-judges
+        self._latest: dict[str, Result] = {}
+        self._fresh: set[str] = set()
         # Keys with a footer_rank show in the footer, which drops the highest ranks first
         # when the width runs out, except help and quit (widgets.FittingFooter).
         for action in self.registry.in_scope(APP):
@@ -219,6 +223,7 @@ class StackscopeApp(App[int]):
             self._again = True
             return
         self.round_running = True
+        self._fresh = set()
         self._round_started = time.monotonic()
         if self._probing_ticker is not None:
             self._probing_ticker.resume()
@@ -253,6 +258,14 @@ class StackscopeApp(App[int]):
             latest[result.check_id] = result
         for result in latest.values():
             self._apply_result(result)
+        self._latest.update(latest)
+        self._fresh.update(latest)
+        if latest and self.round_running and len(self._fresh) >= sum(1 for _ in self.layout.checks()):
+            # every check has reported this round: the verdict follows each result from here
+            # on (confirmation re-probes included), not the end of the round
+            self.show_snapshot(
+                Snapshot(self.layout, dict(self._latest), self.clock(), self.engine.rounds + 1), partial=True
+            )
 
     def _apply_result(self, result: Result) -> None:
         row = self.dashboard.path.rows.get(result.check_id)
@@ -285,9 +298,10 @@ class StackscopeApp(App[int]):
             took = time.monotonic() - self._round_started
             self._next_round = self.set_timer(max(0.05, self.layout.interval - took), self.start_round)
 
-    def show_snapshot(self, snapshot: Snapshot) -> Diagnosis:
+    def show_snapshot(self, snapshot: Snapshot, partial: bool = False) -> Diagnosis:
         """Show a snapshot: rows, panels, banner, header and events. Tests and callers with
-        their own data use it directly; the probe loop uses it after every round."""
+        their own data use it directly; the probe loop uses it after every round, and with
+        `partial` as results arrive within a round once every check has reported."""
         diagnosis = assess(snapshot)
         self.diagnosis = diagnosis
         dashboard = self.dashboard
@@ -302,7 +316,7 @@ class StackscopeApp(App[int]):
             self.call_after_refresh(dashboard.show_culprit, culprit)
         self._culprit = culprit
         dashboard.header.set_overall(diagnosis.status)
-        dashboard.events.add(self.timeline.observe(diagnosis))
+        dashboard.events.add(self.timeline.observe(diagnosis, partial=partial))
         for callback in self.on_diagnosis:
             callback(diagnosis)
         return diagnosis
