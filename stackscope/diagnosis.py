@@ -50,6 +50,7 @@ from stackscope.model import (
     Result,
     Snapshot,
     Status,
+    StoreState,
 )
 from stackscope.words import plural
 
@@ -495,11 +496,16 @@ def _store_named(state: CheckState, below: list[list[LayerState]]) -> Explanatio
         for candidate in group:
             if not candidate.status.failing:
                 continue
-            kinds = {c.check.type for c in candidate.checks if c.status is not Status.OK}
+            kinds = {_store_kind(c) for c in candidate.checks if c.status is not Status.OK}
             for kind in answer.store_errors:
                 if kind in kinds:
                     return Explanation(candidate, f"its {kind} error")
     return None
+
+
+def _store_kind(state: CheckState) -> str:
+    evidence = state.result.evidence
+    return evidence.kind if isinstance(evidence, StoreState) else state.check.type
 
 
 def _through_the_pool(state: CheckState, group: list[LayerState], pools: list[PoolEvidence]) -> Explanation | None:
