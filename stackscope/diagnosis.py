@@ -616,9 +616,8 @@ def _verdict(layers: tuple[LayerState, ...], explained: dict[str, Explanation | 
         if layer.name != culprit.name and name == culprit.name and layer.name in cause_of:
             consequences.append(layer.name)
 
-    degraded_only = [
-        by_name[name] for name in consequences if by_name[name].status is Status.WARN and by_name[name].degraded_by
-    ]
+    # a layer only degraded (WARN) because of the culprit is not the cause: ruled out, with why
+    degraded_only = [by_name[name] for name in consequences if by_name[name].status is Status.WARN]
     return Verdict(
         layer=culprit.name,
         role=culprit.layer.role,
@@ -626,7 +625,9 @@ def _verdict(layers: tuple[LayerState, ...], explained: dict[str, Explanation | 
         **_summary(culprit, [by_name[name] for name in consequences]),
         evidence=tuple(_evidence(culprit)),
         ruled_out=tuple(
-            f"{layer.name}: {proof(layer)}" if layer.status is Status.OK else f"{layer.name}: {_degraded_proof(layer)}"
+            f"{layer.name}: {proof(layer)}"
+            if layer.status is Status.OK
+            else f"{layer.name}: {_degraded_proof(layer, culprit.name)}"
             for layer in layers
             if layer.status is Status.OK or layer in degraded_only
         ),
@@ -646,11 +647,12 @@ def _confirmed(culprit: LayerState) -> bool:
     return all(c.result.confirmed for c in culprit.checks if c.status is not Status.OK or c.check.id in ids)
 
 
-def _degraded_proof(layer: LayerState) -> str:
+def _degraded_proof(layer: LayerState, culprit: str) -> str:
     """Why a layer that is only degraded because of the culprit is not the cause."""
     ok = [c for c in layer.checks if c.status is Status.OK]
     answering = f"; {len(ok)}/{len(layer.checks)} checks ok" if ok else ""
-    return f"degraded because of {layer.degraded_by}, not broken{answering}"
+    how = "slow" if layer.slow_only else "degraded"
+    return f"{how} because of {layer.degraded_by or culprit}, not broken{answering}"
 
 
 def _most_telling(states: list[CheckState]) -> list[CheckState]:
@@ -667,10 +669,16 @@ def _summary(culprit: LayerState, consequences: list[LayerState]) -> dict:
     elif culprit.status is Status.UNKNOWN:
         head = f"{culprit.name}: cannot tell — {failing[0].result.detail}"
     elif culprit.layer.role == "backend" and culprit.status is Status.WARN and len(failing) < len(culprit.checks):
-        head = (
-            f"{culprit.name}: {len(failing)} of {len(culprit.checks)} down — {failing[0].check.name}: "
-            f"{failing[0].result.detail}"
-        )
+        # a member that answers, only slowly or degraded, is not "down"
+        down = sum(1 for c in failing if c.status is Status.CRIT)
+        if down:
+            count, word = down, "down"
+        else:
+            count, word = (
+                len(failing),
+                "slow" if all(c.result.error_kind is ErrorKind.SLOW for c in failing) else "degraded",
+            )
+        head = f"{culprit.name}: {count} of {len(culprit.checks)} {word} — {failing[0].check.name}: {failing[0].result.detail}"
     else:
         head = f"{culprit.name}: {failing[0].result.detail}"
     from_finding = culprit.findings and not drift
