@@ -1,6 +1,8 @@
 """From a snapshot to a verdict: which layer is broken, why, and what is ruled out.
 
-Pure functions, no I/O. The rules, in the order they apply:
+Pure functions, no I/O. Only the typed evidence in `Result.evidence` (model.py:
+HttpAnswer, PoolEvidence, DnsAnswers, StoreState) is read, never fact keys or probe
+options. The rules, in the order they apply:
 
 1. A layer's status is the worst of its checks, except a `backend` layer (a pool), where
    some-but-not-all members failing is a WARN: the pool still serves.
@@ -13,16 +15,24 @@ Pure functions, no I/O. The rules, in the order they apply:
    from below; a refused connection, a bad certificate, a garbage reply or a drifted
    pool are the layer's own. Any failure of a check that uses a host name is explained
    by a failing dns layer (a wrong address can cause anything).
-4. Some faults only show when two layers are compared in the same round: an LB that
+4. A less severe dependency explains a failure when evidence links the two: an LB's
+   timeout or 5xx in the same window as a pool member that fails its direct check, or
+   that the LB's own stats show failing (the requests went to it); a backend error that
+   quotes a store's error (the store's layer). A layer so explained is only *degraded
+   because of* the member (its status capped at its cause's), not broken.
+5. Some faults only show when two layers are compared in the same round: an LB that
    marks every backend DOWN while each answers directly (its health check is wrong; MAINT,
    DRAIN or a config `down`/backup-only are worded as what they are), or responses
    through the LB that come from servers no declared backend answers as, or without the
-   identity header every declared backend sends (misrouting). These *findings* count against the LB like a failing check, and are
-   never explained by anything below it.
-5. The verdict names the failing layer that is not explained, the most severe first,
+   identity header every declared backend sends (misrouting). These *findings* count
+   against the LB like a failing check, and are never explained by anything below it.
+   A declared member whose error counters rise on the LB while it answers our check is
+   a WARN finding of its backend layer.
+6. The verdict names the failing layer that is not explained, the most severe first,
    then the first in the request path. Everything healthy is listed as ruled out with
-   its proof, which is what saves an on-call engineer from chasing the database when
-   the load balancer is at fault.
+   its proof, and so is a layer only degraded because of the culprit, which is what
+   saves an on-call engineer from chasing the database when the load balancer is at
+   fault. The verdict is `confirmed` when every check it rests on is.
 """
 
 from __future__ import annotations
