@@ -9,7 +9,7 @@ import pytest
 
 from stackscope import probes
 from stackscope.engine import TIMEOUT_GRACE, Engine
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import ErrorKind, HttpAnswer, Result, Status
 from stackscope.probes.common import ProbeFailure
 from stackscope.schema import CheckSpec, EnvName, Text, option
 from tests.probe_helpers import layout_of
@@ -57,6 +57,7 @@ async def fake_probe(check, ctx) -> Result:
                 Status.CRIT,
                 f"server said: bad password {ctx.secret('PW')}",
                 facts={"echo": ctx.secret("PW"), "nested": [{"k": ctx.secret("PW")}]},
+                evidence=HttpAnswer(500, identity=ctx.secret("PW"), identities=((ctx.secret("PW"), 1),)),
             )
         return Result(check.id, Status.OK, "fine", latency_ms=1.0)
     finally:
@@ -209,6 +210,7 @@ async def test_secrets_are_redacted_before_anyone_sees_a_result():
     assert "hunter2-very-secret" not in text
     assert result.detail == "server said: bad password «redacted»"
     assert result.facts["nested"][0]["k"] == "«redacted»"
+    assert result.evidence == HttpAnswer(500, identity="«redacted»", identities=(("«redacted»", 1),))
 
 
 def test_round_starts_are_spread_a_little_and_never_far():
