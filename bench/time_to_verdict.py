@@ -44,7 +44,7 @@ from stackscope.diagnosis import assess  # noqa: E402
 from stackscope.engine import Engine  # noqa: E402
 from stackscope.layout import parse_layout  # noqa: E402
 from stackscope.model import Status  # noqa: E402
-from stackscope.stream import VerdictStream  # noqa: E402
+from stackscope.stream import VerdictStream, per_result, settled  # noqa: E402
 from tests.servers.authstack import AuthStack  # noqa: E402
 
 DETECT_DEADLINE = 12.0  # seconds: a fault not named by then counts as missed
@@ -98,9 +98,10 @@ class Follower:
         self.changed.set()
 
     def on_result(self, result) -> None:
-        snapshot = self.engine.current()
-        if snapshot is not None:
-            self._record(assess(snapshot))
+        snapshot, outstanding = per_result(self.engine)
+        diagnosis = settled(snapshot, outstanding) if snapshot is not None else None
+        if diagnosis is not None:
+            self._record(diagnosis)
 
     def on_snapshot(self, snapshot) -> None:
         self._record(assess(snapshot))

@@ -290,7 +290,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     color = False if args.no_color else None
     rounds = args.rounds if args.rounds is not None else (None if args.watch else 1)
 
-    from stackscope.stream import VerdictStream
+    from stackscope.stream import VerdictStream, per_result
 
     stream = VerdictStream()
     printed = [0]
@@ -317,7 +317,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     def arrived(engine, result) -> None:
         # with --watch, a new verdict is shown as soon as the deciding result is in (see
         # stream.py), besides the report at the end of every round
-        diagnosis = stream.judge(engine.current())
+        diagnosis = stream.judge(*per_result(engine))
         if diagnosis is not None:
             show(diagnosis)
 
@@ -442,11 +442,15 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
         observe(assess(snapshot))
 
     def arrived(engine, result) -> None:
-        # every result re-judges the verdict once the round's checks have all reported
-        # (stream.py): a change is printed when its deciding result arrives
-        snapshot = engine.current()
-        if snapshot is not None:
-            observe(assess(snapshot), partial=True)
+        # every result re-judges the verdict once the round's checks have all reported,
+        # or earlier when the checks still out cannot change it (stream.py): a change is
+        # printed when its deciding result arrives
+        from stackscope.stream import per_result, settled
+
+        snapshot, outstanding = per_result(engine)
+        diagnosis = settled(snapshot, outstanding) if snapshot is not None else None
+        if diagnosis is not None:
+            observe(diagnosis, partial=True)
 
     try:
         with _stop_on_hangup():

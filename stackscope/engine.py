@@ -159,6 +159,18 @@ class Engine:
             return None
         return Snapshot(self.layout, dict(self.latest), self.clock(), max(1, self.rounds + 1))
 
+    def outstanding(self) -> set[str]:
+        """The checks that have not reported yet in the current round."""
+        return set(self.history) - self._fresh
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """The latest result of every check, whichever round it is from; None until every
+        check has reported at least once. With `outstanding()`, what an early verdict is
+        judged on (stream.py)."""
+        if len(self.latest) < len(self.history):
+            return None
+        return Snapshot(self.layout, dict(self.latest), self.clock(), max(1, self.rounds + 1))
+
     async def watch(
         self,
         on_snapshot: Callable[[Snapshot], Awaitable[None] | None],

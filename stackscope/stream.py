@@ -8,6 +8,11 @@ included) and keeps the latest result of every check (`Engine.current`). The rul
   of the round before (still healthy) and name the LB for the moment it takes the backends'
   own results to arrive. From then on every result re-judges it, against the latest
   result of every other check.
+- Except when the verdict cannot depend on the checks still out: with at most
+  EARLY_MAX_OUTSTANDING of them, the verdict is judged for every outcome each could
+  bring (ok, slow, timeout, refused — an explainable and an own failure); when every
+  combination names the same layer with the same status, it is shown at once (a pool
+  misrouted on the LB is the LB's whatever the frontend check still in flight says).
 - A new verdict is news only when it differs from the last one shown: another layer, another
   status, another first clause (figures masked, as the timeline does), or the same verdict
   becoming confirmed. Results that change nothing print nothing.
@@ -18,9 +23,42 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import itertools
+
 from stackscope.diagnosis import Diagnosis, Verdict, assess
-from stackscope.model import Snapshot
+from stackscope.model import ErrorKind, Result, Snapshot, Status
 from stackscope.timeline import verdict_key
+
+EARLY_MAX_OUTSTANDING = 3  # 4**3 = 64 judgements at most per early result
+_OUTCOMES = (
+    (Status.OK, None),
+    (Status.WARN, ErrorKind.SLOW),
+    (Status.CRIT, ErrorKind.TIMEOUT),  # may be explained from below
+    (Status.CRIT, ErrorKind.REFUSED),  # always the layer's own
+)
+
+
+def settled(snapshot: Snapshot, outstanding: set[str]) -> Diagnosis | None:
+    """The diagnosis of a partial round when no outcome of the `outstanding` checks could
+    change the verdict's layer or status; None when one could (or too many are out)."""
+    if len(outstanding) > EARLY_MAX_OUTSTANDING:
+        return None
+    diagnosis = assess(snapshot)
+    if not outstanding:
+        return diagnosis
+    want = _named(diagnosis.verdict)
+    ids = sorted(outstanding)
+    for combo in itertools.product(_OUTCOMES, repeat=len(ids)):
+        results = dict(snapshot.results)
+        for check_id, (status, kind) in zip(ids, combo):
+            results[check_id] = Result(check_id, status, "outstanding", key_fact="…", error_kind=kind)
+        if _named(assess(Snapshot(snapshot.layout, results, snapshot.taken_at, snapshot.round)).verdict) != want:
+            return None
+    return diagnosis
+
+
+def _named(verdict: Verdict | None) -> tuple | None:
+    return None if verdict is None else (verdict.layer, verdict.status)
 
 
 def stream_key(verdict: Verdict | None) -> tuple | None:
@@ -37,12 +75,15 @@ class VerdictStream:
         self._shown: tuple | None = None
         self._started = False
 
-    def judge(self, snapshot: Snapshot | None) -> Diagnosis | None:
+    def judge(self, snapshot: Snapshot | None, outstanding: set[str] | None = None) -> Diagnosis | None:
         """The diagnosis of a per-result snapshot if it brings a new verdict, else None
-        (also None for no snapshot: a round whose checks have not all reported yet)."""
+        (also None for no snapshot, or a partial round whose outstanding checks could still
+        change the verdict)."""
         if snapshot is None:
             return None
-        diagnosis = assess(snapshot)
+        diagnosis = settled(snapshot, outstanding or set())
+        if diagnosis is None:
+            return None
         return diagnosis if self.news(diagnosis) else None
 
     def news(self, diagnosis: Diagnosis) -> bool:
@@ -52,3 +93,9 @@ class VerdictStream:
         self._started = True
         self._shown = key
         return True
+
+
+def per_result(engine) -> tuple[Snapshot | None, set[str]]:
+    """What to judge when a result arrives: the latest snapshot and the checks still out
+    this round (None while some check has never reported)."""
+    return engine.latest_snapshot(), engine.outstanding()

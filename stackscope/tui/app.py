@@ -42,6 +42,7 @@ from stackscope.layout import Layout
 from stackscope.loop_thread import LoopNotRunning, LoopThread
 from stackscope.model import Result, Snapshot, Status
 from stackscope.schema import format_duration
+from stackscope.stream import settled
 from stackscope.timeline import Timeline
 from stackscope.tui import cells
 from stackscope.tui.actions import APP, BUILTIN, DASHBOARD, Action, ActionRegistry
@@ -260,12 +261,13 @@ class StackscopeApp(App[int]):
             self._apply_result(result)
         self._latest.update(latest)
         self._fresh.update(latest)
-        if latest and self.round_running and len(self._fresh) >= sum(1 for _ in self.layout.checks()):
-            # every check has reported this round: the verdict follows each result from here
-            # on (confirmation re-probes included), not the end of the round
-            self.show_snapshot(
-                Snapshot(self.layout, dict(self._latest), self.clock(), self.engine.rounds + 1), partial=True
-            )
+        checks = [c.id for c in self.layout.checks()]
+        if latest and self.round_running and len(self._latest) >= len(checks):
+            # the verdict follows each result once every check has reported this round, or
+            # earlier when the checks still out cannot change it (stream.py), not the round's end
+            snap = Snapshot(self.layout, dict(self._latest), self.clock(), self.engine.rounds + 1)
+            if settled(snap, set(checks) - self._fresh) is not None:
+                self.show_snapshot(snap, partial=True)
 
     def _apply_result(self, result: Result) -> None:
         row = self.dashboard.path.rows.get(result.check_id)
