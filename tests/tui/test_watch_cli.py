@@ -215,7 +215,9 @@ def test_sigterm_and_sighup_end_a_watch_like_ctrl_c(tmp_path, signum, command):
         env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"},
     )
     try:
-        _read_line_until(proc.stdout, "refused")
+        # watch --plain: wait for the confirmed verdict (an unconfirmed one is never the
+        # report's root cause); check --watch: for the first report
+        _read_line_until(proc.stdout, "is the broken layer — " if extra else "refused")
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=20)
     finally:
