@@ -294,9 +294,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     stream = VerdictStream()
     printed = [0]
+    shown = [0]  # reports shown so far (text or JSON)
 
     def show(diagnosis) -> None:
         args.last_exit = diagnosis.status.exit_code
+        shown[0] += 1
         if args.watch and args.format == "json":
             import json
 
@@ -318,7 +320,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         # with --watch, a new verdict is shown as soon as the deciding result is in (see
         # stream.py), besides the report at the end of every round
         diagnosis = stream.judge(*per_result(engine))
-        if diagnosis is not None:
+        if diagnosis is not None and shown[0]:  # the first round's report comes at its end
             show(diagnosis)
 
     with _stop_on_hangup():
