@@ -119,3 +119,24 @@ async def test_a_postgres_standby_declared_primary_is_crit():
         assert "declared" not in as_standby.detail  # the role matches: only its replication is judged
     finally:
         server.remove()
+
+
+async def test_a_mariadb_primary_that_came_back_read_only_is_crit():
+    from tests.servers.dbs import MariaDB
+
+    server = MariaDB().start()
+    try:
+        server.sql("create user 'app'@'127.0.0.1' identified by 'verdict-Secret-1'")
+        check = {"mysql": f"127.0.0.1:{server.port}", "user": "app", "password_env": "M", "expect_role": "primary"}
+        env = {"M": "verdict-Secret-1"}
+        writable = await probe(check, environ=env)
+        assert writable.status is Status.OK and "writable primary as declared" in writable.detail, writable.detail
+        server.sql("SET GLOBAL read_only = 1")  # the test's own set-up: a failover left it read-only
+        read_only = await probe(check, environ=env)
+        assert read_only.status is Status.CRIT and read_only.error_kind is ErrorKind.STATE, read_only.detail
+        assert "declared the primary but is read-only" in read_only.detail
+        assert read_only.evidence.refuses_writes == "read-only" and read_only.evidence.kind == "mysql"
+        as_standby = await probe({**check, "expect_role": "standby"}, environ=env)
+        assert as_standby.status is Status.OK and "read-only standby" in as_standby.detail
+    finally:
+        server.remove()
