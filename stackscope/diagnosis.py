@@ -222,7 +222,7 @@ def layer_state(layer: Layer, snapshot: Snapshot) -> LayerState:
 
 def assess_layers(snapshot: Snapshot) -> tuple[LayerState, ...]:
     states = tuple(layer_state(layer, snapshot) for layer in snapshot.layout.layers)
-    findings = cross_checks(states)
+    findings = cross_checks(states, snapshot.layout.interval)
     if not findings:
         return states
     out = []
@@ -238,7 +238,7 @@ def assess_layers(snapshot: Snapshot) -> tuple[LayerState, ...]:
 # --------------------------------------------------------------------------- cross-checks
 
 
-def cross_checks(layers: tuple[LayerState, ...]) -> list[Finding]:
+def cross_checks(layers: tuple[LayerState, ...], interval: float = 0.0) -> list[Finding]:
     """Faults of the LB that only a comparison with the backends reveals, and backend
     members that fail the real traffic the LB sends them while answering our checks."""
     backends = [layer for layer in layers if layer.layer.role == "backend"]
@@ -248,7 +248,9 @@ def cross_checks(layers: tuple[LayerState, ...]) -> list[Finding]:
         if layer.layer.role != "lb":
             continue
         for state in layer.checks:
-            finding = _health_check_wrong(layer, state, backend_checks) or _misrouted(layer, state, backend_checks)
+            finding = _health_check_wrong(layer, state, backend_checks, interval) or _misrouted(
+                layer, state, backend_checks
+            )
             if finding is not None:
                 findings.append(finding)
             findings += _failing_on_the_lb(state, backends)
@@ -306,7 +308,9 @@ def _code(state: CheckState) -> str | None:
     return str(state.http.status_code) if state.http is not None else None
 
 
-def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: list[CheckState]) -> Finding | None:
+def _health_check_wrong(
+    layer: LayerState, state: CheckState, backend_checks: list[CheckState], interval: float = 0.0
+) -> Finding | None:
     """Every declared member is out of service on the LB, yet each answers directly.
 
     Only members DOWN by failing health checks mean the LB's health check is wrong; a
@@ -326,6 +330,14 @@ def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: li
     if all(r == DOWN_BY_CHECK for r in reasons):
         check = next((m.check for m in declared if m.check), "")
         seen = f" (the LB's check says: {check})" if check else ""
+        if _just_recovered(state, backend_checks, interval):
+            return Finding(
+                layer.name,
+                state.check.id,
+                Status.CRIT,
+                f"every declared backend is DOWN on the LB, but each {answer} directly again since the last round: "
+                f"the LB has not re-checked them yet{seen}",
+            )
         return Finding(
             layer.name,
             state.check.id,
@@ -348,6 +360,14 @@ def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: li
         Status.CRIT,
         f"no declared backend takes traffic on the LB ({listed}) while each {answer} directly",
     )
+
+
+def _just_recovered(state: CheckState, backend_checks: list[CheckState], window: float) -> bool:
+    """Some backend answers directly again since less than a round before the LB's pool
+    was read: the LB's health checks (every `inter`, `rise` times) may simply not have
+    seen it yet, which is not a wrong health check."""
+    read = state.result.started_at
+    return any(c.result.changed_at is not None and read and c.result.changed_at > read - window for c in backend_checks)
 
 
 def _misrouted(layer: LayerState, state: CheckState, backend_checks: list[CheckState]) -> Finding | None:

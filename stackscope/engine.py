@@ -244,6 +244,13 @@ class Engine:
         return dataclasses.replace(self.redactor.result(outcome), started_at=started_wall)
 
     def _arrive(self, outcome: Result, on_result: Callable[[Result], None] | None) -> Result:
+        before = self.latest.get(outcome.check_id)
+        if before is None:  # first sight: since when is not known
+            pass
+        elif before.status is outcome.status:
+            outcome = dataclasses.replace(outcome, changed_at=before.changed_at)
+        else:
+            outcome = dataclasses.replace(outcome, changed_at=outcome.started_at)
         self.history[outcome.check_id].append(Sample(outcome.started_at, outcome.status, outcome.latency_ms))
         self.latest[outcome.check_id] = outcome
         self._fresh.add(outcome.check_id)

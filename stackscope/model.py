@@ -236,6 +236,7 @@ class Result:
     evidence: Evidence | None = None  # what the diagnosis reads (typed; facts are for display)
     confirmations: int = 0  # re-probes after a status change that agreed with it so far
     confirmed: bool = True  # False while a new status awaits its confirmation re-probes
+    changed_at: float | None = None  # wall clock of the probe that first saw this status (None: unknown)
 
     @property
     def ok(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -750,3 +751,25 @@ def test_an_unconfirmed_failure_makes_an_unconfirmed_verdict():
     # a check elsewhere awaiting confirmation does not make the verdict unconfirmed
     other = F(Status.WARN, K.SLOW, "slow", confirmed=False)
     assert diagnose(snapshot(LAYOUT, {"db": REFUSED, "cache": other})).confirmed
+
+
+def test_members_down_on_the_lb_that_just_came_back_are_not_a_wrong_health_check():
+    """After a repair the LB needs `rise` good checks before it marks the members UP: for
+    that moment it is not the LB's health check that is wrong."""
+    down = tuple(
+        PoolMember(f"a{i}", f"127.0.0.1:1900{i}", DOWN_BY_CHECK, True, f"auth-{i}", "DOWN", "L4CON") for i in (1, 2, 3)
+    )
+    pool = F(C, K.MEMBERS_DOWN, "pool auth: 0/3 up", {}, PoolEvidence("auth", down))
+    snap = snapshot(TWO_LAYERS, {"pool": pool, "front": H503})
+    at = 1000.0
+
+    def timed(result: Result, changed: float) -> Result:
+        return dataclasses.replace(result, started_at=at, changed_at=changed)
+
+    results = {cid: timed(r, at - 600) for cid, r in snap.results.items()}
+    long_ok = diagnose(Snapshot(TWO_LAYERS, results, at))
+    assert "the LB's health check is wrong" in long_ok.summary
+    results["Backends/auth-2"] = timed(results["Backends/auth-2"], at - 1.0)  # answers again since 1 s
+    fresh = diagnose(Snapshot(TWO_LAYERS, results, at))
+    assert fresh.layer == "LB" and "the LB has not re-checked them yet" in fresh.summary
+    assert "health check is wrong" not in fresh.summary
