@@ -163,6 +163,9 @@ class Engine:
         """The checks that have not reported yet in the current round."""
         return set(self.history) - self._fresh
 
+    def outstanding_count(self) -> int:
+        return len(self.history) - len(self._fresh)
+
     def latest_snapshot(self) -> Snapshot | None:
         """The latest result of every check, whichever round it is from; None until every
         check has reported at least once. With `outstanding()`, what an early verdict is

@@ -30,6 +30,9 @@ from stackscope.model import ErrorKind, Result, Snapshot, Status
 from stackscope.timeline import verdict_key
 
 EARLY_MAX_OUTSTANDING = 3  # 4**3 = 64 judgements at most per early result
+# and at most this many check results judged in all for one early result (a 1000-check
+# layout tries two outstanding checks at most: the verdict must stay cheap per result)
+EARLY_BUDGET = 20_000
 _OUTCOMES = (
     (Status.OK, None),
     (Status.WARN, ErrorKind.SLOW),
@@ -41,7 +44,11 @@ _OUTCOMES = (
 def settled(snapshot: Snapshot, outstanding: set[str]) -> Diagnosis | None:
     """The diagnosis of a partial round when no outcome of the `outstanding` checks could
     change the verdict's layer or status; None when one could (or too many are out)."""
-    if len(outstanding) > EARLY_MAX_OUTSTANDING:
+    if (
+        len(outstanding) > EARLY_MAX_OUTSTANDING
+        or len(_OUTCOMES) ** len(outstanding) * len(snapshot.results) > EARLY_BUDGET
+        and outstanding
+    ):
         return None
     diagnosis = assess(snapshot)
     if not outstanding:
@@ -97,5 +104,8 @@ class VerdictStream:
 
 def per_result(engine) -> tuple[Snapshot | None, set[str]]:
     """What to judge when a result arrives: the latest snapshot and the checks still out
-    this round (None while some check has never reported)."""
+    this round (None while some check has never reported, or too many are still out to
+    judge early: cheap for every result of a 1000-check round)."""
+    if engine.outstanding_count() > EARLY_MAX_OUTSTANDING:
+        return None, set()
     return engine.latest_snapshot(), engine.outstanding()
