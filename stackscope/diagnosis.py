@@ -401,6 +401,15 @@ def _misrouted(layer: LayerState, state: CheckState, backend_checks: list[CheckS
         strangers[NO_IDENTITY] -= 1
         if not strangers[NO_IDENTITY]:
             del strangers[NO_IDENTITY]
+    # A member whose direct check failed this round has no identity to compare: a name
+    # through the LB may be its own (served just before it died, or just after it came
+    # back). Names are strangers for sure only when there are more of them than members
+    # whose identity is unknown.
+    unknown = [c for c in backend_checks if c.http is None or not c.http.identity]
+    named_strangers = [n for n in strangers if n != NO_IDENTITY]
+    if named_strangers and len(named_strangers) <= len(unknown):
+        for name in named_strangers:
+            del strangers[name]
     if not strangers:
         return None
     total = sum(through.values())

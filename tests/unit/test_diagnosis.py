@@ -680,6 +680,30 @@ LINKED_CASES = [
         "LB and Backends fail because of it",
     ),
     (
+        "a killed member that served the lb's request just before it died is no stranger",
+        {
+            "auth-2": REFUSED,
+            "front": F(Status.OK, None, "200 OK", {}, HttpAnswer(200, "auth-2", "X-Served-By", (("auth-2", 1),))),
+        },
+        ("Backends", W, Status.OK),
+        "Backends: 1 of 3 down — auth-2: refused the connection",
+    ),
+    (
+        "responses from two strangers with one member down: misrouted all the same",
+        {
+            "auth-2": REFUSED,
+            "front": F(
+                Status.OK,
+                None,
+                "200 OK",
+                {},
+                HttpAnswer(200, "decoy-2", "X-Served-By", (("decoy-1", 2), ("decoy-2", 2))),
+            ),
+        },
+        ("LB", C, C),
+        "LB: through the LB, 4 of 4 responses came from decoy-1, decoy-2",
+    ),
+    (
         "an lb 404 is its own even with a member down",
         {"auth-2": REFUSED, "front": H404},
         ("LB", C, C),
