@@ -477,4 +477,37 @@ def _write_record(timeline, path: str) -> None:
 
 
 def _run_async(coro) -> None:
-    asyncio.run(coro)
+    """Run `coro`; SIGTERM/SIGHUP while it runs cancel it cleanly and then raise
+    KeyboardInterrupt, as `_stop_on_hangup`'s handler does outside the loop. (Raised from a
+    signal handler inside the loop, KeyboardInterrupt could land while a round creates its
+    tasks and leave one pending: "Task was destroyed but it is pending!" on stderr.)"""
+
+    async def main() -> None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        caught: list[int] = []
+        installed: dict[int, object] = {}
+
+        def stop(signum: int) -> None:
+            caught.append(signum)
+            task.cancel()
+
+        for signum in TERMINATING:
+            previous = signal.getsignal(signum)
+            try:
+                loop.add_signal_handler(signum, stop, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such support
+                continue
+            installed[signum] = previous
+        try:
+            await task
+        except asyncio.CancelledError:
+            if caught:
+                raise KeyboardInterrupt(signal.Signals(caught[0]).name) from None
+            raise
+        finally:
+            for signum, previous in installed.items():
+                loop.remove_signal_handler(signum)
+                signal.signal(signum, previous)  # type: ignore[arg-type]
+
+    asyncio.run(main())
