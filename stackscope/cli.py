@@ -367,9 +367,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
     color = False if args.no_color else None
     rounds = args.rounds if args.rounds is not None else (None if args.watch else 1)
 
-    def emit(snapshot) -> None:
-        diagnosis = assess(snapshot)
+    from stackscope.stream import VerdictStream, per_result
+
+    stream = VerdictStream()
+    printed = [0]
+    shown = [0]  # reports shown so far (text or JSON)
+
+    def show(diagnosis) -> None:
         args.last_exit = diagnosis.status.exit_code
+        shown[0] += 1
         if args.watch and args.format == "json":
             import json
 
@@ -377,12 +383,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
             print(json.dumps(report_dict(diagnosis), ensure_ascii=False, default=str), flush=True)
             return
-        if args.watch and snapshot.round > 1:
+        if args.watch and printed[0]:
             print("\n" + "─" * 40, flush=True)
+        printed[0] += 1
         print(render(diagnosis, args.format, color=color), flush=True)
 
+    def emit(snapshot) -> None:
+        diagnosis = assess(snapshot)
+        stream.news(diagnosis)
+        show(diagnosis)
+
+    def arrived(engine, result) -> None:
+        # with --watch, a new verdict is shown as soon as the deciding result is in (see
+        # stream.py), besides the report at the end of every round
+        diagnosis = stream.judge(*per_result(engine))
+        if diagnosis is not None and shown[0]:  # the first round's report comes at its end
+            show(diagnosis)
+
     with _stop_on_hangup():
-        _run_async(_watch(layout, emit, rounds))
+        _run_async(_watch(layout, emit, rounds, arrived if args.watch else None))
     return getattr(args, "last_exit", EXIT_UNKNOWN)
 
 
@@ -436,14 +455,17 @@ def record_path_problem(path: str) -> str | None:
     return None
 
 
-async def _watch(layout, emit: Callable, rounds: int | None) -> None:
+async def _watch(layout, emit: Callable, rounds: int | None, arrived: Callable | None = None) -> None:
+    """Probe `rounds` rounds (None: until stopped); `emit` each round's snapshot, and hand
+    `arrived(engine, result)` every result as it arrives."""
     from stackscope.engine import Engine, raise_fd_limit, settle_memory
 
     raise_fd_limit()
     engine = Engine(layout)
     settle_memory()  # the layout and the engine live as long as the process: out of the GC's way
+    on_result = (lambda result: arrived(engine, result)) if arrived is not None else None
     try:
-        await engine.watch(emit, rounds=rounds)
+        await engine.watch(emit, rounds=rounds, on_result=on_result)
     finally:
         await engine.aclose()
 
@@ -488,17 +510,30 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    def emit(snapshot) -> None:
-        diagnosis = assess(snapshot)
+    def observe(diagnosis, partial: bool = False) -> None:
         args.last_exit = diagnosis.status.exit_code
-        for event in timeline.observe(diagnosis):
+        for event in timeline.observe(diagnosis, partial=partial):
             print(event.line(), flush=True)
+
+    def emit(snapshot) -> None:
+        observe(assess(snapshot))
         if snapshot.overran:
             print(f"{format_time(snapshot.taken_at)}  round overran: {snapshot.overran}", flush=True)
 
+    def arrived(engine, result) -> None:
+        # every result re-judges the verdict once the round's checks have all reported,
+        # or earlier when the checks still out cannot change it (stream.py): a change is
+        # printed when its deciding result arrives
+        from stackscope.stream import per_result, settled
+
+        snapshot, outstanding = per_result(engine)
+        diagnosis = settled(snapshot, outstanding) if snapshot is not None else None
+        if diagnosis is not None:
+            observe(diagnosis, partial=True)
+
     try:
         with _stop_on_hangup():
-            _run_async(_watch(layout, emit, args.rounds))
+            _run_async(_watch(layout, emit, args.rounds, arrived))
     except KeyboardInterrupt:
         pass  # Ctrl-C, SIGTERM or SIGHUP: the end of the watch, not an error
     finally:
@@ -519,4 +554,37 @@ def _write_record(timeline, path: str) -> None:
 
 
 def _run_async(coro) -> None:
-    asyncio.run(coro)
+    """Run `coro`; SIGTERM/SIGHUP while it runs cancel it cleanly and then raise
+    KeyboardInterrupt, as `_stop_on_hangup`'s handler does outside the loop. (Raised from a
+    signal handler inside the loop, KeyboardInterrupt could land while a round creates its
+    tasks and leave one pending: "Task was destroyed but it is pending!" on stderr.)"""
+
+    async def main() -> None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        caught: list[int] = []
+        installed: dict[int, object] = {}
+
+        def stop(signum: int) -> None:
+            caught.append(signum)
+            task.cancel()
+
+        for signum in TERMINATING:
+            previous = signal.getsignal(signum)
+            try:
+                loop.add_signal_handler(signum, stop, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such support
+                continue
+            installed[signum] = previous
+        try:
+            await task
+        except asyncio.CancelledError:
+            if caught:
+                raise KeyboardInterrupt(signal.Signals(caught[0]).name) from None
+            raise
+        finally:
+            for signum, previous in installed.items():
+                loop.remove_signal_handler(signum)
+                signal.signal(signum, previous)  # type: ignore[arg-type]
+
+    asyncio.run(main())

@@ -1,6 +1,8 @@
 """From a snapshot to a verdict: which layer is broken, why, and what is ruled out.
 
-Pure functions, no I/O. The rules, in the order they apply:
+Pure functions, no I/O. Only the typed evidence in `Result.evidence` (model.py:
+HttpAnswer, PoolEvidence, DnsAnswers, StoreState) is read, never fact keys or probe
+options. The rules, in the order they apply:
 
 1. A layer's status is the worst of its checks, except a `backend` layer (a pool), where
    some-but-not-all members failing is a WARN: the pool still serves.
@@ -13,16 +15,24 @@ Pure functions, no I/O. The rules, in the order they apply:
    from below; a refused connection, a bad certificate, a garbage reply or a drifted
    pool are the layer's own. Any failure of a check that uses a host name is explained
    by a failing dns layer (a wrong address can cause anything).
-4. Some faults only show when two layers are compared in the same round: an LB that
+4. A less severe dependency explains a failure when evidence links the two: an LB's
+   timeout or 5xx in the same window as a pool member that fails its direct check, or
+   that the LB's own stats show failing (the requests went to it); a backend error that
+   quotes a store's error (the store's layer). A layer so explained is only *degraded
+   because of* the member (its status capped at its cause's), not broken.
+5. Some faults only show when two layers are compared in the same round: an LB that
    marks every backend DOWN while each answers directly (its health check is wrong; MAINT,
    DRAIN or a config `down`/backup-only are worded as what they are), or responses
    through the LB that come from servers no declared backend answers as, or without the
-   identity header every declared backend sends (misrouting). These *findings* count against the LB like a failing check, and are
-   never explained by anything below it.
-5. The verdict names the failing layer that is not explained, the most severe first,
+   identity header every declared backend sends (misrouting). These *findings* count
+   against the LB like a failing check, and are never explained by anything below it.
+   A declared member whose error counters rise on the LB while it answers our check is
+   a WARN finding of its backend layer.
+6. The verdict names the failing layer that is not explained, the most severe first,
    then the first in the request path. Everything healthy is listed as ruled out with
-   its proof, which is what saves an on-call engineer from chasing the database when
-   the load balancer is at fault.
+   its proof, and so is a layer only degraded because of the culprit, which is what
+   saves an on-call engineer from chasing the database when the load balancer is at
+   fault. The verdict is `confirmed` when every check it rests on is.
 """
 
 from __future__ import annotations
@@ -31,8 +41,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stackscope.layout import Check, Layer, Layout
-from stackscope.lb.pool import BACKUP, DISABLED, DOWN_BY_CHECK, DRAIN, IN, MAINT, NOLB, UNKNOWN, WEIGHT_0
-from stackscope.model import NO_IDENTITY, ErrorKind, Result, Snapshot, Status
+from stackscope.model import (
+    BACKUP,
+    DISABLED,
+    DOWN_BY_CHECK,
+    DRAIN,
+    IN,
+    MAINT,
+    NO_IDENTITY,
+    NOLB,
+    UNKNOWN,
+    WEIGHT_0,
+    DnsAnswers,
+    ErrorKind,
+    HttpAnswer,
+    PoolEvidence,
+    PoolMember,
+    Result,
+    Snapshot,
+    Status,
+    StoreState,
+)
 from stackscope.vantage import vantage_headline
 from stackscope.words import plural
 
@@ -51,6 +80,16 @@ class CheckState:
     @property
     def status(self) -> Status:
         return self.result.status
+
+    @property
+    def http(self) -> HttpAnswer | None:
+        evidence = self.result.evidence
+        return evidence if isinstance(evidence, HttpAnswer) else None
+
+    @property
+    def pool(self) -> PoolEvidence | None:
+        evidence = self.result.evidence
+        return evidence if isinstance(evidence, PoolEvidence) else None
 
 
 @dataclass(frozen=True)
@@ -71,6 +110,9 @@ class LayerState:
     status: Status
     checks: tuple[CheckState, ...]
     findings: tuple[Finding, ...] = ()
+    # set when the layer's failures are all explained by a less severe layer below that
+    # evidence links them to ("auth-2"): the layer is degraded because of it, not broken
+    degraded_by: str = ""
 
     @property
     def name(self) -> str:
@@ -86,6 +128,8 @@ class LayerState:
         not a failure: checks that answer above their threshold are 'slow', other WARNs
         'degraded'."""
         total = len(self.checks)
+        if self.degraded_by:
+            return f"degraded because of {self.degraded_by}"
         counts = {"failing": 0, "slow": 0, "degraded": 0, "unknown": 0}
         for c in self.checks:
             if c.status is Status.CRIT:
@@ -118,6 +162,9 @@ class Verdict:
     also_failing: tuple[str, ...]
     more_failing: int = 0  # the layer's other failing checks, besides the one the headline names
     because: tuple[str, ...] = ()  # "Load balancer and Auth backends fail because of it"
+    # every failing check the verdict rests on has been confirmed by its re-probes; False
+    # while a status change still awaits them (a blip must not flip the banner unmarked)
+    confirmed: bool = True
 
     @property
     def summary(self) -> str:
@@ -140,6 +187,7 @@ class Verdict:
             "evidence": list(self.evidence),
             "ruled_out": list(self.ruled_out),
             "also_failing": list(self.also_failing),
+            "confirmed": self.confirmed,
         }
 
 
@@ -175,7 +223,7 @@ def layer_state(layer: Layer, snapshot: Snapshot) -> LayerState:
 
 def assess_layers(snapshot: Snapshot) -> tuple[LayerState, ...]:
     states = tuple(layer_state(layer, snapshot) for layer in snapshot.layout.layers)
-    findings = cross_checks(states)
+    findings = cross_checks(states, snapshot.layout.interval)
     if not findings:
         return states
     out = []
@@ -191,8 +239,9 @@ def assess_layers(snapshot: Snapshot) -> tuple[LayerState, ...]:
 # --------------------------------------------------------------------------- cross-checks
 
 
-def cross_checks(layers: tuple[LayerState, ...]) -> list[Finding]:
-    """Faults of the LB that only a comparison with the backends reveals."""
+def cross_checks(layers: tuple[LayerState, ...], interval: float = 0.0) -> list[Finding]:
+    """Faults of the LB that only a comparison with the backends reveals, and backend
+    members that fail the real traffic the LB sends them while answering our checks."""
     backends = [layer for layer in layers if layer.layer.role == "backend"]
     backend_checks = [c for layer in backends for c in layer.checks]
     findings: list[Finding] = []
@@ -200,18 +249,47 @@ def cross_checks(layers: tuple[LayerState, ...]) -> list[Finding]:
         if layer.layer.role != "lb":
             continue
         for state in layer.checks:
-            finding = _health_check_wrong(layer, state, backend_checks) or _misrouted(layer, state, backend_checks)
+            finding = _health_check_wrong(layer, state, backend_checks, interval) or _misrouted(
+                layer, state, backend_checks
+            )
             if finding is not None:
                 findings.append(finding)
+            findings += _failing_on_the_lb(state, backends)
     return findings
 
 
-def _out_of_service(server: dict) -> str | None:
-    """Why the LB sends a declared member no traffic, from the `service` fact the pool
-    sources set (lb/pool.py: down-by-check, maint, drain, nolb, disabled, weight-0,
-    backup), or None if it takes traffic; `unknown` for a member whose state the source
-    could not read, or a fact without it."""
-    service = server.get("service")
+def _failing_on_the_lb(state: CheckState, backends: list[LayerState]) -> list[Finding]:
+    """A declared member whose error, retry or redispatch counters rose on the LB since
+    the last round failed real requests, even if it answers our own check: a WARN on its
+    backend layer (the LB retried or sent the error on; the member is the one failing)."""
+    pool = state.pool
+    if pool is None:
+        return []
+    out = []
+    for member in pool.declared:
+        if not member.errors_rising:
+            continue
+        for layer in backends:
+            mine = [c for c in layer.checks if c.check.name == member.declared_as]
+            if mine and all(not c.status.failing for c in mine):  # failing directly says it better
+                check = f" (the LB's check says: {member.check})" if member.check else ""
+                out.append(
+                    Finding(
+                        layer.name,
+                        state.check.id,
+                        Status.WARN,
+                        f"{member.declared_as}: the LB's error, retry or redispatch counters for it rose since the "
+                        f"last round — requests sent to it fail{check}",
+                    )
+                )
+    return out
+
+
+def _out_of_service(member: PoolMember) -> str | None:
+    """Why the LB sends a declared member no traffic, from its service word (model: down-by-check,
+    maint, drain, nolb, disabled, weight-0, backup), or None if it takes traffic; `unknown`
+    for a member whose state the source could not read."""
+    service = member.service
     if service == IN:
         return None
     return service if service in _OUT_OF_SERVICE or service == DOWN_BY_CHECK else UNKNOWN
@@ -227,26 +305,40 @@ _OUT_OF_SERVICE = {
 }
 
 
-def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: list[CheckState]) -> Finding | None:
+def _code(state: CheckState) -> str | None:
+    return str(state.http.status_code) if state.http is not None else None
+
+
+def _health_check_wrong(
+    layer: LayerState, state: CheckState, backend_checks: list[CheckState], interval: float = 0.0
+) -> Finding | None:
     """Every declared member is out of service on the LB, yet each answers directly.
 
     Only members DOWN by failing health checks mean the LB's health check is wrong; a
     member an operator put in MAINT or DRAIN, or a config that marks it `down` or only
     `backup`, is an LB-layer fault too, but a different one, and is worded as such."""
-    pool = state.result.facts.get("pool")
-    if not isinstance(pool, dict) or not backend_checks:
+    pool = state.pool
+    if pool is None or not backend_checks:
         return None
-    declared = [s for s in pool.get("servers", []) if s.get("declared")]
-    reasons = [_out_of_service(s) for s in declared]
+    declared = pool.declared
+    reasons = [_out_of_service(m) for m in declared]
     if not declared or any(r is None or r == UNKNOWN for r in reasons):
         return None
     if any(c.status is not Status.OK for c in backend_checks):
         return None
-    codes = sorted({str(c.result.facts["status_code"]) for c in backend_checks if "status_code" in c.result.facts})
+    codes = sorted({code for c in backend_checks if (code := _code(c)) is not None})
     answer = f"answers {'/'.join(codes)}" if codes else "answers"
     if all(r == DOWN_BY_CHECK for r in reasons):
-        check = next((s.get("check") for s in declared if s.get("check")), "")
+        check = next((m.check for m in declared if m.check), "")
         seen = f" (the LB's check says: {check})" if check else ""
+        if _just_recovered(state, backend_checks, interval):
+            return Finding(
+                layer.name,
+                state.check.id,
+                Status.CRIT,
+                f"every declared backend is DOWN on the LB, but each {answer} directly again since the last round: "
+                f"the LB has not re-checked them yet{seen}",
+            )
         return Finding(
             layer.name,
             state.check.id,
@@ -258,11 +350,10 @@ def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: li
             layer.name,
             state.check.id,
             Status.CRIT,
-            f"every declared backend {_OUT_OF_SERVICE[reasons[0]]} while each {answer} directly",
+            f"every declared backend {_OUT_OF_SERVICE[reasons[0]]} while each {answer} directly",  # type: ignore[index]
         )
     listed = ", ".join(
-        f"{s.get('name')} {'DOWN by health check' if r == DOWN_BY_CHECK else s.get('state')}"
-        for s, r in zip(declared, reasons)
+        f"{m.name} {'DOWN by health check' if r == DOWN_BY_CHECK else m.state}" for m, r in zip(declared, reasons)
     )
     return Finding(
         layer.name,
@@ -272,35 +363,54 @@ def _health_check_wrong(layer: LayerState, state: CheckState, backend_checks: li
     )
 
 
+def _just_recovered(state: CheckState, backend_checks: list[CheckState], window: float) -> bool:
+    """Some backend answers directly again since less than a round before the LB's pool
+    was read: the LB's health checks (every `inter`, `rise` times) may simply not have
+    seen it yet, which is not a wrong health check."""
+    read = state.result.started_at
+    return any(c.result.changed_at is not None and read and c.result.changed_at > read - window for c in backend_checks)
+
+
 def _misrouted(layer: LayerState, state: CheckState, backend_checks: list[CheckState]) -> Finding | None:
     """Responses through the LB from servers that no declared backend answers as.
 
     A response without the identity header counts too when every declared backend that
     is asked for that header sends it directly: another service's servers answered. The
     failing response that ends the sampling does not (it may be the LB's own error page)."""
-    through = state.result.facts.get("identities")
-    if not isinstance(through, dict) or not through:
+    answer = state.http
+    if answer is None or not answer.identities:
         return None
-    direct = {c.result.facts.get("identity") for c in backend_checks if c.result.facts.get("identity")}
+    through = dict(answer.identities)
+    direct = {c.http.identity for c in backend_checks if c.http is not None and c.http.identity}
     if not direct:
         return None
-    header = getattr(state.check.options, "identity_header", None)
+    header = answer.identity_header
     asked = [
         c
         for c in backend_checks
-        if getattr(c.check.options, "identity_header", None)
-        and str(c.check.options.identity_header).lower() == str(header or "").lower()
+        if c.http is not None
+        and c.http.identity_header
+        and str(c.http.identity_header).lower() == str(header or "").lower()
     ]
-    all_send = bool(asked) and all(c.result.facts.get("identity") for c in asked)
+    all_send = bool(asked) and all(c.http.identity for c in asked)  # type: ignore[union-attr]
     strangers = {
         name: count for name, count in through.items() if name not in direct and (name != NO_IDENTITY or all_send)
     }
-    if NO_IDENTITY in strangers and state.status is not Status.OK and not state.result.facts.get("identity"):
+    if NO_IDENTITY in strangers and state.status is not Status.OK and not answer.identity:
         # the sampling stops at the first failing response: an LB's own error page (a 503
         # when no server is available) carries no identity header and convicts no server
         strangers[NO_IDENTITY] -= 1
         if not strangers[NO_IDENTITY]:
             del strangers[NO_IDENTITY]
+    # A member whose direct check failed this round has no identity to compare: a name
+    # through the LB may be its own (served just before it died, or just after it came
+    # back). Names are strangers for sure only when there are more of them than members
+    # whose identity is unknown.
+    unknown = [c for c in backend_checks if c.http is None or not c.http.identity]
+    named_strangers = [n for n in strangers if n != NO_IDENTITY]
+    if named_strangers and len(named_strangers) <= len(unknown):
+        for name in named_strangers:
+            del strangers[name]
     if not strangers:
         return None
     total = sum(through.values())
@@ -364,14 +474,28 @@ def _explainable_downstream(result: Result) -> bool:
     if result.error_kind in _DOWNSTREAM_KINDS:
         return True
     if result.error_kind is ErrorKind.HTTP_STATUS:
-        code = result.facts.get("status_code")
-        return isinstance(code, int) and code >= 500
+        answer = result.evidence
+        return isinstance(answer, HttpAnswer) and answer.status_code >= 500
     return False
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """Why a failing check fails: `cause` is the failing layer that explains it. `linked`
+    names what ties the two when the cause is less severe than the failure ("auth-2",
+    "Cache's error"): only such evidence lets a degraded layer explain a worse failure."""
+
+    cause: LayerState
+    linked: str = ""
+
+
 def _explained_by(
-    state: CheckState, layer: LayerState, below: Iterable[list[LayerState]], dns_layers: Iterable[LayerState]
-) -> LayerState | None:
+    state: CheckState,
+    layer: LayerState,
+    below: list[list[LayerState]],
+    dns_layers: Iterable[LayerState],
+    pools: list[PoolEvidence] = (),  # type: ignore[assignment]
+) -> Explanation | None:
     """The failing layer that explains this failing check of `layer`, or None.
 
     A dns layer is never explained by a dns layer (itself included): it is where name
@@ -383,14 +507,71 @@ def _explained_by(
             if dns_layer.status.failing and (
                 dns_layer.status.rank >= rank or state.result.error_kind is ErrorKind.RESOLVE
             ):
-                return dns_layer
-    if _explainable_downstream(state.result):
-        for group in below:
-            candidates = [d for d in group if d.status.failing and d.status.rank >= rank]
-            if candidates:
-                return max(candidates, key=lambda d: d.status.rank)
-            if _vouches(group):
-                break
+                return Explanation(dns_layer)
+    if not _explainable_downstream(state.result):
+        return None
+    store = _store_named(state, below)
+    if store is not None:
+        return store
+    for group in below:
+        candidates = [d for d in group if d.status.failing and d.status.rank >= rank]
+        if candidates:
+            return Explanation(max(candidates, key=lambda d: d.status.rank))
+        linked = _through_the_pool(state, group, pools)
+        if linked is not None:
+            return linked
+        if _vouches(group):
+            break
+    return None
+
+
+def _store_named(state: CheckState, below: list[list[LayerState]]) -> Explanation | None:
+    """A failing response whose body quotes a store's error (Redis's `OOM command not
+    allowed`, PostgreSQL's read-only transaction) is explained by the failing layer below
+    that holds that store, however mild its own status."""
+    answer = state.http
+    if answer is None or not answer.store_errors:
+        return None
+    for group in below:
+        for candidate in group:
+            if not candidate.status.failing:
+                continue
+            kinds = {_store_kind(c) for c in candidate.checks if c.status is not Status.OK}
+            for kind in answer.store_errors:
+                if kind in kinds:
+                    return Explanation(candidate, f"its {kind} error")
+    return None
+
+
+def _store_kind(state: CheckState) -> str:
+    evidence = state.result.evidence
+    return evidence.kind if isinstance(evidence, StoreState) else state.check.type
+
+
+def _through_the_pool(state: CheckState, group: list[LayerState], pools: list[PoolEvidence]) -> Explanation | None:
+    """An LB's timeout or 5xx, in the same window as a pool member that fails its direct
+    check or that the LB's own stats show failing, is that member's doing: the requests
+    that failed went to it. Explained by the member's (degraded) backend layer, unless the
+    failing response names a member that answers directly."""
+    for candidate in group:
+        if candidate.layer.role != "backend" or not candidate.status.failing:
+            continue
+        failing = [c.check.name for c in candidate.checks if c.status is Status.CRIT]  # down, not slow
+        names = {c.check.name for c in candidate.checks}
+        failing += [
+            m.declared_as
+            for pool in pools
+            for m in pool.declared
+            if m.failing and m.declared_as in names and m.declared_as not in failing
+        ]
+        if not failing:
+            continue
+        answer = state.http
+        if answer is not None and answer.identity:
+            healthy = {c.http.identity for c in candidate.checks if c.status is Status.OK and c.http is not None}
+            if answer.identity in healthy:
+                continue  # the failing response came from a member that answers directly
+        return Explanation(candidate, _join(failing, cap=3))
     return None
 
 
@@ -404,31 +585,55 @@ def diagnose(snapshot: Snapshot) -> Verdict | None:
 
 def assess(snapshot: Snapshot) -> Diagnosis:
     layers = assess_layers(snapshot)
-    return Diagnosis(snapshot, layers, _verdict(snapshot.layout, layers))
+    explained = _explanations(snapshot.layout, layers)
+    layers = _degraded(layers, explained)
+    return Diagnosis(snapshot, layers, _verdict(layers, explained))
 
 
-def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
-    if all(layer.status is Status.OK for layer in layers):
-        return None
+def _explanations(layout: Layout, layers: tuple[LayerState, ...]) -> dict[str, Explanation | None]:
+    """Which layer explains each failing layer (None = unexplained: a root cause)."""
     by_name = {layer.name: layer for layer in layers}
     below = layers_below(layout)
     dns_layers = [layer for layer in layers if layer.layer.role == "dns"]
-
-    # Which layer explains each failing layer (None = unexplained: a root cause).
-    explained: dict[str, str | None] = {}
+    explained: dict[str, Explanation | None] = {}
     for layer in layers:
         if not layer.status.failing:
             continue
         groups = [[by_name[name] for name in group] for group in below[layer.name]]
-        causes = [_explained_by(c, layer, groups, dns_layers) for c in layer.failing]
+        pools = [c.pool for c in layer.checks if c.pool is not None]
+        causes = [_explained_by(c, layer, groups, dns_layers, pools) for c in layer.failing]
         causes += [None for finding in layer.findings if finding.status.failing]  # always the layer's own
         if causes and all(cause is not None for cause in causes):
-            worst = max(causes, key=lambda c: c.status.rank)  # type: ignore[union-attr]
-            explained[layer.name] = worst.name  # type: ignore[union-attr]
+            worst = max(causes, key=lambda c: c.cause.status.rank)  # type: ignore[union-attr]
+            linked = sorted({c.linked for c in causes if c.linked})  # type: ignore[union-attr]
+            if worst.cause.status.rank < layer.status.rank and linked:  # type: ignore[union-attr]
+                worst = Explanation(worst.cause, ", ".join(linked))  # type: ignore[union-attr]
+            explained[layer.name] = worst
         else:
             explained[layer.name] = None
+    return explained
 
-    roots = [layer for layer in layers if layer.name in explained and explained[layer.name] is None]
+
+def _degraded(layers: tuple[LayerState, ...], explained: dict[str, Explanation | None]) -> tuple[LayerState, ...]:
+    """A layer whose every failure is explained by a less severe layer below is only as
+    bad as that layer: an LB that times out on the one hung member of three is degraded
+    because of it, not broken."""
+    out = []
+    for layer in layers:
+        why = explained.get(layer.name)
+        if why is not None and why.linked and why.cause.status.rank < layer.status.rank:
+            layer = LayerState(layer.layer, why.cause.status, layer.checks, layer.findings, degraded_by=why.linked)
+        out.append(layer)
+    return tuple(out)
+
+
+def _verdict(layers: tuple[LayerState, ...], explained: dict[str, Explanation | None]) -> Verdict | None:
+    if all(layer.status is Status.OK for layer in layers):
+        return None
+    by_name = {layer.name: layer for layer in layers}
+    cause_of = {name: (why.cause.name if why is not None else None) for name, why in explained.items()}
+
+    roots = [layer for layer in layers if layer.name in cause_of and cause_of[layer.name] is None]
     if roots:
         culprit = max(roots, key=lambda layer: (layer.status.rank, -layers.index(layer)))
     else:  # only unknown layers: we cannot tell, and must say so rather than claim health
@@ -445,25 +650,49 @@ def _verdict(layout: Layout, layers: tuple[LayerState, ...]) -> Verdict | None:
     consequences = []
     for layer in layers:
         seen, name = set(), layer.name
-        while name in explained and explained[name] is not None and name not in seen:
+        while name in cause_of and cause_of[name] is not None and name not in seen:
             seen.add(name)
-            name = explained[name]  # type: ignore[assignment]
-        if layer.name != culprit.name and name == culprit.name and layer.name in explained:
+            name = cause_of[name]  # type: ignore[assignment]
+        if layer.name != culprit.name and name == culprit.name and layer.name in cause_of:
             consequences.append(layer.name)
 
+    # a layer only degraded (WARN) because of the culprit is not the cause: ruled out, with why
+    degraded_only = [by_name[name] for name in consequences if by_name[name].status is Status.WARN]
     return Verdict(
         layer=culprit.name,
         role=culprit.layer.role,
         status=culprit.status,
         **_summary(culprit, [by_name[name] for name in consequences]),
         evidence=tuple(_evidence(culprit)),
-        ruled_out=tuple(f"{layer.name}: {proof(layer)}" for layer in layers if layer.status is Status.OK),
-        also_failing=tuple(
-            _also_failing(layer, explained)
+        ruled_out=tuple(
+            f"{layer.name}: {proof(layer)}"
+            if layer.status is Status.OK
+            else f"{layer.name}: {_degraded_proof(layer, culprit.name)}"
             for layer in layers
-            if layer.name != culprit.name and layer.status is not Status.OK
+            if layer.status is Status.OK or layer in degraded_only
         ),
+        also_failing=tuple(
+            _also_failing(layer, cause_of)
+            for layer in layers
+            if layer.name != culprit.name and layer.status is not Status.OK and layer not in degraded_only
+        ),
+        confirmed=_confirmed(culprit),
     )
+
+
+def _confirmed(culprit: LayerState) -> bool:
+    """Every check the verdict rests on (the culprit's failing checks and those whose
+    findings convict it) has had its status confirmed by re-probes."""
+    ids = {f.check for f in culprit.findings}
+    return all(c.result.confirmed for c in culprit.checks if c.status is not Status.OK or c.check.id in ids)
+
+
+def _degraded_proof(layer: LayerState, culprit: str) -> str:
+    """Why a layer that is only degraded because of the culprit is not the cause."""
+    ok = [c for c in layer.checks if c.status is Status.OK]
+    answering = f"; {len(ok)}/{len(layer.checks)} checks ok" if ok else ""
+    how = "slow" if layer.slow_only else "degraded"
+    return f"{how} because of {layer.degraded_by or culprit}, not broken{answering}"
 
 
 def _most_telling(states: list[CheckState]) -> list[CheckState]:
@@ -480,10 +709,16 @@ def _summary(culprit: LayerState, consequences: list[LayerState]) -> dict:
     elif culprit.status is Status.UNKNOWN:
         head = f"{culprit.name}: cannot tell — {failing[0].result.detail}"
     elif culprit.layer.role == "backend" and culprit.status is Status.WARN and len(failing) < len(culprit.checks):
-        head = (
-            f"{culprit.name}: {len(failing)} of {len(culprit.checks)} down — {failing[0].check.name}: "
-            f"{failing[0].result.detail}"
-        )
+        # a member that answers, only slowly or degraded, is not "down"
+        down = sum(1 for c in failing if c.status is Status.CRIT)
+        if down:
+            count, word = down, "down"
+        else:
+            count, word = (
+                len(failing),
+                "slow" if all(c.result.error_kind is ErrorKind.SLOW for c in failing) else "degraded",
+            )
+        head = f"{culprit.name}: {count} of {len(culprit.checks)} {word} — {failing[0].check.name}: {failing[0].result.detail}"
     else:
         head = f"{culprit.name}: {failing[0].result.detail}"
     if not culprit.findings and culprit.status is not Status.UNKNOWN:
@@ -552,7 +787,7 @@ def proof(layer: LayerState) -> str:
     types = {c.check.type for c in checks}
     directly = " directly" if layer.layer.role == "backend" else ""
     if types == {"http"}:
-        codes = sorted({str(c.result.facts.get("status_code", c.result.key_fact)) for c in checks})
+        codes = sorted({_code(c) or c.result.key_fact for c in checks})
         return f"{total}/{total} answer {'/'.join(codes)}{directly}"
     if types == {"tcp"}:
         return f"{total}/{total} accept connections"
@@ -563,9 +798,10 @@ def proof(layer: LayerState) -> str:
 
 
 def _dns_proof(state: CheckState) -> str:
-    facts = state.result.facts
-    answers = ", ".join(facts.get("answers", [])) or state.result.key_fact
-    expected = " as expected" if facts.get("expected") is None and state.check.options.expect else ""
+    evidence = state.result.evidence
+    found = evidence if isinstance(evidence, DnsAnswers) else DnsAnswers(())
+    answers = ", ".join(found.answers) or state.result.key_fact
+    expected = " as expected" if found.expected and found.matched else ""
     return f"{state.check.address} → {answers}{expected}"
 
 

@@ -20,7 +20,7 @@ from stackscope.history import History, Sample
 from stackscope.layout import Check, Layout
 from stackscope.model import ErrorKind, Result, Snapshot, Status
 from stackscope.probes import spec_for
-from stackscope.probes.common import ProbeFailure, timeout_scope
+from stackscope.probes.common import ProbeFailure, evidence_in, timeout_scope
 from stackscope.probes.context import ProbeContext
 from stackscope.redact import activated
 from stackscope.scheduler import WORKER_THRESHOLD, Pacer
@@ -108,6 +108,15 @@ class Engine:
         self.rounds = 0
         self.last: Snapshot | None = None
         self._warm = False
+        # the latest result of every check, updated as each arrives (confirmation re-probes
+        # included): what a verdict judged per result reads (`current()`)
+        self.latest: dict[str, Result] = {}
+        self._fresh: set[str] = set()  # checks that have reported in the current round
+        # the last confirmed status of each check: a result that differs is "soft" until
+        # `confirm_retries` re-probes, `confirm_interval` apart, agree with it
+        self.confirmed: dict[str, Status] = {}
+        self.confirm_retries = layout.confirm_retries
+        self.confirm_interval = layout.confirm_interval
 
     def _default_workers(self) -> int:
         count = sum(1 for _ in self.layout.checks())
@@ -137,6 +146,7 @@ class Engine:
                 self.warm_up()
             self.context.begin_round()
             began = time.monotonic()
+            self._fresh = set()
             checks = list(self.layout.checks())
             if self.workers > 1:
                 results = await self._run_sharded(checks, on_start, on_result)
@@ -157,6 +167,29 @@ class Engine:
             self.last = snapshot
             return snapshot
 
+    def current(self) -> Snapshot | None:
+        """The latest result of every check as one snapshot, or None until every check has
+        reported in the current round (a verdict on a partial round would compare this
+        round's failures with the last round's results of the checks still out)."""
+        if len(self._fresh) < len(self.history):
+            return None
+        return Snapshot(self.layout, dict(self.latest), self.clock(), max(1, self.rounds + 1))
+
+    def outstanding(self) -> set[str]:
+        """The checks that have not reported yet in the current round."""
+        return set(self.history) - self._fresh
+
+    def outstanding_count(self) -> int:
+        return len(self.history) - len(self._fresh)
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """The latest result of every check, whichever round it is from; None until every
+        check has reported at least once. With `outstanding()`, what an early verdict is
+        judged on (stream.py)."""
+        if len(self.latest) < len(self.history):
+            return None
+        return Snapshot(self.layout, dict(self.latest), self.clock(), max(1, self.rounds + 1))
+
     async def watch(
         self,
         on_snapshot: Callable[[Snapshot], Awaitable[None] | None],
@@ -165,7 +198,8 @@ class Engine:
         on_start: Callable[[Check], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
     ) -> None:
-        """Run rounds every `interval`, the next one scheduled after the current ends."""
+        """Run rounds every `interval`, the next one scheduled after the current ends.
+        `on_result` sees every result as it arrives (with `current()` up to date)."""
         done = 0
         while rounds is None or done < rounds:
             started = time.monotonic()
@@ -184,6 +218,35 @@ class Engine:
         on_start: Callable[[Check], None] | None,
         on_result: Callable[[Result], None] | None,
     ) -> Result:
+        outcome = await self._probe_once(check, on_start)
+        before = self.confirmed.get(check.id, Status.OK)  # nothing known: healthy until shown otherwise
+        if outcome.status is before or self.confirm_retries <= 0:
+            self.confirmed[check.id] = outcome.status
+            return self._arrive(outcome, on_result)
+        # Nagios' soft state: the change is news at once, marked unconfirmed, and re-probed
+        # at once and then `confirm_interval` apart until `confirm_retries` re-probes agree;
+        # a re-probe back at the confirmed status ends it as a blip.
+        soft = outcome.status
+        agreed = 0
+        outcome = self._arrive(dataclasses.replace(outcome, confirmed=False), on_result)
+        for attempt in range(self.confirm_retries * 2):  # bounded even if it keeps changing
+            if attempt:
+                await asyncio.sleep(self.confirm_interval)
+            again = await self._probe_once(check, on_start)
+            if again.status is before:  # a blip: the confirmed status holds
+                self.confirmed[check.id] = before
+                return self._arrive(again, on_result)
+            if again.status is soft:
+                agreed += 1
+            else:  # changed again: that is the new status to confirm
+                soft, agreed = again.status, 1
+            if agreed >= self.confirm_retries:
+                self.confirmed[check.id] = soft
+                return self._arrive(dataclasses.replace(again, confirmations=agreed), on_result)
+            outcome = self._arrive(dataclasses.replace(again, confirmed=False, confirmations=agreed), on_result)
+        return outcome
+
+    async def _probe_once(self, check: Check, on_start: Callable[[Check], None] | None) -> Result:
         async with self._semaphore:
             started_wall = self.clock()
             started = time.monotonic()
@@ -198,8 +261,19 @@ class Engine:
         outcome = self.redactor.result(outcome)
         if lag_ms is not None:  # measured while the loop ran late: say so
             outcome = dataclasses.replace(outcome, facts={**outcome.facts, "loop_lag_ms": lag_ms})
-        outcome = dataclasses.replace(outcome, started_at=started_wall)
-        self.history[check.id].append(Sample(started_wall, outcome.status, outcome.latency_ms))
+        return dataclasses.replace(outcome, started_at=started_wall)
+
+    def _arrive(self, outcome: Result, on_result: Callable[[Result], None] | None) -> Result:
+        before = self.latest.get(outcome.check_id)
+        if before is None:  # first sight: since when is not known
+            pass
+        elif before.status is outcome.status:
+            outcome = dataclasses.replace(outcome, changed_at=before.changed_at)
+        else:
+            outcome = dataclasses.replace(outcome, changed_at=outcome.started_at)
+        self.history[outcome.check_id].append(Sample(outcome.started_at, outcome.status, outcome.latency_ms))
+        self.latest[outcome.check_id] = outcome
+        self._fresh.add(outcome.check_id)
         if on_result is not None:
             on_result(outcome)
         return outcome
@@ -222,11 +296,7 @@ class Engine:
         got: dict[str, Result] = {}
 
         def record(check_id: str, outcome: Result) -> None:
-            outcome = self.redactor.result(outcome)
-            self.history[check_id].append(Sample(outcome.started_at, outcome.status, outcome.latency_ms))
-            got[check_id] = outcome
-            if on_result is not None:
-                on_result(outcome)
+            got[check_id] = self._arrive(self.redactor.result(outcome), on_result)
 
         await self._pool.run_round(record)
         return [got[check.id] for check in checks]
@@ -260,6 +330,7 @@ async def probe_check(check: Check, context: ProbeContext) -> Result:
             key_fact=failure.key_fact,
             facts=failure.facts,
             error_kind=failure.kind,
+            evidence=failure.evidence if failure.evidence is not None else evidence_in(failure.facts),
         )
     except TimeoutError:
         return Result(

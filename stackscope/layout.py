@@ -26,6 +26,7 @@ from stackscope.schema import (
     Choice,
     Duration,
     EnvName,
+    Integer,
     Invalid,
     Kind,
     LayerRef,
@@ -41,6 +42,10 @@ from stackscope.schema import (
 ROLES = ("dns", "lb", "backend", "db", "cache", "other")
 DEFAULT_INTERVAL = 5.0
 DEFAULT_TIMEOUT = 3.0
+# Confirmation re-probes: a check whose status just changed is probed again at once and
+# then every CONFIRM_INTERVAL until CONFIRM_RETRIES re-probes agree (Nagios soft -> hard).
+CONFIRM_RETRIES = 2
+CONFIRM_INTERVAL = 0.25
 MIN_TIMEOUT = 0.01  # below 10 ms a timeout measures this process's scheduling, not the target
 
 
@@ -88,6 +93,8 @@ class Layout:
     description: str = ""
     resolver: Address | None = None
     path: str = ""
+    confirm_retries: int = CONFIRM_RETRIES
+    confirm_interval: float = CONFIRM_INTERVAL
 
     def checks(self) -> Iterator[Check]:
         for layer in self.layers:
@@ -372,7 +379,8 @@ class _Reader:
 
 # --------------------------------------------------------------------------- loading
 
-_LAYOUT_KEYS = ("name", "description", "interval", "timeout", "resolver", "layers")
+_LAYOUT_KEYS = ("name", "description", "interval", "timeout", "resolver", "confirm", "layers")
+_CONFIRM_KEYS = ("retries", "interval")
 _LAYER_KEYS = ("name", "role", "checks")
 _COMMON_CHECK_KEYS = ("name", "timeout", "warn_ms")
 
@@ -725,6 +733,7 @@ class _Builder:
             )
         if timeout_given:
             self.check_timeout(node, "", timeout, interval, "timeout", "interval")
+        retries, confirm_interval = self.confirm(node, interval)
 
         layers_node = node.value.get("layers")
         layers: list[Layer] = []
@@ -785,7 +794,37 @@ class _Builder:
             resolver=resolver,
             layers=tuple(layers),
             path=self.file,
+            confirm_retries=retries,
+            confirm_interval=confirm_interval,
         )
+
+    def confirm(self, node: Node, interval: float) -> tuple[int, float]:
+        """`confirm: {retries: 2, interval: 250ms}`: how many re-probes confirm a check's
+        new status, and how far apart (0 retries: every change is confirmed at once)."""
+        child = node.value.get("confirm")
+        if child is None or child.value is UNREADABLE:
+            return CONFIRM_RETRIES, CONFIRM_INTERVAL
+        if not isinstance(child.value, dict):
+            self.problem(
+                node.key_lines["confirm"],
+                "",
+                f"'confirm' must be a mapping, got {describe(child.plain())}",
+                "write confirm: {retries: 2, interval: 250ms}",
+            )
+            return CONFIRM_RETRIES, CONFIRM_INTERVAL
+        self.unknown_keys(child, _CONFIRM_KEYS, "confirm", "confirm")
+        retries = self.parse(child, "retries", Integer(minimum=0, maximum=10), "confirm", default=None)
+        every = self.parse(child, "interval", Duration(), "confirm", default=CONFIRM_INTERVAL)
+        if every > interval:
+            self.problem(
+                child.key_lines["interval"],
+                "confirm",
+                f"confirm interval {format_duration(every)} is longer than the layout's interval "
+                f"{format_duration(interval)}",
+                "confirmations must fit in one interval: lower it",
+            )
+            every = CONFIRM_INTERVAL
+        return (CONFIRM_RETRIES if retries is None else int(retries)), every
 
     def check_layer_refs(self, layers: list[Layer]) -> None:
         """Options that name another layer must name one that exists (with the right role)."""
@@ -1011,6 +1050,17 @@ def json_schema() -> dict[str, Any]:
             "description": Text().json_schema(),
             "interval": {**Duration().json_schema(), "description": "Probe period in watch mode. Default 5s."},
             "timeout": {**Duration().json_schema(), "description": "Default per-check timeout; <= interval."},
+            "confirm": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "Confirmation re-probes: a check whose status changed is probed again at once and "
+                "then every `interval` until `retries` re-probes agree; until then the verdict reads "
+                "'unconfirmed'. Default {retries: 2, interval: 250ms}.",
+                "properties": {
+                    "retries": {"type": "integer", "minimum": 0, "maximum": 10},
+                    "interval": Duration().json_schema(),
+                },
+            },
             "resolver": {
                 **AddressKind(53).json_schema(),
                 "description": "DNS server through which every name a check connects to (and the "

@@ -140,6 +140,133 @@ class ErrorKind(str, enum.Enum):
 # header: such a response came from no backend (an LB's own error page, for instance).
 NO_IDENTITY = "(no identity header)"
 
+# Whether an LB pool member takes new requests and, if not, why: PoolMember.service (and
+# the `service` word of the pool facts). Every LB source (lb/pool.py and the checks that
+# build pools) words its own states; these words are what the diagnosis reads.
+IN = "in"  # in rotation: new requests go to it
+BACKUP = "backup"  # a standby: takes traffic only when the primaries fail
+DOWN_BY_CHECK = "down-by-check"  # failing the LB's health checks
+MAINT = "maint"  # put in maintenance (HAProxy MAINT, or `disabled` in haproxy.cfg, which starts it there)
+DRAIN = "drain"  # draining: existing sessions only
+NOLB = "nolb"  # up, but taken out of load balancing (HAProxy NOLB)
+DISABLED = "disabled"  # marked `down` in the config (nginx)
+WEIGHT_0 = "weight-0"  # weight 0 in the config: the balancing algorithm never picks it
+UNKNOWN = "unknown"  # a state the source reports that we cannot read
+
+# --------------------------------------------------------------------------- typed evidence
+#
+# What a probe found that the diagnosis reasons about, as small frozen values carried in
+# Result.evidence. `facts` stay free-form for display and JSON; the diagnosis reads only
+# these (never a fact key, never a probe's option object).
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """An HTTP response as the diagnosis needs it."""
+
+    status_code: int
+    identity: str | None = None  # the identity header of the last response, if asked for and sent
+    identity_header: str | None = None  # the header the check asks for (None: not asked)
+    identities: tuple[tuple[str, int], ...] = ()  # (identity or NO_IDENTITY, responses) over the samples
+    store_errors: tuple[str, ...] = ()  # store kinds ("redis", "postgres", "mysql") whose error the body quotes
+
+
+@dataclass(frozen=True)
+class PoolMember:
+    """One member of an LB pool, as the LB reports it."""
+
+    name: str
+    address: str | None
+    service: str  # IN, BACKUP, DOWN_BY_CHECK, MAINT, ... (see above)
+    declared: bool  # the address is one of the declared backends
+    declared_as: str = ""  # the layout's check name for it
+    state: str = ""  # the LB's own word: UP, DOWN, "UP 1/2", MAINT
+    check: str = ""  # the LB's last health check, e.g. "L4CON Connection refused"
+    check_failing: bool = False  # the LB's last health check of it failed (even if still UP)
+    errors_rising: bool = False  # its error/retry/redispatch counters rose since the last round
+
+    @property
+    def failing(self) -> bool:
+        """The LB's own stats show this member failing."""
+        return self.service == DOWN_BY_CHECK or self.check_failing or self.errors_rising
+
+
+@dataclass(frozen=True)
+class PoolEvidence:
+    """An LB pool: every member, declared or not."""
+
+    backend: str
+    members: tuple[PoolMember, ...] = ()
+
+    @property
+    def declared(self) -> tuple[PoolMember, ...]:
+        return tuple(m for m in self.members if m.declared)
+
+
+@dataclass(frozen=True)
+class DnsAnswers:
+    """What a DNS check got, and what it expected (empty: no expectation)."""
+
+    answers: tuple[str, ...]
+    expected: tuple[str, ...] = ()
+    matched: bool = True  # every expected value is among the answers
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """A data store's own account of itself, read-only (INFO, pg_is_in_recovery, @@read_only)."""
+
+    kind: str  # redis | postgres | mysql
+    role: str | None = None  # primary | standby, when the store says
+    expected_role: str | None = None  # what the layout declares
+    read_only: bool | None = None
+    refuses_writes: str = ""  # why clients' writes fail right now ("" = they do not, as far as known)
+    used_memory: int | None = None
+    maxmemory: int | None = None
+    maxmemory_policy: str | None = None
+
+
+@dataclass(frozen=True)
+class SeriesEvidence:
+    """A check judged per series (a `prometheus` check with `per:`): which rows fail.
+
+    With `vantage` the rows are places the target was probed from, and a disagreement
+    between them points at the path from those places rather than at the layer."""
+
+    keys: tuple[str, ...]  # every row's key (the `per` label's value), in order
+    failing: tuple[str, ...]  # the keys of the rows that warn or fail
+    vantage: bool = False
+    why: str = ""  # why the first failing row fails ("value 0, expected 1")
+
+
+# Error texts a store sends its clients, which a backend often passes on in its error page:
+# a 500 that quotes one ties the backend's failure to that store. (kind, pattern)
+STORE_ERROR_SIGNS: tuple[tuple[str, str], ...] = (
+    ("redis", r"OOM command not allowed"),
+    ("redis", r"MISCONF Redis is configured to save RDB snapshots"),
+    ("redis", r"READONLY You can't write against a read only replica"),
+    ("redis", r"LOADING Redis is loading the dataset"),
+    ("postgres", r"cannot execute \w+ in a read-only transaction"),
+    ("postgres", r"the database system is (?:in recovery mode|starting up|shutting down)"),
+    ("postgres", r"sorry, too many clients already"),
+    ("mysql", r"is running with the --(?:super-)?read-only option"),
+    ("mysql", r"Too many connections"),
+)
+
+
+def store_errors_in(text: str) -> tuple[str, ...]:
+    """The store kinds whose error messages `text` quotes, in STORE_ERROR_SIGNS order."""
+    import re
+
+    found: list[str] = []
+    for kind, pattern in STORE_ERROR_SIGNS:
+        if kind not in found and re.search(pattern, text):
+            found.append(kind)
+    return tuple(found)
+
+
+Evidence = HttpAnswer | PoolEvidence | DnsAnswers | StoreState | SeriesEvidence
+
 
 @dataclass(frozen=True)
 class Result:
@@ -158,6 +285,10 @@ class Result:
     facts: Mapping[str, Any] = field(default_factory=dict)
     error_kind: ErrorKind | None = None
     started_at: float = 0.0  # wall clock (time.time()) when the probe started
+    evidence: Evidence | None = None  # what the diagnosis reads (typed; facts are for display)
+    confirmations: int = 0  # re-probes after a status change that agreed with it so far
+    confirmed: bool = True  # False while a new status awaits its confirmation re-probes
+    changed_at: float | None = None  # wall clock of the probe that first saw this status (None: unknown)
 
     def __post_init__(self) -> None:
         """Make every text a server could have sent terminal-safe, here and only here.

@@ -145,6 +145,10 @@ class Redactor:
             return {self.text(str(k)) if isinstance(k, str) else k: self.value(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return type(value)(self.value(v) for v in value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):  # typed evidence
+            return dataclasses.replace(
+                value, **{f.name: self.value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            )
         return value
 
     def result(self, result: Result) -> Result:
@@ -155,6 +159,7 @@ class Redactor:
             detail=self.text(result.detail),
             key_fact=self.text(result.key_fact),
             facts=self.value(dict(result.facts)),
+            evidence=self.value(result.evidence),
         )
 
     def layout(self, layout: Layout) -> Layout:

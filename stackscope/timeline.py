@@ -49,6 +49,7 @@ class Event:
     after: Status
     detail: str
     change: str = ""
+    confirmed: bool = True  # a verdict event: False while its checks await confirmation re-probes
 
     @property
     def subject(self) -> str:
@@ -70,7 +71,7 @@ class Event:
         layers healthy again' (never the old verdict's status beside the new layer)."""
         if self.after is Status.OK:
             return f"verdict: {self.detail}"
-        return verdict_words(self.layer, self.after)
+        return verdict_words(self.layer, self.after) + ("" if self.confirmed else " (unconfirmed)")
 
     def line(self, tz: _dt.tzinfo | None = None, *, date: bool = True) -> str:
         """One plain line, for `watch --plain`, logs and the events pane."""
@@ -78,9 +79,10 @@ class Event:
         if self.kind == VERDICT:
             if self.after is Status.OK:
                 return f"{stamp}  verdict  {self.after.glyph} {self.after.word}  {self.detail}"
+            unconfirmed = " (unconfirmed)" if not self.confirmed else ""
             return (
                 f"{stamp}  verdict  {self.after.glyph} {self.after.word}  {self.layer} is the broken layer"
-                f" — {self.detail}"
+                f"{unconfirmed} — {self.detail}"
             )
         return f"{stamp}  {self.subject}  {self.transition}  {self.detail}"
 
@@ -149,19 +151,23 @@ class Timeline:
     _overall: Status | None = None
     _verdict: Verdict | None = None
     _verdicts: list[tuple[float, Verdict]] = field(default_factory=list)  # one per verdict change
+    _verdict_confirmed: list[bool] = field(default_factory=list)  # per _verdicts entry: ever confirmed
     _ruled_out: dict[str, RuledOut] = field(default_factory=dict)
     _check_how: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> failure_class
 
     # ------------------------------------------------------------------ observing
 
-    def observe(self, diagnosis: Diagnosis, at: float | None = None) -> list[Event]:
-        """Record one round; return the events it caused (empty when nothing changed)."""
+    def observe(self, diagnosis: Diagnosis, at: float | None = None, *, partial: bool = False) -> list[Event]:
+        """Record one round, or with `partial` one result's re-judgement within a round
+        (streaming: not counted as a round); return the events it caused (empty when
+        nothing changed)."""
         at = diagnosis.snapshot.taken_at if at is None else at
         first = self.first_at is None
         if first:
             self.first_at = at
         self.last_at = at
-        self.rounds += 1
+        if not partial:
+            self.rounds += 1
         new: list[Event] = []
         for layer in diagnosis.layers:
             span = self._layer_spans.setdefault(layer.name, _Span(since=at))
@@ -201,9 +207,13 @@ class Timeline:
         if verdict is not None:
             if key != old_key:
                 self._verdicts.append((at, verdict))
+                self._verdict_confirmed.append(verdict.confirmed)
             else:  # same verdict: keep its latest wording and evidence
                 self._verdicts[-1] = (self._verdicts[-1][0], verdict)
-        if key == old_key and not first:
+                self._verdict_confirmed[-1] = self._verdict_confirmed[-1] or verdict.confirmed
+        # the same verdict becoming confirmed is news too (its line loses "(unconfirmed)")
+        same = key == old_key and (verdict is None or previous is None or verdict.confirmed == previous.confirmed)
+        if same and not first:
             return []
         if verdict is None:
             if first:
@@ -221,7 +231,18 @@ class Timeline:
                 )
             ]
         before = previous.status if previous is not None else (None if first else Status.OK)
-        return [Event(at, VERDICT, verdict.layer, "", before, verdict.status, _report_summary(verdict))]
+        return [
+            Event(
+                at,
+                VERDICT,
+                verdict.layer,
+                "",
+                before,
+                verdict.status,
+                _report_summary(verdict),
+                confirmed=verdict.confirmed,
+            )
+        ]
 
     def _observe_incident(self, diagnosis: Diagnosis, at: float) -> None:
         status = diagnosis.status
@@ -257,14 +278,24 @@ class Timeline:
         return self.incident_start is not None and self.incident_end is None
 
     def root_cause(self) -> tuple[float, Verdict] | None:
-        """The rule: the first verdict of the incident at its worst severity (the first
-        CRIT verdict, if any was CRIT). A fault that came first and as bad is the cause;
-        what followed it (a DNS failure while the LB was still broken, a slow database
-        after) is listed under 'Other verdicts' in order."""
-        if not self._verdicts:
+        """The rule: the first *confirmed* verdict of the incident at its worst severity
+        (the first confirmed CRIT verdict, if any was CRIT). A fault that came first and
+        as bad is the cause; what followed it (a DNS failure while the LB was still
+        broken, a slow database after) is listed under 'Other verdicts' in order. A
+        verdict that was never confirmed (its checks' re-probes did not bear it out: a
+        blip) is transient: never the root cause, listed as such."""
+        confirmed = self.confirmed_verdicts()
+        if not confirmed:
             return None
-        worst = max(verdict.status.rank for _, verdict in self._verdicts)
-        return next(item for item in self._verdicts if item[1].status.rank == worst)
+        worst = max(verdict.status.rank for _, verdict in confirmed)
+        return next(item for item in confirmed if item[1].status.rank == worst)
+
+    def confirmed_verdicts(self) -> list[tuple[float, Verdict]]:
+        return [item for item, ok in zip(self._verdicts, self._verdict_confirmed) if ok]
+
+    def transient_verdicts(self) -> list[tuple[float, Verdict]]:
+        """Verdicts that were shown but never confirmed."""
+        return [item for item, ok in zip(self._verdicts, self._verdict_confirmed) if not ok]
 
     # ------------------------------------------------------------------ writing
 
@@ -341,8 +372,10 @@ class Timeline:
 
     def _root_cause(self, tz: _dt.tzinfo | None) -> list[str]:
         cause = self.root_cause()
+        transients = self.transient_verdicts()
         if cause is None:
-            return ["No verdict was reached."]
+            lines = ["No confirmed verdict was reached." if transients else "No verdict was reached."]
+            return lines + self._transient_lines(transients, tz)
         at, verdict = cause
         lines = [
             f"**{verdict.layer}** ({verdict.role}) — {verdict.status.glyph} {verdict.status.word}, "
@@ -356,14 +389,23 @@ class Timeline:
         lines += [f"- {item}" for item in verdict.evidence] or ["- (none recorded)"]
         if verdict.also_failing:
             lines += ["", "Also failing:", ""] + [f"- {item}" for item in verdict.also_failing]
-        others = [(t, v) for t, v in self._verdicts if v is not verdict]
+        others = [(t, v) for t, v in self.confirmed_verdicts() if v is not verdict]
         if others:
             lines += ["", "Other verdicts during the incident (in order):", ""]
             lines += [
                 f"- {format_time(t, tz, date=False)}: {verdict_words(v.layer, v.status)} — {_report_summary(v)}"
                 for t, v in others
             ]
-        return lines
+        return lines + self._transient_lines(transients, tz)
+
+    def _transient_lines(self, transients: list[tuple[float, Verdict]], tz: _dt.tzinfo | None) -> list[str]:
+        if not transients:
+            return []
+        lines = ["", "Transient verdicts (never confirmed by re-probes; not the root cause):", ""]
+        return lines + [
+            f"- {format_time(t, tz, date=False)}: {verdict_words(v.layer, v.status)} — {_report_summary(v)}"
+            for t, v in transients
+        ]
 
     def _table(self, tz: _dt.tzinfo | None) -> list[str]:
         lines = ["| time | layer | transition | detail |", "|---|---|---|---|"]

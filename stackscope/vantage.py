@@ -1,10 +1,10 @@
 """Several vantage points in the verdict: where a layer fails from, when they disagree.
 
 A `prometheus` check with `per:` and `vantage: true` records each vantage point's state
-in its facts (`series`: key, status, why). When some vantage points see the layer fail
+as typed evidence (`model.SeriesEvidence`). When some vantage points see the layer fail
 and others do not, the verdict's headline says so ("Load balancer: fails from 1 of 3
 vantage points (zone-b): value 0, expected 1"), which points at the path between those
-places and the layer rather than at the layer itself. Pure, facts-only: no probe import.
+places and the layer rather than at the layer itself. Pure: it reads evidence, never facts, and imports no probe.
 """
 
 from __future__ import annotations
@@ -12,22 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from stackscope.model import SeriesEvidence
+
 CAP = 5  # vantage points named in the headline; the rest are counted
 
 
-def disagreement(facts: Any) -> tuple[list[str], int, str] | None:
+def disagreement(evidence: Any) -> tuple[list[str], int, str] | None:
     """(failing vantage points, how many there are, why the first fails) when the
     vantage points of one check disagree; None otherwise."""
-    if not isinstance(facts, dict) or not facts.get("vantage"):
+    if not isinstance(evidence, SeriesEvidence) or not evidence.vantage or not evidence.keys:
         return None
-    series = facts.get("series")
-    if not isinstance(series, list) or not series:
+    if not evidence.failing or len(evidence.failing) >= len(evidence.keys):
         return None
-    total = facts.get("series_total") if isinstance(facts.get("series_total"), int) else len(series)
-    failing = [str(row.get("key")) for row in series if isinstance(row, dict) and row.get("status") in ("warn", "crit")]
-    if not failing or len(failing) >= total:
-        return None
-    return failing, total, str(facts.get("series_detail") or "")
+    return list(evidence.failing), len(evidence.keys), evidence.why
 
 
 def vantage_headline(layer: str, failing: Sequence[Any]) -> str | None:
@@ -35,7 +32,7 @@ def vantage_headline(layer: str, failing: Sequence[Any]) -> str | None:
     CheckState) fails from some vantage points only; None leaves the headline as it is."""
     if not failing:
         return None
-    found = disagreement(getattr(failing[0].result, "facts", None))
+    found = disagreement(getattr(failing[0].result, "evidence", None))
     if found is None:
         return None
     names, total, why = found

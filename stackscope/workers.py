@@ -31,7 +31,8 @@ from stackscope.scheduler import WORKER_THRESHOLD
 
 REPLY_GRACE = 30.0  # seconds past the round's own bounds before a silent worker counts as dead
 
-Compact = tuple  # (index, status value, detail, latency_ms, key_fact, facts, error kind, started_at)
+Compact = tuple  # (index, status value, detail, latency_ms, key_fact, facts, error kind, started_at,
+#                  evidence, confirmations, confirmed): plain values, and the evidence's frozen dataclasses
 
 
 def usable_cores() -> int:
@@ -61,11 +62,14 @@ def to_compact(index: int, result: Result) -> Compact:
         facts,
         kind,
         result.started_at,
+        result.evidence,
+        result.confirmations,
+        result.confirmed,
     )
 
 
 def from_compact(check_id: str, item: Compact) -> Result:
-    _, status, detail, latency, key_fact, facts, kind, started_at = item
+    _, status, detail, latency, key_fact, facts, kind, started_at, evidence, confirmations, confirmed = item
     return Result(
         check_id,
         Status(status),
@@ -75,6 +79,9 @@ def from_compact(check_id: str, item: Compact) -> Result:
         facts=facts or {},
         error_kind=ErrorKind(kind) if kind is not None else None,
         started_at=started_at,
+        evidence=evidence,
+        confirmations=confirmations,
+        confirmed=confirmed,
     )
 
 

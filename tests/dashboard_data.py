@@ -6,7 +6,7 @@ from __future__ import annotations
 from stackscope.engine import Engine
 from stackscope.history import Sample
 from stackscope.layout import Layout, parse_layout
-from stackscope.model import ErrorKind, Result, Snapshot, Status
+from stackscope.model import DnsAnswers, ErrorKind, HttpAnswer, Result, Snapshot, Status
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
@@ -109,6 +109,7 @@ def http_ok(check_id: str, ms: float, served_by: str = "auth-1") -> Result:
             "identity": served_by,
         },
         started_at=T0,
+        evidence=HttpAnswer(200, identity=served_by),
     )
 
 
@@ -131,6 +132,7 @@ def results(broken: bool = False) -> dict[str, Result]:
                 "transport": "udp",
             },
             started_at=T0,
+            evidence=DnsAnswers(("127.0.0.1",), ("127.0.0.1",)),
         ),
         LB: http_ok(LB, 2.4),
         B1: http_ok(B1, 1.1, "auth-1"),
@@ -151,9 +153,19 @@ def results(broken: bool = False) -> dict[str, Result]:
             facts=lb,
             error_kind=ErrorKind.HTTP_STATUS,
             started_at=T0,
+            evidence=HttpAnswer(502),
         )
     else:
-        out[LB] = Result(LB, Status.OK, out[LB].detail, latency_ms=2.4, key_fact="pool 3/3 UP", facts=lb, started_at=T0)
+        out[LB] = Result(
+            LB,
+            Status.OK,
+            out[LB].detail,
+            latency_ms=2.4,
+            key_fact="pool 3/3 UP",
+            facts=lb,
+            started_at=T0,
+            evidence=out[LB].evidence,
+        )
     return out
 
 

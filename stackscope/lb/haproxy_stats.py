@@ -169,6 +169,10 @@ def _traffic(status: str, backup: bool = False) -> tuple[bool, bool, str]:
     return False, False, UNKNOWN
 
 
+# check_status words of a check that passed, or that has not run (INI, UNK) or is off
+_CHECK_PASSES = {"L7OK", "L4OK", "L6OK", "L7OKC", "INI", "UNK", "", "CHECKED"}
+
+
 def _check_text(row: dict[str, str]) -> str:
     status = row.get("check_status", "").lstrip("* ").strip()
     if not status:
@@ -206,6 +210,10 @@ def pool_from_csv(
         if address:
             address = normalise(address)
         errors = [_int(row.get(k, "")) for k in ("econ", "eresp")]
+        # what real requests to it went through: connection and response errors, retries
+        # and redispatches (compared between rounds by the haproxy check)
+        counters = [_int(row.get(k, "")) for k in ("econ", "eresp", "wretr", "wredis")]
+        check_word = row.get("check_status", "").lstrip("* ").strip()
         servers.append(
             PoolServer(
                 name=row["svname"],
@@ -222,6 +230,8 @@ def pool_from_csv(
                 address_note=note,
                 standby=backup,
                 service=service,
+                check_failing=bool(check_word) and check_word not in _CHECK_PASSES,
+                failures=sum(c for c in counters if c is not None) if any(c is not None for c in counters) else None,
             )
         )
     if not servers and backend_status is None:

@@ -25,17 +25,24 @@ COMPARE_WITH_RESOLVE = "a host name: compare with --resolve"
 DOES_NOT_RESOLVE = "does not resolve"
 LAYOUT_RESOLVER_FAILED = "a host name the layout's resolver does not resolve"
 
-# Whether a member takes new requests and, if not, why: PoolServer.service, and the
-# `service` fact the diagnosis reads (never the state words, which each LB words its own way).
-IN = "in"  # in rotation: new requests go to it
-BACKUP = "backup"  # a standby: takes traffic only when the primaries fail
-DOWN_BY_CHECK = "down-by-check"  # failing the LB's health checks
-MAINT = "maint"  # put in maintenance (HAProxy MAINT, or `disabled` in haproxy.cfg, which starts it there)
-DRAIN = "drain"  # draining: existing sessions only
-NOLB = "nolb"  # up, but taken out of load balancing (HAProxy NOLB)
-DISABLED = "disabled"  # marked `down` in the config (nginx)
-WEIGHT_0 = "weight-0"  # weight 0 in the config: the balancing algorithm never picks it
-UNKNOWN = "unknown"  # a state the source reports that we cannot read
+# Whether a member takes new requests and, if not, why: PoolServer.service, the `service`
+# fact, and PoolMember.service in the evidence the diagnosis reads (never the state words,
+# which each LB words its own way). The words live in the model; re-exported here.
+from stackscope.model import (  # noqa: E402
+    BACKUP,
+    DISABLED,
+    DOWN_BY_CHECK,
+    DRAIN,
+    IN,
+    MAINT,
+    NOLB,
+    UNKNOWN,
+    WEIGHT_0,
+    PoolEvidence,
+    PoolMember,
+)
+
+__all__ = ["BACKUP", "DISABLED", "DOWN_BY_CHECK", "DRAIN", "IN", "MAINT", "NOLB", "UNKNOWN", "WEIGHT_0"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,9 @@ class PoolServer:
     address_note: str = ""  # why address is None when the config, not the source, leaves it open
     standby: bool = False  # a backup member: it takes traffic when the primaries fail
     service: str = ""  # IN, BACKUP, DOWN_BY_CHECK, MAINT...; empty: IN if it receives traffic, else UNKNOWN
+    check_failing: bool = False  # the LB's last health check of it failed (it may still be UP 1/2)
+    errors_rising: bool = False  # its error, retry or redispatch counters rose since the last read
+    failures: int | None = None  # error + retry + redispatch counters, where the LB keeps them
 
     def service_word(self) -> str:
         return self.service or (IN if self.receives_traffic else UNKNOWN)
@@ -85,6 +95,35 @@ class PoolServer:
         if self.address_note:
             fact["address_note"] = self.address_note
         return fact
+
+
+class PoolFacts(dict):
+    """The `pool` fact (a plain dict for display and JSON) that also carries the typed
+    PoolEvidence. Every LB check builds its Result from judge_pool's facts through
+    probes.common.result, which moves the evidence into Result.evidence: a new LB check
+    gets it without a line of its own (a copy of the outer facts keeps this inner dict)."""
+
+    evidence: PoolEvidence | None = None
+
+
+def pool_evidence(pool: Pool, match: dict[int, Declared]) -> PoolEvidence:
+    return PoolEvidence(
+        pool.name,
+        tuple(
+            PoolMember(
+                name=s.name,
+                address=s.address,
+                service=s.service_word(),
+                declared=i in match,
+                declared_as=match[i].label if i in match else "",
+                state=s.state,
+                check=s.check,
+                check_failing=s.check_failing,
+                errors_rising=s.errors_rising,
+            )
+            for i, s in enumerate(pool.servers)
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -253,8 +292,8 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
             idle.append(s)
     traffic = [s for s in servers if s.receives_traffic or (s.standby and s.serving)]
     serving = [s for s in servers if s.serving]
-    facts: dict[str, Any] = {
-        "pool": {
+    pool_fact = PoolFacts(
+        {
             "backend": pool.name,
             "source": pool.source,
             "status": pool.status,
@@ -267,7 +306,9 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
             "unexpected": [s.address for s in strangers],
             **pool.extra,
         }
-    }
+    )
+    pool_fact.evidence = pool_evidence(pool, match)
+    facts: dict[str, Any] = {"pool": pool_fact}
     unresolved_text = ", ".join(f"{d.written} ({d.note})" if d.note else d.written for d in unresolved)
     if unresolved:
         facts["pool"]["unresolved"] = [f"{d.written}: {d.note}" for d in unresolved]

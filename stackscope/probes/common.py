@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import ErrorKind, Evidence, Result, Status
 from stackscope.probes.context import ProbeContext, ResolveError
 from stackscope.redact import MASK
 from stackscope.redact import active as active_redactor
@@ -34,8 +34,10 @@ class ProbeFailure(Exception):
         key_fact: str = "",
         facts: Mapping[str, Any] | None = None,
         status: Status = Status.CRIT,
+        evidence: Evidence | None = None,
     ) -> None:
         super().__init__(detail)
+        self.evidence = evidence
         self.kind = kind
         self.detail = detail
         self.key_fact = key_fact or kind.value
@@ -99,8 +101,11 @@ def result(
     key_fact: str = "",
     facts: Mapping[str, Any] | None = None,
     kind: ErrorKind | None = None,
+    evidence: Evidence | None = None,
 ) -> Result:
-    """Build a Result, turning an OK above the check's warn_ms into a WARN."""
+    """Build a Result, turning an OK above the check's warn_ms into a WARN. The typed
+    evidence is `evidence`, else the pool evidence judge_pool left in the facts (so every
+    LB check that builds its Result from a Judgement carries it)."""
     if status is Status.OK and check.warn_ms is not None and latency_ms is not None and latency_ms > check.warn_ms:
         status, kind = Status.WARN, ErrorKind.SLOW
         detail = f"{detail} — slow: {latency_ms:.0f} ms is above warn_ms {check.warn_ms:g}"
@@ -112,7 +117,14 @@ def result(
         key_fact=key_fact,
         facts=dict(facts or {}),
         error_kind=kind,
+        evidence=evidence if evidence is not None else evidence_in(facts),
     )
+
+
+def evidence_in(facts: Mapping[str, Any] | None) -> Evidence | None:
+    """The typed evidence a shared builder left inside the facts: judge_pool's pool fact."""
+    pool = (facts or {}).get("pool")
+    return getattr(pool, "evidence", None)
 
 
 def describe_os_error(exc: BaseException, where: str) -> tuple[ErrorKind, str, str]:

@@ -42,6 +42,8 @@ class ProbeContext:
         self.resolver = resolver
         self._environ = os.environ if environ is None else environ
         self._resolutions: dict[str, asyncio.Future[Resolved]] = {}
+        # what a probe keeps from one round to the next (counters to compare), by key
+        self.memory: dict[Any, Any] = {}
         self._ssl: dict[Any, ssl.SSLContext] = {}
         # Built here, where the secrets are known, so that the engine masks results with it
         # and probes mask server text with it before they shorten it (see redact.py).

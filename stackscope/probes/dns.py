@@ -18,7 +18,7 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import DnsAnswers, ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, describe_os_error, result
 from stackscope.probes.context import WIRE_ERRORS, NoReply, dns_wire_problem, udp_query
 from stackscope.safetext import terminal_safe
@@ -185,6 +185,7 @@ async def probe(check, ctx) -> Result:
                 key_fact=shown,
                 facts=facts,
                 kind=ErrorKind.DNS_ANSWER,
+                evidence=DnsAnswers(tuple(answers), tuple(options.expect), matched=False),
             )
     return result(
         check,
@@ -193,6 +194,7 @@ async def probe(check, ctx) -> Result:
         latency_ms=latency,
         key_fact=shown,
         facts=facts,
+        evidence=DnsAnswers(tuple(answers), tuple(options.expect or ())),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stackscope.lb.declared import resolve_declared
@@ -277,6 +277,24 @@ async def _pool_from_http(check, ctx, deadline: Deadline) -> Pool:
     )
 
 
+def _with_rising_counters(pool: Pool, check_id: str, ctx) -> Pool:
+    """Mark the members whose error/retry/redispatch counters rose since this check's
+    last read: requests the LB sent them failed in between, whatever their state says.
+    A counter that went down (HAProxy reloaded) is a new start, not a rise."""
+    memory = getattr(ctx, "memory", None)
+    if memory is None:
+        return pool
+    key = ("haproxy-counters", check_id)
+    before: dict[str, int] = memory.get(key, {})
+    now = {s.name: s.failures for s in pool.servers if s.failures is not None}
+    memory[key] = now
+    servers = tuple(
+        replace(s, errors_rising=True) if s.name in before and now.get(s.name, 0) > before[s.name] else s
+        for s in pool.servers
+    )
+    return replace(pool, servers=servers)
+
+
 async def probe(check, ctx) -> Result:
     deadline = Deadline(check.timeout)
     source: StatsSource = check.address
@@ -307,6 +325,7 @@ async def probe(check, ctx) -> Result:
                 }
             },
         )
+    pool = _with_rising_counters(pool, check.id, ctx)
     declared = await resolve_declared(ctx, check.options.backends, max(0.05, deadline.remaining()))
     judged = judge_pool(pool, declared)
     return result(

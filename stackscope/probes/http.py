@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-from stackscope.model import NO_IDENTITY, ErrorKind, Result, Status
+from stackscope.model import NO_IDENTITY, ErrorKind, HttpAnswer, Result, Status, store_errors_in
 from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result
 from stackscope.probes.httpclient import HttpResponse, fetch
 from stackscope.safetext import terminal_safe
@@ -347,7 +347,26 @@ async def probe(check, ctx) -> Result:
             detail += f" from {served_by}"
     if status is Status.OK:
         detail += f" in {latency:.0f} ms"
-    return result(check, status, detail, latency_ms=latency, key_fact=str(response.status), facts=facts, kind=kind)
+    evidence = HttpAnswer(
+        status_code=response.status,
+        identity=response.header(options.identity_header) if options.identity_header else None,
+        identity_header=options.identity_header,
+        identities=tuple(identities.items()),
+        # a backend's error page that quotes a store's error ties its failure to that store
+        store_errors=store_errors_in(response.body[:4096].decode("utf-8", "replace"))
+        if status is not Status.OK
+        else (),
+    )
+    return result(
+        check,
+        status,
+        detail,
+        latency_ms=latency,
+        key_fact=str(response.status),
+        facts=facts,
+        kind=kind,
+        evidence=evidence,
+    )
 
 
 def _warm_up(check, ctx) -> None:

@@ -20,7 +20,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import ErrorKind, Result, Status, StoreState
 from stackscope.probes.common import (
     Conversation,
     Deadline,
@@ -33,7 +33,7 @@ from stackscope.probes.common import (
     resolve_host,
     result,
 )
-from stackscope.schema import AddressKind, CheckSpec, EnvName, mysql_user, option
+from stackscope.schema import AddressKind, CheckSpec, Choice, EnvName, mysql_user, option
 
 MAX_PACKET = 1024 * 1024
 # A greeting is ~100 bytes; a "packet" far longer than that is another protocol's bytes
@@ -61,6 +61,12 @@ class MysqlOptions:
     user: str = option(mysql_user(), "stackscope", "User to present (a user with no privileges is best).")
     password_env: str | None = option(
         EnvName(), None, "Environment variable with the password: log in and run SELECT 1."
+    )
+    expect_role: str | None = option(
+        Choice("primary", "standby"),
+        None,
+        "The role this server must have (needs password_env), read from @@read_only (super_read_only "
+        "implies it): a primary that is read-only is CRIT; a standby that takes writes is WARN.",
     )
 
 
@@ -352,6 +358,11 @@ async def probe(check, ctx) -> Result:
                 key_fact="up",
                 facts=facts,
             )
+        expected = getattr(options, "expect_role", None)
+        if expected is not None:
+            value = await _select_one(packets, where, b"SELECT @@read_only")
+            facts["logged_in_as"] = options.user
+            return _judge_role(check, where, expected, value, facts, deadline.elapsed_ms())
         await _select_one(packets, where)
         facts["logged_in_as"] = options.user
         return result(
@@ -364,24 +375,85 @@ async def probe(check, ctx) -> Result:
         )
 
 
-async def _select_one(packets: _Packets, where: str) -> None:
+def _judge_role(check, where: str, expected: str, value: str | None, facts: dict, latency: float) -> Result:
+    read_only = value not in (None, "0", "OFF")
+    facts["read_only"] = read_only
+    refuses = "read-only" if expected == "primary" and read_only else ""
+    state = StoreState(
+        "mysql",
+        role="standby" if read_only else "primary",
+        expected_role=expected,
+        read_only=read_only,
+        refuses_writes=refuses,
+    )
+    if expected == "primary" and read_only:
+        return result(
+            check,
+            Status.CRIT,
+            f"{where} is declared the primary but is read-only (@@read_only = {value}): it refuses every write "
+            "(came back as a replica after a failover?)",
+            latency_ms=latency,
+            key_fact="read-only",
+            facts=facts,
+            kind=ErrorKind.STATE,
+            evidence=state,
+        )
+    if expected == "standby" and not read_only:
+        return result(
+            check,
+            Status.WARN,
+            f"{where} is declared a standby but takes writes (@@read_only = {value}): promoted, or a "
+            "replica that can drift from its primary",
+            latency_ms=latency,
+            key_fact="writable",
+            facts=facts,
+            kind=ErrorKind.STATE,
+            evidence=state,
+        )
+    return result(
+        check,
+        Status.OK,
+        f"{where}: logged in, {'read-only standby' if read_only else 'writable primary'} as declared",
+        latency_ms=latency,
+        key_fact=expected,
+        facts=facts,
+        evidence=state,
+    )
+
+
+def _lenenc_text(packet: bytes) -> str | None:
+    """The first column of a text-protocol row packet (NULL: None)."""
+    if not packet:
+        return None
+    first = packet[0]
+    if first == 0xFB:
+        return None
+    if first < 0xFB:
+        return packet[1 : 1 + first].decode("utf-8", "replace")
+    return None  # a longer value: not a flag
+
+
+async def _select_one(packets: _Packets, where: str, query: bytes = b"SELECT 1") -> str | None:
+    """Run a one-row, one-column read-only query; its value (None when not read)."""
     packets.seq = 0
-    await packets.send(COM_QUERY + b"SELECT 1")
+    await packets.send(COM_QUERY + query)
     eofs = 0
+    value: str | None = None
+    shown = query.decode()
     for _ in range(16):  # column count, column definition, EOF, row, EOF
         packet = await packets.read("the query result")
         if packet[:1] == b"\xff":
             code, message = parse_err(packet, where)
-            raise ProbeFailure(
-                ErrorKind.STATE, f"{where}: SELECT 1 failed: {message} ({code})", key_fact="query failed"
-            )
+            raise ProbeFailure(ErrorKind.STATE, f"{where}: {shown} failed: {message} ({code})", key_fact="query failed")
         if packet[:1] == b"\xfe" and len(packet) < 9:
             eofs += 1
             if eofs == 2:
-                return
+                return value
         elif packet[:1] == b"\x00" and eofs == 1:
-            return  # servers that end a result set with OK instead of EOF
-    raise ProbeFailure(ErrorKind.PROTOCOL, f"{where}: SELECT 1 returned an endless result", key_fact="protocol")
+            return value  # servers that end a result set with OK instead of EOF
+        elif eofs == 1 and value is None:
+            value = _lenenc_text(packet)
+    raise ProbeFailure(ErrorKind.PROTOCOL, f"{where}: {shown} returned an endless result", key_fact="protocol")
 
 
 SPEC = CheckSpec(

@@ -21,10 +21,10 @@ import hmac
 import os
 import ssl
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import ErrorKind, Result, Status, StoreState
 from stackscope.probes.common import (
     Conversation,
     Deadline,
@@ -64,7 +64,8 @@ INFO_QUERY = (
     "SELECT 1, current_setting('server_version'), pg_is_in_recovery(), "
     "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
     "ELSE extract(epoch from now() - pg_last_xact_replay_timestamp()) END, "
-    "(SELECT count(*) FROM pg_stat_wal_receiver), (SELECT status FROM pg_stat_wal_receiver LIMIT 1)"
+    "(SELECT count(*) FROM pg_stat_wal_receiver), (SELECT status FROM pg_stat_wal_receiver LIMIT 1), "
+    "current_setting('default_transaction_read_only')"
 )
 MAX_SCRAM_ITERATIONS = 100_000  # PostgreSQL uses 4096; more is a server trying to stall the probe
 AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "SASL (SCRAM-SHA-256)", 7: "GSSAPI", 9: "SSPI"}
@@ -117,6 +118,12 @@ class PostgresOptions:
         "Answer an MD5 password request on a connection without TLS (the exchange can be cracked offline).",
     )
     max_lag: float = option(Duration(), 30.0, "On a standby, warn when replay lags more than this.")
+    expect_role: str | None = option(
+        Choice("primary", "standby"),
+        None,
+        "The role this server must have (needs password_env): a primary that came back in recovery or "
+        "read-only after a failover is CRIT; a standby that is a primary is WARN.",
+    )
 
 
 class _Conn:
@@ -509,8 +516,62 @@ def judge_info(check, where: str, row: list[str | None], facts: dict[str, Any], 
             key_fact="protocol",
             facts=facts,
         )
-    version, in_recovery, lag, receivers, receiver_status = row[1], row[2] == "t", row[3], row[4], row[5]
+    version, in_recovery = row[1], row[2] == "t"
+    read_only = in_recovery or (len(row) > 6 and row[6] == "on")
     facts.update({"server_version": version, "in_recovery": in_recovery, "logged_in_as": options.user})
+    if len(row) > 6:
+        facts["default_transaction_read_only"] = row[6]
+    role = "standby" if in_recovery else "primary"
+    expected = getattr(options, "expect_role", None)
+    refuses = "" if not (expected == "primary" and read_only) else ("in recovery" if in_recovery else "read-only")
+    state = StoreState("postgres", role=role, expected_role=expected, read_only=read_only, refuses_writes=refuses)
+    judged = _judge_role(check, where, version, in_recovery, read_only, facts, latency)
+    if judged is not None:
+        return replace(judged, evidence=state)
+    return replace(_judge_replication(check, where, row, facts, latency), evidence=state)
+
+
+def _judge_role(check, where, version, in_recovery: bool, read_only: bool, facts, latency: float) -> Result | None:
+    """The server's role against `expect_role`, or None when it matches (or none is declared)."""
+    expected = getattr(check.options, "expect_role", None)
+    if expected == "primary" and in_recovery:
+        return result(
+            check,
+            Status.CRIT,
+            f"{where} is a standby (pg_is_in_recovery() is true) but is declared the primary: "
+            "it refuses every write (after a failover, is the application pointed at the old primary?)",
+            latency_ms=latency,
+            key_fact="standby, not primary",
+            facts=facts,
+            kind=ErrorKind.STATE,
+        )
+    if expected == "primary" and read_only:
+        return result(
+            check,
+            Status.CRIT,
+            f"{where} is the primary but read-only (default_transaction_read_only = on): writes fail",
+            latency_ms=latency,
+            key_fact="read-only",
+            facts=facts,
+            kind=ErrorKind.STATE,
+        )
+    if expected == "standby" and not in_recovery:
+        return result(
+            check,
+            Status.WARN,
+            f"{where} is a primary (not in recovery) but is declared a standby: promoted in a failover? "
+            "(two primaries risk a split brain; update the layout if the promotion was meant)",
+            latency_ms=latency,
+            key_fact="primary, not standby",
+            facts=facts,
+            kind=ErrorKind.STATE,
+        )
+    return None
+
+
+def _judge_replication(check, where: str, row: list[str | None], facts: dict[str, Any], latency: float) -> Result:
+    options: PostgresOptions = check.options
+    version, in_recovery, lag, receivers, receiver_status = row[1], row[2] == "t", row[3], row[4], row[5]
     if not in_recovery:
         return result(
             check,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import ErrorKind, Result, SeriesEvidence, Status
 from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result
 from stackscope.probes.httpclient import fetch
 from stackscope.schema import (
@@ -298,12 +298,18 @@ async def probe(check, ctx) -> Result:
     facts["series_total"] = len(ordered)
     facts["failing"] = [r["key"] for r in failing]
     total = len(ordered)
+    evidence = SeriesEvidence(
+        keys=tuple(r["key"] for r in ordered),
+        failing=tuple(r["key"] for r in failing),
+        vantage=bool(options.per and options.vantage),
+        why=next((r["why"] for r in failing if Status[r["status"].upper()] is worst), ""),
+    )
     if not failing:
         values = {_show(r["value"]) for r in ordered}
         same = f" (value {values.pop()})" if len(values) == 1 else ""
         detail = f"{ordered[0]['why']}" if total == 1 else f"all {total} {unit} ok{same}"
         key_fact = _show(ordered[0]["value"]) if total == 1 else f"{total}/{total} ok"
-        return result(check, Status.OK, detail, latency_ms=latency, key_fact=key_fact, facts=facts)
+        return result(check, Status.OK, detail, latency_ms=latency, key_fact=key_fact, facts=facts, evidence=evidence)
     first = next(r for r in failing if Status[r["status"].upper()] is worst)
     facts["series_detail"] = first["why"]
     if total == 1:
@@ -313,7 +319,9 @@ async def probe(check, ctx) -> Result:
         detail = f"fails for {len(failing)} of {total} {unit} ({names}): {first['why']}"
         key_fact = f"{total - len(failing)}/{total} ok"
     kind = ErrorKind.CONTENT
-    return Result(check.id, worst, detail, latency_ms=latency, key_fact=key_fact, facts=facts, error_kind=kind)
+    return Result(
+        check.id, worst, detail, latency_ms=latency, key_fact=key_fact, facts=facts, error_kind=kind, evidence=evidence
+    )
 
 
 def _warm_up(check, ctx) -> None:

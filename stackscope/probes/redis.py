@@ -6,15 +6,24 @@ first, whatever the server would say to PING: a server whose default user needs 
 password would otherwise answer +PONG and a wrong password or unknown `user` would pass
 unnoticed; a rejected AUTH is CRIT ("refused the login"). -LOADING,
 -MASTERDOWN, -BUSY, -MISCONF and a full server ("max number of clients reached") are
-CRIT with what they mean. `INFO replication` adds the role and, on a replica, the link
-to its master. Only read-only commands are sent; every reply is bounded.
+CRIT with what they mean. `INFO` adds the role and, on a replica, the link to its
+master, and judges what the server says of itself beyond liveness:
+
+- memory: `used_memory` at `maxmemory` under `maxmemory-policy noeviction` means every
+  write is refused (OOM) — CRIT; at 90 % or more of it — WARN (other policies evict,
+  as a cache should);
+- persistence: `rdb_last_bgsave_status:err` while PING still answers (so
+  stop-writes-on-bgsave-error is off: with it on, PING itself gets -MISCONF) — WARN;
+- `rejected_connections` that rose since the last round (maxclients reached) — WARN.
+
+Only read-only commands are sent; every reply is bounded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import ErrorKind, Result, Status, StoreState
 from stackscope.probes.common import (
     Deadline,
     ProbeFailure,
@@ -175,15 +184,109 @@ async def probe(check, ctx) -> Result:
                 facts=facts,
             )
         if kind == "-":
-            raise _error(where, text, facts)
+            failure = _error(where, text, facts)
+            if text.startswith("MISCONF"):
+                failure.evidence = StoreState("redis", refuses_writes="MISCONF: cannot persist to disk")
+            raise failure
         if (kind, text) != ("+", "PONG"):
             raise ProbeFailure(
                 ErrorKind.PROTOCOL, f"{where} answered PING with {kind}{text}", key_fact="odd", facts=facts
             )
         latency = deadline.elapsed_ms()
-        talk.awaiting = "answer INFO replication"
-        kind, info = await resp.call("INFO", "replication")
-        return _judge(check, where, latency, kind, info, facts)
+        talk.awaiting = "answer INFO"
+        kind, info = await resp.call("INFO")
+        judged = _judge(check, where, latency, kind, info, facts)
+        return _beyond_liveness(check, ctx, where, judged, parse_info(info) if kind == "$" and info else {})
+
+
+NEAR_FULL = 0.9  # of maxmemory, under noeviction: WARN
+
+
+def _beyond_liveness(check, ctx, where: str, judged: Result, fields: dict[str, str]) -> Result:
+    """Memory, persistence and rejected connections on top of the liveness judgement; the
+    worst of them wins, and the store's state goes into the evidence either way."""
+    used, limit = _count(fields.get("used_memory")), _count(fields.get("maxmemory"))
+    policy = fields.get("maxmemory_policy")
+    facts = dict(judged.facts)
+    problems: list[tuple[Status, ErrorKind, str, str]] = []  # status, kind, detail, key fact
+    refuses = ""
+    if used is not None and limit:
+        share = used / limit
+        facts.update({"used_memory": used, "maxmemory": limit, "maxmemory_policy": policy})
+        facts["memory_used_pct"] = round(100 * share, 1)
+        if policy == "noeviction" and used >= limit:
+            refuses = "OOM: maxmemory reached under noeviction"
+            problems.append(
+                (
+                    Status.CRIT,
+                    ErrorKind.SATURATED,
+                    f"{where} is at maxmemory ({_size(used)} of {_size(limit)}) under noeviction: "
+                    "every write is refused (OOM command not allowed)",
+                    "OOM",
+                )
+            )
+        elif policy == "noeviction" and share >= NEAR_FULL:
+            problems.append(
+                (
+                    Status.WARN,
+                    ErrorKind.SATURATED,
+                    f"{where} uses {share:.0%} of maxmemory ({_size(used)} of {_size(limit)}) under noeviction: "
+                    "writes will be refused at the limit",
+                    f"mem {share:.0%}",
+                )
+            )
+    if fields.get("rdb_last_bgsave_status") == "err":
+        facts["rdb_last_bgsave_status"] = "err"
+        problems.append(
+            (
+                Status.WARN,
+                ErrorKind.STATE,
+                f"{where}: the last background save failed (rdb_last_bgsave_status:err); writes are still "
+                "accepted (stop-writes-on-bgsave-error is off) but the data is not persisted",
+                "bgsave err",
+            )
+        )
+    rejected = _count(fields.get("rejected_connections"))
+    if rejected is not None:
+        facts["rejected_connections"] = rejected
+        memory = getattr(ctx, "memory", None)
+        if memory is not None:
+            key = ("redis-rejected", check.id)
+            before = memory.get(key)
+            memory[key] = rejected
+            if before is not None and rejected > before:
+                problems.append(
+                    (
+                        Status.WARN,
+                        ErrorKind.SATURATED,
+                        f"{where} rejected {rejected - before} connections since the last round (maxclients reached)",
+                        "rejecting",
+                    )
+                )
+    role = judged.facts.get("role")
+    evidence = StoreState(
+        "redis",
+        role=("standby" if role == "replica" else "primary") if role in ("replica", "master") else None,
+        refuses_writes=refuses,
+        used_memory=used,
+        maxmemory=limit or None,
+        maxmemory_policy=policy,
+    )
+    worst = max(problems, key=lambda p: p[0].rank, default=None)
+    if worst is None or worst[0].rank <= judged.status.rank:
+        return replace(judged, facts=facts, evidence=evidence)
+    status, kind, detail, key_fact = worst
+    return replace(
+        judged, status=status, detail=detail, key_fact=key_fact, facts=facts, error_kind=kind, evidence=evidence
+    )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
 
 
 def _judge(check, where: str, latency: float, kind: str, info: str | None, facts: dict) -> Result:

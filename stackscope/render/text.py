@@ -124,6 +124,7 @@ def verdict_lines(diagnosis: Diagnosis, paint: _Paint, width: int | None) -> lis
         paint(badge(verdict.status), STYLE[verdict.status])
         + paint(_safe(verdict.layer), BOLD)
         + f" ({_safe(verdict.role)}) is the broken layer"
+        + ("" if verdict.confirmed else " (unconfirmed)")
     )
     body: list[tuple[str, str, str]] = [("  ", _safe(verdict.summary), "")]  # (prefix, text, code)
     body += [("  • ", _safe(item), DIM) for item in verdict.evidence]

@@ -42,6 +42,7 @@ from stackscope.layout import Layout
 from stackscope.loop_thread import LoopNotRunning, LoopThread
 from stackscope.model import Result, Snapshot, Status
 from stackscope.schema import format_duration
+from stackscope.stream import settled
 from stackscope.timeline import Timeline
 from stackscope.tui import cells
 from stackscope.tui.actions import APP, BUILTIN, DASHBOARD, Action, ActionRegistry
@@ -130,6 +131,10 @@ class StackscopeApp(App[int]):
         self._next_round: Timer | None = None
         self._probing_ticker: Timer | None = None
         self._arrived: deque[Result] = deque()  # appended on the probe thread, drained here
+        # streaming verdicts (stream.py): the latest result of every check, and the checks
+        # that have reported in the running round; once all have, each flush re-judges
+        self._latest: dict[str, Result] = {}
+        self._fresh: set[str] = set()
         # Keys with a footer_rank show in the footer, which drops the highest ranks first
         # when the width runs out, except help and quit (widgets.FittingFooter).
         for action in self.registry.in_scope(APP):
@@ -217,6 +222,7 @@ class StackscopeApp(App[int]):
             self._again = True
             return
         self.round_running = True
+        self._fresh = set()
         self._round_started = time.monotonic()
         if self._probing_ticker is not None:
             self._probing_ticker.resume()
@@ -251,6 +257,15 @@ class StackscopeApp(App[int]):
             latest[result.check_id] = result
         for result in latest.values():
             self._apply_result(result)
+        self._latest.update(latest)
+        self._fresh.update(latest)
+        checks = [c.id for c in self.layout.checks()]
+        if latest and self.round_running and len(self._latest) >= len(checks):
+            # the verdict follows each result once every check has reported this round, or
+            # earlier when the checks still out cannot change it (stream.py), not the round's end
+            snap = Snapshot(self.layout, dict(self._latest), self.clock(), self.engine.rounds + 1)
+            if settled(snap, set(checks) - self._fresh) is not None:
+                self.show_snapshot(snap, partial=True)
 
     def _apply_result(self, result: Result) -> None:
         row = self.dashboard.path.rows.get(result.check_id)
@@ -283,9 +298,10 @@ class StackscopeApp(App[int]):
             took = time.monotonic() - self._round_started
             self._next_round = self.set_timer(max(0.05, self.layout.interval - took), self.start_round)
 
-    def show_snapshot(self, snapshot: Snapshot) -> Diagnosis:
+    def show_snapshot(self, snapshot: Snapshot, partial: bool = False) -> Diagnosis:
         """Show a snapshot: rows, panels, banner, header and events. Tests and callers with
-        their own data use it directly; the probe loop uses it after every round."""
+        their own data use it directly; the probe loop uses it after every round, and with
+        `partial` as results arrive within a round once every check has reported."""
         diagnosis = assess(snapshot)
         self.diagnosis = diagnosis
         dashboard = self.dashboard
@@ -300,7 +316,7 @@ class StackscopeApp(App[int]):
             self.call_after_refresh(dashboard.show_culprit, culprit)
         self._culprit = culprit
         dashboard.header.set_overall(diagnosis.status)
-        dashboard.events.add(self.timeline.observe(diagnosis))
+        dashboard.events.add(self.timeline.observe(diagnosis, partial=partial))
         for callback in self.on_diagnosis:
             callback(diagnosis)
         return diagnosis

@@ -50,10 +50,13 @@ def badge(status: Status) -> str:
 
 
 def nothing_ruled_out(diagnosis: Diagnosis) -> str:
-    """What 'ruled out' says when no layer is: a one-layer path has no other layer."""
+    """What 'ruled out' says when no layer is: a one-layer path has no other layer; a layer
+    that is only degraded is not 'failing'."""
     if len(diagnosis.layers) == 1:
         return "nothing (one layer)"
-    return "nothing — every layer fails"
+    if all(layer.status is Status.CRIT for layer in diagnosis.layers):
+        return "nothing — every layer fails"
+    return "nothing — every layer is failing or degraded"
 
 
 # --------------------------------------------------------------------------- header
@@ -140,8 +143,9 @@ class VerdictBanner(Widget):
         ruled = "; ".join(verdict.ruled_out) if verdict.ruled_out else nothing_ruled_out(diagnosis)
         more = f"(+{plural(verdict.more_failing, 'more failing check')}; v for all)" if verdict.more_failing else ""
         summary = verdict.compose(more=more)
+        unconfirmed = " (unconfirmed)" if not verdict.confirmed else ""
         return [
-            f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer{also}",
+            f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer{unconfirmed}{also}",
             summary,
             f"ruled out: {ruled}",
         ]

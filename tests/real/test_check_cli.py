@@ -153,7 +153,17 @@ def test_json_shape_is_exact(stack, tmp_path):
     layout = write_layout(tmp_path, stack_layout(stack, lb_port_key="lb_wrong"))
     report = json.loads(run_cli("check", str(layout), "-f", "json").stdout)
     assert set(report) == {"layout", "status", "verdict", "layers"}
-    assert set(report["verdict"]) == {"layer", "role", "status", "summary", "evidence", "ruled_out", "also_failing"}
+    assert set(report["verdict"]) == {
+        "layer",
+        "role",
+        "status",
+        "summary",
+        "evidence",
+        "ruled_out",
+        "also_failing",
+        "confirmed",
+    }
+    assert report["verdict"]["confirmed"] is True  # `check` waits for the confirmation re-probes
     for layer in report["layers"]:
         assert set(layer) == {"name", "role", "status", "checks"}
         for check in layer["checks"]:

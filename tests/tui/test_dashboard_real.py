@@ -73,7 +73,10 @@ async def test_stopping_the_backends_flips_their_panel_and_the_verdict(own_stack
         await until(pilot, lambda: healthy(app), "a healthy first round")
         own_stack.stop_backends()
         await pilot.press("r")  # probe now instead of waiting for the 10s interval
-        await until(pilot, lambda: app.diagnosis.verdict is not None, "a verdict")
+        # the confirmed verdict (its re-probes agreed): the report names only that as the cause
+        await until(
+            pilot, lambda: app.diagnosis.verdict is not None and app.diagnosis.verdict.confirmed, "a confirmed verdict"
+        )
         verdict = app.diagnosis.verdict
         assert verdict.layer == "Auth backends" and verdict.status is Status.CRIT
         assert panel(app, "Auth backends").has_class("-crit")

@@ -180,3 +180,24 @@ async def test_a_new_verdict_scrolls_its_layer_into_view_unless_the_user_just_mo
         await pilot.pause()
         await pilot.pause()
         assert path.can_view_entire(path.panels["Database"])
+
+
+async def test_the_banner_says_when_a_verdict_is_not_confirmed_yet(tmp_path):
+    import dataclasses
+
+    from stackscope.model import Snapshot
+
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        snap = data.snapshot(True, at=data.T0)
+        results = dict(snap.results)
+        results[data.LB] = dataclasses.replace(results[data.LB], confirmed=False)
+        app.show_snapshot(Snapshot(snap.layout, results, data.T0, 2), partial=True)
+        await pilot.pause()
+        assert app.dashboard.banner.lines()[0].startswith(
+            "✖ CRIT  Load balancer (lb) is the broken layer (unconfirmed)"
+        )
+        app.show_snapshot(data.snapshot(True, at=data.T0 + 1))
+        await pilot.pause()
+        head = app.dashboard.banner.lines()[0]
+        assert head.startswith("✖ CRIT  Load balancer (lb) is the broken layer") and "unconfirmed" not in head

@@ -215,7 +215,9 @@ def test_sigterm_and_sighup_end_a_watch_like_ctrl_c(tmp_path, signum, command):
         env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"},
     )
     try:
-        _read_line_until(proc.stdout, "refused")
+        # watch --plain: wait for the confirmed verdict (an unconfirmed one is never the
+        # report's root cause); check --watch: for the first report
+        _read_line_until(proc.stdout, "is the broken layer — " if extra else "refused")
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -239,7 +241,9 @@ def test_dashboard_quits_on_sigterm_and_sighup_and_records(tmp_path, signum):
         [sys.executable, "-m", "stackscope", str(_refused_layout(tmp_path)), "--record", str(record)], env
     )
     try:
-        terminal.expect("is the broken layer")
+        # the confirmed verdict's event line (an unconfirmed verdict reads "… layer (unconfirmed) —"
+        # and is never the report's root cause)
+        terminal.expect("is the broken layer — ")
         os.kill(terminal.proc.pid, signum)
         assert terminal.wait() == 0  # a quit, as documented: not 143 / 129
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,8 +10,19 @@ import pytest
 
 from stackscope.diagnosis import assess, dependency_groups, diagnose, layer_state, layers_below
 from stackscope.layout import Layout, parse_layout
+from stackscope.model import (
+    DOWN_BY_CHECK,
+    IN,
+    DnsAnswers,
+    HttpAnswer,
+    PoolEvidence,
+    PoolMember,
+    Result,
+    Snapshot,
+    Status,
+    StoreState,
+)
 from stackscope.model import ErrorKind as K
-from stackscope.model import Result, Snapshot, Status
 
 AUTH = """\
 name: auth
@@ -52,13 +64,24 @@ class F:
     kind: K | None = None
     detail: str = "failed"
     facts: dict[str, Any] = field(default_factory=dict)
+    evidence: Any = None
+    confirmed: bool = True
 
 
 def ok_result(check) -> Result:
     if check.type == "http":
-        return Result(check.id, Status.OK, "200 OK", 3.0, "200", {"status_code": 200})
+        return Result(check.id, Status.OK, "200 OK", 3.0, "200", {"status_code": 200}, evidence=HttpAnswer(200))
     if check.type == "dns":
-        return Result(check.id, Status.OK, "→ 127.0.0.1", 1.0, "127.0.0.1", {"answers": ["127.0.0.1"]})
+        expected = tuple(check.options.expect or ())
+        return Result(
+            check.id,
+            Status.OK,
+            "→ 127.0.0.1",
+            1.0,
+            "127.0.0.1",
+            {"answers": ["127.0.0.1"]},
+            evidence=DnsAnswers(("127.0.0.1",), expected),
+        )
     return Result(check.id, Status.OK, "accepts connections", 0.5, "open", {})
 
 
@@ -69,16 +92,18 @@ def snapshot(layout: Layout, failures: dict[str, F | None]) -> Snapshot:
             f = failures[check.name]
             if f is None:
                 continue  # not probed
-            results[check.id] = Result(check.id, f.status, f.detail, None, "x", f.facts, f.kind)
+            results[check.id] = Result(
+                check.id, f.status, f.detail, None, "x", f.facts, f.kind, evidence=f.evidence, confirmed=f.confirmed
+            )
         else:
             results[check.id] = ok_result(check)
     return Snapshot(layout, results, 0.0)
 
 
 C, W, U = Status.CRIT, Status.WARN, Status.UNKNOWN
-H500 = F(C, K.HTTP_STATUS, "500 Internal Server Error", {"status_code": 500})
-H503 = F(C, K.HTTP_STATUS, "503 Service Unavailable", {"status_code": 503})
-H404 = F(C, K.HTTP_STATUS, "404 Not Found", {"status_code": 404})
+H500 = F(C, K.HTTP_STATUS, "500 Internal Server Error", {"status_code": 500}, HttpAnswer(500))
+H503 = F(C, K.HTTP_STATUS, "503 Service Unavailable", {"status_code": 503}, HttpAnswer(503))
+H404 = F(C, K.HTTP_STATUS, "404 Not Found", {"status_code": 404}, HttpAnswer(404))
 REFUSED = F(C, K.REFUSED, "refused the connection")
 TIMEOUT = F(C, K.TIMEOUT, "no response within 2s")
 SLOW = F(W, K.SLOW, "slow: 900 ms is above warn_ms 200")
@@ -124,13 +149,38 @@ SCENARIOS = [
             "auth-1": REFUSED,
             "auth-2": REFUSED,
             "auth-3": REFUSED,
-            "lb": F(C, K.HTTP_STATUS, "502", {"status_code": 502}),
+            "lb": F(C, K.HTTP_STATUS, "502", {"status_code": 502}, HttpAnswer(502)),
         },
         "Auth backends",
         C,
     ),
     ("one backend down is a warn on the pool", {"auth-2": REFUSED}, "Auth backends", W),
-    ("one backend down cannot explain an lb crit", {"auth-2": REFUSED, "lb": H503}, "Load balancer", C),
+    (
+        "one backend down explains the lb's 503 in the same window: the lb is only degraded",
+        {"auth-2": REFUSED, "lb": H503},
+        "Auth backends",
+        W,
+    ),
+    (
+        "a hung member: its timeout explains the lb's timeout in the same window",
+        {"auth-2": TIMEOUT, "lb": TIMEOUT},
+        "Auth backends",
+        W,
+    ),
+    (
+        "a 500 through the lb from a member that answers directly is not the dead member's doing",
+        {
+            "auth-2": REFUSED,
+            "lb": F(C, K.HTTP_STATUS, "500", {}, HttpAnswer(500, identity="auth-1", identity_header="X-Served-By")),
+            "auth-1": F(
+                Status.OK, None, "200 OK", {}, HttpAnswer(200, identity="auth-1", identity_header="X-Served-By")
+            ),
+        },
+        "Load balancer",
+        C,
+    ),
+    ("one backend down cannot explain an lb 404", {"auth-2": REFUSED, "lb": H404}, "Load balancer", C),
+    ("one backend down cannot explain a refused lb", {"auth-2": REFUSED, "lb": REFUSED}, "Load balancer", C),
     (
         "a 404 from the lb is the lb's own even with backends down",
         {"lb": H404, "auth-1": REFUSED, "auth-2": REFUSED, "auth-3": REFUSED},
@@ -182,8 +232,14 @@ SCENARIOS = [
         W,
     ),
     (
-        "a backend still answering 200 vouches for the path: the lb's 503 is its own, db or not",
+        "an lb 503 beside members failing with 500 goes through them to the dead db",
         {"db": REFUSED, "auth-1": H500, "auth-2": H500, "lb": H503},
+        "Database",
+        C,
+    ),
+    (
+        "a backend still answering 200 vouches for the path: an lb 503 with every member healthy is its own",
+        {"db": REFUSED, "lb": H503},
         "Load balancer",
         C,
     ),
@@ -257,11 +313,21 @@ def test_verdict_names_the_right_layer(name, failures, layer, status):
     assert verdict is not None
     assert (verdict.layer, verdict.status) == (layer, status), verdict.summary
     assert verdict.summary.startswith(f"{layer}")
-    # every layer that is ok is ruled out, and only those
-    healthy = {l.name for l in diagnosis.layers if l.status is Status.OK}
+    # every layer that is ok, or only degraded because of the culprit, is ruled out, and only those
+    consequences = {
+        l.name
+        for l in diagnosis.layers
+        if l.status is Status.WARN and l.name != layer and _consequence(verdict, l.name)
+    }
+    healthy = {l.name for l in diagnosis.layers if l.status is Status.OK} | consequences
     assert {item.split(":")[0] for item in verdict.ruled_out} == healthy
-    failing = {l.name for l in diagnosis.layers if l.status is not Status.OK} - {layer}
+    failing = {l.name for l in diagnosis.layers if l.status is not Status.OK} - {layer} - consequences
     assert {item.split(" (")[0] for item in verdict.also_failing} == failing
+
+
+def _consequence(verdict, name: str) -> bool:
+    """The verdict says `name` is slow, degraded or failing because of the culprit."""
+    return any(name in clause for clause in verdict.because)
 
 
 def test_db_down_summary_says_what_fails_because_of_it():
@@ -450,3 +516,284 @@ def test_a_long_list_of_consequences_is_capped():
     verdict = diagnose(snapshot(layout, {"db": F(C, K.REFUSED, "refused"), **{f"b{i}": H500 for i in range(10)}}))
     assert verdict.layer == "Store"
     assert verdict.summary.endswith("; Layer0, Layer1 and 8 more fail because of it")
+
+
+# ----------------------------------------------------------------------------- evidence across layers
+
+# An LB with a frontend check and its HAProxy pool, three backends, a database and a cache.
+LINKED = parse_layout(
+    """name: linked
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - {http: "http://127.0.0.1:18080/", name: front, identity_header: X-Served-By}
+      - {haproxy: "unix:/run/h.sock", name: pool, backend: auth}
+  - name: Backends
+    role: backend
+    checks:
+      - {http: "http://127.0.0.1:19001/", name: auth-1, identity_header: X-Served-By}
+      - {http: "http://127.0.0.1:19002/", name: auth-2, identity_header: X-Served-By}
+      - {http: "http://127.0.0.1:19003/", name: auth-3, identity_header: X-Served-By}
+  - {name: Database, role: db, checks: [{postgres: "127.0.0.1:15432", name: primary, expect_role: primary}]}
+  - {name: Cache, role: cache, checks: [{redis: "127.0.0.1:16379", name: cache}]}
+""",
+    "linked.yaml",
+)
+
+
+def pool_of(*members: PoolMember) -> PoolEvidence:
+    """The pool evidence of auth-1..3 with the given members replaced (by name)."""
+    given = {m.declared_as: m for m in members}
+    return PoolEvidence(
+        "auth",
+        tuple(
+            given.get(f"auth-{i}") or PoolMember(f"a{i}", f"127.0.0.1:1900{i}", IN, True, f"auth-{i}", "UP", "L7OK 200")
+            for i in (1, 2, 3)
+        ),
+    )
+
+
+def crashing(name: str) -> PoolMember:
+    """A member still UP on the LB whose error/retry counters rose since the last round."""
+    i = name[-1]
+    return PoolMember(f"a{i}", f"127.0.0.1:1900{i}", IN, True, name, "UP", "L7OK 200", errors_rising=True)
+
+
+def hung(name: str) -> PoolMember:
+    """A member the LB's last health check timed out on, still UP 1/2 (inter 1s fall 2)."""
+    i = name[-1]
+    return PoolMember(f"a{i}", f"127.0.0.1:1900{i}", IN, True, name, "UP 1/2", "L4TOUT", check_failing=True)
+
+
+def ok_linked(name: str) -> F:
+    if name == "pool":
+        return F(Status.OK, None, "pool auth: 3/3 up", {}, pool_of())
+    if name.startswith("auth-") or name == "front":
+        who = name if name != "front" else "auth-1"
+        return F(Status.OK, None, "200 OK", {}, HttpAnswer(200, identity=who, identity_header="X-Served-By"))
+    if name == "primary":
+        return F(Status.OK, None, "primary", {}, StoreState("postgres", role="primary", expected_role="primary"))
+    return F(Status.OK, None, "PONG", {}, StoreState("redis"))
+
+
+def linked(failures: dict[str, F]) -> Snapshot:
+    names = [c.name for c in LINKED.checks()]
+    return snapshot(LINKED, {n: failures.get(n, ok_linked(n)) for n in names})
+
+
+FRONT_502 = F(C, K.HTTP_STATUS, "502 Bad Gateway", {}, HttpAnswer(502, identity_header="X-Served-By"))
+FRONT_TIMEOUT = F(C, K.TIMEOUT, "no response within 2s")
+OOM_500 = F(
+    C,
+    K.HTTP_STATUS,
+    "500 Internal Server Error: OOM command not allowed when used memory > 'maxmemory'",
+    {},
+    HttpAnswer(500, identity="auth-2", identity_header="X-Served-By", store_errors=("redis",)),
+)
+READ_ONLY_500 = F(
+    C,
+    K.HTTP_STATUS,
+    "500 Internal Server Error: cannot execute INSERT in a read-only transaction",
+    {},
+    HttpAnswer(500, identity_header="X-Served-By", store_errors=("postgres",)),
+)
+STANDBY_AS_PRIMARY = F(
+    C,
+    K.STATE,
+    "is a standby (pg_is_in_recovery() is true) but is declared the primary",
+    {},
+    StoreState("postgres", role="standby", expected_role="primary", read_only=True, refuses_writes="in recovery"),
+)
+NEAR_FULL = F(
+    W,
+    K.SATURATED,
+    "uses 93% of maxmemory under noeviction",
+    {},
+    StoreState("redis", used_memory=930, maxmemory=1000, maxmemory_policy="noeviction"),
+)
+
+# (id, failures, expected verdict layer, status, the LB layer's status, what the summary says)
+LINKED_CASES = [
+    (
+        "a hung member (SIGSTOP): the lb's timeout is the member's, the lb only degraded",
+        {"auth-2": TIMEOUT, "front": FRONT_TIMEOUT, "pool": F(Status.OK, None, "3/3 up", {}, pool_of(hung("auth-2")))},
+        ("Backends", W, W),
+        "Backends: 1 of 3 down — auth-2: no response within 2s; LB is degraded because of it",
+    ),
+    (
+        "a member the lb's health check times out on, while ours only finds it slow: the lb's timeout is its",
+        {"front": FRONT_TIMEOUT, "pool": F(Status.OK, None, "3/3 up", {}, pool_of(hung("auth-2"))), "auth-2": SLOW},
+        ("Backends", W, W),
+        "Backends: 1 of 3 slow — auth-2: slow: 900 ms is above warn_ms 200; LB is degraded because of it",
+    ),
+    (
+        "a crashing member behind a retrying lb: its counters rise on the lb while it answers our check",
+        {"front": FRONT_502, "pool": F(Status.OK, None, "3/3 up", {}, pool_of(crashing("auth-2")))},
+        ("Backends", W, W),
+        "Backends: auth-2: the LB's error, retry or redispatch counters for it rose since the last round",
+    ),
+    (
+        "a killed member: the lb's 502 in the same window is the member's",
+        {"auth-2": REFUSED, "front": FRONT_502},
+        ("Backends", W, W),
+        "Backends: 1 of 3 down — auth-2: refused the connection; LB is degraded because of it",
+    ),
+    (
+        "a killed member the lb already marks down: the pool warning is the member's too",
+        {
+            "auth-2": REFUSED,
+            "pool": F(
+                W,
+                K.MEMBERS_DOWN,
+                "pool auth: 2/3 up",
+                {},
+                pool_of(PoolMember("a2", "127.0.0.1:19002", DOWN_BY_CHECK, True, "auth-2", "DOWN", "L4CON")),
+            ),
+        },
+        ("Backends", W, W),
+        "Backends: 1 of 3 down — auth-2: refused the connection; LB is degraded because of it",
+    ),
+    (
+        "the store named in a backend's error explains it, though the store is only near full",
+        {"auth-2": OOM_500, "cache": NEAR_FULL},
+        ("Cache", W, Status.OK),
+        "Cache: uses 93% of maxmemory under noeviction; Backends is degraded because of it",
+    ),
+    (
+        "a backend 500 quoting a store that is healthy is the backend's own",
+        {"auth-2": OOM_500},
+        ("Backends", W, Status.OK),
+        "Backends: 1 of 3 down — auth-2: 500 Internal Server Error: OOM command",
+    ),
+    (
+        "a read-only primary after a failover: every backend's write fails, the database is named",
+        {
+            "primary": STANDBY_AS_PRIMARY,
+            "auth-1": READ_ONLY_500,
+            "auth-2": READ_ONLY_500,
+            "auth-3": READ_ONLY_500,
+            "front": FRONT_502,
+        },
+        ("Database", C, C),
+        "Database: is a standby (pg_is_in_recovery() is true) but is declared the primary; "
+        "LB and Backends fail because of it",
+    ),
+    (
+        "a killed member that served the lb's request just before it died is no stranger",
+        {
+            "auth-2": REFUSED,
+            "front": F(Status.OK, None, "200 OK", {}, HttpAnswer(200, "auth-2", "X-Served-By", (("auth-2", 1),))),
+        },
+        ("Backends", W, Status.OK),
+        "Backends: 1 of 3 down — auth-2: refused the connection",
+    ),
+    (
+        "responses from two strangers with one member down: misrouted all the same",
+        {
+            "auth-2": REFUSED,
+            "front": F(
+                Status.OK,
+                None,
+                "200 OK",
+                {},
+                HttpAnswer(200, "decoy-2", "X-Served-By", (("decoy-1", 2), ("decoy-2", 2))),
+            ),
+        },
+        ("LB", C, C),
+        "LB: through the LB, 4 of 4 responses came from decoy-1, decoy-2",
+    ),
+    (
+        "an lb 404 is its own even with a member down",
+        {"auth-2": REFUSED, "front": H404},
+        ("LB", C, C),
+        "LB: 404 Not Found",
+    ),
+]
+
+
+@pytest.mark.parametrize("name,failures,expect,summary", LINKED_CASES, ids=[c[0] for c in LINKED_CASES])
+def test_failures_linked_by_evidence(name, failures, expect, summary):
+    diagnosis = assess(linked(failures))
+    verdict = diagnosis.verdict
+    lb = next(l for l in diagnosis.layers if l.name == "LB")
+    assert (verdict.layer, verdict.status, lb.status) == expect, verdict.summary
+    assert verdict.summary.startswith(summary), verdict.summary
+
+
+def test_an_lb_degraded_by_a_member_reads_so_and_is_ruled_out():
+    diagnosis = assess(linked({"auth-2": TIMEOUT, "front": FRONT_TIMEOUT}))
+    lb = next(l for l in diagnosis.layers if l.name == "LB")
+    assert lb.summary == "degraded because of auth-2"
+    assert "LB: degraded because of auth-2, not broken; 1/2 checks ok" in diagnosis.verdict.ruled_out
+    assert not any(item.startswith("LB") for item in diagnosis.verdict.also_failing)
+    assert diagnosis.status is Status.WARN  # nothing is broken: one member of three is down
+
+
+TWO_LAYERS = parse_layout(
+    """name: two
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - {http: "http://127.0.0.1:18080/", name: front}
+      - {haproxy: "unix:/run/h.sock", name: pool, backend: auth}
+  - name: Backends
+    role: backend
+    checks:
+      - {http: "http://127.0.0.1:19001/", name: auth-1}
+      - {http: "http://127.0.0.1:19002/", name: auth-2}
+      - {http: "http://127.0.0.1:19003/", name: auth-3}
+""",
+    "two.yaml",
+)
+
+
+def test_one_backend_of_three_down_on_two_layers_rules_out_the_lb():
+    """Issue 16 item 8: the LB answers 200 and only its pool warns: it is not 'failing'."""
+    down = PoolMember("a2", "127.0.0.1:19002", DOWN_BY_CHECK, True, "auth-2", "DOWN", "L4CON")
+    verdict = diagnose(
+        snapshot(
+            TWO_LAYERS,
+            {
+                "auth-2": REFUSED,
+                "pool": F(W, K.MEMBERS_DOWN, "pool auth: 2/3 up", {}, pool_of(down)),
+                "front": F(Status.OK, None, "200 OK", {}, HttpAnswer(200)),
+            },
+        )
+    )
+    assert verdict.layer == "Backends" and verdict.status is W
+    assert verdict.ruled_out == ("LB: degraded because of Backends, not broken; 1/2 checks ok",)
+    assert verdict.summary == "Backends: 1 of 3 down — auth-2: refused the connection; LB is degraded because of it"
+
+
+def test_an_unconfirmed_failure_makes_an_unconfirmed_verdict():
+    unconfirmed = F(C, K.REFUSED, "refused the connection", confirmed=False)
+    verdict = diagnose(snapshot(LAYOUT, {"db": unconfirmed}))
+    assert verdict.layer == "Database" and not verdict.confirmed
+    assert verdict.to_dict()["confirmed"] is False
+    # a check elsewhere awaiting confirmation does not make the verdict unconfirmed
+    other = F(Status.WARN, K.SLOW, "slow", confirmed=False)
+    assert diagnose(snapshot(LAYOUT, {"db": REFUSED, "cache": other})).confirmed
+
+
+def test_members_down_on_the_lb_that_just_came_back_are_not_a_wrong_health_check():
+    """After a repair the LB needs `rise` good checks before it marks the members UP: for
+    that moment it is not the LB's health check that is wrong."""
+    down = tuple(
+        PoolMember(f"a{i}", f"127.0.0.1:1900{i}", DOWN_BY_CHECK, True, f"auth-{i}", "DOWN", "L4CON") for i in (1, 2, 3)
+    )
+    pool = F(C, K.MEMBERS_DOWN, "pool auth: 0/3 up", {}, PoolEvidence("auth", down))
+    snap = snapshot(TWO_LAYERS, {"pool": pool, "front": H503})
+    at = 1000.0
+
+    def timed(result: Result, changed: float) -> Result:
+        return dataclasses.replace(result, started_at=at, changed_at=changed)
+
+    results = {cid: timed(r, at - 600) for cid, r in snap.results.items()}
+    long_ok = diagnose(Snapshot(TWO_LAYERS, results, at))
+    assert "the LB's health check is wrong" in long_ok.summary
+    results["Backends/auth-2"] = timed(results["Backends/auth-2"], at - 1.0)  # answers again since 1 s
+    fresh = diagnose(Snapshot(TWO_LAYERS, results, at))
+    assert fresh.layer == "LB" and "the LB has not re-checked them yet" in fresh.summary
+    assert "health check is wrong" not in fresh.summary

@@ -9,7 +9,7 @@ import pytest
 
 from stackscope import probes
 from stackscope.engine import TIMEOUT_GRACE, Engine
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import ErrorKind, HttpAnswer, Result, Status
 from stackscope.probes.common import ProbeFailure
 from stackscope.schema import CheckSpec, EnvName, Text, option
 from tests.probe_helpers import layout_of
@@ -31,6 +31,7 @@ class Behaviour:
 
 
 STATE = Behaviour()
+FLAKY: list[Status] = []  # the statuses a "flaky" check answers, in order (then OK)
 
 
 async def fake_probe(check, ctx) -> Result:
@@ -45,6 +46,9 @@ async def fake_probe(check, ctx) -> Result:
             await asyncio.sleep(3600)
         if mode == "fail":
             raise ProbeFailure(ErrorKind.REFUSED, "refused", key_fact="refused")
+        if mode == "flaky":
+            status = FLAKY.pop(0) if FLAKY else Status.OK
+            return Result(check.id, status, str(status), latency_ms=1.0)
         if mode == "wait":
             await asyncio.wait_for(STATE.release.wait(), 5)
         if mode == "secret":
@@ -53,6 +57,7 @@ async def fake_probe(check, ctx) -> Result:
                 Status.CRIT,
                 f"server said: bad password {ctx.secret('PW')}",
                 facts={"echo": ctx.secret("PW"), "nested": [{"k": ctx.secret("PW")}]},
+                evidence=HttpAnswer(500, identity=ctx.secret("PW"), identities=((ctx.secret("PW"), 1),)),
             )
         return Result(check.id, Status.OK, "fine", latency_ms=1.0)
     finally:
@@ -67,6 +72,7 @@ FAKE = CheckSpec(key="fake", doc="test double", target=Text(), options=FakeOptio
 def fake_type(monkeypatch):
     global STATE
     STATE = Behaviour()
+    FLAKY.clear()
     monkeypatch.setitem(probes.CHECK_TYPES, "fake", "tests.unit.test_engine")
     monkeypatch.setitem(probes._loaded, "fake", FAKE)
     yield
@@ -134,6 +140,7 @@ async def test_concurrency_cap_is_respected():
 
 async def test_history_is_bounded_and_rounds_never_overlap():
     engine = Engine(layout("ok", "fail", interval="100ms", timeout="100ms"), history=3)
+    engine.confirm_retries = 0  # one probe per check per round (confirmations: tests below)
     seen = []
     await engine.watch(lambda snap: seen.append(snap.round), rounds=5)
     assert seen == [1, 2, 3, 4, 5]
@@ -150,7 +157,46 @@ async def test_callbacks_see_every_start_and_result():
     engine = Engine(layout("ok", "fail"))
     started, finished = [], []
     await engine.run_round(on_start=lambda c: started.append(c.id), on_result=lambda r: finished.append(r.check_id))
-    assert sorted(started) == sorted(finished) == ["L/fail-1", "L/ok-0"]
+    # the failing check is re-probed to confirm its change (once at once, once more after)
+    assert sorted(started) == sorted(finished) == ["L/fail-1"] * 3 + ["L/ok-0"]
+
+
+async def test_a_change_is_news_at_once_and_confirmed_by_re_probes():
+    engine = Engine(layout("ok", "fail"))
+    seen: list[Result] = []
+    snap = await engine.run_round(on_result=seen.append)
+    fail = [r for r in seen if r.check_id == "L/fail-1"]
+    # first result: news at once, unconfirmed; the re-probes agree; the last is confirmed
+    assert [(r.status, r.confirmed) for r in fail] == [
+        (Status.CRIT, False),
+        (Status.CRIT, False),
+        (Status.CRIT, True),
+    ]
+    assert snap.results["L/fail-1"].confirmed and snap.results["L/ok-0"].confirmed
+    assert engine.confirmed == {"L/ok-0": Status.OK, "L/fail-1": Status.CRIT}
+    # the next round: no change, no re-probe
+    seen.clear()
+    await engine.run_round(on_result=seen.append)
+    assert sorted(r.check_id for r in seen) == ["L/fail-1", "L/ok-0"]
+
+
+async def test_a_blip_does_not_change_the_confirmed_status():
+    engine = Engine(layout("flaky"))
+    seen: list[Result] = []
+    FLAKY[:] = [Status.CRIT, Status.OK]  # fails once, then is fine again
+    snap = await engine.run_round(on_result=seen.append)
+    assert [(r.status, r.confirmed) for r in seen] == [(Status.CRIT, False), (Status.OK, True)]
+    assert snap.results["L/flaky-0"].status is Status.OK
+    assert engine.confirmed == {"L/flaky-0": Status.OK}
+
+
+async def test_engine_current_waits_for_every_check_then_follows_each_result():
+    engine = Engine(layout("ok", "fail"))
+    engine.confirm_retries = 0
+    partial = []
+    await engine.run_round(on_result=lambda r: partial.append(engine.current()))
+    assert partial[0] is None  # one of two checks has reported: no snapshot to judge
+    assert set(partial[1].results) == {"L/ok-0", "L/fail-1"}
 
 
 async def test_secrets_are_redacted_before_anyone_sees_a_result():
@@ -164,6 +210,7 @@ async def test_secrets_are_redacted_before_anyone_sees_a_result():
     assert "hunter2-very-secret" not in text
     assert result.detail == "server said: bad password «redacted»"
     assert result.facts["nested"][0]["k"] == "«redacted»"
+    assert result.evidence == HttpAnswer(500, identity="«redacted»", identities=(("«redacted»", 1),))
 
 
 async def test_round_starts_are_paced_in_order_and_within_the_spread():

@@ -11,7 +11,16 @@ from stackscope.lb import haproxy_cfg, haproxy_stats, nginx_conf
 from stackscope.lb.gate import GateError, detect, gate_status, render, run_gate
 from stackscope.lb.haproxy_stats import StatsError, parse_csv, parse_servers_state, pool_from_csv, pool_from_states
 from stackscope.lb.pool import Declared, Pool, PoolServer, compress, judge_pool
-from stackscope.model import NO_IDENTITY, ErrorKind, Result, Snapshot, Status
+from stackscope.model import (
+    NO_IDENTITY,
+    ErrorKind,
+    HttpAnswer,
+    PoolEvidence,
+    PoolMember,
+    Result,
+    Snapshot,
+    Status,
+)
 
 # ----------------------------------------------------------------------------- nginx grammar
 
@@ -346,7 +355,15 @@ layers:
 def lb_snapshot(front_ids=None, pool_states=("UP", "UP"), backend_ok=True, pool_status=Status.OK):
     results = {}
     ids = front_ids or {"auth-1": 2, "auth-2": 2}
-    results["LB/front"] = Result("LB/front", Status.OK, "200 OK", 1.0, "200", {"status_code": 200, "identities": ids})
+    results["LB/front"] = Result(
+        "LB/front",
+        Status.OK,
+        "200 OK",
+        1.0,
+        "200",
+        {"status_code": 200, "identities": ids},
+        evidence=HttpAnswer(200, identity_header="X-Served-By", identities=tuple(ids.items())),
+    )
     servers = [member(i, s, check="L7STS 404") for i, s in enumerate(pool_states, 1)]
     results["LB/pool"] = Result(
         "LB/pool",
@@ -354,13 +371,20 @@ def lb_snapshot(front_ids=None, pool_states=("UP", "UP"), backend_ok=True, pool_
         "pool",
         1.0,
         "pool",
-        {"pool": {"servers": servers}},
+        {},
         ErrorKind.MEMBERS_DOWN if pool_status is not Status.OK else None,
+        evidence=PoolEvidence("auth", tuple(servers)),
     )
     for i in (1, 2):
         status = Status.OK if backend_ok else Status.CRIT
         results[f"Backends/auth-{i}"] = Result(
-            f"Backends/auth-{i}", status, "200 OK", 1.0, "200", {"status_code": 200, "identity": f"auth-{i}"}
+            f"Backends/auth-{i}",
+            status,
+            "200 OK",
+            1.0,
+            "200",
+            {"status_code": 200, "identity": f"auth-{i}"},
+            evidence=HttpAnswer(200, identity=f"auth-{i}", identity_header="X-Served-By"),
         )
     return Snapshot(LB_LAYOUT, results, 0.0)
 
@@ -392,7 +416,9 @@ def test_responses_without_identity_are_strangers_when_every_backend_sends_it():
 
 def test_responses_without_identity_are_not_strangers_when_a_backend_sends_none():
     snapshot = lb_snapshot(front_ids={"auth-1": 2, NO_IDENTITY: 2})
-    quiet = Result("Backends/auth-2", Status.OK, "200 OK", 1.0, "200", {"status_code": 200, "identity": None})
+    quiet = Result(
+        "Backends/auth-2", Status.OK, "200 OK", 1.0, "200", {}, evidence=HttpAnswer(200, identity_header="X-Served-By")
+    )
     assert assess(Snapshot(LB_LAYOUT, {**snapshot.results, "Backends/auth-2": quiet}, 0.0)).verdict is None
 
 
@@ -404,8 +430,9 @@ def test_the_lbs_own_error_page_ending_the_sampling_is_no_stranger():
         "503 Service Unavailable",
         1.0,
         "503",
-        {"status_code": 503, "identity": None, "identities": {"auth-1": 3, NO_IDENTITY: 1}},
+        {},
         ErrorKind.HTTP_STATUS,
+        evidence=HttpAnswer(503, identity_header="X-Served-By", identities=(("auth-1", 3), (NO_IDENTITY, 1))),
     )
     diagnosis = assess(Snapshot(LB_LAYOUT, {**snapshot.results, "LB/front": error}, 0.0))
     assert diagnosis.layers[0].findings == ()
@@ -492,21 +519,31 @@ def test_gate_errors_are_clear(tmp_path):
 def with_pool(servers: list[dict]) -> Snapshot:
     """lb_snapshot with the pool check's servers replaced (all backends answer directly)."""
     snapshot = lb_snapshot(pool_states=("DOWN", "DOWN"), pool_status=Status.CRIT)
-    pool = Result("LB/pool", Status.CRIT, "pool", 1.0, "pool", {"pool": {"servers": servers}}, ErrorKind.MEMBERS_DOWN)
+    pool = Result(
+        "LB/pool",
+        Status.CRIT,
+        "pool",
+        1.0,
+        "pool",
+        {},
+        ErrorKind.MEMBERS_DOWN,
+        evidence=PoolEvidence("auth", tuple(servers)),
+    )
     return Snapshot(LB_LAYOUT, {**snapshot.results, "LB/pool": pool}, 0.0)
 
 
-def member(i, state, service=None, **extra):
-    """A declared member's fact as the pool sources write it; the service of an HAProxy
-    state word is the one the stats reader gives it."""
-    return {
-        "name": f"a{i}",
-        "address": f"127.0.0.1:900{i}",
-        "state": state,
-        "service": service or haproxy_stats._traffic(state)[2],
-        "declared": True,
-        **extra,
-    }
+def member(i, state, service=None, check=""):
+    """A declared member as the pool sources report it; the service of an HAProxy state
+    word is the one the stats reader gives it."""
+    return PoolMember(
+        name=f"a{i}",
+        address=f"127.0.0.1:900{i}",
+        service=service or haproxy_stats._traffic(state)[2],
+        declared=True,
+        declared_as=f"auth-{i}",
+        state=state,
+        check=check,
+    )
 
 
 @pytest.mark.parametrize(
@@ -521,11 +558,11 @@ def member(i, state, service=None, **extra):
             "LB: every declared backend is draining (DRAIN) on the LB while each answers 200 directly",
         ),
         (
-            [member(1, "down (config)", "disabled", flags=["down"])],
+            [member(1, "down (config)", "disabled")],
             "LB: every declared backend is marked `down` in the LB config while each answers 200 directly",
         ),
         (
-            [member(1, "backup", "backup", flags=["backup"])],
+            [member(1, "backup", "backup")],
             "LB: every declared backend is only a backup in the LB pool (used when the primaries fail) while each "
             "answers 200 directly",
         ),

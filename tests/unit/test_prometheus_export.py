@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stackscope.diagnosis import assess
 from stackscope.export import ExportedLayout, ExportError, StackscopeCollector, parse_listen
 from stackscope.layout import LayoutError, parse_layout
-from stackscope.model import ErrorKind, Result, Snapshot, Status
+from stackscope.model import ErrorKind, Result, SeriesEvidence, Snapshot, Status
 from stackscope.promrules import ALERT, alertmanager, for_duration, inhibitions, rules
 from stackscope.redact import Redactor
 from tests.conftest import ROOT
@@ -349,7 +349,14 @@ def _vantage_snapshot(statuses: dict[str, str]) -> Snapshot:
     facts["series_detail"] = "value 0, expected 1"
     results = {
         "Load balancer/blackbox": Result(
-            "Load balancer/blackbox", status, "fails", 1.0, "x", facts, ErrorKind.CONTENT if failing else None
+            "Load balancer/blackbox",
+            status,
+            "fails",
+            1.0,
+            "x",
+            facts,
+            ErrorKind.CONTENT if failing else None,
+            evidence=SeriesEvidence(tuple(statuses), tuple(failing), vantage=True, why="value 0, expected 1"),
         ),
         "Backends/app-1": Result("Backends/app-1", Status.OK, "200 OK", 1.0, "200", {"status_code": 200}),
     }

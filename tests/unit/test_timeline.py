@@ -281,3 +281,58 @@ def test_report_header_and_last_line():
     text = _incident_of_three_faults().to_markdown(tz=UTC)
     assert "rounds every 100ms" in text
     assert text.endswith("check it before you publish it.\n") and not text.endswith("\n\n")
+
+
+def results_unconfirmed(at: float, **changes):
+    """results_at, with the changed results still awaiting their confirmation re-probes."""
+    import dataclasses
+
+    diagnosis = results_at(at, **changes)
+    snap = diagnosis.snapshot
+    ids = {data.__dict__[name] for name in changes}
+    results = {cid: dataclasses.replace(r, confirmed=cid not in ids) for cid, r in snap.results.items()}
+    return assess(type(snap)(snap.layout, results, at, snap.round))
+
+
+def test_a_transient_verdict_is_never_the_root_cause():
+    """A blip on the LB (never confirmed: its re-probes answered) is shown, marked
+    unconfirmed, then the confirmed fault of the database is the root cause, though it
+    came later and the blip was as severe."""
+    from stackscope.model import ErrorKind as K
+
+    timeline = Timeline("auth-prod", interval=2)
+    timeline.observe(results_at(data.T0))
+    blip = (Status.CRIT, "502 Bad Gateway (expected 200)", K.HTTP_STATUS, "502")
+    events = timeline.observe(results_unconfirmed(data.T0 + 10, LB=blip), partial=True)
+    line = next(e for e in events if e.kind == VERDICT).line(UTC)
+    assert "Load balancer is the broken layer (unconfirmed)" in line
+    timeline.observe(results_at(data.T0 + 11))  # the re-probes answered: a blip
+    db = (Status.CRIT, "127.0.0.1:15432 refused the connection", K.REFUSED, "refused")
+    timeline.observe(results_unconfirmed(data.T0 + 20, DB=db), partial=True)
+    confirmed = timeline.observe(results_at(data.T0 + 21, DB=db))
+    assert [e.line(UTC) for e in confirmed if e.kind == VERDICT][0].endswith(
+        "Database is the broken layer — Database: 127.0.0.1:15432 refused the connection"
+    )
+    timeline.observe(results_at(data.T0 + 40))
+    at, cause = timeline.root_cause()
+    assert (at, cause.layer) == (data.T0 + 20, "Database")
+    text = timeline.to_markdown(tz=UTC)
+    assert text.startswith("# Incident report: auth-prod — Database CRIT\n")
+    root = text[text.index("## Root cause") : text.index("## Timeline")]
+    transients = root[root.index("Transient verdicts") :]
+    assert "- 22:13:30: verdict: Load balancer ✖ CRIT — Load balancer: 502 Bad Gateway" in transients
+    assert "Other verdicts" not in root  # the blip is not one of them
+    assert timeline.rounds == 4  # partial observations are not rounds
+
+
+def test_an_incident_of_blips_only_has_no_root_cause():
+    from stackscope.model import ErrorKind as K
+
+    timeline = Timeline("auth-prod", interval=2)
+    timeline.observe(results_at(data.T0))
+    blip = (Status.CRIT, "502 Bad Gateway (expected 200)", K.HTTP_STATUS, "502")
+    timeline.observe(results_unconfirmed(data.T0 + 10, LB=blip), partial=True)
+    timeline.observe(results_at(data.T0 + 11))
+    assert timeline.root_cause() is None
+    root = timeline.to_markdown(tz=UTC)
+    assert "No confirmed verdict was reached." in root and "Transient verdicts" in root
