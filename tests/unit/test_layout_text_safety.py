@@ -216,7 +216,7 @@ def test_watch_plain_says_a_round_overran(monkeypatch, capsys, tmp_path):
 
     snapshot = _snapshot(33.0)
 
-    async def one_round(layout, emit, rounds):
+    async def one_round(layout, emit, rounds, arrived=None):
         emit(snapshot)
 
     monkeypatch.setattr(cli, "_watch", one_round)
