@@ -37,6 +37,7 @@ async def probe(check: dict[str, Any], **kwargs: Any) -> Result:
     environ = kwargs.pop("environ", None)
     layout = one_check(check, environ=environ, **kwargs)
     engine = Engine(layout, environ=environ or {})
+    engine.confirm_retries = 0  # once: a status change is not re-probed to confirm it
     try:
         snapshot = await engine.run_round()
     finally:
