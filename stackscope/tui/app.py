@@ -258,6 +258,8 @@ class StackscopeApp(App[int]):
                 if result.check_id in rows:
                     rows[result.check_id].add_samples((sample,))
             latest[result.check_id] = result
+        if not self.dashboard.is_attached:  # quitting: a batch posted just before; no screen to paint
+            return
         for result in latest.values():
             self._apply_result(result)
 
