@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from stackscope.layout import LayoutError, Problem, read_yaml
 from stackscope.tui.actions import BUILTIN, Action, ActionRegistry
@@ -40,7 +41,10 @@ def keymap_path(environ: Mapping[str, str] | None = None) -> str | None:
 def load_keymap(path: str, registry: ActionRegistry) -> dict[str, str]:
     """The keymap in `path` (binding id -> comma-separated keys), checked against the
     actions in `registry`; LayoutError with every problem, each at its line."""
-    root = read_yaml(path)  # the bounded reader (files.py): no FIFO, no /dev/zero
+    try:
+        root = read_yaml(path)  # the bounded reader (files.py): no FIFO, no /dev/zero
+    except LayoutError as error:  # its fixes speak of layouts: this is a keymap
+        raise LayoutError([replace(p, fix=_FIX) if not p.line else p for p in error.problems]) from None
     if root.value is None:
         return {}
     if not isinstance(root.value, dict):
@@ -71,7 +75,8 @@ def load_keymap(path: str, registry: ActionRegistry) -> dict[str, str]:
     return keymap
 
 
-_EXAMPLE = 'for example  probe_now: g  or  quit: [q, "ctrl+c"] (quote y, n, on and off)'
+_EXAMPLE = 'for example  probe_now: g  or  quit: [q, "ctrl+c"] (quote yes, no, on and off)'
+_FIX = f"point ${KEYMAP_ENV} at a regular YAML file, or remove it (README: Dashboard, your own keys)"
 
 
 def user_keymap(actions: Iterable[Action] = (), environ: Mapping[str, str] | None = None) -> dict[str, str] | None:

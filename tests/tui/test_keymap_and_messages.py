@@ -151,3 +151,11 @@ async def test_results_arrive_as_messages_and_the_app_keeps_its_own_history(tmp_
         assert len(app.history[result.check_id]) == engine_rounds + 1  # the app's, not the engine's
         assert len(app.engine.history[result.check_id]) == engine_rounds
         assert row.sparkline.chars[-1] == "×"
+
+
+def test_a_broken_keymap_stops_the_dashboard_before_it_opens(tmp_path, monkeypatch, capsys):
+    from stackscope.tui import run_dashboard
+
+    monkeypatch.setenv(KEYMAP_ENV, write(tmp_path, "probe_now: g\nprobe_nwo: h\n"))
+    assert run_dashboard(data.layout()) == 3
+    assert f"{tmp_path / 'keymap.yaml'}:2: probe_nwo: no action has this id" in capsys.readouterr().err
