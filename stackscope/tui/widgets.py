@@ -401,8 +401,18 @@ class LayerPanel(Vertical):
 
     fact_width = 0  # cells the longest key fact of the panel's rows needs
 
+    _refit_due = False
+
     def on_check_row_fact_changed(self, message: CheckRow.FactChanged) -> None:
+        """Refit once for a burst (a round's results change many facts at once), after
+        the messages already queued: one pass over the rows, not one per row."""
         message.stop()
+        if not self._refit_due:
+            self._refit_due = True
+            self.call_later(self._refit_now)
+
+    def _refit_now(self) -> None:
+        self._refit_due = False
         self.refit_facts()
 
     def refit_facts(self) -> bool:
