@@ -159,3 +159,11 @@ def test_a_broken_keymap_stops_the_dashboard_before_it_opens(tmp_path, monkeypat
     monkeypatch.setenv(KEYMAP_ENV, write(tmp_path, "probe_now: g\nprobe_nwo: h\n"))
     assert run_dashboard(data.layout()) == 3
     assert f"{tmp_path / 'keymap.yaml'}:2: probe_nwo: no action has this id" in capsys.readouterr().err
+
+
+def test_the_readme_lists_every_id_a_keymap_may_name():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("**Your own keys.**") : readme.index("**Incident timeline.**")]
+    assert [i for i in sorted(ActionRegistry(BUILTIN).binding_ids()) if f"`{i}`" not in section] == []
