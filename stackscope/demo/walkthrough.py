@@ -444,10 +444,9 @@ class Session:
         time_cost = 0
         if timing is not None:
             story, real = timing
-            time_cost = self.time_cost(self.solved_at or 0.0)
-            when = (
-                f"{real:.0f} s after the first alert" if self.solved_at > self.alert_real else "before the first alert"
-            )
+            solved_at = self.solved_at or 0.0
+            time_cost = self.time_cost(solved_at)
+            when = f"{real:.0f} s after the first alert" if solved_at > self.alert_real else "before the first alert"
             lines.append(
                 f"You named the **{w.answer}** {when} (in the story: {self.clock_at(story)}, {self.label(story)})."
             )

@@ -10,7 +10,7 @@ appear in the footer, the palette and the help exactly like the built-in ones.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ class Action:
     to go when the width runs out (help and quit always stay); None keeps it out of the
     footer. A caller's actions take ranks between the built-in ones (which step by 10).
     `footer_label` is the footer's shorter word ("Answer" for the keys 1-4).
+    `keymap_id` names the action's keys in a user keymap (default: its id); two actions
+    that are one key's two states (pause and resume on p) share it, and their keys.
     """
 
     id: str
@@ -49,6 +51,12 @@ class Action:
     enabled: Enabled | None = None
     key_display: str | None = None
     footer_label: str | None = None
+    keymap_id: str | None = None
+
+    @property
+    def binding_id(self) -> str:
+        """The id of the action's Textual bindings, which a user keymap remaps."""
+        return self.keymap_id or self.id
 
     @property
     def action_string(self) -> str:
@@ -102,20 +110,34 @@ class ActionRegistry:
 
     def footer(self) -> list[Action]:
         """The footer's actions, most important (lowest `footer_rank`) first."""
-        return sorted((a for a in self if a.footer_rank is not None), key=lambda a: a.footer_rank)
+        ranked = [(a.footer_rank, index, a) for index, a in enumerate(self) if a.footer_rank is not None]
+        return [a for _, _, a in sorted(ranked, key=lambda item: (item[0], item[1]))]
+
+    def binding_ids(self) -> set[str]:
+        """The ids a user keymap may name: those of actions with keys of their own."""
+        return {a.binding_id for a in self if a.bind}
+
+    def with_keys(self, keymap: dict[str, str]) -> ActionRegistry:
+        """The registry with a user keymap's keys (binding id -> comma-separated keys), so
+        help, the palette and the clash check show what the keys are now."""
+        out = ActionRegistry()
+        for action in self:
+            keys = keymap.get(action.binding_id) if action.bind else None
+            out.add(action if keys is None else replace(action, keys=keys, key_display=None))
+        return out
 
     def conflicts(self) -> list[str]:
-        """Keys bound twice in the same scope (a caller's action shadowing another)."""
-        seen: dict[tuple[str, str], str] = {}
+        """Keys bound twice, in any scope (a caller's action shadowing another, a keymap
+        giving one key two jobs); actions that share a keymap id share keys on purpose."""
+        seen: dict[str, Action] = {}  # every scope: all the bindings live on the app
         clashes = []
         for action in self:
             if not action.bind:
                 continue
             for key in filter(None, (k.strip() for k in action.keys.split(","))):
-                slot = (action.scope, key.strip())
-                if slot in seen:
-                    clashes.append(f"{key.strip()}: {seen[slot]} and {action.id}")
-                seen[slot] = action.id
+                other = seen.setdefault(key, action)
+                if other.binding_id != action.binding_id:
+                    clashes.append(f"{key}: {other.id} and {action.id}")
         return clashes
 
 
@@ -125,6 +147,14 @@ def _enabled_when_pushed(app: StackscopeApp) -> bool:
 
 def _verdict_visible(app: StackscopeApp) -> bool:
     return not app.blind
+
+
+def _probing(app: StackscopeApp) -> bool:
+    return not app.paused
+
+
+def _paused(app: StackscopeApp) -> bool:
+    return app.paused
 
 
 BUILTIN: tuple[Action, ...] = (
@@ -182,7 +212,24 @@ BUILTIN: tuple[Action, ...] = (
     ),
     # probing
     Action("probe_now", "r", "Probe", "Start a round now instead of waiting for the interval.", footer_rank=40),
-    Action("pause", "p", "Pause", "Stop probing (the screen keeps the last results); again to resume.", footer_rank=50),
+    Action(
+        "pause",
+        "p",
+        "Pause",
+        "Stop probing (the screen keeps the last results); again to resume.",
+        footer_rank=50,
+        enabled=_probing,
+    ),
+    # p's other state: the footer and the palette say what p does now
+    Action(
+        "resume",
+        "p",
+        "Resume",
+        "Probe again at the interval (while paused).",
+        footer_rank=50,
+        enabled=_paused,
+        keymap_id="pause",
+    ),
     # reading
     Action(
         "verdict",

@@ -2,8 +2,10 @@
 
 Probing never blocks the screen. Each round runs in an async worker (group "probe",
 exclusive) that hands the round to a loop thread of its own (so a repaint is never timed
-as a target's latency) and posts RoundFinished with the snapshot; results that arrive
-meanwhile are painted a few times a second. The next round is scheduled only when the
+as a target's latency) and posts RoundFinished with the snapshot. Starts and results
+reach the app as messages from that thread (feed.ProbeFeed, a few a second), carrying
+tuples: the app keeps its own record of them (in-flight probes, each check's history)
+and never reads the engine's state while a round runs. The next round is scheduled only when the
 current one has finished, so rounds never overlap however slow a target is. While a probe runs longer
 than half a second its row says "probing… 1.4s"; quitting cancels the worker, so it is
 instant even while probes hang.
@@ -22,14 +24,12 @@ import os
 import re
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from textual.app import App, SystemCommand
 from textual.markup import escape
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
@@ -38,6 +38,7 @@ from textual.worker import Worker, WorkerState
 from stackscope.diagnosis import Diagnosis, assess
 from stackscope.engine import Engine
 from stackscope.exits import TERMINATING
+from stackscope.history import History, Sample
 from stackscope.layout import Layout
 from stackscope.loop_thread import LoopNotRunning, LoopThread
 from stackscope.model import Result, Snapshot, Status
@@ -45,7 +46,10 @@ from stackscope.schema import format_duration
 from stackscope.stream import settled
 from stackscope.timeline import Timeline
 from stackscope.tui import cells
-from stackscope.tui.actions import APP, BUILTIN, DASHBOARD, Action, ActionRegistry
+from stackscope.tui.actions import BUILTIN, DASHBOARD, Action, ActionRegistry
+from stackscope.tui.bindings import bindings_for, with_bindings
+from stackscope.tui.feed import ProbeFeed
+from stackscope.tui.messages import CURSOR_SCROLLS, ProbesStarted, ResultsArrived, RoundFinished
 from stackscope.tui.screens import DashboardScreen, DetailScreen, HelpScreen, VerdictScreen
 from stackscope.tui.widgets import clock_text
 
@@ -68,16 +72,10 @@ def sixteen_colour_theme():
 
 
 PROBE_GROUP = "probe"
-TICK = 0.25  # seconds between paints of results and "probing…" while a round runs
+TICK = 0.25  # seconds between batches of results, and between "probing…" repaints
 
 
-class RoundFinished(Message):
-    """A round ended: its snapshot, or the error that stopped it."""
-
-    def __init__(self, snapshot: Snapshot | None, error: str | None = None) -> None:
-        super().__init__()
-        self.snapshot = snapshot
-        self.error = error
+AppT = TypeVar("AppT", bound="StackscopeApp")
 
 
 class StackscopeApp(App[int]):
@@ -90,6 +88,13 @@ class StackscopeApp(App[int]):
     blind: reactive[bool] = reactive(False, init=False)
     paused: reactive[bool] = reactive(False, init=False)
     problems_only: reactive[bool] = reactive(False, init=False)
+
+    def __new__(cls: type[AppT], *args: Any, actions: Iterable[Action] = (), **options: Any) -> AppT:
+        """An app of a subclass whose BINDINGS are made from its actions (bindings.py):
+        Textual takes bindings from the class, and the caller's actions are per app.
+        Every binding is on the app; DASHBOARD actions are off elsewhere (check_action)."""
+        registry = ActionRegistry([*BUILTIN, *actions])
+        return super().__new__(with_bindings(cls, bindings_for(registry)))
 
     def __init__(
         self,
@@ -104,12 +109,15 @@ class StackscopeApp(App[int]):
         blind: bool = False,
         on_diagnosis: Iterable[Callable[[Diagnosis], Any]] = (),
         handle_signals: bool = False,
+        keymap: Mapping[str, str] | None = None,
     ) -> None:
+        """`keymap`: binding id -> keys (keymap.load_keymap reads the user's file)."""
         super().__init__()
         self.layout = layout
         self.engine = engine or Engine(layout)
         self.prober = LoopThread("stackscope-probes")
-        self.registry = ActionRegistry([*BUILTIN, *actions])
+        self.keymap = dict(keymap or {})
+        self.registry = ActionRegistry([*BUILTIN, *actions]).with_keys(self.keymap)
         clashes = self.registry.conflicts()
         if clashes:  # a caller's key silently shadowing another would be a bug to hunt at 3 a.m.
             raise ValueError("keys bound twice: " + "; ".join(clashes))
@@ -130,34 +138,23 @@ class StackscopeApp(App[int]):
         self._again = False
         self._next_round: Timer | None = None
         self._probing_ticker: Timer | None = None
-        self._arrived: deque[Result] = deque()  # appended on the probe thread, drained here
+        self.feed = ProbeFeed(self.post_message, TICK)  # the engine's callbacks, on the probe thread
+        self.inflight: dict[str, float] = {}  # check id -> monotonic start, from ProbesStarted
+        # Each check's history as the app has seen it: the engine's as it stood before any
+        # round (the engine's thread is not running yet), then one sample per result.
+        self.history: dict[str, History] = {cid: _copy(h) for cid, h in self.engine.history.items()}
         # streaming verdicts (stream.py): the latest result of every check, and the checks
         # that have reported in the running round; once all have, each flush re-judges
         self._latest: dict[str, Result] = {}
         self._fresh: set[str] = set()
         # Keys with a footer_rank show in the footer, which drops the highest ranks first
         # when the width runs out, except help and quit (widgets.FittingFooter).
-        for action in self.registry.in_scope(APP):
-            self._bind(self, action)
+        if self.keymap:
+            self.set_keymap(self.keymap)
         title = f"stackscope · {layout.name} · every {format_duration(layout.interval)}"
-        self.dashboard = DashboardScreen(layout, self.engine.history, title, clock_text(clock()))
-        for action in self.registry.in_scope(DASHBOARD):
-            self._bind(self.dashboard, action)
+        seeds = {cid: tuple(h) for cid, h in self.history.items()}
+        self.dashboard = DashboardScreen(layout, seeds, title, clock_text(clock()))
         self.set_reactive(StackscopeApp.blind, blind)
-
-    @staticmethod
-    def _bind(node, action: Action) -> None:
-        if action.bind and action.keys.strip():
-            # Per instance, not in the class's BINDINGS, so that a caller's actions join the
-            # built-in ones; this is what App.bind does (for the app only) under the hood.
-            node._bindings.bind(
-                action.keys,
-                action.action_string,
-                action.footer_label or action.label,
-                show=action.footer_rank is not None,
-                key_display=action.key_display,
-                priority=action.priority,
-            )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -239,22 +236,36 @@ class StackscopeApp(App[int]):
         self.prober.start()
         if self.engine.rounds == 0:
             await asyncio.to_thread(self.engine.warm_up)  # imports and TLS contexts, off the UI loop
-        snapshot = await self.prober.run(self.engine.run_round(on_result=self._arrived.append))
+        feed = self.feed
+        snapshot = await self.prober.run(self.engine.run_round(on_start=feed.started, on_result=feed.arrived))
+        feed.flush()  # the last results before the round's end, in that order
         self.post_message(RoundFinished(snapshot))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == PROBE_GROUP and event.state is WorkerState.ERROR:
             error = event.worker.error
+            self.feed.flush()
             self.post_message(RoundFinished(None, f"{type(error).__name__}: {error}"))
 
-    def _flush_results(self) -> None:
-        """Paint the results that arrived since the last flush: one terminal update for a
-        fast round, a few a second (the probing ticker) for a slow one. No wake-up per
-        result: deque appends and pops are thread-safe."""
+    def on_probes_started(self, message: ProbesStarted) -> None:
+        self.inflight.update(message.started)
+
+    def on_results_arrived(self, message: ResultsArrived) -> None:
+        """Record and paint a batch: one terminal update for a fast round, a few a second
+        for a slow one."""
         latest: dict[str, Result] = {}
-        while self._arrived:
-            result = self._arrived.popleft()
+        rows = self.dashboard.path.rows
+        for result in message.results:
+            self.inflight.pop(result.check_id, None)
+            history = self.history.get(result.check_id)
+            if history is not None:
+                sample = Sample(result.started_at, result.status, result.latency_ms)
+                history.append(sample)
+                if result.check_id in rows:
+                    rows[result.check_id].add_samples((sample,))
             latest[result.check_id] = result
+        if not self.dashboard.is_attached:  # quitting: a batch posted just before; no screen to paint
+            return
         for result in latest.values():
             self._apply_result(result)
         self._latest.update(latest)
@@ -279,8 +290,8 @@ class StackscopeApp(App[int]):
             self._show_detail(screen)
 
     def on_round_finished(self, message: RoundFinished) -> None:
-        self._flush_results()
         self.round_running = False
+        self.inflight.clear()  # finished, or cancelled with the round
         if self._probing_ticker is not None:
             self._probing_ticker.pause()
         for row in self.dashboard.path.rows.values():
@@ -322,10 +333,10 @@ class StackscopeApp(App[int]):
         return diagnosis
 
     def _tick_probing(self) -> None:
-        self._flush_results()
+        """The "probing… 1.4s" label's clock: app-side state only (ProbesStarted)."""
         now = time.monotonic()
         rows = self.dashboard.path.rows
-        for check_id, started in list(self.engine.inflight.items()):
+        for check_id, started in self.inflight.items():
             elapsed = now - started
             if elapsed >= cells.PROBING_AFTER and check_id in rows:
                 rows[check_id].set_probing(elapsed)
@@ -338,9 +349,7 @@ class StackscopeApp(App[int]):
     async def action_invoke(self, action_id: str) -> None:
         """Run a registry action: every key, palette entry and help line comes here."""
         action = self.registry[action_id]
-        if not self.action_enabled(action):
-            return
-        if action.scope == DASHBOARD and self.screen is not self.dashboard:
+        if not self.action_enabled(action) or not self.in_scope(action):
             return
         outcome = action.run(self) if action.run is not None else getattr(self, f"do_{action.id}")()
         if inspect.isawaitable(outcome):
@@ -349,9 +358,16 @@ class StackscopeApp(App[int]):
     def action_enabled(self, action: Action) -> bool:
         return action.enabled is None or bool(action.enabled(self))
 
+    def in_scope(self, action: Action) -> bool:
+        return action.scope != DASHBOARD or self.screen is self.dashboard
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """An action's keys work (and show in the footer) where it applies and while it is
+        enabled: p is Pause while probing and Resume while paused, two bindings of which
+        one is off; False lets the key go on to the next binding."""
         if action == "invoke" and parameters and parameters[0] in self.registry:
-            return self.action_enabled(self.registry[str(parameters[0])])
+            registered = self.registry[str(parameters[0])]
+            return self.action_enabled(registered) and self.in_scope(registered)
         return True
 
     def notify(
@@ -403,7 +419,7 @@ class StackscopeApp(App[int]):
         if self.screen is self.dashboard:
             self.dashboard.move(step)
             return
-        scroller = next(iter(self.screen.query("#detail-scroll, #debrief-scroll")), None)
+        scroller = next(iter(self.screen.query(f".{CURSOR_SCROLLS}")), None)
         if scroller is not None:
             (scroller.scroll_down if step > 0 else scroller.scroll_up)(animate=False)
 
@@ -429,7 +445,7 @@ class StackscopeApp(App[int]):
     def _show_detail(self, screen: DetailScreen) -> None:
         check_id = screen.check.id
         row = self.dashboard.path.rows[check_id]
-        screen.show(row.result, tuple(self.engine.history.get(check_id, ())), self.last_problem.get(check_id))
+        screen.show(row.result, tuple(self.history.get(check_id, ())), self.last_problem.get(check_id))
 
     def do_collapse(self) -> None:
         panel = self.dashboard.selected_panel()
@@ -451,16 +467,14 @@ class StackscopeApp(App[int]):
         self.start_round()
 
     def do_pause(self) -> None:
-        self.paused = not self.paused
+        self.paused = True
+
+    def do_resume(self) -> None:
+        self.paused = False
 
     def watch_paused(self, paused: bool) -> None:
         self.dashboard.header.set_flags(paused=paused, problems_only=self.problems_only)
-        # the footer says what p does now: Resume while paused
-        pause = self.registry["pause"]
-        for key in pause.keys.split(","):
-            self._bindings.key_to_bindings.pop(key.strip(), None)  # bind() appends: replace instead
-        self._bind(self, dataclasses.replace(pause, footer_label="Resume" if paused else None))
-        self.refresh_bindings()
+        self.refresh_bindings()  # the footer says what p does now: Resume while paused
         if paused:
             if self._next_round is not None:
                 self._next_round.stop()
@@ -512,3 +526,10 @@ class StackscopeApp(App[int]):
         if not quiet:
             self.notify(f"timeline written to {written}")
         return written
+
+
+def _copy(history: History) -> History:
+    copy = History(history.maxlen)
+    for sample in history:
+        copy.append(sample)
+    return copy

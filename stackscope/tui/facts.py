@@ -66,7 +66,8 @@ def sections(
     facts = result.facts or {}
     used: set[str] = set()
     if _has_any(facts, ("status_code", "phases", "headers")):
-        samples = facts.get("samples") if isinstance(facts.get("samples"), int) else 1
+        counted = facts.get("samples")
+        samples = counted if isinstance(counted, int) else 1
         # Several samples: the latency is their mean, but the status, identity, phases and
         # headers are the last response's — say so, and list who answered each sample.
         last = f" — last of {samples} samples" if samples > 1 else ""
@@ -138,7 +139,8 @@ def series_table(series: list[Any]) -> RenderableType:
             status = Status[str(row.get("status", "unknown")).upper()]
         except KeyError:
             status = Status.UNKNOWN
-        labels = row.get("labels") if isinstance(row.get("labels"), Mapping) else {}
+        given = row.get("labels")
+        labels = given if isinstance(given, Mapping) else {}
         table.add_row(
             str(row.get("key", "")),
             f"{status.glyph} {status.word}",
@@ -327,7 +329,7 @@ def _grid() -> Table:
     return grid
 
 
-def _pairs(facts: Mapping[str, Any], keys: Iterable[str]) -> RenderableType:
+def _pairs(facts: Mapping[str, Any], keys: Iterable[str]) -> Table:
     grid = _grid()
     for key in keys:
         if key in facts and facts[key] not in (None, "", [], {}):

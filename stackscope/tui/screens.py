@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Label, Static
@@ -25,6 +26,7 @@ from stackscope.layout import Check, Layout
 from stackscope.model import Result
 from stackscope.tui import facts
 from stackscope.tui.actions import Action
+from stackscope.tui.messages import CURSOR_SCROLLS
 from stackscope.tui.widgets import (
     CheckRow,
     EventsPane,
@@ -52,7 +54,9 @@ class DashboardScreen(Screen):
     AUTO_FOCUS = "CheckRow"
     HANDS_OFF = 5.0  # seconds after the user moved the selection in which nothing scrolls for them
 
-    def __init__(self, layout: Layout, histories, header_title: str, clock_text: str) -> None:
+    def __init__(
+        self, layout: Layout, histories: Mapping[str, tuple[Sample, ...]], header_title: str, clock_text: str
+    ) -> None:
         super().__init__(id="dashboard")
         # Panels run left to right only when each gets a usable width (36 cells).
         count = len(layout.layers)
@@ -84,9 +88,9 @@ class DashboardScreen(Screen):
         return out
 
     def selected_panel(self) -> LayerPanel | None:
-        node = self.focused
+        node: DOMNode | None = self.focused
         while node is not None and not isinstance(node, LayerPanel):
-            node = node.parent  # type: ignore[assignment]
+            node = node.parent
         return node
 
     def move(self, step: int) -> None:
@@ -155,7 +159,7 @@ class DetailScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield self._title
-        with VerticalScroll(id="detail-scroll"):
+        with VerticalScroll(id="detail-scroll", classes=CURSOR_SCROLLS):
             yield self._body
         yield FittingFooter()
 
@@ -184,7 +188,7 @@ class VerdictScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Label("Verdict", id="detail-title")
-        with VerticalScroll(id="detail-scroll"):
+        with VerticalScroll(id="detail-scroll", classes=CURSOR_SCROLLS):
             yield Static(verdict_text(self.diagnosis), id="detail-body")
         yield FittingFooter()
 
@@ -222,7 +226,7 @@ class HelpScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Label("Keys — esc to close; the command palette (ctrl+p) offers the same actions", id="detail-title")
-        with VerticalScroll(id="detail-scroll"):
+        with VerticalScroll(id="detail-scroll", classes=CURSOR_SCROLLS):
             yield Static(help_table(self.actions), id="help-body")
         yield FittingFooter()
 

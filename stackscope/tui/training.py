@@ -15,6 +15,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.cells import cell_len
 from rich.table import Table
@@ -30,8 +31,9 @@ from textual.widgets.option_list import Option
 from stackscope.demo.faults import CLEAR, FAULTS
 from stackscope.demo.walkthrough import NOTHING_BROKEN_YET, Session, Walkthrough
 from stackscope.tui import cells
-from stackscope.tui.actions import BUILTIN, Action
+from stackscope.tui.actions import BUILTIN, Action, Handler
 from stackscope.tui.app import StackscopeApp
+from stackscope.tui.messages import CURSOR_SCROLLS
 from stackscope.tui.screens import plain_text
 from stackscope.tui.widgets import FittingFooter
 
@@ -53,6 +55,20 @@ def story_icons(term: str | None = None) -> dict[str, str]:
 class FaultPicker(ModalScreen[str | None]):
     """Pick a fault to inject (or clear them); esc leaves everything as it is."""
 
+    DEFAULT_CSS = """
+    FaultPicker { align: center middle; }
+    #fault-picker {
+        width: 76;
+        height: auto;
+        max-height: 20;
+        border: round $accent;
+        background: $surface;
+        padding: 0 1;
+    }
+    #fault-picker-title { text-style: bold; height: 1; }
+    #fault-list { height: auto; max-height: 16; }
+    """
+
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def compose(self) -> ComposeResult:
@@ -73,13 +89,16 @@ class DebriefScreen(Screen):
     """The end of a walkthrough: the outcome, the real cause, what to change."""
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("q", "app.quit", "Quit")]
+    DEFAULT_CSS = """
+    #debrief-scroll { height: 1fr; padding: 0 1; }
+    """
 
     def __init__(self, markdown: str) -> None:
         super().__init__(id="debrief")
         self.markdown = markdown
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="debrief-scroll"):
+        with VerticalScroll(id="debrief-scroll", classes=CURSOR_SCROLLS):
             yield Markdown(self.markdown, id="debrief-body")
         yield FittingFooter()
 
@@ -110,7 +129,7 @@ class StoryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Label("Story so far — esc to close", id="detail-title")
-        with VerticalScroll(id="detail-scroll"):
+        with VerticalScroll(id="detail-scroll", classes=CURSOR_SCROLLS):
             yield self.body
         yield FittingFooter()
 
@@ -133,6 +152,15 @@ class DemoPanel(Widget):
     (before, "db on-call: 'the primary looks normal, 40 connections… we could fa…")."""
 
     WRAP_LINES = 3
+    DEFAULT_CSS = """
+    DemoPanel {
+        height: auto;
+        max-height: 7;  /* one line, then the story and the message wrapped (WRAP_LINES each) */
+        padding: 0 1;
+        background: $primary-muted;
+        color: $foreground;
+    }
+    """
 
     def __init__(self) -> None:
         super().__init__(id="demo-panel")
@@ -234,7 +262,7 @@ class DemoController:
                     "",
                     f"Inject fault: {name} — {fault.title}",
                     fault.what,
-                    run=lambda app, name=name: self.inject(name),
+                    run=self._injects(name),
                     bind=False,
                 )
                 for name, fault in FAULTS.items()
@@ -248,7 +276,7 @@ class DemoController:
                     str(index),
                     f"Answer: {layer}",
                     f"Name the {layer} as the broken layer.",
-                    run=lambda app, layer=layer: self.answer(layer),
+                    run=self._answers(layer),
                     footer_rank=20 if index == 1 else None,
                     key_display="1-4" if index == 1 else None,
                     footer_label="Answer",
@@ -289,6 +317,12 @@ class DemoController:
         out.append(dataclasses.replace(probe, footer_rank=28))
         return out
 
+    def _injects(self, name: str) -> Handler:
+        return lambda app: self.inject(name)
+
+    def _answers(self, layer: str) -> Handler:
+        return lambda app: self.answer(layer)
+
     @property
     def solved(self) -> bool:
         return self.session is not None and self.session.finished
@@ -313,7 +347,7 @@ class DemoController:
                 self.log.append(LogEntry(event.at, self.icons.get(event.kind, "•"), event.text, event.kind))
                 if event.kind == "alert":
                     self.toast(event.text, "Alert", "warning")
-            if self.session.fault_due(now):
+            if self.session.fault_due(now) and self.walkthrough is not None:
                 if self.message == NOTHING_BROKEN_YET:
                     self.message = ""  # it is now: the prompt comes back
                 self.inject(self.walkthrough.fault, quiet=True)
@@ -476,7 +510,11 @@ def stack_layers(stack):
 class DemoApp(StackscopeApp):
     """The dashboard on the demo stack, with the controller's actions and panel."""
 
-    def __init__(self, controller: DemoController, **options) -> None:
+    def __new__(cls, controller: DemoController, **options: Any) -> DemoApp:
+        # the app's key bindings are made from its actions when it is made (bindings.py)
+        return super().__new__(cls, actions=controller.actions(), **options)
+
+    def __init__(self, controller: DemoController, **options: Any) -> None:
         from stackscope.layout import load_layout
 
         self.controller = controller
@@ -490,8 +528,14 @@ class DemoApp(StackscopeApp):
 
 def run_demo_dashboard(stack, walkthrough: Walkthrough | None = None, blind: bool = False) -> int:
     from stackscope.engine import raise_fd_limit
+    from stackscope.exits import EXIT_UNKNOWN
+    from stackscope.tui.keymap import user_keymap
 
+    controller = DemoController(stack, walkthrough)
+    keymap = user_keymap(controller.actions())
+    if keymap is None:
+        return EXIT_UNKNOWN
     raise_fd_limit()
-    app = DemoApp(DemoController(stack, walkthrough), blind=blind, handle_signals=True)
+    app = DemoApp(controller, blind=blind, handle_signals=True, keymap=keymap)
     app.run()
     return app.return_code or 0

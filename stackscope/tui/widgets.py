@@ -1,7 +1,8 @@
 """The dashboard's widgets: header, verdict banner, the path of layer panels with their
 check rows, and the events pane.
 
-They only display: the app feeds them results and diagnoses. Colours come from
+They only display: the app feeds them results and diagnoses (attributes go down), and
+what a widget needs from its container it asks for by message (messages go up). Colours come from
 component classes and CSS classes styled in `stackscope.tcss` (theme variables only);
 the status is always a glyph and a word as well. Widgets repaint only what changed —
 a check row refreshes just the cells that differ — so an idle dashboard writes little
@@ -13,7 +14,8 @@ from __future__ import annotations
 import textwrap
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Protocol, runtime_checkable
 
 from rich.cells import cell_len
 from rich.table import Table
@@ -22,6 +24,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
 
@@ -200,16 +203,24 @@ class Cell(Widget):
 
 
 class CheckRow(Widget, can_focus=True):
-    """One check: glyph, name, key fact, latency and a sparkline of recent rounds."""
+    """One check: glyph, name, key fact, latency and a sparkline of recent rounds.
+
+    The row holds no history: it is given the samples as they come (`add_samples`) and
+    its sparkline keeps what it drew. Its fact column's width is its panel's to decide
+    (aligned across the panel's rows): a new key fact posts FactChanged, and the panel
+    sets `fact_width` on every row."""
 
     COMPONENT_CLASSES = {"row--ok", "row--warn", "row--crit", "row--unknown", "row--probing"}
     NARROW = 30  # below this many cells the sparkline gives its room to the name
 
+    class FactChanged(Message):
+        """The row's key fact changed: its panel may need a wider (or narrower) fact column."""
+
     def __init__(self, check: Check, history: Iterable[Sample] = ()) -> None:
         super().__init__(classes="-unknown")
         self.check = check
-        self.history = history
         self.result: Result | None = None
+        self.fact_width: int | None = None  # the panel's fact column in wide mode (LayerPanel)
         self.probing_for: float | None = None
         self.shown_latency: float | None = None  # what the latency cell shows (cells.steady_latency)
         self.sparkline = cells.SparkLine()
@@ -219,6 +230,7 @@ class CheckRow(Widget, can_focus=True):
         self.main = Cell("row-main")
         self.latency = Cell("row-latency")
         self.spark = Cell("row-spark")
+        self.sparkline.feed(history)
 
     def compose(self) -> ComposeResult:
         yield self.main
@@ -229,18 +241,32 @@ class CheckRow(Widget, can_focus=True):
     def status(self) -> Status:
         return self.result.status if self.result is not None else Status.UNKNOWN
 
+    def add_samples(self, samples: Iterable[Sample]) -> None:
+        """New rounds for the sparkline (painted with the next result)."""
+        self.sparkline.feed(samples)
+
     def set_result(self, result: Result) -> None:
         if self.result is None or self.result.status is not result.status:
             set_status_class(self, result.status)
             self.shown_latency = result.latency_ms
         else:
             self.shown_latency = cells.steady_latency(self.shown_latency, result.latency_ms)
+        before = self.fact
         self.result = result
         self.probing_for = None
-        panel = self.parent
-        if isinstance(panel, LayerPanel) and panel.refit_facts():
-            return  # the panel repainted every row, this one included
+        if self.fact != before:
+            self.post_message(self.FactChanged())
         self.update_cells()
+
+    @property
+    def fact(self) -> str | None:
+        """The key fact the row shows (None before the first result)."""
+        return None if self.result is None else (self.result.key_fact or self.result.detail)
+
+    def set_fact_width(self, width: int) -> None:
+        if width != self.fact_width:
+            self.fact_width = width
+            self.update_cells()
 
     def set_probing(self, elapsed: float | None) -> None:
         self.probing_for = elapsed
@@ -266,20 +292,18 @@ class CheckRow(Widget, can_focus=True):
         """Everything the row's text depends on: most rounds of a steady row change none
         of it, and building the texts (styles, fitting) is most of an idle round's CPU."""
         spark_w = (self.spark.size.width or 13) - 1
-        self.sparkline.feed(self.history)
-        result, panel = self.result, self.parent
         mounted = self.is_mounted
         return (
             self.main.size.width,
             self.latency.size.width,
             self.sparkline.text(spark_w),
             self.status,
-            None if result is None else (result.key_fact or result.detail),
+            self.fact,
             self.shown_latency,
             self.probing_for,
             mounted and self.app.focused is self,
             mounted and self.screen.has_class("-wide"),
-            getattr(panel, "fact_width", None),
+            self.fact_width,
             mounted and self.app.theme,
             mounted and self.screen.has_class("-no-color"),
         )
@@ -287,11 +311,10 @@ class CheckRow(Widget, can_focus=True):
     def _texts(self) -> tuple[Text, Text, Text]:
         width = self.main.size.width or 40
         fact_w = 16 if width >= 48 else 11
-        panel = self.parent
-        if isinstance(panel, LayerPanel) and self.is_mounted and self.screen.has_class("-wide"):
+        if self.is_mounted and self.screen.has_class("-wide"):
             # side by side, every cell counts: the fact column is as wide as the panel's
             # longest fact needs (aligned across its rows), the name gets the rest
-            fact_w = min(fact_w, panel.fact_width or fact_w)
+            fact_w = min(fact_w, self.fact_width or fact_w)
         name_w = max(4, width - 1 - 2 - 1 - fact_w)
         result, status = self.result, self.status
         tone = self._style(f"row--{status}")
@@ -310,7 +333,6 @@ class CheckRow(Widget, can_focus=True):
         main.append(cells.fit(fact, fact_w), fact_tone)
         latency_text = Text(cells.fit(latency, max(1, (self.latency.size.width or 8) - 1), right=True))
         spark_w = (self.spark.size.width or 13) - 1
-        self.sparkline.feed(self.history)
         spark = Text(" " + self.sparkline.text(spark_w)) if spark_w > 0 else Text()
         return main, latency_text, spark
 
@@ -368,7 +390,7 @@ class PanelHeader(Widget, can_focus=True):
 class LayerPanel(Vertical):
     """One layer of the path: its header and one row per check."""
 
-    def __init__(self, layer: Layer, histories: dict[str, Iterable[Sample]]) -> None:
+    def __init__(self, layer: Layer, histories: Mapping[str, tuple[Sample, ...]]) -> None:
         super().__init__(classes="-unknown")
         self.path_layer = layer
         self.header = PanelHeader(layer)
@@ -383,15 +405,29 @@ class LayerPanel(Vertical):
 
     fact_width = 0  # cells the longest key fact of the panel's rows needs
 
+    _refit_due = False
+
+    def on_check_row_fact_changed(self, message: CheckRow.FactChanged) -> None:
+        """Refit once for a burst (a round's results change many facts at once), after
+        the messages already queued: one pass over the rows, not one per row."""
+        message.stop()
+        if not self._refit_due:
+            self._refit_due = True
+            self.call_later(self._refit_now)
+
+    def _refit_now(self) -> None:
+        self._refit_due = False
+        self.refit_facts()
+
     def refit_facts(self) -> bool:
-        """Recompute the fact column's width; on a change repaint every row (True)."""
-        facts = [r.result.key_fact or r.result.detail for r in self.rows.values() if r.result is not None]
+        """Recompute the fact column's width; on a change give it to every row (True)."""
+        facts = [r.fact for r in self.rows.values() if r.fact is not None]
         width = max([cell_len("probing…"), *(cell_len(f) for f in facts)])
         if width == self.fact_width:
             return False
         self.fact_width = width
         for row in self.rows.values():
-            row.update_cells()
+            row.set_fact_width(width)
         return True
 
     def set_state(self, state: LayerState) -> None:
@@ -439,7 +475,7 @@ class PathView(ScrollableContainer, can_focus=False, inherit_bindings=False):
         Binding("pagedown", "page_down", "Page Down", show=False),
     ]
 
-    def __init__(self, layers: Iterable[Layer], histories: dict[str, Iterable[Sample]]) -> None:
+    def __init__(self, layers: Iterable[Layer], histories: Mapping[str, tuple[Sample, ...]]) -> None:
         super().__init__(id="path")
         self.panels = {layer.name: LayerPanel(layer, histories) for layer in layers}
         self.rows = {cid: row for panel in self.panels.values() for cid, row in panel.rows.items()}
@@ -531,20 +567,21 @@ class FittingFooter(Footer):
     keys (the highest ranks) until the rest fit, and never drops help or quit.
 
     Textual's key widget (FooterKey) lives in a private module; it is recognised here by
-    its class name rather than imported, so a Textual release that moves it breaks no import."""
+    what it has (FooterKeyLike) rather than imported or named, so a Textual release that
+    moves or renames it breaks nothing."""
 
     def compose(self) -> ComposeResult:
         widgets = list(super().compose())  # plain keys: the app uses no binding groups
         palette = [w for w in widgets if w.has_class("-command-palette")]
-        keys = [w for w in widgets if is_footer_key(w) and w not in palette]
+        keys = [w for w in widgets if w not in palette and footer_key(w) is not None]
         registry = getattr(self.app, "registry", None)
         rank = {a.action_string: index for index, a in enumerate(registry.footer() if registry else ())}
         # on a pushed screen (detail, story, debrief, help) the way back is essential too
         essential = ESSENTIAL + (BACK if len(self.app.screen_stack) > 1 else ())
-        keys.sort(key=lambda k: (k.action in essential, rank.get(k.action, len(rank))))
+        keys.sort(key=lambda k: (action_of(k) in essential, rank.get(action_of(k), len(rank))))
         budget = self.app.size.width - sum(key_width(p) for p in palette)  # its border replaces a pad
         while keys and sum(key_width(k) for k in keys) > budget:
-            droppable = [k for k in keys if k.action not in essential]
+            droppable = [k for k in keys if action_of(k) not in essential]
             if not droppable:
                 break
             keys.remove(droppable[-1])
@@ -558,19 +595,39 @@ class FittingFooter(Footer):
 
     def shown(self) -> list[str]:
         """The keys the footer shows (the palette's aside), as 'key label' (what tests read)."""
-        return [
-            f"{k.key_display} {k.description}".strip()
-            for k in self.children
-            if is_footer_key(k) and not k.has_class("-command-palette")
-        ]
+        shown = []
+        for widget in self.children:
+            key = footer_key(widget)
+            if key is not None and not widget.has_class("-command-palette"):
+                shown.append(f"{key.key_display} {key.description}".strip())
+        return shown
 
 
-def is_footer_key(widget: Widget) -> bool:
-    return type(widget).__name__ == "FooterKey"
+@runtime_checkable
+class FooterKeyLike(Protocol):
+    """What the footer's key widgets have and FittingFooter reads: the action the key
+    runs, the key as shown and the label."""
+
+    action: str
+    key_display: str
+    description: str
 
 
-def key_width(key: Widget) -> int:
+def footer_key(widget: Widget) -> FooterKeyLike | None:
+    """`widget` as a footer key, or None for the footer's other widgets (labels, groups)."""
+    return widget if isinstance(widget, FooterKeyLike) and isinstance(widget.action, str) else None
+
+
+def action_of(widget: Widget) -> str:
+    key = footer_key(widget)
+    return key.action if key is not None else ""
+
+
+def key_width(widget: Widget) -> int:
     """A footer key's cells in the default (not compact) style: ' k ' then 'Label '."""
+    key = footer_key(widget)
+    if key is None:
+        return 0
     return cell_len(key.key_display) + 2 + (cell_len(key.description) + 1 if key.description else 0)
 
 
