@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from stackscope import __version__
 from stackscope.exits import EXIT_OK, EXIT_UNKNOWN, TERMINATING
@@ -28,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
     nothing about the stack, so it is UNKNOWN (3), as monitoring-plugins require.
     Subcommand parsers are made by the same class (add_subparsers uses type(self))."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.print_usage(sys.stderr)
         self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
 
@@ -563,7 +564,7 @@ def _run_async(coro) -> None:
         task = asyncio.ensure_future(coro)
         loop = asyncio.get_running_loop()
         caught: list[int] = []
-        installed: dict[int, object] = {}
+        installed: dict[int, Any] = {}  # signum -> signal.getsignal(): a handler, SIG_DFL/SIG_IGN or None
 
         def stop(signum: int) -> None:
             caught.append(signum)
@@ -585,6 +586,6 @@ def _run_async(coro) -> None:
         finally:
             for signum, previous in installed.items():
                 loop.remove_signal_handler(signum)
-                signal.signal(signum, previous)  # type: ignore[arg-type]
+                signal.signal(signum, previous)
 
     asyncio.run(main())

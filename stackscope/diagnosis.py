@@ -40,7 +40,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from stackscope.layout import Check, Layer, Layout
 from stackscope.model import (
     BACKUP,
     DISABLED,
@@ -52,9 +51,12 @@ from stackscope.model import (
     NOLB,
     UNKNOWN,
     WEIGHT_0,
+    Check,
     DnsAnswers,
     ErrorKind,
     HttpAnswer,
+    Layer,
+    Layout,
     PoolEvidence,
     PoolMember,
     Result,

@@ -10,18 +10,28 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from stackscope.files import FileRefused, read_text
+from stackscope.model import (
+    CONFIRM_INTERVAL,
+    CONFIRM_RETRIES,
+    DEFAULT_INTERVAL,
+    DEFAULT_TIMEOUT,
+    MIN_TIMEOUT,
+    ROLES,
+    Check,
+    Layer,
+    Layout,
+)
 from stackscope.probes import CHECK_TYPES, spec_for
 from stackscope.redact import Redactor
 from stackscope.safetext import safe_value, terminal_safe
 from stackscope.schema import (
-    Address,
     AddressKind,
     Choice,
     Duration,
@@ -36,110 +46,7 @@ from stackscope.schema import (
     describe,
     did_you_mean,
     format_duration,
-    host_of,
 )
-
-ROLES = ("dns", "lb", "backend", "db", "cache", "other")
-DEFAULT_INTERVAL = 5.0
-DEFAULT_TIMEOUT = 3.0
-# Confirmation re-probes: a check whose status just changed is probed again at once and
-# then every CONFIRM_INTERVAL until CONFIRM_RETRIES re-probes agree (Nagios soft -> hard).
-CONFIRM_RETRIES = 2
-CONFIRM_INTERVAL = 0.25
-MIN_TIMEOUT = 0.01  # below 10 ms a timeout measures this process's scheduling, not the target
-
-
-# --------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class Check:
-    """One thing to probe. `target` is what the user wrote; `address` is it parsed."""
-
-    type: str
-    target: str
-    name: str
-    layer: str
-    timeout: float
-    warn_ms: float | None
-    options: Any  # the check type's options dataclass
-    address: Any  # the parsed target: Url, Address or str depending on the type
-    line: int = 0
-
-    @property
-    def id(self) -> str:
-        return f"{self.layer}/{self.name}"
-
-    @property
-    def hostname(self) -> str | None:
-        """The DNS name this check depends on, or None when it addresses an IP."""
-        return host_of(self.address)
-
-
-@dataclass(frozen=True)
-class Layer:
-    name: str
-    role: str
-    checks: tuple[Check, ...]
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class Layout:
-    name: str
-    layers: tuple[Layer, ...]
-    interval: float = DEFAULT_INTERVAL
-    timeout: float = DEFAULT_TIMEOUT
-    description: str = ""
-    resolver: Address | None = None
-    path: str = ""
-    confirm_retries: int = CONFIRM_RETRIES
-    confirm_interval: float = CONFIRM_INTERVAL
-
-    def checks(self) -> Iterator[Check]:
-        for layer in self.layers:
-            yield from layer.checks
-
-    def check(self, check_id: str) -> Check:
-        for check in self.checks():
-            if check.id == check_id:
-                return check
-        raise KeyError(check_id)
-
-    def layer(self, name: str) -> Layer:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(name)
-
-    def layers_with_role(self, role: str) -> list[Layer]:
-        return [layer for layer in self.layers if layer.role == role]
-
-    def declared_backends(self, layer: str | None = None) -> list[tuple[Check, Address]]:
-        """The address of every check of the backend layers (or of one named layer): what
-        an LB pool is compared with. Checks without a network target are skipped."""
-        layers = [self.layer(layer)] if layer else self.layers_with_role("backend")
-        out = []
-        for each in layers:
-            for check in each.checks:
-                target = check.address
-                if isinstance(target, Address):
-                    out.append((check, target))
-                elif hasattr(target, "host") and hasattr(target, "port"):
-                    out.append((check, Address(target.host, target.port)))
-        return out
-
-    def secret_env_names(self) -> set[str]:
-        """Names of the environment variables whose values must never be shown."""
-        names = set()
-        for check in self.checks():
-            for f in dataclasses.fields(check.options):
-                if isinstance(f.metadata.get("kind"), EnvName):
-                    value = getattr(check.options, f.name)
-                    if value:
-                        names.add(value)
-        return names
-
 
 # --------------------------------------------------------------------------- problems
 
@@ -771,7 +678,7 @@ class _Builder:
                 layer = self.layer(layer_node, index, interval, timeout)
                 name_node = layer_node.value.get("name") if isinstance(layer_node.value, dict) else None
                 layer_name = name_node.value if name_node is not None else None
-                if isinstance(layer_name, str) and layer_name in seen:
+                if name_node is not None and isinstance(layer_name, str) and layer_name in seen:
                     self.problem(
                         name_node.line,
                         f"layers[{index}]",
@@ -779,7 +686,7 @@ class _Builder:
                         f"rename one (the other is on line {seen[layer_name]})",
                     )
                     continue
-                if isinstance(layer_name, str):
+                if name_node is not None and isinstance(layer_name, str):
                     seen[layer_name] = name_node.line
                 if layer is not None:
                     layers.append(layer)

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from stackscope.model import Address, Url, is_ip
+
 if TYPE_CHECKING:
-    from stackscope.layout import Check
-    from stackscope.model import Result
+    from stackscope.model import Check, Result
     from stackscope.probes.context import ProbeContext
 
 
@@ -71,53 +72,6 @@ def describe(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class Address:
-    """host:port, where host is an IP or a name; IPv6 is written [addr]:port."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def is_ip(self) -> bool:
-        return is_ip(self.host)
-
-
-@dataclass(frozen=True)
-class Url:
-    """An http(s) URL split into the parts a probe needs; `raw` is what the user wrote."""
-
-    raw: str
-    scheme: str
-    host: str
-    port: int
-    path: str  # path plus query, never empty
-
-    @property
-    def address(self) -> Address:
-        return Address(self.host, self.port)
-
-    @property
-    def host_header(self) -> str:
-        default = 443 if self.scheme == "https" else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default else f"{host}:{self.port}"
-
-    def __str__(self) -> str:
-        return self.raw
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 _HOSTNAME_RE = re.compile(
@@ -351,6 +305,7 @@ class Kind:
     """How one option's YAML value is checked, converted and described in JSON Schema."""
 
     hint = ""
+    names_a_secret = False  # True for EnvName: the value names a secret's variable
 
     def parse(self, value: Any, ctx: ParseContext) -> Any:
         raise NotImplementedError
@@ -637,7 +592,7 @@ class HeaderMap(TextMap):
         return pairs
 
     def json_schema(self) -> dict[str, Any]:
-        values = {"type": ["string", "number", "boolean"]}
+        values: dict[str, Any] = {"type": ["string", "number", "boolean"]}
         if self.request:
             values = {
                 "anyOf": [{"type": "string", "pattern": _HEADER_VALUE_RE.pattern}, {"type": ["number", "boolean"]}]
@@ -758,6 +713,7 @@ class EnvName(Kind):
     """
 
     hint = "the name of an environment variable"
+    names_a_secret = True  # Layout.secret_env_names() collects these values
 
     def parse(self, value: Any, ctx: ParseContext) -> str:
         if not isinstance(value, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
@@ -861,13 +817,3 @@ class CheckSpec:
 
     def option_infos(self) -> list[OptionInfo]:
         return options_of(self.options)
-
-
-def host_of(target: Any) -> str | None:
-    """The host name a target addresses, or None when it is an IP (or has no host)."""
-    host = getattr(target, "host", None)
-    if isinstance(target, str):
-        host = None
-    if not host or is_ip(host) or host == "local":
-        return None
-    return host

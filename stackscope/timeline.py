@@ -182,7 +182,7 @@ class Timeline:
                 change = ""
                 if cspan is None:  # first sight: only a problem is news
                     cspan = self._check_spans[check.id] = _Span(since=at)
-                    before = None
+                    before: Status | None = None
                 elif state.status is cspan.status:
                     if state.status is Status.OK or (was is not None and how[0] == was[0]):
                         continue

@@ -7,8 +7,8 @@ from typing import Any
 import yaml
 
 from stackscope.engine import Engine
-from stackscope.layout import Layout, parse_layout
-from stackscope.model import Result
+from stackscope.layout import parse_layout
+from stackscope.model import Layout, Result
 from stackscope.schema import ParseContext
 
 

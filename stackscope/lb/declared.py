@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from stackscope.lb.pool import Declared
+from stackscope.model import Address
 from stackscope.probes.context import ResolveError
-from stackscope.schema import Address
 
 
 async def resolve_declared(ctx: Any, layer: str | None, timeout: float) -> list[Declared]:

@@ -15,12 +15,10 @@ import re
 from dataclasses import dataclass
 
 from stackscope.files import FileRefused, read_text
-from stackscope.layout import Layout
 from stackscope.lb import ConfigError, apache_conf, caddy_conf, haproxy_cfg, nginx_conf, varnish_vcl
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, DOES_NOT_RESOLVE, Declared, Judgement, Pool, judge_pool
-from stackscope.model import Status
+from stackscope.model import Address, Layout, Status, is_ip
 from stackscope.safetext import terminal_safe
-from stackscope.schema import Address, is_ip
 
 MAX_CONFIG_BYTES = haproxy_cfg.MAX_BYTES  # the larger of the two parsers' caps
 

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from stackscope.model import ErrorKind, Status
-from stackscope.schema import Address, Invalid, parse_address
+from stackscope.model import Address, ErrorKind, Status
+from stackscope.schema import Invalid, parse_address
 from stackscope.words import plural
 
 # Why a member's address is open when its host name has no address here. The gate compares
@@ -74,7 +74,7 @@ class PoolServer:
         return self.service or (IN if self.receives_traffic else UNKNOWN)
 
     def to_fact(self, declared: bool, declared_as: str = "") -> dict[str, Any]:
-        fact = {
+        fact: dict[str, Any] = {
             "name": self.name,
             "address": self.address,
             "state": self.state,
@@ -198,7 +198,7 @@ def compress(addresses: list[str]) -> str:
     for host in order:
         ports = sorted(set(by_host[host]))
         start = prev = ports[0]
-        for port in ports[1:] + [None]:  # type: ignore[list-item]
+        for port in ports[1:] + [None]:
             if port is not None and port == prev + 1:
                 prev = port
                 continue

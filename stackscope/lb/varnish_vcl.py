@@ -33,7 +33,8 @@ from stackscope.lb.pool import (
     Pool,
     PoolServer,
 )
-from stackscope.schema import Invalid, is_ip, parse_address
+from stackscope.model import is_ip
+from stackscope.schema import Invalid, parse_address
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_FILES = 200

@@ -20,7 +20,7 @@ from stackscope.lb import apache_manager
 from stackscope.lb.apache_conf import split_worker_url
 from stackscope.lb.declared import resolve_declared
 from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import ErrorKind, Result, Status, Url, is_ip
 from stackscope.probes.common import Deadline, ProbeFailure, resolve_host, result
 from stackscope.probes.context import ResolveError
 from stackscope.probes.httpclient import fetch
@@ -32,10 +32,8 @@ from stackscope.schema import (
     LayerRef,
     ParseContext,
     Text,
-    Url,
     UrlKind,
     did_you_mean,
-    is_ip,
     option,
 )
 

@@ -53,6 +53,8 @@ else:
     async def timeout_scope(delay: float) -> AsyncIterator[None]:
         """asyncio.timeout for Python 3.10: cancel the current task when time is up."""
         task = asyncio.current_task()
+        if task is None:  # what asyncio.timeout says in the same case
+            raise RuntimeError("Timeout should be used inside a task")
         fired = False
 
         def fire() -> None:

@@ -27,7 +27,7 @@ from stackscope.lb.haproxy_stats import (
     runtime_api_line,
 )
 from stackscope.lb.pool import Pool, judge_pool
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import Address, ErrorKind, Result, Status, Url, is_ip
 from stackscope.probes.common import (
     Deadline,
     ProbeFailure,
@@ -39,17 +39,14 @@ from stackscope.probes.common import (
 )
 from stackscope.probes.httpclient import fetch
 from stackscope.schema import (
-    Address,
     CheckSpec,
     EnvName,
     Invalid,
     Kind,
     LayerRef,
     ParseContext,
-    Url,
     describe,
     haproxy_name,
-    is_ip,
     option,
     parse_address,
     parse_url,

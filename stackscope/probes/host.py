@@ -129,7 +129,8 @@ async def probe(check, ctx) -> Result:
     options: HostOptions = check.options
     deadline = Deadline(check.timeout)
     facts = await asyncio.to_thread(_sample, options.path)
-    status, problems = Status.OK, []
+    status = Status.OK
+    problems: list[str] = []
     for fact, warn, crit, words in _MEASURES:
         value = facts.get(fact)
         if value is None:

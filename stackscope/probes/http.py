@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-from stackscope.model import NO_IDENTITY, ErrorKind, HttpAnswer, Result, Status, store_errors_in
+from stackscope.model import NO_IDENTITY, ErrorKind, HttpAnswer, Result, Status, Url, is_ip, store_errors_in
 from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result
 from stackscope.probes.httpclient import HttpResponse, fetch
 from stackscope.safetext import terminal_safe
@@ -33,9 +33,7 @@ from stackscope.schema import (
     StatusCodes,
     Text,
     TextList,
-    Url,
     UrlKind,
-    is_ip,
     option,
     parse_url,
 )

@@ -268,6 +268,7 @@ async def probe(check, ctx) -> Result:
         if first[:1] == b"\xff":
             code, message = parse_err(first, where)
             failure = _fail_for(code, message, where, logging_in=True)
+            assert failure is not None  # logging in, every error code is a failure
             failure.facts.update(facts)
             raise failure
         greeting = parse_greeting(first, where)

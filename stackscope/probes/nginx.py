@@ -15,11 +15,11 @@ from typing import Any
 from stackscope.lb import nginx_conf
 from stackscope.lb.declared import resolve_declared
 from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import ErrorKind, Result, Status, is_ip
 from stackscope.probes.common import Deadline, ProbeFailure, resolve_host, result
 from stackscope.probes.context import ResolveError
 from stackscope.probes.httpclient import fetch
-from stackscope.schema import CheckSpec, FilePath, LayerRef, Text, UrlKind, did_you_mean, is_ip, option
+from stackscope.schema import CheckSpec, FilePath, LayerRef, Text, UrlKind, did_you_mean, option
 
 _STUB = re.compile(
     r"Active connections:\s*(\d+)\s*\nserver accepts handled requests\s*\n\s*(\d+)\s+(\d+)\s+(\d+)"
@@ -130,6 +130,7 @@ async def probe(check, ctx) -> Result:
                 key_fact=failure.key_fact,
                 facts=facts,
             )
+        assert stub is not None  # _stub_status returns the page or a failure
         facts["stub_status"] = stub
         if stub["handled"] < stub["accepts"] and status is Status.OK:
             dropped = stub["accepts"] - stub["handled"]

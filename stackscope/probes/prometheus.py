@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from stackscope.model import ErrorKind, Result, SeriesEvidence, Status
+from stackscope.model import ErrorKind, Result, SeriesEvidence, Status, is_ip
 from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result
 from stackscope.probes.httpclient import fetch
 from stackscope.schema import (
@@ -40,7 +40,6 @@ from stackscope.schema import (
     Text,
     UrlKind,
     describe,
-    is_ip,
     option,
 )
 
@@ -189,7 +188,7 @@ def _series(data: Any) -> list[tuple[dict[str, str], float]]:
     if not isinstance(data, dict):
         raise _cannot_tell(ErrorKind.PROTOCOL, "Prometheus answered without data", "bad answer")
     kind = data.get("resultType")
-    found = data.get("result")
+    found: Any = data.get("result")  # JSON from the wire: a wrong shape is caught below
     try:
         if kind == "scalar":
             return [({}, _number(found[1]))]

@@ -169,11 +169,11 @@ async def probe(check, ctx) -> Result:
             talk.awaiting = "answer AUTH"
             kind, text = await resp.call(*words)
             if kind == "-":
-                raise _error(where, text, facts, "AUTH")
+                raise _error(where, text or "", facts, "AUTH")  # an error reply always has text
             facts["logged_in_as"] = options.user or "default"
             talk.awaiting = "answer PING"
         kind, text = await resp.call("PING")
-        if kind == "-" and text.startswith("NOAUTH") and not options.password_env:
+        if kind == "-" and text is not None and text.startswith("NOAUTH") and not options.password_env:
             facts["auth"] = "required"
             return result(
                 check,
@@ -184,8 +184,8 @@ async def probe(check, ctx) -> Result:
                 facts=facts,
             )
         if kind == "-":
-            failure = _error(where, text, facts)
-            if text.startswith("MISCONF"):
+            failure = _error(where, text or "", facts)  # an error reply always has text
+            if (text or "").startswith("MISCONF"):
                 failure.evidence = StoreState("redis", refuses_writes="MISCONF: cannot persist to disk")
             raise failure
         if (kind, text) != ("+", "PONG"):

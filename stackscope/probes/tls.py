@@ -101,7 +101,7 @@ def _matches(name: str, san: list[str], subject: str) -> bool:
     return False
 
 
-def _cert_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+def _cert_failure(exc: BaseException | None) -> ssl.SSLCertVerificationError | None:
     while exc is not None:
         if isinstance(exc, ssl.SSLCertVerificationError):
             return exc

@@ -23,7 +23,7 @@ from stackscope.files import FileRefused, read_bounded
 from stackscope.lb import ConfigError, varnish_cli, varnish_vcl
 from stackscope.lb.declared import resolve_declared
 from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.model import ErrorKind, Result, Status, is_ip
 from stackscope.probes.common import (
     Conversation,
     Deadline,
@@ -45,7 +45,6 @@ from stackscope.schema import (
     ParseContext,
     Text,
     describe,
-    is_ip,
     option,
 )
 

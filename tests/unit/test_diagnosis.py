@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from stackscope.diagnosis import assess, dependency_groups, diagnose, layer_state, layers_below
-from stackscope.layout import Layout, parse_layout
+from stackscope.layout import parse_layout
 from stackscope.model import (
     DOWN_BY_CHECK,
     IN,
     DnsAnswers,
     HttpAnswer,
+    Layout,
     PoolEvidence,
     PoolMember,
     Result,

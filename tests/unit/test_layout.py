@@ -7,8 +7,9 @@ import textwrap
 import pytest
 
 from stackscope.layout import LayoutError, load_layout, parse_layout
+from stackscope.model import Address, Url
 from stackscope.probes import CHECK_TYPES, all_specs
-from stackscope.schema import Address, Invalid, ParseContext, Url, format_duration, parse_address, parse_duration
+from stackscope.schema import Invalid, ParseContext, format_duration, parse_address, parse_duration
 
 GOOD = """\
 name: auth-prod
