@@ -580,12 +580,8 @@ def _through_the_pool(state: CheckState, group: list[LayerState], pools: list[Po
 # --------------------------------------------------------------------------- verdict
 
 
-def diagnose(snapshot: Snapshot) -> Verdict | None:
-    """The verdict for a snapshot, or None when every layer is ok."""
-    return assess(snapshot).verdict
-
-
 def assess(snapshot: Snapshot) -> Diagnosis:
+    """The layers' states and the verdict (None when every layer is ok) for a snapshot."""
     layers = assess_layers(snapshot)
     explained = _explanations(snapshot.layout, layers)
     layers = _degraded(layers, explained)

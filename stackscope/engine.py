@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from stackscope.history import History, Sample
+from stackscope.kinds import format_duration
 from stackscope.model import Check, ErrorKind, Layout, Result, Snapshot, Status
 from stackscope.probes import spec_for
 from stackscope.probes.common import ProbeFailure, evidence_in, timeout_scope
 from stackscope.probes.context import ProbeContext
 from stackscope.redact import activated
 from stackscope.scheduler import WORKER_THRESHOLD, Pacer
-from stackscope.schema import format_duration
 
 if TYPE_CHECKING:
     from stackscope.workers import WorkerPool

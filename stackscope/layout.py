@@ -17,21 +17,7 @@ from typing import Any
 import yaml
 
 from stackscope.files import FileRefused, read_text
-from stackscope.model import (
-    CONFIRM_INTERVAL,
-    CONFIRM_RETRIES,
-    DEFAULT_INTERVAL,
-    DEFAULT_TIMEOUT,
-    MIN_TIMEOUT,
-    ROLES,
-    Check,
-    Layer,
-    Layout,
-)
-from stackscope.probes import CHECK_TYPES, spec_for
-from stackscope.redact import Redactor
-from stackscope.safetext import safe_value, terminal_safe
-from stackscope.schema import (
+from stackscope.kinds import (
     AddressKind,
     Choice,
     Duration,
@@ -47,6 +33,20 @@ from stackscope.schema import (
     did_you_mean,
     format_duration,
 )
+from stackscope.model import (
+    CONFIRM_INTERVAL,
+    CONFIRM_RETRIES,
+    DEFAULT_INTERVAL,
+    DEFAULT_TIMEOUT,
+    MIN_TIMEOUT,
+    ROLES,
+    Check,
+    Layer,
+    Layout,
+)
+from stackscope.probes import CHECK_TYPES, spec_for
+from stackscope.redact import Redactor
+from stackscope.safetext import safe_value, terminal_safe
 
 # --------------------------------------------------------------------------- problems
 
@@ -906,87 +906,3 @@ class _Builder:
             address=target,
             line=node.line,
         )
-
-
-# --------------------------------------------------------------------------- JSON Schema
-
-
-def json_schema() -> dict[str, Any]:
-    """A JSON Schema of the layout format, for yaml-language-server and other editors."""
-    from stackscope.probes import all_specs
-
-    common = {
-        "name": {**Text().json_schema(), "description": "Display name (default: the target)."},
-        "timeout": {**Duration().json_schema(), "description": "Per-check timeout (default: the layout's)."},
-        "warn_ms": {
-            **Number(minimum=0).json_schema(),
-            "description": "Latency above this many milliseconds makes the check warn.",
-        },
-    }
-    variants = []
-    for spec in all_specs():
-        props: dict[str, Any] = {spec.key: {**spec.target.json_schema(), "description": spec.doc}}
-        props.update(common)
-        for info in spec.option_infos():
-            entry = dict(info.kind.json_schema())
-            doc = info.doc
-            if info.default not in (None, ()):
-                doc += f" Default: {info.kind.show(info.default)}."
-            entry["description"] = doc.strip()
-            props[info.key] = entry
-        required = [spec.key] + [i.key for i in spec.option_infos() if i.required]
-        variants.append(
-            {
-                "type": "object",
-                "title": f"{spec.key} check",
-                "properties": props,
-                "required": required,
-                "additionalProperties": False,
-            }
-        )
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://stackscope.dev/schema/layout.json",
-        "title": "stackscope layout",
-        "description": "The layers of a request path, upstream first, and the checks that probe each.",
-        "type": "object",
-        "required": ["name", "layers"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {**Text().json_schema(), "description": "The stack's name, e.g. auth-prod."},
-            "description": Text().json_schema(),
-            "interval": {**Duration().json_schema(), "description": "Probe period in watch mode. Default 5s."},
-            "timeout": {**Duration().json_schema(), "description": "Default per-check timeout; <= interval."},
-            "confirm": {
-                "type": "object",
-                "additionalProperties": False,
-                "description": "Confirmation re-probes: a check whose status changed is probed again at once and "
-                "then every `interval` until `retries` re-probes agree; until then the verdict reads "
-                "'unconfirmed'. Default {retries: 2, interval: 250ms}.",
-                "properties": {
-                    "retries": {"type": "integer", "minimum": 0, "maximum": 10},
-                    "interval": Duration().json_schema(),
-                },
-            },
-            "resolver": {
-                **AddressKind(53).json_schema(),
-                "description": "DNS server through which every name a check connects to (and the "
-                "names in an LB pool) resolves; dns checks ask it unless they name "
-                "a server.",
-            },
-            "layers": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "required": ["name", "role", "checks"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "name": Text().json_schema(),
-                        "role": {"enum": list(ROLES)},
-                        "checks": {"type": "array", "minItems": 1, "items": {"oneOf": variants}},
-                    },
-                },
-            },
-        },
-    }

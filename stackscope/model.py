@@ -335,7 +335,7 @@ def _seconds(value: float) -> str:
 
 
 # --------------------------------------------------------------------------- targets
-# What a check's target parses into (schema.py / kinds.py do the parsing).
+# What a check's target parses into (kinds.py does the parsing).
 
 
 @dataclass(frozen=True)

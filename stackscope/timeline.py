@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackscope.diagnosis import CheckState, Diagnosis, Verdict
+from stackscope.kinds import format_duration
 from stackscope.model import Status
-from stackscope.schema import format_duration
 
 MAX_EVENTS = 10_000  # a flapping check must not grow the timeline without bound
 
@@ -272,10 +272,6 @@ class Timeline:
             self.dropped += overflow
 
     # ------------------------------------------------------------------ reading
-
-    @property
-    def in_incident(self) -> bool:
-        return self.incident_start is not None and self.incident_end is None
 
     def root_cause(self) -> tuple[float, Verdict] | None:
         """The rule: the first *confirmed* verdict of the incident at its worst severity

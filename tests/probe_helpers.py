@@ -7,9 +7,9 @@ from typing import Any
 import yaml
 
 from stackscope.engine import Engine
+from stackscope.kinds import ParseContext
 from stackscope.layout import parse_layout
 from stackscope.model import Layout, Result
-from stackscope.schema import ParseContext
 
 
 def layout_of(

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackscope.demo.faults import FAULTS
+from stackscope.kinds import did_you_mean
 from stackscope.layout import LayoutError, Node, Problem, read_yaml
-from stackscope.schema import did_you_mean
 
 BUILTIN_DIR = os.path.join(os.path.dirname(__file__), "walkthroughs")
 EVENT_KINDS = ("alert", "deploy", "change", "chat", "metric", "note")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from stackscope.files import FileRefused, read_bounded
+from stackscope.kinds import parse_address
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import (
     BACKUP,
@@ -35,7 +36,6 @@ from stackscope.lb.pool import (
     PoolServer,
 )
 from stackscope.model import is_ip
-from stackscope.schema import parse_address
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_FILES = 500

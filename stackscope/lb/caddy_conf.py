@@ -28,11 +28,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from stackscope.files import FileRefused, read_text
+from stackscope.kinds import Invalid, parse_address, valid_hostname
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, IN, Pool, PoolServer
 from stackscope.model import is_ip
 from stackscope.safetext import terminal_safe
-from stackscope.schema import Invalid, parse_address, valid_hostname
 
 MAX_DEPTH = 16  # subroutes nested deeper than this are refused (a hostile config, not a real one)
 FILE_CAP = 16 * 1024 * 1024

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from stackscope.files import FileRefused, read_bounded, read_text
+from stackscope.kinds import Invalid, parse_address
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import (
     BACKUP,
@@ -34,7 +35,6 @@ from stackscope.lb.pool import (
     PoolServer,
 )
 from stackscope.model import is_ip
-from stackscope.schema import Invalid, parse_address
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_FILES = 200

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stackscope.kinds import CheckSpec, Invalid, LayerRef, ParseContext, Text, UrlKind, describe, option
 from stackscope.lb import caddy_conf
 from stackscope.lb.caddy_conf import SelectError, Selector, ShapeError
 from stackscope.lb.declared import resolve_declared
@@ -30,7 +31,6 @@ from stackscope.model import ErrorKind, Result, Status, Url
 from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result, timeout_scope
 from stackscope.probes.context import ResolveError
 from stackscope.probes.httpclient import HttpResponse, fetch
-from stackscope.schema import CheckSpec, Invalid, LayerRef, ParseContext, Text, UrlKind, describe, option
 
 REPLY_CAP = 4 * 1024 * 1024  # the JSON config of a large site fits; a bomb is cut here
 MEMBER_CAP = 4096

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stackscope.kinds import format_duration
 from stackscope.model import Address, is_ip
 from stackscope.redact import Redactor
-from stackscope.schema import format_duration
 
 
 class ResolveError(Exception):

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import psutil
 
+from stackscope.kinds import CheckSpec, Choice, FilePath, Number, option
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, result
-from stackscope.schema import CheckSpec, Choice, FilePath, Number, option
 
 CPU_SAMPLE = 0.2
 

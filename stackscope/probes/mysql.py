@@ -20,6 +20,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from stackscope.kinds import AddressKind, CheckSpec, Choice, EnvName, mysql_user, option
 from stackscope.model import ErrorKind, Result, Status, StoreState
 from stackscope.probes.common import (
     Conversation,
@@ -33,7 +34,6 @@ from stackscope.probes.common import (
     resolve_host,
     result,
 )
-from stackscope.schema import AddressKind, CheckSpec, Choice, EnvName, mysql_user, option
 
 MAX_PACKET = 1024 * 1024
 # A greeting is ~100 bytes; a "packet" far longer than that is another protocol's bytes

@@ -12,14 +12,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from stackscope.kinds import CheckSpec, FilePath, LayerRef, Text, UrlKind, did_you_mean, option
 from stackscope.lb import nginx_conf
 from stackscope.lb.declared import resolve_declared
 from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
 from stackscope.model import ErrorKind, Result, Status, is_ip
-from stackscope.probes.common import Deadline, ProbeFailure, resolve_host, result
+from stackscope.probes.common import Deadline, ProbeFailure, reach, result
 from stackscope.probes.context import ResolveError
 from stackscope.probes.httpclient import fetch
-from stackscope.schema import CheckSpec, FilePath, LayerRef, Text, UrlKind, did_you_mean, option
 
 _STUB = re.compile(
     r"Active connections:\s*(\d+)\s*\nserver accepts handled requests\s*\n\s*(\d+)\s+(\d+)\s+(\d+)"
@@ -52,15 +52,15 @@ async def _load(path: str) -> nginx_conf.Config:
 async def _stub_status(check, ctx, deadline: Deadline) -> tuple[dict[str, Any] | None, ProbeFailure | None]:
     url = check.options.status_url
     try:
-        ip, _ = await resolve_host(ctx, url.host, deadline)
+        endpoint = await reach(ctx, url, deadline)
         response = await fetch(
-            ip,
+            endpoint.ip,
             url.port,
             deadline=deadline,
             target=url.path,
             host_header=url.host_header,
-            ssl_context=ctx.ssl_context() if url.scheme == "https" else None,
-            sni=None if is_ip(url.host) else url.host,
+            ssl_context=endpoint.ssl_context,
+            sni=endpoint.sni,
             body_cap=4096,
             where=f"stub_status {url.host}:{url.port}",
         )

@@ -24,20 +24,7 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stackscope.model import ErrorKind, Result, Status, StoreState
-from stackscope.probes.common import (
-    Conversation,
-    Deadline,
-    ProbeFailure,
-    conversation,
-    describe_os_error,
-    guess_protocol,
-    printable,
-    read_some,
-    resolve_host,
-    result,
-)
-from stackscope.schema import (
+from stackscope.kinds import (
     AddressKind,
     Boolean,
     CheckSpec,
@@ -50,6 +37,19 @@ from stackscope.schema import (
     describe,
     option,
     postgres_name,
+)
+from stackscope.model import ErrorKind, Result, Status, StoreState
+from stackscope.probes.common import (
+    Conversation,
+    Deadline,
+    ProbeFailure,
+    conversation,
+    describe_os_error,
+    guess_protocol,
+    printable,
+    read_some,
+    resolve_host,
+    result,
 )
 
 MAX_MESSAGE = 1024 * 1024  # no handshake message is anywhere near this

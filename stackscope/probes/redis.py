@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from stackscope.kinds import AddressKind, CheckSpec, EnvName, option, redis_user
 from stackscope.model import ErrorKind, Result, Status, StoreState
 from stackscope.probes.common import (
     Deadline,
@@ -34,7 +35,6 @@ from stackscope.probes.common import (
     resolve_host,
     result,
 )
-from stackscope.schema import AddressKind, CheckSpec, EnvName, option, redis_user
 
 MAX_LINE = 64 * 1024
 MAX_BULK = 1024 * 1024

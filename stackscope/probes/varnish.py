@@ -20,6 +20,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from stackscope.files import FileRefused, read_bounded
+from stackscope.kinds import (
+    AddressKind,
+    CheckSpec,
+    EnvName,
+    FilePath,
+    Invalid,
+    LayerRef,
+    ParseContext,
+    Text,
+    describe,
+    option,
+)
 from stackscope.lb import ConfigError, varnish_cli, varnish_vcl
 from stackscope.lb.declared import resolve_declared
 from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
@@ -35,18 +47,6 @@ from stackscope.probes.common import (
     result,
 )
 from stackscope.probes.context import ResolveError
-from stackscope.schema import (
-    AddressKind,
-    CheckSpec,
-    EnvName,
-    FilePath,
-    Invalid,
-    LayerRef,
-    ParseContext,
-    Text,
-    describe,
-    option,
-)
 
 SECRET_CAP = 4096  # varnish's own secrets are 37 bytes; a larger "secret" is the wrong file
 

@@ -38,9 +38,9 @@ from textual.worker import Worker, WorkerState
 from stackscope.diagnosis import Diagnosis, assess
 from stackscope.engine import Engine
 from stackscope.exits import TERMINATING
+from stackscope.kinds import format_duration
 from stackscope.loop_thread import LoopNotRunning, LoopThread
 from stackscope.model import Layout, Result, Snapshot, Status
-from stackscope.schema import format_duration
 from stackscope.stream import settled
 from stackscope.timeline import Timeline
 from stackscope.tui import cells
