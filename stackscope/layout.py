@@ -539,14 +539,31 @@ def _check_count(layers_node: Node) -> int:
     return total
 
 
-class _Builder:
-    def __init__(self, file: str, ctx: ParseContext, problems: list[Problem]) -> None:
+class Validator:
+    """Collects the problems of a document read by read_yaml(), each with its file, line,
+    key and fix: the one wording for layouts and walkthrough files alike."""
+
+    def __init__(self, file: str, problems: list[Problem] | None = None) -> None:
         self.file = file
-        self.ctx = ctx
-        self.problems = problems
+        self.problems: list[Problem] = [] if problems is None else problems
 
     def problem(self, line: int, where: str, message: str, fix: str = "") -> None:
         self.problems.append(Problem(self.file, line, where, message, fix))
+
+    def unknown_keys(self, node: Node, allowed: tuple[str, ...], where: str, what: str = "") -> None:
+        """A problem for each key of the mapping `node` that is not `allowed` (`what`
+        names the mapping in the fix: "layer keys are: …")."""
+        listed = f"{what} keys are: " if what else "keys are: "
+        for key in node.value:
+            if key not in allowed:
+                hint = did_you_mean(key, allowed) or listed + ", ".join(allowed)
+                self.problem(node.key_lines[key], where, f"unknown key '{key}'", hint)
+
+
+class _Builder(Validator):
+    def __init__(self, file: str, ctx: ParseContext, problems: list[Problem]) -> None:
+        super().__init__(file, problems)
+        self.ctx = ctx
 
     def check_timeout(
         self, node: Node, where: str, timeout: float, interval: float, it: str, whose_interval: str
@@ -567,12 +584,6 @@ class _Builder:
                 f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
                 f"lower {it} to {format_duration(interval)} or less, or raise {whose_interval}",
             )
-
-    def unknown_keys(self, node: Node, allowed: tuple[str, ...], where: str, what: str) -> None:
-        for key in node.value:
-            if key not in allowed:
-                hint = did_you_mean(key, allowed) or f"{what} keys are: {', '.join(allowed)}"
-                self.problem(node.key_lines[key], where, f"unknown key '{key}'", hint)
 
     def parse(
         self,

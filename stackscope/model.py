@@ -94,6 +94,11 @@ class Status(enum.Enum):
     def failing(self) -> bool:
         return self in (Status.WARN, Status.CRIT)
 
+    @property
+    def label(self) -> str:
+        """Glyph and word, as every output shows a status: "✖ CRIT"."""
+        return f"{self.glyph} {self.word}"
+
     def __str__(self) -> str:
         return self.name.lower()
 

@@ -251,7 +251,7 @@ def render(reports: list[PoolReport], layout_path: str, config_path: str) -> str
             lines.append(f"  ~ {template}: members come from DNS at run time, not checked")
         if judgement.unrouted:
             lines.append(f"  ! nothing routes to {pool.name} in {config}")
-        lines.append(f"{judgement.status.glyph} {judgement.status.word}: {judgement.detail}")
+        lines.append(f"{judgement.status.label}: {judgement.detail}")
         lines.append("")
     # names, addresses and notes come from the config file: no line may drive the terminal
     return "\n".join(terminal_safe(line) for line in lines).rstrip()

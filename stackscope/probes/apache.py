@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +30,10 @@ from stackscope.kinds import (
 )
 from stackscope.lb import apache_manager
 from stackscope.lb.apache_conf import split_worker_url
-from stackscope.lb.declared import resolve_declared
-from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
-from stackscope.model import ErrorKind, Result, Status, Url, is_ip
-from stackscope.probes.common import Deadline, ProbeFailure, basic_auth_from_env, reach, result
-from stackscope.probes.context import ResolveError
+from stackscope.lb.declared import judge_against_declared, pool_result, resolve_members
+from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED
+from stackscope.model import ErrorKind, Result, Status, Url
+from stackscope.probes.common import Deadline, ProbeFailure, basic_auth_from_env, reach
 from stackscope.probes.httpclient import fetch
 
 PAGE_CAP = 4 * 1024 * 1024  # about 3000 workers; a bigger page is refused, not cut and misread
@@ -170,29 +170,18 @@ async def probe(check, ctx) -> Result:
         names = [b.name for b in found]
         hint = did_you_mean(options.balancer, names) or f"balancers: {', '.join(names)}"
         raise _unknown(ErrorKind.CONFIG, f"{url.raw} shows no balancer://{options.balancer} — {hint}", "no balancer")
-    resolved: dict[str, str] = {}
+    resolved, _ = await resolve_members(ctx, _worker_hosts(balancer), deadline)
+    pool = apache_manager.pool_of(balancer, f"balancer-manager {url.raw}", resolved, LAYOUT_RESOLVER_FAILED)
+    return pool_result(check, await judge_against_declared(ctx, pool, options.backends, deadline), deadline)
+
+
+def _worker_hosts(balancer: apache_manager.Balancer) -> Iterator[str | None]:
     for worker in balancer.workers:
         try:
             host, _, _ = split_worker_url(worker.url)
         except ValueError:
             continue
-        if host and not is_ip(host) and host not in resolved:
-            try:
-                resolved[host] = (await ctx.resolve(host, max(0.05, deadline.remaining()))).ip
-            except ResolveError:
-                pass
-    pool = apache_manager.pool_of(balancer, f"balancer-manager {url.raw}", resolved, LAYOUT_RESOLVER_FAILED)
-    declared = await resolve_declared(ctx, options.backends, max(0.05, deadline.remaining()))
-    judged = judge_pool(pool, declared)
-    return result(
-        check,
-        judged.status,
-        judged.detail,
-        latency_ms=deadline.elapsed_ms(),
-        key_fact=judged.key_fact,
-        facts=judged.facts,
-        kind=judged.kind,
-    )
+        yield host
 
 
 SPEC = CheckSpec(

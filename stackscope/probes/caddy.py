@@ -25,10 +25,10 @@ from typing import Any
 from stackscope.kinds import CheckSpec, Invalid, LayerRef, ParseContext, Text, UrlKind, describe, option
 from stackscope.lb import caddy_conf
 from stackscope.lb.caddy_conf import SelectError, Selector, ShapeError
-from stackscope.lb.declared import resolve_declared
+from stackscope.lb.declared import pool_result, resolve_declared
 from stackscope.lb.pool import DOWN_BY_CHECK, IN, LAYOUT_RESOLVER_FAILED, Pool, judge_pool
 from stackscope.model import ErrorKind, Result, Status, Url
-from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result, timeout_scope
+from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, timeout_scope
 from stackscope.probes.context import ResolveError
 from stackscope.probes.httpclient import HttpResponse, fetch
 
@@ -382,15 +382,7 @@ async def probe(check, ctx) -> Result:
         status, kind, detail = Status.WARN, ErrorKind.MEMBERS_DOWN, f"{detail}; {warnings[0]}"
     if unresolved:
         judged.facts["pool"]["notes"] = pool.extra.get("notes", []) + unresolved
-    return result(
-        check,
-        status,
-        detail,
-        latency_ms=deadline.elapsed_ms(),
-        key_fact=judged.key_fact,
-        facts=judged.facts,
-        kind=kind,
-    )
+    return pool_result(check, judged, deadline, status=status, detail=detail, kind=kind)
 
 
 SPEC = CheckSpec(

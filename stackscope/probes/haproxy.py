@@ -28,7 +28,7 @@ from stackscope.kinds import (
     parse_address,
     parse_url,
 )
-from stackscope.lb.declared import resolve_declared
+from stackscope.lb.declared import judge_against_declared, pool_result
 from stackscope.lb.haproxy_stats import (
     RefusedCommand,
     StatsError,
@@ -38,7 +38,7 @@ from stackscope.lb.haproxy_stats import (
     pool_from_states,
     runtime_api_line,
 )
-from stackscope.lb.pool import Pool, judge_pool
+from stackscope.lb.pool import Pool
 from stackscope.model import Address, ErrorKind, Result, Status, Url
 from stackscope.probes.common import (
     Deadline,
@@ -47,7 +47,6 @@ from stackscope.probes.common import (
     describe_os_error,
     printable,
     reach,
-    result,
     timeout_scope,
 )
 from stackscope.probes.httpclient import fetch
@@ -313,17 +312,7 @@ async def probe(check, ctx) -> Result:
             },
         )
     pool = _with_rising_counters(pool, check.id, ctx)
-    declared = await resolve_declared(ctx, check.options.backends, max(0.05, deadline.remaining()))
-    judged = judge_pool(pool, declared)
-    return result(
-        check,
-        judged.status,
-        judged.detail,
-        latency_ms=deadline.elapsed_ms(),
-        key_fact=judged.key_fact,
-        facts=judged.facts,
-        kind=judged.kind,
-    )
+    return pool_result(check, await judge_against_declared(ctx, pool, check.options.backends, deadline), deadline)
 
 
 SPEC = CheckSpec(

@@ -14,11 +14,10 @@ from typing import Any
 
 from stackscope.kinds import CheckSpec, FilePath, LayerRef, Text, UrlKind, did_you_mean, option
 from stackscope.lb import nginx_conf
-from stackscope.lb.declared import resolve_declared
-from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
-from stackscope.model import ErrorKind, Result, Status, is_ip
-from stackscope.probes.common import Deadline, ProbeFailure, reach, result
-from stackscope.probes.context import ResolveError
+from stackscope.lb.declared import judge_against_declared, pool_result, resolve_members
+from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED
+from stackscope.model import ErrorKind, Result, Status
+from stackscope.probes.common import Deadline, ProbeFailure, reach
 from stackscope.probes.httpclient import fetch
 
 _STUB = re.compile(
@@ -103,18 +102,11 @@ async def probe(check, ctx) -> Result:
         raise ProbeFailure(
             ErrorKind.CONFIG, f"no upstream '{options.upstream}' in {config.main} — {hint}", key_fact="no upstream"
         )
-    resolved: dict[str, str] = {}
-    notes: list[str] = []
-    for server in upstream.servers:
-        if server.host and not is_ip(server.host) and server.host not in resolved:
-            try:
-                resolved[server.host] = (await ctx.resolve(server.host, max(0.05, deadline.remaining()))).ip
-            except ResolveError as exc:
-                notes.append(f"{exc} (nginx would refuse to start: host not found in upstream)")
+    resolved, errors = await resolve_members(ctx, (server.host for server in upstream.servers), deadline)
+    notes = [f"{exc} (nginx would refuse to start: host not found in upstream)" for exc in errors]
     pool = nginx_conf.pool_of(upstream, resolved, config, LAYOUT_RESOLVER_FAILED)
-    declared = await resolve_declared(ctx, options.backends, max(0.05, deadline.remaining()))
-    judged = judge_pool(pool, declared)
-    status, detail, kind, key_fact = judged.status, judged.detail, judged.kind, judged.key_fact
+    judged = await judge_against_declared(ctx, pool, options.backends, deadline)
+    status, detail, kind = judged.status, judged.detail, judged.kind
     facts = dict(judged.facts)
     facts["config_files"] = config.files
     if notes:
@@ -137,7 +129,7 @@ async def probe(check, ctx) -> Result:
             status, kind = Status.WARN, ErrorKind.SATURATED
             detail += f"; nginx dropped {dropped} connections (worker_connections or a resource limit)"
         # the connection numbers stay in the facts: the summary is about the pool
-    return result(check, status, detail, latency_ms=deadline.elapsed_ms(), key_fact=key_fact, facts=facts, kind=kind)
+    return pool_result(check, judged, deadline, status=status, detail=detail, kind=kind, facts=facts)
 
 
 SPEC = CheckSpec(
