@@ -2,7 +2,7 @@
 
 A check type declares its target and options here as plain data (a frozen dataclass whose
 fields carry a `Kind`). The loader in layout.py validates YAML against those
-declarations, and `stackscope schema` turns the same declarations into a JSON Schema, so
+declarations, and schema.py (`stackscope schema`) turns the same declarations into a JSON Schema, so
 the documentation, the validation and the editor completion can never disagree.
 """
 

@@ -1,7 +1,10 @@
-"""The data that flows from probes to renderers: statuses, results and snapshots.
+"""The data that flows one way from the layout file to the renderers: the layout
+(`Layout`, `Layer`, `Check` and the parsed targets), statuses, results with their typed
+evidence, and snapshots.
 
-Everything here is plain data with no I/O, so the diagnosis and every renderer can be
-tested with hand-built values.
+Everything here is plain data with no I/O, and it imports nothing else of the project, so
+the diagnosis and every renderer can be tested with hand-built values. layout.py builds
+the layout from YAML; the probes build the results.
 """
 
 from __future__ import annotations
