@@ -14,9 +14,11 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from stackscope import __version__
 from stackscope.exits import EXIT_OK, EXIT_UNKNOWN, TERMINATING
+from stackscope.render import FORMATS
 from stackscope.words import plural
 
 COMMANDS = ("check", "watch", "lint", "schema", "demo", "export", "rules")
@@ -28,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     nothing about the stack, so it is UNKNOWN (3), as monitoring-plugins require.
     Subcommand parsers are made by the same class (add_subparsers uses type(self))."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.print_usage(sys.stderr)
         self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
 
@@ -50,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Probe every check once and print the verdict and each layer.",
     )
     check.add_argument("layout", help="layout file (YAML)")
-    check.add_argument("--format", "-f", choices=("text", "json", "junit", "nagios"), default="text")
+    check.add_argument("--format", "-f", choices=FORMATS, default="text")
     check.add_argument(
         "--watch", "-w", action="store_true", help="repeat every interval until interrupted (json: one line per round)"
     )
@@ -286,7 +288,7 @@ def _blocking_resolver(layout):
 def _cmd_schema(args: argparse.Namespace) -> int:
     import json
 
-    from stackscope.layout import json_schema
+    from stackscope.schema import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return EXIT_OK
@@ -301,7 +303,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         list_faults(sys.stdout)
         return EXIT_OK
     if args.fault and args.fault not in FAULTS:
-        from stackscope.schema import did_you_mean
+        from stackscope.kinds import did_you_mean
 
         hint = did_you_mean(args.fault, tuple(FAULTS)) or "see stackscope demo --list"
         print(f"stackscope: unknown fault '{args.fault}' — {hint}", file=sys.stderr)
@@ -499,7 +501,7 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
     """`watch --plain`: one line per state or verdict change, from the same transition
     detection as the dashboard's events pane and the incident timeline."""
     from stackscope.diagnosis import assess
-    from stackscope.schema import format_duration
+    from stackscope.kinds import format_duration
     from stackscope.timeline import Timeline, format_time
 
     timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
@@ -563,7 +565,7 @@ def _run_async(coro) -> None:
         task = asyncio.ensure_future(coro)
         loop = asyncio.get_running_loop()
         caught: list[int] = []
-        installed: dict[int, object] = {}
+        installed: dict[int, Any] = {}  # signum -> signal.getsignal(): a handler, SIG_DFL/SIG_IGN or None
 
         def stop(signum: int) -> None:
             caught.append(signum)
@@ -585,6 +587,6 @@ def _run_async(coro) -> None:
         finally:
             for signum, previous in installed.items():
                 loop.remove_signal_handler(signum)
-                signal.signal(signum, previous)  # type: ignore[arg-type]
+                signal.signal(signum, previous)
 
     asyncio.run(main())

@@ -40,7 +40,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from stackscope.layout import Check, Layer, Layout
 from stackscope.model import (
     BACKUP,
     DISABLED,
@@ -52,9 +51,12 @@ from stackscope.model import (
     NOLB,
     UNKNOWN,
     WEIGHT_0,
+    Check,
     DnsAnswers,
     ErrorKind,
     HttpAnswer,
+    Layer,
+    Layout,
     PoolEvidence,
     PoolMember,
     Result,
@@ -578,12 +580,8 @@ def _through_the_pool(state: CheckState, group: list[LayerState], pools: list[Po
 # --------------------------------------------------------------------------- verdict
 
 
-def diagnose(snapshot: Snapshot) -> Verdict | None:
-    """The verdict for a snapshot, or None when every layer is ok."""
-    return assess(snapshot).verdict
-
-
 def assess(snapshot: Snapshot) -> Diagnosis:
+    """The layers' states and the verdict (None when every layer is ok) for a snapshot."""
     layers = assess_layers(snapshot)
     explained = _explanations(snapshot.layout, layers)
     layers = _degraded(layers, explained)

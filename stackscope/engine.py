@@ -15,16 +15,19 @@ import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from stackscope.history import History, Sample
-from stackscope.layout import Check, Layout
-from stackscope.model import ErrorKind, Result, Snapshot, Status
+from stackscope.kinds import format_duration
+from stackscope.model import Check, ErrorKind, Layout, Result, Snapshot, Status
 from stackscope.probes import spec_for
 from stackscope.probes.common import ProbeFailure, evidence_in, timeout_scope
 from stackscope.probes.context import ProbeContext
 from stackscope.redact import activated
 from stackscope.scheduler import WORKER_THRESHOLD, Pacer
-from stackscope.schema import format_duration
+
+if TYPE_CHECKING:
+    from stackscope.workers import WorkerPool
 
 MAX_CONCURRENCY = 1024
 DEFAULT_HISTORY = 120
@@ -102,7 +105,7 @@ class Engine:
         self._round_lock = asyncio.Lock()
         self.pacer = Pacer()
         self.workers = self._default_workers() if workers is None else workers
-        self._pool = None  # the WorkerPool, started on the first sharded round
+        self._pool: WorkerPool | None = None  # the WorkerPool, started on the first sharded round
         self.history: dict[str, History] = {c.id: History(history) for c in layout.checks()}
         self.inflight: dict[str, float] = {}  # check id -> time.monotonic() when its probe started
         self.rounds = 0

@@ -35,8 +35,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from stackscope import __version__
 from stackscope.diagnosis import Diagnosis, assess
-from stackscope.layout import Layout
-from stackscope.model import Status
+from stackscope.model import Layout, Status
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 PHASES = ("dns", "connect", "tls", "ttfb", "total")  # the http probe's phases (httpclient.py)

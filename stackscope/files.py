@@ -34,7 +34,7 @@ class FileRefused(OSError):
         self.problem = problem
 
     def __str__(self) -> str:
-        return self.strerror
+        return f"{self.path} is {self.problem}"  # the strerror __init__ set
 
 
 def kind_of(mode: int) -> str:

@@ -10,18 +10,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from stackscope.files import FileRefused, read_text
-from stackscope.probes import CHECK_TYPES, spec_for
-from stackscope.redact import Redactor
-from stackscope.safetext import safe_value, terminal_safe
-from stackscope.schema import (
-    Address,
+from stackscope.kinds import (
     AddressKind,
     Choice,
     Duration,
@@ -36,110 +32,21 @@ from stackscope.schema import (
     describe,
     did_you_mean,
     format_duration,
-    host_of,
 )
-
-ROLES = ("dns", "lb", "backend", "db", "cache", "other")
-DEFAULT_INTERVAL = 5.0
-DEFAULT_TIMEOUT = 3.0
-# Confirmation re-probes: a check whose status just changed is probed again at once and
-# then every CONFIRM_INTERVAL until CONFIRM_RETRIES re-probes agree (Nagios soft -> hard).
-CONFIRM_RETRIES = 2
-CONFIRM_INTERVAL = 0.25
-MIN_TIMEOUT = 0.01  # below 10 ms a timeout measures this process's scheduling, not the target
-
-
-# --------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class Check:
-    """One thing to probe. `target` is what the user wrote; `address` is it parsed."""
-
-    type: str
-    target: str
-    name: str
-    layer: str
-    timeout: float
-    warn_ms: float | None
-    options: Any  # the check type's options dataclass
-    address: Any  # the parsed target: Url, Address or str depending on the type
-    line: int = 0
-
-    @property
-    def id(self) -> str:
-        return f"{self.layer}/{self.name}"
-
-    @property
-    def hostname(self) -> str | None:
-        """The DNS name this check depends on, or None when it addresses an IP."""
-        return host_of(self.address)
-
-
-@dataclass(frozen=True)
-class Layer:
-    name: str
-    role: str
-    checks: tuple[Check, ...]
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class Layout:
-    name: str
-    layers: tuple[Layer, ...]
-    interval: float = DEFAULT_INTERVAL
-    timeout: float = DEFAULT_TIMEOUT
-    description: str = ""
-    resolver: Address | None = None
-    path: str = ""
-    confirm_retries: int = CONFIRM_RETRIES
-    confirm_interval: float = CONFIRM_INTERVAL
-
-    def checks(self) -> Iterator[Check]:
-        for layer in self.layers:
-            yield from layer.checks
-
-    def check(self, check_id: str) -> Check:
-        for check in self.checks():
-            if check.id == check_id:
-                return check
-        raise KeyError(check_id)
-
-    def layer(self, name: str) -> Layer:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(name)
-
-    def layers_with_role(self, role: str) -> list[Layer]:
-        return [layer for layer in self.layers if layer.role == role]
-
-    def declared_backends(self, layer: str | None = None) -> list[tuple[Check, Address]]:
-        """The address of every check of the backend layers (or of one named layer): what
-        an LB pool is compared with. Checks without a network target are skipped."""
-        layers = [self.layer(layer)] if layer else self.layers_with_role("backend")
-        out = []
-        for each in layers:
-            for check in each.checks:
-                target = check.address
-                if isinstance(target, Address):
-                    out.append((check, target))
-                elif hasattr(target, "host") and hasattr(target, "port"):
-                    out.append((check, Address(target.host, target.port)))
-        return out
-
-    def secret_env_names(self) -> set[str]:
-        """Names of the environment variables whose values must never be shown."""
-        names = set()
-        for check in self.checks():
-            for f in dataclasses.fields(check.options):
-                if isinstance(f.metadata.get("kind"), EnvName):
-                    value = getattr(check.options, f.name)
-                    if value:
-                        names.add(value)
-        return names
-
+from stackscope.model import (
+    CONFIRM_INTERVAL,
+    CONFIRM_RETRIES,
+    DEFAULT_INTERVAL,
+    DEFAULT_TIMEOUT,
+    MIN_TIMEOUT,
+    ROLES,
+    Check,
+    Layer,
+    Layout,
+)
+from stackscope.probes import CHECK_TYPES, spec_for
+from stackscope.redact import Redactor
+from stackscope.safetext import safe_value, terminal_safe
 
 # --------------------------------------------------------------------------- problems
 
@@ -632,14 +539,31 @@ def _check_count(layers_node: Node) -> int:
     return total
 
 
-class _Builder:
-    def __init__(self, file: str, ctx: ParseContext, problems: list[Problem]) -> None:
+class Validator:
+    """Collects the problems of a document read by read_yaml(), each with its file, line,
+    key and fix: the one wording for layouts and walkthrough files alike."""
+
+    def __init__(self, file: str, problems: list[Problem] | None = None) -> None:
         self.file = file
-        self.ctx = ctx
-        self.problems = problems
+        self.problems: list[Problem] = [] if problems is None else problems
 
     def problem(self, line: int, where: str, message: str, fix: str = "") -> None:
         self.problems.append(Problem(self.file, line, where, message, fix))
+
+    def unknown_keys(self, node: Node, allowed: tuple[str, ...], where: str, what: str = "") -> None:
+        """A problem for each key of the mapping `node` that is not `allowed` (`what`
+        names the mapping in the fix: "layer keys are: …")."""
+        listed = f"{what} keys are: " if what else "keys are: "
+        for key in node.value:
+            if key not in allowed:
+                hint = did_you_mean(key, allowed) or listed + ", ".join(allowed)
+                self.problem(node.key_lines[key], where, f"unknown key '{key}'", hint)
+
+
+class _Builder(Validator):
+    def __init__(self, file: str, ctx: ParseContext, problems: list[Problem]) -> None:
+        super().__init__(file, problems)
+        self.ctx = ctx
 
     def check_timeout(
         self, node: Node, where: str, timeout: float, interval: float, it: str, whose_interval: str
@@ -660,12 +584,6 @@ class _Builder:
                 f"timeout {format_duration(timeout)} is longer than interval {format_duration(interval)}",
                 f"lower {it} to {format_duration(interval)} or less, or raise {whose_interval}",
             )
-
-    def unknown_keys(self, node: Node, allowed: tuple[str, ...], where: str, what: str) -> None:
-        for key in node.value:
-            if key not in allowed:
-                hint = did_you_mean(key, allowed) or f"{what} keys are: {', '.join(allowed)}"
-                self.problem(node.key_lines[key], where, f"unknown key '{key}'", hint)
 
     def parse(
         self,
@@ -771,7 +689,7 @@ class _Builder:
                 layer = self.layer(layer_node, index, interval, timeout)
                 name_node = layer_node.value.get("name") if isinstance(layer_node.value, dict) else None
                 layer_name = name_node.value if name_node is not None else None
-                if isinstance(layer_name, str) and layer_name in seen:
+                if name_node is not None and isinstance(layer_name, str) and layer_name in seen:
                     self.problem(
                         name_node.line,
                         f"layers[{index}]",
@@ -779,7 +697,7 @@ class _Builder:
                         f"rename one (the other is on line {seen[layer_name]})",
                     )
                     continue
-                if isinstance(layer_name, str):
+                if name_node is not None and isinstance(layer_name, str):
                     seen[layer_name] = name_node.line
                 if layer is not None:
                     layers.append(layer)
@@ -999,87 +917,3 @@ class _Builder:
             address=target,
             line=node.line,
         )
-
-
-# --------------------------------------------------------------------------- JSON Schema
-
-
-def json_schema() -> dict[str, Any]:
-    """A JSON Schema of the layout format, for yaml-language-server and other editors."""
-    from stackscope.probes import all_specs
-
-    common = {
-        "name": {**Text().json_schema(), "description": "Display name (default: the target)."},
-        "timeout": {**Duration().json_schema(), "description": "Per-check timeout (default: the layout's)."},
-        "warn_ms": {
-            **Number(minimum=0).json_schema(),
-            "description": "Latency above this many milliseconds makes the check warn.",
-        },
-    }
-    variants = []
-    for spec in all_specs():
-        props: dict[str, Any] = {spec.key: {**spec.target.json_schema(), "description": spec.doc}}
-        props.update(common)
-        for info in spec.option_infos():
-            entry = dict(info.kind.json_schema())
-            doc = info.doc
-            if info.default not in (None, ()):
-                doc += f" Default: {info.kind.show(info.default)}."
-            entry["description"] = doc.strip()
-            props[info.key] = entry
-        required = [spec.key] + [i.key for i in spec.option_infos() if i.required]
-        variants.append(
-            {
-                "type": "object",
-                "title": f"{spec.key} check",
-                "properties": props,
-                "required": required,
-                "additionalProperties": False,
-            }
-        )
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://stackscope.dev/schema/layout.json",
-        "title": "stackscope layout",
-        "description": "The layers of a request path, upstream first, and the checks that probe each.",
-        "type": "object",
-        "required": ["name", "layers"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {**Text().json_schema(), "description": "The stack's name, e.g. auth-prod."},
-            "description": Text().json_schema(),
-            "interval": {**Duration().json_schema(), "description": "Probe period in watch mode. Default 5s."},
-            "timeout": {**Duration().json_schema(), "description": "Default per-check timeout; <= interval."},
-            "confirm": {
-                "type": "object",
-                "additionalProperties": False,
-                "description": "Confirmation re-probes: a check whose status changed is probed again at once and "
-                "then every `interval` until `retries` re-probes agree; until then the verdict reads "
-                "'unconfirmed'. Default {retries: 2, interval: 250ms}.",
-                "properties": {
-                    "retries": {"type": "integer", "minimum": 0, "maximum": 10},
-                    "interval": Duration().json_schema(),
-                },
-            },
-            "resolver": {
-                **AddressKind(53).json_schema(),
-                "description": "DNS server through which every name a check connects to (and the "
-                "names in an LB pool) resolves; dns checks ask it unless they name "
-                "a server.",
-            },
-            "layers": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "required": ["name", "role", "checks"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "name": Text().json_schema(),
-                        "role": {"enum": list(ROLES)},
-                        "checks": {"type": "array", "minItems": 1, "items": {"oneOf": variants}},
-                    },
-                },
-            },
-        },
-    }

@@ -1,20 +1,21 @@
-"""The data that flows from probes to renderers: statuses, results and snapshots.
+"""The data that flows one way from the layout file to the renderers: the layout
+(`Layout`, `Layer`, `Check` and the parsed targets), statuses, results with their typed
+evidence, and snapshots.
 
-Everything here is plain data with no I/O, so the diagnosis and every renderer can be
-tested with hand-built values.
+Everything here is plain data with no I/O, and it imports nothing else of the project, so
+the diagnosis and every renderer can be tested with hand-built values. layout.py builds
+the layout from YAML; the probes build the results.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from stackscope.layout import Check, Layout
-
+from typing import Any
 
 # ---------------------------------------------------------------- terminal-safe text
 # The one rule for text that may reach a terminal (re-exported by safetext.py). It lives
@@ -95,6 +96,11 @@ class Status(enum.Enum):
     @property
     def failing(self) -> bool:
         return self in (Status.WARN, Status.CRIT)
+
+    @property
+    def label(self) -> str:
+        """Glyph and word, as every output shows a status: "✖ CRIT"."""
+        return f"{self.glyph} {self.word}"
 
     def __str__(self) -> str:
         return self.name.lower()
@@ -334,3 +340,166 @@ class Snapshot:
 def _seconds(value: float) -> str:
     """33.04 -> '33s', 0.25 -> '0.25s': a round's length, to the hundredth of a second."""
     return f"{round(value, 2):g}s"
+
+
+# --------------------------------------------------------------------------- targets
+# What a check's target parses into (kinds.py does the parsing).
+
+
+@dataclass(frozen=True)
+class Address:
+    """host:port, where host is an IP or a name; IPv6 is written [addr]:port."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_ip(self) -> bool:
+        return is_ip(self.host)
+
+
+@dataclass(frozen=True)
+class Url:
+    """An http(s) URL split into the parts a probe needs; `raw` is what the user wrote."""
+
+    raw: str
+    scheme: str
+    host: str
+    port: int
+    path: str  # path plus query, never empty
+
+    @property
+    def address(self) -> Address:
+        return Address(self.host, self.port)
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def host_of(target: Any) -> str | None:
+    """The host name a target addresses, or None when it is an IP (or has no host)."""
+    host = getattr(target, "host", None)
+    if isinstance(target, str):
+        host = None
+    if not host or is_ip(host) or host == "local":
+        return None
+    return host
+
+
+# --------------------------------------------------------------------------- the layout
+# The declared truth about a stack, as layout.py builds it from the YAML file.
+
+ROLES = ("dns", "lb", "backend", "db", "cache", "other")
+DEFAULT_INTERVAL = 5.0
+DEFAULT_TIMEOUT = 3.0
+# Confirmation re-probes: a check whose status just changed is probed again at once and
+# then every CONFIRM_INTERVAL until CONFIRM_RETRIES re-probes agree (Nagios soft -> hard).
+CONFIRM_RETRIES = 2
+CONFIRM_INTERVAL = 0.25
+MIN_TIMEOUT = 0.01  # below 10 ms a timeout measures this process's scheduling, not the target
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing to probe. `target` is what the user wrote; `address` is it parsed."""
+
+    type: str
+    target: str
+    name: str
+    layer: str
+    timeout: float
+    warn_ms: float | None
+    options: Any  # the check type's options dataclass
+    address: Any  # the parsed target: Url, Address or str depending on the type
+    line: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{self.layer}/{self.name}"
+
+    @property
+    def hostname(self) -> str | None:
+        """The DNS name this check depends on, or None when it addresses an IP."""
+        return host_of(self.address)
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    role: str
+    checks: tuple[Check, ...]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    layers: tuple[Layer, ...]
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+    description: str = ""
+    resolver: Address | None = None
+    path: str = ""
+    confirm_retries: int = CONFIRM_RETRIES
+    confirm_interval: float = CONFIRM_INTERVAL
+
+    def checks(self) -> Iterator[Check]:
+        for layer in self.layers:
+            yield from layer.checks
+
+    def check(self, check_id: str) -> Check:
+        for check in self.checks():
+            if check.id == check_id:
+                return check
+        raise KeyError(check_id)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def layers_with_role(self, role: str) -> list[Layer]:
+        return [layer for layer in self.layers if layer.role == role]
+
+    def declared_backends(self, layer: str | None = None) -> list[tuple[Check, Address]]:
+        """The address of every check of the backend layers (or of one named layer): what
+        an LB pool is compared with. Checks without a network target are skipped."""
+        layers = [self.layer(layer)] if layer else self.layers_with_role("backend")
+        out = []
+        for each in layers:
+            for check in each.checks:
+                target = check.address
+                if isinstance(target, Address):
+                    out.append((check, target))
+                elif hasattr(target, "host") and hasattr(target, "port"):
+                    out.append((check, Address(target.host, target.port)))
+        return out
+
+    def secret_env_names(self) -> set[str]:
+        """Names of the environment variables whose values must never be shown."""
+        names = set()
+        for check in self.checks():
+            for f in dataclasses.fields(check.options):
+                if getattr(f.metadata.get("kind"), "names_a_secret", False):  # an EnvName option
+                    value = getattr(check.options, f.name)
+                    if value:
+                        names.add(value)
+        return names

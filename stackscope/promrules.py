@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import yaml
 
 from stackscope.diagnosis import dependency_groups, layers_below
-from stackscope.layout import Layout
+from stackscope.model import Layout
 
 ALERT = "StackscopeLayerCritical"
 CRIT = 2

@@ -31,8 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stackscope.layout import Layout
-    from stackscope.model import Result
+    from stackscope.model import Layout, Result
 
 MASK = "«redacted»"
 ELLIPSIS = "…"

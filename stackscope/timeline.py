@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackscope.diagnosis import CheckState, Diagnosis, Verdict
+from stackscope.kinds import format_duration
 from stackscope.model import Status
-from stackscope.schema import format_duration
 
 MAX_EVENTS = 10_000  # a flapping check must not grow the timeline without bound
 
@@ -58,12 +58,12 @@ class Event:
     @property
     def transition(self) -> str:
         """'✔ OK → ✖ CRIT', or '✖ CRIT' alone for the first state seen."""
-        after = f"{self.after.glyph} {self.after.word}"
+        after = self.after.label
         if self.before is None:
             return after
         if self.before is self.after and self.change:
             return f"{after} ({self.change})"
-        return f"{self.before.glyph} {self.before.word} → {after}"
+        return f"{self.before.label} → {after}"
 
     @property
     def verdict_words(self) -> str:
@@ -78,11 +78,10 @@ class Event:
         stamp = format_time(self.at, tz, date=date)
         if self.kind == VERDICT:
             if self.after is Status.OK:
-                return f"{stamp}  verdict  {self.after.glyph} {self.after.word}  {self.detail}"
+                return f"{stamp}  verdict  {self.after.label}  {self.detail}"
             unconfirmed = " (unconfirmed)" if not self.confirmed else ""
             return (
-                f"{stamp}  verdict  {self.after.glyph} {self.after.word}  {self.layer} is the broken layer"
-                f"{unconfirmed} — {self.detail}"
+                f"{stamp}  verdict  {self.after.label}  {self.layer} is the broken layer{unconfirmed} — {self.detail}"
             )
         return f"{stamp}  {self.subject}  {self.transition}  {self.detail}"
 
@@ -182,7 +181,7 @@ class Timeline:
                 change = ""
                 if cspan is None:  # first sight: only a problem is news
                     cspan = self._check_spans[check.id] = _Span(since=at)
-                    before = None
+                    before: Status | None = None
                 elif state.status is cspan.status:
                     if state.status is Status.OK or (was is not None and how[0] == was[0]):
                         continue
@@ -273,10 +272,6 @@ class Timeline:
 
     # ------------------------------------------------------------------ reading
 
-    @property
-    def in_incident(self) -> bool:
-        return self.incident_start is not None and self.incident_end is None
-
     def root_cause(self) -> tuple[float, Verdict] | None:
         """The rule: the first *confirmed* verdict of the incident at its worst severity
         (the first confirmed CRIT verdict, if any was CRIT). A fault that came first and
@@ -363,7 +358,7 @@ class Timeline:
             lines.append(
                 _row(
                     name,
-                    f"{span.worst.glyph} {span.worst.word}",
+                    f"{span.worst.label}",
                     human_duration(span.total(now)),
                     ", ".join(checks) or "—",
                 )
@@ -378,7 +373,7 @@ class Timeline:
             return lines + self._transient_lines(transients, tz)
         at, verdict = cause
         lines = [
-            f"**{verdict.layer}** ({verdict.role}) — {verdict.status.glyph} {verdict.status.word}, "
+            f"**{verdict.layer}** ({verdict.role}) — {verdict.status.label}, "
             f"named at {format_time(at, tz, date=False)}",
             "",
             f"> {_report_summary(verdict)}",
@@ -451,7 +446,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 def verdict_words(layer: str, status: Status) -> str:
     """'verdict: Load balancer ✖ CRIT': a verdict row in the timeline table and in
     'Other verdicts', the same words in both."""
-    return f"verdict: {layer} {status.glyph} {status.word}"
+    return f"verdict: {layer} {status.label}"
 
 
 def failure_class(state: CheckState) -> tuple[str, str]:

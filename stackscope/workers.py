@@ -154,14 +154,16 @@ class WorkerPool:
         if process is None:
             return
         with contextlib.suppress(OSError, ValueError):
-            process.stdin.close()  # the worker's cue to leave
+            if process.stdin is not None:  # always: started with stdin=PIPE
+                process.stdin.close()  # the worker's cue to leave
         try:
             process.wait(2)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(2)
         with contextlib.suppress(OSError, ValueError):
-            process.stdout.close()
+            if process.stdout is not None:  # always: started with stdout=PIPE
+                process.stdout.close()
 
     def close(self) -> None:
         for slot in range(self.count):

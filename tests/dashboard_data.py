@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from stackscope.engine import Engine
 from stackscope.history import Sample
-from stackscope.layout import Layout, parse_layout
-from stackscope.model import DnsAnswers, ErrorKind, HttpAnswer, Result, Snapshot, Status
+from stackscope.layout import parse_layout
+from stackscope.model import DnsAnswers, ErrorKind, HttpAnswer, Layout, Result, Snapshot, Status
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 

@@ -7,9 +7,9 @@ from typing import Any
 import yaml
 
 from stackscope.engine import Engine
-from stackscope.layout import Layout, parse_layout
-from stackscope.model import Result
-from stackscope.schema import ParseContext
+from stackscope.kinds import ParseContext
+from stackscope.layout import parse_layout
+from stackscope.model import Layout, Result
 
 
 def layout_of(

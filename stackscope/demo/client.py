@@ -9,10 +9,10 @@ from collections import deque
 from dataclasses import dataclass
 
 from stackscope.demo.listener import cancel_and_wait
+from stackscope.model import Address
 from stackscope.probes.common import Deadline, ProbeFailure
 from stackscope.probes.context import ResolveError, query_address
 from stackscope.probes.httpclient import fetch
-from stackscope.schema import Address
 
 INTERVAL = 0.25
 WINDOW = 40  # the last 40 logins (10 s) make the error rate

@@ -23,7 +23,7 @@ from stackscope.demo.faults import CLEAR, FAULTS, Fault
 from stackscope.demo.lb import DemoLb
 from stackscope.demo.store import SessionStore
 from stackscope.loop_thread import LoopNotRunning, LoopThread
-from stackscope.schema import Address
+from stackscope.model import Address
 
 ZONE = "demo.test"
 SERVICE = f"auth.{ZONE}"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackscope.demo.faults import FAULTS
-from stackscope.layout import LayoutError, Node, Problem, read_yaml
-from stackscope.schema import did_you_mean
+from stackscope.kinds import did_you_mean
+from stackscope.layout import LayoutError, Node, Problem, Validator, read_yaml
 
 BUILTIN_DIR = os.path.join(os.path.dirname(__file__), "walkthroughs")
 EVENT_KINDS = ("alert", "deploy", "change", "chat", "metric", "note")
@@ -111,13 +111,9 @@ def find_walkthrough(name_or_path: str) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-class _Checker:
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def problem(self, line: int, where: str, message: str, fix: str = "") -> None:
-        self.problems.append(Problem(self.file, line, where, message, fix))
+class _Checker(Validator):
+    """The layout loader's validator (file, line, key, fix; unknown keys named with the
+    closest match), plus plain typed values."""
 
     def get(
         self, node: Node, key: str, kind: type | tuple, where: str, *, required: bool = False, default: Any = None
@@ -136,16 +132,6 @@ class _Checker:
             return default
         return value
 
-    def known(self, node: Node, keys: tuple[str, ...], where: str) -> None:
-        for key in node.value:
-            if key not in keys:
-                self.problem(
-                    node.key_lines[key],
-                    where,
-                    f"unknown key '{key}'",
-                    did_you_mean(key, keys) or "keys are: " + ", ".join(keys),
-                )
-
 
 def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkthrough:
     """Read and validate a walkthrough; `layers` are the names an answer may take."""
@@ -156,7 +142,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
     check = _Checker(path)
     if not isinstance(root.value, dict):
         raise LayoutError([Problem(path, root.line, "", "a walkthrough is a mapping", "see the README")])
-    check.known(root, KEYS, "")
+    check.unknown_keys(root, KEYS, "")
     name = check.get(root, "name", str, "", required=True, default="?")
     title = check.get(root, "title", str, "", required=True, default="")
     summary = check.get(root, "summary", str, "", default="")
@@ -180,7 +166,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
     clock = root.value.get("clock")
     start, speed = "00:00", 1.0
     if clock is not None and isinstance(clock.value, dict):
-        check.known(clock, ("start", "minutes_per_second"), "clock")
+        check.unknown_keys(clock, ("start", "minutes_per_second"), "clock")
         start = str(check.get(clock, "start", (str, int), "clock", default="00:00"))
         speed = check.get(clock, "minutes_per_second", float, "clock", default=1.0)
         if ":" not in start or speed <= 0:
@@ -188,7 +174,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
     events = []
     for index, item in enumerate(_items(root, "events", check)):
         where = f"events[{index}]"
-        check.known(item, ("at", "kind", "text"), where)
+        check.unknown_keys(item, ("at", "kind", "text"), where)
         kind = check.get(item, "kind", str, where, default="note")
         if kind not in EVENT_KINDS:
             check.problem(
@@ -207,7 +193,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
     hints = []
     for index, item in enumerate(_items(root, "hints", check)):
         where = f"hints[{index}]"
-        check.known(item, ("cost", "text"), where)
+        check.unknown_keys(item, ("cost", "text"), where)
         hints.append(
             Hint(
                 check.get(item, "cost", int, where, default=10),
@@ -217,7 +203,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
     scoring = root.value.get("scoring")
     start_score, wrong_cost, per_minute = 100, 15, 5
     if scoring is not None and isinstance(scoring.value, dict):
-        check.known(scoring, ("start", "wrong_answer", "per_minute"), "scoring")
+        check.unknown_keys(scoring, ("start", "wrong_answer", "per_minute"), "scoring")
         start_score = check.get(scoring, "start", int, "scoring", default=100)
         wrong_cost = check.get(scoring, "wrong_answer", int, "scoring", default=15)
         per_minute = check.get(scoring, "per_minute", int, "scoring", default=5)
@@ -226,7 +212,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
     if debrief_node is None or not isinstance(debrief_node.value, dict):
         check.problem(root.line, "", "missing required key 'debrief'", "add root_cause: and dashboard:")
     else:
-        check.known(debrief_node, DEBRIEF_KEYS, "debrief")
+        check.unknown_keys(debrief_node, DEBRIEF_KEYS, "debrief")
         debrief = Debrief(
             check.get(debrief_node, "root_cause", str, "debrief", required=True, default=""),
             check.get(debrief_node, "dashboard", str, "debrief", required=True, default=""),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from stackscope.files import FileRefused, read_bounded
+from stackscope.kinds import parse_address
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import (
     BACKUP,
@@ -34,7 +35,7 @@ from stackscope.lb.pool import (
     Pool,
     PoolServer,
 )
-from stackscope.schema import is_ip, parse_address
+from stackscope.model import is_ip
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_FILES = 500
@@ -438,7 +439,7 @@ def balancers(config: Config) -> dict[str, Balancer]:
             name = balancer_name(directive.args[0])
             if name:
                 entry(name, directive)["settings"].update(a.split("=", 1) for a in directive.args[1:] if "=" in a)
-            elif inside:
+            elif inside and section is not None:  # inside is only set within a section
                 entry(inside, section)["settings"].update(a.split("=", 1) for a in directive.args if "=" in a)
     for directive, path in walk(config.directives):
         target = _route_target(directive, path)

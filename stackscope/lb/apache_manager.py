@@ -17,12 +17,13 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from stackscope.lb.apache_conf import split_worker_url
 from stackscope.lb.pool import BACKUP, DOWN_BY_CHECK, DRAIN, IN, MAINT, UNKNOWN, Pool, PoolServer, normalise
+from stackscope.model import is_ip
 from stackscope.probes.common import printable
 from stackscope.redact import active as active_redactor
-from stackscope.schema import is_ip
 
 MAX_TABLES = 2000
 MAX_ROWS = 20000
@@ -142,7 +143,7 @@ def parse_page(text: str) -> list[Balancer]:
             continue
         if current is None:
             continue
-        rows = [row for row in value if row]  # type: ignore[union-attr]
+        rows = [row for row in value if row]  # type: ignore[attr-defined]  # a table event carries a list of rows
         if not rows:
             continue
         header = rows[0]
@@ -293,7 +294,7 @@ def pool_of(balancer: Balancer, source: str, resolved: dict[str, str] | None = N
                 )
             }
         )
-    extra = {"workers": workers}
+    extra: dict[str, Any] = {"workers": workers}
     if balancer.settings:
         extra["settings"] = dict(balancer.settings)
     return Pool(name=balancer.name, source=source, servers=tuple(servers), extra=extra)

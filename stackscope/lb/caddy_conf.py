@@ -28,10 +28,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from stackscope.files import FileRefused, read_text
+from stackscope.kinds import Invalid, parse_address, valid_hostname
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, IN, Pool, PoolServer
+from stackscope.model import is_ip
 from stackscope.safetext import terminal_safe
-from stackscope.schema import Invalid, is_ip, parse_address, valid_hostname
 
 MAX_DEPTH = 16  # subroutes nested deeper than this are refused (a hostile config, not a real one)
 FILE_CAP = 16 * 1024 * 1024
@@ -549,13 +550,16 @@ def _located_decoder() -> json.JSONDecoder:
 
     def parse_object(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo=None, **kw):
         string, end = s_and_end
-        obj, new_end = json.decoder.JSONObject(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo)
+        obj, new_end = json.decoder.JSONObject(  # type: ignore[attr-defined]  # not in the stubs
+            s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo
+        )
         located = _Located(obj)
         located.offset = end - 1
         return located, new_end
 
-    decoder.parse_object = parse_object  # type: ignore[assignment]
-    decoder.scan_once = json.scanner.py_make_scanner(decoder)
+    # Not in the typeshed stubs: attributes of the pure-Python JSONDecoder and json.scanner.
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
     return decoder
 
 

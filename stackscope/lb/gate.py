@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stackscope.files import FileRefused, read_text
-from stackscope.layout import Layout
 from stackscope.lb import ConfigError, apache_conf, caddy_conf, haproxy_cfg, nginx_conf, varnish_vcl
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, DOES_NOT_RESOLVE, Declared, Judgement, Pool, judge_pool
-from stackscope.model import Status
+from stackscope.model import Address, Layout, Status, is_ip
 from stackscope.safetext import terminal_safe
-from stackscope.schema import Address, is_ip
 
 MAX_CONFIG_BYTES = haproxy_cfg.MAX_BYTES  # the larger of the two parsers' caps
 
@@ -74,22 +74,24 @@ def detect(path: str) -> str:
     )
 
 
-def _pool_names(layout: Layout, kind: str, explicit: str | None) -> list[tuple[str, str | None]]:
+# The option of each LB check type that names its pool (caddy: a route selector, or
+# none: the reverse_proxy best matching the declared backends).
+POOL_OPTION: dict[str, Callable[[Any], str | None]] = {
+    "haproxy": lambda options: options.backend,
+    "nginx": lambda options: options.upstream,
+    "apache": lambda options: options.balancer,
+    "caddy": lambda options: str(options.upstream) if options.upstream else None,
+    "varnish": lambda options: options.director,
+}
+
+
+def _pool_names(layout: Layout, kind: str, explicit: str | None) -> list[tuple[str | None, str | None]]:
     """(pool name, backends layer) pairs to check."""
     if explicit:
         return [(explicit, None)]
-    names = []
-    for check in layout.checks():
-        if check.type == kind == "haproxy":
-            names.append((check.options.backend, check.options.backends))
-        elif check.type == kind == "nginx":
-            names.append((check.options.upstream, check.options.backends))
-        elif check.type == kind == "apache":
-            names.append((check.options.balancer, check.options.backends))
-        elif check.type == kind == "caddy":  # no upstream: the reverse_proxy best matching the declared backends
-            names.append((str(check.options.upstream) if check.options.upstream else None, check.options.backends))
-        elif check.type == kind == "varnish":
-            names.append((check.options.director, check.options.backends))
+    names = [
+        (POOL_OPTION[kind](check.options), check.options.backends) for check in layout.checks() if check.type == kind
+    ]
     if not names:
         raise GateError(f"the layout has no {kind} check naming a pool: add one, or name the pool with --pool")
     return list(dict.fromkeys(names))
@@ -109,73 +111,89 @@ def _declared(layout: Layout, layer: str | None, resolve) -> list[Declared]:
     return out
 
 
-def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resolve=None) -> list[PoolReport]:
+# A config loaded for the gate: finds a named pool in it, given the declared backends.
+Finder = Callable[[Any, list[Declared]], Pool]
+Resolve = Callable[[str], "str | None"] | None
+
+
+def _resolved(hosts: set[str], resolve: Resolve) -> dict[str, str]:
+    return {h: ip for h in hosts if resolve and (ip := resolve(h))}
+
+
+def _haproxy(config_path: str, resolve: Resolve, note: str) -> Finder:
+    cfg = haproxy_cfg.parse(config_path)
+    backends = cfg.backends
+
+    def find(name: str, declared: list[Declared]) -> Pool:
+        if name not in backends:
+            raise GateError(f"{config_path} has no backend '{name}' (backends: {', '.join(backends) or 'none'})")
+        hosts = {s.host for s in backends[name].servers if s.host and not is_ip(s.host)}
+        return haproxy_cfg.pool_of(cfg, name, _resolved(hosts, resolve), note)
+
+    return find
+
+
+def _apache(config_path: str, resolve: Resolve, note: str) -> Finder:
+    apache = apache_conf.load(config_path)
+    pools = apache_conf.balancers(apache)
+    by_lower = {name.lower(): balancer for name, balancer in pools.items()}
+
+    def find(name: str, declared: list[Declared]) -> Pool:
+        if name.lower() not in by_lower:
+            raise GateError(f"{config_path} has no balancer://{name} (balancers: {', '.join(pools) or 'none'})")
+        balancer = by_lower[name.lower()]
+        hosts = {m.host for m in balancer.members if m.host and not is_ip(m.host)}
+        return apache_conf.pool_of(balancer, _resolved(hosts, resolve), apache, note)
+
+    return find
+
+
+def _caddy(config_path: str, resolve: Resolve, note: str) -> Finder:
+    caddy = caddy_conf.load(config_path)
+    return lambda name, declared: caddy_conf.gate_pool(caddy, name, declared, resolve, note)
+
+
+def _varnish(config_path: str, resolve: Resolve, note: str) -> Finder:
+    vcl = varnish_vcl.load(config_path)
+    return lambda name, declared: varnish_vcl.gate_pool(vcl, name, resolve, note)
+
+
+def _nginx(config_path: str, resolve: Resolve, note: str) -> Finder:
+    config = nginx_conf.load(config_path)
+    upstreams = nginx_conf.upstreams(config)
+
+    def find(name: str, declared: list[Declared]) -> Pool:
+        if name not in upstreams:
+            raise GateError(f"{config_path} has no upstream '{name}' (upstreams: {', '.join(upstreams) or 'none'})")
+        hosts = {s.host for s in upstreams[name].servers if s.host and not is_ip(s.host)}
+        return nginx_conf.pool_of(upstreams[name], _resolved(hosts, resolve), config, note)
+
+    return find
+
+
+# What detect() names -> how the gate reads that kind of config.
+LOADERS: dict[str, Callable[[str, Resolve, str], Finder]] = {
+    "haproxy": _haproxy,
+    "apache": _apache,
+    "caddy": _caddy,
+    "varnish": _varnish,
+    "nginx": _nginx,
+}
+
+
+def run_gate(layout: Layout, config_path: str, *, pool: str | None = None, resolve: Resolve = None) -> list[PoolReport]:
     """Judge every pool the layout names in the config; `resolve(host) -> ip | None`."""
     kind = detect(config_path)
     note = DOES_NOT_RESOLVE if resolve else COMPARE_WITH_RESOLVE  # for a server whose name has no address
     reports = []
-    if kind == "haproxy":
-        try:
-            cfg = haproxy_cfg.parse(config_path)
-        except ConfigError as exc:
-            raise GateError(str(exc)) from None
-        backends = cfg.backends
+    try:
+        find = LOADERS[kind](config_path, resolve, note)
         for name, layer in _pool_names(layout, kind, pool):
-            if name not in backends:
-                raise GateError(f"{config_path} has no backend '{name}' (backends: {', '.join(backends) or 'none'})")
-            hosts = {s.host for s in backends[name].servers if s.host and not is_ip(s.host)}
-            resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
-            found = haproxy_cfg.pool_of(cfg, name, resolved, note)
             declared = _declared(layout, layer, resolve)
+            found = find(name, declared)
             reports.append(PoolReport(found, declared, judge_pool(found, declared)))
-    elif kind == "apache":
-        try:
-            apache = apache_conf.load(config_path)
-            pools = apache_conf.balancers(apache)
-        except ConfigError as exc:
-            raise GateError(str(exc)) from None
-        by_lower = {name.lower(): balancer for name, balancer in pools.items()}
-        for name, layer in _pool_names(layout, kind, pool):
-            if name.lower() not in by_lower:
-                raise GateError(f"{config_path} has no balancer://{name} (balancers: {', '.join(pools) or 'none'})")
-            balancer = by_lower[name.lower()]
-            hosts = {m.host for m in balancer.members if m.host and not is_ip(m.host)}
-            resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
-            found = apache_conf.pool_of(balancer, resolved, apache, note)
-            declared = _declared(layout, layer, resolve)
-            reports.append(PoolReport(found, declared, judge_pool(found, declared)))
-    elif kind == "caddy":
-        try:
-            caddy = caddy_conf.load(config_path)
-            for name, layer in _pool_names(layout, kind, pool):
-                declared = _declared(layout, layer, resolve)
-                found = caddy_conf.gate_pool(caddy, name, declared, resolve, note)
-                reports.append(PoolReport(found, declared, judge_pool(found, declared)))
-        except ConfigError as exc:
-            raise GateError(str(exc)) from None
-    elif kind == "varnish":
-        try:
-            vcl = varnish_vcl.load(config_path)
-            for name, layer in _pool_names(layout, kind, pool):
-                found = varnish_vcl.gate_pool(vcl, name, resolve, note)
-                declared = _declared(layout, layer, resolve)
-                reports.append(PoolReport(found, declared, judge_pool(found, declared)))
-        except ConfigError as exc:
-            raise GateError(str(exc)) from None
-    else:
-        try:
-            config = nginx_conf.load(config_path)
-            upstreams = nginx_conf.upstreams(config)
-        except ConfigError as exc:
-            raise GateError(str(exc)) from None
-        for name, layer in _pool_names(layout, kind, pool):
-            if name not in upstreams:
-                raise GateError(f"{config_path} has no upstream '{name}' (upstreams: {', '.join(upstreams) or 'none'})")
-            hosts = {s.host for s in upstreams[name].servers if s.host and not is_ip(s.host)}
-            resolved = {h: ip for h in hosts if resolve and (ip := resolve(h))}
-            found = nginx_conf.pool_of(upstreams[name], resolved, config, note)
-            declared = _declared(layout, layer, resolve)
-            reports.append(PoolReport(found, declared, judge_pool(found, declared)))
+    except ConfigError as exc:
+        raise GateError(str(exc)) from None
     return reports
 
 
@@ -233,7 +251,7 @@ def render(reports: list[PoolReport], layout_path: str, config_path: str) -> str
             lines.append(f"  ~ {template}: members come from DNS at run time, not checked")
         if judgement.unrouted:
             lines.append(f"  ! nothing routes to {pool.name} in {config}")
-        lines.append(f"{judgement.status.glyph} {judgement.status.word}: {judgement.detail}")
+        lines.append(f"{judgement.status.label}: {judgement.detail}")
         lines.append("")
     # names, addresses and notes come from the config file: no line may drive the terminal
     return "\n".join(terminal_safe(line) for line in lines).rstrip()

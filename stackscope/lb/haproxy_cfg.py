@@ -19,9 +19,10 @@ import shlex
 from dataclasses import dataclass, field
 
 from stackscope.files import FileRefused, read_text
+from stackscope.kinds import Invalid, parse_address
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, IN, MAINT, WEIGHT_0, Pool, PoolServer
-from stackscope.schema import Invalid, is_ip, parse_address
+from stackscope.model import is_ip
 
 SECTIONS = (
     "global",

@@ -26,8 +26,8 @@ from stackscope.lb.pool import (
     PoolServer,
     normalise,
 )
+from stackscope.model import Address
 from stackscope.safetext import terminal_safe
-from stackscope.schema import Address
 
 
 class StatsError(Exception):

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from stackscope.model import ErrorKind, Status
-from stackscope.schema import Address, Invalid, parse_address
+from stackscope.kinds import Invalid, parse_address
+from stackscope.model import Address, ErrorKind, Status
 from stackscope.words import plural
 
 # Why a member's address is open when its host name has no address here. The gate compares
@@ -74,7 +75,7 @@ class PoolServer:
         return self.service or (IN if self.receives_traffic else UNKNOWN)
 
     def to_fact(self, declared: bool, declared_as: str = "") -> dict[str, Any]:
-        fact = {
+        fact: dict[str, Any] = {
             "name": self.name,
             "address": self.address,
             "state": self.state,
@@ -198,7 +199,7 @@ def compress(addresses: list[str]) -> str:
     for host in order:
         ports = sorted(set(by_host[host]))
         start = prev = ports[0]
-        for port in ports[1:] + [None]:  # type: ignore[list-item]
+        for port in ports[1:] + [None]:
             if port is not None and port == prev + 1:
                 prev = port
                 continue
@@ -265,7 +266,29 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
     - declared backends that could not be resolved, so the pool cannot be compared:
       UNKNOWN, never OK. Names are matched as written when both sides are names.
     """
-    servers = pool.servers
+    match = _match(pool.servers, declared)
+    members = _classify(pool.servers, declared, match)
+    facts = _facts(pool, declared, match, members)
+    key = f"pool {len(members.serving)}/{len(pool.servers)} {'enabled' if pool.from_config else 'UP'}"
+
+    def judged(status: Status, detail: str, kind: ErrorKind | None, key_fact: str = key) -> Judgement:
+        return Judgement(
+            status,
+            detail,
+            key_fact,
+            kind,
+            facts,
+            tuple(members.missing),
+            tuple(s.address for s in members.strangers if s.address),
+            tuple((i, d.label) for i, d in match.items()),
+        )
+
+    return _ladder(pool, declared, match, members, judged)
+
+
+def _match(servers: tuple[PoolServer, ...], declared: list[Declared]) -> dict[int, Declared]:
+    """Which member (by index) is which declared backend: by address, or by the name as
+    written when neither side has an address."""
     known = {d.address: d for d in declared if d.address}
     by_written = {d.written.lower(): d for d in declared if not d.address}
     match: dict[int, Declared] = {}
@@ -274,13 +297,38 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
             match[index] = known[server.address]
         elif not server.address and (server.configured_as or "").lower() in by_written:
             match[index] = by_written[server.configured_as.lower()]  # type: ignore[union-attr]
+    return match
+
+
+@dataclass(frozen=True)
+class _Members:
+    """The pool's members and the declared backends, sorted by what the ladder asks."""
+
+    open_declared: list[Declared]  # declared backends no member matched
+    unresolved: list[Declared]  # ... of them, those without an address
+    unknown: list[PoolServer]  # unmatched members whose address the source leaves open
+    strangers: list[PoolServer]  # members that are no declared backend
+    missing: list[str]  # declared addresses not in the pool
+    live: list[PoolServer]  # strangers taking traffic
+    standby: list[PoolServer]  # strangers that are serving backups
+    coming: list[PoolServer]  # strangers that take traffic once they come UP
+    idle: list[PoolServer]  # strangers taking none
+    traffic: list[PoolServer]  # members that take traffic (backups that serve included)
+    serving: list[PoolServer]
+
+
+def _classify(servers: tuple[PoolServer, ...], declared: list[Declared], match: dict[int, Declared]) -> _Members:
+    """Each member's service and traffic state, against the declared backends."""
     open_declared = [d for d in declared if d not in match.values()]
     unresolved = [d for d in open_declared if not d.address]
     unknown = [s for i, s in enumerate(servers) if i not in match and not s.address]
     undeclared = [s for i, s in enumerate(servers) if i not in match and s.address and declared]
     strangers = [s for s in undeclared if not any(_could_be(s, d) for d in unresolved)]
     missing = [d.address for d in open_declared if d.address and not any(_could_be(s, d) for s in unknown)]
-    live, standby, coming, idle = [], [], [], []  # strangers by what they do with traffic
+    live: list[PoolServer] = []  # strangers by what they do with traffic
+    standby: list[PoolServer] = []
+    coming: list[PoolServer] = []
+    idle: list[PoolServer] = []
     for s in strangers:
         if s.receives_traffic:
             live.append(s)
@@ -292,6 +340,14 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
             idle.append(s)
     traffic = [s for s in servers if s.receives_traffic or (s.standby and s.serving)]
     serving = [s for s in servers if s.serving]
+    return _Members(
+        open_declared, unresolved, unknown, strangers, missing, live, standby, coming, idle, traffic, serving
+    )
+
+
+def _facts(pool: Pool, declared: list[Declared], match: dict[int, Declared], members: _Members) -> dict[str, Any]:
+    """The pool as facts (with its typed evidence), for every renderer."""
+    servers = pool.servers
     pool_fact = PoolFacts(
         {
             "backend": pool.name,
@@ -302,32 +358,35 @@ def _judge_members(pool: Pool, declared: list[Declared]) -> Judgement:
             # the layout's name of each declared backend, so a table can show that a bad
             # pool kept the names (auth1, auth2) on other addresses
             "declared_names": {d.address or d.written: d.label for d in declared},
-            "missing": missing,
-            "unexpected": [s.address for s in strangers],
+            "missing": members.missing,
+            "unexpected": [s.address for s in members.strangers],
             **pool.extra,
         }
     )
     pool_fact.evidence = pool_evidence(pool, match)
     facts: dict[str, Any] = {"pool": pool_fact}
+    if members.unresolved:
+        facts["pool"]["unresolved"] = [f"{d.written}: {d.note}" for d in members.unresolved]
+    if members.unknown:
+        facts["pool"]["unknown_address"] = [
+            f"{s.name}: {s.address_note or 'hidden by the source'}" for s in members.unknown
+        ]
+    return facts
+
+
+def _ladder(
+    pool: Pool,
+    declared: list[Declared],
+    match: dict[int, Declared],
+    members: _Members,
+    judged: Callable[..., Judgement],
+) -> Judgement:
+    """The status ladder: the first rung that holds names the pool's state."""
+    servers = pool.servers
+    open_declared, unresolved, unknown = members.open_declared, members.unresolved, members.unknown
+    missing, live, standby, coming, idle = members.missing, members.live, members.standby, members.coming, members.idle
+    traffic, serving = members.traffic, members.serving
     unresolved_text = ", ".join(f"{d.written} ({d.note})" if d.note else d.written for d in unresolved)
-    if unresolved:
-        facts["pool"]["unresolved"] = [f"{d.written}: {d.note}" for d in unresolved]
-    if unknown:
-        facts["pool"]["unknown_address"] = [f"{s.name}: {s.address_note or 'hidden by the source'}" for s in unknown]
-    key = f"pool {len(serving)}/{len(servers)} {'enabled' if pool.from_config else 'UP'}"
-
-    def judged(status: Status, detail: str, kind: ErrorKind | None, key_fact: str = key) -> Judgement:
-        return Judgement(
-            status,
-            detail,
-            key_fact,
-            kind,
-            facts,
-            tuple(missing),
-            tuple(s.address for s in strangers if s.address),
-            tuple((i, d.label) for i, d in match.items()),
-        )
-
     name = pool.name
     if servers and len(unknown) == len(servers) and not any(s.address_note for s in unknown):
         return judged(

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from stackscope.files import FileRefused, read_bounded, read_text
+from stackscope.kinds import Invalid, parse_address
 from stackscope.lb import ConfigError
 from stackscope.lb.pool import (
     BACKUP,
@@ -33,7 +34,7 @@ from stackscope.lb.pool import (
     Pool,
     PoolServer,
 )
-from stackscope.schema import Invalid, is_ip, parse_address
+from stackscope.model import is_ip
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_FILES = 200

@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stackscope.schema import CheckSpec
+    from stackscope.kinds import CheckSpec
 
 CHECK_TYPES: dict[str, str] = {
     "dns": "stackscope.probes.dns",

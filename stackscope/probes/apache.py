@@ -11,20 +11,12 @@ judged against the declared backends by the same rules as every other LB check.
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from stackscope.lb import apache_manager
-from stackscope.lb.apache_conf import split_worker_url
-from stackscope.lb.declared import resolve_declared
-from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
-from stackscope.model import ErrorKind, Result, Status
-from stackscope.probes.common import Deadline, ProbeFailure, resolve_host, result
-from stackscope.probes.context import ResolveError
-from stackscope.probes.httpclient import fetch
-from stackscope.schema import (
+from stackscope.kinds import (
     CheckSpec,
     EnvName,
     Invalid,
@@ -32,12 +24,17 @@ from stackscope.schema import (
     LayerRef,
     ParseContext,
     Text,
-    Url,
     UrlKind,
     did_you_mean,
-    is_ip,
     option,
 )
+from stackscope.lb import apache_manager
+from stackscope.lb.apache_conf import split_worker_url
+from stackscope.lb.declared import judge_against_declared, pool_result, resolve_members
+from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED
+from stackscope.model import ErrorKind, Result, Status, Url
+from stackscope.probes.common import Deadline, ProbeFailure, basic_auth_from_env, reach
+from stackscope.probes.httpclient import fetch
 
 PAGE_CAP = 4 * 1024 * 1024  # about 3000 workers; a bigger page is refused, not cut and misread
 PARSE_IN_THREAD = 256 * 1024  # parse bigger pages off the event loop
@@ -102,29 +99,21 @@ def _unknown(kind: ErrorKind, detail: str, key_fact: str) -> ProbeFailure:
 
 async def _read_page(check, ctx, deadline: Deadline) -> str:
     url: Url = check.address
-    ip, _ = await resolve_host(ctx, url.host, deadline)
+    endpoint = await reach(ctx, url, deadline)
     headers = []
     if check.options.auth_env:
-        secret = ctx.secret(check.options.auth_env)
-        if not secret or ":" not in secret:
-            what = "is not set" if secret is None else "is empty" if not secret else "is not user:password"
-            raise _unknown(
-                ErrorKind.AUTH,
-                f"{check.options.auth_env} {what}: set it to the user:password of the balancer-manager's login",
-                "no credentials",
-            )
-        headers.append(("Authorization", "Basic " + base64.b64encode(secret.encode()).decode()))
+        headers.append(basic_auth_from_env(ctx, check.options.auth_env, "the balancer-manager's login"))
     try:
         response = await fetch(
-            ip,
+            endpoint.ip,
             url.port,
             deadline=deadline,
             method="GET",
             target=url.path,
             host_header=url.host_header,
             headers=headers,
-            ssl_context=ctx.ssl_context() if url.scheme == "https" else None,
-            sni=None if is_ip(url.host) else url.host,
+            ssl_context=endpoint.ssl_context,
+            sni=endpoint.sni,
             body_cap=PAGE_CAP,
             where=f"balancer-manager {url.host}:{url.port}",
         )
@@ -181,29 +170,18 @@ async def probe(check, ctx) -> Result:
         names = [b.name for b in found]
         hint = did_you_mean(options.balancer, names) or f"balancers: {', '.join(names)}"
         raise _unknown(ErrorKind.CONFIG, f"{url.raw} shows no balancer://{options.balancer} — {hint}", "no balancer")
-    resolved: dict[str, str] = {}
+    resolved, _ = await resolve_members(ctx, _worker_hosts(balancer), deadline)
+    pool = apache_manager.pool_of(balancer, f"balancer-manager {url.raw}", resolved, LAYOUT_RESOLVER_FAILED)
+    return pool_result(check, await judge_against_declared(ctx, pool, options.backends, deadline), deadline)
+
+
+def _worker_hosts(balancer: apache_manager.Balancer) -> Iterator[str | None]:
     for worker in balancer.workers:
         try:
             host, _, _ = split_worker_url(worker.url)
         except ValueError:
             continue
-        if host and not is_ip(host) and host not in resolved:
-            try:
-                resolved[host] = (await ctx.resolve(host, max(0.05, deadline.remaining()))).ip
-            except ResolveError:
-                pass
-    pool = apache_manager.pool_of(balancer, f"balancer-manager {url.raw}", resolved, LAYOUT_RESOLVER_FAILED)
-    declared = await resolve_declared(ctx, options.backends, max(0.05, deadline.remaining()))
-    judged = judge_pool(pool, declared)
-    return result(
-        check,
-        judged.status,
-        judged.detail,
-        latency_ms=deadline.elapsed_ms(),
-        key_fact=judged.key_fact,
-        facts=judged.facts,
-        kind=judged.kind,
-    )
+        yield host
 
 
 SPEC = CheckSpec(

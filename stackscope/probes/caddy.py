@@ -22,15 +22,15 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stackscope.kinds import CheckSpec, Invalid, LayerRef, ParseContext, Text, UrlKind, describe, option
 from stackscope.lb import caddy_conf
 from stackscope.lb.caddy_conf import SelectError, Selector, ShapeError
-from stackscope.lb.declared import resolve_declared
+from stackscope.lb.declared import pool_result, resolve_declared
 from stackscope.lb.pool import DOWN_BY_CHECK, IN, LAYOUT_RESOLVER_FAILED, Pool, judge_pool
-from stackscope.model import ErrorKind, Result, Status
-from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result, timeout_scope
+from stackscope.model import ErrorKind, Result, Status, Url
+from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, timeout_scope
 from stackscope.probes.context import ResolveError
 from stackscope.probes.httpclient import HttpResponse, fetch
-from stackscope.schema import CheckSpec, Invalid, LayerRef, ParseContext, Text, Url, UrlKind, describe, option
 
 REPLY_CAP = 4 * 1024 * 1024  # the JSON config of a large site fits; a bomb is cut here
 MEMBER_CAP = 4096
@@ -63,7 +63,7 @@ class AdminUrlKind(UrlKind):
 class UpstreamKind(Text):
     hint = "@id, host, /path or host/path"
 
-    def parse(self, value: Any, ctx: ParseContext) -> Selector:
+    def parse(self, value: Any, ctx: ParseContext) -> Selector:  # type: ignore[override]  # written as text, read as a route
         if isinstance(value, (bool, list, dict)) or value is None:
             raise Invalid(f"expected a route, got {describe(value)}", f"write {self.hint}")
         return caddy_conf.parse_selector(str(value))
@@ -280,7 +280,7 @@ async def _members(pool: Pool, proxy: caddy_conf.Proxy, counters, hows, deadline
             parts.append(f"direct {answer[1]}")
         check = "; ".join(parts) or server.check
         # fails are kept per address for every handler; only this handler's passive policy takes a member out
-        out_by_fails = bool(fails) and passive is not None and fails >= passive.max_fails
+        out_by_fails = bool(fails and passive is not None and fails >= passive.max_fails)
         answered = answer is not None and answer[0]
         if out_by_fails or (how.is_active and answer is not None and not answered):
             state, service, receives, serving = "DOWN", DOWN_BY_CHECK, False, False
@@ -382,15 +382,7 @@ async def probe(check, ctx) -> Result:
         status, kind, detail = Status.WARN, ErrorKind.MEMBERS_DOWN, f"{detail}; {warnings[0]}"
     if unresolved:
         judged.facts["pool"]["notes"] = pool.extra.get("notes", []) + unresolved
-    return result(
-        check,
-        status,
-        detail,
-        latency_ms=deadline.elapsed_ms(),
-        key_fact=judged.key_fact,
-        facts=judged.facts,
-        kind=kind,
-    )
+    return pool_result(check, judged, deadline, status=status, detail=detail, kind=kind)
 
 
 SPEC = CheckSpec(

@@ -8,19 +8,21 @@ verdict about the target).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import errno
 import ssl
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from stackscope.model import ErrorKind, Evidence, Result, Status
+from stackscope.kinds import format_duration
+from stackscope.model import ErrorKind, Evidence, Result, Status, Url, is_ip
 from stackscope.probes.context import ProbeContext, ResolveError
 from stackscope.redact import MASK
 from stackscope.redact import active as active_redactor
-from stackscope.schema import format_duration
 
 
 class ProbeFailure(Exception):
@@ -53,6 +55,8 @@ else:
     async def timeout_scope(delay: float) -> AsyncIterator[None]:
         """asyncio.timeout for Python 3.10: cancel the current task when time is up."""
         task = asyncio.current_task()
+        if task is None:  # what asyncio.timeout says in the same case
+            raise RuntimeError("Timeout should be used inside a task")
         fired = False
 
         def fire() -> None:
@@ -156,6 +160,47 @@ async def resolve_host(ctx: ProbeContext, host: str, deadline: Deadline) -> tupl
     return resolved.ip, {
         "resolved": {"name": host, "address": resolved.ip, "via": resolved.via, "ms": round(resolved.ms, 2)}
     }
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to reach a URL: the IP to connect to (and facts about how the name
+    resolved), the TLS context for https, and the SNI name (none for an IP literal)."""
+
+    ip: str
+    facts: dict[str, Any]
+    ssl_context: ssl.SSLContext | None
+    sni: str | None
+
+
+async def reach(
+    ctx: ProbeContext, url: Url, deadline: Deadline, *, verify: bool = True, ca: str | None = None
+) -> Endpoint:
+    """Resolve a URL's host, then pick its TLS context and SNI: the one way every HTTP probe does it."""
+    ip, facts = await resolve_host(ctx, url.host, deadline)
+    context = ctx.ssl_context(verify, ca) if url.scheme == "https" else None
+    return Endpoint(ip, facts, context, None if is_ip(url.host) else url.host)
+
+
+def basic_auth(secret: str) -> tuple[str, str]:
+    """The Authorization header for `user:password`."""
+    return ("Authorization", "Basic " + base64.b64encode(secret.encode()).decode())
+
+
+def basic_auth_from_env(ctx: ProbeContext, env: str, login: str) -> tuple[str, str]:
+    """Basic auth from an environment variable that must hold user:password; when it does
+    not, an UNKNOWN failure saying what is wrong with it (never its value) and what `login`
+    the value belongs to."""
+    secret = ctx.secret(env)
+    if not secret or ":" not in secret:  # else: "Illegal header value b'Basic '" from deep down
+        what = "is not set" if secret is None else "is empty" if not secret else "is not user:password"
+        raise ProbeFailure(
+            ErrorKind.AUTH,
+            f"{env} {what}: set it to the user:password of {login}",
+            key_fact="no credentials",
+            status=Status.UNKNOWN,
+        )
+    return basic_auth(secret)
 
 
 async def open_connection(

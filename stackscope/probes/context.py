@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stackscope.kinds import format_duration
+from stackscope.model import Address, is_ip
 from stackscope.redact import Redactor
-from stackscope.schema import Address, format_duration, is_ip
 
 
 class ResolveError(Exception):
@@ -88,7 +89,7 @@ class ProbeContext:
             raise ResolveError(f"cannot resolve {host}: no address")
         # Prefer IPv4, as most LB and backend configs do.
         infos.sort(key=lambda info: info[0] != socket.AF_INET)
-        ip = infos[0][4][0]
+        ip = str(infos[0][4][0])
         return Resolved(host, ip, "system resolver", (time.perf_counter() - started) * 1000)
 
     # ------------------------------------------------------------------ TLS and HTTP

@@ -18,11 +18,11 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from stackscope.model import DnsAnswers, ErrorKind, Result, Status
+from stackscope.kinds import AddressKind, CheckSpec, Choice, HostnameKind, TextList, option
+from stackscope.model import Address, DnsAnswers, ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, describe_os_error, result
 from stackscope.probes.context import WIRE_ERRORS, NoReply, dns_wire_problem, udp_query
 from stackscope.safetext import terminal_safe
-from stackscope.schema import Address, AddressKind, CheckSpec, Choice, HostnameKind, TextList, option
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "PTR", "CAA")
 

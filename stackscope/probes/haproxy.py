@@ -11,12 +11,24 @@ commands are ever sent: the socket client refuses anything outside an exact allo
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stackscope.lb.declared import resolve_declared
+from stackscope.kinds import (
+    CheckSpec,
+    EnvName,
+    Invalid,
+    Kind,
+    LayerRef,
+    ParseContext,
+    describe,
+    haproxy_name,
+    option,
+    parse_address,
+    parse_url,
+)
+from stackscope.lb.declared import judge_against_declared, pool_result
 from stackscope.lb.haproxy_stats import (
     RefusedCommand,
     StatsError,
@@ -26,34 +38,18 @@ from stackscope.lb.haproxy_stats import (
     pool_from_states,
     runtime_api_line,
 )
-from stackscope.lb.pool import Pool, judge_pool
-from stackscope.model import ErrorKind, Result, Status
+from stackscope.lb.pool import Pool
+from stackscope.model import Address, ErrorKind, Result, Status, Url
 from stackscope.probes.common import (
     Deadline,
     ProbeFailure,
+    basic_auth_from_env,
     describe_os_error,
     printable,
-    resolve_host,
-    result,
+    reach,
     timeout_scope,
 )
 from stackscope.probes.httpclient import fetch
-from stackscope.schema import (
-    Address,
-    CheckSpec,
-    EnvName,
-    Invalid,
-    Kind,
-    LayerRef,
-    ParseContext,
-    Url,
-    describe,
-    haproxy_name,
-    is_ip,
-    option,
-    parse_address,
-    parse_url,
-)
 
 REPLY_CAP = 4 * 1024 * 1024  # a stats dump of a very large config still fits
 SHOW_LEGENDS_FIX = (
@@ -223,30 +219,20 @@ async def _pool_from_http(check, ctx, deadline: Deadline) -> Pool:
     source: StatsSource = check.address
     url = source.url
     assert url is not None
-    ip, _ = await resolve_host(ctx, url.host, deadline)
+    endpoint = await reach(ctx, url, deadline)
     headers = []
     if check.options.auth_env:
-        secret = ctx.secret(check.options.auth_env)
-        if not secret or ":" not in secret:  # else: "Illegal header value b'Basic '" from deep down
-            what = "is not set" if secret is None else "is empty" if not secret else "is not user:password"
-            raise ProbeFailure(
-                ErrorKind.AUTH,
-                f"{check.options.auth_env} {what}: set it to the user:password of the stats page's `stats auth` line",
-                key_fact="no credentials",
-                status=Status.UNKNOWN,
-            )
-        headers.append(("Authorization", "Basic " + base64.b64encode(secret.encode()).decode()))
-    context = ctx.ssl_context() if url.scheme == "https" else None
+        headers.append(basic_auth_from_env(ctx, check.options.auth_env, "the stats page's `stats auth` line"))
     try:
         response = await fetch(
-            ip,
+            endpoint.ip,
             url.port,
             deadline=deadline,
             target=url.path,
             host_header=url.host_header,
             headers=headers,
-            ssl_context=context,
-            sni=None if is_ip(url.host) else url.host,
+            ssl_context=endpoint.ssl_context,
+            sni=endpoint.sni,
             body_cap=REPLY_CAP,
             where=f"stats page {url.host}:{url.port}",
         )
@@ -326,17 +312,7 @@ async def probe(check, ctx) -> Result:
             },
         )
     pool = _with_rising_counters(pool, check.id, ctx)
-    declared = await resolve_declared(ctx, check.options.backends, max(0.05, deadline.remaining()))
-    judged = judge_pool(pool, declared)
-    return result(
-        check,
-        judged.status,
-        judged.detail,
-        latency_ms=deadline.elapsed_ms(),
-        key_fact=judged.key_fact,
-        facts=judged.facts,
-        kind=judged.kind,
-    )
+    return pool_result(check, await judge_against_declared(ctx, pool, check.options.backends, deadline), deadline)
 
 
 SPEC = CheckSpec(

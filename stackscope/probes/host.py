@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import psutil
 
+from stackscope.kinds import CheckSpec, Choice, FilePath, Number, option
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, result
-from stackscope.schema import CheckSpec, Choice, FilePath, Number, option
 
 CPU_SAMPLE = 0.2
 
@@ -129,7 +129,8 @@ async def probe(check, ctx) -> Result:
     options: HostOptions = check.options
     deadline = Deadline(check.timeout)
     facts = await asyncio.to_thread(_sample, options.path)
-    status, problems = Status.OK, []
+    status = Status.OK
+    problems: list[str] = []
     for fact, warn, crit, words in _MEASURES:
         value = facts.get(fact)
         if value is None:

@@ -16,11 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-from stackscope.model import NO_IDENTITY, ErrorKind, HttpAnswer, Result, Status, store_errors_in
-from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result
-from stackscope.probes.httpclient import HttpResponse, fetch
-from stackscope.safetext import terminal_safe
-from stackscope.schema import (
+from stackscope.kinds import (
     Boolean,
     CheckSpec,
     Choice,
@@ -33,12 +29,14 @@ from stackscope.schema import (
     StatusCodes,
     Text,
     TextList,
-    Url,
     UrlKind,
-    is_ip,
     option,
     parse_url,
 )
+from stackscope.model import NO_IDENTITY, ErrorKind, HttpAnswer, Result, Status, Url, store_errors_in
+from stackscope.probes.common import Deadline, ProbeFailure, basic_auth, printable, reach, result
+from stackscope.probes.httpclient import HttpResponse, fetch
+from stackscope.safetext import terminal_safe
 
 BODY_CAP = 64 * 1024
 MAX_REDIRECTS = 5
@@ -149,10 +147,7 @@ def _auth_header(check, ctx) -> list[tuple[str, str]]:
     env = check.options.auth_env
     if not env:
         return []
-    import base64
-
-    secret = ctx.secret(env) or ""
-    return [("Authorization", "Basic " + base64.b64encode(secret.encode()).decode())]
+    return [basic_auth(ctx.secret(env) or "")]
 
 
 def origin(url: Url) -> tuple[str, str, int]:
@@ -177,11 +172,11 @@ def headers_for(check, ctx, same_origin: bool) -> tuple[tuple[tuple[str, str], .
 
 async def _exchange(check, ctx, url: Url, deadline: Deadline, same_origin: bool = True) -> _Exchange:
     options: HttpOptions = check.options
-    ip, resolved = await resolve_host(ctx, url.host, deadline)
+    endpoint = await reach(ctx, url, deadline, verify=options.verify_tls, ca=options.ca)
+    ip, resolved = endpoint.ip, endpoint.facts
     where = f"{url.host}:{url.port}" if ip == url.host else f"{url.host}:{url.port} ({ip})"
     given, dropped = headers_for(check, ctx, same_origin)
     host_header, headers = request_headers(url.host_header, given)
-    context = ctx.ssl_context(options.verify_tls, options.ca) if url.scheme == "https" else None
     try:
         response = await fetch(
             ip,
@@ -191,8 +186,8 @@ async def _exchange(check, ctx, url: Url, deadline: Deadline, same_origin: bool 
             target=url.path,
             host_header=host_header,
             headers=headers,
-            ssl_context=context,
-            sni=url.host if not is_ip(url.host) else None,
+            ssl_context=endpoint.ssl_context,
+            sni=endpoint.sni,
             body_cap=BODY_CAP,
             where=where,
         )

@@ -87,7 +87,7 @@ async def fetch(
     method: str = "GET",
     target: str = "/",
     host_header: str,
-    headers: list[tuple[str, str]] = (),
+    headers: list[tuple[str, str]] | tuple[()] = (),
     ssl_context: ssl.SSLContext | None = None,
     sni: str | None = None,
     body_cap: int = 64 * 1024,
@@ -157,7 +157,8 @@ async def start_tls(
         loop = asyncio.get_running_loop()  # Python 3.10: upgrade the transport by hand
         protocol = writer.transport.get_protocol()
         transport = await loop.start_tls(writer.transport, protocol, context, server_hostname=sni)
-        new_writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        # start_tls returns None only on a closing loop, where the next write fails anyway
+        new_writer = asyncio.StreamWriter(transport, protocol, reader, loop)  # type: ignore[arg-type]
         protocol._stream_writer = new_writer  # type: ignore[attr-defined]
         protocol._transport = transport  # type: ignore[attr-defined]
         return reader, new_writer
@@ -306,7 +307,7 @@ def _stamp_arrivals(writer: asyncio.StreamWriter) -> list[float | None]:
         arrival[0] = time.perf_counter()
         original(data)
 
-    protocol.data_received = data_received
+    protocol.data_received = data_received  # type: ignore[attr-defined]  # a streaming Protocol: has it (checked above)
     return arrival
 
 

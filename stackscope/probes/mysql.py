@@ -20,6 +20,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from stackscope.kinds import AddressKind, CheckSpec, Choice, EnvName, mysql_user, option
 from stackscope.model import ErrorKind, Result, Status, StoreState
 from stackscope.probes.common import (
     Conversation,
@@ -33,7 +34,6 @@ from stackscope.probes.common import (
     resolve_host,
     result,
 )
-from stackscope.schema import AddressKind, CheckSpec, Choice, EnvName, mysql_user, option
 
 MAX_PACKET = 1024 * 1024
 # A greeting is ~100 bytes; a "packet" far longer than that is another protocol's bytes
@@ -268,6 +268,7 @@ async def probe(check, ctx) -> Result:
         if first[:1] == b"\xff":
             code, message = parse_err(first, where)
             failure = _fail_for(code, message, where, logging_in=True)
+            assert failure is not None  # logging in, every error code is a failure
             failure.facts.update(facts)
             raise failure
         greeting = parse_greeting(first, where)

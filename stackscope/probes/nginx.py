@@ -12,14 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from stackscope.kinds import CheckSpec, FilePath, LayerRef, Text, UrlKind, did_you_mean, option
 from stackscope.lb import nginx_conf
-from stackscope.lb.declared import resolve_declared
-from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
+from stackscope.lb.declared import judge_against_declared, pool_result, resolve_members
+from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED
 from stackscope.model import ErrorKind, Result, Status
-from stackscope.probes.common import Deadline, ProbeFailure, resolve_host, result
-from stackscope.probes.context import ResolveError
+from stackscope.probes.common import Deadline, ProbeFailure, reach
 from stackscope.probes.httpclient import fetch
-from stackscope.schema import CheckSpec, FilePath, LayerRef, Text, UrlKind, did_you_mean, is_ip, option
 
 _STUB = re.compile(
     r"Active connections:\s*(\d+)\s*\nserver accepts handled requests\s*\n\s*(\d+)\s+(\d+)\s+(\d+)"
@@ -52,15 +51,15 @@ async def _load(path: str) -> nginx_conf.Config:
 async def _stub_status(check, ctx, deadline: Deadline) -> tuple[dict[str, Any] | None, ProbeFailure | None]:
     url = check.options.status_url
     try:
-        ip, _ = await resolve_host(ctx, url.host, deadline)
+        endpoint = await reach(ctx, url, deadline)
         response = await fetch(
-            ip,
+            endpoint.ip,
             url.port,
             deadline=deadline,
             target=url.path,
             host_header=url.host_header,
-            ssl_context=ctx.ssl_context() if url.scheme == "https" else None,
-            sni=None if is_ip(url.host) else url.host,
+            ssl_context=endpoint.ssl_context,
+            sni=endpoint.sni,
             body_cap=4096,
             where=f"stub_status {url.host}:{url.port}",
         )
@@ -103,18 +102,11 @@ async def probe(check, ctx) -> Result:
         raise ProbeFailure(
             ErrorKind.CONFIG, f"no upstream '{options.upstream}' in {config.main} — {hint}", key_fact="no upstream"
         )
-    resolved: dict[str, str] = {}
-    notes: list[str] = []
-    for server in upstream.servers:
-        if server.host and not is_ip(server.host) and server.host not in resolved:
-            try:
-                resolved[server.host] = (await ctx.resolve(server.host, max(0.05, deadline.remaining()))).ip
-            except ResolveError as exc:
-                notes.append(f"{exc} (nginx would refuse to start: host not found in upstream)")
+    resolved, errors = await resolve_members(ctx, (server.host for server in upstream.servers), deadline)
+    notes = [f"{exc} (nginx would refuse to start: host not found in upstream)" for exc in errors]
     pool = nginx_conf.pool_of(upstream, resolved, config, LAYOUT_RESOLVER_FAILED)
-    declared = await resolve_declared(ctx, options.backends, max(0.05, deadline.remaining()))
-    judged = judge_pool(pool, declared)
-    status, detail, kind, key_fact = judged.status, judged.detail, judged.kind, judged.key_fact
+    judged = await judge_against_declared(ctx, pool, options.backends, deadline)
+    status, detail, kind = judged.status, judged.detail, judged.kind
     facts = dict(judged.facts)
     facts["config_files"] = config.files
     if notes:
@@ -130,13 +122,14 @@ async def probe(check, ctx) -> Result:
                 key_fact=failure.key_fact,
                 facts=facts,
             )
+        assert stub is not None  # _stub_status returns the page or a failure
         facts["stub_status"] = stub
         if stub["handled"] < stub["accepts"] and status is Status.OK:
             dropped = stub["accepts"] - stub["handled"]
             status, kind = Status.WARN, ErrorKind.SATURATED
             detail += f"; nginx dropped {dropped} connections (worker_connections or a resource limit)"
         # the connection numbers stay in the facts: the summary is about the pool
-    return result(check, status, detail, latency_ms=deadline.elapsed_ms(), key_fact=key_fact, facts=facts, kind=kind)
+    return pool_result(check, judged, deadline, status=status, detail=detail, kind=kind, facts=facts)
 
 
 SPEC = CheckSpec(

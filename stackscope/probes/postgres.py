@@ -24,20 +24,7 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stackscope.model import ErrorKind, Result, Status, StoreState
-from stackscope.probes.common import (
-    Conversation,
-    Deadline,
-    ProbeFailure,
-    conversation,
-    describe_os_error,
-    guess_protocol,
-    printable,
-    read_some,
-    resolve_host,
-    result,
-)
-from stackscope.schema import (
+from stackscope.kinds import (
     AddressKind,
     Boolean,
     CheckSpec,
@@ -50,6 +37,19 @@ from stackscope.schema import (
     describe,
     option,
     postgres_name,
+)
+from stackscope.model import ErrorKind, Result, Status, StoreState
+from stackscope.probes.common import (
+    Conversation,
+    Deadline,
+    ProbeFailure,
+    conversation,
+    describe_os_error,
+    guess_protocol,
+    printable,
+    read_some,
+    resolve_host,
+    result,
 )
 
 MAX_MESSAGE = 1024 * 1024  # no handshake message is anywhere near this
@@ -425,14 +425,15 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
                     key_fact="up",
                     facts=facts,
                 )
+            secret = password or ""  # codes 3, 5 and 10 without a password returned above
             if code in (3, 5):
                 _refuse_unsafe_password_request(code, options, where, facts)
             if code == 3:
-                await conn.send(_message(b"p", password.encode() + b"\0"))
+                await conn.send(_message(b"p", secret.encode() + b"\0"))
             elif code == 5:
                 if len(body) < 8:
                     raise _malformed(where, "MD5 password request (no salt)", kind + body, facts)
-                await conn.send(_message(b"p", _md5_password(options.user, password, body[4:8])))
+                await conn.send(_message(b"p", _md5_password(options.user, secret, body[4:8])))
             elif code == 10:
                 if b"SCRAM-SHA-256" not in body:
                     raise ProbeFailure(
@@ -441,7 +442,7 @@ async def _converse(check, conn: _Conn, password: str | None, facts: dict[str, A
                         key_fact="auth",
                         facts=facts,
                     )
-                scram = _Scram(password, where)
+                scram = _Scram(secret, where)
                 await conn.send(scram.first())
             elif code == 11 and scram is not None:
                 await conn.send(await scram.final(body[4:].decode("utf-8", "replace")))
@@ -586,7 +587,7 @@ def _judge_replication(check, where: str, row: list[str | None], facts: dict[str
     except ValueError:
         raise ProbeFailure(
             ErrorKind.PROTOCOL,
-            f"{where} answered the lag query with '{printable(lag.encode())}'",
+            f"{where} answered the lag query with '{printable(str(lag).encode())}'",
             key_fact="protocol",
             facts=facts,
         ) from None

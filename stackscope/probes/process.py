@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import psutil
 
+from stackscope.kinds import CheckSpec, Integer, Invalid, Kind, Number, ParseContext, describe, option
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, result
-from stackscope.schema import CheckSpec, Integer, Invalid, Kind, Number, ParseContext, describe, option
 
 CPU_SAMPLE = 0.2  # seconds over which CPU % is measured
 

@@ -25,10 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from stackscope.model import ErrorKind, Result, SeriesEvidence, Status
-from stackscope.probes.common import Deadline, ProbeFailure, printable, resolve_host, result
-from stackscope.probes.httpclient import fetch
-from stackscope.schema import (
+from stackscope.kinds import (
     Boolean,
     CheckSpec,
     EnvName,
@@ -40,9 +37,11 @@ from stackscope.schema import (
     Text,
     UrlKind,
     describe,
-    is_ip,
     option,
 )
+from stackscope.model import ErrorKind, Result, SeriesEvidence, Status
+from stackscope.probes.common import Deadline, ProbeFailure, basic_auth, printable, reach, result
+from stackscope.probes.httpclient import fetch
 
 BODY_CAP = 1024 * 1024
 MAX_QUERY = 4096
@@ -135,9 +134,7 @@ def _auth_header(check, ctx) -> list[tuple[str, str]]:
         return []
     secret = ctx.secret(env) or ""
     if ":" in secret:
-        import base64
-
-        return [("Authorization", "Basic " + base64.b64encode(secret.encode()).decode())]
+        return [basic_auth(secret)]
     return [("Authorization", "Bearer " + secret)]
 
 
@@ -189,7 +186,7 @@ def _series(data: Any) -> list[tuple[dict[str, str], float]]:
     if not isinstance(data, dict):
         raise _cannot_tell(ErrorKind.PROTOCOL, "Prometheus answered without data", "bad answer")
     kind = data.get("resultType")
-    found = data.get("result")
+    found: Any = data.get("result")  # JSON from the wire: a wrong shape is caught below
     try:
         if kind == "scalar":
             return [({}, _number(found[1]))]
@@ -223,16 +220,16 @@ async def _query(check, ctx, deadline: Deadline) -> tuple[Any, float]:
     base = url.path.split("?", 1)[0].rstrip("/")
     target = f"{base}/api/v1/query?query={quote(options.query, safe='')}"
     try:
-        ip, _ = await resolve_host(ctx, url.host, deadline)
+        endpoint = await reach(ctx, url, deadline, verify=options.verify_tls, ca=options.ca)
         response = await fetch(
-            ip,
+            endpoint.ip,
             url.port,
             deadline=deadline,
             target=target,
             host_header=url.host_header,
             headers=[("User-Agent", "stackscope"), ("Accept", "application/json"), *_auth_header(check, ctx)],
-            ssl_context=ctx.ssl_context(options.verify_tls, options.ca) if url.scheme == "https" else None,
-            sni=url.host if not is_ip(url.host) else None,
+            ssl_context=endpoint.ssl_context,
+            sni=endpoint.sni,
             body_cap=BODY_CAP,
             where=where,
         )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from stackscope.kinds import AddressKind, CheckSpec, EnvName, option, redis_user
 from stackscope.model import ErrorKind, Result, Status, StoreState
 from stackscope.probes.common import (
     Deadline,
@@ -34,7 +35,6 @@ from stackscope.probes.common import (
     resolve_host,
     result,
 )
-from stackscope.schema import AddressKind, CheckSpec, EnvName, option, redis_user
 
 MAX_LINE = 64 * 1024
 MAX_BULK = 1024 * 1024
@@ -169,11 +169,11 @@ async def probe(check, ctx) -> Result:
             talk.awaiting = "answer AUTH"
             kind, text = await resp.call(*words)
             if kind == "-":
-                raise _error(where, text, facts, "AUTH")
+                raise _error(where, text or "", facts, "AUTH")  # an error reply always has text
             facts["logged_in_as"] = options.user or "default"
             talk.awaiting = "answer PING"
         kind, text = await resp.call("PING")
-        if kind == "-" and text.startswith("NOAUTH") and not options.password_env:
+        if kind == "-" and text is not None and text.startswith("NOAUTH") and not options.password_env:
             facts["auth"] = "required"
             return result(
                 check,
@@ -184,8 +184,8 @@ async def probe(check, ctx) -> Result:
                 facts=facts,
             )
         if kind == "-":
-            failure = _error(where, text, facts)
-            if text.startswith("MISCONF"):
+            failure = _error(where, text or "", facts)  # an error reply always has text
+            if (text or "").startswith("MISCONF"):
                 failure.evidence = StoreState("redis", refuses_writes="MISCONF: cannot persist to disk")
             raise failure
         if (kind, text) != ("+", "PONG"):

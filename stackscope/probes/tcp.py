@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stackscope.kinds import AddressKind, CheckSpec
 from stackscope.model import Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, close_quietly, open_connection, resolve_host, result
-from stackscope.schema import AddressKind, CheckSpec
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from stackscope.kinds import AddressKind, Boolean, CheckSpec, FilePath, HostnameKind, Integer, option
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.probes.common import Deadline, ProbeFailure, open_connection, resolve_host, result, timeout_scope
 from stackscope.probes.httpclient import start_tls
 from stackscope.safetext import terminal_safe
-from stackscope.schema import AddressKind, Boolean, CheckSpec, FilePath, HostnameKind, Integer, option
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def _matches(name: str, san: list[str], subject: str) -> bool:
     return False
 
 
-def _cert_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+def _cert_failure(exc: BaseException | None) -> ssl.SSLCertVerificationError | None:
     while exc is not None:
         if isinstance(exc, ssl.SSLCertVerificationError):
             return exc

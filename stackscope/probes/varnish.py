@@ -20,22 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from stackscope.files import FileRefused, read_bounded
-from stackscope.lb import ConfigError, varnish_cli, varnish_vcl
-from stackscope.lb.declared import resolve_declared
-from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED, judge_pool
-from stackscope.model import ErrorKind, Result, Status
-from stackscope.probes.common import (
-    Conversation,
-    Deadline,
-    ProbeFailure,
-    conversation,
-    guess_protocol,
-    printable,
-    resolve_host,
-    result,
-)
-from stackscope.probes.context import ResolveError
-from stackscope.schema import (
+from stackscope.kinds import (
     AddressKind,
     CheckSpec,
     EnvName,
@@ -45,8 +30,20 @@ from stackscope.schema import (
     ParseContext,
     Text,
     describe,
-    is_ip,
     option,
+)
+from stackscope.lb import ConfigError, varnish_cli, varnish_vcl
+from stackscope.lb.declared import judge_against_declared, pool_result, resolve_members
+from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED
+from stackscope.model import ErrorKind, Result, Status
+from stackscope.probes.common import (
+    Conversation,
+    Deadline,
+    ProbeFailure,
+    conversation,
+    guess_protocol,
+    printable,
+    resolve_host,
 )
 
 SECRET_CAP = 4096  # varnish's own secrets are 37 bytes; a larger "secret" is the wrong file
@@ -322,19 +319,12 @@ async def probe(check, ctx) -> Result:
             key_fact="no director",
             facts=facts,
         )
-    resolved: dict[str, str] = {}
-    notes: list[str] = []
     try:
         members = varnish_vcl.members_of(vcl, name)
     except ConfigError as exc:
         raise ProbeFailure(ErrorKind.CONFIG, f"VCL error at {exc}", key_fact="config error", facts=facts) from None
-    for entry in members:
-        host = entry.backend.host
-        if host and not is_ip(host) and host not in resolved:
-            try:
-                resolved[host] = (await ctx.resolve(host, max(0.05, deadline.remaining()))).ip
-            except ResolveError as exc:
-                notes.append(str(exc))
+    resolved, errors = await resolve_members(ctx, (entry.backend.host for entry in members), deadline)
+    notes = [str(exc) for exc in errors]
     health = {backend: state.health for backend, state in states.items()}
     pool = varnish_vcl.pool_of(
         vcl,
@@ -347,20 +337,11 @@ async def probe(check, ctx) -> Result:
     director_state = states.get(name)
     if director_state is not None:  # the director's own word: healthy while a member is
         pool = replace(pool, status=director_state.health.word or None)
-    declared = await resolve_declared(ctx, options.backends, max(0.05, deadline.remaining()))
-    judged = judge_pool(pool, declared)
+    judged = await judge_against_declared(ctx, pool, options.backends, deadline)
     all_facts = {**facts, **judged.facts}
     if notes:
         all_facts["pool"]["notes"] = notes
-    return result(
-        check,
-        judged.status,
-        judged.detail,
-        latency_ms=deadline.elapsed_ms(),
-        key_fact=judged.key_fact,
-        facts=all_facts,
-        kind=judged.kind,
-    )
+    return pool_result(check, judged, deadline, facts=all_facts)
 
 
 SPEC = CheckSpec(

@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from stackscope.diagnosis import Diagnosis
-from stackscope.schema import Address, is_ip
+from stackscope.model import Address, is_ip
 
 
 def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stackscope.layout import Layout
+    from stackscope.model import Layout
 
 
 def run_dashboard(layout: Layout, *, record: str | None = None, **app_options: Any) -> int:

@@ -39,10 +39,9 @@ from stackscope.diagnosis import Diagnosis, assess
 from stackscope.engine import Engine
 from stackscope.exits import TERMINATING
 from stackscope.history import History, Sample
-from stackscope.layout import Layout
+from stackscope.kinds import format_duration
 from stackscope.loop_thread import LoopNotRunning, LoopThread
-from stackscope.model import Result, Snapshot, Status
-from stackscope.schema import format_duration
+from stackscope.model import Layout, Result, Snapshot, Status
 from stackscope.stream import settled
 from stackscope.timeline import Timeline
 from stackscope.tui import cells

@@ -21,8 +21,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from stackscope.history import Sample
-from stackscope.layout import Check
-from stackscope.model import Result, Status
+from stackscope.model import Check, Result, Status
 from stackscope.render.text import format_latency
 from stackscope.timeline import human_duration
 from stackscope.tui.cells import spark_char

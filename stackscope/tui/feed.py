@@ -17,8 +17,7 @@ from collections.abc import Callable
 
 from textual.message import Message
 
-from stackscope.layout import Check
-from stackscope.model import Result
+from stackscope.model import Check, Result
 from stackscope.tui.messages import ProbesStarted, ResultsArrived
 
 

@@ -22,8 +22,7 @@ from textual.widgets import Label, Static
 
 from stackscope.diagnosis import Diagnosis
 from stackscope.history import Sample
-from stackscope.layout import Check, Layout
-from stackscope.model import Result
+from stackscope.model import Check, Layout, Result
 from stackscope.tui import facts
 from stackscope.tui.actions import Action
 from stackscope.tui.messages import CURSOR_SCROLLS

@@ -30,8 +30,7 @@ from textual.widgets import Footer, Label, Static
 
 from stackscope.diagnosis import Diagnosis, LayerState, proof
 from stackscope.history import Sample
-from stackscope.layout import Check, Layer
-from stackscope.model import Result, Status
+from stackscope.model import Check, Layer, Result, Status
 from stackscope.timeline import VERDICT, Event
 from stackscope.tui import cells
 from stackscope.words import plural

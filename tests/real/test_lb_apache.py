@@ -142,8 +142,8 @@ def lb_checks(apache: Apache, *, samples: int = 6, extra: str = "") -> str:
 
 async def run_layout(text: str, environ: dict | None = None):
     from stackscope.diagnosis import assess
+    from stackscope.kinds import ParseContext
     from stackscope.layout import parse_layout
-    from stackscope.schema import ParseContext
 
     layout = parse_layout(text, "<test>", ParseContext(environ=environ or {}, require_env=environ is not None))
     engine = Engine(layout, environ=environ or {})

@@ -214,8 +214,8 @@ async def test_a_hung_target_shows_probing_and_quitting_is_instant(shared_stack,
 
 async def test_a_probe_that_raises_shows_unknown_with_the_error(tmp_path, monkeypatch):
     from stackscope import probes
+    from stackscope.kinds import CheckSpec, Text
     from stackscope.layout import parse_layout
-    from stackscope.schema import CheckSpec, Text
 
     ran_on = []
 

@@ -8,12 +8,12 @@ import textwrap
 
 import pytest
 
+from stackscope.kinds import Invalid, ParseContext
 from stackscope.layout import LayoutError, parse_layout
 from stackscope.lb import ConfigError, caddy_conf
 from stackscope.lb.caddy_conf import SelectError, ShapeError, parse_selector, proxies, select, split_dial
 from stackscope.lb.pool import Declared, judge_pool
 from stackscope.model import Status
-from stackscope.schema import Invalid, ParseContext
 
 # what `caddy adapt` (2.6.2) made of a Caddyfile with two sites, a matcher and a handle block
 ADAPTED = {

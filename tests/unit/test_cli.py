@@ -10,7 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
-from stackscope.layout import json_schema, load_layout
+from stackscope.layout import load_layout
+from stackscope.schema import json_schema
 from tests.conftest import ROOT, run_cli, write_layout
 
 EXAMPLES = sorted((ROOT / "layouts").glob("*.yaml"))

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from stackscope.diagnosis import assess, dependency_groups, diagnose, layer_state, layers_below
-from stackscope.layout import Layout, parse_layout
+from stackscope.diagnosis import assess, dependency_groups, layer_state, layers_below
+from stackscope.layout import parse_layout
 from stackscope.model import (
     DOWN_BY_CHECK,
     IN,
     DnsAnswers,
     HttpAnswer,
+    Layout,
     PoolEvidence,
     PoolMember,
     Result,
@@ -297,7 +298,7 @@ LAYOUT_SCENARIOS = [
 
 @pytest.mark.parametrize("name,layout,failures,layer,status", LAYOUT_SCENARIOS, ids=[s[0] for s in LAYOUT_SCENARIOS])
 def test_verdict_on_other_layouts(name, layout, failures, layer, status):
-    verdict = diagnose(snapshot(layout, failures))
+    verdict = assess(snapshot(layout, failures)).verdict
     assert verdict is not None
     assert (verdict.layer, verdict.status) == (layer, status), verdict.summary
 
@@ -331,27 +332,29 @@ def _consequence(verdict, name: str) -> bool:
 
 
 def test_db_down_summary_says_what_fails_because_of_it():
-    verdict = diagnose(snapshot(LAYOUT, {"db": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503}))
+    verdict = assess(
+        snapshot(LAYOUT, {"db": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503})
+    ).verdict
     assert verdict.summary == ("Database: refused the connection; Load balancer and Auth backends fail because of it")
     assert "Auth backends (crit): 500 Internal Server Error — explained by Database" in verdict.also_failing
     assert verdict.ruled_out == ("DNS: auth.example.test → 127.0.0.1 as expected", "Cache: 1/1 accept connections")
 
 
 def test_lb_verdict_rules_out_backends_with_direct_proof():
-    verdict = diagnose(snapshot(LAYOUT, {"lb": H503}))
+    verdict = assess(snapshot(LAYOUT, {"lb": H503})).verdict
     assert "Auth backends: 3/3 answer 200 directly" in verdict.ruled_out
     assert "Database: 1/1 accept connections" in verdict.ruled_out
     assert verdict.evidence == ("lb: CRIT — 503 Service Unavailable",)
 
 
 def test_partial_pool_summary_and_evidence():
-    verdict = diagnose(snapshot(LAYOUT, {"auth-2": REFUSED}))
+    verdict = assess(snapshot(LAYOUT, {"auth-2": REFUSED})).verdict
     assert verdict.summary == "Auth backends: 1 of 3 down — auth-2: refused the connection"
     assert "still serving: auth-1, auth-3" in verdict.evidence
 
 
 def test_independent_failure_is_labelled():
-    verdict = diagnose(snapshot(LAYOUT, {"dns": F(C, K.DNS_RCODE, "NXDOMAIN"), "db": REFUSED}))
+    verdict = assess(snapshot(LAYOUT, {"dns": F(C, K.DNS_RCODE, "NXDOMAIN"), "db": REFUSED})).verdict
     assert "Database (crit): refused the connection — independent failure" in verdict.also_failing
 
 
@@ -411,7 +414,7 @@ def test_other_layers_are_positional():
 
 def test_diagnosis_is_pure_and_repeatable():
     snap = snapshot(LAYOUT, {"lb": H503})
-    assert diagnose(snap) == diagnose(snap)
+    assert assess(snap).verdict == assess(snap).verdict
 
 
 # ----------------------------------------------------------------------------- partial database failures
@@ -453,7 +456,7 @@ DB_CASES = [
 
 @pytest.mark.parametrize("name,failures,expect", DB_CASES, ids=[c[0] for c in DB_CASES])
 def test_partial_database_failures(name, failures, expect):
-    verdict = diagnose(snapshot(DB, failures))
+    verdict = assess(snapshot(DB, failures)).verdict
     assert (verdict.layer, verdict.status) == expect, verdict.summary
 
 
@@ -492,13 +495,13 @@ def test_layer_summary_words_per_status():
 
 
 def test_more_failing_checks_are_counted_as_checks():
-    verdict = diagnose(snapshot(LAYOUT, {"auth-1": H500, "auth-2": H500, "auth-3": H500}))
+    verdict = assess(snapshot(LAYOUT, {"auth-1": H500, "auth-2": H500, "auth-3": H500})).verdict
     assert verdict.summary == "Auth backends: 500 Internal Server Error (+2 more failing checks)"
     lb_two = parse_layout(
         AUTH.replace("        name: lb\n", "        name: lb\n      - {tcp: '127.0.0.1:18081', name: lb-tcp}\n"),
         "a.yaml",
     )
-    verdict = diagnose(snapshot(lb_two, {"lb": F(C, K.REFUSED, "refused"), "lb-tcp": F(C, K.REFUSED, "refused")}))
+    verdict = assess(snapshot(lb_two, {"lb": F(C, K.REFUSED, "refused"), "lb-tcp": F(C, K.REFUSED, "refused")})).verdict
     assert verdict.summary == "Load balancer: refused (+1 more failing check)"
 
 
@@ -513,7 +516,7 @@ def test_a_long_list_of_consequences_is_capped():
         "      - {tcp: '127.0.0.1:15432', name: db}\n",
         "w.yaml",
     )
-    verdict = diagnose(snapshot(layout, {"db": F(C, K.REFUSED, "refused"), **{f"b{i}": H500 for i in range(10)}}))
+    verdict = assess(snapshot(layout, {"db": F(C, K.REFUSED, "refused"), **{f"b{i}": H500 for i in range(10)}})).verdict
     assert verdict.layer == "Store"
     assert verdict.summary.endswith("; Layer0, Layer1 and 8 more fail because of it")
 
@@ -752,7 +755,7 @@ layers:
 def test_one_backend_of_three_down_on_two_layers_rules_out_the_lb():
     """Issue 16 item 8: the LB answers 200 and only its pool warns: it is not 'failing'."""
     down = PoolMember("a2", "127.0.0.1:19002", DOWN_BY_CHECK, True, "auth-2", "DOWN", "L4CON")
-    verdict = diagnose(
+    verdict = assess(
         snapshot(
             TWO_LAYERS,
             {
@@ -761,7 +764,7 @@ def test_one_backend_of_three_down_on_two_layers_rules_out_the_lb():
                 "front": F(Status.OK, None, "200 OK", {}, HttpAnswer(200)),
             },
         )
-    )
+    ).verdict
     assert verdict.layer == "Backends" and verdict.status is W
     assert verdict.ruled_out == ("LB: degraded because of Backends, not broken; 1/2 checks ok",)
     assert verdict.summary == "Backends: 1 of 3 down — auth-2: refused the connection; LB is degraded because of it"
@@ -769,12 +772,12 @@ def test_one_backend_of_three_down_on_two_layers_rules_out_the_lb():
 
 def test_an_unconfirmed_failure_makes_an_unconfirmed_verdict():
     unconfirmed = F(C, K.REFUSED, "refused the connection", confirmed=False)
-    verdict = diagnose(snapshot(LAYOUT, {"db": unconfirmed}))
+    verdict = assess(snapshot(LAYOUT, {"db": unconfirmed})).verdict
     assert verdict.layer == "Database" and not verdict.confirmed
     assert verdict.to_dict()["confirmed"] is False
     # a check elsewhere awaiting confirmation does not make the verdict unconfirmed
     other = F(Status.WARN, K.SLOW, "slow", confirmed=False)
-    assert diagnose(snapshot(LAYOUT, {"db": REFUSED, "cache": other})).confirmed
+    assert assess(snapshot(LAYOUT, {"db": REFUSED, "cache": other})).verdict.confirmed
 
 
 def test_members_down_on_the_lb_that_just_came_back_are_not_a_wrong_health_check():
@@ -791,9 +794,9 @@ def test_members_down_on_the_lb_that_just_came_back_are_not_a_wrong_health_check
         return dataclasses.replace(result, started_at=at, changed_at=changed)
 
     results = {cid: timed(r, at - 600) for cid, r in snap.results.items()}
-    long_ok = diagnose(Snapshot(TWO_LAYERS, results, at))
+    long_ok = assess(Snapshot(TWO_LAYERS, results, at)).verdict
     assert "the LB's health check is wrong" in long_ok.summary
     results["Backends/auth-2"] = timed(results["Backends/auth-2"], at - 1.0)  # answers again since 1 s
-    fresh = diagnose(Snapshot(TWO_LAYERS, results, at))
+    fresh = assess(Snapshot(TWO_LAYERS, results, at)).verdict
     assert fresh.layer == "LB" and "the LB has not re-checked them yet" in fresh.summary
     assert "health check is wrong" not in fresh.summary

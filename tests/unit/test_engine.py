@@ -9,9 +9,9 @@ import pytest
 
 from stackscope import probes
 from stackscope.engine import TIMEOUT_GRACE, Engine
+from stackscope.kinds import CheckSpec, EnvName, Text, option
 from stackscope.model import ErrorKind, HttpAnswer, Result, Status
 from stackscope.probes.common import ProbeFailure
-from stackscope.schema import CheckSpec, EnvName, Text, option
 from tests.probe_helpers import layout_of
 
 

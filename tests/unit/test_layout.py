@@ -6,9 +6,10 @@ import textwrap
 
 import pytest
 
+from stackscope.kinds import Invalid, ParseContext, format_duration, parse_address, parse_duration
 from stackscope.layout import LayoutError, load_layout, parse_layout
+from stackscope.model import Address, Url
 from stackscope.probes import CHECK_TYPES, all_specs
-from stackscope.schema import Address, Invalid, ParseContext, Url, format_duration, parse_address, parse_duration
 
 GOOD = """\
 name: auth-prod
@@ -435,7 +436,7 @@ def test_numeric_names_are_accepted_by_the_loader_and_the_schema_alike():
     import jsonschema
     import yaml
 
-    from stackscope.layout import json_schema
+    from stackscope.schema import json_schema
 
     text = (
         "name: 2024\ndescription: 7\nlayers:\n  - name: 42\n    role: db\n    checks:\n"

@@ -17,11 +17,11 @@ import pytest
 
 from stackscope.diagnosis import assess
 from stackscope.engine import Engine
+from stackscope.kinds import ParseContext
 from stackscope.layout import LayoutError, load_layout, parse_layout
 from stackscope.model import Result, Snapshot, Status
 from stackscope.redact import MASK, MIN_PARTIAL, Redactor
 from stackscope.render import render
-from stackscope.schema import ParseContext
 from stackscope.tui.app import StackscopeApp
 from tests.conftest import run_cli, write_layout
 from tests.servers.hostile_dbs import redis_script

@@ -51,7 +51,7 @@ def test_a_broken_first_round_is_the_start_of_the_incident():
     timeline = Timeline("auth-prod")
     events = observe(timeline, True, data.T0)
     assert events[0].before is None and events[0].transition == "✖ CRIT"
-    assert timeline.incident_start == data.T0 and timeline.in_incident
+    assert timeline.incident_start == data.T0 and timeline.incident_end is None
 
 
 def test_event_line_is_one_plain_line():

@@ -9,8 +9,9 @@ import jsonschema
 import pytest
 import yaml
 
-from stackscope.layout import LayoutError, json_schema, parse_layout
-from stackscope.schema import ParseContext
+from stackscope.kinds import ParseContext
+from stackscope.layout import LayoutError, parse_layout
+from stackscope.schema import json_schema
 
 BAD = [
     # (check, key, line of the key, words in the message, words in the fix)
