@@ -27,7 +27,7 @@ from stackscope.lb.pool import (
     normalise,
 )
 from stackscope.model import Address
-from stackscope.safetext import terminal_safe
+from stackscope.safetext import SHOWN_INSTEAD, terminal_safe
 
 
 class StatsError(Exception):
@@ -105,7 +105,10 @@ def parse_csv(text: str) -> list[dict[str, str]]:
     if "pxname" not in header or "svname" not in header:
         raise StatsError(_what_instead(text, "a stats CSV (a '# pxname,svname,…' header)"))
     rows = []
-    for values in csv.reader(io.StringIO("\n".join(lines[1:]))):
+    # NUL is not text (and Python 3.10's csv refuses a line that holds one): shown as the
+    # mark terminal-safe text uses for what cannot be shown
+    body = "\n".join(lines[1:]).replace("\x00", SHOWN_INSTEAD)
+    for values in csv.reader(io.StringIO(body)):
         if not values:
             continue
         rows.append({name: (values[i] if i < len(values) else "") for i, name in enumerate(header) if name})

@@ -230,6 +230,27 @@ async def open_connection(
         raise ProbeFailure(kind, detail, key_fact=key_fact) from None
 
 
+async def upgrade_stream(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, context: ssl.SSLContext, sni: str | None
+) -> asyncio.StreamWriter:
+    """The connected stream, upgraded to TLS in place (raises what the handshake raises).
+
+    StreamWriter.start_tls arrived in Python 3.11; on 3.10 the transport is upgraded by
+    hand, as 3.11 does it inside start_tls. PostgreSQL needs this (TLS after its own
+    SSLRequest on the same connection), and so does an http check that times its phases."""
+    if sys.version_info >= (3, 11):
+        await writer.start_tls(context, server_hostname=sni)
+        return writer
+    loop = asyncio.get_running_loop()
+    protocol = writer.transport.get_protocol()
+    transport = await loop.start_tls(writer.transport, protocol, context, server_hostname=sni)
+    # start_tls returns None only on a closing loop, where the next write fails anyway
+    upgraded = asyncio.StreamWriter(transport, protocol, reader, loop)  # type: ignore[arg-type]
+    protocol._stream_writer = upgraded  # type: ignore[attr-defined]  # 3.10 only: no public way
+    protocol._transport = transport  # type: ignore[attr-defined]
+    return upgraded
+
+
 class Conversation:
     """One wire-protocol connection and the step it is at.
 

@@ -146,33 +146,64 @@ class NoReply(Exception):
         self.ignored = ignored
 
 
-async def udp_query(query, server: Address, timeout: float):
+class _Replies(asyncio.DatagramProtocol):
+    """Every datagram the connected socket receives, queued (up to a bound): dnspython's
+    asyncio socket keeps one pending receive, so a reply that came right behind a spoofed
+    one could be dropped, and the real answer lost to the spoof."""
+
+    LIMIT = 64  # replies held at once; a flood beyond that is dropped, and the wait goes on
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(self.LIMIT)
+        self.error: OSError | None = None
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if not self.queue.full():
+            self.queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable on a connected socket: nothing listens there (refused)
+        if isinstance(exc, OSError) and self.error is None:
+            self.error = exc
+            if not self.queue.full():
+                self.queue.put_nowait(b"")  # wake the reader
+
+
+async def udp_query(query: Any, server: Address, timeout: float) -> Any:
     """Send `query` over UDP and wait for *its* reply, as a resolver does: a reply whose ID
     or question is not the query's is what spoofing (or a late answer to an earlier query)
     looks like, so it is ignored and the wait goes on until the right one or the timeout
     (dnspython's udp() fails at the first such reply, or with ignore_errors hides
-    malformed replies too, which must stay visible as a broken server). Replies from
-    another address are ignored as well."""
-    import dns.asyncbackend
-    import dns.asyncquery
-    import dns.exception
+    malformed replies too, which must stay visible as a broken server). The socket is
+    connected to the server, so the kernel drops datagrams from any other address and
+    reports a closed port (ICMP) as refused instead of leaving it to the timeout."""
+    import dns.message
 
-    expiration = time.time() + timeout
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
-    destination = (server.host, server.port)
-    backend = dns.asyncbackend.get_default_backend()
-    connect_to = destination if backend.datagram_connection_required() else None
+    transport, replies = await loop.create_datagram_endpoint(
+        _Replies, remote_addr=(server.host, server.port), family=family
+    )
     ignored = 0
-    async with await backend.make_socket(family, socket.SOCK_DGRAM, 0, None, connect_to) as sock:
-        await dns.asyncquery.send_udp(sock, query.to_wire(), destination, expiration)
+    try:
+        transport.sendto(query.to_wire())
         while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise NoReply(ignored)
             try:
-                reply, _, _ = await dns.asyncquery.receive_udp(sock, destination, expiration, ignore_unexpected=True)
-            except dns.exception.Timeout:
+                data = await asyncio.wait_for(replies.queue.get(), remaining)
+            except asyncio.TimeoutError:
                 raise NoReply(ignored) from None
+            if replies.error is not None:
+                raise replies.error
+            reply = dns.message.from_wire(data)  # malformed: the caller names the broken server
             if query.is_response(reply):
                 return reply
             ignored += 1
+    finally:
+        transport.close()
 
 
 async def query_address(host: str, server: Address, timeout: float) -> str:

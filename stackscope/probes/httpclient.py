@@ -15,7 +15,6 @@ import ast
 import asyncio
 import re
 import ssl
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -29,6 +28,7 @@ from stackscope.probes.common import (
     guess_protocol,
     printable,
     timeout_scope,
+    upgrade_stream,
 )
 from stackscope.safetext import terminal_safe
 
@@ -151,17 +151,7 @@ async def start_tls(
     then shaking hands lets a timeout say which of the two the server never finished; a
     rejected certificate is a CERT failure whose cause is the SSLCertVerificationError."""
     try:
-        if sys.version_info >= (3, 11):
-            await writer.start_tls(context, server_hostname=sni)
-            return reader, writer
-        loop = asyncio.get_running_loop()  # Python 3.10: upgrade the transport by hand
-        protocol = writer.transport.get_protocol()
-        transport = await loop.start_tls(writer.transport, protocol, context, server_hostname=sni)
-        # start_tls returns None only on a closing loop, where the next write fails anyway
-        new_writer = asyncio.StreamWriter(transport, protocol, reader, loop)  # type: ignore[arg-type]
-        protocol._stream_writer = new_writer  # type: ignore[attr-defined]
-        protocol._transport = transport  # type: ignore[attr-defined]
-        return reader, new_writer
+        return reader, await upgrade_stream(reader, writer, context, sni)
     except ssl.SSLCertVerificationError as exc:
         raise ProbeFailure(
             ErrorKind.CERT, f"certificate of {where} rejected: {exc.verify_message}", key_fact="bad cert"

@@ -50,6 +50,7 @@ from stackscope.probes.common import (
     read_some,
     resolve_host,
     result,
+    upgrade_stream,
 )
 
 MAX_MESSAGE = 1024 * 1024  # no handshake message is anywhere near this
@@ -215,21 +216,17 @@ async def _start_tls(conn: _Conn, host: str, mode: str, context: ssl.SSLContext)
             f"'{printable(data)}' ({guess_protocol(data, 'PostgreSQL')} answered)",
             key_fact="not postgres",
         )
-    if not hasattr(conn.talk.writer, "start_tls"):  # StreamWriter.start_tls arrived in Python 3.11
-        raise ProbeFailure(
-            ErrorKind.INTERNAL,
-            f"ssl: {mode} needs Python 3.11 or later to run stackscope",
-            key_fact="needs 3.11",
-            status=Status.UNKNOWN,
-        )
     try:
-        await conn.talk.writer.start_tls(context, server_hostname=host if mode == "verify-full" else None)
+        sni = host if mode == "verify-full" else None
+        conn.talk.writer = await upgrade_stream(conn.talk.reader, conn.talk.writer, context, sni)
     except ssl.SSLCertVerificationError as exc:
         raise ProbeFailure(
             ErrorKind.CERT, f"certificate of {conn.where} rejected (ssl: verify-full): {exc.verify_message}"
         ) from None
     except (ssl.SSLError, OSError) as exc:
-        raise ProbeFailure(ErrorKind.TLS, f"TLS with {conn.where} failed: {exc}", key_fact="tls error") from None
+        raise ProbeFailure(
+            ErrorKind.TLS, f"TLS with {conn.where} failed: {exc or type(exc).__name__}", key_fact="tls error"
+        ) from None
     return True
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sys
 from collections.abc import Callable
 
 READ_TIMEOUT = 10
@@ -142,6 +143,20 @@ def pg_asks_then_records(request: bytes, received: list[bytes]):
     return handle
 
 
+async def _server_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, context) -> asyncio.StreamWriter:
+    """The server side of a TLS upgrade, on Python 3.10 too (StreamWriter.start_tls came in 3.11)."""
+    if sys.version_info >= (3, 11):
+        await writer.start_tls(context)
+        return writer
+    loop = asyncio.get_running_loop()
+    protocol = writer.transport.get_protocol()
+    transport = await loop.start_tls(writer.transport, protocol, context, server_side=True)
+    upgraded = asyncio.StreamWriter(transport, protocol, reader, loop)
+    protocol._stream_writer = upgraded
+    protocol._transport = transport
+    return upgraded
+
+
 def pg_tls_asks_then_records(context, request: bytes, received: list[bytes]):
     """A 'PostgreSQL' that accepts TLS (`context`: the server side) and then behaves like
     pg_asks_then_records: sends `request`, answers the client's next message with a
@@ -151,7 +166,7 @@ def pg_tls_asks_then_records(context, request: bytes, received: list[bytes]):
         await _read(reader, 8)  # the SSLRequest
         writer.write(b"S")
         await writer.drain()
-        await asyncio.wait_for(writer.start_tls(context), READ_TIMEOUT)
+        writer = await asyncio.wait_for(_server_tls(reader, writer, context), READ_TIMEOUT)
         received.append(await _read(reader, int.from_bytes(await _read(reader, 4), "big") - 4))
         writer.write(request)
         await writer.drain()
