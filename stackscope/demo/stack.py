@@ -84,7 +84,8 @@ class DemoStack:
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="stackscope-demo-")
         self.runner = LoopThread("stackscope-demo")
-        self.fault: str | None = None
+        self.fault: str | None = None  # the fault applied now; changed on the stack's loop only
+        self._switching: asyncio.Lock | None = None  # made on the loop, by the first switch
         self.store = SessionStore()
         self.auth = [AuthBackend(f"auth-{i}", lambda: self.store.port) for i in (1, 2, 3)]
         self.decoys = [DecoyBackend(f"billing-{i}") for i in (1, 2)]
@@ -176,16 +177,25 @@ class DemoStack:
         if name != CLEAR and name not in FAULTS:
             raise DemoError(f"unknown fault '{name}' (faults: {', '.join(FAULTS)}, or clear)")
         self._call(self._switch(None if name == CLEAR else FAULTS[name]))
-        self.fault = None if name == CLEAR else name
 
     async def _switch(self, fault: Fault | None) -> None:
-        """Revert the fault in place, then apply `fault` (None: stay healthy)."""
-        if self.client is not None:
-            self.client.fault_changed()  # on the loop the client's logins run on
-        if self.fault is not None:
-            await FAULTS[self.fault].revert(self)
-        if fault is not None:
-            await fault.apply(self)
+        """Revert the fault in place, then apply `fault` (None: stay healthy).
+
+        On the stack's loop, one switch at a time, and `fault` is set here: set by the
+        caller after the switch returned, a second switch (the dashboard's worker and a
+        trainer's keypress) could run in between, see no fault, and leave the first one
+        applied (a DNS answering NXDOMAIN under the backend-crash fault)."""
+        if self._switching is None:
+            self._switching = asyncio.Lock()
+        async with self._switching:
+            if self.client is not None:
+                self.client.fault_changed()  # on the loop the client's logins run on
+            if self.fault is not None:
+                await FAULTS[self.fault].revert(self)
+                self.fault = None
+            if fault is not None:
+                await fault.apply(self)
+                self.fault = fault.name
 
     # ------------------------------------------------------------------ what to show
     @property
