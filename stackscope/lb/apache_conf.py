@@ -22,9 +22,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from stackscope.files import FileRefused, read_bounded
 from stackscope.kinds import parse_address
-from stackscope.lb import ConfigError
+from stackscope.lb import ConfigError, read_config
 from stackscope.lb.pool import (
     BACKUP,
     COMPARE_WITH_RESOLVE,
@@ -59,27 +58,6 @@ NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def read_config_file(path: str, limit: int = MAX_FILE_BYTES) -> str:
-    """The text of the regular file at `path`, at most `limit` bytes, as a ConfigError
-    (line 0: the file itself) when it cannot or must not be read.
-
-    Read by the project's bounded reader (stackscope/files.py): opened without blocking (a
-    FIFO named by an Include must not hang the gate), regular files only, the size refused
-    before reading, and no more than limit + 1 bytes read."""
-    try:
-        return read_bounded(path, limit).decode("utf-8", "replace")
-    except FileRefused as exc:
-        raise ConfigError(path, 0, exc.problem) from None
-    except FileNotFoundError:
-        raise ConfigError(path, 0, "no such file") from None
-    except PermissionError:
-        raise ConfigError(path, 0, "permission denied (stackscope needs read access to the Apache config)") from None
-    except IsADirectoryError:
-        raise ConfigError(path, 0, "is a directory, not a config file") from None
-    except OSError as exc:
-        raise ConfigError(path, 0, f"cannot read: {exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------------- parsing
@@ -220,7 +198,7 @@ class Config:
 
 def load(path: str) -> Config:
     """Parse a config file, following Include/IncludeOptional."""
-    text = read_config_file(path)
+    text = read_config(path, MAX_FILE_BYTES, "the Apache config")
     defines: dict[str, str] = {}
     directives = parse(text, path, defines)
     root = next((d.args[0] for d in directives if d.key == "serverroot" and d.args), None)
@@ -276,7 +254,13 @@ def _includes(
                 if len(files) > MAX_FILES:
                     raise ConfigError(path, 0, f"more than {MAX_FILES} included files")
                 out.extend(
-                    _includes(parse(read_config_file(path), path, defines), server_root, files, defines, depth + 1)
+                    _includes(
+                        parse(read_config(path, MAX_FILE_BYTES, "the Apache config"), path, defines),
+                        server_root,
+                        files,
+                        defines,
+                        depth + 1,
+                    )
                 )
             continue
         if directive.block is not None:

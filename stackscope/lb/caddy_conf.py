@@ -27,9 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stackscope.files import FileRefused, read_text
 from stackscope.kinds import Invalid, parse_address, valid_hostname
-from stackscope.lb import ConfigError
+from stackscope.lb import ConfigError, read_config
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, IN, Pool, PoolServer
 from stackscope.model import is_ip
 from stackscope.safetext import terminal_safe
@@ -596,13 +595,11 @@ def looks_like(path: str, head: str) -> bool:
 
 def _read(path: str) -> str:
     try:
-        return read_text(path, FILE_CAP, errors="replace")
-    except FileRefused as exc:
-        if exc.problem.startswith("larger than"):
+        return read_config(path, FILE_CAP, "the Caddy config")
+    except ConfigError as exc:
+        if exc.message.startswith("larger than"):
             raise ConfigError(path, 0, f"larger than {FILE_CAP // (1024 * 1024)} MiB: not a Caddy config") from None
-        raise ConfigError(path, 0, exc.problem) from None
-    except OSError as exc:
-        raise ConfigError(path, 0, f"cannot read it: {exc.strerror or exc}") from None
+        raise
 
 
 def _is_json(path: str, text: str) -> bool:

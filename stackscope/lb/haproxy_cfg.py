@@ -18,9 +18,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from stackscope.files import FileRefused, read_text
 from stackscope.kinds import Invalid, parse_address
-from stackscope.lb import ConfigError
+from stackscope.lb import ConfigError, read_config
 from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, IN, MAINT, WEIGHT_0, Pool, PoolServer
 from stackscope.model import is_ip
 
@@ -160,14 +159,7 @@ def _template_numbers(text: str, file: str, number: int) -> range:
 
 
 def parse(path: str) -> Config:
-    try:
-        lines = read_text(path, MAX_BYTES, errors="replace").splitlines()
-    except FileRefused as exc:
-        raise ConfigError(path, 0, exc.problem) from None
-    except FileNotFoundError:
-        raise ConfigError(path, 0, "no such file") from None
-    except OSError as exc:
-        raise ConfigError(path, 0, f"cannot read: {exc.strerror or exc}") from None
+    lines = read_config(path, MAX_BYTES, "the haproxy config").splitlines()
     backends: dict[str, Backend] = {}
     routes: list[tuple[str, str, int]] = []  # (frontend, backend, line)
     listens: set[str] = set()

@@ -17,9 +17,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from stackscope.files import FileRefused, read_text
 from stackscope.kinds import Invalid, parse_address
-from stackscope.lb import ConfigError
+from stackscope.lb import ConfigError, ConfigSources
 from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, DISABLED, IN, Pool, PoolServer
 from stackscope.model import is_ip
 
@@ -174,33 +173,13 @@ def parse(text: str, file: str) -> list[Directive]:
 # --------------------------------------------------------------------------- sources
 
 
-class _Files:
+class _Files(ConfigSources):
     """Where config text comes from: the filesystem, or the sections of an `nginx -T` dump."""
 
-    def __init__(self, dump: dict[str, str] | None = None) -> None:
-        self.dump = dump
-        self.read_count = 0
-
-    def read(self, path: str) -> str:
-        self.read_count += 1
-        if self.read_count > MAX_FILES:
-            raise ConfigError(path, 0, f"more than {MAX_FILES} included files")
-        if self.dump is not None:
-            if path not in self.dump:
-                raise ConfigError(path, 0, "not in the nginx -T output")
-            return self.dump[path]
-        try:
-            return read_text(path, MAX_FILE_BYTES, errors="replace")
-        except FileRefused as exc:
-            raise ConfigError(path, 0, exc.problem) from None
-        except FileNotFoundError:
-            raise ConfigError(path, 0, "no such file") from None
-        except PermissionError:
-            raise ConfigError(path, 0, "permission denied (stackscope needs read access to the nginx config)") from None
-        except IsADirectoryError:
-            raise ConfigError(path, 0, "is a directory, not a config file") from None
-        except OSError as exc:
-            raise ConfigError(path, 0, f"cannot read: {exc.strerror or exc}") from None
+    dump_name = "the nginx -T output"
+    what = "the nginx config"
+    max_files = MAX_FILES
+    max_bytes = MAX_FILE_BYTES
 
     def glob(self, pattern: str) -> list[str]:
         if self.dump is not None:

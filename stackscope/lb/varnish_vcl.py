@@ -20,9 +20,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from stackscope.files import FileRefused, read_bounded, read_text
+from stackscope.files import read_bounded
 from stackscope.kinds import Invalid, parse_address
-from stackscope.lb import ConfigError
+from stackscope.lb import ConfigError, ConfigSources
 from stackscope.lb.pool import (
     BACKUP,
     COMPARE_WITH_RESOLVE,
@@ -111,33 +111,13 @@ def _unterminated(text: str, pos: int) -> bool:
 # --------------------------------------------------------------------------- sources
 
 
-class Sources:
+class Sources(ConfigSources):
     """Where VCL text comes from: files on disk, or the sections of `vcl.show -v`."""
 
-    def __init__(self, dump: dict[str, str] | None = None) -> None:
-        self.dump = dump
-        self.read_count = 0
-
-    def read(self, path: str) -> str:
-        self.read_count += 1
-        if self.read_count > MAX_FILES:
-            raise ConfigError(path, 0, f"more than {MAX_FILES} included files")
-        if self.dump is not None:
-            if path not in self.dump:
-                raise ConfigError(path, 0, "not in the vcl.show output")
-            return self.dump[path]
-        try:
-            return read_text(path, MAX_FILE_BYTES, errors="replace")
-        except FileRefused as exc:
-            raise ConfigError(path, 0, exc.problem) from None
-        except FileNotFoundError:
-            raise ConfigError(path, 0, "no such file") from None
-        except PermissionError:
-            raise ConfigError(path, 0, "permission denied (stackscope needs read access to the VCL)") from None
-        except IsADirectoryError:
-            raise ConfigError(path, 0, "is a directory, not a VCL file") from None
-        except OSError as exc:
-            raise ConfigError(path, 0, f"cannot read: {exc.strerror or exc}") from None
+    dump_name = "the vcl.show output"
+    what = "the VCL"
+    max_files = MAX_FILES
+    max_bytes = MAX_FILE_BYTES
 
     def find_include(self, name: str, including: str, main: str) -> str:
         """The file `include "name";` means: as Varnish does, `./x` next to the including
