@@ -8,6 +8,7 @@ Real HAProxy 2.6 and PostgreSQL 15 on 127.0.0.1, plus hostile fakes (tests/serve
 
 from __future__ import annotations
 
+import socket
 import ssl
 from types import SimpleNamespace
 
@@ -397,6 +398,15 @@ async def test_dns_reply_with_the_wrong_id_is_ignored_until_the_right_one(pyserv
     result = await probe({"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "timeout": "2s"})
     assert result.status is Status.OK, result.detail
     assert result.facts["answers"] == ["127.0.0.7"]
+
+
+async def test_a_closed_dns_port_is_refused_not_waited_out():
+    """The query's socket is connected, so the ICMP port-unreachable comes back as refused:
+    a stopped DNS server is named at once, not after the timeout."""
+    port = free_port(socket.SOCK_DGRAM)  # bound and released: nothing listens there
+    result = await probe({"dns": "api.stackscope.test", "server": f"127.0.0.1:{port}", "timeout": "2s"})
+    assert result.status is Status.CRIT and result.error_kind is ErrorKind.REFUSED, result.detail
+    assert f"127.0.0.1:{port} refused" in result.detail
 
 
 async def test_dns_replies_only_with_wrong_ids_time_out_and_say_so(pyservers):
