@@ -34,7 +34,7 @@ from stackscope.lb.declared import judge_against_declared, pool_result, resolve_
 from stackscope.lb.pool import LAYOUT_RESOLVER_FAILED
 from stackscope.model import ErrorKind, Result, Status, Url
 from stackscope.probes.common import Deadline, ProbeFailure, basic_auth_from_env, reach
-from stackscope.probes.httpclient import fetch
+from stackscope.probes.httpclient import fetch_pool_page
 
 PAGE_CAP = 4 * 1024 * 1024  # about 3000 workers; a bigger page is refused, not cut and misread
 PARSE_IN_THREAD = 256 * 1024  # parse bigger pages off the event loop
@@ -103,24 +103,14 @@ async def _read_page(check, ctx, deadline: Deadline) -> str:
     headers = []
     if check.options.auth_env:
         headers.append(basic_auth_from_env(ctx, check.options.auth_env, "the balancer-manager's login"))
-    try:
-        response = await fetch(
-            endpoint.ip,
-            url.port,
-            deadline=deadline,
-            method="GET",
-            target=url.path,
-            host_header=url.host_header,
-            headers=headers,
-            ssl_context=endpoint.ssl_context,
-            sni=endpoint.sni,
-            body_cap=PAGE_CAP,
-            where=f"balancer-manager {url.host}:{url.port}",
-        )
-    except ProbeFailure as failure:
-        failure.status = Status.UNKNOWN
-        failure.detail = f"cannot read the pool: {failure.detail}"
-        raise
+    response = await fetch_pool_page(
+        endpoint,
+        url,
+        deadline=deadline,
+        headers=headers,
+        body_cap=PAGE_CAP,
+        where=f"balancer-manager {url.host}:{url.port}",
+    )
     if response.status in (401, 403):
         hint = (
             f"check the credentials in {check.options.auth_env}"

@@ -49,7 +49,7 @@ from stackscope.probes.common import (
     reach,
     timeout_scope,
 )
-from stackscope.probes.httpclient import fetch
+from stackscope.probes.httpclient import fetch_pool_page
 
 REPLY_CAP = 4 * 1024 * 1024  # a stats dump of a very large config still fits
 SHOW_LEGENDS_FIX = (
@@ -223,23 +223,9 @@ async def _pool_from_http(check, ctx, deadline: Deadline) -> Pool:
     headers = []
     if check.options.auth_env:
         headers.append(basic_auth_from_env(ctx, check.options.auth_env, "the stats page's `stats auth` line"))
-    try:
-        response = await fetch(
-            endpoint.ip,
-            url.port,
-            deadline=deadline,
-            target=url.path,
-            host_header=url.host_header,
-            headers=headers,
-            ssl_context=endpoint.ssl_context,
-            sni=endpoint.sni,
-            body_cap=REPLY_CAP,
-            where=f"stats page {url.host}:{url.port}",
-        )
-    except ProbeFailure as failure:
-        failure.status = Status.UNKNOWN
-        failure.detail = f"cannot read the pool: {failure.detail}"
-        raise
+    response = await fetch_pool_page(
+        endpoint, url, deadline=deadline, headers=headers, body_cap=REPLY_CAP, where=f"stats page {url.host}:{url.port}"
+    )
     if response.status == 401:
         hint = (
             "check the credentials in " + check.options.auth_env

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 import h11
 
-from stackscope.model import ErrorKind, Status
+from stackscope.model import ErrorKind, Status, Url
 from stackscope.probes.common import (
     Deadline,
+    Endpoint,
     ProbeFailure,
     describe_os_error,
     guess_protocol,
@@ -307,3 +308,28 @@ def _shown(data: bytes) -> str:
     probe's secrets masked, and nothing cut off (an identity or a Location is kept whole).
     Everything downstream, expect_header and identities included, sees only this text."""
     return printable(data, limit=len(data))
+
+
+async def fetch_pool_page(
+    endpoint: Endpoint, url: Url, *, deadline: Deadline, headers: list[tuple[str, str]], body_cap: int, where: str
+) -> HttpResponse:
+    """One plain GET of the page an LB publishes its pool on (HAProxy's stats CSV, Apache's
+    balancer-manager). Failing to read it is the check's own problem, UNKNOWN "cannot read
+    the pool", never a verdict on the LB: the page may be down while the LB serves."""
+    try:
+        return await fetch(
+            endpoint.ip,
+            url.port,
+            deadline=deadline,
+            target=url.path,
+            host_header=url.host_header,
+            headers=headers,
+            ssl_context=endpoint.ssl_context,
+            sni=endpoint.sni,
+            body_cap=body_cap,
+            where=where,
+        )
+    except ProbeFailure as failure:
+        failure.status = Status.UNKNOWN
+        failure.detail = f"cannot read the pool: {failure.detail}"
+        raise
