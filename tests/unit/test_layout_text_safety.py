@@ -124,10 +124,15 @@ def test_a_secret_in_layout_text_reaches_no_check_output(tmp_path, fmt):
 async def test_a_secret_in_layout_text_is_not_on_the_dashboard(tmp_path):
     layout = load_layout(str(write_layout(tmp_path, SECRET_LAYOUT)), environ=ENV)
     app = StackscopeApp(layout, engine=Engine(layout, environ=ENV), timeline_dir=str(tmp_path))
+
+    def screen() -> str:
+        return html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
+
     async with app.run_test(size=(160, 50)) as pilot:
         await until(pilot, lambda: app.diagnosis is not None, "a finished round", timeout=30)
-        await pilot.pause()
-        svg = html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
+        # a verdict can come before the panels are painted: wait for the layer to show
+        await until(pilot, lambda: "DB «redacted»" in screen(), "the masked layer name on screen", timeout=30)
+        svg = screen()
     assert SECRET not in svg and SECRET[:MIN_PARTIAL] not in svg
     assert "DB «redacted»" in svg
 
