@@ -136,6 +136,7 @@ class ErrorKind(str, enum.Enum):
     MEMBERS_DOWN = "members_down"  # the LB marks pool members down (may be the members' fault)
     CONFIG = "config"  # a config file that cannot be read or parsed
     RESOURCE = "resource"  # host resources (cpu, memory, disk, fds) above threshold
+    SUSPECTED = "suspected"  # still no answer, far longer than this check usually takes (not a timeout yet)
     INTERNAL = "internal"  # the probe itself raised: a bug in stackscope, shown as unknown
 
     def __str__(self) -> str:
@@ -190,6 +191,13 @@ class PoolMember:
     check: str = ""  # the LB's last health check, e.g. "L4CON Connection refused"
     check_failing: bool = False  # the LB's last health check of it failed (even if still UP)
     errors_rising: bool = False  # its error/retry/redispatch counters rose since the last round
+    # The longest the LB may take to send it traffic again once it answers again (its own
+    # re-admission clock: HAProxy's downinter/fastinter x rise, Varnish's probe window,
+    # Apache's retry or hcheck interval, Caddy's fail_duration or health_interval, nginx's
+    # fail_timeout), in seconds; None when the LB's settings are not known. Inside that
+    # window an LB still holding out a member that answers directly is the member
+    # recovering, not the LB at fault.
+    readmit_s: float | None = None
 
     @property
     def failing(self) -> bool:
@@ -295,6 +303,9 @@ class Result:
     confirmations: int = 0  # re-probes after a status change that agreed with it so far
     confirmed: bool = True  # False while a new status awaits its confirmation re-probes
     changed_at: float | None = None  # wall clock of the probe that first saw this status (None: unknown)
+    # wall clock when this result was known (the probe's answer or timeout, or the moment a
+    # silent probe became suspected); 0.0: unknown. A verdict compares results by it.
+    finished_at: float = 0.0
 
     def __post_init__(self) -> None:
         """Make every text a server could have sent terminal-safe, here and only here.

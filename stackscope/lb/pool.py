@@ -70,6 +70,7 @@ class PoolServer:
     check_failing: bool = False  # the LB's last health check of it failed (it may still be UP 1/2)
     errors_rising: bool = False  # its error, retry or redispatch counters rose since the last read
     failures: int | None = None  # error + retry + redispatch counters, where the LB keeps them
+    readmit_s: float | None = None  # see model.PoolMember.readmit_s
 
     def service_word(self) -> str:
         return self.service or (IN if self.receives_traffic else UNKNOWN)
@@ -121,6 +122,7 @@ def pool_evidence(pool: Pool, match: dict[int, Declared]) -> PoolEvidence:
                 check=s.check,
                 check_failing=s.check_failing,
                 errors_rising=s.errors_rising,
+                readmit_s=s.readmit_s,
             )
             for i, s in enumerate(pool.servers)
         ),
