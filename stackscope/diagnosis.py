@@ -102,6 +102,7 @@ class Finding:
     check: str  # id of the check whose result, compared with others, shows the fault
     status: Status
     detail: str
+    recovering: bool = False  # the layer broke, answers again, and the LB has yet to take it back
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,12 @@ class Verdict:
     # every failing check the verdict rests on has been confirmed by its re-probes; False
     # while a status change still awaits them (a blip must not flip the banner unmarked)
     confirmed: bool = True
+    # the layer that broke answers again and the LB has yet to take it back (recoveries)
+    recovering: bool = False
+    # ids of the checks the verdict rests on whose results predate the latest change among
+    # them: until they are probed again the verdict may name the wrong layer, so it is not
+    # shown while streaming (stream.py) and never confirmed
+    stale: tuple[str, ...] = ()
 
     @property
     def summary(self) -> str:
@@ -190,6 +197,7 @@ class Verdict:
             "ruled_out": list(self.ruled_out),
             "also_failing": list(self.also_failing),
             "confirmed": self.confirmed,
+            "recovering": self.recovering,
         }
 
 
@@ -225,7 +233,8 @@ def layer_state(layer: Layer, snapshot: Snapshot) -> LayerState:
 
 def assess_layers(snapshot: Snapshot) -> tuple[LayerState, ...]:
     states = tuple(layer_state(layer, snapshot) for layer in snapshot.layout.layers)
-    findings = cross_checks(states, snapshot.layout.interval)
+    recovering = recoveries(snapshot.layout, states, snapshot.taken_at)
+    findings = [r.finding() for r in recovering] + cross_checks(states, recovering)
     if not findings:
         return states
     out = []
@@ -238,20 +247,118 @@ def assess_layers(snapshot: Snapshot) -> tuple[LayerState, ...]:
     return tuple(out)
 
 
+# --------------------------------------------------------------------------- recovery
+
+# After the layer that broke answers again, an LB holds its members out until its own
+# next health check or retry (model.PoolMember.readmit_s). Past that window, plus one
+# round (the LB's state is read once a round) and this margin, a healthy member still
+# held out is the LB's fault.
+RECOVERY_MARGIN_S = 1.0
+_LB_PRODUCTS = {"haproxy": "HAProxy", "nginx": "nginx", "apache": "Apache", "caddy": "Caddy", "varnish": "Varnish"}
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """The layer that broke answers again, and the LB has not taken its members back yet.
+
+    What users get through the LB in the meantime (`status`) is still the broken layer's
+    doing: the verdict stays on it, worded as recovering, instead of accusing an LB that
+    is doing exactly what it is configured to do."""
+
+    layer: str  # the layer that broke: the deepest below the LB that answers again
+    check: str  # id of the LB check whose failure the recovery explains
+    status: Status  # what users get through the LB meanwhile
+    answering: tuple[str, ...]  # the checks below the LB that answer again (names)
+    members: tuple[str, ...]  # those of them the LB sends traffic to (backend checks)
+    within_s: float  # the longest the LB may still take to send them traffic
+    who: str  # "HAProxy", or "the LB" when no pool check says which LB it is
+    symptoms: tuple[str, ...] = ()  # ids of the LB's failing checks it explains
+
+    def finding(self) -> Finding:
+        them = "it" if len(self.members) == 1 else "them"
+        when = f"within {_seconds_up(self.within_s)}" if self.within_s > 0 else "at its next check"
+        verb = "answers" if len(self.answering) == 1 else "answer"
+        detail = f"recovering: {_join(list(self.answering), cap=3)} {verb} again; {self.who} takes {them} back {when}"
+        return Finding(self.layer, self.check, self.status, detail, recovering=True)
+
+
+def _seconds_up(seconds: float) -> str:
+    whole = int(seconds) + (seconds > int(seconds))
+    return f"{max(1, whole)} s"
+
+
+def recoveries(layout: Layout, layers: tuple[LayerState, ...], now: float) -> list[Recovery]:
+    """Every LB whose failures are the trail of a recovery: nothing below it fails now, and
+    members it sends traffic to answer again since less than its re-admission window (and
+    the margin) before its failing check was read. Each failing check of the LB that a
+    layer below could cause (a 5xx, a timeout, members marked down) is then explained by
+    the layer that broke, not held against the LB."""
+    by_name = {layer.name: layer for layer in layers}
+    below = layers_below(layout)
+    margin = layout.interval + RECOVERY_MARGIN_S
+    out = []
+    for lb in layers:
+        if lb.layer.role != "lb" or not lb.status.failing:
+            continue
+        symptoms = [c for c in lb.failing if _explainable_downstream(c.result)]
+        groups = [[by_name[name] for name in group] for group in below[lb.name]]
+        if not symptoms or any(layer.status.failing for group in groups for layer in group):
+            continue
+        pools = [c for c in lb.checks if c.pool is not None]
+        windows: dict[str, float] = {}
+        for state in pools:
+            for member in state.pool.declared:  # type: ignore[union-attr]
+                if member.readmit_s is not None:
+                    windows[member.declared_as] = max(member.readmit_s, windows.get(member.declared_as, 0.0))
+        fallback = max(windows.values(), default=layout.interval)
+        seen = max(c.result.finished_at for c in symptoms) or now
+        answering: list[tuple[int, float, LayerState, CheckState, float]] = []
+        for depth, group in enumerate(groups):
+            for layer in group:
+                for state in layer.checks:
+                    since = state.result.changed_at
+                    if state.status is not Status.OK or since is None:
+                        continue
+                    window = windows.get(state.check.name, fallback)
+                    if seen - since <= window + margin:
+                        answering.append((depth, since, layer, state, window - (seen - since)))
+        members = [item for item in answering if item[2].layer.role == "backend"]
+        if not members:
+            continue
+        root = max(answering, key=lambda item: (item[0], -item[1]))[2]  # deepest, then first back
+        who = next((_LB_PRODUCTS[c.check.type] for c in pools if c.check.type in _LB_PRODUCTS), "the LB")
+        out.append(
+            Recovery(
+                layer=root.name,
+                check=symptoms[0].check.id,
+                status=Status.worst(c.status for c in symptoms),
+                answering=tuple(item[3].check.name for item in sorted(answering, key=lambda item: -item[0])),
+                members=tuple(item[3].check.name for item in members),
+                within_s=max(item[4] for item in members),
+                who=who,
+                symptoms=tuple(c.check.id for c in symptoms),
+            )
+        )
+    return out
+
+
 # --------------------------------------------------------------------------- cross-checks
 
 
-def cross_checks(layers: tuple[LayerState, ...], interval: float = 0.0) -> list[Finding]:
+def cross_checks(layers: tuple[LayerState, ...], recovering: Iterable[Recovery] = ()) -> list[Finding]:
     """Faults of the LB that only a comparison with the backends reveals, and backend
-    members that fail the real traffic the LB sends them while answering our checks."""
+    members that fail the real traffic the LB sends them while answering our checks.
+    Members `recovering` (answering again, inside the LB's re-admission window) are
+    not held against the LB's health check."""
     backends = [layer for layer in layers if layer.layer.role == "backend"]
     backend_checks = [c for layer in backends for c in layer.checks]
+    coming_back = {name for r in recovering for name in r.members}
     findings: list[Finding] = []
     for layer in layers:
         if layer.layer.role != "lb":
             continue
         for state in layer.checks:
-            finding = _health_check_wrong(layer, state, backend_checks, interval) or _misrouted(
+            finding = _health_check_wrong(layer, state, backend_checks, coming_back) or _misrouted(
                 layer, state, backend_checks
             )
             if finding is not None:
@@ -312,7 +419,10 @@ def _code(state: CheckState) -> str | None:
 
 
 def _health_check_wrong(
-    layer: LayerState, state: CheckState, backend_checks: list[CheckState], interval: float = 0.0
+    layer: LayerState,
+    state: CheckState,
+    backend_checks: list[CheckState],
+    coming_back: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> Finding | None:
     """Every declared member is out of service on the LB, yet each answers directly.
 
@@ -331,16 +441,10 @@ def _health_check_wrong(
     codes = sorted({code for c in backend_checks if (code := _code(c)) is not None})
     answer = f"answers {'/'.join(codes)}" if codes else "answers"
     if all(r == DOWN_BY_CHECK for r in reasons):
+        if all(m.declared_as in coming_back for m in declared):
+            return None  # they are recovering: the LB re-checks them within its window (recoveries)
         check = next((m.check for m in declared if m.check), "")
         seen = f" (the LB's check says: {check})" if check else ""
-        if _just_recovered(state, backend_checks, interval):
-            return Finding(
-                layer.name,
-                state.check.id,
-                Status.CRIT,
-                f"every declared backend is DOWN on the LB, but each {answer} directly again since the last round: "
-                f"the LB has not re-checked them yet{seen}",
-            )
         return Finding(
             layer.name,
             state.check.id,
@@ -363,14 +467,6 @@ def _health_check_wrong(
         Status.CRIT,
         f"no declared backend takes traffic on the LB ({listed}) while each {answer} directly",
     )
-
-
-def _just_recovered(state: CheckState, backend_checks: list[CheckState], window: float) -> bool:
-    """Some backend answers directly again since less than a round before the LB's pool
-    was read: the LB's health checks (every `inter`, `rise` times) may simply not have
-    seen it yet, which is not a wrong health check."""
-    read = state.result.started_at
-    return any(c.result.changed_at is not None and read and c.result.changed_at > read - window for c in backend_checks)
 
 
 def _misrouted(layer: LayerState, state: CheckState, backend_checks: list[CheckState]) -> Finding | None:
@@ -585,7 +681,7 @@ def assess(snapshot: Snapshot) -> Diagnosis:
     layers = assess_layers(snapshot)
     explained = _explanations(snapshot.layout, layers)
     layers = _degraded(layers, explained)
-    return Diagnosis(snapshot, layers, _verdict(layers, explained))
+    return Diagnosis(snapshot, layers, _verdict(snapshot.layout, layers, explained))
 
 
 def _explanations(layout: Layout, layers: tuple[LayerState, ...]) -> dict[str, Explanation | None]:
@@ -593,13 +689,21 @@ def _explanations(layout: Layout, layers: tuple[LayerState, ...]) -> dict[str, E
     by_name = {layer.name: layer for layer in layers}
     below = layers_below(layout)
     dns_layers = [layer for layer in layers if layer.layer.role == "dns"]
+    # an LB check whose failure is the trail of a recovery -> the layer that broke (recoveries)
+    recovering = {f.check: layer for layer in layers for f in layer.findings if f.recovering}
     explained: dict[str, Explanation | None] = {}
     for layer in layers:
         if not layer.status.failing:
             continue
         groups = [[by_name[name] for name in group] for group in below[layer.name]]
         pools = [c.pool for c in layer.checks if c.pool is not None]
-        causes = [_explained_by(c, layer, groups, dns_layers, pools) for c in layer.failing]
+        back = next((recovering[c.check.id] for c in layer.checks if c.check.id in recovering), None)
+        causes = [
+            Explanation(back)
+            if back is not None and _explainable_downstream(c.result)
+            else _explained_by(c, layer, groups, dns_layers, pools)
+            for c in layer.failing
+        ]
         causes += [None for finding in layer.findings if finding.status.failing]  # always the layer's own
         if causes and all(cause is not None for cause in causes):
             worst = max(causes, key=lambda c: c.cause.status.rank)  # type: ignore[union-attr]
@@ -625,7 +729,37 @@ def _degraded(layers: tuple[LayerState, ...], explained: dict[str, Explanation |
     return tuple(out)
 
 
-def _verdict(layers: tuple[LayerState, ...], explained: dict[str, Explanation | None]) -> Verdict | None:
+def related_layers(layout: Layout, name: str) -> set[str]:
+    """The layers whose results decide whether `name` is the broken layer: itself, the
+    layers below that could explain it, the layers above that it could explain, and
+    the dns layers (which explain anything addressed by name). A dns layer is related
+    to every layer."""
+    below = layers_below(layout)
+    if layout.layer(name).role == "dns":
+        return {layer.name for layer in layout.layers}
+    related = {name, *(other for group in below[name] for other in group)}
+    related |= {other for other, groups in below.items() if any(name in group for group in groups)}
+    related |= {layer.name for layer in layout.layers if layer.role == "dns"}
+    return related
+
+
+def stale_evidence(states: Iterable[CheckState]) -> tuple[str, ...]:
+    """The checks whose results were known before the latest change among them (a check
+    going from OK to failing or back): comparing them with that change would set a
+    fresh failure against evidence from before the fault (a backend's 200 from 2 ms
+    before it died, next to the LB's 503 of 200 ms later). Results without times
+    (hand-built ones) are never stale."""
+    states = list(states)
+    moments = [c.result.changed_at for c in states if c.result.changed_at is not None and c.result.finished_at]
+    if not moments:
+        return ()
+    change = max(moments)
+    return tuple(c.check.id for c in states if c.result.finished_at and c.result.finished_at < change)
+
+
+def _verdict(
+    layout: Layout, layers: tuple[LayerState, ...], explained: dict[str, Explanation | None]
+) -> Verdict | None:
     if all(layer.status is Status.OK for layer in layers):
         return None
     by_name = {layer.name: layer for layer in layers}
@@ -656,6 +790,8 @@ def _verdict(layers: tuple[LayerState, ...], explained: dict[str, Explanation | 
 
     # a layer only degraded (WARN) because of the culprit is not the cause: ruled out, with why
     degraded_only = [by_name[name] for name in consequences if by_name[name].status is Status.WARN]
+    related = related_layers(layout, culprit.name)
+    stale = stale_evidence(c for layer in layers if layer.name in related for c in layer.checks)
     return Verdict(
         layer=culprit.name,
         role=culprit.layer.role,
@@ -674,7 +810,9 @@ def _verdict(layers: tuple[LayerState, ...], explained: dict[str, Explanation | 
             for layer in layers
             if layer.name != culprit.name and layer.status is not Status.OK and layer not in degraded_only
         ),
-        confirmed=_confirmed(culprit),
+        confirmed=_confirmed(culprit) and not stale,
+        recovering=any(f.recovering for f in culprit.findings),
+        stale=stale,
     )
 
 
@@ -702,7 +840,9 @@ def _most_telling(states: list[CheckState]) -> list[CheckState]:
 def _summary(culprit: LayerState, consequences: list[LayerState]) -> dict:
     failing = _most_telling(list(culprit.failing)) or [c for c in culprit.checks if c.status is Status.UNKNOWN]
     drift = failing and failing[0].result.error_kind is ErrorKind.POOL and failing[0].status is culprit.status
-    if culprit.findings and not drift:  # a drifted pool names addresses: it beats a corroborating finding
+    if culprit.findings and culprit.findings[0].recovering:
+        head = f"{culprit.name} {culprit.findings[0].detail}"  # "Auth backends recovering: auth-2 answers again; …"
+    elif culprit.findings and not drift:  # a drifted pool names addresses: it beats a corroborating finding
         head = f"{culprit.name}: {culprit.findings[0].detail}"
     elif culprit.status is Status.UNKNOWN:
         head = f"{culprit.name}: cannot tell — {failing[0].result.detail}"

@@ -37,6 +37,9 @@ TIMEOUT_GRACE = 0.25
 # Share of the interval over which a round may spread its starts (scheduler.Pacer): past
 # it, the checks left start at once, so a round always ends before the next is due.
 MAX_SPREAD_SHARE = 0.5
+# How often one check may be probed again in a round because another check changed
+# (`_refresh`): enough for a change and the change it reveals, bounded if checks flap.
+REFRESHES_PER_ROUND = 2
 
 
 def default_concurrency() -> int:
@@ -120,6 +123,15 @@ class Engine:
         self.confirmed: dict[str, Status] = {}
         self.confirm_retries = layout.confirm_retries
         self.confirm_interval = layout.confirm_interval
+        # evidence from the same moment (`_refresh`): the checks whose results decide which
+        # layer a check's layer is, the checks being probed or confirmed right now, the
+        # re-probes started this round and how many each check has had
+        self._related = _related_checks(layout)
+        self._layer_of = {check.id: layer.name for layer in layout.layers for check in layer.checks}
+        self._busy: set[str] = set()
+        self._extra: set[asyncio.Future] = set()
+        self._refreshed: dict[str, int] = {}
+        self._callbacks: tuple[Callable[[Check], None] | None, Callable[[Result], None] | None] = (None, None)
 
     def _default_workers(self) -> int:
         count = sum(1 for _ in self.layout.checks())
@@ -150,19 +162,23 @@ class Engine:
             self.context.begin_round()
             began = time.monotonic()
             self._fresh = set()
+            self._refreshed = {}
+            self._callbacks = (on_start, on_result)
             checks = list(self.layout.checks())
             if self.workers > 1:
-                results = await self._run_sharded(checks, on_start, on_result)
+                await self._run_sharded(checks, on_start, on_result)
             else:
-                results = await self.pacer.run(
+                await self.pacer.run(
                     checks,
                     lambda check: self._run_one(check, on_start, on_result),
                     max_spread=self.layout.interval * MAX_SPREAD_SHARE,
                 )
+                while self._extra:  # the re-probes a change asked for are part of the round
+                    await asyncio.gather(*list(self._extra))
             self.rounds += 1
             snapshot = Snapshot(
                 self.layout,
-                {r.check_id: r for r in results},
+                {check.id: self.latest[check.id] for check in checks},
                 self.clock(),
                 self.rounds,
                 duration=time.monotonic() - began,
@@ -221,6 +237,19 @@ class Engine:
         on_start: Callable[[Check], None] | None,
         on_result: Callable[[Result], None] | None,
     ) -> Result:
+        self._busy.add(check.id)
+        try:
+            return await self._settle(check, on_start, on_result)
+        finally:
+            self._busy.discard(check.id)
+
+    async def _settle(
+        self,
+        check: Check,
+        on_start: Callable[[Check], None] | None,
+        on_result: Callable[[Result], None] | None,
+    ) -> Result:
+        """Probe `check`, and re-probe a changed status until it is confirmed or a blip."""
         outcome = await self._probe_once(check, on_start)
         before = self.confirmed.get(check.id, Status.OK)  # nothing known: healthy until shown otherwise
         if outcome.status is before or self.confirm_retries <= 0:
@@ -267,19 +296,45 @@ class Engine:
         return dataclasses.replace(outcome, started_at=started_wall)
 
     def _arrive(self, outcome: Result, on_result: Callable[[Result], None] | None) -> Result:
+        if not outcome.finished_at:
+            outcome = dataclasses.replace(outcome, finished_at=self.clock())
         before = self.latest.get(outcome.check_id)
+        flipped = before is not None and before.ok != outcome.ok
         if before is None:  # first sight: since when is not known
             pass
-        elif before.status is outcome.status:
+        elif not flipped:
             outcome = dataclasses.replace(outcome, changed_at=before.changed_at)
         else:
-            outcome = dataclasses.replace(outcome, changed_at=outcome.started_at)
+            outcome = dataclasses.replace(outcome, changed_at=outcome.finished_at)
         self.history[outcome.check_id].append(Sample(outcome.started_at, outcome.status, outcome.latency_ms))
         self.latest[outcome.check_id] = outcome
         self._fresh.add(outcome.check_id)
         if on_result is not None:
             on_result(outcome)
+        if flipped and self.workers <= 1:
+            self._refresh(outcome)
         return outcome
+
+    def _refresh(self, changed: Result) -> None:
+        """A check went from OK to failing or back: probe again, now, every check whose
+        result decides which layer that is (diagnosis.related_layers) and was known before
+        the change. Until they are in, the verdict rests on evidence from two moments and
+        is held (diagnosis.stale_evidence, stream.py): a backend's 200 from 2 ms before it
+        died must not clear it of the LB's 503 of 200 ms later. A check being probed or
+        confirmed right now needs nothing: its next result comes after the change."""
+        for check in self._related.get(self._layer_of[changed.check_id], ()):
+            known = self.latest.get(check.id)
+            if known is None or known.finished_at >= changed.finished_at or check.id in self._busy:
+                continue
+            count = self._refreshed.get(check.id, 0)
+            if count >= REFRESHES_PER_ROUND:
+                continue
+            self._refreshed[check.id] = count + 1
+            on_start, on_result = self._callbacks
+            task = asyncio.ensure_future(self._run_one(check, on_start, on_result))
+            self._busy.add(check.id)  # from now, not from when the task first runs
+            self._extra.add(task)
+            task.add_done_callback(self._extra.discard)
 
     async def _run_sharded(
         self,
@@ -309,6 +364,18 @@ class Engine:
             self._pool.close()
             self._pool = None
         await self.context.aclose()
+
+
+def _related_checks(layout: Layout) -> dict[str, tuple[Check, ...]]:
+    """Layer name -> every check of the layers related to it (one tuple per layer, shared
+    by its checks: a 10,000-check layer costs one tuple, not one per check)."""
+    from stackscope.diagnosis import related_layers
+
+    return {
+        layer.name: tuple(c for other in layout.layers if other.name in related for c in other.checks)
+        for layer in layout.layers
+        for related in (related_layers(layout, layer.name),)
+    }
 
 
 async def probe_check(check: Check, context: ProbeContext) -> Result:

@@ -13,6 +13,11 @@ included) and keeps the latest result of every check (`Engine.current`). The rul
   bring (ok, slow, timeout, refused — an explainable and an own failure); when every
   combination names the same layer with the same status, it is shown at once (a pool
   misrouted on the LB is the LB's whatever the frontend check still in flight says).
+- Never on evidence from two moments: when the checks the verdict rests on include
+  results known before the latest change among them (diagnosis.stale_evidence), the
+  verdict is held, whatever it says, until the engine's re-probes of those checks are in
+  (Engine._refresh). A backend's 200 from just before it died must not clear it of the
+  LB's 503 seen a moment later, nor a member's recovery pass for the LB's fault.
 - A new verdict is news only when it differs from the last one shown: another layer, another
   status, another first clause (figures masked, as the timeline does), or the same verdict
   becoming confirmed. Results that change nothing print nothing.
@@ -51,6 +56,8 @@ def settled(snapshot: Snapshot, outstanding: set[str]) -> Diagnosis | None:
     ):
         return None
     diagnosis = assess(snapshot)
+    if diagnosis.verdict is not None and diagnosis.verdict.stale:
+        return None  # evidence from before the latest change: wait for the re-probes
     if not outstanding:
         return diagnosis
     want = _named(diagnosis.verdict)
@@ -58,7 +65,10 @@ def settled(snapshot: Snapshot, outstanding: set[str]) -> Diagnosis | None:
     for combo in itertools.product(_OUTCOMES, repeat=len(ids)):
         results = dict(snapshot.results)
         for check_id, (status, kind) in zip(ids, combo):
-            results[check_id] = Result(check_id, status, "outstanding", key_fact="…", error_kind=kind)
+            # an outcome still to come is newer than every change: never stale
+            results[check_id] = Result(
+                check_id, status, "outstanding", key_fact="…", error_kind=kind, finished_at=snapshot.taken_at
+            )
         if _named(assess(Snapshot(snapshot.layout, results, snapshot.taken_at, snapshot.round)).verdict) != want:
             return None
     return diagnosis

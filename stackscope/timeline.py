@@ -50,6 +50,7 @@ class Event:
     detail: str
     change: str = ""
     confirmed: bool = True  # a verdict event: False while its checks await confirmation re-probes
+    recovering: bool = False  # a verdict event: the broken layer answers again, the LB has yet to take it back
 
     @property
     def subject(self) -> str:
@@ -71,6 +72,8 @@ class Event:
         layers healthy again' (never the old verdict's status beside the new layer)."""
         if self.after is Status.OK:
             return f"verdict: {self.detail}"
+        if self.recovering:
+            return f"verdict: {self.layer} recovering"
         return verdict_words(self.layer, self.after) + ("" if self.confirmed else " (unconfirmed)")
 
     def line(self, tz: _dt.tzinfo | None = None, *, date: bool = True) -> str:
@@ -79,6 +82,8 @@ class Event:
         if self.kind == VERDICT:
             if self.after is Status.OK:
                 return f"{stamp}  verdict  {self.after.label}  {self.detail}"
+            if self.recovering:
+                return f"{stamp}  verdict  {self.after.label}  {self.detail}"  # "Auth backends recovering: …"
             unconfirmed = " (unconfirmed)" if not self.confirmed else ""
             return (
                 f"{stamp}  verdict  {self.after.label}  {self.layer} is the broken layer{unconfirmed} — {self.detail}"
@@ -151,6 +156,8 @@ class Timeline:
     _verdict: Verdict | None = None
     _verdicts: list[tuple[float, Verdict]] = field(default_factory=list)  # one per verdict change
     _verdict_confirmed: list[bool] = field(default_factory=list)  # per _verdicts entry: ever confirmed
+    # per _verdicts entry: when its layer answered again (recovering), None if it never did
+    _recovered_at: list[float | None] = field(default_factory=list)
     _ruled_out: dict[str, RuledOut] = field(default_factory=dict)
     _check_how: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> failure_class
 
@@ -203,10 +210,18 @@ class Timeline:
         self._verdict = verdict
         key = verdict_key(verdict)
         old_key = verdict_key(previous)
-        if verdict is not None:
+        # the broken layer recovering is the same incident getting better, not another
+        # verdict: it is recorded as "recovered at" on the verdict it follows
+        recovery = verdict is not None and verdict.recovering and bool(self._verdicts)
+        recovery = recovery and self._verdicts[-1][1].layer == verdict.layer  # type: ignore[union-attr]
+        if recovery:
+            if self._recovered_at[-1] is None:
+                self._recovered_at[-1] = at
+        elif verdict is not None:
             if key != old_key:
                 self._verdicts.append((at, verdict))
                 self._verdict_confirmed.append(verdict.confirmed)
+                self._recovered_at.append(at if verdict.recovering else None)
             else:  # same verdict: keep its latest wording and evidence
                 self._verdicts[-1] = (self._verdicts[-1][0], verdict)
                 self._verdict_confirmed[-1] = self._verdict_confirmed[-1] or verdict.confirmed
@@ -240,6 +255,7 @@ class Timeline:
                 verdict.status,
                 _report_summary(verdict),
                 confirmed=verdict.confirmed,
+                recovering=verdict.recovering,
             )
         ]
 
@@ -382,6 +398,13 @@ class Timeline:
             "",
         ]
         lines += [f"- {item}" for item in verdict.evidence] or ["- (none recorded)"]
+        recovered = self._recovered_at[self._verdicts.index(cause)]
+        if recovered is not None:
+            lines += [
+                "",
+                f"Recovered at {format_time(recovered, tz, date=False)}: it answered again while the LB "
+                "had yet to take its members back.",
+            ]
         if verdict.also_failing:
             lines += ["", "Also failing:", ""] + [f"- {item}" for item in verdict.also_failing]
         others = [(t, v) for t, v in self.confirmed_verdicts() if v is not verdict]

@@ -780,23 +780,201 @@ def test_an_unconfirmed_failure_makes_an_unconfirmed_verdict():
     assert assess(snapshot(LAYOUT, {"db": REFUSED, "cache": other})).verdict.confirmed
 
 
-def test_members_down_on_the_lb_that_just_came_back_are_not_a_wrong_health_check():
-    """After a repair the LB needs `rise` good checks before it marks the members UP: for
-    that moment it is not the LB's health check that is wrong."""
-    down = tuple(
-        PoolMember(f"a{i}", f"127.0.0.1:1900{i}", DOWN_BY_CHECK, True, f"auth-{i}", "DOWN", "L4CON") for i in (1, 2, 3)
+AT = 1000.0  # the wall clock of the snapshots below
+
+
+def timed(result: Result, *, changed: float | None, finished: float = AT) -> Result:
+    return dataclasses.replace(result, started_at=finished - 0.002, finished_at=finished, changed_at=changed)
+
+
+def recovering_pool(names, readmit: float | None = 1.0, service=DOWN_BY_CHECK, state="DOWN") -> F:
+    members = tuple(
+        PoolMember(f"a{n}", f"127.0.0.1:1900{n}", service, True, f"auth-{n}", state, "L4CON", readmit_s=readmit)
+        if n in names
+        else PoolMember(f"a{n}", f"127.0.0.1:1900{n}", IN, True, f"auth-{n}", "UP", "L7OK", readmit_s=readmit)
+        for n in (1, 2, 3)
     )
-    pool = F(C, K.MEMBERS_DOWN, "pool auth: 0/3 up", {}, PoolEvidence("auth", down))
-    snap = snapshot(TWO_LAYERS, {"pool": pool, "front": H503})
-    at = 1000.0
+    status = C if len(names) == 3 else W
+    return F(status, K.MEMBERS_DOWN, f"pool auth: {3 - len(names)}/3 up", {}, PoolEvidence("auth", members))
 
-    def timed(result: Result, changed: float) -> Result:
-        return dataclasses.replace(result, started_at=at, changed_at=changed)
 
-    results = {cid: timed(r, at - 600) for cid, r in snap.results.items()}
-    long_ok = assess(Snapshot(TWO_LAYERS, results, at)).verdict
-    assert "the LB's health check is wrong" in long_ok.summary
-    results["Backends/auth-2"] = timed(results["Backends/auth-2"], at - 1.0)  # answers again since 1 s
-    fresh = assess(Snapshot(TWO_LAYERS, results, at)).verdict
-    assert fresh.layer == "LB" and "the LB has not re-checked them yet" in fresh.summary
-    assert "health check is wrong" not in fresh.summary
+def two_layer_snapshot(failures: dict[str, F], back_since: dict[str, float]) -> Snapshot:
+    """TWO_LAYERS with every result timed: each backend named in `back_since` answers
+    again since that many seconds; the others have answered for ten minutes."""
+    snap = snapshot(TWO_LAYERS, failures)
+    results = {}
+    for cid, result in snap.results.items():
+        name = cid.split("/")[1]
+        since = AT - back_since[name] if name in back_since else AT - 600
+        results[cid] = timed(result, changed=since)
+    return Snapshot(TWO_LAYERS, results, AT)
+
+
+# (case, LB results, backends answering again since s, readmit_s, expected layer, status, recovering)
+RECOVERY_CASES = [
+    (
+        "every member back 1 s ago, the LB still has them DOWN and answers 503",
+        {"pool": recovering_pool((1, 2, 3)), "front": H503},
+        {"auth-1": 1, "auth-2": 1, "auth-3": 1},
+        1.0,
+        "Backends",
+        C,
+        True,
+    ),
+    (
+        "one member back 0.5 s ago, the LB still has it DOWN and serves from the others",
+        {"pool": recovering_pool((2,))},
+        {"auth-2": 0.5},
+        1.0,
+        "Backends",
+        W,
+        True,
+    ),
+    (
+        "inside a long window (Apache's retry 60 s): still recovering after 30 s",
+        {"pool": recovering_pool((1, 2, 3), readmit=60.0), "front": H503},
+        {"auth-1": 30, "auth-2": 30, "auth-3": 30},
+        60.0,
+        "Backends",
+        C,
+        True,
+    ),
+    (
+        "past the window and the margin: the LB keeping healthy members out is the LB's fault",
+        {"pool": recovering_pool((1, 2, 3)), "front": H503},
+        {"auth-1": 20, "auth-2": 20, "auth-3": 20},
+        1.0,
+        "LB",
+        C,
+        False,
+    ),
+    (
+        "one member held out past its window while answering: the LB's fault",
+        {"pool": recovering_pool((2,))},
+        {"auth-2": 30},
+        1.0,
+        "LB",
+        W,
+        False,
+    ),
+    (
+        "no LB window known: the layout's interval is the window",
+        {"pool": recovering_pool((1, 2, 3), readmit=None), "front": H503},
+        {"auth-1": 2, "auth-2": 2, "auth-3": 2},
+        None,
+        "Backends",
+        C,
+        True,
+    ),
+    (
+        "a passive LB (no pool state) answering 502 right after the members came back",
+        {"front": F(C, K.HTTP_STATUS, "502 Bad Gateway", {"status_code": 502}, HttpAnswer(502))},
+        {"auth-1": 1, "auth-2": 1, "auth-3": 1},
+        None,
+        "Backends",
+        C,
+        True,
+    ),
+    (
+        "the LB refusing connections is its own fault, recovery or not",
+        {"front": REFUSED},
+        {"auth-1": 1, "auth-2": 1, "auth-3": 1},
+        None,
+        "LB",
+        C,
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "case, failures, back, readmit, layer, status, recovering", RECOVERY_CASES, ids=[c[0] for c in RECOVERY_CASES]
+)
+def test_a_recovering_member_is_the_broken_layer_getting_better(
+    case, failures, back, readmit, layer, status, recovering
+):
+    verdict = assess(two_layer_snapshot(failures, back)).verdict
+    assert (verdict.layer, verdict.status, verdict.recovering) == (layer, status, recovering), verdict.summary
+    if recovering:
+        assert "recovering:" in verdict.summary and "answer" in verdict.summary
+        assert verdict.to_dict()["recovering"] is True
+        assert not any(r.startswith("Backends") for r in verdict.ruled_out)
+    else:
+        assert "recovering" not in verdict.summary
+
+
+def test_a_recovery_says_which_lb_takes_the_members_back_and_when():
+    failures = {"pool": recovering_pool((2,), readmit=3.0)}
+    verdict = assess(two_layer_snapshot(failures, {"auth-2": 0.5})).verdict
+    assert verdict.summary.startswith("Backends recovering: auth-2 answers again; HAProxy takes it back within 3 s")
+    assert "LB: degraded because of Backends, not broken" in verdict.ruled_out[0]
+
+
+STORE_BEHIND = parse_layout(
+    """name: s
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - {http: "http://127.0.0.1:18080/", name: front}
+      - {haproxy: "unix:/run/h.sock", name: pool, backend: auth}
+  - name: Backends
+    role: backend
+    checks:
+      - {http: "http://127.0.0.1:19001/", name: auth-1}
+      - {http: "http://127.0.0.1:19002/", name: auth-2}
+      - {http: "http://127.0.0.1:19003/", name: auth-3}
+  - name: Cache
+    role: cache
+    checks:
+      - {tcp: "127.0.0.1:16379", name: redis}
+""",
+    "s.yaml",
+)
+
+
+def test_a_store_that_comes_back_keeps_the_verdict_while_the_lb_re_admits_the_backends():
+    """Redis stopped, the backends failed their health checks on the LB; Redis is back and
+    so are the backends, but the LB has not re-checked them: the Cache is recovering."""
+    snap = snapshot(STORE_BEHIND, {"pool": recovering_pool((1, 2, 3)), "front": H503})
+    results = {cid: timed(r, changed=AT - 1.0) for cid, r in snap.results.items()}
+    verdict = assess(Snapshot(STORE_BEHIND, results, AT)).verdict
+    assert (verdict.layer, verdict.status, verdict.recovering) == ("Cache", C, True)
+    assert "redis" in verdict.summary and "auth-1" in verdict.summary
+
+
+def test_stale_backend_results_hold_a_fresh_lb_failure():
+    """The backends answered 2 ms into the round, the LB's 503 came 200 ms later: judged on
+    those, the LB would be named. The verdict is marked stale (not shown while streaming,
+    never confirmed) until the backends are probed again; then it names the right layer."""
+    snap = snapshot(TWO_LAYERS, {"front": H503})
+    results = {cid: timed(r, changed=AT - 600, finished=AT - 0.2) for cid, r in snap.results.items()}
+    results["LB/front"] = timed(results["LB/front"], changed=AT, finished=AT)  # the change, seen now
+    held = assess(Snapshot(TWO_LAYERS, results, AT)).verdict
+    assert held.layer == "LB" and not held.confirmed
+    assert set(held.stale) == {"Backends/auth-1", "Backends/auth-2", "Backends/auth-3", "LB/pool"}
+    # the re-probes: auth-2 refuses now
+    for name in ("auth-1", "auth-3"):
+        results[f"Backends/{name}"] = timed(results[f"Backends/{name}"], changed=AT - 600, finished=AT + 0.01)
+    results["LB/pool"] = timed(results["LB/pool"], changed=AT - 600, finished=AT + 0.01)
+    refused = Result("Backends/auth-2", C, "refused the connection", error_kind=K.REFUSED)
+    results["Backends/auth-2"] = timed(refused, changed=AT + 0.01, finished=AT + 0.01)
+    again = assess(Snapshot(TWO_LAYERS, results, AT + 0.02)).verdict
+    # auth-2's failure is itself a change: the LB's 503 from before it is probed again too
+    assert again.layer == "Backends" and again.stale == ("LB/front",) and not again.confirmed
+    results["LB/front"] = timed(results["LB/front"], changed=AT, finished=AT + 0.03)
+    fresh = assess(Snapshot(TWO_LAYERS, results, AT + 0.04)).verdict
+    assert (fresh.layer, fresh.stale, fresh.confirmed) == ("Backends", (), True)
+
+
+def test_results_without_times_are_never_stale():
+    verdict = assess(snapshot(TWO_LAYERS, {"front": H503})).verdict
+    assert verdict.stale == () and verdict.confirmed
+
+
+def test_related_layers_are_the_path_through_a_layer_and_dns():
+    from stackscope.diagnosis import related_layers
+
+    assert related_layers(LAYOUT, "Load balancer") == {"DNS", "Load balancer", "Auth backends", "Database", "Cache"}
+    assert related_layers(LAYOUT, "Cache") == {"DNS", "Load balancer", "Auth backends", "Cache"}  # not its sibling
+    assert related_layers(LAYOUT, "DNS") == {layer.name for layer in LAYOUT.layers}

@@ -336,3 +336,29 @@ def test_an_incident_of_blips_only_has_no_root_cause():
     assert timeline.root_cause() is None
     root = timeline.to_markdown(tz=UTC)
     assert "No confirmed verdict was reached." in root and "Transient verdicts" in root
+
+
+def test_a_recovery_is_recorded_on_the_verdict_it_follows_not_as_another_verdict():
+    """Killed backends, then back while the LB has yet to re-check them, then healthy: the
+    timeline keeps one verdict (the backends), with when they answered again."""
+    from tests.unit.test_diagnosis import AT, H503, REFUSED, TWO_LAYERS, recovering_pool, snapshot, two_layer_snapshot
+
+    timeline = Timeline("two", interval=2)
+    timeline.observe(assess(snapshot(TWO_LAYERS, {})), at=AT - 20)
+    down = {"auth-1": REFUSED, "auth-2": REFUSED, "auth-3": REFUSED, "front": H503}
+    named = timeline.observe(assess(snapshot(TWO_LAYERS, down)), at=AT - 10)
+    assert [e.verdict_words for e in named if e.kind == VERDICT] == ["verdict: Backends ✖ CRIT"]
+    back = {"pool": recovering_pool((1, 2, 3)), "front": H503}
+    recovering = [
+        e
+        for e in timeline.observe(assess(two_layer_snapshot(back, {"auth-1": 1, "auth-2": 1, "auth-3": 1})), at=AT)
+        if e.kind == VERDICT
+    ]
+    assert [e.verdict_words for e in recovering] == ["verdict: Backends recovering"]
+    assert "✖ CRIT  Backends recovering: auth-1, auth-2 and auth-3 answer again; HAProxy takes them back" in (
+        recovering[0].line(UTC)
+    )
+    timeline.observe(assess(snapshot(TWO_LAYERS, {})), at=AT + 2)
+    assert [v.layer for _, v in timeline.confirmed_verdicts()] == ["Backends"]
+    report = timeline.to_markdown(tz=UTC)
+    assert "Recovered at 00:16:40" in report and "Other verdicts" not in report
