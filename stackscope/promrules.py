@@ -59,7 +59,7 @@ def _go_char(char: str) -> str:
 def go_quote(value: str) -> str:
     """A double-quoted Go string literal (strconv.Unquote's grammar), which is also what a
     PromQL string and a string argument in a Go template are: backslash and quote escaped,
-    every character that is not printable written as an escape (\\n, \\u2028, \\U0001f600),
+    every character that is not printable written as an escape (\\n, \\u2028, \\U000e0001),
     so the literal is one line and reads back as `value`."""
     return '"' + "".join(_go_char(char) for char in value) + '"'
 
