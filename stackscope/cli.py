@@ -186,10 +186,13 @@ def _cmd_rules(args: argparse.Namespace) -> int:
     layout = load_or_report(args.layout, require_env=False)
     if layout is None:
         return EXIT_UNKNOWN
-    from stackscope.promrules import alertmanager_config, rule_file
+    from stackscope.promrules import alertmanager_config, rule_file, webhook_problem
 
     if args.webhook and not args.alertmanager:
         print("stackscope: --webhook goes with --alertmanager", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if args.webhook and (problem := webhook_problem(args.webhook)):
+        print(f"stackscope: --webhook {problem}", file=sys.stderr)
         return EXIT_UNKNOWN
     sys.stdout.write(alertmanager_config([layout], webhook=args.webhook) if args.alertmanager else rule_file(layout))
     return EXIT_OK

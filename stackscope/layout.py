@@ -688,7 +688,10 @@ class _Builder(Validator):
             for index, layer_node in enumerate(layers_node.value):
                 layer = self.layer(layer_node, index, interval, timeout)
                 name_node = layer_node.value.get("name") if isinstance(layer_node.value, dict) else None
-                layer_name = name_node.value if name_node is not None else None
+                # compared as the layout will hold them: "A\u2028" and "A\u2029" are both "A·"
+                layer_name = (
+                    shown(name_node.value) if name_node is not None and isinstance(name_node.value, str) else None
+                )
                 if name_node is not None and isinstance(layer_name, str) and layer_name in seen:
                     self.problem(
                         name_node.line,

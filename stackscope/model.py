@@ -25,8 +25,11 @@ from typing import Any
 SHOWN_INSTEAD = "·"  # the same mark printable() uses for a byte that cannot be shown
 
 # C0 controls (tab and newline included: a row or a detail is one line), DEL, C1 controls
-# (0x9b is a one-byte CSI on some terminals) and the bidi overrides that reorder text.
-_TERMINAL_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# (0x9b is a one-byte CSI on some terminals; 0x85 is NEL), the Unicode line and paragraph
+# separators (U+2028, U+2029: YAML 1.1, and so Prometheus's and Alertmanager's YAML, reads
+# them, like NEL, as line breaks, so a name holding one could start a line of a generated
+# config) and the bidi overrides that reorder text.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def terminal_safe(text: object) -> str:

@@ -8,26 +8,79 @@ the load balancer that fail because of it), and a failing dns layer mutes every 
 whose checks address a host by name. Every rule sets `layout` itself and every inhibit
 rule has `equal: [layout]`: an `equal` label missing on both sides counts as equal, so
 without it a database down in one layout would mute the load balancers of all of them.
+
+Both files are data dumped by yaml.safe_dump under a fixed comment: a layout or layer name
+is never formatted into YAML text. Each name goes through the escaping of the grammar that
+reads it — PromQL and Go-template string literals (`go_quote`), Alertmanager matcher
+values (`am_matcher`), and rule label values, which Prometheus expands as Go templates
+(`expands_to_itself`) — so the labels Prometheus attaches are the names exactly and the
+inhibit matchers match them.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import urllib.parse
 from collections.abc import Sequence
 
 import yaml
 
 from stackscope.diagnosis import dependency_groups, layers_below
-from stackscope.model import Layout
+from stackscope.model import Layout, is_terminal_safe, safe_value
 
 ALERT = "StackscopeLayerCritical"
 CRIT = 2
 
 
-def _q(value: str) -> str:
-    """A double-quoted string literal, valid in PromQL and in Go templates."""
-    return json.dumps(value, ensure_ascii=False)
+_GO_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def _go_char(char: str) -> str:
+    if char in _GO_ESCAPES:
+        return _GO_ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if 0xD800 <= code <= 0xDFFF:  # no Unicode scalar value: Go has no escape for it
+        return "\\ufffd"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def go_quote(value: str) -> str:
+    """A double-quoted Go string literal (strconv.Unquote's grammar), which is also what a
+    PromQL string and a string argument in a Go template are: backslash and quote escaped,
+    every character that is not printable written as an escape (\\n, \\u2028, \\U000e0001),
+    so the literal is one line and reads back as `value`."""
+    return '"' + "".join(_go_char(char) for char in value) + '"'
+
+
+def expands_to_itself(value: str) -> str:
+    """A rule label value that Prometheus's Go-template expansion turns back into `value`.
+
+    Prometheus expands every rule label as a template: a layer named `DB {{ printf "%s" "x" }}`
+    would be labelled `DB x` (and no inhibit rule would match it), `{{ query "..." }}` would
+    run a query, an unbalanced `}} {{` would make Prometheus refuse the file. Text without
+    `{{` is not an action; with one, the whole value becomes one action printing a string
+    literal: `{{ "DB {{ printf ..." }}`."""
+    return value if "{{" not in value else "{{ " + go_quote(value) + " }}"
+
+
+def am_matcher(label: str, value: str) -> str:
+    """An Alertmanager equality matcher `label="value"`. Its value grammar is not Go's:
+    only \\" \\\\ and \\n are escapes (any other backslash is a literal one), so a Go literal
+    would not do (`\\u2028` would be matched as six characters)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{label}="{escaped}"'
 
 
 def for_duration(layout: Layout) -> str:
@@ -35,15 +88,16 @@ def for_duration(layout: Layout) -> str:
     return f"{max(1, math.ceil(2 * layout.interval))}s"
 
 
-def selector(layout: Layout, layer: str) -> str:
-    return f"stackscope_layer_status{{layout={_q(layout.name)},layer={_q(layer)}}}"
+def selector(layout: Layout, layer: str, metric: str = "stackscope_layer_status") -> str:
+    return f"{metric}{{layout={go_quote(layout.name)},layer={go_quote(layer)}}}"
 
 
 def rules(layout: Layout) -> dict:
     """The rule file as data: one group per layout, one alert per layer."""
     items = []
     for layer in layout.layers:
-        failing_checks = f"stackscope_check_status{{layout={_q(layout.name)},layer={_q(layer.name)}}} >= {CRIT}"
+        failing_checks = f"{selector(layout, layer.name, 'stackscope_check_status')} >= {CRIT}"
+        labels = {"layout": layout.name, "layer": layer.name, "role": layer.role, "severity": "critical"}
         items.append(
             {
                 "alert": ALERT,
@@ -51,18 +105,21 @@ def rules(layout: Layout) -> dict:
                 # Prometheus it cannot query) is no page about that layer
                 "expr": f"{selector(layout, layer.name)} == {CRIT}",
                 "for": for_duration(layout),
-                "labels": {"layout": layout.name, "layer": layer.name, "role": layer.role, "severity": "critical"},
+                "labels": {name: expands_to_itself(value) for name, value in labels.items()},
+                # $labels are the series' labels (the names as exported); what a template
+                # prints is not expanded again
                 "annotations": {
                     "summary": "{{ $labels.layer }} ({{ $labels.role }}) of {{ $labels.layout }} is CRITICAL",
                     "evidence": (
                         "failing checks:{{ range query "
-                        + _q(failing_checks)
+                        + go_quote(failing_checks)
                         + " }} {{ .Labels.check }} ({{ .Labels.type }}, status {{ .Value }});{{ end }}"
                     ),
                     "description": (
                         "stackscope_layer_status is {{ $value }} (2: critical). The verdict: "
-                        'stackscope_verdict{layout="{{ $labels.layout }}"}; run `stackscope check` on the layout '
-                        "for the evidence and what is ruled out."
+                        # %q is Go's quoting, a PromQL string literal whatever the name holds
+                        'stackscope_verdict{layout={{ printf "%q" $labels.layout }}}; run `stackscope check` on the '
+                        "layout for the evidence and what is ruled out."
                     ),
                 },
             }
@@ -70,16 +127,25 @@ def rules(layout: Layout) -> dict:
     return {"groups": [{"name": f"stackscope {layout.name}", "rules": items}]}
 
 
+def _dump(head: str, data: dict) -> str:
+    """The fixed comment `head` and `data` as YAML. Every string passes the terminal-safe rule
+    again (the loader applied it already; a Layout built by hand may not have), so none holds
+    a line break YAML 1.1 knows (LF, CR, NEL, U+2028, U+2029) or another control character."""
+    return head + yaml.safe_dump(safe_value(data), sort_keys=False, allow_unicode=True, width=1000)
+
+
+RULES_HEAD = (
+    "# Prometheus alerting rules for a stackscope layout (the group is named after it): one alert\n"
+    "# per layer, on the series of `stackscope export`. Check with `promtool check rules FILE`.\n"
+)
+
+
 def rule_file(layout: Layout) -> str:
-    head = (
-        f"# Prometheus alerting rules for the stackscope layout {layout.name}: one alert per layer,\n"
-        "# on the series of `stackscope export`. Check with `promtool check rules FILE`.\n"
-    )
-    return head + yaml.safe_dump(rules(layout), sort_keys=False, allow_unicode=True, width=1000)
+    return _dump(RULES_HEAD, rules(layout))
 
 
 def _matchers(layout: Layout, layer: str) -> list[str]:
-    return [f"alertname={_q(ALERT)}", f"layout={_q(layout.name)}", f"layer={_q(layer)}"]
+    return [am_matcher("alertname", ALERT), am_matcher("layout", layout.name), am_matcher("layer", layer)]
 
 
 def inhibitions(layout: Layout) -> list[tuple[str, str]]:
@@ -128,13 +194,25 @@ def alertmanager(layouts: Sequence[Layout], webhook: str | None = None) -> dict:
     }
 
 
+def webhook_problem(url: str) -> str:
+    """Why `url` cannot be the receiver's webhook, or "". Checked rather than cleaned: the
+    config's strings pass the terminal-safe rule, which would change the URL silently."""
+    parts = urllib.parse.urlsplit(url)
+    if not is_terminal_safe(url) or any(char.isspace() for char in url):
+        return "holds a space or a control character; give the URL without them"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:5001/hook"
+    return ""
+
+
+ALERTMANAGER_HEAD = (
+    "# Alertmanager config for stackscope layouts (named in the inhibit rules). The receiver is a\n"
+    "# placeholder: give it your email/slack/pagerduty/webhook configs. An alert muted by an inhibit\n"
+    "# rule is never notified, so its resolution is not notified either; if the muting alert\n"
+    "# resolves first, a still-firing muted alert is notified at the next group flush.\n"
+    "# Check with `amtool check-config FILE`.\n"
+)
+
+
 def alertmanager_config(layouts: Sequence[Layout], webhook: str | None = None) -> str:
-    names = ", ".join(layout.name for layout in layouts)
-    head = (
-        f"# Alertmanager config for the stackscope layout {names}. The receiver is a placeholder:\n"
-        "# give it your email/slack/pagerduty/webhook configs. An alert muted by an inhibit rule\n"
-        "# is never notified, so its resolution is not notified either; if the muting alert\n"
-        "# resolves first, a still-firing muted alert is notified at the next group flush.\n"
-        "# Check with `amtool check-config FILE`.\n"
-    )
-    return head + yaml.safe_dump(alertmanager(layouts, webhook), sort_keys=False, allow_unicode=True, width=1000)
+    return _dump(ALERTMANAGER_HEAD, alertmanager(layouts, webhook))

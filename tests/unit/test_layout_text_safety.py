@@ -78,6 +78,32 @@ def test_layout_text_with_escapes_or_nul_is_neutralised_by_the_loader():
         assert not UNSAFE.search(text), repr(text)
 
 
+def test_line_and_paragraph_separators_and_nel_in_layout_text_are_replaced():
+    """YAML 1.1 (Prometheus's and Alertmanager's YAML, PyYAML) reads U+2028, U+2029 and NEL
+    as line breaks: a name holding one, written into a generated config, could start a line
+    of its own there (security round 3)."""
+    layout = parse_layout(
+        'name: "shop\\u2028groups: []"\ndescription: "d\\u2029e"\nlayers:\n'
+        '  - name: "DB\\x85global: {}"\n    role: db\n    checks:\n'
+        '      - {tcp: "127.0.0.1:1", name: "c\\u2029templates: [x]"}\n',
+        "lay.yaml",
+    )
+    texts = (layout.name, layout.description, layout.layers[0].name, layout.layers[0].checks[0].name)
+    assert texts == ("shop·groups: []", "d·e", "DB·global: {}", "c·templates: [x]")
+
+
+def test_layer_names_equal_once_made_safe_are_a_name_used_twice():
+    """`A\\u2028` and `A\\u2029` are both `A·` in the layout: two layers of one name."""
+    text = (
+        "name: x\nlayers:\n"
+        '  - {name: "A\\u2028", role: db, checks: [{tcp: "127.0.0.1:1"}]}\n'
+        '  - {name: "A\\u2029", role: backend, checks: [{tcp: "127.0.0.1:2"}]}\n'
+    )
+    assert problems_of(text) == [
+        "lay.yaml:4: layers[1]: layer name 'A·' is used twice — rename one (the other is on line 3)"
+    ]
+
+
 @pytest.mark.parametrize("fmt", ["text", "json", "junit", "nagios"])
 def test_layout_escapes_reach_no_check_output(tmp_path, fmt):
     path = write_layout(tmp_path, LAYOUT_WITH_ESCAPES)

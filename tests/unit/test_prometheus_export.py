@@ -3,6 +3,8 @@ judging, and the vantage-point headline: from hand-built snapshots, no server.""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import subprocess
 import sys
 
@@ -16,7 +18,21 @@ from stackscope.diagnosis import assess
 from stackscope.export import ExportedLayout, ExportError, StackscopeCollector, parse_listen
 from stackscope.layout import LayoutError, parse_layout
 from stackscope.model import ErrorKind, Result, SeriesEvidence, Snapshot, Status
-from stackscope.promrules import ALERT, alertmanager, for_duration, inhibitions, rules
+from stackscope.promrules import (
+    ALERT,
+    ALERTMANAGER_HEAD,
+    RULES_HEAD,
+    alertmanager,
+    alertmanager_config,
+    am_matcher,
+    expands_to_itself,
+    for_duration,
+    go_quote,
+    inhibitions,
+    rule_file,
+    rules,
+    webhook_problem,
+)
 from stackscope.redact import Redactor
 from tests.conftest import ROOT
 
@@ -255,6 +271,117 @@ def test_names_with_quotes_stay_valid_yaml_and_promql_strings():
     loaded = yaml.safe_load(text)
     exprs = [r["expr"] for r in loaded["groups"][0]["rules"]]
     assert 'layer="App \\"blue\\" tier"' in " ".join(exprs)
+
+
+HOSTILE_NAMES = [
+    'DB {{ printf "%s" "x" }}',
+    '{{ query "up" }}',
+    "}} {{",
+    '{{- $labels.layer -}} "q" \\ \\" \\n',
+    "tab\there\nnewline\u2028ls\u2029ps\x85nel\x00nul\ufeffbom\u00a0nbsp",
+    "Süd 🚀 $value",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_NAMES)
+def test_go_quote_is_one_printable_line_that_reads_back_as_the_value(value):
+    """Go's string literal grammar (strconv.Unquote; PromQL's lexer takes the same escapes)
+    is a subset of Python's for what go_quote writes: \\\\ \\" \\t \\n \\uXXXX \\UXXXXXXXX."""
+    literal = go_quote(value)
+    assert literal.isprintable() and literal[0] == literal[-1] == '"'
+    assert ast.literal_eval(literal) == value
+
+
+def test_go_quote_escapes():
+    assert go_quote('a"b\\c\n\t\u2028\x85\x00🚀') == '"a\\"b\\\\c\\n\\t\\u2028\\u0085\\u0000🚀"'
+    assert go_quote("\U000e0001") == '"\\U000e0001"'  # not printable, beyond the BMP
+
+
+def _alertmanager_value(raw: str) -> str:
+    """Alertmanager 0.25's ParseMatcher unescaping of a quoted value (pkg/labels/parse.go):
+    \\n, \\" and \\\\ are escapes, any other backslash is literal; a bare quote is an error."""
+    assert raw[0] == raw[-1] == '"'
+    out, chars, escaped = [], raw[1:-1], False
+    for char in chars:
+        if escaped:
+            out.append({"n": "\n", '"': '"', "\\": "\\"}.get(char, "\\" + char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            assert char != '"', f"unescaped quote in {raw!r}"
+            out.append(char)
+    return "".join(out) + ("\\" if escaped else "")
+
+
+@pytest.mark.parametrize("value", HOSTILE_NAMES)
+def test_alertmanager_matchers_read_back_as_the_value(value):
+    label, _, raw = am_matcher("layer", value).partition("=")
+    assert label == "layer" and _alertmanager_value(raw) == value
+
+
+def test_alertmanager_matchers_escape_only_what_alertmanager_unescapes():
+    # \\u2028 would be six characters to Alertmanager: Go's escapes are not its grammar
+    assert am_matcher("layer", 'a"b\\c\nd\u2028') == 'layer="a\\"b\\\\c\\nd\u2028"'
+
+
+@pytest.mark.parametrize("value", HOSTILE_NAMES)
+def test_rule_label_values_are_one_string_action_when_they_hold_an_action(value):
+    """Prometheus expands rule labels as Go templates; text without `{{` is printed as it is,
+    and `{{ "literal" }}` prints the literal (checked with a real Prometheus in
+    tests/real/test_rules_hostile_names.py)."""
+    written = expands_to_itself(value)
+    if "{{" not in value:
+        assert written == value
+    else:
+        assert written.startswith("{{ ") and written.endswith(" }}")
+        assert ast.literal_eval(written[3:-3]) == value
+
+
+def test_plain_names_stay_readable_in_the_rules():
+    labels = rules(LAYOUT)["groups"][0]["rules"][0]["labels"]
+    assert labels == {"layout": "shop", "layer": "DNS", "role": "dns", "severity": "critical"}
+    assert expands_to_itself("price $5 }} {") == "price $5 }} {"
+
+
+def test_the_headers_are_fixed_text_and_a_hand_built_name_holds_no_line_break_in_the_files():
+    """The loader replaces U+2028 and the like; a Layout built in code is cleaned again."""
+    hostile = dataclasses.replace(LAYOUT, name="shop\u2028groups: [] #\u2029global: {} #\x85x")
+    rules_text, am_text = rule_file(hostile), alertmanager_config([hostile])
+    assert rules_text.startswith(RULES_HEAD) and am_text.startswith(ALERTMANAGER_HEAD)
+    assert "shop" not in RULES_HEAD + ALERTMANAGER_HEAD
+    for text, keys in ((rules_text, ["groups"]), (am_text, ["route", "receivers", "inhibit_rules"])):
+        assert not any(char in text for char in "\x85\u2028\u2029"), text
+        assert list(yaml.safe_load(text)) == keys
+    assert yaml.safe_load(rules_text)["groups"][0]["name"] == "stackscope shop·groups: [] #·global: {} #·x"
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("http://127.0.0.1:5001/hook", ""),
+        ("https://hooks.example.test/a?b=c", ""),
+        ("ftp://hooks.example.test/", "http:// or https://"),
+        ("http:///path", "with a host"),
+        ("http://x/\u2028global: {}", "control character"),
+        ("http://x/ a", "space"),
+    ],
+)
+def test_webhook_urls(url, needle):
+    problem = webhook_problem(url)
+    assert (needle in problem and problem) if needle else problem == ""
+
+
+def test_a_bad_webhook_is_refused_by_the_cli(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "stackscope", "rules", str(ROOT / "layouts" / "example.yaml"), "--alertmanager"]
+        + ["--webhook", "http://x/\nglobal: {}"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/bin"},
+    )
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr == "stackscope: --webhook holds a space or a control character; give the URL without them\n"
 
 
 # --------------------------------------------------------------------------- prometheus check
