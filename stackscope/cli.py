@@ -253,6 +253,14 @@ def _cmd_lint(args: argparse.Namespace) -> int:
             f"note: {', '.join(unset)} not set here; `check` and `watch` will need "
             f"{'it' if len(unset) == 1 else 'them'}"
         )
+    from stackscope.safetext import terminal_safe
+
+    unread = sorted(terminal_safe(p) for p in layout.secret_file_paths() if layout.file_secret(p) is None)
+    if unread:
+        print(
+            f"note: secret file {', '.join(unread)} cannot be read here; `check` and `watch` will need "
+            f"{'it' if len(unread) == 1 else 'them'}"
+        )
     for line in _short_secrets(layout):
         print(f"note: {line}")
     if args.lb_config:

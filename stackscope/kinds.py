@@ -754,6 +754,21 @@ class FilePath(Kind):
         return {"type": "string", "minLength": 1}
 
 
+class SecretFile(FilePath):
+    """The path of a small file holding a secret (the Varnish CLI's `varnishd -S` file).
+
+    The loader reads it when the layout loads (files.py's rules: a regular file, at most
+    `cap` bytes), so its value is masked in every text the layout shows and in every
+    problem, like the value of an `EnvName` variable; the probe uses the value read then."""
+
+    reads_a_secret = True  # layout.py reads these files; Layout.secret_file_paths() lists them
+    cap = 4096  # varnishd's own secrets are 37 bytes; a larger "secret" is the wrong file
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hint = "the path of a secret file"
+
+
 # --------------------------------------------------------------------------- options
 
 

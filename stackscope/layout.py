@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from stackscope.files import FileRefused, read_text
+from stackscope.files import FileRefused, read_bounded, read_text
 from stackscope.kinds import (
     AddressKind,
     Choice,
@@ -28,6 +28,7 @@ from stackscope.kinds import (
     LayerRef,
     Number,
     ParseContext,
+    SecretFile,
     Text,
     describe,
     did_you_mean,
@@ -45,7 +46,7 @@ from stackscope.model import (
     Layout,
 )
 from stackscope.probes import CHECK_TYPES, spec_for
-from stackscope.redact import Redactor
+from stackscope.redact import Redactor, file_secret_forms
 from stackscope.safetext import safe_value, terminal_safe
 
 # --------------------------------------------------------------------------- problems
@@ -456,14 +457,17 @@ def load_layout(path: str, *, environ: Mapping[str, str] | None = None, require_
 
 def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = None) -> Layout:
     """Build the layout from its text; every text it shows, and every problem, has the
-    secrets its `*_env` keys name masked (a password pasted into a check's name, or given
-    to password_env in place of the variable's name, is never printed)."""
+    secrets its `*_env` keys name and its secret files hold masked (a password pasted into
+    a check's name, or given to password_env in place of the variable's name, is never
+    printed)."""
     ctx = ctx or ParseContext()
     problems: list[Problem] = []
     node = _compose(text, file, problems)
     secrets, suspects = _secrets_named(node, ctx.environ)
+    files = _secret_files(node, ctx)
+    secrets += [form for data in files.values() if isinstance(data, bytes) for form in file_secret_forms(data)]
     redactor = Redactor(secrets, whole_only=suspects)
-    builder = _Builder(file, ctx, problems)
+    builder = _Builder(file, ctx, problems, files)
     try:
         layout = builder.layout(node)
     finally:
@@ -507,6 +511,68 @@ def _secrets_named(root: Node, environ: Mapping[str, str]) -> tuple[list[str], l
                 else:
                     stack.append(child)
     return found, suspects
+
+
+def _secret_files(root: Node, ctx: ParseContext) -> dict[str, bytes | OSError]:
+    """{path: its bytes, or why it cannot be read} of every secret file (`SecretFile`
+    option) the layout names, read before the layout is validated, like `_secrets_named`,
+    so that no name or problem can show a secret the file holds. Each file is read once,
+    with files.py's rules (a regular file of at most `SecretFile.cap` bytes: a FIFO or a
+    device is refused without blocking). The builder reports what could not be read at
+    the check that names it."""
+    from stackscope.probes import all_specs
+
+    kinds = {
+        info.key: info.kind for spec in all_specs() for info in spec.option_infos() if isinstance(info.kind, SecretFile)
+    }
+    out: dict[str, bytes | OSError] = {}
+    stack = [root]
+    while stack:  # each node is popped once: the tree is finite (aliases were bounded)
+        node = stack.pop()
+        if isinstance(node.value, list):
+            stack.extend(node.value)
+        elif isinstance(node.value, dict):
+            for key, child in node.value.items():
+                kind = kinds.get(key)
+                if kind is None or not isinstance(child.value, str):
+                    stack.append(child)
+                    continue
+                try:
+                    path = kind.parse(child.value, ctx)
+                except Invalid:
+                    continue  # the builder reports it
+                if path not in out:
+                    try:
+                        out[path] = read_bounded(path, kind.cap)
+                    except OSError as exc:  # FileRefused too
+                        out[path] = exc
+    return out
+
+
+# A secret file that is not there, or that this user may not read, is what `lint` meets on
+# a machine that does not hold the secret: accepted there (lint notes it), as an unset
+# *_env variable is; anything else (a device, a 5 MB file, an empty one) is a mistake.
+_ABSENT_HERE = (FileNotFoundError, PermissionError)
+
+
+def _secret_file_problem(path: str, outcome: bytes | OSError, require: bool) -> tuple[str, str] | None:
+    """(message, fix) when the secret file at `path` cannot serve, else None."""
+    if isinstance(outcome, bytes):
+        if outcome:
+            return None
+        return f"the secret file {path} is empty", "point it at the file varnishd was started with (-S)"
+    if isinstance(outcome, _ABSENT_HERE) and not require:
+        return None
+    fix = "point it at the file varnishd was started with (-S): a small regular file, e.g. /etc/varnish/secret"
+    if isinstance(outcome, FileRefused):
+        return f"the secret file {outcome}", fix
+    if isinstance(outcome, FileNotFoundError):
+        return f"no secret file at {path}", "fix the path (relative paths start at the layout file)"
+    if isinstance(outcome, PermissionError):
+        return f"may not read the secret file {path}", "run stackscope as a user that may read it"
+    if isinstance(outcome, IsADirectoryError):
+        return f"the secret file {path} is a directory", fix
+    return f"cannot read the secret file {path}: {outcome.strerror or outcome}", fix
 
 
 def _redacted(problem: Problem, redactor: Redactor) -> Problem:
@@ -561,9 +627,30 @@ class Validator:
 
 
 class _Builder(Validator):
-    def __init__(self, file: str, ctx: ParseContext, problems: list[Problem]) -> None:
+    def __init__(
+        self, file: str, ctx: ParseContext, problems: list[Problem], secret_files: dict[str, bytes | OSError]
+    ) -> None:
         super().__init__(file, problems)
         self.ctx = ctx
+        self.secret_files = secret_files  # read by _secret_files()
+        self.file_secrets: dict[str, bytes] = {}  # those the layout's checks use
+
+    def check_secret_files(self, node: Node, where: str, options: Any) -> None:
+        """Each secret file the check names was read when the layout loaded; one that
+        cannot serve is a problem at its key (one that is absent here only when the
+        layout is loaded to be run: see _ABSENT_HERE)."""
+        for f in dataclasses.fields(options):
+            path = getattr(options, f.name)
+            if not isinstance(f.metadata.get("kind"), SecretFile) or not path:
+                continue
+            outcome = self.secret_files.get(path)
+            if outcome is None:  # not read: the path was refused (reported by parse())
+                continue
+            trouble = _secret_file_problem(path, outcome, self.ctx.require_env)
+            if trouble is not None:
+                self.problem(node.key_lines.get(f.name, node.line), where, f"'{f.name}': {trouble[0]}", trouble[1])
+            elif isinstance(outcome, bytes):
+                self.file_secrets[path] = outcome
 
     def check_timeout(
         self, node: Node, where: str, timeout: float, interval: float, it: str, whose_interval: str
@@ -717,6 +804,7 @@ class _Builder(Validator):
             path=self.file,
             confirm_retries=retries,
             confirm_interval=confirm_interval,
+            file_secrets=tuple(sorted(self.file_secrets.items())),
         )
 
     def confirm(self, node: Node, interval: float) -> tuple[int, float]:
@@ -908,6 +996,9 @@ class _Builder(Validator):
                 self.problem(line, where, message, fix)
             if len(self.problems) > before:
                 return None
+        self.check_secret_files(node, where, options)
+        if len(self.problems) > before:
+            return None
         raw_target = node.value[type_key].value
         return Check(
             type=type_key,

@@ -473,6 +473,9 @@ class Layout:
     path: str = ""
     confirm_retries: int = CONFIRM_RETRIES
     confirm_interval: float = CONFIRM_INTERVAL
+    # (path, bytes) of every secret file the loader read (`secret_file`), read once when the
+    # layout loads so that the redactor masks them from the start; never shown (repr=False)
+    file_secrets: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
     def checks(self) -> Iterator[Check]:
         for layer in self.layers:
@@ -507,12 +510,24 @@ class Layout:
                     out.append((check, Address(target.host, target.port)))
         return out
 
+    def file_secret(self, path: str) -> bytes | None:
+        """The secret the loader read from `path` (None when it did not read that file)."""
+        return next((data for named, data in self.file_secrets if named == path), None)
+
+    def secret_file_paths(self) -> set[str]:
+        """Paths of the secret files the checks name (read or not: lint may lack them)."""
+        return self._secret_options("reads_a_secret")
+
     def secret_env_names(self) -> set[str]:
         """Names of the environment variables whose values must never be shown."""
+        return self._secret_options("names_a_secret")  # EnvName options
+
+    def _secret_options(self, flag: str) -> set[str]:
+        """The values of every check option whose kind has `flag` set."""
         names = set()
         for check in self.checks():
             for f in dataclasses.fields(check.options):
-                if getattr(f.metadata.get("kind"), "names_a_secret", False):  # an EnvName option
+                if getattr(f.metadata.get("kind"), flag, False):
                     value = getattr(check.options, f.name)
                     if value:
                         names.add(value)

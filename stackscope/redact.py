@@ -1,6 +1,7 @@
 """Keeps secrets out of every output.
 
-Secrets reach stackscope only through environment variables named in the layout. The
+Secrets reach stackscope only through environment variables and secret files named in
+the layout (a secret file is read when the layout loads, layout.py). The
 engine passes every Result through a Redactor before anyone else sees it, so a server
 that echoes a password back in an error message, or a probe that puts one in a fact,
 still cannot leak it into the TUI, a report, the timeline or a log.
@@ -82,7 +83,10 @@ class Redactor:
 
     @classmethod
     def for_layout(cls, layout: Layout, environ: Mapping[str, str]) -> Redactor:
-        return cls(environ[name] for name in layout.secret_env_names() if environ.get(name))
+        """Every secret the layout refers to: its `*_env` variables' values and the secret
+        files the loader read."""
+        from_env = [environ[name] for name in layout.secret_env_names() if environ.get(name)]
+        return cls([*from_env, *(form for _, data in layout.file_secrets for form in file_secret_forms(data))])
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -181,6 +185,13 @@ class Redactor:
         return dataclasses.replace(
             layout, name=whole(layout.name), description=whole(layout.description), layers=tuple(layers)
         )
+
+
+def file_secret_forms(data: bytes) -> list[str]:
+    """The texts a secret file's bytes may show up as: as read (a final newline kept) and
+    without its final newline (how `$(cat file)` and a person writing it down give it)."""
+    text = data.decode("utf-8", "replace")
+    return [text, text.rstrip("\r\n")]
 
 
 def _find_all(value: str, needle: str) -> list[int]:

@@ -9,12 +9,13 @@ calls. The dashboard only renders what the session says.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from stackscope.demo.faults import FAULTS
 from stackscope.kinds import did_you_mean
-from stackscope.layout import LayoutError, Node, Problem, Validator, read_yaml
+from stackscope.layout import LayoutError, Node, Problem, Validator, read_yaml, shown
 
 BUILTIN_DIR = os.path.join(os.path.dirname(__file__), "walkthroughs")
 EVENT_KINDS = ("alert", "deploy", "change", "chat", "metric", "note")
@@ -111,9 +112,23 @@ def find_walkthrough(name_or_path: str) -> str:
 # --------------------------------------------------------------------------- loading
 
 
+def clean(text: str) -> str:
+    """A walkthrough's text as the dashboard may show it. A trainer's file (or one a
+    trainee was sent) is read like a layout: every text is made terminal-safe where it is
+    loaded, with the layout's rule (`layout.shown`), so no story event, hint or debrief
+    can retitle or clear the terminal each time it is shown. Runs of whitespace (the
+    newlines of a folded `>` block, a tab) become one space first: the texts are shown
+    as one line or one Markdown paragraph, and a newline would otherwise show as a mark."""
+    return shown(" ".join(text.split()))
+
+
+_CLOCK = re.compile(r"([01]?[0-9]|2[0-3]):[0-5][0-9]")
+
+
 class _Checker(Validator):
     """The layout loader's validator (file, line, key, fix; unknown keys named with the
-    closest match), plus plain typed values."""
+    closest match), plus plain typed values: every string among them made terminal-safe
+    (`clean`), here, where the file is read."""
 
     def get(
         self, node: Node, key: str, kind: type | tuple, where: str, *, required: bool = False, default: Any = None
@@ -130,7 +145,15 @@ class _Checker(Validator):
             name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
             self.problem(node.key_lines.get(key, node.line), where, f"'{key}' must be {name}")
             return default
-        return value
+        return clean(value) if isinstance(value, str) else value
+
+    def texts(self, node: Node, key: str, where: str) -> tuple[str, ...]:
+        """A list of texts (`misleading:`, `measures:`), each made terminal-safe."""
+        items = self.get(node, key, list, where, default=[])
+        if not all(isinstance(item, str) for item in items):
+            self.problem(node.key_lines.get(key, node.line), where, f"'{key}' must be a list of texts")
+            return ()
+        return tuple(clean(item) for item in items)
 
 
 def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkthrough:
@@ -169,7 +192,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
         check.unknown_keys(clock, ("start", "minutes_per_second"), "clock")
         start = str(check.get(clock, "start", (str, int), "clock", default="00:00"))
         speed = check.get(clock, "minutes_per_second", float, "clock", default=1.0)
-        if ":" not in start or speed <= 0:
+        if not _CLOCK.fullmatch(start) or speed <= 0:
             check.problem(clock.line, "clock", "start is HH:MM and minutes_per_second is positive")
     events = []
     for index, item in enumerate(_items(root, "events", check)):
@@ -216,8 +239,8 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
         debrief = Debrief(
             check.get(debrief_node, "root_cause", str, "debrief", required=True, default=""),
             check.get(debrief_node, "dashboard", str, "debrief", required=True, default=""),
-            tuple(check.get(debrief_node, "misleading", list, "debrief", default=[])),
-            tuple(check.get(debrief_node, "measures", list, "debrief", default=[])),
+            check.texts(debrief_node, "misleading", "debrief"),
+            check.texts(debrief_node, "measures", "debrief"),
             check.get(debrief_node, "original", str, "debrief", default=""),
         )
     feedback: list[tuple[str, str]] = []
@@ -245,7 +268,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
                 if not isinstance(text_node.plain(), str):
                     check.problem(line, "feedback", f"the feedback for '{layer}' must be a string")
                 else:
-                    feedback.append((layer, " ".join(text_node.plain().split())))
+                    feedback.append((layer, clean(text_node.plain())))
     if check.problems:
         raise LayoutError(check.problems)
     return Walkthrough(

@@ -8,8 +8,9 @@ as the haproxy and nginx checks.
 
 Only the read-only commands of `varnish_cli.READ_ONLY` (and `vcl.show`) are ever sent;
 `VarnishCli.command` refuses anything else before it reaches the socket. The secret is
-read from a regular file (or an environment variable), registered with the redactor
-before use, and never sent: only its SHA-256 with the server's challenge is.
+read from a regular file when the layout loads (or from an environment variable), masked
+in every output from then on, and never sent: only its SHA-256 with the server's
+challenge is.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from stackscope.kinds import (
     AddressKind,
     CheckSpec,
     EnvName,
-    FilePath,
     Invalid,
     LayerRef,
     ParseContext,
+    SecretFile,
     Text,
     describe,
     option,
@@ -45,8 +46,9 @@ from stackscope.probes.common import (
     printable,
     resolve_host,
 )
+from stackscope.redact import file_secret_forms
 
-SECRET_CAP = 4096  # varnish's own secrets are 37 bytes; a larger "secret" is the wrong file
+SECRET_CAP = SecretFile.cap  # varnish's own secrets are 37 bytes; a larger "secret" is the wrong file
 
 
 class DirectorName(Text):
@@ -72,7 +74,9 @@ class DirectorName(Text):
 class VarnishOptions:
     director: str = option(DirectorName(), None, "The director (pool) to inspect, as named in vcl_init.", required=True)
     secret_file: str | None = option(
-        FilePath(), None, "The CLI secret file (varnishd -S), e.g. /etc/varnish/secret; read by stackscope."
+        SecretFile(),
+        None,
+        "The CLI secret file (varnishd -S), e.g. /etc/varnish/secret; read by stackscope when the layout loads.",
     )
     secret_env: str | None = option(
         EnvName(), None, "Environment variable holding the CLI secret (instead of secret_file)."
@@ -130,8 +134,7 @@ def read_secret_file(path: str) -> bytes:
 
 def _register(ctx, secret: bytes) -> None:
     """Mask the secret (and its text without the final newline) in every output."""
-    text = secret.decode("utf-8", "replace")
-    for variant in (text, text.rstrip("\r\n")):
+    for variant in file_secret_forms(secret):
         ctx.redactor.add(variant)
 
 
@@ -235,10 +238,21 @@ async def _more(reader: asyncio.StreamReader) -> bytes:
 
 
 def _secret(check, ctx) -> tuple[bytes | None, bool]:
+    """(the secret, whether a copy with a final newline may be tried too).
+
+    A secret file is the one the loader read when the layout loaded: already masked in
+    the layout's names and registered with the redactor (Redactor.for_layout), and the
+    same bytes whatever happens to the file later, as an `*_env` value is the one the
+    process started with. Only a layout the loader did not read it for (one built by
+    hand, or loaded for lint on a machine without the file) has it read here, with the
+    same rules (read_bounded, SECRET_CAP), and registered before use."""
     options: VarnishOptions = check.options
     if options.secret_file:
-        secret = read_secret_file(options.secret_file)
-        _register(ctx, secret)
+        layout = getattr(ctx, "layout", None)
+        secret = layout.file_secret(options.secret_file) if layout is not None else None
+        if secret is None:
+            secret = read_secret_file(options.secret_file)
+            _register(ctx, secret)
         return secret, False
     if options.secret_env:
         value = ctx.secret(options.secret_env)

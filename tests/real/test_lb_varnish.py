@@ -303,6 +303,28 @@ async def test_secret_from_env_without_its_newline_logs_in(web, varnishes):
     assert pool_result(diagnosis).status is Status.OK, pool_result(diagnosis).detail
 
 
+async def test_the_probe_logs_in_with_the_secret_read_when_the_layout_loaded(web, varnishes, tmp_path):
+    """The secret file is read once, when the layout loads (and masked from then on): a file
+    changed afterwards is not re-read, as an *_env value is the one the process started with."""
+    from stackscope.diagnosis import assess
+    from stackscope.engine import Engine
+    from stackscope.kinds import ParseContext
+    from stackscope.layout import parse_layout
+
+    secret = tmp_path / "secret"
+    secret.write_bytes(SECRET)
+    text = layout_yaml(web, varnishes["healthy"], extra=f"        secret_file: {secret}\n", samples=1)
+    layout = parse_layout(text, "<test>", ParseContext(environ={}))
+    assert layout.file_secret(str(secret)) == SECRET and str(SECRET) not in repr(layout)
+    secret.write_bytes(b"Hj3-nB6-cY1-zD5\n")  # a wrong secret now: the probe must not read it
+    engine = Engine(layout, environ={})
+    try:
+        result = pool_result(assess(await engine.run_round()))
+    finally:
+        await engine.aclose()
+    assert result.status is Status.OK, result.detail
+
+
 def test_wrong_secret_is_an_auth_failure_and_no_secret_is_shown(web, varnishes, tmp_path):
     proxy = varnishes["healthy"]
     wrong = tmp_path / "wrong-secret"

@@ -120,8 +120,14 @@ def test_check_in_every_format(case):
 
 def test_watch_plain_and_the_recorded_timeline(case):
     secret, path, tmp_path = case
+    assert_watch_masks(secret, path, tmp_path, {"S": secret})
+
+
+def assert_watch_masks(secret: str, path, tmp_path, extra_env: dict) -> None:
+    """`watch --plain --record` until its first result line, then Ctrl-C: the secret is in
+    neither its output nor the timeline it records."""
     record = tmp_path / "timeline.md"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "S": secret}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **extra_env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "stackscope", "watch", str(path), "--plain", "--record", str(record)],
         stdout=subprocess.PIPE,
@@ -160,6 +166,7 @@ def test_watch_plain_and_the_recorded_timeline(case):
     assert_absent(secret, stderr, "watch --plain (stderr)")
     assert record.exists(), stderr
     assert_absent(secret, record.read_text(), "the --record timeline")
+    assert "«redacted»" in "".join(out) + record.read_text()  # what held the secret was printed, masked
 
 
 def screen_text(app) -> str:
@@ -187,3 +194,118 @@ async def test_the_dashboard_and_the_detail_screen(case):
                 await pilot.press("escape")
             await pilot.press("j")
         assert details >= 1
+
+
+# ----------------------------------------------------------------------------- a Varnish secret_file
+# The CLI secret of a real varnishd (-S), read from the file the layout names: a person who
+# pastes it into a layer's or a check's name must not see it printed, as with *_env secrets.
+# A check named with it fails (nothing listens), so watch --plain and the timeline name it.
+
+FILE_SECRET = "Zt4-hN8-qW2-rB6-fileonly"
+
+
+@pytest.fixture(scope="module")
+def varnish_layout(tmp_path_factory):
+    from tests.real.test_lb_varnish import vcl_text
+    from tests.servers.base import free_port
+    from tests.servers.pyservers import PyServers
+    from tests.servers.varnish import Varnish, identity_backend
+
+    servers = PyServers()
+    ports = [servers.tcp(identity_backend(f"auth-{i + 1}")) for i in range(2)]
+    workdir = tmp_path_factory.mktemp("varnish-secret")
+    proxy = Varnish(workdir / "varnishd", vcl_text(ports), (FILE_SECRET + "\n").encode()).spawn()
+    try:
+        proxy.wait_ready()
+        rows = "\n".join(f"      - {{tcp: 127.0.0.1:{port}, name: auth-{i + 1}}}" for i, port in enumerate(ports))
+        path = write_layout(
+            workdir,
+            f"""\
+name: varnish-secret
+interval: 5s
+timeout: 2s
+layers:
+  - name: Edge {FILE_SECRET}
+    role: lb
+    checks:
+      - varnish: 127.0.0.1:{proxy.admin_port}
+        name: pool-{FILE_SECRET}
+        director: auth_servers
+        secret_file: {proxy.secret_path}
+      - {{tcp: "127.0.0.1:{free_port()}", name: down-{FILE_SECRET}}}
+  - name: Auth backends
+    role: backend
+    checks:
+{rows}
+""",
+        )
+        yield path
+    finally:
+        proxy.stop()
+        servers.close()
+
+
+def test_a_secret_file_is_masked_in_names_in_every_check_format(varnish_layout):
+    seen = {}
+    for fmt in ("text", "json", "junit", "nagios"):
+        done = run_cli("check", str(varnish_layout), "--format", fmt)
+        assert_absent(FILE_SECRET, done.stdout, f"check --format {fmt} (stdout)")
+        assert_absent(FILE_SECRET, done.stderr, f"check --format {fmt} (stderr)")
+        seen[fmt] = done.stdout
+    layer = json.loads(seen["json"])["layers"][0]
+    assert layer["name"] == "Edge «redacted»"
+    pool, down = layer["checks"]
+    assert (pool["name"], down["name"]) == ("pool-«redacted»", "down-«redacted»")
+    # the probe logged in with the secret read when the layout loaded: it read the pool
+    assert pool["facts"].get("error_kind") != "auth" and pool["facts"]["varnish"]["vcl"], pool
+
+
+def test_a_secret_file_is_masked_in_watch_plain_and_the_recorded_timeline(varnish_layout, tmp_path):
+    assert_watch_masks(FILE_SECRET, varnish_layout, tmp_path, {})
+
+
+@pytest.mark.parametrize("what", ["fifo", "oversized", "directory", "empty"])
+def test_a_secret_file_that_cannot_serve_is_a_located_error(tmp_path, what):
+    secret = tmp_path / "secret"
+    if what == "fifo":
+        os.mkfifo(secret)
+    elif what == "oversized":
+        secret.write_bytes(b"x" * 4097)
+    elif what == "directory":
+        secret.mkdir()
+    else:
+        secret.write_bytes(b"")
+    layout = write_layout(
+        tmp_path,
+        f"name: v\nlayers:\n  - name: Edge\n    role: lb\n    checks:\n      - varnish: 127.0.0.1:6082\n"
+        f"        director: d\n        secret_file: {secret}\n",
+    )
+    words = {
+        "fifo": "is not a regular file (a named pipe (FIFO)): stackscope reads only regular files",
+        "oversized": "is larger than 4096 bytes (4097 bytes): refused unread",
+        "directory": "is a directory",
+        "empty": "is empty",
+    }[what]
+    for command in ("check", "lint"):  # a wrong file is wrong wherever the layout is read
+        done = run_cli(command, str(layout))
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert f"{layout}:8: layer 'Edge', checks[0] (varnish): 'secret_file': the secret file " in done.stderr
+        assert words in done.stderr and " — " in done.stderr  # what, then the fix
+        assert "Traceback" not in done.stderr
+
+
+def test_a_missing_secret_file_stops_check_and_is_a_note_for_lint(tmp_path):
+    """Like an unset *_env variable: `check` refuses the layout, naming the file; `lint`,
+    on a machine that does not hold the secret, accepts it and says what check will need."""
+    missing = tmp_path / "nowhere" / "secret"
+    layout = write_layout(
+        tmp_path,
+        f"name: v\nlayers:\n  - name: Edge\n    role: lb\n    checks:\n      - varnish: 127.0.0.1:6082\n"
+        f"        director: d\n        secret_file: {missing}\n",
+    )
+    done = run_cli("check", str(layout))
+    assert done.returncode == 3 and f"{layout}:8: " in done.stderr
+    assert f"'secret_file': no secret file at {missing} — fix the path" in done.stderr
+    linted = run_cli("lint", str(layout))
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert f"note: secret file {missing} cannot be read here; `check` and `watch` will need it" in linted.stdout

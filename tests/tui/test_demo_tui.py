@@ -60,3 +60,50 @@ async def test_faults_from_the_keyboard_and_clear(demo_stack):
         palette = [a.label for a in app.registry if a.palette]
         assert "Inject fault: dns-nxdomain — DNS says the name does not exist" in palette
         assert "Clear faults" in palette
+
+
+# --------------------------------------------------------------------------- a hostile walkthrough
+
+
+HOSTILE_WALKTHROUGH = r"""name: "inc-\e]0;PWNED\a"
+title: t
+summary: "s \e]0;PWNED\a"
+fault: lb-misroute
+fault_at: 30
+answer: Load balancer
+clock: {start: "10:00", minutes_per_second: 1}
+events:
+  - {at: -60, kind: chat, text: "\e]0;PWNED\a\e[2Jstory-line \u202eright-to-left"}
+hints:
+  - {cost: 5, text: "hint-line \e]0;PWNED\a\e[2J"}
+debrief: {root_cause: r, dashboard: d}
+"""
+
+
+def test_a_hostile_walkthrough_never_writes_its_escapes_to_the_terminal(tmp_path):
+    """`stackscope demo --walkthrough FILE` (a file of the user's own) in a real pty: the
+    story line and a hint are painted, and none of the file's escapes reach the terminal
+    (before the fix the terminal got ESC ] 0 ; PWNED BEL: a new window title, then a clear)."""
+    import os
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.tui.test_watch_cli import Terminal
+
+    path = tmp_path / "hostile.yaml"
+    path.write_text(HOSTILE_WALKTHROUGH)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    env.pop("STACKSCOPE_KEYMAP", None)
+    terminal = Terminal([sys.executable, "-m", "stackscope", "demo", "--walkthrough", str(path)], env, cols=120)
+    try:
+        terminal.expect("story-line")  # the panel's latest story event, painted
+        terminal.send(b"n")
+        terminal.expect("hint-line")  # the hint, painted
+        terminal.send(b"q")
+        assert terminal.wait() == 0
+    finally:
+        terminal.close()
+    out = terminal.output
+    assert b"]0;PWNED" in out  # the texts were shown (as harmless marks) ...
+    assert b"\x1b]0;PWNED" not in out and b"PWNED\x07" not in out  # ... but never as a title
+    assert b"\x1b[2Jstory" not in out and b"\xe2\x80\xae" not in out  # no clear, no raw bidi override

@@ -11,6 +11,7 @@ import pytest
 
 from stackscope.layout import LayoutError
 from stackscope.model import Status
+from stackscope.safetext import is_terminal_safe
 from stackscope.tui.actions import BUILTIN, ActionRegistry
 from stackscope.tui.app import StackscopeApp
 from stackscope.tui.feed import ProbeFeed
@@ -62,6 +63,75 @@ def test_a_broken_keymap_names_the_file_line_and_id(tmp_path, text, line, words)
     with pytest.raises(LayoutError) as caught:
         load_keymap(path, ActionRegistry(BUILTIN))
     assert f"{path}:{line}: " in str(caught.value) and words in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (r'"\e]0;PWN\a"', "is not a key Textual knows"),  # an escape sequence: a window title
+        (r'"g\u202e"', "is not a key Textual knows"),  # a bidi override after the key
+        (r'"\u202e"', "is not a printable character"),
+        ('"' + "x" * 100_000 + '"', "is 100000 characters long: no key is named that long (at most 64)"),
+        ("[g, escpae]", "'escpae' is not a key Textual knows — did you mean 'escape'?"),
+        ('"Ctrl+x"', "has 'Ctrl' where a modifier goes"),
+        ('"ctrl+ctrl+x"', "names a modifier twice"),
+        ('"ctrl+"', "has nothing on one side of a '+'"),
+        ("[" + ", ".join("abcdefghijklmnopqrstu") + "]", "more than 20 keys for one action"),
+    ],
+    ids=[
+        "escape-sequence",
+        "bidi",
+        "lone-bidi",
+        "100000-chars",
+        "unknown-name",
+        "modifier-case",
+        "twice",
+        "dangling",
+        "too-many",
+    ],
+)
+def test_a_key_textual_does_not_know_is_a_located_problem(tmp_path, value, words):
+    path = write(tmp_path, f"probe_now: g\nproblems_only: {value}\n")
+    with pytest.raises(LayoutError) as caught:
+        load_keymap(path, ActionRegistry(BUILTIN))
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line, problem.where) == (path, 2, "problems_only")
+    assert words in str(problem) and problem.fix
+    assert is_terminal_safe(str(problem)) and len(str(problem)) < 1000  # shown safe, and shortened
+
+
+def test_every_kind_of_key_textual_names_is_accepted(tmp_path):
+    keys = "g, %, é, ctrl+x, f5, shift+tab, shift+escape, slash, exclamation_mark, ctrl+alt+delete, plus"
+    keys += ", comma, pageup, full_stop, ctrl+shift+right_square_bracket, f24, caps_lock, meta+home"
+    keymap = load_keymap(write(tmp_path, f'problems_only: "{keys}"\n'), ActionRegistry(BUILTIN))
+    assert keymap["problems_only"] == keys.replace(", ", ",")
+
+
+def test_a_keymap_with_a_hostile_key_never_reaches_the_terminal(tmp_path):
+    """`stackscope watch` in a real pty with a keymap binding an escape sequence: the
+    dashboard does not open, the problem is printed harmlessly, and the raw sequence
+    never reaches the terminal (before the fix, the footer wrote it: a new window title)."""
+    import os
+    import sys
+
+    from tests.conftest import ROOT, write_layout
+    from tests.servers.base import free_port
+    from tests.tui.test_watch_cli import Terminal
+
+    keymap = write(tmp_path, 'probe_now: g\nproblems_only: "\\e]0;PWNED\\a"\npause: "p\\u202e"\n')
+    layout = write_layout(
+        tmp_path, f"name: k\nlayers:\n  - name: Web\n    role: lb\n    checks:\n      - tcp: 127.0.0.1:{free_port()}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color", KEYMAP_ENV: keymap}
+    terminal = Terminal([sys.executable, "-m", "stackscope", "watch", str(layout)], env, cols=200)
+    try:
+        terminal.expect("2 problems")
+        assert terminal.wait() == 3
+    finally:
+        terminal.close()
+    out = terminal.output
+    assert b"problems_only: '\xc2\xb7]0;PWNED\xc2\xb7' is not a key Textual knows" in out
+    assert b"\x1b]0;PWNED" not in out and b"PWNED\x07" not in out and b"\xe2\x80\xae" not in out
 
 
 def test_the_keymap_file_is_found_by_env_then_config_dir(tmp_path):

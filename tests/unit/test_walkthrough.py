@@ -212,3 +212,83 @@ def test_walkthrough_ids_are_neutral_and_the_title_waits_for_the_debrief():
     listed = out.getvalue().split("Walkthroughs", 1)[1]
     for path in builtin_walkthroughs().values():
         assert load_walkthrough(path).title not in listed
+
+
+# A walkthrough a trainee was sent: every text holds what retitles and clears a terminal,
+# a one-byte CSI, a bidi override, and a folded block's newlines.
+HOSTILE = r"""name: "inc-\e]0;PWNED\a"
+title: "The \e[2Jtitle\u202e"
+summary: "Logins \x9b2J fail\e]0;PWNED\a"
+fault: lb-misroute
+fault_at: -1
+answer: DNS
+clock: {start: "07:10", minutes_per_second: 2}
+events:
+  - {at: -2, kind: chat, text: "\e]0;PWNED\a\e[2J"}
+  - {at: 0, kind: alert, text: "alert \u202egnissim\u202c"}
+hints:
+  - {cost: 5, text: "hint \e[31mred"}
+feedback: {Load balancer: "no \e]8;;http://x\e\\link"}
+debrief:
+  root_cause: "cause \e[2J\x07"
+  dashboard: >
+    shown
+
+    at	once
+  misleading: ["mis \e[5mleading"]
+  measures: ["measure \u2066iso\u2069"]
+  original: "original \x1b[?1049h"
+"""
+
+
+def _strings(value):
+    """Every string held by a walkthrough, at any depth of its dataclasses and tuples."""
+    import dataclasses
+
+    if isinstance(value, str):
+        yield value
+    elif dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            if f.name != "path":  # the file name the user typed, never shown by the dashboard
+                yield from _strings(getattr(value, f.name))
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_every_text_of_a_hostile_walkthrough_is_terminal_safe_where_it_is_loaded(tmp_path):
+    from stackscope.safetext import is_terminal_safe
+
+    path = tmp_path / "hostile.yaml"
+    path.write_text(HOSTILE)
+    walkthrough = load_walkthrough(str(path))
+    texts = list(_strings(walkthrough))
+    assert len(texts) >= 14  # name, title, summary, fault, answer, clock, 2 events, hint, feedback, debrief x5
+    unsafe = [text for text in texts if not is_terminal_safe(text)]
+    assert unsafe == []
+    assert walkthrough.events[0].text == "·]0;PWNED··[2J"  # the words stay, the controls cannot act
+    assert walkthrough.debrief.dashboard == "shown at once"  # a folded block (a newline, a tab): one paragraph
+    session = Session(walkthrough, started=0.0)
+    session.answer("DNS", 100.0)
+    assert all(is_terminal_safe(line) for line in session.debrief_lines())
+
+
+def test_a_clock_start_that_is_no_time_is_a_located_problem(tmp_path):
+    path = tmp_path / "lay.yaml"
+    path.write_text(
+        "name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\nclock: {start: 'ab:cd'}\n"
+        "debrief: {root_cause: r, dashboard: d}\n"
+    )
+    with pytest.raises(LayoutError) as info:
+        load_walkthrough(str(path))
+    assert "lay.yaml:5: clock: start is HH:MM" in str(info.value).replace(str(tmp_path) + "/", "")
+
+
+def test_debrief_lists_must_hold_texts(tmp_path):
+    path = tmp_path / "lay.yaml"
+    path.write_text(
+        "name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\n"
+        "debrief: {root_cause: r, dashboard: d, measures: [{a: 1}]}\n"
+    )
+    with pytest.raises(LayoutError, match="'measures' must be a list of texts"):
+        load_walkthrough(str(path))
