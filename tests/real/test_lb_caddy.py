@@ -332,7 +332,7 @@ HOSTILE = {
     "not found": "answered 404 OK to GET /config/, not JSON: '404 page not found'",
     "html": "answered an HTML page to GET /config/, not JSON",
     "bomb": "sent more than 4096 KiB for GET /config/",
-    "deep": "JSON nested too deep",
+    "deep": "sent JSON that cannot be read for GET /config/: nested deeper than 64 levels",
     "garbage": "sent invalid JSON for GET /config/",
     "upstreams not a list": "GET /reverse_proxy/upstreams gave an object, not a list of upstreams",
     "wrong shape": "apps.http.servers.s.routes[0].handle[0].upstreams is a string, not a list",
