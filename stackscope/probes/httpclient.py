@@ -230,9 +230,9 @@ async def _exchange(
             if not first_bytes:
                 first_bytes = data[:64]
             if not data and response is None:
-                closed = f" after sending '{printable(first_bytes)}'" if first_bytes else ""
+                after = f" after sending '{printable(first_bytes)}'" if first_bytes else ""
                 raise ProbeFailure(
-                    ErrorKind.PROTOCOL, f"{where} closed the connection without a response{closed}", key_fact="closed"
+                    ErrorKind.PROTOCOL, f"{where} closed the connection without a response{after}", key_fact="closed"
                 )
             closed = closed or not data
             conn.receive_data(data)
