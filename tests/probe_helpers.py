@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -9,7 +10,7 @@ import yaml
 from stackscope.engine import Engine
 from stackscope.kinds import ParseContext
 from stackscope.layout import parse_layout
-from stackscope.model import Layout, Result
+from stackscope.model import ErrorKind, Layout, Result, Status
 
 
 def layout_of(
@@ -43,3 +44,18 @@ async def probe(check: dict[str, Any], **kwargs: Any) -> Result:
     finally:
         await engine.aclose()
     return next(iter(snapshot.results.values()))
+
+
+# A Python exception's name or a traceback in a detail means the probe crashed and the
+# engine reported the crash: the operator should read the reason instead.
+PYTHON_NAMES = re.compile(r"\b[A-Z][A-Za-z]*(?:Error|Exception)\b|Traceback|\bint\(|\bfloat\(")
+
+
+def assert_unreadable(result: Result, words: str) -> None:
+    """The check could not read what the server sent and says why, in words: UNKNOWN, an
+    error kind that is neither `internal` (a crash) nor `timeout` (it came back in time
+    with an answer, not at the deadline), `words` in the detail, no exception name."""
+    assert result.status is Status.UNKNOWN, (result.status, result.detail)
+    assert result.error_kind not in (ErrorKind.INTERNAL, ErrorKind.TIMEOUT), (result.error_kind, result.detail)
+    assert words in result.detail, result.detail
+    assert not PYTHON_NAMES.search(result.detail), result.detail

@@ -55,6 +55,9 @@ class Balancer:
     name: str
     settings: dict[str, str]
     workers: tuple[Worker, ...]
+    # why its workers cannot be read whole ("its worker table does not close"); "" when they
+    # can. A pool read from half a table would be a smaller pool, a false verdict on the LB.
+    problem: str = ""
 
 
 # attributes are bounded, so a "<table" with no ">" costs one short scan, not one to the end
@@ -65,14 +68,16 @@ _CELL_END = re.compile(r"</t[dh]\s*>|</tr\s*>|</table\s*>", re.I)
 _TAG = re.compile(r"<[^<>]*>")
 
 
-def _events(text: str) -> list[tuple[str, object]]:
-    """h3 headings and tables (rows of cell texts) in document order. Every step is a
-    single pass of a regex with no backtracking across tags, so a hostile page costs time
-    in proportion to its size (html.parser took 1 s for 1000 workers here)."""
-    events: list[tuple[str, object]] = []
+def _events(text: str) -> list[tuple[str, int, object]]:
+    """h3 headings and tables (rows of cell texts) in document order, with where each starts;
+    a table still open where the text ends is an `unclosed` event at its start. Every step
+    is a single pass of a regex with no backtracking across tags, so a hostile page costs
+    time in proportion to its size (html.parser took 1 s for 1000 workers here). A page
+    past the bounds below is refused, not read in part."""
+    events: list[tuple[str, int, object]] = []
     budget = [MAX_CELLS]
     opened: dict[str, int] = {}
-    depth = 0
+    depth = tables = 0
     for mark in _BLOCK.finditer(text):
         closing, tag = mark.group(1), mark.group(2).lower()
         if tag == "table":
@@ -82,24 +87,35 @@ def _events(text: str) -> list[tuple[str, object]]:
                     opened["table"] = mark.end()
             elif depth:
                 depth -= 1
-                if depth == 0 and len(events) < MAX_TABLES:
-                    events.append(("table", _rows(text[opened.pop("table") : mark.start()], budget)))
+                if depth == 0:
+                    tables += 1
+                    if tables > MAX_TABLES:
+                        raise ManagerError(f"more than {MAX_TABLES} tables: the page is not read in part")
+                    start = opened.pop("table")
+                    events.append(("table", start, _rows(text[start : mark.start()], budget)))
         elif not closing:
             opened["h3"] = mark.end()
         elif "h3" in opened:
-            events.append(("h3", _cell_text(text[opened.pop("h3") : mark.start()])))
+            start = opened.pop("h3")
+            events.append(("h3", start, _cell_text(text[start : mark.start()])))
+    if depth:
+        events.append(("unclosed", opened["table"], None))
     return events
 
 
 def _rows(table: str, budget: list[int]) -> list[list[str]]:
     """The rows of one table; `budget` is the cells left for the whole page (a page of
-    nothing but `<td>` must not cost a million cleaned cells)."""
+    nothing but `<td>` must not cost a million cleaned cells). Past a bound the page is
+    refused: the rows after it would be members missing from the pool."""
+    chunks = _ROW_START.split(table)[1:]
+    if len(chunks) > MAX_ROWS:
+        raise ManagerError(f"a table of more than {MAX_ROWS} rows: the page is not read in part")
     rows = []
-    for chunk in _ROW_START.split(table)[1 : MAX_ROWS + 1]:
+    for chunk in chunks:
         cells = []
         for cell in _CELL_START.split(chunk)[1 : MAX_ROW_CELLS + 1]:
             if budget[0] <= 0:
-                break
+                raise ManagerError(f"more than {MAX_CELLS} table cells: the page is not read in part")
             budget[0] -= 1
             end = _CELL_END.search(cell)
             cells.append(_clean(_cell_text(cell[: end.start()] if end else cell)))
@@ -128,18 +144,29 @@ def _clean(text: str) -> str:
 _NAME = re.compile(r"balancer://([^\s\[\]/]+)")
 
 
+UNCLOSED = "its worker table does not close (the page ends inside it: cut short, or not the manager's HTML)"
+NO_WORKER_TABLE = "the page shows no worker table for it"
+
+
 def parse_page(text: str) -> list[Balancer]:
     """Every balancer on the page, with its worker rows; ManagerError when the page is
-    not a balancer-manager page."""
-    out: list[Balancer] = []
+    not a balancer-manager page. A balancer whose worker table is missing, or that the page
+    ends inside of, carries a `problem` instead of an empty or shorter list of workers."""
+    out: list[dict] = []
     current: dict | None = None
-    for kind, value in _events(text):
+    for kind, start, value in _events(text):
+        if kind == "unclosed":  # the balancer it belongs to, and every one whose heading is inside it
+            owner = next((i for i in range(len(out) - 1, -1, -1) if out[i]["start"] < start), None)
+            if owner is None:
+                raise ManagerError("a table that does not close (the page ends inside it)")
+            for item in out[owner:]:
+                item["problem"] = UNCLOSED
+            continue
         if kind == "h3":
             match = _NAME.search(str(value))
             if match:
-                if current is not None:
-                    out.append(_balancer(current))
-                current = {"name": _clean(match.group(1)), "settings": {}, "workers": []}
+                current = {"name": _clean(match.group(1)), "settings": {}, "workers": [], "start": start}
+                out.append(current)
             continue
         if current is None:
             continue
@@ -148,6 +175,7 @@ def parse_page(text: str) -> list[Balancer]:
             continue
         header = rows[0]
         if "Worker URL" in header:
+            current["table"] = True
             for row in rows[1:]:
                 cells = dict(zip(header, row))
                 if cells.get("Worker URL"):
@@ -155,15 +183,14 @@ def parse_page(text: str) -> list[Balancer]:
         elif "MaxMembers" in header or "StickySession" in header:
             if len(rows) > 1:
                 current["settings"] = dict(zip(header, rows[1]))
-    if current is not None:
-        out.append(_balancer(current))
     if not out:
         raise ManagerError(_what_instead(text))
-    return out
+    return [_balancer(item) for item in out]
 
 
 def _balancer(item: dict) -> Balancer:
-    return Balancer(item["name"], item["settings"], tuple(item["workers"]))
+    problem = item.get("problem") or ("" if item.get("table") else NO_WORKER_TABLE)
+    return Balancer(item["name"], item["settings"], tuple(item["workers"]), problem)
 
 
 def _what_instead(text: str) -> str:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stackscope.jsonbound import JsonRefused, WrongShape, decoder, loads, need
 from stackscope.kinds import Invalid, parse_address, valid_hostname
 from stackscope.lb import ConfigError, read_config
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, IN, Pool, PoolServer
@@ -39,8 +40,8 @@ ADAPT_TIMEOUT = 20.0
 NS = 1_000_000_000
 
 
-class ShapeError(ValueError):
-    """The config is valid JSON but not the shape Caddy gives it; the message names where."""
+# The config is valid JSON but not the shape Caddy gives it; the message names where.
+ShapeError = WrongShape
 
 
 class SelectError(ValueError):
@@ -121,30 +122,10 @@ class Proxy:
         return "; ".join(parts) or "no health checks"
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
-
-
-def _need(value: Any, kind: type, where: str, what: str) -> Any:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ShapeError(f"{where} is {_kind(value)}, not {what}")
-    return value
-
-
 def _strings(value: Any, where: str) -> tuple[str, ...]:
-    items = _need(value, list, where, "a list of strings")
+    items = need(value, list, where, "a list of strings")
     for i, item in enumerate(items):
-        _need(item, str, f"{where}[{i}]", "a string")
+        need(item, str, f"{where}[{i}]", "a string")
     return tuple(items)
 
 
@@ -170,33 +151,33 @@ def _health(handler: dict, where: str) -> tuple[Active | None, Passive | None]:
     checks = handler.get("health_checks")
     if checks is None:
         return None, None
-    checks = _need(checks, dict, f"{where}.health_checks", "an object")
+    checks = need(checks, dict, f"{where}.health_checks", "an object")
     active = passive = None
     if checks.get("active") is not None:
-        a = _need(checks["active"], dict, f"{where}.health_checks.active", "an object")
+        a = need(checks["active"], dict, f"{where}.health_checks.active", "an object")
         uri = a.get("uri") or a.get("path")
         if uri is not None:
-            uri = _need(uri, str, f"{where}.health_checks.active.uri", "a string")
+            uri = need(uri, str, f"{where}.health_checks.active.uri", "a string")
             if not re.fullmatch(r"/?[\x21-\x7e]*", uri):  # it is sent to every member: printable ASCII only
                 raise ShapeError(f"{where}.health_checks.active.uri is not a URI path")
             port = a.get("port")
             if port is not None:
-                port = _need(port, int, f"{where}.health_checks.active.port", "a port number")
+                port = need(port, int, f"{where}.health_checks.active.port", "a port number")
                 if not 0 <= port < 65536:  # 0: the member's own port, as in Caddy
                     raise ShapeError(f"{where}.health_checks.active.port is not a port number")
             status = a.get("expect_status")
             if status is not None:
-                status = _need(status, int, f"{where}.health_checks.active.expect_status", "a status code")
+                status = need(status, int, f"{where}.health_checks.active.expect_status", "a status code")
             interval = _seconds(a.get("interval"), f"{where}.health_checks.active.interval") or 30.0
             active = Active(uri if uri.startswith("/") else "/" + uri, port or None, interval, status or None)
     if checks.get("passive") is not None:
-        p = _need(checks["passive"], dict, f"{where}.health_checks.passive", "an object")
+        p = need(checks["passive"], dict, f"{where}.health_checks.passive", "an object")
         max_fails = p.get("max_fails", 1)
-        max_fails = max(1, _need(max_fails, int, f"{where}.health_checks.passive.max_fails", "a number"))
+        max_fails = max(1, need(max_fails, int, f"{where}.health_checks.passive.max_fails", "a number"))
         unhealthy = p.get("unhealthy_status") or []
-        codes = _need(unhealthy, list, f"{where}.health_checks.passive.unhealthy_status", "a list of status codes")
+        codes = need(unhealthy, list, f"{where}.health_checks.passive.unhealthy_status", "a list of status codes")
         for i, code in enumerate(codes):
-            _need(code, int, f"{where}.health_checks.passive.unhealthy_status[{i}]", "a status code")
+            need(code, int, f"{where}.health_checks.passive.unhealthy_status[{i}]", "a status code")
         duration = _seconds(p.get("fail_duration"), f"{where}.health_checks.passive.fail_duration")
         passive = Passive(duration, max_fails, tuple(codes))
     return active, passive
@@ -215,7 +196,7 @@ def _with_id(scope: _Scope, obj: dict, where: str) -> _Scope:
     ident = obj.get("@id")
     if ident is None:
         return scope
-    ident = _need(ident, str, f"{where}.@id", "a string")
+    ident = need(ident, str, f"{where}.@id", "a string")
     return _Scope(scope.server, scope.listen, scope.hosts, scope.paths, scope.ids + (ident,))
 
 
@@ -247,29 +228,29 @@ def _cleaned(proxy: Proxy, clean: Callable[[str], str]) -> Proxy:
 
 def _proxies(config: Any, line_of: Callable[[Any, str], int | None] | None) -> list[Proxy]:
     line_of = line_of or (lambda obj, key: None)
-    config = _need(config, dict, "the config", "an object")
+    config = need(config, dict, "the config", "an object")
     apps = config.get("apps")
     if apps is None:
         return []
-    apps = _need(apps, dict, "apps", "an object")
+    apps = need(apps, dict, "apps", "an object")
     http = apps.get("http")
     if http is None:
         return []
-    http = _need(http, dict, "apps.http", "an object")
+    http = need(http, dict, "apps.http", "an object")
     servers = http.get("servers")
     if servers is None:
         return []
-    servers = _need(servers, dict, "apps.http.servers", "an object")
+    servers = need(servers, dict, "apps.http.servers", "an object")
     found: list[Proxy] = []
     for name, server in servers.items():
         where = f"apps.http.servers.{name}"
-        server = _need(server, dict, where, "an object")
+        server = need(server, dict, where, "an object")
         listen = _strings(server.get("listen") or [], f"{where}.listen")
         scope = _Scope(name, listen)
         _walk_routes(server.get("routes"), f"{where}.routes", scope, found, 0, line_of)
         errors = server.get("errors")
         if errors is not None:
-            errors = _need(errors, dict, f"{where}.errors", "an object")
+            errors = need(errors, dict, f"{where}.errors", "an object")
             _walk_routes(errors.get("routes"), f"{where}.errors.routes", scope, found, 0, line_of)
     return found
 
@@ -279,14 +260,14 @@ def _walk_routes(routes: Any, where: str, scope: _Scope, found: list[Proxy], dep
         return
     if depth > MAX_DEPTH:
         raise ShapeError(f"{where}: subroutes nested more than {MAX_DEPTH} deep")
-    for i, route in enumerate(_need(routes, list, where, "a list of routes")):
+    for i, route in enumerate(need(routes, list, where, "a list of routes")):
         at = f"{where}[{i}]"
-        route = _need(route, dict, at, "an object")
+        route = need(route, dict, at, "an object")
         inner = _with_id(scope, route, at)
         hosts, paths = list(inner.hosts), list(inner.paths)
         if route.get("match") is not None:
-            for j, matcher in enumerate(_need(route["match"], list, f"{at}.match", "a list of matcher sets")):
-                matcher = _need(matcher, dict, f"{at}.match[{j}]", "an object")
+            for j, matcher in enumerate(need(route["match"], list, f"{at}.match", "a list of matcher sets")):
+                matcher = need(matcher, dict, f"{at}.match[{j}]", "an object")
                 if matcher.get("host") is not None:
                     hosts += [h for h in _strings(matcher["host"], f"{at}.match[{j}].host") if h not in hosts]
                 if matcher.get("path") is not None:
@@ -295,9 +276,9 @@ def _walk_routes(routes: Any, where: str, scope: _Scope, found: list[Proxy], dep
         handlers = route.get("handle")
         if handlers is None:
             continue
-        for k, handler in enumerate(_need(handlers, list, f"{at}.handle", "a list of handlers")):
+        for k, handler in enumerate(need(handlers, list, f"{at}.handle", "a list of handlers")):
             here = f"{at}.handle[{k}]"
-            handler = _need(handler, dict, here, "an object")
+            handler = need(handler, dict, here, "an object")
             kind = handler.get("handler")
             if kind == "subroute":
                 _walk_routes(
@@ -310,13 +291,13 @@ def _walk_routes(routes: Any, where: str, scope: _Scope, found: list[Proxy], dep
 def _proxy(handler: dict, where: str, scope: _Scope, line_of) -> Proxy:
     upstreams = []
     raw = handler.get("upstreams")
-    for i, item in enumerate(_need(raw, list, f"{where}.upstreams", "a list") if raw is not None else []):
-        item = _need(item, dict, f"{where}.upstreams[{i}]", "an object")
-        dial = _need(item.get("dial"), str, f"{where}.upstreams[{i}].dial", "a dial address (text)")
+    for i, item in enumerate(need(raw, list, f"{where}.upstreams", "a list") if raw is not None else []):
+        item = need(item, dict, f"{where}.upstreams[{i}]", "an object")
+        dial = need(item.get("dial"), str, f"{where}.upstreams[{i}].dial", "a dial address (text)")
         upstreams.append(Upstream(dial, line_of(item, "dial")))
     dynamic = ""
     if handler.get("dynamic_upstreams") is not None:
-        source = _need(handler["dynamic_upstreams"], dict, f"{where}.dynamic_upstreams", "an object")
+        source = need(handler["dynamic_upstreams"], dict, f"{where}.dynamic_upstreams", "an object")
         dynamic = str(source.get("source", "dynamic"))
     transport = handler.get("transport")
     tls = isinstance(transport, dict) and transport.get("tls") is not None
@@ -545,7 +526,7 @@ class _Located(dict):
 def _located_decoder() -> json.JSONDecoder:
     """A decoder whose objects remember their offset (json's pure-Python scanner, whose
     parse_object can be wrapped; the C scanner cannot)."""
-    decoder = json.JSONDecoder()
+    bounded = decoder()
 
     def parse_object(s_and_end, strict, scan_once, object_hook, object_pairs_hook, memo=None, **kw):
         string, end = s_and_end
@@ -557,14 +538,15 @@ def _located_decoder() -> json.JSONDecoder:
         return located, new_end
 
     # Not in the typeshed stubs: attributes of the pure-Python JSONDecoder and json.scanner.
-    decoder.parse_object = parse_object  # type: ignore[attr-defined]
-    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
-    return decoder
+    bounded.parse_object = parse_object  # type: ignore[attr-defined]
+    bounded.scan_once = json.scanner.py_make_scanner(bounded)  # type: ignore[attr-defined]
+    return bounded
 
 
 def parse_located(text: str) -> tuple[Any, Callable[[Any, str], int | None]]:
-    """Parse JSON text; also a `line_of(obj, key)` for the line of a key in one of its objects."""
-    data = _located_decoder().decode(text)
+    """Parse JSON text within jsonbound's bounds (JsonRefused, with the line of a syntax
+    error); also a `line_of(obj, key)` for the line of a key in one of its objects."""
+    data = loads(text, max_bytes=FILE_CAP, using=_located_decoder())
     starts = [0] + [m.end() for m in re.finditer("\n", text)]  # offset of each line's first character
 
     def line_of(obj: Any, key: str) -> int | None:
@@ -608,8 +590,8 @@ def _is_json(path: str, text: str) -> bool:
     if not text.lstrip().startswith("{"):
         return False
     try:
-        json.loads(text)
-    except (ValueError, RecursionError):
+        loads(text, max_bytes=FILE_CAP)
+    except JsonRefused:
         return False  # a Caddyfile's global options block starts with { too
     return True
 
@@ -620,19 +602,17 @@ def load(path: str) -> Config:
     if _is_json(path, text):
         try:
             data, line_of = parse_located(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(path, exc.lineno, f"not valid JSON: {exc.msg}") from None
-        except RecursionError:
-            raise ConfigError(path, 0, "JSON nested too deep") from None
+        except JsonRefused as exc:
+            raise ConfigError(path, exc.line, exc.reason) from None
         try:
             return Config(path, "json", tuple(proxies(data, line_of)))
         except ShapeError as exc:
             raise ConfigError(path, 0, f"not a Caddy config: {exc}") from None
     adapted = adapt(path)
     try:
-        data = json.loads(adapted)
+        data = loads(adapted, max_bytes=4 * FILE_CAP)  # what Caddy makes of a file of at most FILE_CAP
         found = proxies(data)
-    except (ValueError, RecursionError) as exc:
+    except JsonRefused as exc:
         raise ConfigError(path, 0, f"`caddy adapt` gave JSON that cannot be read: {exc}") from None
     lines = directive_lines(text)
     return Config(path, "caddyfile", tuple(_place(p, lines) for p in found))

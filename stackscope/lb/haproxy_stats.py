@@ -195,12 +195,14 @@ def pool_from_csv(
     by_name = {s.name: s for s in states or []}
     servers = []
     backend_status = None
+    summed = False  # HAProxy writes a backend's BACKEND row after all of its servers
     for row in rows:
         if row.get("pxname") != backend:
             continue
         kind = row.get("type", "")
         if row.get("svname") == "BACKEND" or kind == "1":
             backend_status = row.get("status") or None
+            summed = True
             continue
         if row.get("svname") == "FRONTEND" or kind in ("0", "3"):
             continue
@@ -237,9 +239,14 @@ def pool_from_csv(
                 failures=sum(c for c in counters if c is not None) if any(c is not None for c in counters) else None,
             )
         )
-    if not servers and backend_status is None:
+    if not servers and not summed:
         names = sorted({row.get("pxname", "") for row in rows if row.get("svname") == "BACKEND"})
         raise StatsError(f"no backend named '{backend}'" + (f" (backends: {', '.join(names)})" if names else ""))
+    if not summed:  # the CSV stops inside the backend: its last servers may be missing, so no pool is read
+        raise StatsError(
+            f"the stats CSV ends before the BACKEND row of '{backend}' (it comes after the servers): "
+            f"it is cut short after {len(servers)} of its servers"
+        )
     return Pool(name=backend, source=source, servers=tuple(servers), status=backend_status)
 
 

@@ -14,10 +14,11 @@ command that could change the server (`backend.set_health`, `vcl.use`, `vcl.load
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from stackscope.jsonbound import JsonRefused, NotJson, loads, need
 from stackscope.lb.varnish_vcl import Health
 from stackscope.safetext import terminal_safe
 
@@ -94,36 +95,46 @@ class BackendState:
 
 
 def parse_backend_list(text: str, vcl: str) -> dict[str, BackendState]:
-    """{backend name: state} of VCL `vcl` from `backend.list -j` (names carry `vcl.`)."""
+    """{backend name: state} of VCL `vcl` from `backend.list -j` (names carry `vcl.`), the
+    JSON read within jsonbound's bounds; anything else is a CliError saying why."""
     try:
-        doc = json.loads(text)
-    except ValueError:
+        doc = loads(text, max_bytes=REPLY_CAP)
+    except NotJson:
         raise CliError("backend.list -j did not answer JSON") from None
+    except JsonRefused as exc:
+        raise CliError(f"backend.list -j answered JSON that cannot be read: {exc.reason}") from None
     if not isinstance(doc, list) or len(doc) < 4 or not isinstance(doc[3], dict):
         raise CliError("backend.list -j answered JSON of another shape")
     out: dict[str, BackendState] = {}
     prefix = vcl + "."
-    for key, value in doc[3].items():
-        if not isinstance(key, str) or not key.startswith(prefix) or not isinstance(value, dict):
-            continue
-        message = value.get("probe_message")
-        good = window = None
-        word = ""
-        if isinstance(message, list) and len(message) == 3:
-            good = message[0] if isinstance(message[0], int) else None
-            window = message[1] if isinstance(message[1], int) else None
-            word = str(message[2])
-        elif isinstance(message, str):
-            word = message
-        change = value.get("last_change")
-        out[terminal_safe(key[len(prefix) :])] = BackendState(
-            terminal_safe(value.get("type", "")),
-            Health(
-                terminal_safe(value.get("admin_health", "")),
-                good,
-                window,
-                terminal_safe(word),
-                float(change) if isinstance(change, (int, float)) else None,
-            ),
-        )
+    try:
+        for key, value in doc[3].items():
+            if not isinstance(key, str) or not key.startswith(prefix) or not isinstance(value, dict):
+                continue
+            out[terminal_safe(key[len(prefix) :])] = _state(value, terminal_safe(key))
+    except JsonRefused as exc:
+        raise CliError(f"backend.list -j answered JSON that cannot be read: {exc.reason}") from None
     return out
+
+
+def _state(value: dict[str, Any], where: str) -> BackendState:
+    message = value.get("probe_message")
+    good = window = None
+    word = ""
+    if isinstance(message, list) and len(message) == 3:
+        good = message[0] if isinstance(message[0], int) and not isinstance(message[0], bool) else None
+        window = message[1] if isinstance(message[1], int) and not isinstance(message[1], bool) else None
+        word = str(message[2])
+    elif isinstance(message, str):
+        word = message
+    change = value.get("last_change")
+    return BackendState(
+        terminal_safe(need(value.get("type", ""), str, f"{where}.type", "a string")),
+        Health(
+            terminal_safe(need(value.get("admin_health", ""), str, f"{where}.admin_health", "a string")),
+            good,
+            window,
+            terminal_safe(word),
+            float(change) if isinstance(change, (int, float)) and not isinstance(change, bool) else None,
+        ),
+    )

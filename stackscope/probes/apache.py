@@ -133,7 +133,8 @@ async def _read_page(check, ctx, deadline: Deadline) -> str:
     if response.truncated:
         raise _unknown(
             ErrorKind.PROTOCOL,
-            f"cannot read the pool: the balancer-manager page is larger than {PAGE_CAP // 1024 // 1024} MiB",
+            f"cannot read the pool: the read cap cut the balancer-manager page at {PAGE_CAP} bytes "
+            f"(it is larger than {PAGE_CAP // 1024 // 1024} MiB)",
             "too big",
         )
     return response.body.decode("utf-8", "replace")
@@ -160,6 +161,12 @@ async def probe(check, ctx) -> Result:
         names = [b.name for b in found]
         hint = did_you_mean(options.balancer, names) or f"balancers: {', '.join(names)}"
         raise _unknown(ErrorKind.CONFIG, f"{url.raw} shows no balancer://{options.balancer} — {hint}", "no balancer")
+    if balancer.problem:  # half a worker table is a smaller pool: a false verdict, so none
+        raise _unknown(
+            ErrorKind.PROTOCOL,
+            f"cannot read the pool from {url.raw}: balancer://{balancer.name}: {balancer.problem}",
+            "unreadable",
+        )
     resolved, _ = await resolve_members(ctx, _worker_hosts(balancer), deadline)
     pool = apache_manager.pool_of(balancer, f"balancer-manager {url.raw}", resolved, LAYOUT_RESOLVER_FAILED)
     return pool_result(check, await judge_against_declared(ctx, pool, options.backends, deadline), deadline)

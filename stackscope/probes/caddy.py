@@ -18,10 +18,10 @@ disabled member as HAProxy has): a member is in the config or it is not.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stackscope.jsonbound import JsonRefused, NotJson, kind_of, loads
 from stackscope.kinds import CheckSpec, Invalid, LayerRef, ParseContext, Text, UrlKind, describe, option
 from stackscope.lb import caddy_conf
 from stackscope.lb.caddy_conf import SelectError, Selector, ShapeError
@@ -134,16 +134,18 @@ async def _get_json(url: Url, ip: str, path: str, deadline: Deadline) -> Any:
             "(the `admin` global option)?",
             "not json",
         )
-    try:
-        return await asyncio.to_thread(json.loads, response.body)  # up to 4 MiB: off the probes' loop
-    except RecursionError:
-        raise _unknown(ErrorKind.PROTOCOL, f"{where} sent JSON nested too deep for GET {path}", "not json") from None
-    except ValueError as exc:
+    try:  # up to 4 MiB: off the probes' loop
+        return await asyncio.to_thread(lambda: loads(response.body, max_bytes=REPLY_CAP))
+    except NotJson as exc:
         raise _unknown(
             ErrorKind.PROTOCOL,
-            f"{where} sent invalid JSON for GET {path} ({printable(str(exc).encode(), 80)}): it sent "
+            f"{where} sent invalid JSON for GET {path} ({printable(exc.reason.encode(), 80)}): it sent "
             f"'{printable(response.body)}'",
             "not json",
+        ) from None
+    except JsonRefused as exc:
+        raise _unknown(
+            ErrorKind.PROTOCOL, f"{where} sent JSON that cannot be read for GET {path}: {exc.reason}", "not json"
         ) from None
 
 
@@ -169,17 +171,17 @@ def _counters(data: Any) -> dict[str, _Counters]:
     if data is None:
         return {}
     if not isinstance(data, list):
-        raise ShapeError(f"GET /reverse_proxy/upstreams gave {caddy_conf._kind(data)}, not a list of upstreams")
+        raise ShapeError(f"GET /reverse_proxy/upstreams gave {kind_of(data)}, not a list of upstreams")
     out = {}
     for i, item in enumerate(data):
         if not isinstance(item, dict):
-            raise ShapeError(f"upstream [{i}] is {caddy_conf._kind(item)}, not an object")
+            raise ShapeError(f"upstream [{i}] is {kind_of(item)}, not an object")
         address, requests, fails = item.get("address"), item.get("num_requests", 0), item.get("fails", 0)
         if not isinstance(address, str):
             raise ShapeError(f"upstream [{i}] has no address")
         for name, value in (("num_requests", requests), ("fails", fails)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ShapeError(f"upstream [{i}] {name} is {caddy_conf._kind(value)}, not a count")
+                raise ShapeError(f"upstream [{i}] {name} is {kind_of(value)}, not a count")
         out[address] = _Counters(requests, fails)
     return out
 

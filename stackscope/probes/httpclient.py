@@ -198,6 +198,7 @@ async def _exchange(
     arrival = _stamp_arrivals(writer)
 
     first_bytes = b""
+    closed = False  # the peer closed its side (h11 then says whether the message was whole)
     response: h11.Response | None = None
     body = bytearray()
     truncated = False
@@ -207,6 +208,10 @@ async def _exchange(
         except h11.RemoteProtocolError as exc:
             what = guess_protocol(first_bytes)
             sent = f": it sent '{printable(first_bytes)}'" if first_bytes else ""
+            if closed and response is not None:  # the body HTTP announced did not all come: not a whole page
+                raise ProbeFailure(
+                    ErrorKind.PROTOCOL, _cut_detail(where, response, len(body)), key_fact="cut short"
+                ) from None
             if what == "an HTTP server" or response is not None:
                 detail = f"{where} sent a malformed HTTP response ({h11_problem(exc)})"
             else:
@@ -225,10 +230,11 @@ async def _exchange(
             if not first_bytes:
                 first_bytes = data[:64]
             if not data and response is None:
-                closed = f" after sending '{printable(first_bytes)}'" if first_bytes else ""
+                after = f" after sending '{printable(first_bytes)}'" if first_bytes else ""
                 raise ProbeFailure(
-                    ErrorKind.PROTOCOL, f"{where} closed the connection without a response{closed}", key_fact="closed"
+                    ErrorKind.PROTOCOL, f"{where} closed the connection without a response{after}", key_fact="closed"
                 )
+            closed = closed or not data
             conn.receive_data(data)
             continue
         if isinstance(event, h11.InformationalResponse):
@@ -262,6 +268,15 @@ async def _exchange(
         declared_length=int(length) if length is not None and length.isdigit() else None,
         received_at=received_at,
     )
+
+
+def _cut_detail(where: str, response: h11.Response, received: int) -> str:
+    """What a connection closed before the end of the announced body left: how much came,
+    of how much (Content-Length), or that the chunked body never got its last chunk."""
+    length = next((v for k, v in response.headers if k == b"content-length"), None)
+    of = f" of the {int(length)} it announced" if length is not None and length.isdigit() else ""
+    how = "" if of else " (chunked, the last chunk never came)"
+    return f"{where}: the connection closed after {received} bytes of the body{of}{how}: the body is cut short"
 
 
 _BYTES_REPR = re.compile(r"""(?:bytearray\()?b(['"])((?:\\.|(?!\1).)*)\1\)?""")

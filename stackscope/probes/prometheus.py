@@ -18,13 +18,13 @@ layer the check belongs to (the diagnosis never blames a layer for UNKNOWN alone
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from stackscope.jsonbound import JsonRefused, NotJson, WrongShape, loads, need, number
 from stackscope.kinds import (
     Boolean,
     CheckSpec,
@@ -146,11 +146,6 @@ def _text(value: Any, limit: int = 100) -> str:
     return printable(str(value).encode("utf-8", "replace"), limit)
 
 
-def _number(text: Any) -> float:
-    value = float(text)  # "NaN", "+Inf" and "-Inf" included
-    return value
-
-
 def judge_value(options: PrometheusOptions, value: float) -> tuple[Status, str]:
     """(status, why) for one series' value."""
     shown = _show(value)
@@ -182,29 +177,43 @@ def _show(value: float | None) -> str:
 
 
 def _series(data: Any) -> list[tuple[dict[str, str], float]]:
-    """(labels, value) of each series of an instant query's `data`."""
-    if not isinstance(data, dict):
-        raise _cannot_tell(ErrorKind.PROTOCOL, "Prometheus answered without data", "bad answer")
-    kind = data.get("resultType")
-    found: Any = data.get("result")  # JSON from the wire: a wrong shape is caught below
+    """(labels, value) of each series of an instant query's `data`; a wrong shape is an
+    UNKNOWN that names where in the answer ("data.result[0] is a string, not an object")."""
     try:
-        if kind == "scalar":
-            return [({}, _number(found[1]))]
-        if kind == "vector" and isinstance(found, list):
-            out = []
-            for item in found:
-                labels = {_text(k, 60): _text(v) for k, v in dict(item.get("metric") or {}).items()}
-                out.append((labels, _number(item["value"][1])))
-            return out
-    except (TypeError, ValueError, KeyError, IndexError):
+        return _walk(data)
+    except WrongShape as exc:
         raise _cannot_tell(
-            ErrorKind.PROTOCOL, "Prometheus answered a result that is not a number", "bad answer"
+            ErrorKind.PROTOCOL, f"Prometheus answered a result that cannot be read: {exc.reason}", "bad answer"
         ) from None
+
+
+def _walk(data: Any) -> list[tuple[dict[str, str], float]]:
+    data = need(data, dict, "data", "an object")
+    kind = data.get("resultType")
+    found = data.get("result")
+    if kind == "scalar":
+        return [({}, _sample(found, "data.result"))]
+    if kind == "vector":
+        out = []
+        for i, item in enumerate(need(found, list, "data.result", "a list")):
+            item = need(item, dict, f"data.result[{i}]", "an object")
+            metric = need(item.get("metric") or {}, dict, f"data.result[{i}].metric", "an object")
+            labels = {_text(k, 60): _text(v) for k, v in metric.items()}
+            out.append((labels, _sample(item.get("value"), f"data.result[{i}].value")))
+        return out
     raise _cannot_tell(
         ErrorKind.PROTOCOL,
         f"the query returns a {_text(kind, 20)}, not an instant vector or scalar (drop the [range])",
         "not a vector",
     )
+
+
+def _sample(pair: Any, where: str) -> float:
+    """The value of a [time, "value"] pair ("NaN", "+Inf" and "-Inf" included)."""
+    pair = need(pair, list, where, "a [time, value] pair")
+    if len(pair) != 2:
+        raise WrongShape(f"{where} has {len(pair)} items, not a [time, value] pair")
+    return number(pair[1], f"{where}[1]")
 
 
 def _label_set(labels: dict[str, str]) -> str:
@@ -246,12 +255,16 @@ async def _query(check, ctx, deadline: Deadline) -> tuple[Any, float]:
             ErrorKind.PROTOCOL, f"{where} answered more than {BODY_CAP // 1024} KiB: narrow the query", "too big"
         )
     try:
-        answer = json.loads(response.body)
-    except ValueError:
+        answer = loads(response.body, max_bytes=BODY_CAP)
+    except NotJson:
         raise _cannot_tell(
             ErrorKind.PROTOCOL,
             f"{where} answered {response.status_text} that is not a Prometheus API answer: {printable(response.body)}",
             "bad answer",
+        ) from None
+    except JsonRefused as exc:
+        raise _cannot_tell(
+            ErrorKind.PROTOCOL, f"{where} answered JSON that cannot be read: {exc.reason}", "bad answer"
         ) from None
     if not isinstance(answer, dict) or answer.get("status") != "success":
         error = answer.get("error") if isinstance(answer, dict) else None

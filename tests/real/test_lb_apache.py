@@ -427,6 +427,89 @@ async def test_hostile_manager_replies_fail_with_an_explanation(pyservers, case)
     assert "\x1b" not in text and "\x07" not in text
 
 
+MANAGER_HEAD = (
+    b"<html><body><h1>Load Balancer Manager for 127.0.0.1</h1>"
+    b"<h3>LoadBalancer Status for <a href='/balancer-manager?b=auth_servers'>balancer://auth_servers</a> [p1]</h3>"
+    b"<table><tr><th>MaxMembers</th><th>StickySession</th><th>Method</th></tr>"
+    b"<tr><td>2 [2 Used]</td><td>(None)</td><td>byrequests</td></tr></table>"
+)
+WORKER_HEADER = b"<table><tr><th>Worker URL</th><th>Route</th><th>Factor</th><th>Status</th></tr>"
+
+
+def _workers(count: int) -> bytes:
+    return b"".join(
+        b"<tr><td>http://127.0.0.1:%d</td><td>r%d</td><td>1.00</td><td>Init Ok</td></tr>" % (1000 + i % 60000, i)
+        for i in range(count)
+    )
+
+
+WHOLE_PAGE = MANAGER_HEAD + WORKER_HEADER + _workers(2) + b"</table></body></html>"
+
+
+def _cut_by_the_connection(chunked: bool):
+    """The whole page announced (Content-Length, or chunked), half of it sent, then the
+    connection closed: a body cut short that HTTP itself can tell is cut."""
+
+    async def handle(reader, writer) -> None:
+        await read_request(reader)
+        half = WHOLE_PAGE[: len(WHOLE_PAGE) // 2]
+        if chunked:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+            writer.write(head + b"%x\r\n" % len(WHOLE_PAGE) + half)
+        else:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(WHOLE_PAGE)
+            writer.write(head + half)
+        await writer.drain()
+
+    return handle
+
+
+CUT_PAGES = {
+    "worker table not closed": (
+        _page(MANAGER_HEAD + WORKER_HEADER + _workers(2)),
+        "balancer://auth_servers: its worker table does not close",
+    ),
+    "no worker table": (_page(MANAGER_HEAD + b"</body></html>"), "the page shows no worker table for it"),
+    "cut by the connection": (_cut_by_the_connection(False), "the connection closed after"),
+    "chunked, cut by the connection": (_cut_by_the_connection(True), "the connection closed after"),
+    "more rows than are read": (
+        _page(MANAGER_HEAD + WORKER_HEADER + _workers(25_000) + b"</table></body></html>"),
+        "more than 20000 rows: the page is not read in part",
+    ),
+    "longer than the read cap": (
+        _page(MANAGER_HEAD + WORKER_HEADER + _workers(2) + b"<!--" + b"x" * (4 * 1024 * 1024) + b"--></table>"),
+        "the read cap cut the balancer-manager page at 4194304 bytes (it is larger than 4 MiB)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CUT_PAGES))
+async def test_a_page_cut_short_is_unknown_not_an_empty_or_smaller_pool(pyservers, case):
+    """A balancer-manager page that names the balancer but cannot be read whole: its
+    worker table never closes, the connection ends before the announced body, it is past
+    what the reader reads. UNKNOWN "cannot read the pool" with the reason, never the CRIT
+    of an empty pool (or a verdict on fewer members than the LB has)."""
+    from tests.probe_helpers import assert_unreadable, probe
+
+    handler, words = CUT_PAGES[case]
+    port = pyservers.tcp(handler)
+    result = await probe(
+        {"apache": f"http://127.0.0.1:{port}/balancer-manager", "balancer": "auth_servers", "timeout": "5s"}
+    )
+    assert_unreadable(result, "cannot read the pool")
+    assert words in result.detail, result.detail
+
+
+async def test_the_whole_page_of_the_cut_cases_is_read(pyservers):
+    """The page the cases above cut, served whole, is a pool of its two workers: what
+    they refuse is the cutting, not the page."""
+    from tests.probe_helpers import probe
+
+    port = pyservers.tcp(_page(WHOLE_PAGE))
+    result = await probe({"apache": f"http://127.0.0.1:{port}/balancer-manager", "balancer": "auth_servers"})
+    assert [s["address"] for s in result.facts["pool"]["servers"]] == ["127.0.0.1:1000", "127.0.0.1:1001"]
+
+
 def test_layout_refuses_a_state_changing_url_or_a_bad_balancer_name(tmp_path):
     for target, name, words in (
         ("http://127.0.0.1:1/balancer-manager?b=auth&w=x&nonce=1", "auth", "has a query string"),

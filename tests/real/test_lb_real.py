@@ -20,7 +20,7 @@ from tests.conftest import run_cli, write_layout
 from tests.servers.base import free_port, free_port_range, require_binary, wait_until
 from tests.servers.haproxy import Haproxy
 from tests.servers.nginx import Nginx
-from tests.servers.pyservers import PyServers, garbage, hang_up
+from tests.servers.pyservers import PyServers, garbage, hang_up, read_request
 
 
 @pytest.fixture(scope="module")
@@ -404,6 +404,45 @@ async def test_unreadable_pool_is_unknown_with_an_explanation(web, haproxies, py
         "silent": "did not answer within 1s",
     }[case]
     assert expected in result.detail
+
+
+STATS_HEADER = b"# pxname,svname,status,weight,bck,check_status,check_code,last_chk,type,addr,\n"
+STATS_ROWS = [b"auth_servers,auth%d,UP,1,0,L7OK,200,,2,127.0.0.1:%d,\n" % (i, 19000 + i) for i in (1, 2, 3)]
+
+
+def _stats_until_close(body: bytes):
+    """A stats page of HTTP/1.1 with no Content-Length and no chunks: the body ends where
+    the connection does, so HTTP cannot tell a CSV cut short from a whole one."""
+
+    async def handle(reader, writer) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    "body",
+    [STATS_HEADER + b"".join(STATS_ROWS[:2]), STATS_HEADER + b"".join(STATS_ROWS[:2]) + STATS_ROWS[2][:17]],
+    ids=["at a line", "inside a line"],
+)
+async def test_a_stats_csv_cut_short_is_unknown_not_a_smaller_pool(pyservers, body):
+    from tests.probe_helpers import assert_unreadable, probe
+
+    port = pyservers.tcp(_stats_until_close(body))
+    result = await probe({"haproxy": f"http://127.0.0.1:{port}/stats;csv", "backend": "auth_servers"})
+    assert_unreadable(result, "cannot read the pool")
+    assert "the stats CSV ends before the BACKEND row of 'auth_servers'" in result.detail, result.detail
+
+
+async def test_the_whole_stats_csv_of_the_cut_cases_is_a_pool_of_three(pyservers):
+    from tests.probe_helpers import probe
+
+    whole = STATS_HEADER + b"".join(STATS_ROWS) + b"auth_servers,BACKEND,UP,3,0,,,,1,,\n"
+    port = pyservers.tcp(_stats_until_close(whole))
+    result = await probe({"haproxy": f"http://127.0.0.1:{port}/stats;csv", "backend": "auth_servers"})
+    assert len(result.facts["pool"]["servers"]) == 3, result.detail
 
 
 async def _garbage_after_command(reader, writer):

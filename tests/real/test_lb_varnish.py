@@ -19,6 +19,7 @@ from stackscope.lb.pool import compress
 from stackscope.lb.varnish_cli import READ_ONLY
 from stackscope.model import ErrorKind, Status
 from tests.conftest import ROOT, run_cli, write_layout
+from tests.probe_helpers import assert_unreadable
 from tests.real.test_lb_real import run_layout
 from tests.servers.base import LOOPBACK, free_port, wait_until
 from tests.servers.pyservers import PyServers, garbage, hang_up, silent
@@ -547,14 +548,17 @@ def test_the_example_layouts_vcl_compiles_and_passes_the_gate(tmp_path):
     assert "✔ OK: pool auth_servers: 3/3 enabled, all declared backends present" in done.stdout
 
 
-def fake_cli(sent: list[str], vcl_source: bytes, path: bytes, backend_list: dict) -> object:
+def fake_cli(sent: list[str], vcl_source: bytes, path: bytes, backend_list: dict | bytes) -> object:
     """A CLI peer without a secret (varnishd -S none) that records every line it gets and
-    answers vcl.list, vcl.show -v and backend.list -j with the given content."""
+    answers vcl.list, vcl.show -v and backend.list -j with the given content (bytes: the
+    whole backend.list -j reply as it is)."""
     shown = b"// VCL.SHOW 0 %d " % len(vcl_source) + path + b"\n" + vcl_source + b"// VCL.SHOW 1 6 <builtin>\nx = 1;"
     answers = {
         "vcl.list": b"active   auto    warm         0    boot\n",
         "vcl.show -v boot": shown,
-        "backend.list -j": json.dumps([3, ["backend.list", "-j"], 1.0, backend_list]).encode(),
+        "backend.list -j": backend_list
+        if isinstance(backend_list, bytes)
+        else json.dumps([3, ["backend.list", "-j"], 1.0, backend_list]).encode(),
     }
 
     async def handle(reader, writer):
@@ -650,3 +654,52 @@ def test_the_unit_tests_vcl_samples_are_vcl_varnishd_compiles(tmp_path):
             path.write_text(text)
             done = compile_vcl(path, tmp_path / name)
             assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"
+
+
+def _backend_list(states: str) -> bytes:
+    return ('[3, ["backend.list", "-j"], 1700000000.0, ' + states + "]").encode()
+
+
+HOSTILE_BACKEND_LISTS = {
+    "500,000 deep": (
+        _backend_list('{"boot.auth1": ' + "[" * 500_000 + "]" * 500_000 + "}"),
+        "backend.list -j answered JSON that cannot be read: nested deeper than 64 levels",
+    ),
+    "400-digit last_change": (
+        _backend_list('{"boot.auth1": {"type": "backend", "admin_health": "probe", "last_change": ' + "9" * 400 + "}}"),
+        "backend.list -j answered JSON that cannot be read: a number with 400 digits",
+    ),
+    "admin_health not text": (
+        _backend_list('{"boot.auth1": {"type": "backend", "admin_health": {"a": 1}}}'),
+        "boot.auth1.admin_health is an object, not a string",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_BACKEND_LISTS))
+async def test_hostile_backend_list_is_unknown_with_the_reason(web, case):
+    """backend.list -j nested deep, with a number no float holds, or of the wrong shape:
+    UNKNOWN "cannot read the pool" saying why, never a crash reported as `internal`."""
+    b = web["b"]
+    source = (
+        "vcl 4.1;\nimport directors;\n"
+        + "".join(f'backend auth{i + 1} {{ .host = "127.0.0.1"; .port = "{p}"; }}\n' for i, p in enumerate(b))
+        + "sub vcl_init {\n  new auth_servers = directors.round_robin();\n"
+        + "".join(f"  auth_servers.add_backend(auth{i + 1});\n" for i in range(3))
+        + "}\nsub vcl_recv { set req.backend_hint = auth_servers.backend(); }\n"
+    ).encode()
+    body, words = HOSTILE_BACKEND_LISTS[case]
+    port = web["servers"].tcp(fake_cli([], source, b"/etc/varnish/default.vcl", body))
+    text = f"""\
+name: hostile
+timeout: 5s
+layers:
+  - name: Load balancer
+    role: lb
+    checks:
+      - varnish: 127.0.0.1:{port}
+        director: auth_servers
+"""
+    result = pool_result(await run_layout(text))
+    assert_unreadable(result, "cannot read the pool from the Varnish CLI")
+    assert words in result.detail, result.detail

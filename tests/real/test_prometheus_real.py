@@ -32,7 +32,7 @@ import yaml
 
 from stackscope.model import Status
 from tests.conftest import ROOT, run_cli, write_layout
-from tests.probe_helpers import probe
+from tests.probe_helpers import assert_unreadable, probe
 from tests.servers.base import LOOPBACK, Process, free_port, require_binary, wait_until
 from tests.servers.nginx import Nginx
 from tests.servers.prometheus import Alertmanager, Blackbox, Prometheus
@@ -489,6 +489,57 @@ async def test_scalar_and_range_results(pyservers):
     matrix = pyservers.tcp(api({"status": "success", "data": {"resultType": "matrix", "result": []}}))
     result = await probe({"prometheus": f"http://127.0.0.1:{matrix}", "query": "up[5m]", "expect": 1})
     assert result.status is Status.UNKNOWN and "not an instant vector" in result.detail
+
+
+def _raw_api(body: bytes):
+    return responder(200, body, {"Content-Type": "application/json"})
+
+
+def _vector_text(result: str) -> bytes:
+    return ('{"status":"success","data":{"resultType":"vector","result":' + result + "}}").encode()
+
+
+HOSTILE_ANSWERS = {
+    "500,000 deep": (
+        _vector_text("[" * 500_000 + "]" * 500_000),
+        "answered JSON that cannot be read: nested deeper than 64 levels",
+    ),
+    "4000-digit value": (
+        _vector_text('[{"metric":{},"value":[1700000000,' + "7" * 4000 + "]}]"),
+        "answered JSON that cannot be read: a number with 4000 digits",
+    ),
+    "4000-digit value as text": (
+        _vector_text('[{"metric":{},"value":[1700000000,"' + "7" * 4000 + '"]}]'),
+        "data.result[0].value[1] is a number with 4000 digits",
+    ),
+    "1e999": (_vector_text('[{"metric":{},"value":[1700000000,1e999]}]'), "the number 1e999 is beyond the range"),
+    "1e999 as text": (
+        _vector_text('[{"metric":{},"value":[1700000000,"1e999"]}]'),
+        "data.result[0].value[1] is 1e999, beyond the range of a float",
+    ),
+    "NaN literal": (_vector_text('[{"metric":{},"value":[1700000000,NaN]}]'), "NaN, which is not a JSON value"),
+    "item not an object": (_vector_text('["up", 1]'), "data.result[0] is a string, not an object"),
+    "metric not an object": (
+        _vector_text('[{"metric":[1,2],"value":[1,"1"]}]'),
+        "data.result[0].metric is a list, not an object",
+    ),
+    "value not a pair": (_vector_text('[{"metric":{},"value":7}]'), "data.result[0].value is a number, not a [time"),
+    "scalar not a pair": (
+        b'{"status":"success","data":{"resultType":"scalar","result":{"a":1}}}',
+        "data.result is an object, not a [time, value] pair",
+    ),
+    "data not an object": (b'{"status":"success","data":[1]}', "data is a list, not an object"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_ANSWERS))
+async def test_hostile_answers_are_unknown_with_the_reason(pyservers, case):
+    """A Prometheus impostor's answer that is too deep, has numbers no float holds, or has
+    the wrong shape: UNKNOWN saying why, never a crash reported as `internal`."""
+    body, words = HOSTILE_ANSWERS[case]
+    port = pyservers.tcp(_raw_api(body))
+    result = await probe({"prometheus": f"http://127.0.0.1:{port}", "query": "up", "expect": 1, "timeout": "5s"})
+    assert_unreadable(result, words)
 
 
 def test_the_token_never_reaches_any_output_or_the_metrics(tmp_path, pyservers):

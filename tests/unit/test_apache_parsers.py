@@ -135,11 +135,49 @@ def test_manager_text_is_terminal_safe_and_short():
     assert member.service == IN
 
 
-def test_manager_rows_are_capped():
+def test_manager_rows_past_the_cap_refuse_the_page_not_shorten_the_pool():
     rows = "".join(f"<tr><td>http://127.0.0.1:{1 + i % 60000}</td><td>Init Ok</td></tr>" for i in range(30000))
     page = f"<h3>balancer://big</h3><table><tr><th>Worker URL</th><th>Status</th></tr>{rows}</table>"
-    (balancer,) = apache_manager.parse_page(page)
-    assert len(balancer.workers) < apache_manager.MAX_ROWS
+    with pytest.raises(apache_manager.ManagerError, match="more than 20000 rows: the page is not read in part"):
+        apache_manager.parse_page(page)
+
+
+def test_manager_cells_past_the_cap_refuse_the_page():
+    row = "<tr>" + "<td>x</td>" * 17 + "</tr>"
+    page = "<h3>balancer://big</h3><table><tr><th>Worker URL</th></tr>" + row * 6000 + "</table>"
+    with pytest.raises(apache_manager.ManagerError, match="more than 100000 table cells"):
+        apache_manager.parse_page(page)
+
+
+HEAD = "<h3>LoadBalancer Status for <a>balancer://{name}</a> [p1]</h3>"
+SETTINGS = "<table><tr><th>MaxMembers</th><th>Method</th></tr><tr><td>2 [2 Used]</td><td>byrequests</td></tr></table>"
+WORKERS = (
+    "<table><tr><th>Worker URL</th><th>Route</th><th>Status</th></tr>"
+    "<tr><td>http://127.0.0.1:1</td><td>a</td><td>Init Ok</td></tr>"
+)
+
+
+@pytest.mark.parametrize(
+    "page, problems",
+    [
+        (HEAD.format(name="a") + SETTINGS + WORKERS + "</table>", {"a": ""}),
+        (HEAD.format(name="a") + SETTINGS + WORKERS, {"a": apache_manager.UNCLOSED}),
+        (HEAD.format(name="a") + SETTINGS, {"a": apache_manager.NO_WORKER_TABLE}),
+        (HEAD.format(name="a") + SETTINGS + "<table><tr><th>Worker URL</th></tr></table>", {"a": ""}),  # empty
+        (
+            HEAD.format(name="a") + SETTINGS + WORKERS + "</table>" + HEAD.format(name="b") + SETTINGS + WORKERS,
+            {"a": "", "b": apache_manager.UNCLOSED},
+        ),
+        (  # the page ends inside a's table: b (read inside it) is not trusted either
+            HEAD.format(name="a") + SETTINGS + WORKERS + HEAD.format(name="b") + SETTINGS + WORKERS + "</table>",
+            {"a": apache_manager.UNCLOSED, "b": apache_manager.UNCLOSED},
+        ),
+    ],
+    ids=["whole", "unclosed", "no worker table", "no members", "second unclosed", "first unclosed"],
+)
+def test_a_worker_table_that_cannot_be_read_whole_is_a_problem_not_a_smaller_pool(page, problems):
+    found = {b.name: b.problem for b in apache_manager.parse_page(page)}
+    assert found == problems
 
 
 # --------------------------------------------------------------------------- httpd.conf

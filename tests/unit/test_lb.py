@@ -187,6 +187,18 @@ def test_stats_problems_say_what_came_instead():
         parse_servers_state("Permission denied\n")
 
 
+@pytest.mark.parametrize("cut", ["at a line", "inside a line"])
+def test_a_stats_csv_cut_short_is_refused_not_read_as_fewer_servers(cut):
+    rows = [csv_row("app", f"a{i}", "UP", "2", "L7OK", "200", f"127.0.0.1:{i}") + "," for i in range(1, 4)]
+    whole = CSV_HEADER + "\n" + "\n".join(rows + [csv_row("app", "BACKEND", "UP", "1") + ","]) + "\n"
+    assert len(pool_from_csv(parse_csv(whole), "app", "t").servers) == 3
+    text = CSV_HEADER + "\n" + "\n".join(rows[:2]) + "\n"
+    if cut == "inside a line":
+        text += rows[2][:20]
+    with pytest.raises(StatsError, match="the stats CSV ends before the BACKEND row of 'app'.*cut short"):
+        pool_from_csv(parse_csv(text), "app", "t")
+
+
 def test_servers_state_gives_addresses_and_admin_states():
     text = (
         "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
@@ -765,7 +777,10 @@ def test_undeclared_backup_down_and_unknown_members_warn_in_lint_and_live(tmp_pa
             "(old, DOWN) is not a declared backend — it takes traffic once it comes UP",
         ),
     ]:
-        pool = pool_from_csv(parse_csv(CSV_HEADER + "\n" + "\n".join(rows + [extra]) + "\n"), "auth_servers", "t")
+        summary = csv_row("auth_servers", "BACKEND", "UP", "1")  # as HAProxy writes it: after the servers
+        pool = pool_from_csv(
+            parse_csv(CSV_HEADER + "\n" + "\n".join([*rows, extra, summary]) + "\n"), "auth_servers", "t"
+        )
         judged = judge_pool(pool, declared)
         assert judged.status is Status.WARN and words in judged.detail, judged.detail
     unknown = judge_pool(
