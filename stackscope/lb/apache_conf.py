@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from stackscope.kinds import parse_address
-from stackscope.lb import ConfigError, read_config
+from stackscope.lb import ConfigError, read_config, readmit
 from stackscope.lb.pool import (
     BACKUP,
     COMPARE_WITH_RESOLVE,
@@ -510,6 +510,26 @@ def _hc_text(params: dict[str, str]) -> str:
     return " ".join(parts)
 
 
+def readmit_of(params: dict[str, str]) -> float | None:
+    """A member's re-admission window from its BalancerMember parameters: with an active
+    check (hcmethod other than NONE) mod_proxy_hcheck's passes bring it back
+    (readmit.apache_hcheck), else `retry` (readmit.apache_retry); None for a time httpd
+    would not take."""
+    method = params.get("hcmethod", "")
+    if method and method.upper() != "NONE":
+        interval = _time_or(params.get("hcinterval"), readmit.APACHE_HCINTERVAL_S)
+        passes = params.get("hcpasses", str(readmit.APACHE_HCPASSES))
+        if interval is None or not passes.isdigit():
+            return None
+        return readmit.apache_hcheck(interval, int(passes))
+    retry = _time_or(params.get("retry"), readmit.APACHE_RETRY_S)
+    return None if retry is None else readmit.apache_retry(retry)
+
+
+def _time_or(written: str | None, default: float) -> float | None:
+    return default if written is None else readmit.apache_time(written)
+
+
 def pool_of(
     balancer: Balancer,
     resolved: dict[str, str] | None = None,
@@ -547,6 +567,7 @@ def pool_of(
                 flags=tuple(f"status=+{ch}" for ch in member.status),
                 configured_as=configured_as or (member.url if not address and member.host is None else None),
                 check=_hc_text(member.params),
+                readmit_s=readmit_of(member.params),
                 line=member.line,
                 file=member.file,
                 address_note="" if address else note,
@@ -557,6 +578,7 @@ def pool_of(
         "defined_at": f"{balancer.file}:{balancer.line}",
         "settings": dict(balancer.settings),
         "main": config.main if config else None,
+        "readmit_from": "each member's hcinterval x hcpasses + 0.1s with an hcmethod, else its retry (60s if unset)",
     }
     if not balancer.used_by:
         extra["routes"] = routes(config) if config else []

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from stackscope.lb import readmit
 from stackscope.lb.apache_conf import split_worker_url
 from stackscope.lb.pool import BACKUP, DOWN_BY_CHECK, DRAIN, IN, MAINT, UNKNOWN, Pool, PoolServer, normalise
 from stackscope.model import is_ip
@@ -248,6 +249,28 @@ def _check(worker: Worker, flags: tuple[str, ...]) -> str:
     return f"{text} failed" if "HcFl" in flags else text
 
 
+READMIT_SOURCE = (
+    "the page's HC Interval x Passes + 0.1s for a worker with an active check, else httpd's default "
+    f"retry ({readmit.APACHE_RETRY_S:g}s): the page does not show retry"
+)
+
+
+def readmit_of(worker: Worker) -> float | None:
+    """The worker's re-admission window: with an active mod_proxy_hcheck check, the page's
+    `HC Interval` (ms) and `Passes` (`1 (0)`: the setting, then the count so far) give
+    readmit.apache_hcheck; without one, `retry` brings it back, which the page does not
+    show, so httpd's default stands in (readmit.apache_retry). None for a cell that is
+    not what httpd prints."""
+    method = worker.get("HC Method")
+    if not method or method.upper() == "NONE":
+        return readmit.apache_retry()
+    interval = readmit.apache_time(worker.get("HC Interval"))
+    passes = _int(worker.get("Passes").split(" ", 1)[0])
+    if interval is None or passes is None:
+        return None
+    return readmit.apache_hcheck(interval, passes)
+
+
 def _int(text: str) -> int | None:
     try:
         return int(text.strip())
@@ -301,6 +324,7 @@ def pool_of(balancer: Balancer, source: str, resolved: dict[str, str] | None = N
                 address_note="" if address else note,
                 standby=standby,
                 service=service,
+                readmit_s=readmit_of(worker),
             )
         )
         workers.append(
@@ -321,7 +345,7 @@ def pool_of(balancer: Balancer, source: str, resolved: dict[str, str] | None = N
                 )
             }
         )
-    extra: dict[str, Any] = {"workers": workers}
+    extra: dict[str, Any] = {"workers": workers, "readmit_from": READMIT_SOURCE}
     if balancer.settings:
         extra["settings"] = dict(balancer.settings)
     return Pool(name=balancer.name, source=source, servers=tuple(servers), extra=extra)

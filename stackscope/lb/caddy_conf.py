@@ -29,7 +29,7 @@ from typing import Any
 
 from stackscope.jsonbound import JsonRefused, WrongShape, decoder, loads, need
 from stackscope.kinds import Invalid, parse_address, valid_hostname
-from stackscope.lb import ConfigError, read_config
+from stackscope.lb import ConfigError, read_config, readmit
 from stackscope.lb.pool import COMPARE_WITH_RESOLVE, IN, Pool, PoolServer
 from stackscope.model import is_ip
 from stackscope.safetext import terminal_safe
@@ -68,6 +68,7 @@ class Active:
     port: int | None
     interval_s: float | None
     expect_status: int | None
+    timeout_s: float = readmit.CADDY_HEALTH_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,13 @@ class Proxy:
             )
         return "; ".join(parts) or "no health checks"
 
+    @property
+    def readmit_s(self) -> float:
+        """readmit.caddy for this handler's health checks (the same for every member)."""
+        passive = self.passive.fail_duration_s if self.passive is not None and self.passive.counting else None
+        active = self.active
+        return readmit.caddy(active.interval_s if active else None, active.timeout_s if active else None, passive)
+
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
     items = need(value, list, where, "a list of strings")
@@ -168,8 +176,13 @@ def _health(handler: dict, where: str) -> tuple[Active | None, Passive | None]:
             status = a.get("expect_status")
             if status is not None:
                 status = need(status, int, f"{where}.health_checks.active.expect_status", "a status code")
-            interval = _seconds(a.get("interval"), f"{where}.health_checks.active.interval") or 30.0
-            active = Active(uri if uri.startswith("/") else "/" + uri, port or None, interval, status or None)
+            interval = (
+                _seconds(a.get("interval"), f"{where}.health_checks.active.interval") or readmit.CADDY_HEALTH_INTERVAL_S
+            )
+            timeout = (
+                _seconds(a.get("timeout"), f"{where}.health_checks.active.timeout") or readmit.CADDY_HEALTH_TIMEOUT_S
+            )
+            active = Active(uri if uri.startswith("/") else "/" + uri, port or None, interval, status or None, timeout)
     if checks.get("passive") is not None:
         p = need(checks["passive"], dict, f"{where}.health_checks.passive", "an object")
         max_fails = p.get("max_fails", 1)
@@ -466,6 +479,9 @@ def select(
 # --------------------------------------------------------------------------- the pool
 
 
+READMIT_SOURCE = "the handler's health_checks: active interval + timeout (30s and 5s if unset), passive fail_duration"
+
+
 def pool_of(
     proxy: Proxy,
     resolved: dict[str, str],
@@ -499,6 +515,7 @@ def pool_of(
                 line=upstream.line,
                 file=file,
                 address_note=note,
+                readmit_s=proxy.readmit_s,
             )
         )
     facts: dict[str, Any] = {
@@ -507,6 +524,7 @@ def pool_of(
         "json_path": proxy.where,
         **({"hosts": list(proxy.hosts)} if proxy.hosts else {}),
         **({"paths": list(proxy.paths)} if proxy.paths else {}),
+        "readmit_from": READMIT_SOURCE,
         **(extra or {}),
     }
     if proxy.dynamic:

@@ -19,7 +19,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from stackscope.kinds import Invalid, parse_address
-from stackscope.lb import ConfigError, read_config
+from stackscope.lb import ConfigError, read_config, readmit
 from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, IN, MAINT, WEIGHT_0, Pool, PoolServer
 from stackscope.model import is_ip
 
@@ -61,6 +61,7 @@ class Backend:
     servers: list[CfgServer] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
     used_by: list[str] = field(default_factory=list)
+    timeouts: dict[str, str] = field(default_factory=dict)  # `timeout check 1s` lines, defaults' first
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Config:
     file: str
     backends: dict[str, Backend]  # backend and listen sections by name
     routes: list[str]  # every default_backend/use_backend of the config, for "traffic goes to"
+    spread_checks: str = "0"  # global `spread-checks` (a percentage)
 
 
 # (on, off) pairs: the later of the two words on a line (or default-server) decides.
@@ -166,6 +168,9 @@ def parse(path: str) -> Config:
     section, name = None, None
     defaults_params: list[str] = []  # default-server of the last defaults section
     section_params: list[str] = []  # ... plus the current backend's own default-server lines
+    defaults_timeouts: dict[str, str] = {}  # `timeout` lines of the last defaults section
+    section_timeouts: dict[str, str] = {}
+    spread_checks = "0"
     base = os.path.basename(path)
     for number, raw in enumerate(lines, 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
@@ -179,6 +184,9 @@ def parse(path: str) -> Config:
             if section == "defaults":
                 defaults_params = []
             section_params = list(defaults_params)
+            if section == "defaults":
+                defaults_timeouts = {}
+            section_timeouts = dict(defaults_timeouts)
             if section in ("backend", "listen"):
                 if not name:
                     raise ConfigError(path, number, f"'{section}' needs a name")
@@ -189,7 +197,7 @@ def parse(path: str) -> Config:
                         f"{section} '{name}' is already defined at line "
                         f"{backends[name].line}: haproxy refuses duplicate backend names",
                     )
-                backends[name] = Backend(name, number)
+                backends[name] = Backend(name, number, timeouts=section_timeouts)
                 if section == "listen":
                     listens.add(name)
             continue
@@ -197,6 +205,14 @@ def parse(path: str) -> Config:
             section_params.extend(words[1:])
             if section == "defaults":
                 defaults_params = list(section_params)
+            continue
+        if keyword == "timeout" and len(words) > 2 and section in ("defaults", "backend", "listen"):
+            section_timeouts[words[1]] = words[2]
+            if section == "defaults":
+                defaults_timeouts = dict(section_timeouts)
+            continue
+        if keyword == "spread-checks" and section == "global" and len(words) > 1:
+            spread_checks = words[1]
             continue
         if (
             section in ("frontend", "listen", "defaults")
@@ -233,7 +249,40 @@ def parse(path: str) -> Config:
                 backend.used_by.append(f"{who} [{base}:{number}] (dynamic use_backend {target}: may route here)")
     for name in listens:  # a listen section takes traffic on its own bind
         backends[name].used_by.append(f"listen {name} (its own bind)")
-    return Config(path, backends, described)
+    return Config(path, backends, described, spread_checks)
+
+
+def readmit_of(server: CfgServer, backend: Backend, config: Config) -> float | None:
+    """The server's re-admission window (readmit.haproxy) from its own and its
+    default-server params, the backend's `timeout check`/`timeout connect` and the global
+    `spread-checks`; 0 for a server without `check` (HAProxy never holds it out for its
+    health); None when a setting is no time HAProxy would take."""
+    if not has_flag(server.params, "check"):
+        return 0.0
+    times = {}
+    for name in ("inter", "fastinter", "downinter"):
+        written = _param(server.params, name)
+        times[name] = None if written is None else readmit.haproxy_time(written)
+        if written is not None and times[name] is None:
+            return None
+    timeouts = {}
+    for name in ("check", "connect"):
+        written = backend.timeouts.get(name)
+        timeouts[name] = None if written is None else readmit.haproxy_time(written)
+        if written is not None and timeouts[name] is None:
+            return None
+    rise = _param(server.params, "rise") or str(readmit.HAPROXY_RISE)
+    if not rise.isdigit() or not config.spread_checks.isdigit():
+        return None
+    return readmit.haproxy(
+        int(rise),
+        times["inter"] if times["inter"] is not None else readmit.HAPROXY_INTER_S,
+        times["fastinter"],
+        times["downinter"],
+        timeouts["check"],
+        timeouts["connect"],
+        float(config.spread_checks),
+    )
 
 
 def pool_of(
@@ -282,9 +331,16 @@ def pool_of(
                 line=server.line,
                 file=file,
                 address_note=note,
+                readmit_s=readmit_of(server, backend, config),
             )
         )
-    extra: dict = {"used_by": backend.used_by, "defined_at": f"{file}:{backend.line}", "main": file}
+    extra: dict = {
+        "used_by": backend.used_by,
+        "defined_at": f"{file}:{backend.line}",
+        "main": file,
+        "readmit_from": "each server's inter/fastinter/downinter and rise, the backend's timeout check/connect "
+        "and spread-checks, from the config (HAProxy's defaults if unset)",
+    }
     if not backend.used_by:
         extra["routes"] = config.routes
     if backend.templates:

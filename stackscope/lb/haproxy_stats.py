@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from stackscope.lb import readmit
 from stackscope.lb.pool import (
     BACKUP,
     DOWN_BY_CHECK,
@@ -188,6 +189,24 @@ def _check_text(row: dict[str, str]) -> str:
     return text
 
 
+# Where the haproxy check's re-admission windows come from: the CSV has `check_rise` per
+# server but no interval (inter, fastinter, downinter are only in the config, which the
+# live check does not read), so HAProxy's defaults stand in for them.
+READMIT_SOURCE = (
+    f"rise from the stats CSV; HAProxy's default intervals (inter {readmit.HAPROXY_INTER_S:g}s, "
+    "no timeout check, no spread-checks): the haproxy check reads no haproxy.cfg"
+)
+
+
+def _readmit(row: dict[str, str], status: str) -> float | None:
+    """readmit.haproxy with the server's `check_rise`; 0 for a server without a health
+    check (HAProxy never holds it out for its health), None when the CSV has no rise."""
+    if status == "no check":
+        return 0.0
+    rise = _int(row.get("check_rise", ""))
+    return None if rise is None or rise < 1 else readmit.haproxy(rise)
+
+
 def pool_from_csv(
     rows: list[dict[str, str]], backend: str, source: str, states: list[ServerState] | None = None
 ) -> Pool:
@@ -237,6 +256,7 @@ def pool_from_csv(
                 service=service,
                 check_failing=bool(check_word) and check_word not in _CHECK_PASSES,
                 failures=sum(c for c in counters if c is not None) if any(c is not None for c in counters) else None,
+                readmit_s=_readmit(row, status),
             )
         )
     if not servers and not summed:
@@ -247,7 +267,13 @@ def pool_from_csv(
             f"the stats CSV ends before the BACKEND row of '{backend}' (it comes after the servers): "
             f"it is cut short after {len(servers)} of its servers"
         )
-    return Pool(name=backend, source=source, servers=tuple(servers), status=backend_status)
+    return Pool(
+        name=backend,
+        source=source,
+        servers=tuple(servers),
+        status=backend_status,
+        extra={"readmit_from": READMIT_SOURCE},
+    )
 
 
 def pool_from_states(states: list[ServerState], backend: str, source: str) -> Pool:

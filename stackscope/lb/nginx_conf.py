@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from stackscope.kinds import Invalid, parse_address
-from stackscope.lb import ConfigError, ConfigSources
+from stackscope.lb import ConfigError, ConfigSources, readmit
 from stackscope.lb.pool import BACKUP, COMPARE_WITH_RESOLVE, DISABLED, IN, Pool, PoolServer
 from stackscope.model import is_ip
 
@@ -444,6 +444,7 @@ def pool_of(
                 flags=server.flags,
                 configured_as=configured_as,
                 check=_passive(server),
+                readmit_s=readmit_of(server),
                 line=server.line,
                 file=server.file,
                 address_note=""
@@ -458,6 +459,7 @@ def pool_of(
         "defined_at": f"{upstream.file}:{upstream.line}",
         "context": upstream.context,
         "main": config.main if config else None,
+        "readmit_from": "each server's fail_timeout (10s if unset) + 1s, from the config",
     }
     if not upstream.used_by:
         extra["routes"] = list(config.routes) if config else []
@@ -475,3 +477,14 @@ def _passive(server: UpstreamServer) -> str:
     fails = server.params.get("max_fails", "1")
     timeout = server.params.get("fail_timeout", "10s")
     return "passive checks off" if fails == "0" else f"max_fails={fails} fail_timeout={timeout}"
+
+
+def readmit_of(server: UpstreamServer) -> float | None:
+    """The server's re-admission window (readmit.nginx) from its `max_fails` and
+    `fail_timeout`; None for a time nginx would not take."""
+    fails = server.params.get("max_fails", "1")
+    timeout = server.params.get("fail_timeout")
+    seconds = readmit.NGINX_FAIL_TIMEOUT_S if timeout is None else readmit.nginx_time(timeout)
+    if seconds is None or not fails.isdigit():
+        return None
+    return readmit.nginx(seconds, int(fails))

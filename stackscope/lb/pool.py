@@ -96,6 +96,8 @@ class PoolServer:
             fact["configured_as"] = self.configured_as
         if self.address_note:
             fact["address_note"] = self.address_note
+        if self.readmit_s is not None:
+            fact["readmit_s"] = self.readmit_s  # how long the LB may keep it out once it answers
         return fact
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from stackscope.files import read_bounded
 from stackscope.kinds import Invalid, parse_address
-from stackscope.lb import ConfigError, ConfigSources
+from stackscope.lb import ConfigError, ConfigSources, readmit
 from stackscope.lb.pool import (
     BACKUP,
     COMPARE_WITH_RESOLVE,
@@ -180,6 +180,7 @@ class Backend:
     probe: str | None = None  # the probe's URL ("/health"), or the request line
     has_probe: bool = False
     none: bool = False  # `backend NAME none;`
+    probe_fields: dict[str, str] = field(default_factory=dict)  # .interval, .threshold... of its probe
 
 
 @dataclass
@@ -224,6 +225,7 @@ class Vcl:
     directors: dict[str, Director]
     assignments: list[Assignment]
     probes: dict[str, str | None]  # named probes: their URL
+    probe_fields: dict[str, dict[str, str]] = field(default_factory=dict)  # named probes: their .fields
 
     def default_backend(self) -> str | None:
         return next(iter(self.backends), None)
@@ -383,6 +385,7 @@ def _parse(tokens: list[Token], vcl: Vcl) -> None:
                 raise ConfigError(tok.file, tok.line, f"probe {name}: expected {{")
             end = _block_end(tokens, i + 2)
             vcl.probes[name] = _fields(tokens[i + 3 : end - 1]).get(".url") or _request_line(tokens[i + 3 : end - 1])
+            vcl.probe_fields[name] = _fields(tokens[i + 3 : end - 1])
             i = end
         elif word in ("sub", "acl"):
             name = _expect_name(tokens, i + 1, word)
@@ -399,6 +402,7 @@ def _parse(tokens: list[Token], vcl: Vcl) -> None:
             raise ConfigError(tok.file, tok.line, f"unexpected '{tok.text}' at the top level of the VCL")
     for backend in vcl.backends.values():  # a named probe: its URL
         if backend.has_probe and backend.probe in vcl.probes:
+            backend.probe_fields = vcl.probe_fields[backend.probe]
             backend.probe = vcl.probes[backend.probe]
     for name, body in subs:
         if name == "vcl_init":
@@ -463,7 +467,33 @@ def _backend(name: str, body: list[Token], at: Token) -> Backend:
     if probe is not None:
         backend.has_probe = True
         backend.probe = probe[1:-1] or None if probe.startswith("{") else probe
+        if probe.startswith("{"):
+            backend.probe_fields = _inline_probe(body)
     return backend
+
+
+def _inline_probe(body: list[Token]) -> dict[str, str]:
+    """The fields of a backend's `.probe = { ... }` block."""
+    for i, tok in enumerate(body):
+        if tok.text == ".probe" and i + 2 < len(body) and body[i + 2].text == "{":
+            return _fields(body[i + 3 : _block_end(body, i + 2) - 1])
+    return {}
+
+
+def readmit_of(backend: Backend) -> float | None:
+    """The backend's re-admission window (readmit.varnish) from its probe's `.interval`,
+    `.timeout` and `.threshold` (Varnish's defaults for those it leaves out); 0 for a
+    backend without a probe (only an admin's `backend.set_health` takes it out); None
+    when a setting is no value Varnish would take."""
+    if not backend.has_probe:
+        return 0.0
+    fields = backend.probe_fields
+    interval = readmit.vcl_duration(fields[".interval"]) if ".interval" in fields else readmit.VARNISH_INTERVAL_S
+    timeout = readmit.vcl_duration(fields[".timeout"]) if ".timeout" in fields else readmit.VARNISH_TIMEOUT_S
+    threshold = fields.get(".threshold", str(readmit.VARNISH_THRESHOLD))
+    if interval is None or timeout is None or not threshold.isdigit():
+        return None
+    return readmit.varnish(interval, timeout, int(threshold))
 
 
 def _init(body: list[Token], vcl: Vcl, modules: set[str]) -> None:
@@ -592,6 +622,9 @@ def members_of(vcl: Vcl, name: str) -> list[_Entry]:
     return out
 
 
+READMIT_SOURCE = "each backend's probe in the VCL (.timeout + .threshold x .interval, Varnish's defaults if unset)"
+
+
 def pool_of(
     vcl: Vcl,
     name: str,
@@ -643,6 +676,7 @@ def pool_of(
                 line=member.line,
                 file=member.file,
                 address_note=note,
+                readmit_s=readmit_of(backend),
             )
         )
     director = vcl.directors.get(name)
@@ -652,6 +686,7 @@ def pool_of(
         "defined_at": f"{defined.file}:{defined.line}",
         "director_type": director.type if director else "backend",
         "main": vcl.main,
+        "readmit_from": READMIT_SOURCE,
     }
     if not extra["used_by"]:
         extra["routes"] = vcl.routes()

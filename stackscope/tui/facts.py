@@ -43,10 +43,11 @@ HTTP_KEYS = (
 )
 DNS_KEYS = ("server", "name", "record", "rcode", "transport", "ttl", "answers", "cname_chain")
 TLS_KEYS = ("subject", "issuer", "san", "not_before", "not_after", "days_left", "verified", "protocol", "cipher")
-POOL_COLUMNS = ("name", "address", "state", "check", "last_change_s", "sessions", "errors", "weight")
-POOL_HEADERS = {"last_change_s": "changed", "sessions": "sess", "errors": "err", "weight": "wt"}
-POOL_DROP_ORDER = ("weight", "sessions", "errors", "last_change_s", "check")  # first to go when narrow
-POOL_NUMERIC = ("last_change_s", "sessions", "errors", "weight")
+POOL_COLUMNS = ("name", "address", "state", "check", "last_change_s", "sessions", "errors", "weight", "readmit_s")
+# readmit_s: the longest the LB may keep the member out once it answers again
+POOL_HEADERS = {"last_change_s": "changed", "sessions": "sess", "errors": "err", "weight": "wt", "readmit_s": "readmit"}
+POOL_DROP_ORDER = ("readmit_s", "weight", "sessions", "errors", "last_change_s", "check")  # first to go when narrow
+POOL_NUMERIC = ("last_change_s", "sessions", "errors", "weight", "readmit_s")
 
 
 def sections(
@@ -370,6 +371,8 @@ def _pool_cell(column: str, value: Any) -> str:
         return "—"
     if column == "last_change_s" and isinstance(value, (int, float)):
         return human_duration(value)
+    if column == "readmit_s" and isinstance(value, (int, float)):
+        return f"{value:g}s"
     return _short(value)
 
 

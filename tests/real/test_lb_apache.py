@@ -18,6 +18,7 @@ import subprocess
 import pytest
 
 from stackscope.engine import Engine
+from stackscope.lb import apache_conf
 from stackscope.model import ErrorKind, Status
 from tests.conftest import run_cli, write_layout
 from tests.servers.apache import Apache, apache_binary, preamble
@@ -175,6 +176,13 @@ async def test_healthy_pool_is_ok_with_no_verdict(backends, apaches):
     assert pool["missing"] == [] and pool["unexpected"] == []
     assert pool["workers"][0]["url"] == f"http://127.0.0.1:{backends['b'][0]}"
     assert diagnosis.verdict is None
+    # HC's hcinterval=1 hcpasses=1: one pass a second after the last check, polled every 100 ms
+    assert HC == "hcmethod=GET hcinterval=1 hcpasses=1 hcfails=1"
+    assert [m.readmit_s for m in result.evidence.members] == [1.1] * 3
+    assert [s["readmit_s"] for s in pool["servers"]] == [1.1] * 3
+    config = apache_conf.load(str(apaches["healthy"].conf))  # the gate reads the same from the file
+    gate = apache_conf.pool_of(apache_conf.balancers(config)["auth_servers"], {}, config)
+    assert [s.readmit_s for s in gate.servers] == [1.1] * 3
 
 
 def test_misroute_under_the_right_routes_is_named(backends, apaches, tmp_path):

@@ -178,6 +178,9 @@ async def test_healthy_pool_is_ok_and_no_verdict(stack, caddies, upstream):
     assert all(s["check"] == "direct GET /health 200" for s in pool["servers"])
     assert pool["selected"] == ("upstream: @auth" if upstream else "holds 3 of the 3 declared backends")
     assert diagnosis.verdict is None
+    # PASSIVE's fail_duration 10m: a counted failure keeps a member out that long
+    assert PASSIVE["passive"]["fail_duration"] == "10m"
+    assert [m.readmit_s for m in result.evidence.members] == [600.0] * 3
 
 
 def test_seed_misroute_is_named_in_one_round_with_backends_ruled_out(stack, caddies, tmp_path):
@@ -274,6 +277,8 @@ async def test_wrong_active_health_check_path_is_called_out(stack, caddies):
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.MEMBERS_DOWN, result.detail
     servers = result.facts["pool"]["servers"]
     assert all(s["service"] == "down-by-check" and s["check"] == "direct active GET /fail 503" for s in servers)
+    # active checks every 1s (the fixture's interval) + Caddy's default health_timeout 5s; no passive
+    assert [m.readmit_s for m in result.evidence.members] == [6.0] * 3
     verdict = diagnosis.verdict
     assert verdict.layer == "Load balancer"
     assert verdict.summary.startswith(

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from stackscope.engine import Engine
+from stackscope.lb import haproxy_cfg
 from stackscope.model import ErrorKind, Status
 from tests.conftest import run_cli, write_layout
 from tests.servers.base import free_port, free_port_range, require_binary, wait_until
@@ -118,7 +119,10 @@ def start_haproxy(tmp_path_factory, web, name: str, servers: list[int], expect: 
     seen: list[dict[str, str]] = [{}]
 
     def settled() -> bool:
-        seen[0] = proxy.server_states("auth_servers")
+        try:
+            seen[0] = proxy.server_states("auth_servers")
+        except OSError:  # the admin socket may come up after the TCP ports: not yet
+            return False
         return seen[0] == expect
 
     try:
@@ -249,6 +253,19 @@ async def test_healthy_pool_reads_the_same_from_csv_and_every_socket(web, haprox
         assert diagnosis.verdict is None
     assert all(rows == seen[0] for rows in seen)
     assert [row[1] for row in seen[0]] == [f"127.0.0.1:{port}" for port in web["b"]]
+
+
+async def test_readmit_windows_from_the_csv_and_from_the_config_haproxy_runs(web, haproxies):
+    """The live check takes `rise` (1 here) from the CSV and, reading no haproxy.cfg,
+    HAProxy's default intervals: downinter 2s + one check timeout (inter 2s). The gate
+    reads the config the server runs: inter 100ms rise 1 -> 0.1s + a 0.1s check timeout."""
+    proxy = haproxies["healthy"]
+    assert "check inter 100ms fall 1 rise 1" in proxy.conf.read_text()
+    result = pool_result(await run_layout(layout_yaml(web, lb_checks=lb_checks(proxy, samples=1))))
+    assert [m.readmit_s for m in result.evidence.members] == [4.0] * 3
+    assert "default intervals" in result.facts["pool"]["readmit_from"]
+    config = haproxy_cfg.parse(str(proxy.conf))
+    assert [s.readmit_s for s in haproxy_cfg.pool_of(config, "auth_servers").servers] == [0.2] * 3
 
 
 def test_misroute_is_named_in_one_round_with_backends_ruled_out(web, haproxies, tmp_path):
@@ -496,6 +513,9 @@ async def test_nginx_pool_matches_the_declared_backends(web):
     assert [s["address"] for s in pool["servers"]] == [f"127.0.0.1:{p}" for p in web["b"]]
     assert pool["servers"][0]["weight"] == 2
     assert pool["servers"][0]["check"] == "max_fails=3 fail_timeout=5s"
+    # fail_timeout 5s on the first server, nginx's default 10s on the others; + 1s (whole-second clock)
+    assert [m.readmit_s for m in result.evidence.members] == [6.0, 11.0, 11.0]
+    assert [s["readmit_s"] for s in pool["servers"]] == [6.0, 11.0, 11.0]
     assert any(
         f"server 127.0.0.1:{web['nginx_lb']} (auth.stackscope.test) location /" in use for use in pool["used_by"]
     )

@@ -175,6 +175,9 @@ async def test_healthy_director_is_ok_with_no_verdict(web, varnishes):
     assert pool["status"] == "healthy" and pool["director_type"] == "round_robin"
     line = line_of(varnishes["healthy"].vcl_path.read_text(), "set req.backend_hint")
     assert pool["used_by"] == [f"vcl_recv set req.backend_hint = auth_servers.backend() [default.vcl:{line}]"]
+    # probe hc as vcl_text writes it: .timeout 1s + .threshold 2 x .interval 100ms
+    assert ".interval = 100ms; .timeout = 1s; .window = 3; .threshold = 2;" in varnishes["healthy"].vcl_path.read_text()
+    assert [m.readmit_s for m in result.evidence.members] == [1.2] * 3
     assert_only_read_only(result.facts["varnish"]["commands"])
     assert diagnosis.verdict is None
 

@@ -215,3 +215,18 @@ def test_a_sparkline_of_a_target_jittering_across_a_bound_does_not_change_as_it_
     assert shown == {cells.BARS[1] * 4}, shown
     line.feed(jitter + [Sample(99, Status.OK, 50.0), Sample(100, Status.CRIT, None)])
     assert line.text(4) == cells.BARS[1] * 2 + cells.BARS[4] + cells.FAILED  # a real move shows at once
+
+
+def test_pool_table_shows_each_members_readmit_window_and_drops_it_first():
+    pool = {
+        "backend": "be",
+        "source": "stats",
+        "servers": [
+            {"name": "s1", "address": "127.0.0.1:1", "state": "DOWN", "declared": True, "readmit_s": 4.5},
+            {"name": "s2", "address": "127.0.0.1:2", "state": "UP", "declared": True},
+        ],
+    }
+    wide = plain(facts.pool_table(pool, width=150), width=150)
+    assert " readmit" in wide and "4.5s" in wide and "not shown" not in wide
+    narrow = " ".join(plain(facts.pool_table(pool, width=40), width=40).split())
+    assert "readmit" in narrow.split("not shown at this width:", 1)[1] and "4.5s" not in narrow
