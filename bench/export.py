@@ -211,7 +211,9 @@ def bench_idle_connections(port: int, count: int, workdir: Path) -> None:
             closed = isinstance(exc, ConnectionResetError)
         held_seconds = time.perf_counter() - started
         print(f"{count} idle connections to export:")
-        print(f"  {count} connects: {connect_seconds:6.2f} s; with one scrape behind them answered: {accept_seconds:6.2f} s")
+        print(
+            f"  {count} connects: {connect_seconds:6.2f} s; with one scrape behind them answered: {accept_seconds:6.2f} s"
+        )
         print(f"  that scrape: status {status} in {scrape_seconds * 1000:6.1f} ms")
         print(f"  threads: {threads_before} before, {threads} while {count} idle connections are open")
         print(f"  an idle connection held: {held_seconds:5.1f} s" + ("" if closed else " and still open (cap)"))
