@@ -459,6 +459,9 @@ class Layout:
     path: str = ""
     confirm_retries: int = CONFIRM_RETRIES
     confirm_interval: float = CONFIRM_INTERVAL
+    # what `lint` warns about without refusing the layout (a credential written in it), each
+    # as "file:line: where: message — fix", built by the loader, which knows the lines
+    warnings: tuple[str, ...] = ()
 
     def checks(self) -> Iterator[Check]:
         for layer in self.layers:
@@ -493,13 +496,25 @@ class Layout:
                     out.append((check, Address(target.host, target.port)))
         return out
 
+    def literal_secrets(self) -> list[str]:
+        """Credentials written in the layout itself (an http check's Authorization header):
+        each check's options say which of their values are (a `literal_secrets()` method)."""
+        out: list[str] = []
+        for check in self.checks():
+            found = getattr(check.options, "literal_secrets", None)
+            if callable(found):
+                out += found()
+        return out
+
     def secret_env_names(self) -> set[str]:
         """Names of the environment variables whose values must never be shown."""
-        names = set()
+        names: set[str] = set()
         for check in self.checks():
             for f in dataclasses.fields(check.options):
                 if getattr(f.metadata.get("kind"), "names_a_secret", False):  # an EnvName option
                     value = getattr(check.options, f.name)
-                    if value:
+                    if isinstance(value, tuple):  # a mapping of names to variables (headers_env)
+                        names.update(env for _, env in value)
+                    elif value:
                         names.add(value)
         return names
