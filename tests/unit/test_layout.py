@@ -515,6 +515,6 @@ def test_a_literal_credential_is_a_warning_with_its_line_and_masked_in_problems(
     assert layout.warnings[0].startswith("x.yaml:9: ") and "headers_env: {X-Api-Key: VARIABLE}" in layout.warnings[0]
     assert "k3y-literal-42" in layout.literal_secrets() and "k3y-literal-42" not in layout.warnings[0]
     # a header value the loader refuses is quoted in the problem: masked when it is a credential
-    bad = HEADERS_CHECK + "        headers: {Authorization: \"Bearer t0ken-s3cret\\x01\"}\n"
+    bad = HEADERS_CHECK + '        headers: {Authorization: "Bearer t0ken-s3cret\\x01"}\n'
     problems = problems_of(bad)
     assert problems and not any("t0ken-s3cret" in p for p in problems), problems
