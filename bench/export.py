@@ -8,8 +8,13 @@
 2. Idle CPU: `export` and `watch --plain` on the same 30-check layout probing every
    second, one after the other, for --seconds each after a warm-up; CPU % of one core
    from psutil. The export is scraped every 5 s during its window, as Prometheus would.
+3. Idle connections: N connections (default 200) opened to `export` and left silent:
+   how long the N connects take to be accepted, the exporter's thread count while they
+   are held, how long a scrape takes meanwhile, and how long the server holds an idle
+   connection before closing it (capped at 60 s).
 
-Run: python bench/export.py [--checks 1000] [--scrapes 50] [--seconds 30]
+Run: python bench/export.py [--checks 1000] [--scrapes 50] [--seconds 30] [--idle 200]
+     [--only scrapes|cpu|idle]
 Everything listens on and probes 127.0.0.1 only; every loop here is bounded.
 """
 
@@ -19,6 +24,7 @@ import argparse
 import gzip
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,8 +53,6 @@ def big_layout(port: int, checks: int) -> str:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -177,15 +181,63 @@ def bench_idle(port: int, seconds: float, workdir: Path) -> None:
     print(f"  watch --plain              {watch_cpu:5.2f} %")
 
 
+def bench_idle_connections(port: int, count: int, workdir: Path) -> None:
+    layout = workdir / "idle-conns.yaml"
+    layout.write_text(idle_layout(port, 30))
+    listen = free_port()
+    url = f"http://127.0.0.1:{listen}"
+    proc = start(["export", str(layout), "--listen", f"127.0.0.1:{listen}"])
+    held: list[socket.socket] = []
+    try:
+        wait_healthy(url, proc)
+        threads_before = psutil.Process(proc.pid).num_threads()
+        started = time.perf_counter()
+        for _ in range(count):
+            sock = socket.socket()
+            sock.settimeout(60)
+            sock.connect(("127.0.0.1", listen))
+            held.append(sock)
+        connect_seconds = time.perf_counter() - started
+        # a connect can return once the kernel queued it; the scrape behind them answers only
+        # once the server has accepted all N (the listen queue is first come, first served)
+        status, _, scrape_seconds = get(f"{url}/metrics")
+        accept_seconds = time.perf_counter() - started
+        threads = psutil.Process(proc.pid).num_threads()
+        first = held[0]
+        first.settimeout(max(0.1, 60 - (time.perf_counter() - started)))
+        try:
+            closed = first.recv(1) == b""
+        except (TimeoutError, ConnectionResetError) as exc:
+            closed = isinstance(exc, ConnectionResetError)
+        held_seconds = time.perf_counter() - started
+        print(f"{count} idle connections to export:")
+        print(
+            f"  {count} connects: {connect_seconds:6.2f} s; with one scrape behind them answered: {accept_seconds:6.2f} s"
+        )
+        print(f"  that scrape: status {status} in {scrape_seconds * 1000:6.1f} ms")
+        print(f"  threads: {threads_before} before, {threads} while {count} idle connections are open")
+        print(f"  an idle connection held: {held_seconds:5.1f} s" + ("" if closed else " and still open (cap)"))
+    finally:
+        for sock in held:
+            sock.close()
+        stop(proc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checks", type=int, default=1000)
     parser.add_argument("--scrapes", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--idle", type=int, default=200, help="idle connections to hold open")
+    parser.add_argument("--only", choices=("scrapes", "cpu", "idle"), default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, loopback_http() as port:
-        bench_scrapes(port, args.checks, args.scrapes, Path(tmp))
-        bench_idle(port, args.seconds, Path(tmp))
+        if args.only in (None, "scrapes"):
+            bench_scrapes(port, args.checks, args.scrapes, Path(tmp))
+        if args.only in (None, "cpu"):
+            bench_idle(port, args.seconds, Path(tmp))
+        if args.only in (None, "idle"):
+            bench_idle_connections(port, args.idle, Path(tmp))
 
 
 if __name__ == "__main__":

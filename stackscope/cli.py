@@ -263,6 +263,8 @@ def _cmd_lint(args: argparse.Namespace) -> int:
         )
     for line in _short_secrets(layout):
         print(f"note: {line}")
+    for line in layout.warnings:  # a warning, not a problem: the layout still loads (exit 0)
+        print(f"warning: {line}")
     if args.lb_config:
         return _lint_lb_config(args, layout)
     return EXIT_OK

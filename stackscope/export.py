@@ -20,13 +20,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ipaddress
-import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import make_server
 
 from prometheus_client import make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -34,6 +32,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from stackscope import __version__
+from stackscope.boundedhttp import BoundedWSGIServer, BoundedWSGIServer6, QuietHandler
 from stackscope.diagnosis import Diagnosis, assess
 from stackscope.model import Layout, Status
 
@@ -217,20 +216,6 @@ class StackscopeCollector(Collector):
 # --------------------------------------------------------------------------- HTTP
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
-        pass  # a scrape every few seconds must not fill the terminal or the journal
-
-
 class Exporter:
     """The HTTP endpoint (bound at construction, so a port in use fails before any probe)
     and the engines that feed it."""
@@ -250,10 +235,12 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StackscopeCollector(self.layouts))
         metrics = make_wsgi_app(self.registry)
-        server_class = _Server6 if ":" in self.host else _Server
+        # bounded threads and a deadline per connection (boundedhttp.py): an idle or slow
+        # client cannot hold the exporter's resources or keep a scraper out
+        server_class = BoundedWSGIServer6 if ":" in self.host else BoundedWSGIServer
         try:
             self.server = make_server(
-                self.host, self.port, self._app(metrics), server_class=server_class, handler_class=_QuietHandler
+                self.host, self.port, self._app(metrics), server_class=server_class, handler_class=QuietHandler
             )
         except OSError as exc:
             raise ExportError(f"cannot listen on {listen}: {exc.strerror or exc}") from None

@@ -733,6 +733,36 @@ class EnvName(Kind):
         return {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
 
 
+class EnvHeaderMap(HeaderMap):
+    """HTTP header names, each with the environment variable holding its value (an API key,
+    a bearer token): the layout holds the names only, as with every `*_env` key."""
+
+    hint = "a mapping of Header-Name: ENV_VARIABLE"
+    names_a_secret = True  # Layout.secret_env_names() collects the variables' names
+
+    def __init__(self) -> None:
+        super().__init__(request=False)
+
+    def parse(self, value: Any, ctx: ParseContext) -> tuple[tuple[str, str], ...]:
+        pairs = super().parse(value, ctx)
+        for name, env in pairs:
+            if name.lower() in _FRAMING_HEADERS:
+                raise Invalid(f"header '{name}' is set by the probe itself", "remove it")
+            try:
+                EnvName().parse(env, ctx)
+            except Invalid as exc:
+                raise Invalid(f"header '{name}': {exc.message}", exc.fix) from None
+        return pairs
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": EnvName().json_schema()}
+
+
+def sendable_header_value(value: str) -> bool:
+    """Whether HTTP can carry `value` as a header value (printable ASCII on one line)."""
+    return bool(_HEADER_VALUE_RE.match(value))
+
+
 class FilePath(Kind):
     """A file path; relative paths are relative to the layout file, not the shell."""
 

@@ -21,7 +21,6 @@ from stackscope.kinds import (
     AddressKind,
     Choice,
     Duration,
-    EnvName,
     Integer,
     Invalid,
     Kind,
@@ -46,7 +45,7 @@ from stackscope.model import (
     Layout,
 )
 from stackscope.probes import CHECK_TYPES, spec_for
-from stackscope.redact import Redactor, file_secret_forms
+from stackscope.redact import Redactor, file_secret_forms, header_secrets, sensitive_header
 from stackscope.safetext import safe_value, terminal_safe
 
 # --------------------------------------------------------------------------- problems
@@ -466,7 +465,8 @@ def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = N
     secrets, suspects = _secrets_named(node, ctx.environ)
     files = _secret_files(node, ctx)
     secrets += [form for data in files.values() if isinstance(data, bytes) for form in file_secret_forms(data)]
-    redactor = Redactor(secrets, whole_only=suspects)
+    literal, warnings = _literal_credentials(node, file)
+    redactor = Redactor([*secrets, *literal], whole_only=suspects)
     builder = _Builder(file, ctx, problems, files)
     try:
         layout = builder.layout(node)
@@ -475,7 +475,50 @@ def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = N
     if problems or layout is None:
         problems.sort(key=lambda p: p.line)
         raise LayoutError(problems)
-    return redactor.layout(layout)
+    return dataclasses.replace(redactor.layout(layout), warnings=tuple(redactor.text(w) for w in warnings))
+
+
+def _literal_credentials(root: Node, file: str) -> tuple[list[str], list[str]]:
+    """(secrets, warnings) for the credentials written literally in the `headers:` of the
+    layout's checks (Authorization, Cookie, X-Api-Key and each check's sensitive_headers):
+    the secrets are masked like those of `*_env` variables; each warning names the file,
+    line, check and header, never the value, and says how to keep it out of the file."""
+    secrets: list[str] = []
+    warnings: list[str] = []
+    layers = root.value.get("layers") if isinstance(root.value, dict) else None
+    for layer in layers.value if layers is not None and isinstance(layers.value, list) else []:
+        if not isinstance(layer.value, dict):
+            continue
+        checks = layer.value.get("checks")
+        for check in checks.value if checks is not None and isinstance(checks.value, list) else []:
+            headers = check.value.get("headers") if isinstance(check.value, dict) else None
+            if headers is None or not isinstance(headers.value, dict):
+                continue
+            extra_node = check.value.get("sensitive_headers")
+            extra = (
+                [str(n.value) for n in extra_node.value] if extra_node and isinstance(extra_node.value, list) else []
+            )
+            pairs = [(str(k), str(v.value)) for k, v in headers.value.items() if isinstance(v.value, (str, int, float))]
+            found = header_secrets(pairs, extra)
+            if not found:
+                continue
+            secrets += found
+            layer_name = layer.value.get("name")
+            check_name = check.value.get("name")
+            where = (
+                f"layer '{layer_name.value if layer_name else '?'}', check '{check_name.value if check_name else '?'}'"
+            )
+            for name, value in pairs:
+                if value and sensitive_header(name, extra):
+                    problem = Problem(
+                        file,
+                        headers.key_lines.get(name, headers.line),
+                        where,
+                        f"headers.{name} holds a credential written in the layout (it is masked in every output)",
+                        f"keep it out of the file: export it in a variable and write headers_env: {{{name}: VARIABLE}}",
+                    )
+                    warnings.append(str(problem))
+    return secrets, warnings
 
 
 # What an environment variable's name conventionally looks like. The value of a *_env key
@@ -487,7 +530,12 @@ def _env_keys() -> set[str]:
     """The option keys (of any check type) whose value names a secret's variable."""
     from stackscope.probes import all_specs
 
-    return {info.key for spec in all_specs() for info in spec.option_infos() if isinstance(info.kind, EnvName)}
+    return {
+        info.key
+        for spec in all_specs()
+        for info in spec.option_infos()
+        if getattr(info.kind, "names_a_secret", False)  # EnvName, and mappings of them (headers_env)
+    }
 
 
 def _secrets_named(root: Node, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
@@ -502,13 +550,18 @@ def _secrets_named(root: Node, environ: Mapping[str, str]) -> tuple[list[str], l
             stack.extend(node.value)
         elif isinstance(node.value, dict):
             for key, child in node.value.items():
-                if key in keys and isinstance(child.value, str):
-                    name = child.value
+                named = [child] if key in keys else []
+                if named and isinstance(child.value, dict):  # headers_env: Header-Name: VARIABLE
+                    named = list(child.value.values())
+                for each in named:
+                    if not isinstance(each.value, str):
+                        continue
+                    name = each.value
                     if environ.get(name):
                         found.append(environ[name])
                     if not _ENV_NAME_CONVENTION.match(name):
                         suspects.append(name)
-                else:
+                if not named:
                     stack.append(child)
     return found, suspects
 

@@ -476,6 +476,9 @@ class Layout:
     # (path, bytes) of every secret file the loader read (`secret_file`), read once when the
     # layout loads so that the redactor masks them from the start; never shown (repr=False)
     file_secrets: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    # what `lint` warns about without refusing the layout (a credential written in it), each
+    # as "file:line: where: message — fix", built by the loader, which knows the lines
+    warnings: tuple[str, ...] = ()
 
     def checks(self) -> Iterator[Check]:
         for layer in self.layers:
@@ -510,6 +513,16 @@ class Layout:
                     out.append((check, Address(target.host, target.port)))
         return out
 
+    def literal_secrets(self) -> list[str]:
+        """Credentials written in the layout itself (an http check's Authorization header):
+        each check's options say which of their values are (a `literal_secrets()` method)."""
+        out: list[str] = []
+        for check in self.checks():
+            found = getattr(check.options, "literal_secrets", None)
+            if callable(found):
+                out += found()
+        return out
+
     def file_secret(self, path: str) -> bytes | None:
         """The secret the loader read from `path` (None when it did not read that file)."""
         return next((data for named, data in self.file_secrets if named == path), None)
@@ -524,11 +537,13 @@ class Layout:
 
     def _secret_options(self, flag: str) -> set[str]:
         """The values of every check option whose kind has `flag` set."""
-        names = set()
+        names: set[str] = set()
         for check in self.checks():
             for f in dataclasses.fields(check.options):
                 if getattr(f.metadata.get("kind"), flag, False):
                     value = getattr(check.options, f.name)
-                    if value:
+                    if isinstance(value, tuple):  # a mapping of names to variables (headers_env)
+                        names.update(env for _, env in value)
+                    elif value:
                         names.add(value)
         return names

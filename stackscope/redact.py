@@ -83,10 +83,12 @@ class Redactor:
 
     @classmethod
     def for_layout(cls, layout: Layout, environ: Mapping[str, str]) -> Redactor:
-        """Every secret the layout refers to: its `*_env` variables' values and the secret
-        files the loader read."""
+        """Every secret the layout refers to: its `*_env` variables' values, the secret files
+        the loader read, and the credentials written literally in the layout (an
+        Authorization in `headers:`): all are masked in every result."""
         from_env = [environ[name] for name in layout.secret_env_names() if environ.get(name)]
-        return cls([*from_env, *(form for _, data in layout.file_secrets for form in file_secret_forms(data))])
+        from_files = [form for _, data in layout.file_secrets for form in file_secret_forms(data)]
+        return cls([*from_env, *from_files, *layout.literal_secrets()])
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -211,6 +213,45 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((start, end))
     return out
+
+
+# Request and response headers whose values are credentials by their name: shown only by
+# size where headers become facts, and, written literally in a layout's `headers:`,
+# registered as secrets (a server echoing one under another name is masked too).
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "www-authenticate"}
+)
+_AUTH_SCHEMES = ("authorization", "proxy-authorization")
+
+
+def sensitive_header(name: str, extra: Iterable[str] = ()) -> bool:
+    """Whether a header's value is a credential: one of SENSITIVE_HEADERS or of `extra`
+    (a check's `sensitive_headers`), names compared case-insensitively."""
+    lowered = name.lower()
+    return lowered in SENSITIVE_HEADERS or lowered in {each.lower() for each in extra}
+
+
+def header_secrets(headers: Iterable[tuple[str, str]], extra: Iterable[str] = ()) -> list[str]:
+    """The secrets in the sensitive ones of `headers` as written in a layout: the whole
+    value, the credential after an Authorization scheme ("Bearer <token>": the token, and a
+    Basic token's user:password), each cookie's value. Registered with the Redactor so an
+    echo of any of them, under any header name or in a body, is masked."""
+    extra = tuple(extra)
+    out: list[str] = []
+    for name, value in headers:
+        if not value or not sensitive_header(name, extra):
+            continue
+        out.append(value)
+        lowered = name.lower()
+        scheme, _, credential = value.partition(" ")
+        if lowered in _AUTH_SCHEMES and credential.strip():
+            out.append(credential.strip())
+            if scheme.lower() == "basic":
+                with contextlib.suppress(ValueError, UnicodeDecodeError):
+                    out.append(base64.b64decode(credential.strip(), validate=True).decode())
+        elif lowered in ("cookie", "set-cookie"):
+            out += [pair.partition("=")[2].strip() for pair in value.split(";") if "=" in pair]
+    return [each for each in out if each]
 
 
 # A secret shorter than this is masked all the same (safety first), but its few characters

@@ -20,6 +20,7 @@ from stackscope.kinds import (
     Boolean,
     CheckSpec,
     Choice,
+    EnvHeaderMap,
     EnvName,
     FilePath,
     HeaderMap,
@@ -32,15 +33,16 @@ from stackscope.kinds import (
     UrlKind,
     option,
     parse_url,
+    sendable_header_value,
 )
 from stackscope.model import NO_IDENTITY, ErrorKind, HttpAnswer, Result, Status, Url, store_errors_in
 from stackscope.probes.common import Deadline, ProbeFailure, basic_auth, printable, reach, result
 from stackscope.probes.httpclient import HttpResponse, fetch
+from stackscope.redact import header_secrets, sensitive_header
 from stackscope.safetext import terminal_safe
 
 BODY_CAP = 64 * 1024
 MAX_REDIRECTS = 5
-_SENSITIVE_HEADERS = {"set-cookie", "authorization", "proxy-authorization", "cookie", "www-authenticate"}
 # Request headers that carry credentials, never sent to another origin after a redirect
 # (curl's rule since 7.83: another scheme, host or port is another origin).
 CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
@@ -58,6 +60,12 @@ class HttpOptions:
         (),
         "Request headers; each replaces the probe's own of the same name (Host, User-Agent, "
         "Accept-Encoding), names compared case-insensitively.",
+    )
+    headers_env: tuple[tuple[str, str], ...] = option(
+        EnvHeaderMap(),
+        (),
+        "Request headers whose values are secrets (X-Api-Key: API_KEY, Authorization: API_BEARER), each "
+        "read from the environment variable named: sent like `headers`, masked like `sensitive_headers`.",
     )
     expect_status: tuple[int, ...] = option(StatusCodes(), (), "Accepted status codes (default: any 2xx or 3xx).")
     expect_body: str | None = option(Text(), None, "A substring the body must contain (first 64 KiB).")
@@ -78,8 +86,17 @@ class HttpOptions:
         TextList(HeaderName()),
         (),
         "Headers of `headers` that carry credentials (an API key): like Authorization and Cookie, they are "
-        "not sent after a redirect to another scheme, host or port.",
+        "not sent after a redirect to another scheme, host or port, and their values are masked in every output.",
     )
+
+    def literal_secrets(self) -> list[str]:
+        """The credentials written in `headers` (Authorization, Cookie, X-Api-Key, … and the
+        `sensitive_headers`): Layout.literal_secrets() registers them with the Redactor."""
+        return header_secrets(self.headers, self.sensitive_headers)
+
+    def private_headers(self) -> tuple[str, ...]:
+        """The names, besides Authorization and the rest, whose values are credentials."""
+        return (*self.sensitive_headers, *(name for name, _ in self.headers_env))
 
 
 def _validate(url: Url, options: HttpOptions) -> list[tuple[str, str, str]]:
@@ -103,6 +120,12 @@ def _validate(url: Url, options: HttpOptions) -> list[tuple[str, str, str]]:
             )
         )
     given = {name.lower() for name, _ in options.headers}
+    for name, _ in options.headers_env:
+        if name.lower() in given:
+            problems.append(
+                ("headers_env", f"header '{name}' is in both headers and headers_env", "keep it in headers_env only")
+            )
+    given |= {name.lower() for name, _ in options.headers_env}
     for name in options.sensitive_headers:
         if name.lower() not in given:
             problems.append(
@@ -112,7 +135,7 @@ def _validate(url: Url, options: HttpOptions) -> list[tuple[str, str, str]]:
                     "list only names from headers (Authorization and Cookie are sensitive already)",
                 )
             )
-    if options.auth_env and any(name.lower() == "authorization" for name, _ in options.headers):
+    if options.auth_env and any(name.lower() == "authorization" for name, _ in options.headers + options.headers_env):
         problems.append(
             ("auth_env", "auth_env and an Authorization header both set the credentials", "keep one of the two")
         )
@@ -150,6 +173,24 @@ def _auth_header(check, ctx) -> list[tuple[str, str]]:
     return [basic_auth(ctx.secret(env) or "")]
 
 
+def _env_headers(check, ctx) -> list[tuple[str, str]]:
+    """headers_env's headers, each valued from its variable; a value HTTP cannot carry (a
+    line break) is UNKNOWN naming the variable, never the value."""
+    out = []
+    for name, env in check.options.headers_env:
+        value = ctx.secret(env) or ""
+        if not value or not sendable_header_value(value):
+            what = "is not set" if ctx.secret(env) is None else "is empty" if not value else "cannot be sent in HTTP"
+            raise ProbeFailure(
+                ErrorKind.CONFIG,
+                f"{env} (header {name}) {what}: set it to printable ASCII on one line",
+                key_fact="bad header variable",
+                status=Status.UNKNOWN,
+            )
+        out.append((name, value))
+    return out
+
+
 def origin(url: Url) -> tuple[str, str, int]:
     return url.scheme, url.host.lower(), url.port
 
@@ -161,10 +202,10 @@ def headers_for(check, ctx, same_origin: bool) -> tuple[tuple[tuple[str, str], .
     the headers the layout marks sensitive; and the layout's Host, which names the
     original server."""
     options: HttpOptions = check.options
-    given = options.headers + tuple(_auth_header(check, ctx))
+    given = options.headers + tuple(_env_headers(check, ctx)) + tuple(_auth_header(check, ctx))
     if same_origin:
         return given, []
-    private = set(CREDENTIAL_HEADERS) | {name.lower() for name in options.sensitive_headers} | {"host"}
+    private = set(CREDENTIAL_HEADERS) | {name.lower() for name in options.private_headers()} | {"host"}
     kept = tuple(pair for pair in given if pair[0].lower() not in private)
     dropped = [name for name, _ in given if name.lower() in private and name.lower() != "host"]
     return kept, dropped
@@ -225,11 +266,17 @@ async def _request(check, ctx, deadline: Deadline) -> tuple[_Exchange, list[str]
     raise ProbeFailure(ErrorKind.PROTOCOL, f"more than {MAX_REDIRECTS} redirects", key_fact="redirect loop")
 
 
-def _safe_headers(response: HttpResponse) -> dict[str, str]:
+def _shown_header(name: str, value: str, options: HttpOptions) -> str:
+    """A header value as any output may show it: a credential (by its name: Cookie,
+    Authorization, X-Api-Key, the check's `sensitive_headers`) only by its size."""
+    return f"<{len(value)} bytes hidden>" if sensitive_header(name, options.private_headers()) else value
+
+
+def _safe_headers(response: HttpResponse, options: HttpOptions) -> dict[str, str]:
     """Response headers for the facts, with cookies and credentials shown only by size."""
     out: dict[str, str] = {}
     for name, value in response.headers:
-        shown = f"<{len(value)} bytes hidden>" if name in _SENSITIVE_HEADERS else value
+        shown = _shown_header(name, value, options)
         out[name] = f"{out[name]}, {shown}" if name in out else shown
     return out
 
@@ -278,7 +325,8 @@ def _judge(check, response: HttpResponse) -> tuple[Status, str, ErrorKind | None
         if have is None:
             return Status.CRIT, f"{status_text}, but header {name} is missing", ErrorKind.CONTENT
         if want not in have:
-            return Status.CRIT, f"{status_text}, but header {name} is '{have}', expected '{want}'", ErrorKind.CONTENT
+            shown = _shown_header(name, have, options)
+            return Status.CRIT, f"{status_text}, but header {name} is '{shown}', expected '{want}'", ErrorKind.CONTENT
     if response.endless:
         # No Content-Length and still streaming at the cap: an endless body ties up the
         # server and every client that reads it; a merely large one is better declared.
@@ -320,7 +368,7 @@ async def probe(check, ctx) -> Result:
         "status_code": response.status,
         "reason": response.reason,
         "http_version": response.http_version,
-        "headers": _safe_headers(response),
+        "headers": _safe_headers(response, options),
         "phases": response.phases,
         "body_bytes": len(response.body),
         "body_truncated": response.truncated,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -240,6 +241,65 @@ def test_sighup_ends_export_cleanly(shop):
     exporter.process.proc.send_signal(signal.SIGHUP)
     assert exporter.process.proc.wait(10) == 0
     assert "Traceback" not in exporter.process.log()
+
+
+IDLE_CONNECTIONS = 200
+CUT_OFF_WITHIN = 30  # seconds: far above the exporter's documented 5 s request timeout
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """True once the server has closed `sock` (EOF or reset); False while it holds it."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_idle_connections_hold_no_threads_and_are_closed_after_the_timeout(shop):
+    import psutil
+
+    _, _, exporter = shop
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(IDLE_CONNECTIONS):
+            idle.append(socket.create_connection((LOOPBACK, exporter.port), timeout=CUT_OFF_WITHIN))
+
+        def scraped():
+            answer = http_get(f"{exporter.url}/metrics")
+            return answer if answer[0] == 200 and b"stackscope_check_status{" in answer[2] else None
+
+        poll(scraped, 20, f"a scrape while {IDLE_CONNECTIONS} idle connections are open")
+        threads = psutil.Process(exporter.process.proc.pid).num_threads()
+        assert threads < 32, f"{threads} threads for {IDLE_CONNECTIONS} idle connections"
+        deadline = time.monotonic() + CUT_OFF_WITHIN
+        for sock in idle:  # one deadline for all: the server closes them at about the same time
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            assert _closed_by_server(sock), f"an idle connection was still open after {CUT_OFF_WITHIN}s"
+        assert http_get(f"{exporter.url}/healthz")[0] == 200
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_a_slow_loris_client_is_cut_off_at_the_timeout(shop):
+    _, _, exporter = shop
+    with socket.create_connection((LOOPBACK, exporter.port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        sock.settimeout(1.0)  # the pace: one header byte a second while the server keeps the connection
+        closed = False
+        for _ in range(CUT_OFF_WITHIN):
+            try:
+                sock.sendall(b"a")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            if _closed_by_server(sock):
+                closed = True
+                break
+        assert closed, f"a client sending one header byte a second was still served after {CUT_OFF_WITHIN}s"
+    assert http_get(f"{exporter.url}/healthz")[0] == 200
 
 
 # --------------------------------------------------------------------------- rules and alerts

@@ -486,3 +486,35 @@ def test_too_many_checks_is_its_own_problem(monkeypatch):
         "split it into several layouts (one per stack or region)"
     ], problems
     assert "aliases" not in problems[0]
+
+
+HEADERS_CHECK = "name: x\nlayers:\n  - name: A\n    role: backend\n    checks:\n      - http: http://127.0.0.1/\n"
+
+
+def test_headers_env_names_secret_variables_and_refuses_a_pasted_value_without_quoting_it():
+    layout = parse_layout(
+        HEADERS_CHECK + "        headers_env: {X-Api-Key: API_KEY, Authorization: API_BEARER}\n",
+        "x.yaml",
+        ParseContext(environ={"API_KEY": "k3y-value-1", "API_BEARER": "Bearer t0ken-value"}),
+    )
+    assert layout.secret_env_names() == {"API_KEY", "API_BEARER"}
+    assert layout.warnings == ()
+    problems = problems_of(HEADERS_CHECK + "        headers_env: {X-Api-Key: 'pasted s3cret-key'}\n")
+    assert len(problems) == 1 and "X-Api-Key" in problems[0] and "s3cret" not in problems[0]
+    both = problems_of(
+        HEADERS_CHECK + "        headers: {X-Api-Key: abc}\n        headers_env: {x-api-key: API_KEY}\n",
+        environ={"API_KEY": "k"},
+    )
+    assert any("in both headers and headers_env" in p for p in both), both
+
+
+def test_a_literal_credential_is_a_warning_with_its_line_and_masked_in_problems():
+    text = HEADERS_CHECK + "        headers:\n          Accept: text/plain\n          X-Api-Key: 'k3y-literal-42'\n"
+    layout = parse_layout(text, "x.yaml")
+    assert len(layout.warnings) == 1
+    assert layout.warnings[0].startswith("x.yaml:9: ") and "headers_env: {X-Api-Key: VARIABLE}" in layout.warnings[0]
+    assert "k3y-literal-42" in layout.literal_secrets() and "k3y-literal-42" not in layout.warnings[0]
+    # a header value the loader refuses is quoted in the problem: masked when it is a credential
+    bad = HEADERS_CHECK + '        headers: {Authorization: "Bearer t0ken-s3cret\\x01"}\n'
+    problems = problems_of(bad)
+    assert problems and not any("t0ken-s3cret" in p for p in problems), problems

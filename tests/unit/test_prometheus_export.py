@@ -585,3 +585,35 @@ def test_several_layouts_share_one_endpoint_each_with_its_own_layout_label():
     assert {s.labels["layout"]: s.value for s in families["stackscope_rounds"]} == {"shop": 3, "shop-eu": 5}
     assert [s.labels["layout"] for s in families["stackscope_verdict"]] == ["shop"]
     assert len(families["stackscope_check_status"]) == 12
+
+
+def test_connections_beyond_the_cap_evict_the_oldest_idle_one_and_threads_stay_few():
+    import socket
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from stackscope.export import Exporter
+    from tests.servers.base import free_port
+
+    exporter = Exporter([LAYOUT], f"127.0.0.1:{free_port()}")
+    exporter.server.max_connections = 8  # instance knobs: a small cap, and a deadline far beyond this test
+    exporter.server.timeout_seconds = 120
+    threads_before = threading.active_count()
+    exporter.start_server()
+    idle = [socket.create_connection(("127.0.0.1", exporter.port), timeout=10) for _ in range(8)]
+    try:
+        try:  # the ninth connection, a real request: it gets in, the oldest idle one goes
+            urllib.request.urlopen(f"{exporter.url}/healthz", timeout=10)
+        except urllib.error.HTTPError as error:
+            assert error.code == 503  # no round yet: an answer all the same
+        assert idle[0].recv(1) == b"", "the oldest idle connection was not evicted"
+        assert threading.active_count() <= threads_before + 1 + 4  # the serve loop and its workers
+        head = b"GET / HTTP/1.0\r\nX-Big: " + b"a" * 20_000
+        with socket.create_connection(("127.0.0.1", exporter.port), timeout=10) as big:
+            big.sendall(head)
+            assert big.recv(100).startswith(b"HTTP/1.0 431 ")
+    finally:
+        for sock in idle:
+            sock.close()
+        exporter.close()
