@@ -12,7 +12,6 @@ word ("pwned") must, so the test knows the text did reach each output.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import os
 import re
@@ -31,7 +30,7 @@ from stackscope.tui.screens import DetailScreen
 from tests.conftest import ROOT, run_cli, write_layout
 from tests.servers.hostile_dbs import pg_error, pg_script, redis_script
 from tests.servers.pyservers import read_request, responder
-from tests.tui.stack import until
+from tests.tui.stack import screen_showing, until
 
 DEADLINE = 30
 # The payload: an OSC title set, clear screen, an 8-bit CSI, bidi overrides, NUL, DEL.
@@ -226,12 +225,6 @@ def test_watch_plain_and_the_recorded_timeline(hostile_layout):
 # --------------------------------------------------------------------------- the dashboard
 
 
-def screen_text(app) -> str:
-    """What the screen shows: the SVG screenshot's text, tags stripped and entities decoded."""
-    svg = app.export_screenshot()
-    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
-
-
 async def test_the_dashboard_and_the_pool_detail_screen(hostile_layout):
     path, tmp_path = hostile_layout
     layout = load_layout(str(path), environ=ENV)
@@ -240,15 +233,13 @@ async def test_the_dashboard_and_the_pool_detail_screen(hostile_layout):
         await until(
             pilot, lambda: app.diagnosis is not None and app.engine.rounds >= 1, "a finished round", timeout=DEADLINE
         )
-        await pilot.pause()
-        main = screen_text(app)
-        assert "pwned" in main
+        main = await screen_showing(pilot, app, "pwned", "the hostile text on the dashboard")
         assert_terminal_safe(main.replace("\n", " "), "the dashboard")
         shown = 0
         for _ in range(len(list(layout.checks()))):  # each check's detail screen, the pool's among them
             await pilot.press("enter")
             if isinstance(app.screen, DetailScreen):
-                text = screen_text(app)
+                text = await screen_showing(pilot, app, "", "a detail screen")
                 assert_terminal_safe(text.replace("\n", " "), f"the detail screen of {app.screen.check.name}")
                 shown += app.screen.check.name == "pool" and "app1" in text
                 await pilot.press("escape")

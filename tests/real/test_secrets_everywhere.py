@@ -9,11 +9,9 @@ format (stdout and stderr), `watch --plain`, the `--record` timeline and the das
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -29,7 +27,7 @@ from stackscope.tui.screens import DetailScreen
 from tests.conftest import ROOT, run_cli, write_layout
 from tests.servers.dbs import MariaDB, Postgres, Redis
 from tests.servers.hostile_dbs import mysql_raw, pg_auth, pg_echo_password_error, pg_script, redis_script
-from tests.tui.stack import until
+from tests.tui.stack import screen_showing, until
 
 SECRETS = {"short": "pw1", "long": "correct-horse-battery-staple-4711"}
 DEADLINE = 30  # seconds any wait below may take before the test fails
@@ -169,12 +167,6 @@ def assert_watch_masks(secret: str, path, tmp_path, extra_env: dict) -> None:
     assert "«redacted»" in "".join(out) + record.read_text()  # what held the secret was printed, masked
 
 
-def screen_text(app) -> str:
-    """What the screen shows: the SVG screenshot's text, tags stripped and entities decoded."""
-    svg = app.export_screenshot()
-    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
-
-
 async def test_the_dashboard_and_the_detail_screen(case):
     secret, path, tmp_path = case
     layout = load_layout(str(path), environ={"S": secret})
@@ -183,14 +175,16 @@ async def test_the_dashboard_and_the_detail_screen(case):
         await until(
             pilot, lambda: app.diagnosis is not None and app.engine.rounds >= 1, "a finished round", timeout=DEADLINE
         )
-        await pilot.pause()
-        assert_absent(secret, screen_text(app), "the dashboard")
+        assert_absent(secret, await screen_showing(pilot, app, "", "the dashboard"), "the dashboard")
         details = 0
         for _ in range(len(list(layout.checks()))):  # each check's detail screen, one by one
             await pilot.press("enter")
             if isinstance(app.screen, DetailScreen):
                 details += 1
-                assert_absent(secret, screen_text(app), f"the detail screen of {app.screen.check.name}")
+                name = app.screen.check.name
+                assert_absent(
+                    secret, await screen_showing(pilot, app, "", "a detail screen"), f"the detail screen of {name}"
+                )
                 await pilot.press("escape")
             await pilot.press("j")
         assert details >= 1

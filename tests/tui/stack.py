@@ -4,6 +4,8 @@ be stopped while the LB keeps running) and a TCP listener as the database."""
 
 from __future__ import annotations
 
+import html
+import re
 import socket
 import time
 from pathlib import Path
@@ -116,6 +118,31 @@ def walkthrough_app(stack, name: str):
     clock = StoryClock()
     controller = DemoController(stack, load_walkthrough(builtin_walkthroughs()[name]), clock=clock)
     return DemoApp(controller, blind=True), controller, clock
+
+
+def screen_text(app) -> str:
+    """What the screen shows: the SVG screenshot's text, tags stripped and entities
+    decoded; "" while a widget the app just replaced is still in the compositor's last map
+    (Textual's screenshot then raises NoScreen until the next refresh): poll again."""
+    from textual.dom import NoScreen
+
+    try:
+        svg = app.export_screenshot()
+    except NoScreen:
+        return ""
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+async def screen_showing(pilot, app, text: str, what: str, timeout: float = 20.0) -> str:
+    """The screen's text once a screenshot could be taken and it shows `text` ("": any)."""
+    seen = [""]
+
+    def shows() -> bool:
+        seen[0] = screen_text(app)
+        return bool(seen[0]) and text in seen[0]
+
+    await until(pilot, shows, what, timeout)
+    return seen[0]
 
 
 async def until(pilot, predicate, what: str, timeout: float = 20.0) -> None:

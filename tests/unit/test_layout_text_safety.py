@@ -9,7 +9,6 @@ are finite and at most a day; a round longer than the interval says so.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 
@@ -25,7 +24,7 @@ from stackscope.render import render
 from stackscope.tui.app import StackscopeApp
 from tests.conftest import run_cli, write_layout
 from tests.servers.hostile_dbs import redis_script
-from tests.tui.stack import until
+from tests.tui.stack import screen_showing, until
 
 SECRET = "S3cr3t-Value"
 ENV = {"PW": SECRET}
@@ -151,14 +150,10 @@ async def test_a_secret_in_layout_text_is_not_on_the_dashboard(tmp_path):
     layout = load_layout(str(write_layout(tmp_path, SECRET_LAYOUT)), environ=ENV)
     app = StackscopeApp(layout, engine=Engine(layout, environ=ENV), timeline_dir=str(tmp_path))
 
-    def screen() -> str:
-        return html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
-
     async with app.run_test(size=(160, 50)) as pilot:
         await until(pilot, lambda: app.diagnosis is not None, "a finished round", timeout=30)
         # a verdict can come before the panels are painted: wait for the layer to show
-        await until(pilot, lambda: "DB «redacted»" in screen(), "the masked layer name on screen", timeout=30)
-        svg = screen()
+        svg = await screen_showing(pilot, app, "DB «redacted»", "the masked layer name on screen", timeout=30)
     assert SECRET not in svg and SECRET[:MIN_PARTIAL] not in svg
     assert "DB «redacted»" in svg
 

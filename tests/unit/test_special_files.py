@@ -121,13 +121,11 @@ def test_a_large_layout_is_refused_before_it_is_parsed(tmp_path):
 async def test_the_dashboard_shows_a_fifo_nginx_config_as_unreadable_and_quits(tmp_path):
     """A FIFO as the nginx config blocked a worker thread in open(): the dashboard could
     not quit. Now the row says why the config is unreadable and `q` ends the app."""
-    import html
-    import re
 
     from stackscope.engine import Engine
     from stackscope.layout import load_layout
     from stackscope.tui.app import StackscopeApp
-    from tests.tui.stack import until
+    from tests.tui.stack import screen_showing, until
 
     path, says = special("fifo", tmp_path, 0)
     layout = load_layout(str(write_layout(tmp_path, GOOD.replace("NGINX", path))))
@@ -135,9 +133,7 @@ async def test_the_dashboard_shows_a_fifo_nginx_config_as_unreadable_and_quits(t
     try:
         async with app.run_test(size=(160, 50)) as pilot:
             await until(pilot, lambda: app.diagnosis is not None, "a finished round", timeout=HANG_GUARD)
-            await pilot.pause()
-            shown = html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
-            assert "unreadable" in shown, shown
+            await screen_showing(pilot, app, "unreadable", "the unreadable config on screen", timeout=HANG_GUARD)
             await pilot.press("q")
             await until(pilot, lambda: not app.is_running, "the app to quit", timeout=HANG_GUARD)
     finally:
