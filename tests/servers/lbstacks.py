@@ -9,13 +9,15 @@ own admin interface or a config reload); stackscope itself never writes anything
 Each LB runs health-check settings typical of production-but-fast:
 
 - HAProxy  `check inter 1s fall 2 rise 1` (active)
-- nginx    `max_fails=1 fail_timeout=2s` (passive: open-source nginx has no active check),
-           `proxy_connect_timeout 1s; proxy_read_timeout 1s`
+- nginx    `max_fails=1 fail_timeout=2s` (passive: open-source nginx has no active check)
 - Apache   `retry=1 timeout=1` and mod_proxy_hcheck `hcinterval=1 hcpasses=1 hcfails=1`
-- Caddy    active `interval 1s timeout 1s` on /health and passive `fail_duration 2s`,
-           `dial_timeout`/`response_header_timeout` 1s, round-robin
-- Varnish  probe `.interval = 0.5s; .timeout = 1s; .window = 3; .threshold = 2`,
-           `.first_byte_timeout = 1s`, round-robin director
+- Caddy    active `interval 1s timeout 1s` on /health and passive `fail_duration 2s`, round-robin
+- Varnish  probe `.interval = 0.5s; .timeout = 1s; .window = 3; .threshold = 2`, round-robin
+
+The LBs' own wait for a member's answer (nginx proxy connect/read timeouts, Caddy's dial and
+response-header timeouts, Varnish's connect and first-byte timeouts) is half the probes'
+timeout (at least 500 ms): a request through the LB to a hung member fails on the LB's side,
+and counts against that member, before the probe gives up on it.
 
 `members_back()` says when the LB has taken every member back after a repair. Where the LB
 publishes its members' state it is read (HAProxy's stats, Apache's balancer-manager,
@@ -60,6 +62,11 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer.daemon_threads = True
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 """
+
+
+def seconds(duration: str) -> float:
+    """'2s' or '800ms' (the layouts' durations this module writes) in seconds."""
+    return float(duration[:-2]) / 1000 if duration.endswith("ms") else float(duration.rstrip("s"))
 
 
 class Backend:
@@ -125,6 +132,9 @@ class LbStack:
         self.frontend = free_port()
         self.decoy_port = free_port()  # where a misroute sends the pool: nothing listens
         self.interval, self.timeout = interval, timeout
+        # the LB's own wait for a member's answer: half the probe's, so a request through the
+        # LB to a hung member ends (and counts as the member's failure) before the probe gives up
+        self.upstream_ms = max(500, int(seconds(timeout) * 500))
         self.redis = Redis() if redis else None
         self.dnsmasq = Dnsmasq(self.dir / "dns", {"auth.stackscope.test": LOOPBACK}) if dns else None
         self.repaired_at = 0.0  # monotonic time of the last repair (for the windows of passive LBs)
@@ -345,8 +355,8 @@ class NginxStack(LbStack):
         listen 127.0.0.1:{self.frontend};
         location / {{
             proxy_pass http://auth_servers;
-            proxy_connect_timeout 1s;
-            proxy_read_timeout 1s;
+            proxy_connect_timeout {self.upstream_ms}ms;
+            proxy_read_timeout {self.upstream_ms}ms;
         }}
     }}
     server {{
@@ -513,7 +523,11 @@ class CaddyStack(LbStack):
                 "active": {"uri": "/health", "interval": "1s", "timeout": "1s"},
                 "passive": {"fail_duration": "2s", "max_fails": 1},
             },
-            transport={"protocol": "http", "dial_timeout": "1s", "response_header_timeout": "1s"},
+            transport={
+                "protocol": "http",
+                "dial_timeout": f"{self.upstream_ms}ms",
+                "response_header_timeout": f"{self.upstream_ms}ms",
+            },
         )
         return {
             "web": {
@@ -586,11 +600,10 @@ class VarnishStack(LbStack):
         self.loaded = 0
         self.active = "boot"
 
-    @staticmethod
-    def vcl(ports: list[int]) -> str:
+    def vcl(self, ports: list[int]) -> str:
         backends = "\n".join(
             f'backend auth{i + 1} {{ .host = "127.0.0.1"; .port = "{port}"; .probe = hc; '
-            f".connect_timeout = 1s; .first_byte_timeout = 1s; }}"
+            f".connect_timeout = {self.upstream_ms}ms; .first_byte_timeout = {self.upstream_ms}ms; }}"
             for i, port in enumerate(ports)
         )
         adds = "\n".join(f"    auth_servers.add_backend(auth{i + 1});" for i in range(len(ports)))
