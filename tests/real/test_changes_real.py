@@ -122,19 +122,46 @@ def state(predicate: Callable[[], bool], what: str) -> None:
         raise AssertionError(str(exc)) from None
 
 
+def start(kind: str):
+    return STACKS[kind](dns=False, redis=False, interval="1s", timeout="1s").start()
+
+
 @pytest.fixture(params=list(STACKS))
 def stack(request):
-    started = STACKS[request.param](dns=False, redis=False, interval="1s", timeout="1s").start()
+    started = start(request.param)
     yield started
     started.stop()
 
 
 def test_a_hung_then_recovering_member_never_names_the_lb(stack, tmp_path):
+    member = stack.backends[1]
+    follow(stack, tmp_path, member.pause, member.resume, BACKENDS, f"{member.name} hung")
+
+
+def test_nginx_taking_its_members_back_after_all_crashed_never_names_the_lb(tmp_path):
+    """nginx's passive checks keep every member out for fail_timeout after they all failed,
+    and nginx answers 502 meanwhile though each member answers again: the members broke,
+    nginx is doing what it is told."""
+    stack = start("nginx")
+    try:
+
+        def restart() -> None:
+            for backend in stack.backends:
+                backend.start()
+
+        follow(stack, tmp_path, lambda: [b.kill() for b in stack.backends], restart, BACKENDS, "every member down")
+    finally:
+        stack.stop()
+
+
+def follow(stack, tmp_path: Path, inject: Callable, repair: Callable, broken: str, fault: str) -> None:
+    """Watch with both commands from a healthy round through `inject` (until the LB has
+    noticed it and the streams name the `broken` layer) and `repair` (until the LB has
+    taken every member back and the verdict is healthy again); neither may name the LB."""
     path = write_layout(tmp_path, stack.layout())
     rounds = str(ROUNDS)
     js = Stream(tmp_path, "json", "check", "--watch", "--format", "json", "--rounds", rounds, str(path))
     plain = Stream(tmp_path, "plain", "watch", "--plain", "--rounds", rounds, str(path))
-    member = stack.backends[1]
     marks: dict[str, float] = {}
     steps: list[str] = []  # a step that did not happen (said after the main assertion)
 
@@ -145,29 +172,29 @@ def test_a_hung_then_recovering_member_never_names_the_lb(stack, tmp_path):
 
     try:
         if step(js.wait_for(json_healthy, 0), "a healthy round first", js):
-            hung = marks["hung"] = time.monotonic()
-            member.pause()
-            state(stack.taken_out, f"{stack.kind} notices {member.name} hung")
-            step(js.wait_for(json_names(BACKENDS), hung), "the JSON stream names the backends", js)
-            step(plain.wait_for(plain_names(BACKENDS), hung), "watch --plain names the backends", plain)
+            broke = marks["fault"] = time.monotonic()
+            inject()
+            state(stack.taken_out, f"{stack.kind} notices {fault}")
+            step(js.wait_for(json_names(broken), broke), f"the JSON stream names {broken}", js)
+            step(plain.wait_for(plain_names(broken), broke), f"watch --plain names {broken}", plain)
             step(js.wait_for(lambda line: True, time.monotonic(), count=2), "two more rounds", js)
 
-            marks["resumed"] = time.monotonic()
-            member.resume()
+            marks["recovering"] = time.monotonic()
+            repair()
             stack.mark_repaired()
-            state(stack.members_back, f"{stack.kind} takes {member.name} back")
+            state(stack.members_back, f"{stack.kind} takes every member back")
             back = time.monotonic()
-            step(js.wait_for(json_healthy, back), "a healthy JSON line after the LB took it back", js)
-            step(plain.wait_for(plain_healthy, hung), "a healthy watch --plain line", plain)
+            step(js.wait_for(json_healthy, back), "a healthy JSON line after the LB took them back", js)
+            step(plain.wait_for(plain_healthy, broke), "a healthy watch --plain line", plain)
             step(js.wait_for(lambda line: True, time.monotonic(), count=2), "two more rounds", js)
     finally:
         js.stop()
         plain.stop()
 
     def phase(at: float) -> str:
-        if "resumed" in marks and at >= marks["resumed"]:
+        if "recovering" in marks and at >= marks["recovering"]:
             return "recovering"
-        return "hung" if "hung" in marks and at >= marks["hung"] else "before"
+        return fault if "fault" in marks and at >= marks["fault"] else "before"
 
     false = [
         f"JSON [{phase(at)}] {verdict['status']} {verdict['summary']}"
