@@ -424,6 +424,12 @@ DEFAULT_TIMEOUT = 3.0
 # then every CONFIRM_INTERVAL until CONFIRM_RETRIES re-probes agree (Nagios soft -> hard).
 CONFIRM_RETRIES = 2
 CONFIRM_INTERVAL = 0.25
+# Suspecting a silent probe before its timeout (suspicion.py); defaults measured with
+# bench/false_alarms.py on a real HAProxy stack, see SuspectSettings.
+SUSPECT_THRESHOLD = 8.0
+SUSPECT_MIN_SPREAD = 0.25
+SUSPECT_MIN_SILENCE = 0.3
+SUSPECT_MIN_SAMPLES = 5
 MIN_TIMEOUT = 0.01  # below 10 ms a timeout measures this process's scheduling, not the target
 
 
@@ -460,6 +466,22 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class SuspectSettings:
+    """When a probe that has not answered yet is suspected (layout `suspect:`).
+
+    A check is suspected once the chance that its answer is merely late falls below
+    10^-threshold (φ accrual), judged on its recent answers as a log-normal whose spread
+    (the standard deviation of ln latency) is at least `min_spread`; never before
+    `min_silence` (seconds), never without `min_samples` answers, never at or after the
+    timeout."""
+
+    threshold: float = SUSPECT_THRESHOLD
+    min_spread: float = SUSPECT_MIN_SPREAD
+    min_silence: float = SUSPECT_MIN_SILENCE
+    min_samples: int = SUSPECT_MIN_SAMPLES
+
+
+@dataclass(frozen=True)
 class Layout:
     name: str
     layers: tuple[Layer, ...]
@@ -470,6 +492,7 @@ class Layout:
     path: str = ""
     confirm_retries: int = CONFIRM_RETRIES
     confirm_interval: float = CONFIRM_INTERVAL
+    suspect: SuspectSettings | None = SuspectSettings()  # None: `suspect: off`
 
     def checks(self) -> Iterator[Check]:
         for layer in self.layers:
