@@ -65,8 +65,9 @@ def test_a_jittery_check_is_suspected_only_after_a_long_silence():
 def test_the_threshold_orders_the_crossings_and_phi_agrees():
     history = [40.0, 55.0, 48.0, 70.0, 45.0, 52.0, 61.0, 44.0, 50.0, 58.0]
     free = SuspectSettings(min_silence=0, min_spread=0)
-    low, high = crossing(history, 60_000, SuspectSettings(threshold=4, min_silence=0, min_spread=0)), crossing(
-        history, 60_000, free
+    low, high = (
+        crossing(history, 60_000, SuspectSettings(threshold=4, min_silence=0, min_spread=0)),
+        crossing(history, 60_000, free),
     )
     assert low is not None and high is not None and max(history) < low.silence_ms < high.silence_ms
     assert phi(history, high.silence_ms, free) == pytest.approx(8.0)
