@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from stackscope.history import History, Sample
 from stackscope.kinds import format_duration
-from stackscope.model import Check, ErrorKind, Layout, Result, Snapshot, Status
+from stackscope.model import SUSPECT_WINDOW, Check, ErrorKind, Layout, Result, Snapshot, Status
 from stackscope.probes import spec_for
 from stackscope.probes.common import ProbeFailure, evidence_in, timeout_scope
 from stackscope.probes.context import ProbeContext
@@ -38,10 +38,9 @@ TIMEOUT_GRACE = 0.25
 # Share of the interval over which a round may spread its starts (scheduler.Pacer): past
 # it, the checks left start at once, so a round always ends before the next is due.
 MAX_SPREAD_SHARE = 0.5
-# Suspicion (suspicion.py) judges a check by its last SUSPECT_WINDOW answers. A suspicion
-# timer that fires more than SUSPECT_LAG late means the loop itself was busy: the answer
-# may be waiting unread behind that backlog, so the timer is re-armed that much later.
-SUSPECT_WINDOW = 30
+# A suspicion timer (suspicion.py) that fires more than SUSPECT_LAG late means the loop
+# itself was busy: the answer may be waiting unread behind that backlog, so the timer is
+# re-armed that much later.
 SUSPECT_LAG = 0.01
 
 

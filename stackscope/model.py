@@ -430,6 +430,8 @@ SUSPECT_THRESHOLD = 8.0
 SUSPECT_MIN_SPREAD = 0.25
 SUSPECT_MIN_SILENCE = 0.3
 SUSPECT_MIN_SAMPLES = 5
+MAX_SUSPECT_THRESHOLD = 15.0  # a chance of 10^-15: about the last a double tells from certainty
+SUSPECT_WINDOW = 30  # the answers a check is judged by: its latest, at most this many
 MIN_TIMEOUT = 0.01  # below 10 ms a timeout measures this process's scheduling, not the target
 
 
