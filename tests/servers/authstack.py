@@ -19,11 +19,21 @@ from .dnsmasq import Dnsmasq
 from .haproxy import Haproxy
 
 BACKEND = """
-import http.server, sys
+import http.server, math, random, sys, time
 name = sys.argv[2]
+jitter = len(sys.argv) > 3 and sys.argv[3] == "jitter"
+def delay():
+    # log-normal (median 14 ms, sigma 1.3) truncated to 1-200 ms: a heavy-tailed backend
+    for _ in range(100):
+        ms = random.lognormvariate(math.log(14), 1.3)
+        if 1 <= ms <= 200:
+            return ms / 1000
+    return 0.2
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
+        if jitter:
+            time.sleep(delay())
         body = b"ok\\n"
         self.send_response(200)
         self.send_header("X-Served-By", name)
@@ -38,14 +48,17 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 
 
 class Backend:
-    def __init__(self, workdir: Path, name: str, port: int) -> None:
-        self.name, self.port = name, port
+    """`jitter`: answer after a random delay, log-normal between 1 and 200 ms."""
+
+    def __init__(self, workdir: Path, name: str, port: int, *, jitter: bool = False) -> None:
+        self.name, self.port, self.jitter = name, port, jitter
         self.process = Process(name, workdir)
         self.script = workdir / "backend.py"
         self.script.write_text(BACKEND)
 
     def start(self) -> Backend:
-        self.process.spawn([sys.executable, str(self.script), str(self.port), self.name])
+        argv = [sys.executable, str(self.script), str(self.port), self.name]
+        self.process.spawn(argv + (["jitter"] if self.jitter else []))
         wait_until(lambda: port_open(self.port), 10, f"{self.name} on {LOOPBACK}:{self.port}", self.process.died)
         return self
 
@@ -64,10 +77,15 @@ class Backend:
 class AuthStack:
     """Three backends behind HAProxy (`inter 1s fall 2 rise 1`), Redis, and dnsmasq."""
 
-    def __init__(self, *, dns: bool = True, redis: bool = True, interval: str = "2s", timeout: str = "1s") -> None:
+    def __init__(
+        self, *, dns: bool = True, redis: bool = True, interval: str = "2s", timeout: str = "1s", jittery: int = 0
+    ) -> None:
+        """`jittery`: how many backends (the last ones) answer after a log-normal 1-200 ms delay."""
         self.dir = Path(tempfile.mkdtemp(prefix="stackscope-authstack-"))
         self.ports = [free_port() for _ in range(3)]
-        self.backends = [Backend(self.dir, f"auth-{i + 1}", port) for i, port in enumerate(self.ports)]
+        self.backends = [
+            Backend(self.dir, f"auth-{i + 1}", port, jitter=i >= 3 - jittery) for i, port in enumerate(self.ports)
+        ]
         self.frontend, self.stats = free_port(), free_port()
         self.decoy_port = free_port()  # where a misroute sends the pool: nothing listens
         self.interval, self.timeout = interval, timeout
