@@ -424,8 +424,11 @@ DEFAULT_TIMEOUT = 3.0
 # then every CONFIRM_INTERVAL until CONFIRM_RETRIES re-probes agree (Nagios soft -> hard).
 CONFIRM_RETRIES = 2
 CONFIRM_INTERVAL = 0.25
-# Suspecting a silent probe before its timeout (suspicion.py); defaults measured with
-# bench/false_alarms.py on a real HAProxy stack, see SuspectSettings.
+# Suspecting a silent probe before its timeout (suspicion.py). Chosen with
+# bench/false_alarms.py (10 min at 1 s on a real HAProxy stack on a shared 2-core machine):
+# fast checks peaked at 25-40 ms, so 300 ms keeps a 7x margin; threshold 8 (Akka's and
+# Cassandra's) never crossed inside a real answer, nor did 5; min_spread matters only for
+# slow steady checks (x4 their latency at threshold 8).
 SUSPECT_THRESHOLD = 8.0
 SUSPECT_MIN_SPREAD = 0.25
 SUSPECT_MIN_SILENCE = 0.3
