@@ -68,7 +68,7 @@ from stackscope.vantage import vantage_headline
 from stackscope.words import plural
 
 _SIBLING_ROLES = {"db", "cache"}
-_DOWNSTREAM_KINDS = {ErrorKind.TIMEOUT, ErrorKind.CONTENT, ErrorKind.SLOW, ErrorKind.MEMBERS_DOWN}
+_DOWNSTREAM_KINDS = {ErrorKind.TIMEOUT, ErrorKind.SUSPECTED, ErrorKind.CONTENT, ErrorKind.SLOW, ErrorKind.MEMBERS_DOWN}
 
 
 # --------------------------------------------------------------------------- data

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING
 
 from stackscope.history import History, Sample
 from stackscope.kinds import format_duration
-from stackscope.model import Check, ErrorKind, Layout, Result, Snapshot, Status
+from stackscope.model import SUSPECT_WINDOW, Check, ErrorKind, Layout, Result, Snapshot, Status
 from stackscope.probes import spec_for
 from stackscope.probes.common import ProbeFailure, evidence_in, timeout_scope
 from stackscope.probes.context import ProbeContext
 from stackscope.redact import activated
 from stackscope.scheduler import WORKER_THRESHOLD, Pacer
+from stackscope.suspicion import Crossing, crossing
 
 if TYPE_CHECKING:
     from stackscope.workers import WorkerPool
@@ -40,6 +41,10 @@ MAX_SPREAD_SHARE = 0.5
 # How often one check may be probed again in a round because another check changed
 # (`_refresh`): enough for a change and the change it reveals, bounded if checks flap.
 REFRESHES_PER_ROUND = 2
+# A suspicion timer (suspicion.py) that fires more than SUSPECT_LAG late means the loop
+# itself was busy: the answer may be waiting unread behind that backlog, so the timer is
+# re-armed that much later.
+SUSPECT_LAG = 0.01
 
 
 def default_concurrency() -> int:
@@ -250,7 +255,7 @@ class Engine:
         on_result: Callable[[Result], None] | None,
     ) -> Result:
         """Probe `check`, and re-probe a changed status until it is confirmed or a blip."""
-        outcome = await self._probe_once(check, on_start)
+        outcome = await self._probe_once(check, on_start, on_result)
         before = self.confirmed.get(check.id, Status.OK)  # nothing known: healthy until shown otherwise
         if outcome.status is before or self.confirm_retries <= 0:
             self.confirmed[check.id] = outcome.status
@@ -264,7 +269,7 @@ class Engine:
         for attempt in range(self.confirm_retries * 2):  # bounded even if it keeps changing
             if attempt:
                 await asyncio.sleep(self.confirm_interval)
-            again = await self._probe_once(check, on_start)
+            again = await self._probe_once(check, on_start, on_result)
             if again.status is before:  # a blip: the confirmed status holds
                 self.confirmed[check.id] = before
                 return self._arrive(again, on_result)
@@ -278,22 +283,64 @@ class Engine:
             outcome = self._arrive(dataclasses.replace(again, confirmed=False, confirmations=agreed), on_result)
         return outcome
 
-    async def _probe_once(self, check: Check, on_start: Callable[[Check], None] | None) -> Result:
+    async def _probe_once(
+        self,
+        check: Check,
+        on_start: Callable[[Check], None] | None,
+        on_result: Callable[[Result], None] | None = None,
+    ) -> Result:
         async with self._semaphore:
             started_wall = self.clock()
             started = time.monotonic()
             self.inflight[check.id] = started
             if on_start is not None:
                 on_start(check)
+            watch = self._watch_silence(check, started_wall, on_result)
             try:
                 outcome = await probe_check(check, self.context)
                 lag_ms = self.pacer.lag_ms()
             finally:
+                if watch is not None:
+                    watch.cancel()
                 self.inflight.pop(check.id, None)
         outcome = self.redactor.result(outcome)
         if lag_ms is not None:  # measured while the loop ran late: say so
             outcome = dataclasses.replace(outcome, facts={**outcome.facts, "loop_lag_ms": lag_ms})
         return dataclasses.replace(outcome, started_at=started_wall)
+
+    def _watch_silence(
+        self, check: Check, started_wall: float, on_result: Callable[[Result], None] | None
+    ) -> _SilenceWatch | None:
+        """Arm one timer at the silence where this probe becomes suspected (suspicion.py),
+        or none: suspicion off, too little history, a crossing past the timeout, or a check
+        that is not healthy now (a failing check being re-probed has nothing to suspect)."""
+        settings = self.layout.suspect
+        latest = self.latest.get(check.id)
+        if settings is None or latest is None or latest.status is not Status.OK:
+            return None
+        answers = [s.latency_ms for s in self.history[check.id].tail(SUSPECT_WINDOW) if s.status is Status.OK]
+        due = crossing([ms for ms in answers if ms is not None], check.timeout * 1000, settings)
+        if due is None:
+            return None
+        return _SilenceWatch(self, check, started_wall, due, on_result)
+
+    def _suspect(self, check: Check, started_wall: float, silent_s: float, due: Crossing, on_result) -> None:
+        """Stream a provisional WARN for a probe still silent at its crossing. It is no
+        latency sample and leaves the confirmation bookkeeping alone: the probe's own end
+        (an answer, or the timeout's CRIT) follows through the usual path."""
+        silence = f"{silent_s * 1000:.0f} ms"
+        suspected = Result(
+            check.id,
+            Status.WARN,
+            f"no answer for {silence} (usually {_ms(due.usual_ms)})",
+            key_fact="suspected",
+            facts={"silence_ms": round(silent_s * 1000, 1), "usual_ms": round(due.usual_ms, 2)},
+            error_kind=ErrorKind.SUSPECTED,
+            started_at=started_wall,
+            confirmed=False,
+            finished_at=self.clock(),
+        )
+        self._arrive(self.redactor.result(suspected), on_result)
 
     def _arrive(self, outcome: Result, on_result: Callable[[Result], None] | None) -> Result:
         if not outcome.finished_at:
@@ -306,7 +353,8 @@ class Engine:
             outcome = dataclasses.replace(outcome, changed_at=before.changed_at)
         else:
             outcome = dataclasses.replace(outcome, changed_at=outcome.finished_at)
-        self.history[outcome.check_id].append(Sample(outcome.started_at, outcome.status, outcome.latency_ms))
+        if outcome.error_kind is not ErrorKind.SUSPECTED:  # a provisional result is no sample
+            self.history[outcome.check_id].append(Sample(outcome.started_at, outcome.status, outcome.latency_ms))
         self.latest[outcome.check_id] = outcome
         self._fresh.add(outcome.check_id)
         if on_result is not None:
@@ -343,7 +391,9 @@ class Engine:
         on_result: Callable[[Result], None] | None,
     ) -> list[Result]:
         """The round in worker processes, one per core (workers.py); results are
-        redacted, recorded and reported here as they would be by _run_one."""
+        redacted, recorded and reported here as they would be by _run_one. A sharded round
+        (WORKER_THRESHOLD checks or more) does not suspect silent probes: the workers keep
+        no history, and a timer per probe would cost what sharding is there to save."""
         from stackscope.workers import WorkerPool
 
         if self._pool is None:
@@ -376,6 +426,42 @@ def _related_checks(layout: Layout) -> dict[str, tuple[Check, ...]]:
         for layer in layout.layers
         for related in (related_layers(layout, layer.name),)
     }
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
+
+
+class _SilenceWatch:
+    """The one timer of a running probe that may suspect it; re-armed when it fires late
+    (the loop's own delay is not the target's silence)."""
+
+    __slots__ = ("engine", "check", "started_wall", "due", "on_result", "handle", "loop", "began")
+
+    def __init__(self, engine: Engine, check: Check, started_wall: float, due: Crossing, on_result) -> None:
+        self.engine, self.check, self.started_wall, self.due, self.on_result = (
+            engine,
+            check,
+            started_wall,
+            due,
+            on_result,
+        )
+        self.loop = asyncio.get_running_loop()
+        self.began = self.loop.time()
+        self.handle = self.loop.call_at(self.began + due.silence_ms / 1000, self.fire)
+
+    def fire(self) -> None:
+        late = self.loop.time() - self.handle.when()
+        lag_ms = self.engine.pacer.lag_ms() or 0.0
+        behind = max(late, lag_ms / 1000)
+        if behind > SUSPECT_LAG:  # give the loop what it owes first: the answer may be queued
+            self.handle = self.loop.call_at(self.loop.time() + behind, self.fire)
+            return
+        now = self.loop.time()
+        self.engine._suspect(self.check, self.started_wall, now - self.began, self.due, self.on_result)
+
+    def cancel(self) -> None:
+        self.handle.cancel()
 
 
 async def probe_check(check: Check, context: ProbeContext) -> Result:

@@ -38,11 +38,14 @@ from stackscope.model import (
     CONFIRM_RETRIES,
     DEFAULT_INTERVAL,
     DEFAULT_TIMEOUT,
+    MAX_SUSPECT_THRESHOLD,
     MIN_TIMEOUT,
     ROLES,
+    SUSPECT_WINDOW,
     Check,
     Layer,
     Layout,
+    SuspectSettings,
 )
 from stackscope.probes import CHECK_TYPES, spec_for
 from stackscope.redact import Redactor, file_secret_forms, header_secrets, sensitive_header
@@ -286,8 +289,9 @@ class _Reader:
 
 # --------------------------------------------------------------------------- loading
 
-_LAYOUT_KEYS = ("name", "description", "interval", "timeout", "resolver", "confirm", "layers")
+_LAYOUT_KEYS = ("name", "description", "interval", "timeout", "resolver", "confirm", "suspect", "layers")
 _CONFIRM_KEYS = ("retries", "interval")
+_SUSPECT_KEYS = ("threshold", "min_spread", "min_silence", "min_samples")
 _LAYER_KEYS = ("name", "role", "checks")
 _COMMON_CHECK_KEYS = ("name", "timeout", "warn_ms")
 
@@ -792,6 +796,7 @@ class _Builder(Validator):
         if timeout_given:
             self.check_timeout(node, "", timeout, interval, "timeout", "interval")
         retries, confirm_interval = self.confirm(node, interval)
+        suspect = self.suspect(node)
 
         layers_node = node.value.get("layers")
         layers: list[Layer] = []
@@ -858,6 +863,7 @@ class _Builder(Validator):
             confirm_retries=retries,
             confirm_interval=confirm_interval,
             file_secrets=tuple(sorted(self.file_secrets.items())),
+            suspect=suspect,
         )
 
     def confirm(self, node: Node, interval: float) -> tuple[int, float]:
@@ -887,6 +893,41 @@ class _Builder(Validator):
             )
             every = CONFIRM_INTERVAL
         return (CONFIRM_RETRIES if retries is None else int(retries)), every
+
+    def suspect(self, node: Node) -> SuspectSettings | None:
+        """`suspect: {threshold: 8, min_spread: 0.25, min_silence: 300ms, min_samples: 5}`:
+        when a probe still silent is suspected before its timeout (suspicion.py); `suspect:
+        off` never suspects."""
+        child = node.value.get("suspect")
+        fix = "write suspect: {threshold: 8, min_silence: 300ms}, or suspect: off"
+        if child is None or child.value is UNREADABLE or child.value is True:
+            return SuspectSettings()
+        if child.value is False:
+            return None
+        if not isinstance(child.value, dict):
+            self.problem(
+                node.key_lines["suspect"], "", f"'suspect' must be a mapping or off, got {describe(child.plain())}", fix
+            )
+            return SuspectSettings()
+        self.unknown_keys(child, _SUSPECT_KEYS, "suspect", "suspect")
+        default = SuspectSettings()
+        threshold = self.parse(child, "threshold", Number(minimum=1), "suspect", default=default.threshold)
+        if threshold > MAX_SUSPECT_THRESHOLD:
+            self.problem(
+                child.key_lines["threshold"],
+                "suspect",
+                f"suspect threshold {threshold:g} is above the maximum {MAX_SUSPECT_THRESHOLD:g}",
+                f"use {MAX_SUSPECT_THRESHOLD:g} or less (a chance of 10^-{MAX_SUSPECT_THRESHOLD:g}), or suspect: off",
+            )
+            threshold = default.threshold
+        return SuspectSettings(
+            threshold=threshold,
+            min_spread=self.parse(child, "min_spread", Number(minimum=0), "suspect", default=default.min_spread),
+            min_silence=self.parse(child, "min_silence", Duration(), "suspect", default=default.min_silence),
+            min_samples=self.parse(
+                child, "min_samples", Integer(minimum=2, maximum=SUSPECT_WINDOW), "suspect", default=default.min_samples
+            ),
+        )
 
     def check_layer_refs(self, layers: list[Layer]) -> None:
         """Options that name another layer must name one that exists (with the right role)."""

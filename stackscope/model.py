@@ -427,6 +427,17 @@ DEFAULT_TIMEOUT = 3.0
 # then every CONFIRM_INTERVAL until CONFIRM_RETRIES re-probes agree (Nagios soft -> hard).
 CONFIRM_RETRIES = 2
 CONFIRM_INTERVAL = 0.25
+# Suspecting a silent probe before its timeout (suspicion.py). Chosen with
+# bench/false_alarms.py (10 min at 1 s on a real HAProxy stack on a shared 2-core machine):
+# fast checks peaked at 25-40 ms, so 300 ms keeps a 7x margin; threshold 8 (Akka's and
+# Cassandra's) never crossed inside a real answer, nor did 5; min_spread matters only for
+# slow steady checks (x4 their latency at threshold 8).
+SUSPECT_THRESHOLD = 8.0
+SUSPECT_MIN_SPREAD = 0.25
+SUSPECT_MIN_SILENCE = 0.3
+SUSPECT_MIN_SAMPLES = 5
+MAX_SUSPECT_THRESHOLD = 15.0  # a chance of 10^-15: about the last a double tells from certainty
+SUSPECT_WINDOW = 30  # the answers a check is judged by: its latest, at most this many
 MIN_TIMEOUT = 0.01  # below 10 ms a timeout measures this process's scheduling, not the target
 
 
@@ -463,6 +474,22 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class SuspectSettings:
+    """When a probe that has not answered yet is suspected (layout `suspect:`).
+
+    A check is suspected once the chance that its answer is merely late falls below
+    10^-threshold (φ accrual), judged on its recent answers as a log-normal whose spread
+    (the standard deviation of ln latency) is at least `min_spread`; never before
+    `min_silence` (seconds), never without `min_samples` answers, never at or after the
+    timeout."""
+
+    threshold: float = SUSPECT_THRESHOLD
+    min_spread: float = SUSPECT_MIN_SPREAD
+    min_silence: float = SUSPECT_MIN_SILENCE
+    min_samples: int = SUSPECT_MIN_SAMPLES
+
+
+@dataclass(frozen=True)
 class Layout:
     name: str
     layers: tuple[Layer, ...]
@@ -479,6 +506,7 @@ class Layout:
     # what `lint` warns about without refusing the layout (a credential written in it), each
     # as "file:line: where: message — fix", built by the loader, which knows the lines
     warnings: tuple[str, ...] = ()
+    suspect: SuspectSettings | None = SuspectSettings()  # None: `suspect: off`
 
     def checks(self) -> Iterator[Check]:
         for layer in self.layers:

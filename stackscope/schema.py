@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackscope.kinds import AddressKind, Duration, Number, Text
-from stackscope.model import ROLES
+from stackscope.kinds import AddressKind, Duration, Integer, Number, Text
+from stackscope.model import MAX_SUSPECT_THRESHOLD, ROLES, SUSPECT_WINDOW
 from stackscope.probes import all_specs
 
 
@@ -65,6 +65,26 @@ def json_schema() -> dict[str, Any]:
                     "retries": {"type": "integer", "minimum": 0, "maximum": 10},
                     "interval": Duration().json_schema(),
                 },
+            },
+            "suspect": {
+                "description": "Suspecting a probe that has not answered yet, before its timeout: a WARN "
+                "'suspected' once an answer this late had a chance below 10^-threshold given the check's "
+                "recent answers (log-normal, spread of ln latency at least min_spread), never before "
+                "min_silence nor with fewer than min_samples answers. Default {threshold: 8, min_spread: 0.25, "
+                "min_silence: 300ms, min_samples: 5}; off never suspects.",
+                "oneOf": [
+                    {"type": "boolean"},
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "threshold": {"type": "number", "minimum": 1, "maximum": MAX_SUSPECT_THRESHOLD},
+                            "min_spread": Number(minimum=0).json_schema(),
+                            "min_silence": Duration().json_schema(),
+                            "min_samples": Integer(minimum=2, maximum=SUSPECT_WINDOW).json_schema(),
+                        },
+                    },
+                ],
             },
             "resolver": {
                 **AddressKind(53).json_schema(),

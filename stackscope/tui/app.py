@@ -41,7 +41,7 @@ from stackscope.exits import TERMINATING
 from stackscope.history import History, Sample
 from stackscope.kinds import format_duration
 from stackscope.loop_thread import LoopNotRunning, LoopThread
-from stackscope.model import Layout, Result, Snapshot, Status
+from stackscope.model import ErrorKind, Layout, Result, Snapshot, Status
 from stackscope.stream import settled
 from stackscope.timeline import Timeline
 from stackscope.tui import cells
@@ -257,7 +257,7 @@ class StackscopeApp(App[int]):
         for result in message.results:
             self.inflight.pop(result.check_id, None)
             history = self.history.get(result.check_id)
-            if history is not None:
+            if history is not None and result.error_kind is not ErrorKind.SUSPECTED:  # provisional: no sample
                 sample = Sample(result.started_at, result.status, result.latency_ms)
                 history.append(sample)
                 if result.check_id in rows:

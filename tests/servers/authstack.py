@@ -14,5 +14,10 @@ __all__ = ["AuthStack", "Backend"]
 class AuthStack(HaproxyStack):
     """HaproxyStack with the verdict tests' 1 s probe timeout."""
 
-    def __init__(self, *, dns: bool = True, redis: bool = True, interval: str = "2s", timeout: str = "1s") -> None:
+    def __init__(
+        self, *, dns: bool = True, redis: bool = True, interval: str = "2s", timeout: str = "1s", jittery: int = 0
+    ) -> None:
+        """`jittery`: how many backends (the last ones) answer after a log-normal 1-200 ms delay."""
         super().__init__(dns=dns, redis=redis, interval=interval, timeout=timeout)
+        for backend in self.backends[3 - jittery :]:
+            backend.jitter = True

@@ -45,11 +45,21 @@ from .dbs import Redis
 from .dnsmasq import Dnsmasq
 
 BACKEND = """
-import http.server, os, sys
+import http.server, math, os, random, sys, time
 name, flag = sys.argv[2], sys.argv[3]
+jitter = len(sys.argv) > 4 and sys.argv[4] == "jitter"
+def delay():
+    # log-normal (median 14 ms, sigma 1.3) truncated to 1-200 ms: a heavy-tailed backend
+    for _ in range(100):
+        ms = random.lognormvariate(math.log(14), 1.3)
+        if 1 <= ms <= 200:
+            return ms / 1000
+    return 0.2
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
+        if jitter:
+            time.sleep(delay())
         failing = os.path.exists(flag)  # the set-up code's switch: answer 500 while it exists
         body = b"error\\n" if failing else b"ok\\n"
         self.send_response(500 if failing else 200)
@@ -70,15 +80,18 @@ def seconds(duration: str) -> float:
 
 
 class Backend:
-    def __init__(self, workdir: Path, name: str, port: int) -> None:
-        self.name, self.port = name, port
+    """`jitter`: answer after a random delay, log-normal between 1 and 200 ms."""
+
+    def __init__(self, workdir: Path, name: str, port: int, *, jitter: bool = False) -> None:
+        self.name, self.port, self.jitter = name, port, jitter
         self.process = Process(name, workdir)
         self.script = workdir / "backend.py"
         self.script.write_text(BACKEND)
         self.flag = workdir / f"{name}.error"
 
     def start(self) -> Backend:
-        self.process.spawn([sys.executable, str(self.script), str(self.port), self.name, str(self.flag)])
+        argv = [sys.executable, str(self.script), str(self.port), self.name, str(self.flag)]
+        self.process.spawn(argv + (["jitter"] if self.jitter else []))
         wait_until(lambda: port_open(self.port), 10, f"{self.name} on {LOOPBACK}:{self.port}", self.process.died)
         return self
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from stackscope.layout import LayoutError
-from stackscope.model import Status
+from stackscope.model import ErrorKind, Result, Status
 from stackscope.safetext import is_terminal_safe
 from stackscope.tui.actions import BUILTIN, ActionRegistry
 from stackscope.tui.app import StackscopeApp
@@ -221,6 +221,27 @@ async def test_results_arrive_as_messages_and_the_app_keeps_its_own_history(tmp_
         assert len(app.history[result.check_id]) == engine_rounds + 1  # the app's, not the engine's
         assert len(app.engine.history[result.check_id]) == engine_rounds
         assert row.sparkline.chars[-1] == "×"
+
+
+async def test_a_suspected_result_is_shown_as_warn_but_is_no_sample(tmp_path):
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        check_id = "Load balancer/lb-health"
+        rounds = len(app.history[check_id])
+        suspected = Result(
+            check_id,
+            Status.WARN,
+            "no answer for 300 ms (usually 2.0 ms)",
+            key_fact="suspected",
+            error_kind=ErrorKind.SUSPECTED,
+            started_at=data.T0 + 61,
+            confirmed=False,
+        )
+        app.post_message(ResultsArrived((suspected,)))
+        await pilot.pause()
+        row = app.dashboard.path.rows[check_id]
+        assert row.result is suspected and row.status is Status.WARN and row.fact == "suspected"
+        assert len(app.history[check_id]) == rounds  # a provisional result is no sample
 
 
 def test_a_broken_keymap_stops_the_dashboard_before_it_opens(tmp_path, monkeypatch, capsys):

@@ -108,6 +108,7 @@ H404 = F(C, K.HTTP_STATUS, "404 Not Found", {"status_code": 404}, HttpAnswer(404
 REFUSED = F(C, K.REFUSED, "refused the connection")
 TIMEOUT = F(C, K.TIMEOUT, "no response within 2s")
 SLOW = F(W, K.SLOW, "slow: 900 ms is above warn_ms 200")
+SUSPECTED = F(W, K.SUSPECTED, "no answer for 300 ms (usually 2 ms)", confirmed=False)
 
 # (id, failures, expected verdict layer or None, expected status)
 SCENARIOS = [
@@ -165,6 +166,12 @@ SCENARIOS = [
     (
         "a hung member: its timeout explains the lb's timeout in the same window",
         {"auth-2": TIMEOUT, "lb": TIMEOUT},
+        "Auth backends",
+        W,
+    ),
+    (
+        "a hung member suspected before its timeout explains the lb suspected in the same window",
+        {"auth-2": SUSPECTED, "lb": SUSPECTED},
         "Auth backends",
         W,
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from stackscope import probes
 from stackscope.engine import TIMEOUT_GRACE, Engine
 from stackscope.kinds import CheckSpec, EnvName, Text, option
-from stackscope.model import ErrorKind, HttpAnswer, Result, Status
+from stackscope.model import ErrorKind, HttpAnswer, Result, Status, SuspectSettings
 from stackscope.probes.common import ProbeFailure
 from tests.probe_helpers import layout_of
 
@@ -18,6 +19,9 @@ from tests.probe_helpers import layout_of
 @dataclass(frozen=True)
 class FakeOptions:
     secret_env: str | None = option(EnvName(), None, "a secret")
+
+
+STALL_AFTER = 6  # answers of a "stall" check before it goes silent
 
 
 class Behaviour:
@@ -28,10 +32,15 @@ class Behaviour:
         self.max_inflight = 0
         self.release = asyncio.Event()
         self.log: list[str] = []
+        self.calls = 0
+        self.stall_after = STALL_AFTER
 
 
 STATE = Behaviour()
-FLAKY: list[Status] = []  # the statuses a "flaky" check answers, in order (then OK)
+FLAKY: list[Status] = []
+STALL_AFTER = (
+    6  # answers of a "stall" check before it goes silent  # the statuses a "flaky" check answers, in order (then OK)
+)
 
 
 async def fake_probe(check, ctx) -> Result:
@@ -51,6 +60,10 @@ async def fake_probe(check, ctx) -> Result:
             return Result(check.id, status, str(status), latency_ms=1.0)
         if mode == "wait":
             await asyncio.wait_for(STATE.release.wait(), 5)
+        if mode == "stall":  # answers in 1 ms, then accepts and never answers (past its timeout)
+            STATE.calls += 1
+            if STATE.calls > STATE.stall_after:
+                await asyncio.sleep(3600)
         if mode == "secret":
             return Result(
                 check.id,
@@ -286,3 +299,92 @@ async def test_a_sharded_round_runs_in_worker_processes_and_reports_every_check(
     assert len(seen) == 5 and all(len(engine.history[c.id]) == 1 for c in lay.checks())
     assert len(worker_pids) == 2 and os.getpid() not in worker_pids
     assert engine._pool is None  # closed
+
+
+# --------------------------------------------------------------------------- suspicion
+
+
+def _suspecting(lay, **settings):
+    return dataclasses.replace(lay, suspect=SuspectSettings(**settings))
+
+
+async def test_a_hung_real_backend_is_suspected_before_it_times_out(tmp_path):
+    """A real HTTP backend process, frozen with SIGSTOP after a few fast rounds: the kernel
+    still accepts, nothing answers. A provisional WARN is streamed before the timeout's CRIT
+    of the same probe, and it is neither a latency sample nor a confirmed status."""
+    from tests.servers.authstack import Backend
+    from tests.servers.base import free_port
+
+    backend = Backend(tmp_path, "auth-1", free_port()).start()
+    lay = layout_of(
+        [{"name": "B", "role": "backend", "checks": [{"http": f"http://127.0.0.1:{backend.port}/", "name": "b"}]}],
+        timeout="2s",
+    )
+    # a low threshold and floor: on a loaded test machine a stray slow answer in six must
+    # not push the crossing past the timeout (the defaults are bench/false_alarms.py's)
+    engine = Engine(_suspecting(lay, threshold=1, min_silence=0.1, min_samples=5))
+    engine.confirm_retries = 0
+    try:
+        for _ in range(6):
+            assert (await engine.run_round()).results["B/b"].status is Status.OK
+        backend.pause()
+        streamed: list[Result] = []
+        await engine.run_round(on_result=streamed.append)
+    finally:
+        backend.resume()
+        backend.kill()
+        await engine.aclose()
+    assert [(r.status, r.error_kind) for r in streamed] == [
+        (Status.WARN, ErrorKind.SUSPECTED),
+        (Status.CRIT, ErrorKind.TIMEOUT),
+    ]
+    suspected, timed_out = streamed
+    assert suspected.key_fact == "suspected" and not suspected.confirmed
+    assert suspected.detail.startswith("no answer for ") and "(usually " in suspected.detail
+    assert suspected.started_at == timed_out.started_at <= suspected.finished_at
+    assert suspected.latency_ms is None
+    assert [s.status for s in engine.history["B/b"]] == [Status.OK] * 6 + [Status.CRIT]  # no WARN sample
+    assert engine.latest["B/b"] is timed_out and engine.confirmed["B/b"] is Status.CRIT
+
+
+@pytest.mark.parametrize(
+    "answered,suspect,lag,expected",
+    [
+        (STALL_AFTER, {"min_silence": 0.05}, 0.0, ["suspected", "timeout"]),
+        (STALL_AFTER, None, 0.0, ["timeout"]),  # suspect: off
+        (2, {"min_silence": 0.05}, 0.0, ["timeout"]),  # too little history
+        (STALL_AFTER, {"min_silence": 0.3}, 0.0, ["timeout"]),  # the floor is at the timeout
+        (STALL_AFTER, {"min_silence": 0.05}, 1.0, ["timeout"]),  # the loop itself runs late
+    ],
+    ids=["suspected", "off", "no-history", "floor-at-timeout", "loop-lag"],
+)
+async def test_when_a_silent_probe_is_suspected(answered, suspect, lag, expected):
+    STATE.stall_after = answered
+    lay = layout("stall")
+    engine = Engine(lay if suspect is None else _suspecting(lay, **suspect))
+    if suspect is None:
+        engine.layout = dataclasses.replace(lay, suspect=None)
+    engine.confirm_retries = 0
+    for _ in range(answered):
+        await engine.run_round()
+    if lag:  # the pacer measured the loop this late: a timer firing now owes the loop first
+        engine.pacer._running, engine.pacer.lag = True, lag
+    streamed: list[Result] = []
+    await engine._run_one(next(iter(lay.checks())), None, streamed.append)
+    assert [r.key_fact for r in streamed] == expected
+
+
+async def test_a_failing_check_is_not_suspected_again_while_it_is_re_probed():
+    """Confirmation re-probes of a check already seen failing: no WARN between the CRITs."""
+    engine = Engine(_suspecting(layout("stall", timeout="150ms"), min_silence=0.05))
+    engine.confirm_interval = 0.0
+    for _ in range(STALL_AFTER):
+        await engine.run_round()
+    streamed: list[Result] = []
+    await engine.run_round(on_result=streamed.append)
+    assert [(r.key_fact, r.confirmed) for r in streamed] == [
+        ("suspected", False),
+        ("timeout", False),
+        ("timeout", False),
+        ("timeout", True),
+    ]

@@ -8,7 +8,7 @@ import pytest
 
 from stackscope.kinds import Invalid, ParseContext, format_duration, parse_address, parse_duration
 from stackscope.layout import LayoutError, load_layout, parse_layout
-from stackscope.model import Address, Url
+from stackscope.model import Address, SuspectSettings, Url
 from stackscope.probes import CHECK_TYPES, all_specs
 
 GOOD = """\
@@ -326,6 +326,48 @@ def test_all_problems_are_reported_at_once():
     problems = problems_of(text)
     assert len(problems) == 4, problems
     assert [int(p.split(":")[1]) for p in problems] == sorted(int(p.split(":")[1]) for p in problems)
+
+
+_SUSPECT = "name: x\nlayers:\n  - name: A\n    role: db\n    checks:\n      - tcp: 127.0.0.1:1\n"
+
+
+@pytest.mark.parametrize(
+    "setting,needles",
+    [
+        ("suspect: [8]", ["'suspect' must be a mapping or off", "suspect: off"]),
+        ("suspect: {threshhold: 8}", ["unknown key 'threshhold'", "threshold"]),
+        ("suspect: {threshold: 0.5}", ["'threshold'", "below the minimum 1"]),
+        ("suspect: {threshold: 40}", ["threshold 40 is above the maximum 15", "suspect: off"]),
+        ("suspect: {threshold: '8'}", ["'threshold'", "without quotes"]),
+        ("suspect: {min_spread: -1}", ["'min_spread'", "below the minimum 0"]),
+        ("suspect: {min_silence: 300}", ["'min_silence'", "ms"]),
+        ("suspect: {min_samples: 1}", ["'min_samples'", "below the minimum 2"]),
+        ("suspect: {min_samples: 100}", ["'min_samples'", "above the maximum 30"]),
+    ],
+)
+def test_suspect_settings_errors_name_line_key_and_fix(setting, needles):
+    problems = problems_of(setting + "\n" + _SUSPECT)
+    matching = [p for p in problems if all(n in p for n in needles)]
+    assert matching, f"no problem contains {needles}: {problems}"
+    assert matching[0].startswith("lay.yaml:1:") and " — " in matching[0], matching[0]
+
+
+@pytest.mark.parametrize(
+    "setting,expected",
+    [
+        ("", SuspectSettings()),
+        ("suspect: off\n", None),
+        ("suspect: false\n", None),
+        ("suspect: on\n", SuspectSettings()),
+        (
+            "suspect: {threshold: 10, min_spread: 0.5, min_silence: 1s, min_samples: 10}\n",
+            SuspectSettings(threshold=10, min_spread=0.5, min_silence=1.0, min_samples=10),
+        ),
+        ("suspect: {min_silence: 150ms}\n", SuspectSettings(min_silence=0.15)),
+    ],
+)
+def test_suspect_settings(setting, expected):
+    assert parse_layout(setting + _SUSPECT, "x.yaml").suspect == expected
 
 
 def test_set_environment_variable_is_accepted_and_only_its_name_is_kept():
