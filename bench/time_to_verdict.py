@@ -73,7 +73,7 @@ from stackscope.diagnosis import assess  # noqa: E402
 from stackscope.engine import Engine  # noqa: E402
 from stackscope.layout import parse_layout  # noqa: E402
 from stackscope.model import Status  # noqa: E402
-from stackscope.stream import VerdictStream, per_result  # noqa: E402
+from stackscope.stream import VerdictStream, held, per_result  # noqa: E402
 from tests.servers.lbstacks import STACKS, LbStack  # noqa: E402
 
 DETECT_DEADLINE = 12.0  # seconds: a fault not named by then counts as missed
@@ -154,8 +154,10 @@ class Follower:
 
     def on_snapshot(self, snapshot) -> None:
         diagnosis = assess(snapshot)
-        self.stream.news(diagnosis)
         self.rounds += 1
+        if held(diagnosis) and self.lines:  # as `check --watch` does: the last report stands
+            return
+        self.stream.news(diagnosis)
         self._record(diagnosis, True)
 
     async def run(self) -> None:

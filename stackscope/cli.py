@@ -382,7 +382,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     color = False if args.no_color else None
     rounds = args.rounds if args.rounds is not None else (None if args.watch else 1)
 
-    from stackscope.stream import VerdictStream, per_result
+    from stackscope.stream import VerdictStream, held, per_result
 
     stream = VerdictStream()
     printed = [0]
@@ -405,6 +405,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     def emit(snapshot) -> None:
         diagnosis = assess(snapshot)
+        if held(diagnosis) and shown[0]:
+            return  # evidence from two moments: the last report stands (stream.held)
         stream.news(diagnosis)
         show(diagnosis)
 
@@ -531,7 +533,11 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
             print(event.line(), flush=True)
 
     def emit(snapshot) -> None:
-        observe(assess(snapshot))
+        from stackscope.stream import held
+
+        diagnosis = assess(snapshot)
+        if not held(diagnosis) or timeline.first_at is None:
+            observe(diagnosis)
         if snapshot.overran:
             print(f"{format_time(snapshot.taken_at)}  round overran: {snapshot.overran}", flush=True)
 

@@ -40,7 +40,7 @@ TIMEOUT_GRACE = 0.25
 MAX_SPREAD_SHARE = 0.5
 # How often one check may be probed again in a round because another check changed
 # (`_refresh`): enough for a change and the change it reveals, bounded if checks flap.
-REFRESHES_PER_ROUND = 2
+REFRESHES_PER_ROUND = 3
 # A suspicion timer (suspicion.py) that fires more than SUSPECT_LAG late means the loop
 # itself was busy: the answer may be waiting unread behind that backlog, so the timer is
 # re-armed that much later.

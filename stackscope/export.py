@@ -35,6 +35,7 @@ from stackscope import __version__
 from stackscope.boundedhttp import BoundedWSGIServer, BoundedWSGIServer6, QuietHandler
 from stackscope.diagnosis import Diagnosis, assess
 from stackscope.model import Layout, Status
+from stackscope.stream import held
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 PHASES = ("dns", "connect", "tls", "ttfb", "total")  # the http probe's phases (httpclient.py)
@@ -105,7 +106,10 @@ class ExportedLayout:
     def observe(self, snapshot) -> None:
         starts = [r.started_at for r in snapshot.results.values() if r.started_at]
         seconds = max(0.0, snapshot.taken_at - min(starts)) if starts else 0.0
-        self.latest = Latest(assess(snapshot), seconds, time.time())
+        diagnosis = assess(snapshot)
+        if held(diagnosis) and self.latest is not None:
+            return  # evidence from two moments: the last verdict stands (stream.held)
+        self.latest = Latest(diagnosis, seconds, time.time())
         self.version += 1
 
 

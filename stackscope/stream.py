@@ -74,6 +74,14 @@ def settled(snapshot: Snapshot, outstanding: set[str]) -> Diagnosis | None:
     return diagnosis
 
 
+def held(diagnosis: Diagnosis) -> bool:
+    """A round's diagnosis whose verdict rests on evidence from before the latest change
+    (the engine's re-probes ran out of their bound for the round): a watch shows the last
+    verdict it had rather than this one. Only a one-shot report, with nothing before it,
+    prints it (never confirmed)."""
+    return diagnosis.verdict is not None and bool(diagnosis.verdict.stale)
+
+
 def _named(verdict: Verdict | None) -> tuple | None:
     return None if verdict is None else (verdict.layer, verdict.status)
 

@@ -42,7 +42,7 @@ from stackscope.history import History, Sample
 from stackscope.kinds import format_duration
 from stackscope.loop_thread import LoopNotRunning, LoopThread
 from stackscope.model import ErrorKind, Layout, Result, Snapshot, Status
-from stackscope.stream import settled
+from stackscope.stream import held, settled
 from stackscope.timeline import Timeline
 from stackscope.tui import cells
 from stackscope.tui.actions import BUILTIN, DASHBOARD, Action, ActionRegistry
@@ -297,7 +297,9 @@ class StackscopeApp(App[int]):
             if row.probing_for is not None:
                 row.set_probing(None)
         if message.snapshot is not None:
-            self.show_snapshot(message.snapshot)
+            diagnosis = assess(message.snapshot)
+            if self.diagnosis is None or not held(diagnosis):  # held: the last verdict stands
+                self.show_snapshot(message.snapshot, diagnosis=diagnosis)
         else:
             self.notify(f"probe round failed: {message.error}", severity="error", timeout=10)
         if self._again:
@@ -308,11 +310,11 @@ class StackscopeApp(App[int]):
             took = time.monotonic() - self._round_started
             self._next_round = self.set_timer(max(0.05, self.layout.interval - took), self.start_round)
 
-    def show_snapshot(self, snapshot: Snapshot, partial: bool = False) -> Diagnosis:
+    def show_snapshot(self, snapshot: Snapshot, partial: bool = False, diagnosis: Diagnosis | None = None) -> Diagnosis:
         """Show a snapshot: rows, panels, banner, header and events. Tests and callers with
         their own data use it directly; the probe loop uses it after every round, and with
         `partial` as results arrive within a round once every check has reported."""
-        diagnosis = assess(snapshot)
+        diagnosis = assess(snapshot) if diagnosis is None else diagnosis
         self.diagnosis = diagnosis
         dashboard = self.dashboard
         for layer in diagnosis.layers:

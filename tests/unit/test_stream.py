@@ -44,3 +44,30 @@ def test_an_early_verdict_only_when_no_outcome_of_the_checks_still_out_can_chang
     assert settled(linked({"front": FRONT_TIMEOUT}), {"Backends/auth-2"}) is None
     # too many checks still out: hold
     assert settled(linked({"pool": drift}), {"LB/front", "Backends/auth-1", "Backends/auth-2", "Cache/cache"}) is None
+
+
+def test_a_verdict_on_evidence_from_two_moments_is_held_until_the_re_probes_are_in():
+    """The LB's 503 came 200 ms after the backends' 200s: neither streamed nor, in a
+    watch, shown at the round's end, until the backends are probed again."""
+    import dataclasses
+
+    from stackscope.diagnosis import assess
+    from stackscope.model import ErrorKind, Result, Snapshot, Status
+    from stackscope.stream import VerdictStream, held, settled
+    from tests.unit.test_diagnosis import AT, H503, TWO_LAYERS, snapshot, timed
+
+    results = {
+        cid: timed(r, changed=AT - 600, finished=AT - 0.2) for cid, r in snapshot(TWO_LAYERS, {}).results.items()
+    }
+    front = timed(snapshot(TWO_LAYERS, {"front": H503}).results["LB/front"], changed=AT, finished=AT)
+    results["LB/front"] = front
+    stale = Snapshot(TWO_LAYERS, results, AT)
+    assert settled(stale, set()) is None and VerdictStream().judge(stale) is None
+    assert held(assess(stale))
+    refused = Result("Backends/auth-2", Status.CRIT, "refused", error_kind=ErrorKind.REFUSED)
+    for cid in results:
+        if cid != "LB/front":
+            results[cid] = dataclasses.replace(results[cid], finished_at=AT + 0.01)
+    results["Backends/auth-2"] = timed(refused, changed=AT - 600, finished=AT + 0.01)
+    fresh = settled(Snapshot(TWO_LAYERS, results, AT + 0.02), set())
+    assert fresh is not None and fresh.verdict.layer == "Backends" and not held(fresh)
