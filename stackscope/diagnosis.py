@@ -654,7 +654,12 @@ def _through_the_pool(state: CheckState, group: list[LayerState], pools: list[Po
     for candidate in group:
         if candidate.layer.role != "backend" or not candidate.status.failing:
             continue
-        failing = [c.check.name for c in candidate.checks if c.status is Status.CRIT]  # down, not slow
+        # down, or silent right now (suspected: what the LB's request ran into), not slow
+        failing = [
+            c.check.name
+            for c in candidate.checks
+            if c.status is Status.CRIT or c.result.error_kind is ErrorKind.SUSPECTED
+        ]
         names = {c.check.name for c in candidate.checks}
         failing += [
             m.declared_as
@@ -681,7 +686,7 @@ def assess(snapshot: Snapshot) -> Diagnosis:
     layers = assess_layers(snapshot)
     explained = _explanations(snapshot.layout, layers)
     layers = _degraded(layers, explained)
-    return Diagnosis(snapshot, layers, _verdict(snapshot.layout, layers, explained))
+    return Diagnosis(snapshot, layers, _verdict(snapshot.layout, layers, explained, snapshot.taken_at))
 
 
 def _explanations(layout: Layout, layers: tuple[LayerState, ...]) -> dict[str, Explanation | None]:
@@ -743,22 +748,27 @@ def related_layers(layout: Layout, name: str) -> set[str]:
     return related
 
 
-def stale_evidence(states: Iterable[CheckState]) -> tuple[str, ...]:
+def stale_evidence(states: Iterable[CheckState], now: float) -> tuple[str, ...]:
     """The checks whose results were known before the latest change among them (a check
     going from OK to failing or back): comparing them with that change would set a
     fresh failure against evidence from before the fault (a backend's 200 from 2 ms
-    before it died, next to the LB's 503 of 200 ms later). Results without times
+    before it died, next to the LB's 503 of 200 ms later). A suspected check is silent
+    as of `now` (its probe is still pending): never stale. Results without times
     (hand-built ones) are never stale."""
     states = list(states)
     moments = [c.result.changed_at for c in states if c.result.changed_at is not None and c.result.finished_at]
     if not moments:
         return ()
     change = max(moments)
-    return tuple(c.check.id for c in states if c.result.finished_at and c.result.finished_at < change)
+
+    def known(result: Result) -> float:
+        return now if result.error_kind is ErrorKind.SUSPECTED else result.finished_at
+
+    return tuple(c.check.id for c in states if c.result.finished_at and known(c.result) < change)
 
 
 def _verdict(
-    layout: Layout, layers: tuple[LayerState, ...], explained: dict[str, Explanation | None]
+    layout: Layout, layers: tuple[LayerState, ...], explained: dict[str, Explanation | None], now: float
 ) -> Verdict | None:
     if all(layer.status is Status.OK for layer in layers):
         return None
@@ -791,7 +801,7 @@ def _verdict(
     # a layer only degraded (WARN) because of the culprit is not the cause: ruled out, with why
     degraded_only = [by_name[name] for name in consequences if by_name[name].status is Status.WARN]
     related = related_layers(layout, culprit.name)
-    stale = stale_evidence(c for layer in layers if layer.name in related for c in layer.checks)
+    stale = stale_evidence((c for layer in layers if layer.name in related for c in layer.checks), now)
     return Verdict(
         layer=culprit.name,
         role=culprit.layer.role,

@@ -118,7 +118,7 @@ def user_keymap(actions: Iterable[Action] = (), environ: Mapping[str, str] | Non
 # The longest key Textual names, with every modifier, is under 60 characters.
 MAX_KEY = 64
 MAX_KEYS = 20  # keys for one action
-# The modifiers Textual puts in front of a key's name (textual._xterm_parser), in any order.
+# The modifiers Textual puts in front of a key's name, in any order.
 MODIFIERS = ("shift", "alt", "ctrl", "super", "hyper", "meta")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -126,16 +126,9 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 @functools.cache
 def named_keys() -> frozenset[str]:
     """The names Textual gives keys that are no character (escape, f5, tab, pageup…),
-    without their modifiers: those of `textual.keys.Keys`, its aliases, and the kitty
-    keyboard protocol's (caps_lock, media_play…) where this Textual has them."""
+    without their modifiers: those of the public `textual.keys.Keys` and its aliases."""
     names = {key.value.rsplit("+", 1)[-1] for key in Keys if not key.value.startswith("<")}
     names |= {alias.rsplit("+", 1)[-1] for aliases in KEY_ALIASES.values() for alias in aliases}
-    try:  # a private module: a Textual without it still knows the names above
-        from textual._keyboard_protocol import FUNCTIONAL_KEYS
-
-        names |= set(FUNCTIONAL_KEYS.values())
-    except ImportError:  # pragma: no cover
-        pass
     return frozenset(names)
 
 

@@ -162,6 +162,7 @@ def test_json_shape_is_exact(stack, tmp_path):
         "ruled_out",
         "also_failing",
         "confirmed",
+        "recovering",
     }
     assert report["verdict"]["confirmed"] is True  # `check` waits for the confirmation re-probes
     for layer in report["layers"]:

@@ -985,3 +985,26 @@ def test_related_layers_are_the_path_through_a_layer_and_dns():
     assert related_layers(LAYOUT, "Load balancer") == {"DNS", "Load balancer", "Auth backends", "Database", "Cache"}
     assert related_layers(LAYOUT, "Cache") == {"DNS", "Load balancer", "Auth backends", "Cache"}  # not its sibling
     assert related_layers(LAYOUT, "DNS") == {layer.name for layer in LAYOUT.layers}
+
+
+SUSPECTED = F(W, K.SUSPECTED, "no answer for 300 ms (usually 2 ms)", confirmed=False)
+
+
+def test_an_lb_timeout_while_a_member_is_suspected_is_the_member():
+    """The LB's request ran into the member that has been silent for a while: the LB's
+    probe started first and timed out first, while the member's own probe is still
+    pending (suspected, WARN): the LB is degraded because of it, not broken."""
+    verdict = assess(snapshot(TWO_LAYERS, {"auth-2": SUSPECTED, "front": TIMEOUT})).verdict
+    assert (verdict.layer, verdict.status) == ("Backends", W), verdict.summary
+    assert "LB" in verdict.summary and "because of it" in verdict.summary
+
+
+def test_a_suspected_check_is_silent_as_of_now_never_stale():
+    """Suspected at 0.30 s, a member then suspected at 0.31 s: the first probe is still
+    pending, its silence goes on; the verdict is not held for it."""
+    snap = snapshot(TWO_LAYERS, {"auth-2": SUSPECTED, "front": F(W, K.SUSPECTED, "no answer for 301 ms")})
+    results = {cid: timed(r, changed=AT - 600, finished=AT + 0.31) for cid, r in snap.results.items()}
+    results["LB/front"] = timed(results["LB/front"], changed=AT + 0.30, finished=AT + 0.30)
+    results["Backends/auth-2"] = timed(results["Backends/auth-2"], changed=AT + 0.31, finished=AT + 0.31)
+    verdict = assess(Snapshot(TWO_LAYERS, results, AT + 0.32)).verdict
+    assert (verdict.layer, verdict.stale) == ("Backends", ())
