@@ -272,7 +272,6 @@ class Recovery:
     members: tuple[str, ...]  # those of them the LB sends traffic to (backend checks)
     within_s: float  # the longest the LB may still take to send them traffic
     who: str  # "HAProxy", or "the LB" when no pool check says which LB it is
-    symptoms: tuple[str, ...] = ()  # ids of the LB's failing checks it explains
 
     def finding(self) -> Finding:
         them = "it" if len(self.members) == 1 else "them"
@@ -336,7 +335,6 @@ def recoveries(layout: Layout, layers: tuple[LayerState, ...], now: float) -> li
                 members=tuple(item[3].check.name for item in members),
                 within_s=max(item[4] for item in members),
                 who=who,
-                symptoms=tuple(c.check.id for c in symptoms),
             )
         )
     return out
