@@ -574,7 +574,7 @@ class Session:
             if self.named != w.answer:
                 lines += ["", f"**{self.named}** is accepted as well as **{w.answer}**: {w.why_accepted(self.named)}"]
             lost = self.time_cost(solved_at)
-            time_part = f", time {_points(lost)} ({w.time_score.rule()})"
+            time_part = f", time {_points(lost) if lost else 'in full'} ({w.time_score.rule()})"
         wrong = _count(len(self.wrong), "wrong answer")
         if self.wrong:
             wrong += f" ({_points(len(self.wrong) * w.wrong_answer_cost)}: {', '.join(self.wrong)})"

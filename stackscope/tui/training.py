@@ -196,18 +196,23 @@ class DemoPanel(Widget):
 
     def wrapped(self, width: int) -> list[str]:
         """The lines as painted at `width`: the first cut, the others wrapped."""
-        out: list[str] = []
-        for index, line in enumerate(self._lines):
-            if index == 0 or cell_len(line) <= width:
-                out.append(cells.fit(line, width).rstrip())
-                continue
-            # textwrap counts characters; an icon takes two cells: leave room for them
-            wide = cell_len(line[: 2 * width]) - len(line[: 2 * width])
-            parts = textwrap.wrap(line, max(8, width - wide), break_on_hyphens=False) or [""]
-            if len(parts) > self.WRAP_LINES:
-                parts = parts[: self.WRAP_LINES - 1] + [" ".join(parts[self.WRAP_LINES - 1 :])]
-            out.extend(cells.fit(part, width).rstrip() for part in parts)
+        out = [cells.fit(self._lines[0], width).rstrip()] if self._lines else []
+        for line in self._lines[1:]:
+            out.extend(self.wrap(line, width))
         return out
+
+    @classmethod
+    def wrap(cls, line: str, width: int) -> list[str]:
+        """A story line or message as painted at `width`: up to WRAP_LINES lines, the last
+        cut with an ellipsis when the text is longer."""
+        if cell_len(line) <= width:
+            return [cells.fit(line, width).rstrip()]
+        # textwrap counts characters; an icon takes two cells: leave room for them
+        wide = cell_len(line[: 2 * width]) - len(line[: 2 * width])
+        parts = textwrap.wrap(line, max(8, width - wide), break_on_hyphens=False) or [""]
+        if len(parts) > cls.WRAP_LINES:
+            parts = parts[: cls.WRAP_LINES - 1] + [" ".join(parts[cls.WRAP_LINES - 1 :])]
+        return [cells.fit(part, width).rstrip() for part in parts]
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return max(1, len(self.wrapped(max(1, width))))

@@ -36,7 +36,7 @@ async def test_walkthrough_end_to_end(demo_stack):
         await pilot.press("2")  # the load balancer
         await until(pilot, lambda: isinstance(app.screen, DebriefScreen), "the debrief")
         text = app.screen.markdown
-        assert "Score: **75/100** — 1 hint (−10), 1 wrong answer (−15: Session store), time 0 (" in text
+        assert "Score: **75/100** — 1 hint (−10), 1 wrong answer (−15: Session store), time in full (" in text
         assert "Verdict at the time: Load balancer: pool auth_servers routes to" in text
         assert "## Corrective measures" in text
         assert app.blind is False  # the verdict is revealed after the answer

@@ -13,6 +13,7 @@ from stackscope.tui.training import (
     DebriefScreen,
     DemoApp,
     DemoController,
+    DemoPanel,
     StoryScreen,
     story_icons,
 )
@@ -270,9 +271,9 @@ async def test_every_layer_and_the_events_stay_in_view_at_80x24(demo_stack, name
         await pilot.press(str(wrong), "n")  # feedback, then a hint: the latest message
         controller.message = "a trainer's long hint " * 20  # wraps past its two lines
         controller.tick()
-        await pilot.pause()
         panel, path, events = controller.panel, app.dashboard.path, app.dashboard.events
-        assert panel.region.height == 1 + 2 * panel.WRAP_LINES
+        await until(pilot, lambda: panel.region.height == 1 + 2 * panel.WRAP_LINES, "the panel at its tallest")
+        await pilot.pause()  # the layout settles around it
         panels = path.panels  # layer name -> its LayerPanel
         assert sorted(panels) == sorted(controller.layers)
         for layer, widget in panels.items():
@@ -284,3 +285,19 @@ async def test_every_layer_and_the_events_stay_in_view_at_80x24(demo_stack, name
         assert events.region.height >= 4 and app.screen.region.contains_region(events.region)
         covering = [t for t in app.screen.query("Toast") if overlaps(t.region, events.region)]
         assert covering == []
+
+
+@pytest.mark.parametrize("name", ["inc-2023-12-07", "inc-2024-03-14", "inc-2024-06-21"])
+def test_every_shipped_story_line_hint_and_feedback_reads_whole_in_the_panel_at_80x24(name):
+    """The panel wraps a story line or a message to two lines at 80x24 (so that every layer
+    fits above it): each shipped text, as the panel words it, fits in those two uncut."""
+    from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
+
+    walkthrough = load_walkthrough(builtin_walkthroughs()[name])
+    width = 80 - 2  # the panel's padding
+    shown = [f"12:43 {'T+30':>5}  💬 {e.text}" for e in walkthrough.events]
+    shown += [f"Hint {i} (−{h.cost}): {h.text}" for i, h in enumerate(walkthrough.hints, 1)]
+    shown += [f"Not {layer} (−{walkthrough.wrong_answer_cost} points). {text}" for layer, text in walkthrough.feedback]
+    for line in shown:
+        painted = DemoPanel.wrap(line, width)
+        assert len(painted) <= DemoPanel.WRAP_LINES and " ".join(painted).split() == line.split(), line

@@ -77,7 +77,7 @@ def test_session_plays_on_a_controlled_clock():
     assert "You named **Load balancer** 4 s after the first alert (in the story: 15:38, T+8)." in text
     assert (
         "Score: **75/100** — 1 hint (−10), 1 wrong answer (−15: Session store), "
-        "time 0 (all 30 points within 20 s, none after 3 min)." in text
+        "time in full (all 30 points within 20 s, none after 3 min)." in text
     )
     assert "- ruled out: Auth backends: 3/3 answer 200" in text
     assert "## Corrective measures" in text and "stackscope lint" in text
@@ -229,6 +229,7 @@ events:
 hints:
   - {cost: 5, text: "hint \e[31mred"}
 feedback: {Load balancer: "no \e]8;;http://x\e\\link"}
+also_accept: [{layer: Session store, why: "why \e]0;PWNED\a"}]
 debrief:
   root_cause: "cause \e[2J\x07"
   dashboard: >
@@ -263,7 +264,9 @@ def test_every_text_of_a_hostile_walkthrough_is_terminal_safe_where_it_is_loaded
     path.write_text(HOSTILE)
     walkthrough = load_walkthrough(str(path))
     texts = list(_strings(walkthrough))
-    assert len(texts) >= 14  # name, title, summary, fault, answer, clock, 2 events, hint, feedback, debrief x5
+    assert (
+        len(texts) >= 16
+    )  # name, title, summary, fault, answer, clock, 2 events, hint, feedback, also_accept x2, debrief x5
     unsafe = [text for text in texts if not is_terminal_safe(text)]
     assert unsafe == []
     assert walkthrough.events[0].text == "·]0;PWNED··[2J"  # the words stay, the controls cannot act
@@ -271,6 +274,10 @@ def test_every_text_of_a_hostile_walkthrough_is_terminal_safe_where_it_is_loaded
     session = Session(walkthrough, started=0.0)
     session.answer("DNS", 100.0)
     assert all(is_terminal_safe(line) for line in session.debrief_lines())
+    other = Session(walkthrough, started=0.0)
+    other.answer("Session store", 100.0)  # the second answer: its why is in the debrief
+    debrief = other.debrief_lines()
+    assert all(is_terminal_safe(line) for line in debrief) and any("why ·]0;PWNED·" in line for line in debrief)
 
 
 def test_a_clock_start_that_is_no_time_is_a_located_problem(tmp_path):
@@ -451,12 +458,12 @@ def test_the_debrief_counts_hints_and_wrong_answers_in_words():
     session.answer("Session store", now)
     session.answer("DNS", now)
     text = "\n".join(session.debrief_lines())
-    assert "— 1 hint (−10), 2 wrong answers (−30: Load balancer, Session store), time 0 (" in text
+    assert "— 1 hint (−10), 2 wrong answers (−30: Load balancer, Session store), time in full (" in text
     assert "hint(s)" not in text and "answer(s)" not in text and "(−0)" not in text
     assert "You named **DNS** " in text and "the DNS" not in text.split("## Root cause")[0]
     fresh, now = _started("inc-2024-03-14")
     fresh.answer("DNS", now)
-    assert "— no hints, no wrong answers, time 0 (" in "\n".join(fresh.debrief_lines())
+    assert "— no hints, no wrong answers, time in full (" in "\n".join(fresh.debrief_lines())
     other, now = _started("inc-2024-03-14")
     assert other.answer("Auth backends", now).message.startswith("Not Auth backends (−15 points). ")
 
