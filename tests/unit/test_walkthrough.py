@@ -495,6 +495,11 @@ def test_the_readmes_training_sections_show_how_to_play_never_what_to_find():
     assert [w.title for w in walkthroughs if w.title.lower() in readme] == []
     example = readme_section("### Writing a walkthrough")
     assert not any(f"name: {w.name}" in example for w in walkthroughs)
+    # nor does it quote a shipped story ("NET-4471 closed" beside the word that gave it away)
+    import re
+
+    marks = {m.lower() for w in walkthroughs for e in w.events for m in re.findall(r"[A-Z]+-\d+|\d+\.\d+\.\d+", e.text)}
+    assert len(marks) >= 4 and sorted(m for m in marks if m in readme) == []
     assert not any(w.fault in first for w in walkthroughs)  # a fault's name says its layer
 
 
