@@ -420,6 +420,12 @@ def _points(lost: int) -> str:
     return f"−{lost}" if lost else "0"
 
 
+def _costing(lost: int, names: str = "") -> str:
+    """' (−30: DNS, Session store)', ' (DNS)' when it cost nothing, '' for nothing."""
+    parts = ": ".join(filter(None, (_points(lost) if lost else "", names)))
+    return f" ({parts})" if parts else ""
+
+
 @dataclass(frozen=True)
 class Outcome:
     correct: bool
@@ -513,10 +519,9 @@ class Session:
         if layer in self.wrong:  # the same wrong answer again costs nothing more
             return Outcome(False, f"Already tried: {layer}.", counted=False)
         self.wrong.append(layer)
-        return Outcome(
-            False,
-            f"Not {layer} (−{self.walkthrough.wrong_answer_cost} points). {self.walkthrough.feedback_for(layer)}",
-        )
+        cost = self.walkthrough.wrong_answer_cost
+        costs = f" (−{cost} points)" if cost else ""
+        return Outcome(False, f"Not {layer}{costs}. {self.walkthrough.feedback_for(layer)}")
 
     @property
     def finished(self) -> bool:
@@ -576,9 +581,8 @@ class Session:
             lost = self.time_cost(solved_at)
             time_part = f", time {_points(lost) if lost else 'in full'} ({w.time_score.rule()})"
         wrong = _count(len(self.wrong), "wrong answer")
-        if self.wrong:
-            wrong += f" ({_points(len(self.wrong) * w.wrong_answer_cost)}: {', '.join(self.wrong)})"
-        hints = _count(self.hints_taken, "hint") + (f" ({_points(self.hint_cost)})" if self.hints_taken else "")
+        wrong += _costing(len(self.wrong) * w.wrong_answer_cost, ", ".join(self.wrong))
+        hints = _count(self.hints_taken, "hint") + _costing(self.hint_cost)
         lines += ["", f"Score: **{self.score}/{w.start_score}** — {hints}, {wrong}{time_part}."]
         if w.debrief.original:
             lines += ["", w.debrief.original]

@@ -465,7 +465,8 @@ class DemoController:
             if not any(e.text == NO_MORE_HINTS for e in self.log):  # said once is enough
                 self._say(NO_MORE_HINTS, "hint")
         else:
-            self._say(f"Hint {self.session.hints_taken} (−{hint.cost}): {hint.text}", "hint")
+            costs = f" (−{hint.cost})" if hint.cost else ""
+            self._say(f"Hint {self.session.hints_taken}{costs}: {hint.text}", "hint")
 
     def answer(self, layer: str) -> None:
         if self.session is None or self.app is None or self.session.finished:

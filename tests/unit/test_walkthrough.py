@@ -510,3 +510,17 @@ def test_the_readmes_walkthrough_example_loads(tmp_path):
     walkthrough = load_walkthrough(str(path))
     assert walkthrough.accepted == ("Auth backends", "Session store")
     assert walkthrough.time_score.lost(180) == 30
+
+
+def test_free_hints_and_free_wrong_answers_say_no_minus_zero(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "name: x\ntitle: t\nfault: lb-misroute\nfault_at: -1\nanswer: DNS\nscoring: {wrong_answer: 0}\n"
+        "hints: [{cost: 0, text: free}]\ndebrief: {root_cause: r, dashboard: d}\n"
+    )
+    session = Session(load_walkthrough(str(path)), started=0.0)
+    session.take_hint()
+    assert session.answer("Load balancer", 10.0).message.startswith("Not Load balancer. ")
+    session.answer("DNS", 10.0)
+    text = "\n".join(session.debrief_lines())
+    assert "— 1 hint, 1 wrong answer (Load balancer), time in full (" in text and "−0" not in text
