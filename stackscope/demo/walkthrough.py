@@ -26,6 +26,7 @@ KEYS = (
     "fault",
     "fault_at",
     "answer",
+    "also_accept",
     "clock",
     "events",
     "hints",
@@ -35,6 +36,7 @@ KEYS = (
 )
 DEFAULT_FEEDBACK = "Look again: which failing layer is not explained by another one?"
 DEBRIEF_KEYS = ("root_cause", "dashboard", "misleading", "measures", "original")
+SCORING_KEYS = ("start", "wrong_answer", "time_points", "full_within", "zero_after")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,47 @@ class StoryEvent:
 class Hint:
     cost: int
     text: str
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A second answer the story honestly supports, and why (the debrief says it)."""
+
+    layer: str
+    why: str
+
+
+@dataclass(frozen=True)
+class TimeScore:
+    """Points for speed, counted in real seconds from the first alert: all of `points`
+    within `full_within` seconds, none from `zero_after`, linear in between.
+
+    Trainees of the first round all answered within a minute, so a whole-minute step
+    never cost anything: the scale has to move in the seconds they actually take. The
+    last story event of a shipped walkthrough comes 15 real seconds after the alert and
+    the panels need a few seconds' reading, so 20 s is "as soon as you could"; by 3
+    minutes the story has long ended and the answer is a guess or a slow read."""
+
+    points: int = 30
+    full_within: float = 20.0
+    zero_after: float = 180.0
+
+    def lost(self, seconds: float) -> int:
+        """Points lost after `seconds` (rounded half up, so 0.5 of a point counts)."""
+        if seconds <= self.full_within:
+            return 0
+        share = min(1.0, (seconds - self.full_within) / (self.zero_after - self.full_within))
+        return int(self.points * share + 0.5)
+
+    def rule(self) -> str:
+        """'all 30 points within 20 s, none after 3 min', for the debrief and the README."""
+        return f"all {self.points} points within {_duration(self.full_within)}, none after {_duration(self.zero_after)}"
+
+
+def _duration(seconds: float) -> str:
+    """'20 s', '3 min', '90 s' — whole minutes as minutes."""
+    whole = int(seconds)
+    return f"{whole // 60} min" if whole >= 60 and whole % 60 == 0 else f"{whole} s"
 
 
 @dataclass(frozen=True)
@@ -76,7 +119,17 @@ class Walkthrough:
     wrong_answer_cost: int = 15
     path: str = ""
     feedback: tuple[tuple[str, str], ...] = ()  # (wrong layer, what to tell the trainee)
-    per_minute: int = 5  # points lost per whole real minute from the first alert to the answer
+    time_score: TimeScore = TimeScore()
+    also_accept: tuple[Accepted, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """Every layer that counts as the right answer: `answer` first."""
+        return (self.answer, *(a.layer for a in self.also_accept))
+
+    def why_accepted(self, layer: str) -> str:
+        """The walkthrough's reason for accepting `layer` ('' for the answer itself)."""
+        return next((a.why for a in self.also_accept if a.layer == layer), "")
 
     def feedback_for(self, layer: str) -> str:
         """The walkthrough's words for naming `layer` wrongly, else a neutral nudge."""
@@ -185,6 +238,23 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
             f"answer '{answer}' is not a layer of the demo",
             did_you_mean(answer, layers) or "layers: " + ", ".join(layers),
         )
+    also_accept: list[Accepted] = []
+    for index, item in enumerate(_items(root, "also_accept", check)):
+        where = f"also_accept[{index}]"
+        check.unknown_keys(item, ("layer", "why"), where)
+        layer = check.get(item, "layer", str, where, required=True, default="")
+        why = check.get(item, "why", str, where, required=True, default="")
+        line = item.key_lines.get("layer", item.line)
+        if layer and layer not in layers:
+            check.problem(
+                line,
+                where,
+                f"'{layer}' is not a layer of the demo",
+                did_you_mean(layer, layers) or "layers: " + ", ".join(layers),
+            )
+        elif layer and layer in (answer, *(a.layer for a in also_accept)):
+            check.problem(line, where, f"'{layer}' is already accepted")
+        also_accept.append(Accepted(layer, why))
     fault_at = check.get(root, "fault_at", float, "", default=-5.0)
     clock = root.value.get("clock")
     start, speed = "00:00", 1.0
@@ -224,12 +294,9 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
             )
         )
     scoring = root.value.get("scoring")
-    start_score, wrong_cost, per_minute = 100, 15, 5
+    start_score, wrong_cost, time_score = 100, 15, TimeScore()
     if scoring is not None and isinstance(scoring.value, dict):
-        check.unknown_keys(scoring, ("start", "wrong_answer", "per_minute"), "scoring")
-        start_score = check.get(scoring, "start", int, "scoring", default=100)
-        wrong_cost = check.get(scoring, "wrong_answer", int, "scoring", default=15)
-        per_minute = check.get(scoring, "per_minute", int, "scoring", default=5)
+        start_score, wrong_cost, time_score = _scoring(scoring, check)
     debrief_node = root.value.get("debrief")
     debrief = Debrief("", "")
     if debrief_node is None or not isinstance(debrief_node.value, dict):
@@ -265,6 +332,10 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
                     )
                 elif layer == answer:
                     check.problem(line, "feedback", f"'{layer}' is the answer: feedback is for wrong answers")
+                elif layer in (a.layer for a in also_accept):
+                    check.problem(
+                        line, "feedback", f"'{layer}' is accepted (also_accept): feedback is for wrong answers"
+                    )
                 if not isinstance(text_node.plain(), str):
                     check.problem(line, "feedback", f"the feedback for '{layer}' must be a string")
                 else:
@@ -287,8 +358,35 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
         wrong_cost,
         path,
         tuple(feedback),
-        per_minute=per_minute,
+        time_score,
+        tuple(also_accept),
     )
+
+
+def _scoring(node: Node, check: _Checker) -> tuple[int, int, TimeScore]:
+    """`scoring:` — the start, the cost of a wrong answer, the points for speed."""
+    if "per_minute" in node.value:
+        check.problem(
+            node.key_lines["per_minute"],
+            "scoring",
+            "'per_minute' is no longer used: the time score runs in seconds",
+            "time_points: 30, full_within: 20, zero_after: 180 (seconds from the first alert)",
+        )
+    check.unknown_keys(node, (*SCORING_KEYS, "per_minute"), "scoring")
+    start = check.get(node, "start", int, "scoring", default=100)
+    wrong = check.get(node, "wrong_answer", int, "scoring", default=15)
+    default = TimeScore()
+    points = check.get(node, "time_points", int, "scoring", default=default.points)
+    full = check.get(node, "full_within", float, "scoring", default=default.full_within)
+    zero = check.get(node, "zero_after", float, "scoring", default=default.zero_after)
+    if not 0 <= full < zero or points < 0:
+        check.problem(
+            node.key_lines.get("full_within", node.key_lines.get("zero_after", node.line)),
+            "scoring",
+            "time_points is 0 or more and 0 <= full_within < zero_after (seconds)",
+        )
+        return start, wrong, default
+    return start, wrong, TimeScore(points, full, zero)
 
 
 def _items(root: Node, key: str, check: _Checker) -> list[Node]:
@@ -308,6 +406,24 @@ def _items(root: Node, key: str, check: _Checker) -> list[Node]:
 
 
 # --------------------------------------------------------------------------- playing
+
+
+def _count(count: int, noun: str) -> str:
+    """'no hints', '1 hint', '2 hints'."""
+    if count == 0:
+        return f"no {noun}s"
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _points(lost: int) -> str:
+    """Points lost: '−15'; none is '0' (a '−0' reads like a penalty)."""
+    return f"−{lost}" if lost else "0"
+
+
+def _costing(lost: int, names: str = "") -> str:
+    """' (−30: DNS, Session store)', ' (DNS)' when it cost nothing, '' for nothing."""
+    parts = ": ".join(filter(None, (_points(lost) if lost else "", names)))
+    return f" ({parts})" if parts else ""
 
 
 @dataclass(frozen=True)
@@ -331,6 +447,7 @@ class Session:
     hints_taken: int = 0
     wrong: list[str] = field(default_factory=list)
     solved_at: float | None = None  # real time of the right answer
+    named: str = ""  # the layer named by the right answer (the answer, or one also accepted)
 
     def story_minutes(self, now: float) -> float:
         """Story minutes at real time `now`; the story clock stops at the right answer."""
@@ -395,16 +512,16 @@ class Session:
             return Outcome(True, "Already answered.", counted=False)
         if not self.fault_started(now):
             return Outcome(False, NOTHING_BROKEN_YET, counted=False)
-        if layer == self.walkthrough.answer:
+        if layer in self.walkthrough.accepted:
             self.solved_at = now
-            return Outcome(True, f"Right: the {layer} is the broken layer.")
+            self.named = layer
+            return Outcome(True, f"Right — the broken layer: {layer}.")
         if layer in self.wrong:  # the same wrong answer again costs nothing more
             return Outcome(False, f"Already tried: {layer}.", counted=False)
         self.wrong.append(layer)
-        return Outcome(
-            False,
-            f"Not the {layer} (−{self.walkthrough.wrong_answer_cost} points). {self.walkthrough.feedback_for(layer)}",
-        )
+        cost = self.walkthrough.wrong_answer_cost
+        costs = f" (−{cost} points)" if cost else ""
+        return Outcome(False, f"Not {layer}{costs}. {self.walkthrough.feedback_for(layer)}")
 
     @property
     def finished(self) -> bool:
@@ -428,7 +545,7 @@ class Session:
         return max(0.0, end - self.alert_real)
 
     def time_cost(self, now: float) -> int:
-        return int(self.seconds_from_alert(now) // 60) * self.walkthrough.per_minute
+        return self.walkthrough.time_score.lost(self.seconds_from_alert(now))
 
     def score_at(self, now: float) -> int:
         lost = self.hint_cost + len(self.wrong) * self.walkthrough.wrong_answer_cost + self.time_cost(now)
@@ -450,21 +567,23 @@ class Session:
         w = self.walkthrough
         lines = [f"# Debrief: {w.name} — {w.title}", ""]
         timing = self.diagnosis_time()
-        time_cost = 0
+        time_part = ""
         if timing is not None:
             story, real = timing
             solved_at = self.solved_at or 0.0
-            time_cost = self.time_cost(solved_at)
-            when = f"{real:.0f} s after the first alert" if solved_at > self.alert_real else "before the first alert"
+            after = solved_at > self.alert_real
+            when = f"{real:.0f} s after the first alert" if after else "before the first alert"
             lines.append(
-                f"You named the **{w.answer}** {when} (in the story: {self.clock_at(story)}, {self.label(story)})."
+                f"You named **{self.named}** {when} (in the story: {self.clock_at(story)}, {self.label(story)})."
             )
-        lines.append(
-            f"Score: **{self.score}/{w.start_score}** — {self.hints_taken} hint(s) "
-            f"(−{self.hint_cost}), {len(self.wrong)} wrong answer(s)"
-            + (f": {', '.join(self.wrong)}" if self.wrong else "")
-            + f", time (−{w.per_minute} a real minute from the first alert): −{time_cost}."
-        )
+            if self.named != w.answer:
+                lines += ["", f"**{self.named}** is accepted as well as **{w.answer}**: {w.why_accepted(self.named)}"]
+            lost = self.time_cost(solved_at)
+            time_part = f", time {_points(lost) if lost else 'in full'} ({w.time_score.rule()})"
+        wrong = _count(len(self.wrong), "wrong answer")
+        wrong += _costing(len(self.wrong) * w.wrong_answer_cost, ", ".join(self.wrong))
+        hints = _count(self.hints_taken, "hint") + _costing(self.hint_cost)
+        lines += ["", f"Score: **{self.score}/{w.start_score}** — {hints}, {wrong}{time_part}."]
         if w.debrief.original:
             lines += ["", w.debrief.original]
         lines += ["", "## Root cause", w.debrief.root_cause, "", "## What the dashboard showed", w.debrief.dashboard]

@@ -24,6 +24,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Label, Markdown, OptionList, Static
 from textual.widgets.option_list import Option
@@ -39,8 +40,7 @@ from stackscope.tui.widgets import FittingFooter
 
 STORY_TICK = 0.5
 NO_MORE_HINTS = "No more hints."
-TOAST_SECONDS = 4  # hints, feedback, alerts: the panel and the story log keep the text, so
-# the toast (which covers the right half of the path at 80x24) need not stay long
+FRESH_SECONDS = 4  # the panel stands out this long after a hint, feedback, an alert or a fault
 # Story icons: emoji where the terminal draws them, single-width symbols on the Linux
 # console (its fonts have no emoji, and a double-width glyph shifts the line).
 EMOJI_ICONS = {"alert": "🔔", "deploy": "🚀", "change": "🔧", "chat": "💬", "metric": "📈", "note": "📝"}
@@ -88,7 +88,8 @@ class FaultPicker(ModalScreen[str | None]):
 class DebriefScreen(Screen):
     """The end of a walkthrough: the outcome, the real cause, what to change."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("q", "app.quit", "Quit")]
+    # q quits through the app's own action; a binding here too showed "q Quit" twice
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
     DEFAULT_CSS = """
     #debrief-scroll { height: 1fr; padding: 0 1; }
     """
@@ -149,23 +150,31 @@ class DemoPanel(Widget):
 
     The first line is cut to the width; the others wrap, up to WRAP_LINES lines each (the
     last cut with an ellipsis), so a story line or a hint can be read whole at 80x24
-    (before, "db on-call: 'the primary looks normal, 40 connections… we could fa…")."""
+    (before, "db on-call: 'the primary looks normal, 40 connections… we could fa…").
+    Two lines each, not three: at 80x24 the panel's five lines, the events pane and all
+    four layers just fit (the shipped texts fit in two; `s` shows any text whole).
 
-    WRAP_LINES = 3
+    It is also where news is told: a hint, an answer's feedback, an alert or a fault make
+    it stand out for FRESH_SECONDS (`flash`) instead of a toast, which covered the events
+    pane at 80x24."""
+
+    WRAP_LINES = 2
     DEFAULT_CSS = """
     DemoPanel {
         height: auto;
-        max-height: 7;  /* one line, then the story and the message wrapped (WRAP_LINES each) */
+        max-height: 5;  /* one line, then the story and the message wrapped (WRAP_LINES each) */
         padding: 0 1;
         background: $primary-muted;
         color: $foreground;
     }
+    DemoPanel.-fresh { background: $warning-muted; }
     """
 
     def __init__(self) -> None:
         super().__init__(id="demo-panel")
         self._lines: list[str] = []
         self._height = 0
+        self._unflash: Timer | None = None
 
     def set_lines(self, lines: list[str]) -> None:
         if lines != self._lines:
@@ -174,24 +183,36 @@ class DemoPanel(Widget):
             self.refresh(layout=height != self._height)
             self._height = height
 
+    def flash(self) -> None:
+        """Stand out for FRESH_SECONDS: something new is in the panel."""
+        self.add_class("-fresh")
+        if self._unflash is not None:
+            self._unflash.stop()
+        self._unflash = self.set_timer(FRESH_SECONDS, lambda: self.remove_class("-fresh"))
+
     def lines(self) -> list[str]:
         """The panel's text, also what tests read (before any cut to the width)."""
         return list(self._lines)
 
     def wrapped(self, width: int) -> list[str]:
         """The lines as painted at `width`: the first cut, the others wrapped."""
-        out: list[str] = []
-        for index, line in enumerate(self._lines):
-            if index == 0 or cell_len(line) <= width:
-                out.append(cells.fit(line, width).rstrip())
-                continue
-            # textwrap counts characters; an icon takes two cells: leave room for them
-            wide = cell_len(line[: 2 * width]) - len(line[: 2 * width])
-            parts = textwrap.wrap(line, max(8, width - wide), break_on_hyphens=False) or [""]
-            if len(parts) > self.WRAP_LINES:
-                parts = parts[: self.WRAP_LINES - 1] + [" ".join(parts[self.WRAP_LINES - 1 :])]
-            out.extend(cells.fit(part, width).rstrip() for part in parts)
+        out = [cells.fit(self._lines[0], width).rstrip()] if self._lines else []
+        for line in self._lines[1:]:
+            out.extend(self.wrap(line, width))
         return out
+
+    @classmethod
+    def wrap(cls, line: str, width: int) -> list[str]:
+        """A story line or message as painted at `width`: up to WRAP_LINES lines, the last
+        cut with an ellipsis when the text is longer."""
+        if cell_len(line) <= width:
+            return [cells.fit(line, width).rstrip()]
+        # textwrap counts characters; an icon takes two cells: leave room for them
+        wide = cell_len(line[: 2 * width]) - len(line[: 2 * width])
+        parts = textwrap.wrap(line, max(8, width - wide), break_on_hyphens=False) or [""]
+        if len(parts) > cls.WRAP_LINES:
+            parts = parts[: cls.WRAP_LINES - 1] + [" ".join(parts[cls.WRAP_LINES - 1 :])]
+        return [cells.fit(part, width).rstrip() for part in parts]
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return max(1, len(self.wrapped(max(1, width))))
@@ -275,7 +296,7 @@ class DemoController:
                     f"answer_{index}",
                     str(index),
                     f"Answer: {layer}",
-                    f"Name the {layer} as the broken layer.",
+                    f"Answer that the broken layer is {layer}.",
                     run=self._answers(layer),
                     footer_rank=20 if index == 1 else None,
                     key_display="1-4" if index == 1 else None,
@@ -300,6 +321,7 @@ class DemoController:
                 "The story so far: every event with its story time, the hints taken and the feedback to each answer.",
                 run=lambda app: self.show_story(),
                 footer_rank=26,
+                enabled=lambda app: not isinstance(app.screen, StoryScreen),
             ),
             Action(
                 "debrief",
@@ -308,7 +330,7 @@ class DemoController:
                 "Open the debrief again (after the right answer).",
                 run=lambda app: self.show_debrief(),
                 footer_rank=24,
-                enabled=lambda app: self.solved,
+                enabled=lambda app: self.solved and not isinstance(app.screen, DebriefScreen),
             ),
         ]
         # A trainee probes again more often than they filter: "r Probe" before "f Problems",
@@ -332,10 +354,10 @@ class DemoController:
         self.app = app
         app.dashboard.mount(self.panel, before=app.dashboard.events)
         if self.walkthrough is not None:
+            app.dashboard.add_class("-walkthrough")  # DemoApp.CSS: every layer on screen at 80x24
             self.session = Session(self.walkthrough, started=self.clock())
             summary = " ".join(self.walkthrough.summary.split())
             if summary:
-                # The story log has it (s); a toast would cover the path as the story starts.
                 self.log.append(LogEntry(self.walkthrough.begins_at, "▶", summary, "summary"))
         app.set_interval(STORY_TICK, self.tick)
         self.tick()
@@ -346,7 +368,7 @@ class DemoController:
             for event in self.session.due_events(now):
                 self.log.append(LogEntry(event.at, self.icons.get(event.kind, "•"), event.text, event.kind))
                 if event.kind == "alert":
-                    self.toast(event.text, "Alert", "warning")
+                    self.panel.flash()
             if self.session.fault_due(now) and self.walkthrough is not None:
                 if self.message == NOTHING_BROKEN_YET:
                     self.message = ""  # it is now: the prompt comes back
@@ -423,26 +445,16 @@ class DemoController:
     def _injected(self, name: str, quiet: bool) -> None:
         assert self.app is not None
         if not quiet:
-            words = "faults cleared: the stack is healthy" if name == CLEAR else f"injected {name}: {FAULTS[name].what}"
-            self.toast(words, "Demo")
+            self.panel.flash()  # its first line names the fault (or "healthy")
         self.app.do_probe_now()
         self.tick()
 
-    def toast(self, message: str, title: str, severity: str = "information") -> None:
-        """A short toast, only over the dashboard: a full-screen view (debrief, story,
-        detail, help) is being read, and the panel and story log keep the text anyway.
-        The app shows one toast at a time."""
-        app = self.app
-        if app is None or app.screen is not app.dashboard:
-            return
-        app.notify(message, title=title, severity=severity, timeout=TOAST_SECONDS)
-
-    def _say(self, message: str, kind: str, title: str, severity: str = "information") -> None:
-        """The latest message: the panel's last line, a toast (it wraps), and the story log."""
+    def _say(self, message: str, kind: str) -> None:
+        """The latest message: the panel's last line (flashed) and the story log."""
         self.message = message
         if self.session is not None:
             self.log.append(LogEntry(self.session.story_minutes(self.clock()), "›", message, kind))
-        self.toast(message, title, severity)
+        self.panel.flash()
         self.tick()
 
     def hint(self) -> None:
@@ -451,9 +463,10 @@ class DemoController:
         hint = self.session.take_hint()
         if hint is None:
             if not any(e.text == NO_MORE_HINTS for e in self.log):  # said once is enough
-                self._say(NO_MORE_HINTS, "hint", "Hint")
+                self._say(NO_MORE_HINTS, "hint")
         else:
-            self._say(f"Hint {self.session.hints_taken} (−{hint.cost}): {hint.text}", "hint", "Hint")
+            costs = f" (−{hint.cost})" if hint.cost else ""
+            self._say(f"Hint {self.session.hints_taken}{costs}: {hint.text}", "hint")
 
     def answer(self, layer: str) -> None:
         if self.session is None or self.app is None or self.session.finished:
@@ -472,13 +485,7 @@ class DemoController:
             self.app.refresh_bindings()
             self.show_debrief()
         else:
-            early = outcome.message == NOTHING_BROKEN_YET
-            self._say(
-                outcome.message,
-                "answer",
-                "Too early" if early else "Answer",
-                "warning" if outcome.counted else "information",
-            )
+            self._say(outcome.message, "answer")
 
     def show_story(self) -> None:
         if self.app is not None and not isinstance(self.app.screen, StoryScreen):
@@ -509,6 +516,14 @@ def stack_layers(stack):
 
 class DemoApp(StackscopeApp):
     """The dashboard on the demo stack, with the controller's actions and panel."""
+
+    # In a walkthrough at 80x24 every layer stays on screen (the answer may be the last):
+    # the blind banner goes (the panel's prompt says the same), and so do the arrows
+    # between the stacked layers on a short terminal; the path then needs 11 lines.
+    CSS = """
+    DashboardScreen.-walkthrough #verdict.-blind { display: none; }
+    DashboardScreen.-walkthrough.-narrow.-short Arrow { display: none; }
+    """
 
     def __new__(cls, controller: DemoController, **options: Any) -> DemoApp:
         # the app's key bindings are made from its actions when it is made (bindings.py)

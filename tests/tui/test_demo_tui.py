@@ -32,11 +32,11 @@ async def test_walkthrough_end_to_end(demo_stack):
         assert controller.session.hints_taken == 1 and "Hint 1 (−10)" in controller.message
         await pilot.press("4")  # the session store: wrong
         assert controller.session.wrong == ["Session store"]
-        assert "Not the Session store" in controller.message
+        assert controller.message.startswith("Not Session store (−15 points). ")
         await pilot.press("2")  # the load balancer
         await until(pilot, lambda: isinstance(app.screen, DebriefScreen), "the debrief")
         text = app.screen.markdown
-        assert "Score: **75/100** — 1 hint(s) (−10), 1 wrong answer(s): Session store, time (" in text
+        assert "Score: **75/100** — 1 hint (−10), 1 wrong answer (−15: Session store), time in full (" in text
         assert "Verdict at the time: Load balancer: pool auth_servers routes to" in text
         assert "## Corrective measures" in text
         assert app.blind is False  # the verdict is revealed after the answer

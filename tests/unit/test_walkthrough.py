@@ -74,10 +74,10 @@ def test_session_plays_on_a_controlled_clock():
     lines = session.debrief_lines("Load balancer: pool auth_servers routes to …", ("Auth backends: 3/3 answer 200",))
     text = "\n".join(lines)
     assert "# Debrief: inc-2023-12-07 — Logins fail after a quiet afternoon change" in text  # the title, at last
-    assert "You named the **Load balancer** 4 s after the first alert (in the story: 15:38, T+8)." in text
+    assert "You named **Load balancer** 4 s after the first alert (in the story: 15:38, T+8)." in text
     assert (
-        "Score: **75/100** — 1 hint(s) (−10), 1 wrong answer(s): Session store, "
-        "time (−5 a real minute from the first alert): −0." in text
+        "Score: **75/100** — 1 hint (−10), 1 wrong answer (−15: Session store), "
+        "time in full (all 30 points within 20 s, none after 3 min)." in text
     )
     assert "- ruled out: Auth backends: 3/3 answer 200" in text
     assert "## Corrective measures" in text and "stackscope lint" in text
@@ -95,7 +95,7 @@ def test_an_answer_before_the_fault_is_refused_and_costs_nothing():
     right = session.answer("DNS", 1021.5)  # T-2: the fault started at T-3, the alert is at T+0
     assert right.correct and right.counted and session.score == 100
     text = "\n".join(session.debrief_lines())
-    assert "You named the **DNS** before the first alert (in the story: " in text and "T-2)." in text
+    assert "You named **DNS** before the first alert (in the story: " in text and "T-2)." in text
     assert "T-2 story minutes after" not in text
 
 
@@ -140,7 +140,7 @@ def test_every_shipped_walkthrough_has_feedback_for_each_wrong_layer(name):
     from stackscope.demo.walkthrough import DEFAULT_FEEDBACK
 
     walkthrough = load_walkthrough(builtin_walkthroughs()[name])
-    wrong = [layer for layer in LAYERS if layer != walkthrough.answer]
+    wrong = [layer for layer in LAYERS if layer not in walkthrough.accepted]
     assert sorted(dict(walkthrough.feedback)) == sorted(wrong)
     for layer in wrong:
         assert walkthrough.feedback_for(layer) != DEFAULT_FEEDBACK
@@ -148,9 +148,9 @@ def test_every_shipped_walkthrough_has_feedback_for_each_wrong_layer(name):
 
 def test_session_storm_feedback_does_not_claim_the_backends_answer_directly():
     session, now = _started("inc-2024-06-21")
-    message = session.answer("Auth backends", now).message
-    assert message.startswith("Not the Auth backends (−15 points). ")
-    assert "what answers when asked directly" not in message and "500" in message
+    message = session.answer("Load balancer", now).message
+    assert message.startswith("Not Load balancer (−15 points). ")
+    assert "what answers when asked directly" not in message and "health checks fail" in message
 
 
 def test_feedback_defaults_to_a_neutral_nudge(tmp_path):
@@ -191,12 +191,12 @@ def test_bad_feedback_is_a_problem_with_its_line(tmp_path, feedback, needle):
 
 def test_score_counts_real_seconds_from_the_first_alert_not_the_story_clock():
     """Two story minutes a second is narration: a trainee who takes 2 min 10 s of real time
-    after the alert loses two minutes' worth (5 a minute), not 260 story minutes' worth."""
+    after the alert loses 2 min 10 s' worth, not 260 story minutes' worth (everything)."""
     session, _ = _started("inc-2023-12-07")  # the alert is at real 1010
     assert session.alert_real == 1010.0
-    assert session.score_at(1010.0 + 59) == 100 and session.score_at(1010.0 + 130) == 90
+    assert session.score_at(1010.0 + 130) == 79  # 30 × 110/160 = 20.6 lost
     assert session.answer("Load balancer", 1010.0 + 130).correct
-    assert session.score == 90 and session.score_at(5000.0) == 90  # frozen at the answer
+    assert session.score == 79 and session.score_at(5000.0) == 79  # frozen at the answer
     assert session.diagnosis_time()[1] == 130.0
 
 
@@ -229,6 +229,7 @@ events:
 hints:
   - {cost: 5, text: "hint \e[31mred"}
 feedback: {Load balancer: "no \e]8;;http://x\e\\link"}
+also_accept: [{layer: Session store, why: "why \e]0;PWNED\a"}]
 debrief:
   root_cause: "cause \e[2J\x07"
   dashboard: >
@@ -263,7 +264,9 @@ def test_every_text_of_a_hostile_walkthrough_is_terminal_safe_where_it_is_loaded
     path.write_text(HOSTILE)
     walkthrough = load_walkthrough(str(path))
     texts = list(_strings(walkthrough))
-    assert len(texts) >= 14  # name, title, summary, fault, answer, clock, 2 events, hint, feedback, debrief x5
+    assert (
+        len(texts) >= 16
+    )  # name, title, summary, fault, answer, clock, 2 events, hint, feedback, also_accept x2, debrief x5
     unsafe = [text for text in texts if not is_terminal_safe(text)]
     assert unsafe == []
     assert walkthrough.events[0].text == "·]0;PWNED··[2J"  # the words stay, the controls cannot act
@@ -271,6 +274,10 @@ def test_every_text_of_a_hostile_walkthrough_is_terminal_safe_where_it_is_loaded
     session = Session(walkthrough, started=0.0)
     session.answer("DNS", 100.0)
     assert all(is_terminal_safe(line) for line in session.debrief_lines())
+    other = Session(walkthrough, started=0.0)
+    other.answer("Session store", 100.0)  # the second answer: its why is in the debrief
+    debrief = other.debrief_lines()
+    assert all(is_terminal_safe(line) for line in debrief) and any("why ·]0;PWNED·" in line for line in debrief)
 
 
 def test_a_clock_start_that_is_no_time_is_a_located_problem(tmp_path):
@@ -292,3 +299,228 @@ def test_debrief_lists_must_hold_texts(tmp_path):
     )
     with pytest.raises(LayoutError, match="'measures' must be a list of texts"):
         load_walkthrough(str(path))
+
+
+# --------------------------------------------------------------------------- training that teaches (issue 21)
+
+# The words that name a layer of each role. A story event, the summary or a wrong
+# answer's feedback using one of the answer layer's words tells the trainee where to
+# look before they have looked ("tidy-up of load balancer pools"); the story says what
+# people saw and did. Hints are bought, and may name it.
+ROLE_WORDS = {
+    "dns": ("dns", "zone", "zones", "record", "records", "resolver", "nameserver", "name server", "ttl", "domain"),
+    "lb": ("load balancer", "balancer", "lb", "pool", "pools", "pooling", "haproxy", "upstream", "vip"),
+    "backend": ("backend", "backends", "app server", "application server"),
+    "db": (
+        "database",
+        "db",
+        "store",
+        "session",
+        "redis",
+        "postgres",
+        "sql",
+        "connection",
+        "connections",
+        "primary",
+        "replica",
+        "cache",
+    ),
+}
+
+
+def demo_roles() -> dict[str, str]:
+    """The demo layout's layer -> role, read from the layout the demo generates."""
+    import re
+
+    from stackscope.demo.stack import PORT_NAMES, layout_text
+
+    text = layout_text(dict.fromkeys(PORT_NAMES, 1))
+    return dict(re.findall(r"- name: (.+)\n\s+role: (\w+)", text))
+
+
+def named_layers(text: str) -> set[str]:
+    """The demo layers whose name or role words `text` uses (whole words, any case)."""
+    import re
+
+    found = set()
+    for layer, role in demo_roles().items():
+        for word in (layer.lower(), *ROLE_WORDS[role]):
+            if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text, re.IGNORECASE):
+                found.add(layer)
+    return found
+
+
+def test_the_role_table_covers_the_demo_layers():
+    from stackscope.demo.stack import LAYERS
+
+    assert sorted(demo_roles()) == sorted(LAYERS) and set(demo_roles().values()) <= set(ROLE_WORDS)
+    assert named_layers("routine tidy-up of load balancer pools") == {"Load balancer"}
+    assert named_layers("zone demo.test migrated to the new DNS provider") == {"DNS"}
+    assert named_layers("Session store connections climbing steadily") == {"Session store"}
+    assert named_layers("the login page says Not Found") == set()
+
+
+@pytest.mark.parametrize("name", ["inc-2023-12-07", "inc-2024-03-14", "inc-2024-06-21"])
+def test_no_story_text_before_the_answer_names_the_answer_layer(name):
+    walkthrough = load_walkthrough(builtin_walkthroughs()[name])
+    before = [("summary", walkthrough.summary)] + [(f"T{e.at:+g} {e.kind}", e.text) for e in walkthrough.events]
+    before += [(f"feedback for {layer}", text) for layer, text in walkthrough.feedback]
+    giveaways = [(where, text) for where, text in before if walkthrough.answer in named_layers(text)]
+    assert giveaways == []
+
+
+# What each shipped debrief's root cause blames, as a reader takes it (checked against
+# the text's words below, so a rewrite that blames something else fails here).
+BLAMED = {
+    "inc-2023-12-07": {"Load balancer"},  # the LB change that moved the pool
+    "inc-2024-03-14": {"DNS"},  # the stale A record
+    "inc-2024-06-21": {"Session store", "Auth backends"},  # the store refused; the release leaked the connections
+}
+
+
+@pytest.mark.parametrize("name", sorted(BLAMED))
+def test_the_debriefs_root_cause_is_an_accepted_answer(name):
+    walkthrough = load_walkthrough(builtin_walkthroughs()[name])
+    root_cause = walkthrough.debrief.root_cause
+    words = {"Auth backends": ("auth service", "release")}  # the backends' own words in a root cause
+    for layer in BLAMED[name]:
+        assert layer in named_layers(root_cause) or any(w in root_cause for w in words.get(layer, ()))
+    assert BLAMED[name] <= set(walkthrough.accepted)
+
+
+def test_a_second_accepted_answer_solves_and_the_debrief_says_why():
+    session, now = _started("inc-2024-06-21")
+    right = session.answer("Auth backends", now)
+    assert right.correct and right.counted and session.finished and session.wrong == []
+    assert right.message == "Right — the broken layer: Auth backends."
+    text = "\n".join(session.debrief_lines())
+    assert "You named **Auth backends** before the first alert" in text
+    why = session.walkthrough.why_accepted("Auth backends")
+    assert (
+        why.startswith("the 2.15.0 release")
+        and f"**Auth backends** is accepted as well as **Session store**: {why}" in text
+    )
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        ("also_accept: [{layer: Auth backend, why: w}]\n", "lay.yaml:6: also_accept[0]: 'Auth backend' is not a layer"),
+        ("also_accept: [{layer: DNS, why: w}]\n", "lay.yaml:6: also_accept[0]: 'DNS' is already accepted"),
+        ("also_accept: [{layer: Auth backends}]\n", "also_accept[0]: missing required key 'why'"),
+        (
+            "also_accept: [{layer: Auth backends, why: w}]\nfeedback: {Auth backends: x}\n",
+            "lay.yaml:7: feedback: 'Auth backends' is accepted (also_accept): feedback is for wrong answers",
+        ),
+        (
+            "scoring: {per_minute: 5}\n",
+            "lay.yaml:6: scoring: 'per_minute' is no longer used: the time score runs in seconds — time_points: 30",
+        ),
+        ("scoring: {full_within: 60, zero_after: 30}\n", "0 <= full_within < zero_after"),
+    ],
+)
+def test_bad_also_accept_and_scoring_name_line_and_fix(tmp_path, extra, needle):
+    path = tmp_path / "lay.yaml"
+    path.write_text(
+        "name: x\ntitle: t\nfault: lb-misroute\nanswer: DNS\ndebrief: {root_cause: r, dashboard: d}\n" + extra
+    )
+    with pytest.raises(LayoutError) as info:
+        load_walkthrough(str(path))
+    assert any(needle in f"{p}".replace(str(tmp_path) + "/", "") for p in info.value.problems), info.value
+
+
+# Real seconds from the first alert to the right answer -> the score (no hints, no wrong
+# answers): all 30 time points within 20 s, none from 3 min, linear in between.
+SCORES = {0: 100, 10: 100, 20: 100, 30: 98, 45: 95, 60: 92, 100: 85, 120: 81, 150: 76, 180: 70, 600: 70}
+
+
+@pytest.mark.parametrize("seconds,score", sorted(SCORES.items()))
+def test_the_score_rewards_speed_in_the_seconds_trainees_take(seconds, score):
+    session, _ = _started("inc-2023-12-07")  # the alert is at real 1010
+    assert session.score_at(session.alert_real + seconds) == score
+    assert session.answer("Load balancer", session.alert_real + seconds).correct
+    assert session.score == score
+
+
+def test_the_readme_says_how_the_score_is_computed():
+    from stackscope.demo.walkthrough import TimeScore
+
+    section = readme_section("## Your first incident")
+    rule = TimeScore()
+    assert f"{rule.points} points" in section and "20 s" in section and "3 min" in section
+    assert "15 points" in section  # a wrong answer
+
+
+def test_the_debrief_counts_hints_and_wrong_answers_in_words():
+    session, now = _started("inc-2024-03-14")
+    session.take_hint()
+    session.answer("Load balancer", now)
+    session.answer("Session store", now)
+    session.answer("DNS", now)
+    text = "\n".join(session.debrief_lines())
+    assert "— 1 hint (−10), 2 wrong answers (−30: Load balancer, Session store), time in full (" in text
+    assert "hint(s)" not in text and "answer(s)" not in text and "(−0)" not in text
+    assert "You named **DNS** " in text and "the DNS" not in text.split("## Root cause")[0]
+    fresh, now = _started("inc-2024-03-14")
+    fresh.answer("DNS", now)
+    assert "— no hints, no wrong answers, time in full (" in "\n".join(fresh.debrief_lines())
+    other, now = _started("inc-2024-03-14")
+    assert other.answer("Auth backends", now).message.startswith("Not Auth backends (−15 points). ")
+
+
+def readme_section(heading: str) -> str:
+    """README text from `heading` to the next heading of the same level."""
+    from tests.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index(heading + "\n")
+    level = heading.split()[0] + " "
+    end = text.find("\n" + level, start + len(heading))
+    return text[start : end if end > 0 else len(text)]
+
+
+def test_the_readmes_training_sections_show_how_to_play_never_what_to_find():
+    """'Your first incident' tells the keys and the scoring, never a layer as what to find
+    (the one line listing all four answer keys names every layer alike); no walkthrough's
+    title appears anywhere (it would give its answer away); the format example is no
+    shipped walkthrough."""
+    from tests.conftest import ROOT
+
+    first = readme_section("## Your first incident")
+    lines = [line for line in first.splitlines() if not all(layer in line for layer in demo_roles())]
+    named = named_layers("\n".join(lines))
+    assert named == set(), [line for line in lines if named_layers(line)]
+    readme = (ROOT / "README.md").read_text().lower()
+    walkthroughs = [load_walkthrough(path) for path in builtin_walkthroughs().values()]
+    assert [w.title for w in walkthroughs if w.title.lower() in readme] == []
+    example = readme_section("### Writing a walkthrough")
+    assert not any(f"name: {w.name}" in example for w in walkthroughs)
+    # nor does it quote a shipped story ("NET-4471 closed" beside the word that gave it away)
+    import re
+
+    marks = {m.lower() for w in walkthroughs for e in w.events for m in re.findall(r"[A-Z]+-\d+|\d+\.\d+\.\d+", e.text)}
+    assert len(marks) >= 4 and sorted(m for m in marks if m in readme) == []
+    assert not any(w.fault in first for w in walkthroughs)  # a fault's name says its layer
+
+
+def test_the_readmes_walkthrough_example_loads(tmp_path):
+    example = readme_section("### Writing a walkthrough").split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+    walkthrough = load_walkthrough(str(path))
+    assert walkthrough.accepted == ("Auth backends", "Session store")
+    assert walkthrough.time_score.lost(180) == 30
+
+
+def test_free_hints_and_free_wrong_answers_say_no_minus_zero(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "name: x\ntitle: t\nfault: lb-misroute\nfault_at: -1\nanswer: DNS\nscoring: {wrong_answer: 0}\n"
+        "hints: [{cost: 0, text: free}]\ndebrief: {root_cause: r, dashboard: d}\n"
+    )
+    session = Session(load_walkthrough(str(path)), started=0.0)
+    session.take_hint()
+    assert session.answer("Load balancer", 10.0).message.startswith("Not Load balancer. ")
+    session.answer("DNS", 10.0)
+    text = "\n".join(session.debrief_lines())
+    assert "— 1 hint, 1 wrong answer (Load balancer), time in full (" in text and "−0" not in text
