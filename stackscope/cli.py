@@ -271,16 +271,37 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 
 
 def _lint_lb_config(args: argparse.Namespace, layout) -> int:
-    from stackscope.lb.gate import GateError, gate_status, render, run_gate
+    """The gate: the LB's own validator on the file first (its words, file:line), then
+    each pool against the declared backends. Everything the lint printed about the
+    layout is flushed before the gate can write to stderr, so the layout's `ok` line
+    always comes first, piped or not."""
+    from stackscope.lb import validate
+    from stackscope.lb.gate import GateError, detect, gate_status, render, run_gate
+    from stackscope.model import Status
+    from stackscope.redact import Redactor
 
+    sys.stdout.flush()
+    redactor = Redactor.for_layout(layout, os.environ)
     resolve = _blocking_resolver(layout) if args.resolve else None
+    try:
+        kind = detect(args.lb_config)
+    except GateError as error:
+        print(f"stackscope: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    validation = validate.validate(kind, args.lb_config)
+    refused = validate.status_of(validation)
+    print("\n".join(validate.report_lines(validation, redactor.text)), flush=True)
     try:
         reports = run_gate(layout, args.lb_config, pool=args.pool, resolve=resolve)
     except GateError as error:
         print(f"stackscope: {error}", file=sys.stderr)
-        return EXIT_UNKNOWN
+        return refused.exit_code if refused is Status.CRIT else EXIT_UNKNOWN
     print(render(reports, args.layout, args.lb_config))
-    return gate_status(reports).exit_code
+    if refused is Status.CRIT:
+        print(
+            f"{Status.CRIT.label}: {validation.tool} refuses {os.path.basename(args.lb_config)}: the LB would not load it"
+        )
+    return Status.worst([gate_status(reports), refused]).exit_code
 
 
 def _blocking_resolver(layout):

@@ -513,7 +513,9 @@ def test_lint_on_a_caddyfile_agrees_with_caddy_validate(stack, tmp_path, case):
     lint = run_cli("lint", str(layout), "--lb-config", str(path))
     if case == "broken":
         assert checked.returncode != 0 and "fail_duraton" in checked.stderr
-        assert lint.returncode == 3 and "Caddyfile:8" in lint.stderr and "fail_duraton" in lint.stderr, lint.stderr
+        # caddy validate refuses it too (its words, file:line, on stdout): the gate fails, exit 2
+        assert lint.returncode == 2 and "Caddyfile:8" in lint.stderr and "fail_duraton" in lint.stderr, lint.stderr
+        assert "✖ Caddyfile:8: " in lint.stdout and "unrecognized subdirective fail_duraton" in lint.stdout
         return
     assert checked.returncode == 0, checked.stderr
     if case == "healthy":

@@ -667,7 +667,9 @@ def test_lint_agrees_with_haproxy_c(web, tmp_path, case):
     assert "Traceback" not in out
     if case == "duplicate":
         assert haproxy.returncode != 0
-        assert lint.returncode == 3 and "backend 'auth_servers' is already defined" in lint.stderr
+        # haproxy -c refuses it too (the gate says so on stdout): exit 2
+        assert lint.returncode == 2 and "backend 'auth_servers' is already defined" in lint.stderr
+        assert "haproxy -c: the LB refuses this config" in lint.stdout, lint.stdout
         return
     assert haproxy.returncode == 0, haproxy.stdout + haproxy.stderr
     expect = {
@@ -725,7 +727,8 @@ def test_lint_agrees_with_nginx_t(web, tmp_path, upstream, server_block, line, w
     )
     assert test.returncode != 0, test.stderr
     lint = run_cli("lint", str(lint_layout(web, tmp_path, "nginx")), "--lb-config", str(conf))
-    assert lint.returncode == 3, lint.stdout + lint.stderr
+    assert lint.returncode == 2, lint.stdout + lint.stderr  # nginx -t refuses it too
+    assert "nginx -t: the LB refuses this config" in lint.stdout
     assert f"{conf}:{line}: " in lint.stderr and words in lint.stderr and "Traceback" not in lint.stderr
     # nginx names the same line; for two merged server lines, the line where the merged one ends
     merged = words == 'invalid parameter "server"'
