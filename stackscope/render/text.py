@@ -23,7 +23,7 @@ import unicodedata
 from stackscope.diagnosis import Diagnosis
 from stackscope.model import Status
 from stackscope.safetext import terminal_safe as _safe
-from stackscope.words import plural
+from stackscope.words import blame, plural
 
 RESET = "\x1b[0m"
 BOLD = "\x1b[1m"
@@ -150,7 +150,8 @@ def verdict_lines(diagnosis: Diagnosis, paint: _Paint, width: int | None) -> lis
         ]
     layer = _safe(verdict.layer)
     words = wrap(
-        f"({_safe(verdict.role)}) is the broken layer" + ("" if verdict.confirmed else " (unconfirmed)"),
+        f"({_safe(verdict.role)}){blame(verdict.status is Status.UNKNOWN)}"
+        + ("" if verdict.confirmed else " (unconfirmed)"),
         width,
         start=WORD_WIDTH + 2 + cells(layer) + 1,
         indent=4,
