@@ -152,6 +152,13 @@ def _add_prometheus_commands(sub) -> None:
     rules.add_argument(
         "--webhook", metavar="URL", help="with --alertmanager: a webhook URL for the receiver (default: none)"
     )
+    rules.add_argument(
+        "--scrape-interval",
+        metavar="DURATION",
+        default="15s",
+        help="Prometheus's scrape interval for `stackscope export` (default 15s): `for:` is at least two of them "
+        "and two of the layout's rounds",
+    )
     rules.set_defaults(run=_cmd_rules)
 
 
@@ -194,7 +201,19 @@ def _cmd_rules(args: argparse.Namespace) -> int:
     if args.webhook and (problem := webhook_problem(args.webhook)):
         print(f"stackscope: --webhook {problem}", file=sys.stderr)
         return EXIT_UNKNOWN
-    sys.stdout.write(alertmanager_config([layout], webhook=args.webhook) if args.alertmanager else rule_file(layout))
+    from stackscope.kinds import Invalid, parse_duration
+
+    try:
+        scrape = parse_duration(args.scrape_interval)
+    except Invalid as error:
+        print(
+            f"stackscope: --scrape-interval: {error.message}" + (f" ({error.fix})" if error.fix else ""),
+            file=sys.stderr,
+        )
+        return EXIT_UNKNOWN
+    sys.stdout.write(
+        alertmanager_config([layout], webhook=args.webhook) if args.alertmanager else rule_file(layout, scrape)
+    )
     return EXIT_OK
 
 
