@@ -74,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         help="validate a layout without probing anything",
         description="Validate a layout without probing anything. With --lb-config, also check "
         "a load balancer's config (haproxy, nginx, Apache httpd, Caddy, Varnish VCL) against the declared backends (a "
-        "pre-deploy gate): exit 0 when they match, 1 on partial drift, 2 when "
-        "the pool routes elsewhere, 3 when something cannot be read.",
+        "pre-deploy gate; the LB's own validator runs on it first when installed): exit 0 when they match, "
+        "1 on partial drift, 2 when the pool routes elsewhere or the LB refuses the config, 3 when something "
+        "cannot be read.",
     )
     lint.add_argument("layout", help="layout file (YAML)")
     lint.add_argument(

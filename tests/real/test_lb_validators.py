@@ -84,7 +84,7 @@ CASES = [
         APACHE.replace('BalancerMember "http://127.0.0.1:19002', 'BalancerMemer "x'),
         11,
         "Invalid command 'BalancerMemer'",
-    ),  # noqa: E501
+    ),
     (
         "caddy",
         "Caddyfile",
