@@ -74,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         help="validate a layout without probing anything",
         description="Validate a layout without probing anything. With --lb-config, also check "
         "a load balancer's config (haproxy, nginx, Apache httpd, Caddy, Varnish VCL) against the declared backends (a "
-        "pre-deploy gate): exit 0 when they match, 1 on partial drift, 2 when "
-        "the pool routes elsewhere, 3 when something cannot be read.",
+        "pre-deploy gate; the LB's own validator runs on it first when installed): exit 0 when they match, "
+        "1 on partial drift, 2 when the pool routes elsewhere or the LB refuses the config, 3 when something "
+        "cannot be read.",
     )
     lint.add_argument("layout", help="layout file (YAML)")
     lint.add_argument(
@@ -152,6 +153,13 @@ def _add_prometheus_commands(sub) -> None:
     rules.add_argument(
         "--webhook", metavar="URL", help="with --alertmanager: a webhook URL for the receiver (default: none)"
     )
+    rules.add_argument(
+        "--scrape-interval",
+        metavar="DURATION",
+        default="15s",
+        help="Prometheus's scrape interval for `stackscope export` (default 15s): `for:` is at least two of them "
+        "and two of the layout's rounds",
+    )
     rules.set_defaults(run=_cmd_rules)
 
 
@@ -194,7 +202,19 @@ def _cmd_rules(args: argparse.Namespace) -> int:
     if args.webhook and (problem := webhook_problem(args.webhook)):
         print(f"stackscope: --webhook {problem}", file=sys.stderr)
         return EXIT_UNKNOWN
-    sys.stdout.write(alertmanager_config([layout], webhook=args.webhook) if args.alertmanager else rule_file(layout))
+    from stackscope.kinds import Invalid, parse_duration
+
+    try:
+        scrape = parse_duration(args.scrape_interval)
+    except Invalid as error:
+        print(
+            f"stackscope: --scrape-interval: {error.message}" + (f" ({error.fix})" if error.fix else ""),
+            file=sys.stderr,
+        )
+        return EXIT_UNKNOWN
+    sys.stdout.write(
+        alertmanager_config([layout], webhook=args.webhook) if args.alertmanager else rule_file(layout, scrape)
+    )
     return EXIT_OK
 
 
@@ -271,16 +291,37 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 
 
 def _lint_lb_config(args: argparse.Namespace, layout) -> int:
-    from stackscope.lb.gate import GateError, gate_status, render, run_gate
+    """The gate: the LB's own validator on the file first (its words, file:line), then
+    each pool against the declared backends. Everything the lint printed about the
+    layout is flushed before the gate can write to stderr, so the layout's `ok` line
+    always comes first, piped or not."""
+    from stackscope.lb import validate
+    from stackscope.lb.gate import GateError, detect, gate_status, render, run_gate
+    from stackscope.model import Status
+    from stackscope.redact import Redactor
 
+    sys.stdout.flush()
+    redactor = Redactor.for_layout(layout, os.environ)
     resolve = _blocking_resolver(layout) if args.resolve else None
+    try:
+        kind = detect(args.lb_config)
+    except GateError as error:
+        print(f"stackscope: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    validation = validate.validate(kind, args.lb_config)
+    refused = validate.status_of(validation)
+    print("\n".join(validate.report_lines(validation, redactor.text)), flush=True)
     try:
         reports = run_gate(layout, args.lb_config, pool=args.pool, resolve=resolve)
     except GateError as error:
         print(f"stackscope: {error}", file=sys.stderr)
-        return EXIT_UNKNOWN
+        return refused.exit_code if refused is Status.CRIT else EXIT_UNKNOWN
     print(render(reports, args.layout, args.lb_config))
-    return gate_status(reports).exit_code
+    if refused is Status.CRIT:
+        print(
+            f"{Status.CRIT.label}: {validation.tool} refuses {os.path.basename(args.lb_config)}: the LB would not load it"
+        )
+    return Status.worst([gate_status(reports), refused]).exit_code
 
 
 def _blocking_resolver(layout):

@@ -65,7 +65,7 @@ from stackscope.model import (
     StoreState,
 )
 from stackscope.vantage import vantage_headline
-from stackscope.words import plural
+from stackscope.words import plural, reads_plural
 
 _SIBLING_ROLES = {"db", "cache"}
 _DOWNSTREAM_KINDS = {ErrorKind.TIMEOUT, ErrorKind.SUSPECTED, ErrorKind.CONTENT, ErrorKind.SLOW, ErrorKind.MEMBERS_DOWN}
@@ -895,7 +895,7 @@ def _consequence_clauses(consequences: list[LayerState]) -> list[str]:
     for how, names in groups.items():
         if not names:
             continue
-        one = len(names) == 1
+        one = len(names) == 1 and not reads_plural(names[0])  # "App servers fail", "Database fails"
         verb = ("fails" if one else "fail") if how == "fail" else f"{'is' if one else 'are'} {how}"
         clauses.append(f"{_join(names, cap=3)} {verb} because of it")
     return clauses

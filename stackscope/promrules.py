@@ -83,16 +83,23 @@ def am_matcher(label: str, value: str) -> str:
     return f'{label}="{escaped}"'
 
 
-def for_duration(layout: Layout) -> str:
-    """`for:` of each alert: two rounds, so one failed round does not page."""
-    return f"{max(1, math.ceil(2 * layout.interval))}s"
+# The scrape interval `rules` assumes unless told (--scrape-interval): the README's
+# Prometheus job scrapes every 15 s.
+SCRAPE_INTERVAL_S = 15.0
+
+
+def for_duration(layout: Layout, scrape_interval: float = SCRAPE_INTERVAL_S) -> str:
+    """`for:` of each alert: two rounds and two scrapes, so neither one failed round nor
+    one scrape that caught it pages (a `for:` shorter than two scrapes is met by a single
+    sample: Prometheus sees the series only at scrapes)."""
+    return f"{max(1, math.ceil(2 * layout.interval), math.ceil(2 * scrape_interval))}s"
 
 
 def selector(layout: Layout, layer: str, metric: str = "stackscope_layer_status") -> str:
     return f"{metric}{{layout={go_quote(layout.name)},layer={go_quote(layer)}}}"
 
 
-def rules(layout: Layout) -> dict:
+def rules(layout: Layout, scrape_interval: float = SCRAPE_INTERVAL_S) -> dict:
     """The rule file as data: one group per layout, one alert per layer."""
     items = []
     for layer in layout.layers:
@@ -104,7 +111,7 @@ def rules(layout: Layout) -> dict:
                 # == 2, not >= 2: an UNKNOWN layer (3, a check that cannot tell, such as a
                 # Prometheus it cannot query) is no page about that layer
                 "expr": f"{selector(layout, layer.name)} == {CRIT}",
-                "for": for_duration(layout),
+                "for": for_duration(layout, scrape_interval),
                 "labels": {name: expands_to_itself(value) for name, value in labels.items()},
                 # $labels are the series' labels (the names as exported); what a template
                 # prints is not expanded again
@@ -140,8 +147,8 @@ RULES_HEAD = (
 )
 
 
-def rule_file(layout: Layout) -> str:
-    return _dump(RULES_HEAD, rules(layout))
+def rule_file(layout: Layout, scrape_interval: float = SCRAPE_INTERVAL_S) -> str:
+    return _dump(RULES_HEAD, rules(layout, scrape_interval))
 
 
 def _matchers(layout: Layout, layer: str) -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from stackscope.diagnosis import CheckState, Diagnosis, Verdict
 from stackscope.kinds import format_duration
 from stackscope.model import Status
+from stackscope.words import blame
 
 MAX_EVENTS = 10_000  # a flapping check must not grow the timeline without bound
 
@@ -86,7 +87,8 @@ class Event:
                 return f"{stamp}  verdict  {self.after.label}  {self.detail}"  # "Auth backends recovering: …"
             unconfirmed = " (unconfirmed)" if not self.confirmed else ""
             return (
-                f"{stamp}  verdict  {self.after.label}  {self.layer} is the broken layer{unconfirmed} — {self.detail}"
+                f"{stamp}  verdict  {self.after.label}  {self.layer}{blame(self.after is Status.UNKNOWN)}{unconfirmed}"
+                f" — {self.detail}"
             )
         return f"{stamp}  {self.subject}  {self.transition}  {self.detail}"
 

@@ -19,21 +19,33 @@ from stackscope.exits import EXIT_OK, EXIT_UNKNOWN
 
 
 def list_faults(out: TextIO) -> None:
-    width = max(len(name) for name in FAULTS)
-    print("Faults (stackscope demo --fault NAME, or the dashboard's i key):", file=out)
+    """The faults and walkthroughs, folded to the terminal's width (render.text.wrap, the
+    report's own wrap: 80 columns off a terminal) under their names."""
+    from stackscope.render.text import _width, wrap
+
+    width = _width()
+    name_w = max(len(name) for name in FAULTS)
+    at = 2 + name_w + 2
+
+    def row(name: str, text: str) -> None:
+        lines = wrap(text, width, start=at, indent=at)
+        print("\n".join([f"  {name:<{name_w}}  {lines[0]}".rstrip(), *lines[1:]]), file=out)
+
+    def para(text: str) -> None:
+        print("\n".join(wrap(text, width, indent=2)), file=out)
+
+    para("Faults (stackscope demo --fault NAME, or the dashboard's i key):")
     for fault in FAULTS.values():
-        print(f"  {fault.name:<{width}}  {fault.title} → verdict: {fault.layer}", file=out)
-    print(
-        f"  (not a fault: `c` in the dashboard, or '{CLEAR}' at the --headless prompt, restores the healthy stack)",
-        file=out,
-    )
+        row(fault.name, f"{fault.title} → verdict: {fault.layer}")
+    para(f"  (not a fault: `c` in the dashboard, or '{CLEAR}' at the --headless prompt, restores the healthy stack)")
     from stackscope.demo.walkthrough import builtin_walkthroughs, load_walkthrough
 
-    print("\nWalkthroughs (stackscope demo --walkthrough NAME, or a file of your own):", file=out)
+    print(file=out)
+    para("Walkthroughs (stackscope demo --walkthrough NAME, or a file of your own):")
     for name, path in builtin_walkthroughs().items():
         # the situation, never the title: it would give the answer away (the debrief tells it)
         summary = " ".join(load_walkthrough(path).summary.split())
-        print(f"  {name:<{width}}  {summary.split('. ')[0].rstrip('.')}.", file=out)
+        row(name, f"{summary.split('. ')[0].rstrip('.')}.")
 
 
 def print_layout_once(out: TextIO = sys.stdout) -> int:

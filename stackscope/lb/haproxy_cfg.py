@@ -332,6 +332,7 @@ def pool_of(
                 file=file,
                 address_note=note,
                 readmit_s=readmit_of(server, backend, config),
+                health_checked=has_flag(server.params, "check"),
             )
         )
     extra: dict = {

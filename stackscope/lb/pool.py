@@ -71,6 +71,9 @@ class PoolServer:
     errors_rising: bool = False  # its error, retry or redispatch counters rose since the last read
     failures: int | None = None  # error + retry + redispatch counters, where the LB keeps them
     readmit_s: float | None = None  # see model.PoolMember.readmit_s
+    # read from a config that health-checks it: it takes traffic only once a check passes,
+    # which a config cannot tell; judged as a running LB judges a member that is not UP yet
+    health_checked: bool = False
 
     def service_word(self) -> str:
         return self.service or (IN if self.receives_traffic else UNKNOWN)
@@ -333,12 +336,16 @@ def _classify(servers: tuple[PoolServer, ...], declared: list[Declared], match: 
     standby: list[PoolServer] = []
     coming: list[PoolServer] = []
     idle: list[PoolServer] = []
+    # a config's undeclared member behind a health check, beside declared ones (a typo in
+    # a port): WARN until seen taking traffic, as a running LB's member that is not UP yet
+    # (live: CRIT once UP). A pool with no declared member at all stays a misroute.
+    pending = bool(match)
     for s in strangers:
-        if s.receives_traffic:
+        if s.receives_traffic and not (s.health_checked and pending):
             live.append(s)
         elif s.standby and s.serving:
             standby.append(s)
-        elif s.state.startswith("DOWN") or s.service == DOWN_BY_CHECK:  # Apache words it HcFl/Err
+        elif s.state.startswith("DOWN") or s.service == DOWN_BY_CHECK or s.receives_traffic:  # Apache: HcFl/Err
             coming.append(s)
         else:
             idle.append(s)
@@ -446,7 +453,8 @@ def _ladder(
             (
                 ErrorKind.POOL,
                 f"pool {name}: {server.address} ({server.name}, {server.state}) is not a "
-                "declared backend — it takes traffic once it comes UP",
+                "declared backend — it takes traffic once "
+                + ("its health check passes" if server.health_checked else "it comes UP"),
             )
         )
     for server in unknown:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import time
 import unicodedata
@@ -22,7 +23,7 @@ import unicodedata
 from stackscope.diagnosis import Diagnosis
 from stackscope.model import Status
 from stackscope.safetext import terminal_safe as _safe
-from stackscope.words import plural
+from stackscope.words import blame, plural
 
 RESET = "\x1b[0m"
 BOLD = "\x1b[1m"
@@ -35,6 +36,11 @@ STYLE = {Status.OK: GREEN, Status.WARN: YELLOW, Status.CRIT: "\x1b[1;31m", Statu
 # the longest is followed by a space like the others and the names after line up.
 WORD_WIDTH = max(len(status.word) for status in Status) + 1
 NAME_MAX, FACT_MAX, LATENCY_MIN = 34, 18, 7
+# On a narrow terminal the name and fact columns give way (down to these) so that a
+# detail keeps DETAIL_MIN cells beside them; no wrapped line is narrower than RIBBON_MIN.
+NAME_MIN, FACT_MIN, DETAIL_MIN, RIBBON_MIN = 12, 10, 30, 20
+# Narrower than this, a terminal cannot show a report; it is folded as if this wide.
+WIDTH_MIN = 40
 # "200 OK in 2 ms" next to a latency column that says "1.7 ms": the probe's own figure
 # goes, the column's stays (the detail screen and JSON keep the probe's wording).
 _LATENCY_IN_DETAIL = re.compile(r" in \d+(?:\.\d+)? ms\b")
@@ -56,12 +62,13 @@ def format_latency(ms: float | None) -> str:
 
 
 def cells(text: str) -> int:
-    """Terminal cells `text` takes (wide East Asian characters count two)."""
+    """Terminal cells `text` takes: wide East Asian characters and emoji count two;
+    combining marks, variation selectors and joiners none."""
     if text.isascii():
         return len(text)
     width = 0
     for char in text:
-        if unicodedata.combining(char):
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
             continue
         width += 2 if unicodedata.east_asian_width(char) in "WF" else 1
     return width
@@ -81,24 +88,45 @@ def fit(text: str, width: int) -> str:
     return "".join(out) + "…"
 
 
-def wrap(text: str, width: int, indent: str) -> list[str]:
-    """`text` folded into lines of `width` cells, at spaces when it can; continuation
-    lines start with `indent`. Cheap when it fits, which is almost always."""
-    if width <= 0 or cells(text) <= width:
+def _prefix(text: str, room: int) -> str:
+    """The longest start of `text` that takes at most `room` cells (at least one character)."""
+    used = 0
+    for index, char in enumerate(text):
+        used += cells(char)
+        if used > room:
+            return text[: max(1, index)]
+    return text
+
+
+def wrap(text: str, width: int | None, *, start: int = 0, indent: int = 0) -> list[str]:
+    """`text` folded for a line `width` cells wide (the terminal's: the one width every
+    wrap in the report is given), at spaces when it can. The first line's text begins at
+    column `start` (after what the caller already wrote there), the others at `indent`:
+    they come back with their indent, the first without. No line goes past `width`, and
+    no ribbon is narrower than RIBBON_MIN: a deep indent moves left, and text that would
+    start too near the edge starts on the next line (the first line is then "").
+    `width` None: not folded. Cheap when it fits, which is almost always."""
+    if width is None or start + cells(text) <= width:
         return [text]
+    indent = max(0, min(indent, width - RIBBON_MIN))
     lines: list[str] = []
     rest = text
-    room = width
-    while cells(rest) > room and room > 8:
-        cut = fit(rest, room + 1)[:-1]  # the longest prefix that fits
+    room = width - start
+    if room < RIBBON_MIN:
+        lines.append("")
+        room = width - indent
+    while cells(rest) > room:
+        cut = _prefix(rest, max(1, room))
         space = cut.rfind(" ")
-        if space > room // 3:
+        if len(cut) < len(rest) and rest[len(cut)] == " ":
+            space = len(cut)  # the cut falls on a space: the whole piece fits
+        if space > len(cut) // 3:
             cut = cut[:space]
-        lines.append(cut.rstrip())
+        lines.append(cut.rstrip(" "))
         rest = rest[len(cut) :].lstrip(" ")
-        room = width - cells(indent)
+        room = max(1, width - indent)
     lines.append(rest)
-    return [lines[0]] + [indent + line for line in lines[1:]]
+    return [lines[0]] + [" " * indent + line for line in lines[1:]]
 
 
 class _Paint:
@@ -120,19 +148,20 @@ def verdict_lines(diagnosis: Diagnosis, paint: _Paint, width: int | None) -> lis
         return [
             paint(badge(Status.OK), STYLE[Status.OK]) + paint(f"All layers healthy ({plural(total, 'check')})", BOLD)
         ]
-    head = (
-        paint(badge(verdict.status), STYLE[verdict.status])
-        + paint(_safe(verdict.layer), BOLD)
-        + f" ({_safe(verdict.role)}) is the broken layer"
-        + ("" if verdict.confirmed else " (unconfirmed)")
+    layer = _safe(verdict.layer)
+    words = wrap(
+        f"({_safe(verdict.role)}){blame(verdict.status is Status.UNKNOWN)}"
+        + ("" if verdict.confirmed else " (unconfirmed)"),
+        width,
+        start=WORD_WIDTH + 2 + cells(layer) + 1,
+        indent=4,
     )
+    lines = [paint(badge(verdict.status), STYLE[verdict.status]) + paint(layer, BOLD) + " " + words[0]] + words[1:]
     body: list[tuple[str, str, str]] = [("  ", _safe(verdict.summary), "")]  # (prefix, text, code)
     body += [("  • ", _safe(item), DIM) for item in verdict.evidence]
-    lines = [head]
 
     def add(prefix: str, text: str, code: str, label: str = "", label_code: str = "") -> None:
-        first = prefix + label
-        parts = wrap(text, width - cells(first), "    ") if width else [text]
+        parts = wrap(text, width, start=cells(prefix + label), indent=4)
         lines.append(prefix + paint(label, label_code) + paint(parts[0], code))
         lines.extend(paint(part, code) for part in parts[1:])
 
@@ -166,26 +195,34 @@ def layer_lines(diagnosis: Diagnosis, paint: _Paint, width: int | None) -> list[
     name_w = min(NAME_MAX, max((cells(r[1]) for r in rows), default=0))
     fact_w = min(FACT_MAX, max((cells(r[2]) for r in rows), default=0))
     lat_w = max(LATENCY_MIN, max((len(r[3]) for r in rows), default=0))
+    if width is not None:  # a narrow terminal: the fact, then the name, give way to the detail
+        spare = width - (4 + 1 + 1 + lat_w + 1) - DETAIL_MIN
+        if name_w + fact_w > spare:
+            fact_w = max(min(fact_w, FACT_MIN), spare - name_w)
+            name_w = max(min(name_w, NAME_MIN), spare - fact_w)
     detail_at = 4 + name_w + 1 + fact_w + 1 + lat_w + 1
-    detail_w = (width - detail_at) if width else 0
-    indent = " " * detail_at
     out: list[str] = []
     index = 0
     for number, layer in enumerate(diagnosis.layers):
         if number:
             out.append(paint("  ↓", DIM))
+        name = _safe(layer.name) if width is None else fit(_safe(layer.name), width - WORD_WIDTH - 2)
+        about = wrap(
+            _safe(f"{layer.layer.role}  {layer.summary}"), width, start=WORD_WIDTH + 2 + cells(name) + 2, indent=4
+        )
         out.append(
             paint(badge(layer.status), STYLE[layer.status])
-            + paint(_safe(layer.name), BOLD)
-            + paint(_safe(f"  {layer.layer.role}  {layer.summary}"), DIM)
+            + paint(name, BOLD)
+            + paint("  " + about[0] if about[0] else "", DIM)
         )
+        out.extend(paint(part, DIM) for part in about[1:])
         for _ in layer.checks:
             status, name, fact, latency, detail = rows[index]
             index += 1
             name = fit(name, name_w)
             fact = fit(fact, fact_w)
             code = STYLE[status]
-            parts = wrap(detail, detail_w, indent) if detail_w > 8 else [detail]
+            parts = wrap(detail, width, start=detail_at, indent=detail_at)
             line = (
                 "  "
                 + paint(status.glyph, code)
@@ -221,25 +258,15 @@ def render_text(diagnosis: Diagnosis, *, color: bool | None = None, width: int |
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.taken_at))
     lines = verdict_lines(diagnosis, paint, verdict_width)
     lines.append("")
-    lines.append(
-        paint(
-            _safe(f"{layout.name} · {plural(len(layout.layers), 'layer')} · {plural(checks, 'check')} · {stamp}"),
-            DIM,
-        )
-    )
+    about = f"{layout.name} · {plural(len(layout.layers), 'layer')} · {plural(checks, 'check')} · {stamp}"
+    lines += [paint(line, DIM) for line in wrap(_safe(about), width, indent=2)]
     lines += layer_lines(diagnosis, paint, width)
     if snapshot.overran:
-        lines.append(paint(_safe(f"round overran: {snapshot.overran}"), YELLOW))
+        lines += [paint(line, YELLOW) for line in wrap(_safe(f"round overran: {snapshot.overran}"), width, indent=2)]
     return "\n".join(line.rstrip(" ") for line in lines)
 
 
 def _width() -> int:
-    """The terminal's width; off a terminal, COLUMNS if set (as `COLUMNS=200 stackscope
-    check … | less` asks), else 100."""
-    try:
-        if sys.stdout.isatty():
-            return max(60, os.get_terminal_size().columns)
-    except OSError:
-        pass
-    columns = os.environ.get("COLUMNS", "")
-    return max(60, int(columns)) if columns.isdigit() else 100
+    """The width every wrap in the report is given: COLUMNS if set (as `COLUMNS=200
+    stackscope check … | less` asks), else the terminal's, else 80; never under WIDTH_MIN."""
+    return max(WIDTH_MIN, shutil.get_terminal_size((80, 24)).columns)

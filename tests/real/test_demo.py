@@ -210,6 +210,17 @@ def test_list_does_not_offer_clear_as_a_fault():
     assert run_cli("demo", "--fault", "clear").returncode == 3  # and --fault says so
 
 
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_list_fits_the_terminal(columns):
+    """Issue 21: `demo --list` ran past 80 columns (lines of 97 and 102)."""
+    from stackscope.render.text import cells
+
+    done = run_cli("demo", "--list", env={"COLUMNS": columns})
+    assert done.returncode == 0
+    assert [line for line in done.stdout.splitlines() if cells(line) > int(columns)] == [], done.stdout
+    assert "lb-misroute" in done.stdout and "verdict: Load" in done.stdout
+
+
 def test_dead_pool_ports_refuse_and_stay_reserved(demo):
     """lb-dead-pool points at ports where nothing listens; they stay bound (never
     listening) so no server that binds port 0 can be handed one of them."""

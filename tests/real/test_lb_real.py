@@ -667,11 +667,17 @@ def test_lint_agrees_with_haproxy_c(web, tmp_path, case):
     assert "Traceback" not in out
     if case == "duplicate":
         assert haproxy.returncode != 0
-        assert lint.returncode == 3 and "backend 'auth_servers' is already defined" in lint.stderr
+        # haproxy -c refuses it too (the gate says so on stdout): exit 2
+        assert lint.returncode == 2 and "backend 'auth_servers' is already defined" in lint.stderr
+        assert "haproxy -c: the LB refuses this config" in lint.stdout, lint.stdout
         return
     assert haproxy.returncode == 0, haproxy.stdout + haproxy.stderr
     expect = {
-        "template": (2, f"routes to 127.0.0.1:{d[0]}"),
+        # health-checked beside the declared backends: WARN until seen UP (as the live check)
+        "template": (
+            1,
+            f"127.0.0.1:{d[0]} (srv1, in rotation) is not a declared backend — it takes traffic once its health check passes",
+        ),
         "default-server": (1, "s3 disabled (config)"),
         "no port": (1, "the address of s3 is unknown (no port"),
         "offset": (1, "the address of s3 is unknown (port offset +1"),
@@ -725,7 +731,8 @@ def test_lint_agrees_with_nginx_t(web, tmp_path, upstream, server_block, line, w
     )
     assert test.returncode != 0, test.stderr
     lint = run_cli("lint", str(lint_layout(web, tmp_path, "nginx")), "--lb-config", str(conf))
-    assert lint.returncode == 3, lint.stdout + lint.stderr
+    assert lint.returncode == 2, lint.stdout + lint.stderr  # nginx -t refuses it too
+    assert "nginx -t: the LB refuses this config" in lint.stdout
     assert f"{conf}:{line}: " in lint.stderr and words in lint.stderr and "Traceback" not in lint.stderr
     # nginx names the same line; for two merged server lines, the line where the merged one ends
     merged = words == 'invalid parameter "server"'

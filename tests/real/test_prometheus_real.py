@@ -331,7 +331,7 @@ def _alerts_by_layer(alertmanager: Alertmanager) -> dict[str, dict]:
 
 def test_db_fault_notifies_once_and_inhibits_backend_and_lb(tmp_path, shop):
     state, layout, exporter = shop
-    rules = run_cli("rules", str(layout))
+    rules = run_cli("rules", str(layout), "--scrape-interval", "1s")  # scrape_config's interval
     assert rules.returncode == 0, rules.stderr
     webhook = Webhook()
     am_text = run_cli("rules", str(layout), "--alertmanager", "--webhook", webhook.url).stdout

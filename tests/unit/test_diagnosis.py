@@ -338,6 +338,23 @@ def _consequence(verdict, name: str) -> bool:
     return any(name in clause for clause in verdict.because)
 
 
+def test_a_layer_named_as_a_plural_takes_a_plural_verb():
+    """Issue 21: "App servers fails because of it"; one layer named "Auth backends"
+    fails, "Database" fails, "DNS" fails."""
+    from stackscope.words import reads_plural
+
+    verdict = assess(snapshot(LAYOUT, {"db": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500})).verdict
+    assert verdict.summary.endswith("; Auth backends fail because of it"), verdict.summary
+    assert [reads_plural(n) for n in ("App servers", "Auth backends", "Database", "DNS", "Postgres", "Redis")] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+
+
 def test_db_down_summary_says_what_fails_because_of_it():
     verdict = assess(
         snapshot(LAYOUT, {"db": REFUSED, "auth-1": H500, "auth-2": H500, "auth-3": H500, "lb": H503})
@@ -668,7 +685,7 @@ LINKED_CASES = [
         "the store named in a backend's error explains it, though the store is only near full",
         {"auth-2": OOM_500, "cache": NEAR_FULL},
         ("Cache", W, Status.OK),
-        "Cache: uses 93% of maxmemory under noeviction; Backends is degraded because of it",
+        "Cache: uses 93% of maxmemory under noeviction; Backends are degraded because of it",
     ),
     (
         "a backend 500 quoting a store that is healthy is the backend's own",

@@ -793,13 +793,42 @@ def test_undeclared_backup_down_and_unknown_members_warn_in_lint_and_live(tmp_pa
 def test_haproxy_server_template_with_an_ip_is_expanded_and_judged(tmp_path):
     reports, shown = gate_on(tmp_path, HEAD + AUTH3 + "    server-template srv 1-3 127.0.0.1:19101 check\n")
     assert [s.name for s in reports[0].pool.servers][3:] == ["srv1", "srv2", "srv3"]
-    assert gate_status(reports) is Status.CRIT and "routes to 127.0.0.1:19101" in reports[0].judgement.detail
+    # health-checked beside the declared backends: WARN, as a running LB's member that is not UP yet
+    assert gate_status(reports) is Status.WARN, reports[0].judgement.detail
+    assert "takes traffic once its health check passes" in reports[0].judgement.detail
     assert "+ 127.0.0.1:19101          srv2 [haproxy.cfg:10]" in shown
+    unchecked, _ = gate_on(tmp_path, HEAD + AUTH3 + "    server-template srv 1-3 127.0.0.1:19101\n")
+    assert gate_status(unchecked) is Status.CRIT and "routes to 127.0.0.1:19101" in unchecked[0].judgement.detail
     counted = haproxy_cfg.parse(str(tmp_path / "haproxy.cfg")).backends
     named = tmp_path / "named.cfg"
     named.write_text(HEAD + AUTH3 + "    server-template srv 2 auth.internal:19001 check\n")
     assert haproxy_cfg.parse(str(named)).backends["auth_servers"].templates == ["srv2 → auth.internal:19001 (line 10)"]
     assert len(counted["auth_servers"].servers) == 6
+
+
+def test_a_wrong_port_is_the_same_severity_in_the_gate_and_live(tmp_path):
+    """Issue 21: `server auth3 127.0.0.1:19004 check` (a typo for 19003) was CRIT in the
+    gate and WARN live (HAProxy's check finds nothing on 19004: DOWN). The same pool,
+    judged from the config and from the running LB's stats, gets the same status."""
+    from stackscope.lb.pool import DOWN_BY_CHECK
+
+    reports, _ = gate_on(tmp_path, HEAD + AUTH3.replace("19003 check", "19004 check"))
+    gate = reports[0].judgement
+    live = Pool(
+        "auth_servers",
+        "stats",
+        (
+            PoolServer("auth1", "127.0.0.1:19001", "UP", True, True),
+            PoolServer("auth2", "127.0.0.1:19002", "UP", True, True),
+            PoolServer("auth3", "127.0.0.1:19004", "DOWN", False, False, service=DOWN_BY_CHECK),
+        ),
+    )
+    declared = [
+        Declared(f"127.0.0.1:{port}", f"auth-{n}", f"127.0.0.1:{port}")
+        for n, port in enumerate((19001, 19002, 19003), 1)
+    ]
+    assert gate.status is judge_pool(live, declared).status is Status.WARN, gate.detail
+    assert "declared 127.0.0.1:19003 missing" in gate.detail
 
 
 @pytest.mark.parametrize("numbers", ["1-99999999", "99999999", "1-10001", "5-99999999999999999999999999"])

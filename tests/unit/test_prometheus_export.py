@@ -234,14 +234,29 @@ def test_one_alert_per_layer_with_layout_on_every_alert():
         assert rule["alert"] == ALERT
         assert rule["labels"]["layout"] == "shop"
         assert rule["labels"]["severity"] == "critical"
-        assert rule["for"] == "6s"  # two rounds of 3s
+        assert rule["for"] == "30s"  # two scrapes of 15 s (longer than two rounds of 3 s)
         assert 'layout="shop"' in rule["expr"]
         assert {"summary", "evidence"} <= set(rule["annotations"])
 
 
-def test_for_is_at_least_a_second():
+def test_for_is_at_least_two_scrapes_and_two_rounds():
+    """Issue 21: `for: 4s` with the README's 15 s scrape interval was met by one sample."""
     fast = parse_layout(SHOP.replace("interval: 3s", "interval: 0.2s").replace("timeout: 1s", "timeout: 0.1s"))
-    assert for_duration(fast) == "1s"
+    assert for_duration(fast, 0.2) == "1s"
+    assert for_duration(fast) == "30s"
+    slow = parse_layout(SHOP.replace("interval: 3s", "interval: 1m"))
+    assert for_duration(slow) == "120s" and for_duration(LAYOUT, 60) == "120s"
+
+
+def test_rules_scrape_interval_option(tmp_path):
+    from tests.conftest import run_cli
+
+    layout = tmp_path / "shop.yaml"
+    layout.write_text(SHOP)
+    assert "for: 30s" in run_cli("rules", str(layout)).stdout
+    assert "for: 60s" in run_cli("rules", str(layout), "--scrape-interval", "30s").stdout
+    bad = run_cli("rules", str(layout), "--scrape-interval", "30")
+    assert bad.returncode == 3 and "--scrape-interval: '30' is not a duration" in bad.stderr, bad.stderr
 
 
 def test_inhibitions_follow_the_dependency_order():

@@ -108,3 +108,19 @@ def test_text_does_not_use_rich():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False", done.stdout + done.stderr
+
+
+def test_an_unknown_verdict_is_worded_cannot_tell_never_the_broken_layer():
+    """Issue 21: a check that cannot read its evidence (UNKNOWN) cannot make its layer
+    "the broken layer"; a CRIT one still does."""
+    out = render(
+        diagnosis({"lb": F(Status.UNKNOWN, ErrorKind.CONFIG, "the stats page has no legends")}),
+        "text",
+        color=False,
+        width=100,
+    )
+    head = out.splitlines()[0]
+    assert head == "? UNKNOWN Load balancer (lb): cannot tell (its evidence cannot be read)", head
+    assert "broken layer" not in out
+    crit = render(diagnosis({"lb": H503}), "text", color=False, width=100).splitlines()[0]
+    assert crit.endswith("Load balancer (lb) is the broken layer"), crit

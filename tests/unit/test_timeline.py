@@ -362,3 +362,17 @@ def test_a_recovery_is_recorded_on_the_verdict_it_follows_not_as_another_verdict
     assert [v.layer for _, v in timeline.confirmed_verdicts()] == ["Backends"]
     report = timeline.to_markdown(tz=UTC)
     assert "Recovered at 00:16:40" in report and "Other verdicts" not in report
+
+
+def test_an_unknown_verdict_is_cannot_tell_never_the_broken_layer():
+    """Issue 21: a stats page without `stats show-legends` is UNKNOWN (the check cannot
+    read its evidence); the line said the LB "is the broken layer"."""
+    from stackscope.model import ErrorKind as K
+
+    timeline = Timeline("auth-prod", interval=2)
+    timeline.observe(results_at(data.T0))
+    unreadable = (Status.UNKNOWN, "the stats page has no legends", K.CONFIG, "no legends")
+    events = timeline.observe(results_at(data.T0 + 10, LB=unreadable))
+    line = next(e for e in events if e.kind == VERDICT).line(UTC)
+    assert "Load balancer: cannot tell (its evidence cannot be read) — " in line, line
+    assert "broken layer" not in line
