@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 
 from stackscope.discover.found import FoundLb, FoundPool, Frontend, Member, Origin, PoolCheck, safe
 from stackscope.lb import apache_conf, caddy_conf, haproxy_cfg, nginx_conf, varnish_vcl
 from stackscope.lb.pool import Pool
+from stackscope.model import is_ip
 
 
 class Options:
@@ -96,6 +98,7 @@ def nginx(path: str, opts: Options) -> FoundLb:
     pools = []
     for name, upstream in found.items():
         members, skipped = _members(nginx_conf.pool_of(upstream, {}, config))
+        members = tuple(replace(m, name=safe(f"{name}-{n}")) for n, m in enumerate(members, 1))  # nginx names none
         pools.append(FoundPool(safe(name), members, Origin.of(upstream.file, upstream.line), "/", None, bool(upstream.used_by), skipped))
     frontends = []
     for directive, _ in _walk_nginx(config.directives):
@@ -119,7 +122,7 @@ def nginx(path: str, opts: Options) -> FoundLb:
 
 
 def _a_name(name: str) -> bool:
-    return bool(name) and name not in ("_", "localhost", '""') and not name.startswith(("~", "*.", "."))
+    return bool(name) and not is_ip(name.strip("[]")) and name not in ("_", "localhost", '""') and not name.startswith(("~", "*.", "."))
 
 
 def _split_listen(written: str) -> tuple[str, int | None]:
@@ -197,10 +200,27 @@ def caddy(path: str, opts: Options) -> FoundLb:
             if port:
                 hosts = tuple(safe(h) for h in proxy.hosts if _a_name(h))
                 frontends.append(Frontend(safe(_url(host, port, port == 443)), Origin.of(path, proxy.line), safe(name), hosts))
-    admin_url = opts.lb_admin or "http://127.0.0.1:2019"
-    origin = Origin("--lb-admin") if opts.lb_admin else Origin("Caddy's default admin address")
+    admin_url, origin = _caddy_admin(path, config)
+    if opts.lb_admin:
+        admin_url, origin = opts.lb_admin, Origin("--lb-admin")
     admin = PoolCheck("caddy", safe(admin_url), (), origin, "upstream")
     return FoundLb("caddy", safe(path), tuple(frontends), tuple(pools), admin)
+
+
+def _caddy_admin(path: str, config: caddy_conf.Config) -> tuple[str, Origin]:
+    """The admin API's address: a JSON config's `admin.listen`, else Caddy's default."""
+    if config.kind == "json":
+        try:
+            data, line_of = caddy_conf.parse_located(caddy_conf._read(path))
+        except Exception:  # load() has read it once already; a failure here only loses the address
+            data = None
+        admin = data.get("admin") if isinstance(data, dict) else None
+        listen = admin.get("listen") if isinstance(admin, dict) else None
+        if isinstance(listen, str) and not listen.startswith(("unix/", "/")):
+            host, port = _split_listen(listen.removeprefix("tcp/"))
+            if port:
+                return _url(host or "127.0.0.1", port), Origin.of(path, line_of(admin, "listen"))
+    return "http://127.0.0.1:2019", Origin("Caddy's default admin address")
 
 
 def varnish(path: str, opts: Options) -> FoundLb:
