@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
 from stackscope.discover.found import Member, Origin, safe
 from stackscope.files import FileRefused, read_text
@@ -31,8 +32,11 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     return path, group or None
 
 
-def read(spec: str, port_var: str = "http_port") -> tuple[str, dict[str | None, tuple[Member, ...]]]:
-    """(path, {group: members}); a plain list is the group None."""
+def read(
+    spec: str, port_var: str = "http_port", pools: tuple[str, ...] = ()
+) -> tuple[str, dict[str | None, tuple[Member, ...]]]:
+    """(path, {group: members}); a plain list, or the group FILE:GROUP names, is the group
+    None; else the groups named like `pools` (only those hosts must have a port)."""
     path, group = split_spec(spec)
     try:
         text = read_text(path, MAX_BYTES, errors="replace")
@@ -41,12 +45,12 @@ def read(spec: str, port_var: str = "http_port") -> tuple[str, dict[str | None, 
     except OSError as exc:
         raise BackendsError(path, 0, exc.strerror or str(exc)) from None
     if re.search(r"^\s*\[[^\]]+\]\s*$", text, re.M):
-        groups = _inventory(path, text, port_var)
+        names, members_of = _inventory(path, text, port_var)
         if group is not None:
-            if group not in groups:
-                raise BackendsError(path, 0, f"no group '{group}' (groups: {', '.join(sorted(groups)) or 'none'})")
-            return path, {None: groups[group]}
-        return path, dict(groups)
+            if group not in names:
+                raise BackendsError(path, 0, f"no group '{group}' (groups: {', '.join(sorted(names)) or 'none'})")
+            return path, {None: members_of(group)}
+        return path, {name: members_of(name) for name in pools if name in names}
     if group is not None:
         raise BackendsError(path, 0, f"':{group}' names a group, but the file is no INI inventory")
     return path, {None: _plain(path, text)}
@@ -70,7 +74,7 @@ def _plain(path: str, text: str) -> tuple[Member, ...]:
     return tuple(members)
 
 
-def _inventory(path: str, text: str, port_var: str) -> dict[str, tuple[Member, ...]]:
+def _inventory(path: str, text: str, port_var: str) -> tuple[set[str], Callable[[str], tuple[Member, ...]]]:
     hosts: dict[str, list[tuple[str, dict[str, str], int]]] = {}
     children: dict[str, list[str]] = {}
     group_vars: dict[str, dict[str, str]] = {}
@@ -117,4 +121,4 @@ def _inventory(path: str, text: str, port_var: str) -> dict[str, tuple[Member, .
             out += members(child, depth + 1)
         return out
 
-    return {group: tuple(members(group)) for group in set(hosts) | set(children)}
+    return set(hosts) | set(children), lambda group: tuple(members(group))

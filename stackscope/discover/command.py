@@ -36,7 +36,7 @@ def read_source(source: str, kind: str | None, opts: lbconfig.Options) -> FoundL
 def _declared(lb: FoundLb, spec: str, port_var: str) -> dict[str, tuple[Member, ...]]:
     from stackscope.discover import backends
 
-    path, groups = backends.read(spec, port_var)
+    path, groups = backends.read(spec, port_var, tuple(p.name for p in lb.pools))
     with_members = [p for p in lb.pools if p.members]
     if None in groups:
         routed = [p for p in with_members if any(f.pool == p.name for f in lb.frontends)] or with_members
@@ -49,6 +49,9 @@ def _declared(lb: FoundLb, spec: str, port_var: str) -> dict[str, tuple[Member, 
     if not matched:
         names = ", ".join(p.name for p in lb.pools)
         raise BackendsError(path, 0, f"no group named like a pool ({names}): write --backends FILE:GROUP")
+    for name, members in matched.items():
+        if not members:
+            raise BackendsError(path, 0, f"group '{name}' has no hosts")
     return matched
 
 
@@ -76,12 +79,6 @@ def run(args: Any) -> int:
                 plan.read.append(f"--backends {safe(os.path.basename(args.backends))}")
             reviews: dict[str, str] = {}
             identity: dict[str, str] = {}
-            if args.probe:
-                from stackscope.discover import live
-
-                identity, reviews = live.judge(lb, declared, args.timeout)
-                for key, why in reviews.items():
-                    note(f"review {key}: {why}")
             undeclared = [p.name for p in lb.pools if p.members and p.name not in declared]
             if undeclared:
                 note(
@@ -105,8 +102,18 @@ def run(args: Any) -> int:
         return EXIT_UNKNOWN
     if args.name is None and lbs:
         plan.name = f"{lbs[0].kind}-stack"
+    when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     try:
-        text = emit.render(plan, time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+        text = emit.render(plan, when)
+        if args.probe:
+            from stackscope.discover import live
+
+            flagged = live.probe(plan, text)
+            for line in flagged:
+                note(f"review {line}")
+            if flagged:
+                plan.review.append(f"{len(flagged)} check(s) failed when init probed them: see `# review:` below")
+                text = emit.render(plan, when)
     except emit.InitBug as exc:
         print(f"stackscope: internal error: init built a layout lint refuses: {exc}", file=sys.stderr)
         return EXIT_UNKNOWN

@@ -81,3 +81,94 @@ def test_init_with_backends_then_check_catches_misroute(kind, tmp_path):
         assert _verdict(broken)["verdict"]["layer"] == "Load balancer", broken.stdout
     finally:
         stack.stop()
+
+
+def test_init_local_finds_postgres_mariadb_and_redis():
+    from tests.servers.dbs import MariaDB, Postgres, Redis
+
+    servers = [Postgres().start(), MariaDB().start(), Redis().start()]
+    try:
+        done = init("--local")
+        assert done.returncode == 0, done.stderr
+        for kind, server in zip(("postgres", "mysql", "redis"), servers):
+            line = next((line for line in done.stdout.splitlines() if f":{server.port}'" in line), "")
+            assert line.lstrip().startswith(f"- {{{kind}: '127.0.0.1:{server.port}'"), done.stdout
+            assert "# listening: " in line
+        pg_line = next(line for line in done.stdout.splitlines() if f":{servers[0].port}'" in line)
+        assert "password_env: PGPASSWORD" in pg_line and "export PGPASSWORD" in pg_line  # a placeholder, no guess
+    finally:
+        for server in servers:
+            getattr(server, "remove", None) and server.remove() or getattr(server, "stop", lambda: None)()
+
+
+BROKEN = {
+    "haproxy.cfg": ("global\nbackend auth\n    server s1\n", "haproxy.cfg:3"),
+    "nginx.conf": ("http {\n  upstream auth {\n    server 127.0.0.1:1;\n", "nginx.conf"),
+    "httpd.conf": ('<Proxy "balancer://auth">\n  BalancerMember "http://127.0.0.1:1" bogus\n', "httpd.conf"),
+    "default.vcl": ("vcl 4.1;\nbackend a { .host = \"127.0.0.1\"; .port = \"1\";\n", "default.vcl"),
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_broken_config_gets_the_gates_error(name, tmp_path):
+    text, where = BROKEN[name]
+    path = tmp_path / name
+    path.write_text(text)
+    done = init(str(path))
+    assert done.returncode == 3
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    assert where in done.stderr and done.stdout == ""
+
+
+def test_hostile_names_stay_terminal_safe(tmp_path):
+    """A server name with an escape sequence reaches the layout and comments inert."""
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(
+        "frontend web\n    bind 127.0.0.1:8080\n    default_backend auth\n"
+        "backend auth\n    option httpchk GET /health\n    server s1\x1b]0;pwned\x07 127.0.0.1:9001\n"
+    )
+    done = init(str(path))
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "\x1b" not in done.stderr
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "layout.yaml"
+    out.write_text(done.stdout)
+    assert run_cli("lint", str(out)).returncode == 0
+
+
+def test_backends_inventory_group_and_port_var(tmp_path):
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(
+        "frontend web\n    bind 127.0.0.1:8080\n    default_backend auth_servers\n"
+        "backend auth_servers\n    option httpchk GET /health\n    server s1 10.9.9.9:80 check\n"
+    )
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        "[auth_servers]\nauth1 ansible_host=127.0.0.2 http_port=9001\nauth2:2222 ansible_host=127.0.0.3 app_port=9002"
+        " http_port=9003\n\n[db]\npg1 ansible_host=10.0.0.5\n"
+    )
+    done = init(str(cfg), "--backends", str(inventory))
+    assert done.returncode == 0, done.stderr
+    assert "http://127.0.0.2:9001/health" in done.stdout and "http://127.0.0.3:9003/health" in done.stdout
+    assert "10.9.9.9" not in done.stdout.split("role: backend")[1]  # the LB's pool is not declared
+    assert "inventory.ini:2" in done.stdout
+    other = init(str(cfg), "--backends", f"{inventory}:auth_servers", "--port-var", "app_port")
+    assert other.returncode == 3 and "auth1" in other.stderr and "app_port" in other.stderr  # auth1 has none
+    missing = init(str(cfg), "--backends", f"{inventory}:web")
+    assert missing.returncode == 3 and "no group 'web'" in missing.stderr
+
+
+def test_probe_marks_members_that_do_not_answer(tmp_path):
+    """--probe runs the layout's own checks once: a member nothing answers on is marked for review."""
+    from tests.servers.base import free_port
+
+    cfg = tmp_path / "haproxy.cfg"
+    dead = free_port()
+    cfg.write_text(
+        "frontend web\n    bind 127.0.0.1:1\n    default_backend auth\n"
+        f"backend auth\n    option httpchk GET /health\n    server s1 127.0.0.1:{dead} check\n"
+    )
+    done = init(str(cfg), "--probe")
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if f":{dead}/health" in line)
+    assert "— review: CRIT now:" in line
+    assert "review s1:" in done.stderr
