@@ -139,7 +139,9 @@ def _add_init_command(sub) -> None:
     init.add_argument("--force", action="store_true", help="with -o: overwrite FILE")
     init.add_argument("--kind", choices=("haproxy", "nginx", "apache", "caddy", "varnish"), help="the config's LB")
     init.add_argument("--frontend", action="append", default=[], metavar="URL", help="users' entry point (repeatable)")
-    init.add_argument("--backends", metavar="FILE[:GROUP]", help="the real members: HOST:PORT lines or an INI inventory")
+    init.add_argument(
+        "--backends", metavar="FILE[:GROUP]", help="the real members: HOST:PORT lines or an INI inventory"
+    )
     init.add_argument("--port-var", default="http_port", metavar="VAR", help="inventory variable with the HTTP port")
     init.add_argument("--lb-admin", metavar="ADDRESS", help="the LB's stats/admin/CLI address for its pool check")
     init.add_argument("--secret-file", metavar="FILE", help="varnishd's -S secret file (for the varnish check)")

@@ -40,7 +40,15 @@ def _members(pool: Pool) -> tuple[tuple[Member, ...], tuple[str, ...]]:
         if server.address is None and server.configured_as is None:
             skipped.append(safe(f"{server.name}: {server.address_note or 'no address'}"))
             continue
-        members.append(Member(safe(server.name), safe(host.strip("[]")), int(port), Origin.of(server.file, server.line), server.standby))
+        members.append(
+            Member(
+                safe(server.name),
+                safe(host.strip("[]")),
+                int(port),
+                Origin.of(server.file, server.line),
+                server.standby,
+            )
+        )
     return tuple(members), tuple(skipped)
 
 
@@ -77,7 +85,9 @@ def haproxy(path: str, opts: Options) -> FoundLb:
     if opts.lb_admin:
         admin = PoolCheck("haproxy", safe(opts.lb_admin), (), Origin("--lb-admin"), "backend")
     elif cfg.stats_socket:
-        admin = PoolCheck("haproxy", safe("unix:" + cfg.stats_socket[0]), (), Origin.of(path, cfg.stats_socket[1]), "backend")
+        admin = PoolCheck(
+            "haproxy", safe("unix:" + cfg.stats_socket[0]), (), Origin.of(path, cfg.stats_socket[1]), "backend"
+        )
     elif stats_url:
         admin = PoolCheck("haproxy", safe(stats_url[0]), (), Origin.of(path, stats_url[1]), "backend")
     else:
@@ -99,7 +109,11 @@ def nginx(path: str, opts: Options) -> FoundLb:
     for name, upstream in found.items():
         members, skipped = _members(nginx_conf.pool_of(upstream, {}, config))
         members = tuple(replace(m, name=safe(f"{name}-{n}")) for n, m in enumerate(members, 1))  # nginx names none
-        pools.append(FoundPool(safe(name), members, Origin.of(upstream.file, upstream.line), "/", None, bool(upstream.used_by), skipped))
+        pools.append(
+            FoundPool(
+                safe(name), members, Origin.of(upstream.file, upstream.line), "/", None, bool(upstream.used_by), skipped
+            )
+        )
     frontends = []
     for directive, _ in _walk_nginx(config.directives):
         if directive.name != "server" or directive.block is None:
@@ -114,7 +128,11 @@ def nginx(path: str, opts: Options) -> FoundLb:
                     host, port = _split_listen(listen.args[0])
                     if port:
                         tls = "ssl" in listen.args[1:]
-                        frontends.append(Frontend(safe(_url(host, port, tls)), Origin.of(listen.file, listen.line), safe(target), names))
+                        frontends.append(
+                            Frontend(
+                                safe(_url(host, port, tls)), Origin.of(listen.file, listen.line), safe(target), names
+                            )
+                        )
                         break
     target = os.path.abspath(config.main) if os.path.exists(config.main) else os.path.abspath(path)
     admin = PoolCheck("nginx", safe(target), (), Origin.of(path), "upstream")
@@ -122,7 +140,12 @@ def nginx(path: str, opts: Options) -> FoundLb:
 
 
 def _a_name(name: str) -> bool:
-    return bool(name) and not is_ip(name.strip("[]")) and name not in ("_", "localhost", '""') and not name.startswith(("~", "*.", "."))
+    return (
+        bool(name)
+        and not is_ip(name.strip("[]"))
+        and name not in ("_", "localhost", '""')
+        and not name.startswith(("~", "*.", "."))
+    )
 
 
 def _split_listen(written: str) -> tuple[str, int | None]:
@@ -141,13 +164,20 @@ def apache(path: str, opts: Options) -> FoundLb:
         uri = next((m.params.get("hcuri") for m in balancer.members if m.params.get("hcuri")), None)
         hc_line = next((m.line for m in balancer.members if m.params.get("hcuri")), 0)
         pools.append(
-            FoundPool(safe(name), members, Origin.of(balancer.file, balancer.line), safe(uri or "/"),
-                      Origin.of(balancer.file, hc_line) if uri else None, bool(balancer.used_by), skipped)
+            FoundPool(
+                safe(name),
+                members,
+                Origin.of(balancer.file, balancer.line),
+                safe(uri or "/"),
+                Origin.of(balancer.file, hc_line) if uri else None,
+                bool(balancer.used_by),
+                skipped,
+            )
         )
     listen = None
     manager = None
     names: list[str] = []
-    routes: list[tuple[str, object]] = []
+    routes: list[tuple[str, apache_conf.Directive]] = []
     for directive, path_ in apache_conf.walk(config.directives):
         if directive.key == "listen" and directive.args and listen is None:
             listen = directive
@@ -169,10 +199,14 @@ def apache(path: str, opts: Options) -> FoundLb:
             base = _url(host, port)
             for pool, directive in routes:
                 match = next((n for n in balancers if n.lower() == pool.lower()), pool)
-                frontends.append(Frontend(safe(base), Origin.of(directive.file, directive.line), safe(match), tuple(names)))  # type: ignore[attr-defined]
+                frontends.append(
+                    Frontend(safe(base), Origin.of(directive.file, directive.line), safe(match), tuple(names))
+                )
                 break
             if manager:
-                admin = PoolCheck("apache", safe(base + manager[0]), (), Origin.of(manager[1].file, manager[1].line), "balancer")
+                admin = PoolCheck(
+                    "apache", safe(base + manager[0]), (), Origin.of(manager[1].file, manager[1].line), "balancer"
+                )
     if opts.lb_admin:
         admin = PoolCheck("apache", safe(opts.lb_admin), (), Origin("--lb-admin"), "balancer")
     if admin is None:
@@ -184,22 +218,39 @@ def caddy(path: str, opts: Options) -> FoundLb:
     config = caddy_conf.load(path)
     pools, frontends = [], []
     for index, proxy in enumerate(config.proxies):
-        name = proxy.ids[-1] if proxy.ids else (f"{config.proxies[0].server}" if len(config.proxies) == 1 else f"proxy{index + 1}")
+        name = (
+            proxy.ids[-1]
+            if proxy.ids
+            else (f"{config.proxies[0].server}" if len(config.proxies) == 1 else f"proxy{index + 1}")
+        )
         members, skipped = [], []
         for number, upstream in enumerate(proxy.upstreams, 1):
             dial = caddy_conf.split_dial(upstream.dial)
             if isinstance(dial, str):
                 skipped.append(safe(f"{upstream.dial}: {dial}"))
                 continue
-            members.append(Member(safe(f"{name}-{number}"), safe(dial[0]), dial[1], Origin.of(path, upstream.line or proxy.line)))
+            members.append(
+                Member(safe(f"{name}-{number}"), safe(dial[0]), dial[1], Origin.of(path, upstream.line or proxy.line))
+            )
         health = proxy.active.uri if proxy.active else "/"
-        pools.append(FoundPool(safe(name), tuple(members), Origin.of(path, proxy.line), safe(health or "/"),
-                               Origin.of(path, proxy.line) if proxy.active else None, True, tuple(skipped)))
+        pools.append(
+            FoundPool(
+                safe(name),
+                tuple(members),
+                Origin.of(path, proxy.line),
+                safe(health or "/"),
+                Origin.of(path, proxy.line) if proxy.active else None,
+                True,
+                tuple(skipped),
+            )
+        )
         for listen in proxy.listen[:1]:
             host, port = _split_listen(listen.split("/")[-1])
             if port:
                 hosts = tuple(safe(h) for h in proxy.hosts if _a_name(h))
-                frontends.append(Frontend(safe(_url(host, port, port == 443)), Origin.of(path, proxy.line), safe(name), hosts))
+                frontends.append(
+                    Frontend(safe(_url(host, port, port == 443)), Origin.of(path, proxy.line), safe(name), hosts)
+                )
     admin_url, origin = _caddy_admin(path, config)
     if opts.lb_admin:
         admin_url, origin = opts.lb_admin, Origin("--lb-admin")
@@ -228,18 +279,36 @@ def varnish(path: str, opts: Options) -> FoundLb:
     pools, notes = [], []
     for name, director in vcl.directors.items():
         members, skipped = _members(varnish_vcl.pool_of(vcl, name))
-        probe = next((vcl.backends[m.ref].probe for m in director.members if m.ref in vcl.backends and vcl.backends[m.ref].probe), None)
+        probe = next(
+            (
+                vcl.backends[m.ref].probe
+                for m in director.members
+                if m.ref in vcl.backends and vcl.backends[m.ref].probe
+            ),
+            None,
+        )
         health = probe if probe and probe.startswith("/") else "/"
-        pools.append(FoundPool(safe(name), members, Origin.of(director.file, director.line), safe(health),
-                               None, bool(vcl.users_of(name)), skipped))
+        pools.append(
+            FoundPool(
+                safe(name),
+                members,
+                Origin.of(director.file, director.line),
+                safe(health),
+                None,
+                bool(vcl.users_of(name)),
+                skipped,
+            )
+        )
     admin = None
     if opts.lb_admin:
         options = (("secret_file", safe(opts.secret_file)),) if opts.secret_file else ()
         target = opts.lb_admin.removeprefix("varnish://")
         admin = PoolCheck("varnish", safe(target), options, Origin("--lb-admin"), "director")
     else:
-        notes.append("a VCL does not name varnishd's CLI address: no pool check (give it with --lb-admin HOST:PORT "
-                     "and --secret-file)")
+        notes.append(
+            "a VCL does not name varnishd's CLI address: no pool check (give it with --lb-admin HOST:PORT "
+            "and --secret-file)"
+        )
     notes.append("a VCL does not name the address users connect to: give it with --frontend URL")
     return FoundLb("varnish", safe(path), (), tuple(pools), admin, tuple(notes))
 

@@ -21,16 +21,20 @@ LBS = ("haproxy", "nginx", "apache2", "httpd", "caddy", "varnishd")
 def _listening() -> list[tuple[str, int, int | None]]:
     import psutil
 
+    found: list[tuple[str, int, int | None]] = []
     try:
-        connections = psutil.net_connections(kind="tcp")
+        for c in psutil.net_connections(kind="tcp"):
+            if c.status == psutil.CONN_LISTEN and c.laddr:
+                found.append((c.laddr.ip, c.laddr.port, c.pid))
     except psutil.AccessDenied:  # some systems: only our own processes' sockets
-        connections = []
         for process in psutil.process_iter():
             try:
-                connections += [c._replace(pid=process.pid) for c in process.net_connections(kind="tcp")]
+                for p in process.net_connections(kind="tcp"):
+                    if p.status == psutil.CONN_LISTEN and p.laddr:
+                        found.append((p.laddr.ip, p.laddr.port, process.pid))
             except (psutil.Error, OSError):
                 continue
-    return [(c.laddr.ip, c.laddr.port, c.pid) for c in connections if c.status == psutil.CONN_LISTEN and c.laddr]
+    return found
 
 
 def _process_name(pid: int | None) -> str:

@@ -284,8 +284,8 @@ def _frontend_line(frontend: Frontend, words: list[str], path: str, number: int)
     keyword = words[0]
     if keyword == "bind" and len(words) > 1:
         for written in words[1].split(","):
-            host, _, port = written.rpartition(":")  # `:80`, `*:80`, `0.0.0.0:80`: every address
-            if port.isdigit() and host in ("", "*", "0.0.0.0", "::", "[::]"):
+            every, _, port = written.rpartition(":")  # `:80`, `*:80`, `0.0.0.0:80`: every address
+            if port.isdigit() and every in ("", "*", "0.0.0.0", "::", "[::]"):
                 frontend.binds.append(("", int(port), "ssl" in words[2:], number))
                 continue
             host, port_number, note = _address(written, path, number)

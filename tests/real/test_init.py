@@ -35,8 +35,14 @@ def test_init_from_each_lb_config_lints(kind, tmp_path):
     try:
         extra = []
         if kind == "varnish":
-            extra = ["--frontend", f"http://127.0.0.1:{stack.frontend}", "--lb-admin",
-                     f"127.0.0.1:{stack.varnish.admin_port}", "--secret-file", str(stack.varnish.secret_path)]
+            extra = [
+                "--frontend",
+                f"http://127.0.0.1:{stack.frontend}",
+                "--lb-admin",
+                f"127.0.0.1:{stack.varnish.admin_port}",
+                "--secret-file",
+                str(stack.varnish.secret_path),
+            ]
         out = tmp_path / "layout.yaml"
         done = init(str(conf(stack)), "-o", str(out), *extra)
         assert done.returncode == 0, done.stderr
@@ -105,7 +111,7 @@ BROKEN = {
     "haproxy.cfg": ("global\nbackend auth\n    server s1\n", "haproxy.cfg:3"),
     "nginx.conf": ("http {\n  upstream auth {\n    server 127.0.0.1:1;\n", "nginx.conf"),
     "httpd.conf": ('<Proxy "balancer://auth">\n  BalancerMember "http://127.0.0.1:1" bogus\n', "httpd.conf"),
-    "default.vcl": ("vcl 4.1;\nbackend a { .host = \"127.0.0.1\"; .port = \"1\";\n", "default.vcl"),
+    "default.vcl": ('vcl 4.1;\nbackend a { .host = "127.0.0.1"; .port = "1";\n', "default.vcl"),
 }
 
 
