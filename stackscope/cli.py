@@ -21,7 +21,7 @@ from stackscope.exits import EXIT_OK, EXIT_UNKNOWN, TERMINATING
 from stackscope.render import FORMATS
 from stackscope.words import plural
 
-COMMANDS = ("check", "watch", "lint", "schema", "demo", "export", "rules")
+COMMANDS = ("check", "watch", "lint", "schema", "demo", "export", "rules", "init")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,7 +121,45 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--list", action="store_true", help="list the faults and walkthroughs")
     demo.set_defaults(run=_cmd_demo)
     _add_prometheus_commands(sub)
+    _add_init_command(sub)
     return parser
+
+
+def _add_init_command(sub) -> None:
+    """`init` (stackscope/discover/): a layout from the stack's own configs and sockets."""
+    init = sub.add_parser(
+        "init",
+        help="write a layout from LB configs, live LBs and this host's listening services",
+        description="Print (or write) a layout, upstream first, that lint accepts and check runs at once. "
+        "SOURCE: an LB config (haproxy.cfg, nginx.conf or saved `nginx -T`, httpd.conf, Caddy JSON or Caddyfile, "
+        "VCL) or a live LB (an HAProxy stats URL or unix:/admin.sock, an Apache balancer-manager URL, a Caddy "
+        "admin URL, varnish://HOST:PORT with --secret-file).",
+    )
+    init.add_argument("sources", nargs="*", metavar="SOURCE")
+    init.add_argument("-o", "--output", metavar="FILE", help="write the layout here (refuses to overwrite)")
+    init.add_argument("--force", action="store_true", help="with -o: overwrite FILE")
+    init.add_argument("--kind", choices=("haproxy", "nginx", "apache", "caddy", "varnish"), help="the config's LB")
+    init.add_argument("--frontend", action="append", default=[], metavar="URL", help="users' entry point (repeatable)")
+    init.add_argument(
+        "--backends", metavar="FILE[:GROUP]", help="the real members: HOST:PORT lines or an INI inventory"
+    )
+    init.add_argument("--port-var", default="http_port", metavar="VAR", help="inventory variable with the HTTP port")
+    init.add_argument("--lb-admin", metavar="ADDRESS", help="the LB's stats/admin/CLI address for its pool check")
+    init.add_argument("--secret-file", metavar="FILE", help="varnishd's -S secret file (for the varnish check)")
+    init.add_argument("--local", action="store_true", help="add the databases and caches listening on this host")
+    init.add_argument("--probe", action="store_true", help="ask each member its health path, read live LB state")
+    init.add_argument("--name", help="the layout's name")
+    init.add_argument("--timeout", type=float, default=2.0, help=argparse.SUPPRESS)
+    init.set_defaults(run=_cmd_init)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from stackscope.discover.command import run
+
+    if not args.sources and not args.local:
+        print("stackscope init: give an LB config or a live LB as SOURCE, or --local", file=sys.stderr)
+        return EXIT_UNKNOWN
+    return run(args)
 
 
 def _add_prometheus_commands(sub) -> None:

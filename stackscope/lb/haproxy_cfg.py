@@ -62,6 +62,20 @@ class Backend:
     templates: list[str] = field(default_factory=list)
     used_by: list[str] = field(default_factory=list)
     timeouts: dict[str, str] = field(default_factory=dict)  # `timeout check 1s` lines, defaults' first
+    check_path: str | None = None  # `option httpchk [METH] URI` / `http-check send uri URI`: what the LB asks members
+    check_line: int = 0
+
+
+@dataclass
+class Frontend:
+    """A frontend or listen section's own side, for `stackscope init`: where users connect."""
+
+    name: str
+    line: int
+    binds: list[tuple[str, int, bool, int]] = field(default_factory=list)  # (host, port, tls, line)
+    hosts: list[tuple[str, int]] = field(default_factory=list)  # names a `hdr(host)` acl matches, and its line
+    stats_uri: tuple[str, int] | None = None  # `stats uri /stats` served on this section's binds
+    default_backend: tuple[str, int] | None = None
 
 
 @dataclass
@@ -70,6 +84,8 @@ class Config:
     backends: dict[str, Backend]  # backend and listen sections by name
     routes: list[str]  # every default_backend/use_backend of the config, for "traffic goes to"
     spread_checks: str = "0"  # global `spread-checks` (a percentage)
+    frontends: list[Frontend] = field(default_factory=list)  # frontend and listen sections, in order
+    stats_socket: tuple[str, int] | None = None  # global `stats socket /path` (a unix path) and its line
 
 
 # (on, off) pairs: the later of the two words on a line (or default-server) decides.
@@ -171,6 +187,8 @@ def parse(path: str) -> Config:
     defaults_timeouts: dict[str, str] = {}  # `timeout` lines of the last defaults section
     section_timeouts: dict[str, str] = {}
     spread_checks = "0"
+    frontends: dict[str, Frontend] = {}
+    stats_socket: tuple[str, int] | None = None
     base = os.path.basename(path)
     for number, raw in enumerate(lines, 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
@@ -200,7 +218,17 @@ def parse(path: str) -> Config:
                 backends[name] = Backend(name, number, timeouts=section_timeouts)
                 if section == "listen":
                     listens.add(name)
+            if section in ("frontend", "listen") and name:
+                frontends.setdefault(name, Frontend(name, number))
             continue
+        if section == "global" and keyword == "stats" and len(words) > 2 and words[1] == "socket":
+            if words[2].startswith(("/", "unix@")):
+                stats_socket = (words[2].removeprefix("unix@"), number)
+            continue
+        if section in ("frontend", "listen") and name in frontends:
+            _frontend_line(frontends[name], words, path, number)
+        if section in ("backend", "listen") and name in backends:
+            _check_path_line(backends[name], words, number)
         if keyword == "default-server" and section in ("defaults", "backend", "listen"):
             section_params.extend(words[1:])
             if section == "defaults":
@@ -249,7 +277,37 @@ def parse(path: str) -> Config:
                 backend.used_by.append(f"{who} [{base}:{number}] (dynamic use_backend {target}: may route here)")
     for name in listens:  # a listen section takes traffic on its own bind
         backends[name].used_by.append(f"listen {name} (its own bind)")
-    return Config(path, backends, described, spread_checks)
+    return Config(path, backends, described, spread_checks, list(frontends.values()), stats_socket)
+
+
+def _frontend_line(frontend: Frontend, words: list[str], path: str, number: int) -> None:
+    keyword = words[0]
+    if keyword == "bind" and len(words) > 1:
+        for written in words[1].split(","):
+            every, _, port = written.rpartition(":")  # `:80`, `*:80`, `0.0.0.0:80`: every address
+            if port.isdigit() and every in ("", "*", "0.0.0.0", "::", "[::]"):
+                frontend.binds.append(("", int(port), "ssl" in words[2:], number))
+                continue
+            host, port_number, note = _address(written, path, number)
+            if port_number is not None and not note:
+                frontend.binds.append((host or "", port_number, "ssl" in words[2:], number))
+    elif keyword == "stats" and len(words) > 2 and words[1] == "uri":
+        frontend.stats_uri = (words[2], number)
+    elif keyword == "default_backend" and len(words) > 1:
+        frontend.default_backend = (words[1], number)
+    elif keyword == "acl" and any(w.startswith(("hdr(host)", "hdr_dom(host)", "req.hdr(host)")) for w in words[2:3]):
+        frontend.hosts.extend((w, number) for w in words[3:] if not w.startswith("-"))
+
+
+def _check_path_line(backend: Backend, words: list[str], number: int) -> None:
+    """The URI the LB's http check asks for: `option httpchk GET /health`, `option httpchk
+    /health` or `http-check send meth GET uri /health`."""
+    if words[:2] == ["option", "httpchk"]:
+        rest = words[2:]
+        uri = rest[1] if len(rest) > 1 else (rest[0] if rest else "/")
+        backend.check_path, backend.check_line = uri, number
+    elif words[:2] == ["http-check", "send"] and "uri" in words[2:-1]:
+        backend.check_path, backend.check_line = words[words.index("uri") + 1], number
 
 
 def readmit_of(server: CfgServer, backend: Backend, config: Config) -> float | None:

@@ -1,0 +1,322 @@
+"""An LB config file read by the gate's own parsers (stackscope/lb/), as FoundLb: its
+frontends, its pools with their members and health-check path, and the pool check that
+reads it. Nothing is resolved or probed; the kind comes from the gate's detect()."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import replace
+
+from stackscope.discover.found import FoundLb, FoundPool, Frontend, Member, Origin, PoolCheck, safe
+from stackscope.lb import apache_conf, caddy_conf, haproxy_cfg, nginx_conf, varnish_vcl
+from stackscope.lb.pool import Pool
+from stackscope.model import is_ip
+
+
+class Options:
+    """What the command line adds to a config: the LB's admin address (`--lb-admin`) and
+    the Varnish CLI secret file."""
+
+    def __init__(self, lb_admin: str | None = None, secret_file: str | None = None) -> None:
+        self.lb_admin, self.secret_file = lb_admin, secret_file
+
+
+def _url(host: str, port: int, tls: bool = False) -> str:
+    host = host if host and host not in ("*", "0.0.0.0", "::") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+def _members(pool: Pool) -> tuple[tuple[Member, ...], tuple[str, ...]]:
+    """The pool's members with an ip:port or host:port; the others, and why, for a note."""
+    members, skipped = [], []
+    for server in pool.servers:
+        written = server.address or server.configured_as
+        host, colon, port = (written or "").rpartition(":")
+        if not colon or not port.isdigit() or (server.address is None and server.address_note != "" and not host):
+            skipped.append(safe(f"{server.name}: {server.address_note or 'no address'}"))
+            continue
+        if server.address is None and server.configured_as is None:
+            skipped.append(safe(f"{server.name}: {server.address_note or 'no address'}"))
+            continue
+        members.append(
+            Member(
+                safe(server.name),
+                safe(host.strip("[]")),
+                int(port),
+                Origin.of(server.file, server.line),
+                server.standby,
+            )
+        )
+    return tuple(members), tuple(skipped)
+
+
+def haproxy(path: str, opts: Options) -> FoundLb:
+    cfg = haproxy_cfg.parse(path)
+    pools, frontends, notes = [], [], []
+    for name, backend in cfg.backends.items():
+        members, skipped = _members(haproxy_cfg.pool_of(cfg, name))
+        pools.append(
+            FoundPool(
+                safe(name),
+                members,
+                Origin.of(path, backend.line),
+                safe(backend.check_path or "/"),
+                Origin.of(path, backend.check_line) if backend.check_path else None,
+                bool(backend.used_by),
+                skipped,
+            )
+        )
+    stats_url = None
+    for frontend in cfg.frontends:
+        if frontend.stats_uri and frontend.binds and not stats_url:
+            host, port, tls, _ = frontend.binds[0]
+            stats_url = (_url(host, port, tls) + frontend.stats_uri[0], frontend.stats_uri[1])
+        pool = frontend.default_backend[0] if frontend.default_backend else None
+        if pool is None and frontend.name in cfg.backends:  # a listen section serves its own servers
+            pool = frontend.name
+        if pool is None or not frontend.binds:
+            continue
+        host, port, tls, line = frontend.binds[0]
+        hosts = tuple(safe(h) for h, _ in frontend.hosts)
+        frontends.append(Frontend(safe(_url(host, port, tls)), Origin.of(path, line), safe(pool), hosts))
+    admin = None
+    if opts.lb_admin:
+        admin = PoolCheck("haproxy", safe(opts.lb_admin), (), Origin("--lb-admin"), "backend")
+    elif cfg.stats_socket:
+        admin = PoolCheck(
+            "haproxy", safe("unix:" + cfg.stats_socket[0]), (), Origin.of(path, cfg.stats_socket[1]), "backend"
+        )
+    elif stats_url:
+        admin = PoolCheck("haproxy", safe(stats_url[0]), (), Origin.of(path, stats_url[1]), "backend")
+    else:
+        notes.append("no `stats socket` or `stats uri` in the config: no pool check (give one with --lb-admin)")
+    return FoundLb("haproxy", safe(path), tuple(frontends), tuple(pools), admin, tuple(notes))
+
+
+def _walk_nginx(directives, path=()):
+    for directive in directives:
+        yield directive, path
+        if directive.block is not None:
+            yield from _walk_nginx(directive.block, path + (directive,))
+
+
+def nginx(path: str, opts: Options) -> FoundLb:
+    config = nginx_conf.load(path)
+    found = nginx_conf.upstreams(config)
+    pools = []
+    for name, upstream in found.items():
+        members, skipped = _members(nginx_conf.pool_of(upstream, {}, config))
+        members = tuple(replace(m, name=safe(f"{name}-{n}")) for n, m in enumerate(members, 1))  # nginx names none
+        pools.append(
+            FoundPool(
+                safe(name), members, Origin.of(upstream.file, upstream.line), "/", None, bool(upstream.used_by), skipped
+            )
+        )
+    frontends = []
+    for directive, _ in _walk_nginx(config.directives):
+        if directive.name != "server" or directive.block is None:
+            continue
+        listens = [d for d in directive.block if d.name == "listen" and d.args]
+        names = tuple(safe(n) for d in directive.block if d.name == "server_name" for n in d.args if _a_name(n))
+        for inner, _ in _walk_nginx(directive.block):
+            if inner.name == "proxy_pass" and inner.args:
+                target = inner.args[0].split("://", 1)[-1].split("/")[0]
+                if target in found and listens:
+                    listen = listens[0]
+                    host, port = _split_listen(listen.args[0])
+                    if port:
+                        tls = "ssl" in listen.args[1:]
+                        frontends.append(
+                            Frontend(
+                                safe(_url(host, port, tls)), Origin.of(listen.file, listen.line), safe(target), names
+                            )
+                        )
+                        break
+    target = os.path.abspath(config.main) if os.path.exists(config.main) else os.path.abspath(path)
+    admin = PoolCheck("nginx", safe(target), (), Origin.of(path), "upstream")
+    return FoundLb("nginx", safe(path), tuple(frontends), tuple(pools), admin)
+
+
+def _a_name(name: str) -> bool:
+    return (
+        bool(name)
+        and not is_ip(name.strip("[]"))
+        and name not in ("_", "localhost", '""')
+        and not name.startswith(("~", "*.", "."))
+    )
+
+
+def _split_listen(written: str) -> tuple[str, int | None]:
+    host, colon, port = written.rpartition(":")
+    if not colon:
+        return ("", int(written)) if written.isdigit() else ("", None)
+    return (host.strip("[]"), int(port)) if port.isdigit() else ("", None)
+
+
+def apache(path: str, opts: Options) -> FoundLb:
+    config = apache_conf.load(path)
+    balancers = apache_conf.balancers(config)
+    pools = []
+    for name, balancer in balancers.items():
+        members, skipped = _members(apache_conf.pool_of(balancer, {}, config))
+        uri = next((m.params.get("hcuri") for m in balancer.members if m.params.get("hcuri")), None)
+        hc_line = next((m.line for m in balancer.members if m.params.get("hcuri")), 0)
+        pools.append(
+            FoundPool(
+                safe(name),
+                members,
+                Origin.of(balancer.file, balancer.line),
+                safe(uri or "/"),
+                Origin.of(balancer.file, hc_line) if uri else None,
+                bool(balancer.used_by),
+                skipped,
+            )
+        )
+    listen = None
+    manager = None
+    names: list[str] = []
+    routes: list[tuple[str, apache_conf.Directive]] = []
+    for directive, path_ in apache_conf.walk(config.directives):
+        if directive.key == "listen" and directive.args and listen is None:
+            listen = directive
+        elif directive.key == "servername" and directive.args and _a_name(directive.args[0]):
+            names.append(safe(directive.args[0]))
+        elif directive.key == "sethandler" and directive.args and directive.args[0].lower() == "balancer-manager":
+            location = next((p for p in reversed(path_) if p.key in ("location", "locationmatch")), None)
+            if location is not None and location.args:
+                manager = (location.args[0], directive)
+        elif directive.key == "proxypass" and len(directive.args) > 1:
+            pool = apache_conf.balancer_name(directive.args[1])
+            if pool:
+                routes.append((pool, directive))
+    frontends, notes = [], []
+    admin = None
+    if listen is not None:
+        host, port = _split_listen(listen.args[0])
+        if port:
+            base = _url(host, port)
+            for pool, directive in routes:
+                match = next((n for n in balancers if n.lower() == pool.lower()), pool)
+                frontends.append(
+                    Frontend(safe(base), Origin.of(directive.file, directive.line), safe(match), tuple(names))
+                )
+                break
+            if manager:
+                admin = PoolCheck(
+                    "apache", safe(base + manager[0]), (), Origin.of(manager[1].file, manager[1].line), "balancer"
+                )
+    if opts.lb_admin:
+        admin = PoolCheck("apache", safe(opts.lb_admin), (), Origin("--lb-admin"), "balancer")
+    if admin is None:
+        notes.append("no balancer-manager Location in the config: no pool check (give its URL with --lb-admin)")
+    return FoundLb("apache", safe(path), tuple(frontends), tuple(pools), admin, tuple(notes))
+
+
+def caddy(path: str, opts: Options) -> FoundLb:
+    config = caddy_conf.load(path)
+    pools, frontends = [], []
+    for index, proxy in enumerate(config.proxies):
+        name = (
+            proxy.ids[-1]
+            if proxy.ids
+            else (f"{config.proxies[0].server}" if len(config.proxies) == 1 else f"proxy{index + 1}")
+        )
+        members, skipped = [], []
+        for number, upstream in enumerate(proxy.upstreams, 1):
+            dial = caddy_conf.split_dial(upstream.dial)
+            if isinstance(dial, str):
+                skipped.append(safe(f"{upstream.dial}: {dial}"))
+                continue
+            members.append(
+                Member(safe(f"{name}-{number}"), safe(dial[0]), dial[1], Origin.of(path, upstream.line or proxy.line))
+            )
+        health = proxy.active.uri if proxy.active else "/"
+        pools.append(
+            FoundPool(
+                safe(name),
+                tuple(members),
+                Origin.of(path, proxy.line),
+                safe(health or "/"),
+                Origin.of(path, proxy.line) if proxy.active else None,
+                True,
+                tuple(skipped),
+            )
+        )
+        for listen in proxy.listen[:1]:
+            host, port = _split_listen(listen.split("/")[-1])
+            if port:
+                hosts = tuple(safe(h) for h in proxy.hosts if _a_name(h))
+                frontends.append(
+                    Frontend(safe(_url(host, port, port == 443)), Origin.of(path, proxy.line), safe(name), hosts)
+                )
+    admin_url, origin = _caddy_admin(path, config)
+    if opts.lb_admin:
+        admin_url, origin = opts.lb_admin, Origin("--lb-admin")
+    admin = PoolCheck("caddy", safe(admin_url), (), origin, "upstream")
+    return FoundLb("caddy", safe(path), tuple(frontends), tuple(pools), admin)
+
+
+def _caddy_admin(path: str, config: caddy_conf.Config) -> tuple[str, Origin]:
+    """The admin API's address: a JSON config's `admin.listen`, else Caddy's default."""
+    if config.kind == "json":
+        try:
+            data, line_of = caddy_conf.parse_located(caddy_conf._read(path))
+        except Exception:  # load() has read it once already; a failure here only loses the address
+            data = None
+        admin = data.get("admin") if isinstance(data, dict) else None
+        listen = admin.get("listen") if isinstance(admin, dict) else None
+        if isinstance(listen, str) and not listen.startswith(("unix/", "/")):
+            host, port = _split_listen(listen.removeprefix("tcp/"))
+            if port:
+                return _url(host or "127.0.0.1", port), Origin.of(path, line_of(admin, "listen"))
+    return "http://127.0.0.1:2019", Origin("Caddy's default admin address")
+
+
+def varnish(path: str, opts: Options) -> FoundLb:
+    vcl = varnish_vcl.load(path)
+    pools, notes = [], []
+    for name, director in vcl.directors.items():
+        members, skipped = _members(varnish_vcl.pool_of(vcl, name))
+        probe = next(
+            (
+                vcl.backends[m.ref].probe
+                for m in director.members
+                if m.ref in vcl.backends and vcl.backends[m.ref].probe
+            ),
+            None,
+        )
+        health = probe if probe and probe.startswith("/") else "/"
+        pools.append(
+            FoundPool(
+                safe(name),
+                members,
+                Origin.of(director.file, director.line),
+                safe(health),
+                None,
+                bool(vcl.users_of(name)),
+                skipped,
+            )
+        )
+    admin = None
+    if opts.lb_admin:
+        options = (("secret_file", safe(opts.secret_file)),) if opts.secret_file else ()
+        target = opts.lb_admin.removeprefix("varnish://")
+        admin = PoolCheck("varnish", safe(target), options, Origin("--lb-admin"), "director")
+    else:
+        notes.append(
+            "a VCL does not name varnishd's CLI address: no pool check (give it with --lb-admin HOST:PORT "
+            "and --secret-file)"
+        )
+    notes.append("a VCL does not name the address users connect to: give it with --frontend URL")
+    return FoundLb("varnish", safe(path), (), tuple(pools), admin, tuple(notes))
+
+
+READERS: dict[str, Callable[[str, Options], FoundLb]] = {
+    "haproxy": haproxy,
+    "nginx": nginx,
+    "apache": apache,
+    "caddy": caddy,
+    "varnish": varnish,
+}

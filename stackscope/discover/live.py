@@ -1,0 +1,56 @@
+"""`init --probe`: the generated layout's own checks, run once, say whether the LB's
+current state already looks wrong (members it holds DOWN, members that do not answer
+their health path directly, a pool that differs from the declared backends). Those
+entries are marked `# review:` rather than silently declared: the requests are exactly
+the read-only ones `check` makes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from stackscope.discover.emit import Plan
+from stackscope.discover.found import FoundLb, safe
+from stackscope.model import Status
+
+
+def read(source: str, opts, timeout: float) -> FoundLb:
+    """A live LB as a source (stats URL, admin socket, balancer-manager, Caddy admin,
+    Varnish CLI): not built yet; the refusal says what to give instead."""
+    from stackscope.lb.gate import GateError
+
+    raise GateError(
+        f"{source}: reading a live LB as an init SOURCE is not supported yet; give its config file "
+        "(and --lb-admin ADDRESS so the layout's pool check reads the live pool), then `init --probe`"
+    )
+
+
+def probe(plan: Plan, text: str) -> list[str]:
+    """Run every check of the layout `text` once; mark each entry whose check is not OK
+    for review, and return the notes for stderr."""
+    from stackscope.engine import Engine
+    from stackscope.layout import parse_layout
+
+    layout = parse_layout(text, "<stackscope init>")
+    by_id = {check.id: check.name for check in layout.checks()}
+
+    async def once():
+        engine = Engine(layout, workers=0)
+        try:
+            return await engine.run_round()
+        finally:
+            await engine.aclose()
+
+    snapshot = asyncio.run(once())
+    entries = {entry.check["name"]: entry for layer in plan.layers for entry in layer.entries}
+    notes = []
+    for check_id, result in snapshot.results.items():
+        if result.status is Status.OK:
+            continue
+        name = by_id.get(check_id, check_id)
+        entry = entries.get(name)
+        if entry is None:
+            continue
+        why = safe(f"{result.status.name} now: {result.detail}")[:300]
+        entry.review = why
+        notes.append(f"{name}: {why}")
+    return notes
