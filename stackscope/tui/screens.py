@@ -184,12 +184,18 @@ class VerdictScreen(Screen):
     def __init__(self, diagnosis: Diagnosis | None) -> None:
         super().__init__(id="verdict-screen")
         self.diagnosis = diagnosis
+        self._body = Static(verdict_text(diagnosis), id="detail-body")
 
     def compose(self) -> ComposeResult:
         yield Label("Verdict", id="detail-title")
         with VerticalScroll(id="detail-scroll", classes=CURSOR_SCROLLS):
-            yield Static(verdict_text(self.diagnosis), id="detail-body")
+            yield self._body
         yield FittingFooter()
+
+    def show(self, diagnosis: Diagnosis | None) -> None:
+        if diagnosis is not self.diagnosis:
+            self.diagnosis = diagnosis
+            self._body.update(verdict_text(diagnosis))
 
 
 def verdict_text(diagnosis: Diagnosis | None) -> Text:
