@@ -555,7 +555,7 @@ class StackscopeApp(App[int]):
 
     def watch_blind(self, blind: bool) -> None:
         self.dashboard.banner.set_class(blind, "-blind")
-        self.dashboard.banner.refresh()
+        self.dashboard.banner.refresh(layout=True)  # the prompt and the verdict wrap to other heights
         self.dashboard.events.set_blind(blind)
         self.refresh_bindings()
 

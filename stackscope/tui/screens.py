@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
-from stackscope.diagnosis import Diagnosis
+from stackscope.diagnosis import Diagnosis, proof
 from stackscope.history import Sample
 from stackscope.model import Check, Layout, Result
 from stackscope.tui import facts
@@ -202,8 +202,11 @@ def verdict_text(diagnosis: Diagnosis | None) -> Text:
     if diagnosis is None:
         return Text("No round has finished yet.")
     verdict = diagnosis.verdict
-    if verdict is None:
-        return Text(f"{badge(diagnosis.status)}  All layers healthy — nothing to rule out.")
+    if verdict is None:  # the banner has room for a proof or two: here are all of them
+        lines = [Text(f"{badge(diagnosis.status)}  All layers healthy — nothing to rule out."), Text("")]
+        lines += [Text("Each layer's proof", style="bold underline")]
+        lines += [Text(f"{badge(layer.status)}  {layer.name}: {proof(layer)}") for layer in diagnosis.layers]
+        return Text("\n").join(lines)
     lines = [
         Text(f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer", style="bold"),
         Text(verdict.summary),

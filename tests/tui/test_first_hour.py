@@ -90,3 +90,45 @@ def test_open_screen_matches_the_class_exactly():
 
     assert StackscopeApp.open_screen(Fake(), Special) is Fake.screen_stack[1]  # type: ignore[arg-type]
     assert StackscopeApp.open_screen(Fake(), Plain) is Fake.screen_stack[0]  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- 8. the banner wraps
+
+
+MISROUTED = (
+    "pool auth_servers routes to 127.0.0.1:19101, 127.0.0.1:19102 — none is a declared backend; "
+    "declared 127.0.0.1:19001-19003 missing"
+)
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)], ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_banner_wraps_a_long_verdict_at_every_size(tmp_path, size):
+    import re
+
+    from stackscope.model import ErrorKind, Result, Snapshot, Status
+
+    app = app_on_data(tmp_path)
+    layout = app.layout
+    results = {
+        **data.results(),
+        data.LB: Result(data.LB, Status.CRIT, MISROUTED, 2.0, "misrouted", {}, ErrorKind.POOL),
+        data.DB: Result(data.DB, Status.CRIT, "refused", None, "refused", {}, ErrorKind.REFUSED),
+    }
+    async with app.run_test(size=size) as pilot:
+        verdict = app.show_snapshot(Snapshot(layout, results, data.T0 + 60)).verdict
+        await pilot.pause()
+        banner = app.dashboard.banner
+        shown = banner.render().plain.splitlines()
+        assert banner.size.height == len(shown)
+        assert all(len(line) <= banner.size.width for line in shown)
+        assert "…" not in "".join(shown)
+
+        def words(text: str) -> str:
+            return " ".join(text.split())
+
+        painted = words(" ".join(shown))
+        head, summary, ruled = banner.lines()
+        assert words(head) in painted and words(summary) in painted  # the whole verdict line, word for word
+        for address in re.findall(r"127\.0\.0\.1:[\d-]+", summary):
+            assert any(address in line for line in shown), address  # never split across lines
+        assert ruled.startswith("ruled out: ") and all(words(item) in painted for item in verdict.ruled_out)
