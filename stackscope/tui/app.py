@@ -457,6 +457,9 @@ class StackscopeApp(App[int]):
         self.do_quit()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette offers the registry's actions, as help lists them, and nothing of
+        Textual's own (Theme, Maximize, Screenshot, Keys, Quit): help, which lists every
+        key and action, never mentioned those, so the two told a newcomer different things."""
         for action in self.registry:
             if not action.palette or not self.action_enabled(action):
                 continue
@@ -470,9 +473,6 @@ class StackscopeApp(App[int]):
                 escape(words),
                 lambda action_id=action.id: self.run_action(f"invoke({action_id!r})"),
             )
-        for command in super().get_system_commands(screen):
-            if command.title not in ("Quit", "Keys"):
-                yield command
 
     # the built-in actions -------------------------------------------------
 
@@ -526,11 +526,15 @@ class StackscopeApp(App[int]):
             self.call_after_refresh(self.dashboard.path.catch_up)
 
     def do_problems_only(self) -> None:
-        self.problems_only = not self.problems_only
+        self.problems_only = True
+
+    def do_all_checks(self) -> None:
+        self.problems_only = False
 
     def watch_problems_only(self, value: bool) -> None:
         self.dashboard.set_class(value, "-problems")
         self.dashboard.header.set_flags(paused=self.paused, problems_only=value)
+        self.refresh_bindings()  # the footer says what f does now: All checks while filtered
         self.call_after_refresh(self.dashboard.refocus)
         self.call_after_refresh(self.dashboard.path.catch_up)
 

@@ -43,7 +43,7 @@ def set_status_class(widget: Widget, status: Status | None) -> None:
         widget.set_class(status is not None and cls == STATUS_CLASSES[status], cls)
 
 
-SELECTED = "▶"  # marks the selected check row, colour or not
+SELECTED = "▶"  # marks the selected check row or panel title, colour or not
 
 
 def badge(status: Status) -> str:
@@ -385,13 +385,22 @@ class PanelHeader(Widget, can_focus=True):
         state = self.state
         status = badge(state.status) if state is not None else "… waiting"
         summary = f" · {state.summary}" if state is not None else ""
+        # selected: a glyph in the column left of the fold marker, as a selected row has
+        # one; the highlight alone vanished on a monochrome terminal and for a colour-blind eye
+        selected = SELECTED if self.has_focus else " "
         if self.screen.has_class("-wide"):  # the border title carries the name
-            line = f"{marker} {status} · {self.path_layer.role}{summary}"
+            line = f"{selected}{marker} {status} · {self.path_layer.role}{summary}"
         else:
-            line = f"{marker} {status}  {self.path_layer.name} ({self.path_layer.role}){summary}"
+            line = f"{selected}{marker} {status}  {self.path_layer.name} ({self.path_layer.role}){summary}"
         return Text(line, no_wrap=True, overflow="ellipsis")
 
     def on_resize(self) -> None:
+        self.refresh()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
         self.refresh()
 
 

@@ -132,3 +132,80 @@ async def test_the_banner_wraps_a_long_verdict_at_every_size(tmp_path, size):
         for address in re.findall(r"127\.0\.0\.1:[\d-]+", summary):
             assert any(address in line for line in shown), address  # never split across lines
         assert ruled.startswith("ruled out: ") and all(words(item) in painted for item in verdict.ruled_out)
+
+
+# --------------------------------------------------------------------------- 9. no colour needed
+
+
+async def test_a_selected_panel_title_has_a_mark_that_is_not_a_colour(tmp_path):
+    from stackscope.tui.widgets import PanelHeader
+
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.show_snapshot(data.snapshot(True, at=data.T0 + 60))
+        await pilot.press("j")  # from the first check to the next panel's title
+        headers = [panel.header for panel in app.dashboard.path.panels.values()]
+        selected = app.focused
+        assert isinstance(selected, PanelHeader)
+        for header in headers:
+            painted = header.render().plain
+            assert painted.startswith("▶") == (header is selected), painted
+        await pilot.press("j")
+        assert not selected.render().plain.startswith("▶")
+
+
+async def test_the_fault_pickers_current_row_is_reverse_video_not_only_a_colour(tmp_path):
+    from textual.widgets import OptionList
+
+    from stackscope.tui.training import FaultPicker
+
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(FaultPicker())
+        await pilot.pause()
+        options = app.screen.query_one(OptionList)
+        current = options.get_component_rich_style("option-list--option-highlighted")
+        assert current.reverse and current.bold
+        assert not options.get_component_rich_style("option-list--option").reverse
+
+
+async def test_f_says_what_it_does_now_in_the_footer_palette_and_help(tmp_path):
+    from stackscope.tui.widgets import FittingFooter
+
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.show_snapshot(data.snapshot(True, at=data.T0 + 60))
+        await pilot.pause()
+
+        def footer() -> list[str]:
+            return app.screen.query_one(FittingFooter).shown()
+
+        def palette() -> list[str]:
+            return [c.title for c in app.get_system_commands(app.dashboard)]
+
+        assert "f Problems" in footer() and "Problems" in palette() and "All checks" not in palette()
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.problems_only
+        assert "f All checks" in footer() and "f Problems" not in footer()
+        assert "All checks" in palette() and "Problems" not in palette()
+        await pilot.press("f")
+        await pilot.pause()
+        assert not app.problems_only and "f Problems" in footer()
+        await pilot.press("question_mark")
+        text = app.screen.text()
+        assert "Problems — Show only checks" in text and "All checks — Show every check again" in text
+
+
+async def test_the_palette_offers_what_help_lists_and_nothing_else(tmp_path):
+    app = app_on_data(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.show_snapshot(data.snapshot(True, at=data.T0 + 60))
+        await pilot.press("up")  # a panel title: Textual would offer to maximize it
+        helped = {action.label for action in app.registry}
+        for screen_keys in ((), ("enter",), ("escape", "v")):
+            await pilot.press(*screen_keys)
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            assert titles and set(titles) <= helped, set(titles) - helped
+        for textuals in ("Maximize", "Theme", "Screenshot", "Keys"):
+            assert textuals not in titles
