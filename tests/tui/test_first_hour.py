@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from textual.screen import Screen
 
-from stackscope.tui.screens import DetailScreen, HelpScreen, VerdictScreen
+from stackscope.tui.screens import HelpScreen, VerdictScreen
 from tests import dashboard_data as data
 from tests.tui.test_dashboard_ux import app_on_data
 
@@ -25,7 +25,6 @@ def kinds(app) -> list[str]:
     [
         (("v", "v"), VerdictScreen),
         (("question_mark", "v", "question_mark"), HelpScreen),
-        (("enter", "v", "enter", "question_mark", "v"), VerdictScreen),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, tuple) else v.__name__,
 )
@@ -37,9 +36,8 @@ async def test_a_screen_asked_for_again_is_switched_to_not_pushed_twice(tmp_path
         await pilot.press(*keys)
         assert isinstance(app.screen, top)
         assert len(kinds(app)) == len(set(kinds(app))), kinds(app)
-        await pilot.press("escape")
-        assert app.screen is app.dashboard or isinstance(app.screen, DetailScreen)
-        assert app.is_running
+        await pilot.press("escape")  # the screen it switched from closed: one esc and back
+        assert app.screen is app.dashboard and app.is_running
 
 
 async def test_v_on_an_open_verdict_shows_the_verdict_as_it_is_now(tmp_path):

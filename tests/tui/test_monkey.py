@@ -7,7 +7,7 @@ demo on its embedded stack (probing live, faults injected by the monkey) and aga
 hand-built broken path. Nothing may raise, and afterwards the app still answers: the
 screen stack holds each kind of screen once, esc leads back to the dashboard, and `v`
 and `?` still open their screens. `v v` killed the dashboard (DuplicateIds) until every
-screen was opened through one guard (StackscopeApp.open_screen).
+screen was opened through one guard (StackscopeApp.push_screen).
 
 A seed that fails replays exactly: the test's id names it."""
 
@@ -38,7 +38,7 @@ BURSTS = [
     ("ctrl+p", "h", "e", "l", "enter"),
     ("ctrl+p", "v", "e", "r", "enter", "v"),
 ]
-STEPS = 16  # a key costs ~0.1 s under Pilot: 16 steps (~22 keys) a seed keep the file near 20 s
+STEPS = 16  # a key costs ~0.1 s under Pilot: 16 steps (~22 keys) a seed keep this file near 20 s
 
 
 def registry_keys(app: StackscopeApp) -> list[str]:
