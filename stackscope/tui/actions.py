@@ -157,6 +157,14 @@ def _paused(app: StackscopeApp) -> bool:
     return app.paused
 
 
+def _all_shown(app: StackscopeApp) -> bool:
+    return not app.problems_only
+
+
+def _problems_only(app: StackscopeApp) -> bool:
+    return app.problems_only
+
+
 BUILTIN: tuple[Action, ...] = (
     # moving around the dashboard
     Action(
@@ -209,6 +217,18 @@ BUILTIN: tuple[Action, ...] = (
         "Show only checks that are not OK (again: show all).",
         scope=DASHBOARD,
         footer_rank=30,
+        enabled=_all_shown,
+    ),
+    # f's other state: the footer and the palette say what f does now
+    Action(
+        "all_checks",
+        "f",
+        "All checks",
+        "Show every check again (while only problems show).",
+        scope=DASHBOARD,
+        footer_rank=30,
+        enabled=_problems_only,
+        keymap_id="problems_only",
     ),
     # probing
     Action("probe_now", "r", "Probe", "Start a round now instead of waiting for the interval.", footer_rank=40),

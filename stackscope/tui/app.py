@@ -26,13 +26,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenResultCallbackType, SystemCommand
 from textual.markup import escape
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import AwaitMount
 from textual.worker import Worker, WorkerState
 
 from stackscope.diagnosis import Diagnosis, assess
@@ -75,6 +76,7 @@ TICK = 0.25  # seconds between batches of results, and between "probing…" repa
 
 
 AppT = TypeVar("AppT", bound="StackscopeApp")
+ScreenT = TypeVar("ScreenT", bound=Screen)
 
 
 class StackscopeApp(App[int]):
@@ -345,6 +347,72 @@ class StackscopeApp(App[int]):
     def _tick_clock(self) -> None:
         self.dashboard.header.set_clock(clock_text(self.clock()))
 
+    # ------------------------------------------------------------------ screens
+
+    def open_screen(self, kind: type[ScreenT]) -> ScreenT | None:
+        """The open screen of exactly this class, wherever it is in the stack."""
+        return next((s for s in self.screen_stack if type(s) is kind), None)
+
+    def raise_screen(self, screen: Screen) -> None:
+        """Make an open screen the current one: the screens above it are dismissed (their
+        callbacks get None, as if esc had been pressed)."""
+        for _ in range(len(self.screen_stack)):
+            if self.screen is screen or screen not in self.screen_stack:
+                return
+            self.screen.dismiss()
+
+    if TYPE_CHECKING:
+
+        @overload
+        def push_screen(
+            self,
+            screen: Screen[Any] | str,
+            callback: ScreenResultCallbackType[Any] | None = None,
+            wait_for_dismiss: Literal[False] = False,
+            *,
+            mode: str | None = None,
+        ) -> AwaitMount: ...
+
+        @overload
+        def push_screen(
+            self,
+            screen: Screen[Any] | str,
+            callback: ScreenResultCallbackType[Any] | None = None,
+            wait_for_dismiss: Literal[True] = True,
+            *,
+            mode: str | None = None,
+        ) -> asyncio.Future[Any]: ...
+
+    def push_screen(
+        self,
+        screen: Screen[Any] | str,
+        callback: ScreenResultCallbackType[Any] | None = None,
+        wait_for_dismiss: bool = False,
+        *,
+        mode: str | None = None,
+    ) -> AwaitMount | asyncio.Future[Any]:
+        """Every screen is open once: a screen of a kind already open is not pushed again,
+        the open one becomes the current screen instead (the screens above it close).
+
+        `v` pressed twice pushed a second verdict screen, and Textual stopped the app
+        (DuplicateIds: two screens with one id); `? v ?` did the same with help, `i i`
+        stacked two fault pickers. This is the one guard, for every caller (the demo's
+        screens too): the action that asked for the screen gets the open one from
+        `open_screen` to refresh. A second request that waits for the screen's result
+        gets None (what esc gives), since the open one answers its own caller."""
+        if isinstance(screen, Screen) and mode is None:
+            shown = self.open_screen(type(screen))
+            if shown is not None:
+                self.raise_screen(shown)
+                if wait_for_dismiss:
+                    answered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                    answered.set_result(None)
+                    return answered
+                return AwaitMount(shown, [])
+        if wait_for_dismiss:
+            return super().push_screen(screen, callback, wait_for_dismiss=True, mode=mode)
+        return super().push_screen(screen, callback, mode=mode)
+
     # ------------------------------------------------------------------ actions
 
     async def action_invoke(self, action_id: str) -> None:
@@ -389,6 +457,9 @@ class StackscopeApp(App[int]):
         self.do_quit()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette offers the registry's actions, as help lists them, and nothing of
+        Textual's own (Theme, Maximize, Screenshot, Keys, Quit): help, which lists every
+        key and action, never mentioned those, so the two told a newcomer different things."""
         for action in self.registry:
             if not action.palette or not self.action_enabled(action):
                 continue
@@ -402,9 +473,6 @@ class StackscopeApp(App[int]):
                 escape(words),
                 lambda action_id=action.id: self.run_action(f"invoke({action_id!r})"),
             )
-        for command in super().get_system_commands(screen):
-            if command.title not in ("Quit", "Keys"):
-                yield command
 
     # the built-in actions -------------------------------------------------
 
@@ -439,9 +507,11 @@ class StackscopeApp(App[int]):
         row = dashboard.row_for_focus()
         if row is None:
             return
-        screen = DetailScreen(row.check)
-        self.push_screen(screen)
-        self._show_detail(screen)
+        self.push_screen(DetailScreen(row.check))
+        screen = self.open_screen(DetailScreen)
+        if screen is not None:
+            screen.check = row.check  # an open detail shows the check asked for now
+            self._show_detail(screen)
 
     def _show_detail(self, screen: DetailScreen) -> None:
         check_id = screen.check.id
@@ -456,11 +526,15 @@ class StackscopeApp(App[int]):
             self.call_after_refresh(self.dashboard.path.catch_up)
 
     def do_problems_only(self) -> None:
-        self.problems_only = not self.problems_only
+        self.problems_only = True
+
+    def do_all_checks(self) -> None:
+        self.problems_only = False
 
     def watch_problems_only(self, value: bool) -> None:
         self.dashboard.set_class(value, "-problems")
         self.dashboard.header.set_flags(paused=self.paused, problems_only=value)
+        self.refresh_bindings()  # the footer says what f does now: All checks while filtered
         self.call_after_refresh(self.dashboard.refocus)
         self.call_after_refresh(self.dashboard.path.catch_up)
 
@@ -485,19 +559,21 @@ class StackscopeApp(App[int]):
 
     def watch_blind(self, blind: bool) -> None:
         self.dashboard.banner.set_class(blind, "-blind")
-        self.dashboard.banner.refresh()
+        self.dashboard.banner.refresh(layout=True)  # the prompt and the verdict wrap to other heights
         self.dashboard.events.set_blind(blind)
         self.refresh_bindings()
 
     def do_verdict(self) -> None:
         self.push_screen(VerdictScreen(self.diagnosis))
+        screen = self.open_screen(VerdictScreen)
+        if screen is not None:  # open already: v shows the verdict as it is now
+            screen.show(self.diagnosis)
 
     def do_timeline(self) -> None:
         self._write_timeline(self._timeline_path())
 
     def do_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.registry))
+        self.push_screen(HelpScreen(self.registry))
 
     def do_back(self) -> None:
         if len(self.screen_stack) > 1:

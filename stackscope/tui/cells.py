@@ -9,6 +9,7 @@ slow SSH link.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
@@ -104,6 +105,55 @@ def fit(text: str, width: int, *, right: bool = False) -> str:
         text = out + "…"
     pad = " " * (width - cell_len(text))
     return pad + text if right else text + pad
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` cells, broken at spaces; a word longer than a
+    line (a URL) is split across lines. Nothing is cut: what does not fit takes more
+    lines. Cells, not characters: a wide glyph takes two."""
+    width = max(1, width)
+    lines: list[str] = []
+    line = ""
+    for token in re.findall(r"\S+|\s+", text.replace("\r", " ").replace("\n", " ")):
+        if token.isspace():
+            line += token if line else ""  # spaces at a break are dropped
+            continue
+        if cell_len(line + token) <= width:
+            line += token
+            continue
+        if line:
+            lines.append(line.rstrip())
+            line = ""
+        while cell_len(token) > width:
+            head = _cells_prefix(token, width)
+            lines.append(head)
+            token = token[len(head) :]
+        line = token
+    lines.append(line.rstrip())
+    return lines
+
+
+def _cells_prefix(text: str, width: int) -> str:
+    """The longest start of `text` within `width` cells (at least one character)."""
+    out = text[0]
+    for char in text[1:]:
+        if cell_len(out + char) > width:
+            break
+        out += char
+    return out
+
+
+def wrap_items(prefix: str, items: list[str], sep: str, width: int, lines: int) -> list[str]:
+    """`prefix` and as many whole `items` as fit in `lines` wrapped lines, then how many
+    more there are ("(+2 more: v)"): a list is cut between two items, never inside one
+    (an address cut to "127.0.…" reads as another address). The first item is shown
+    whole even when it alone needs more lines."""
+    for shown in range(len(items), 0, -1):
+        more = f" (+{len(items) - shown} more: v)" if shown < len(items) else ""
+        wrapped = wrap(prefix + sep.join(items[:shown]) + more, width)
+        if len(wrapped) <= lines or shown == 1:
+            return wrapped
+    return wrap(prefix.rstrip(), width)
 
 
 def row_latency(ms: float | None) -> str:

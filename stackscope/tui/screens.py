@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
-from stackscope.diagnosis import Diagnosis
+from stackscope.diagnosis import Diagnosis, proof
 from stackscope.history import Sample
 from stackscope.model import Check, Layout, Result
 from stackscope.tui import facts
@@ -184,20 +184,29 @@ class VerdictScreen(Screen):
     def __init__(self, diagnosis: Diagnosis | None) -> None:
         super().__init__(id="verdict-screen")
         self.diagnosis = diagnosis
+        self._body = Static(verdict_text(diagnosis), id="detail-body")
 
     def compose(self) -> ComposeResult:
         yield Label("Verdict", id="detail-title")
         with VerticalScroll(id="detail-scroll", classes=CURSOR_SCROLLS):
-            yield Static(verdict_text(self.diagnosis), id="detail-body")
+            yield self._body
         yield FittingFooter()
+
+    def show(self, diagnosis: Diagnosis | None) -> None:
+        if diagnosis is not self.diagnosis:
+            self.diagnosis = diagnosis
+            self._body.update(verdict_text(diagnosis))
 
 
 def verdict_text(diagnosis: Diagnosis | None) -> Text:
     if diagnosis is None:
         return Text("No round has finished yet.")
     verdict = diagnosis.verdict
-    if verdict is None:
-        return Text(f"{badge(diagnosis.status)}  All layers healthy — nothing to rule out.")
+    if verdict is None:  # the banner has room for a proof or two: here are all of them
+        lines = [Text(f"{badge(diagnosis.status)}  All layers healthy — nothing to rule out."), Text("")]
+        lines += [Text("Each layer's proof", style="bold underline")]
+        lines += [Text(f"{badge(layer.status)}  {layer.name}: {proof(layer)}") for layer in diagnosis.layers]
+        return Text("\n").join(lines)
     lines = [
         Text(f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer", style="bold"),
         Text(verdict.summary),

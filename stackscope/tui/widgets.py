@@ -11,7 +11,6 @@ to a slow terminal.
 
 from __future__ import annotations
 
-import textwrap
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -44,7 +43,7 @@ def set_status_class(widget: Widget, status: Status | None) -> None:
         widget.set_class(status is not None and cls == STATUS_CLASSES[status], cls)
 
 
-SELECTED = "▶"  # marks the selected check row, colour or not
+SELECTED = "▶"  # marks the selected check row or panel title, colour or not
 
 
 def badge(status: Status) -> str:
@@ -99,13 +98,15 @@ class HeaderBar(Horizontal):
 class VerdictBanner(Widget):
     """The first thing the eye lands on: what is broken and what is not.
 
-    The head line, the summary — wrapped onto a second line rather than cut, since it
-    is the one line that names what is broken and how (a misrouted pool's addresses
-    run long) — and what is ruled out, cut to the width (the full verdict is one key
-    away: v). Blind mode (for training) replaces it with a prompt and never renders the
-    verdict."""
+    The head line and the summary wrap at any width, as many lines as they need: they
+    name what is broken and how, and a misrouted pool's addresses run long (cut, an
+    address "127.0.…" read as another one). What is ruled out (or, on a healthy path,
+    each layer's proof) gets RULED_OUT_LINES lines of whole items, then "(+N more: v)":
+    the full verdict is one key away. Blind mode (for training) replaces it with a
+    prompt and never renders the verdict."""
 
-    SUMMARY_LINES = 2
+    RULED_OUT_LINES = 2
+    PROOF_LINES = 1  # a healthy path: the banner stays three lines
 
     DEFAULT_CLASSES = "-waiting"
 
@@ -117,61 +118,69 @@ class VerdictBanner(Widget):
 
     def show(self, diagnosis: Diagnosis) -> None:
         before = self.lines()
+        width = max(1, self.size.width)
+        height = len(self.painted(width))
         self.diagnosis = diagnosis
         self.remove_class("-waiting")
         set_status_class(self, diagnosis.status)
-        after = self.lines()
-        if after != before:  # most rounds change nothing here: paint nothing
-            width = max(1, self.size.width)
-            grows = len(self._wrap(after[1], width)) != len(self._wrap(before[1], width))
-            self.refresh(layout=grows)
+        if self.lines() != before:  # most rounds change nothing here: paint nothing
+            self.refresh(layout=len(self.painted(width)) != height)
 
     def lines(self) -> list[str]:
-        """The banner's text, also what tests read."""
+        """The banner's text, unwrapped (what tests read): head, summary, ruled out; a
+        healthy path: head, the layers' proofs."""
+        head, summary, (prefix, items, sep, _) = self._parts()
+        listed = prefix + sep.join(items)
+        return [head, summary, listed] if summary else [head, listed, ""]
+
+    def _parts(self) -> tuple[str, str, tuple[str, list[str], str, int]]:
+        """Head, summary, and the list after them: (prefix, items, separator, lines)."""
+        nothing: tuple[str, list[str], str, int] = ("", [], "", 1)
         if self.has_class("-blind"):
-            return ["? " + self.blind_message, "", ""]
+            return "? " + self.blind_message, "", nothing
         diagnosis = self.diagnosis
         if diagnosis is None:
-            return [self.waiting_message, "", ""]
+            return self.waiting_message, "", nothing
         verdict = diagnosis.verdict
         if verdict is None:
             checks = sum(len(layer.checks) for layer in diagnosis.layers)
-            return [
+            proofs = [f"{layer.name}: {proof(layer)}" for layer in diagnosis.layers]
+            return (
                 f"{badge(Status.OK)}  All layers healthy ({plural(checks, 'check')})",
-                " · ".join(f"{layer.name}: {proof(layer)}" for layer in diagnosis.layers),
                 "",
-            ]
+                (
+                    "",
+                    proofs,
+                    " · ",
+                    self.PROOF_LINES,
+                ),
+            )
         also = f"  (+{len(verdict.also_failing)} also failing)" if verdict.also_failing else ""
-        ruled = "; ".join(verdict.ruled_out) if verdict.ruled_out else nothing_ruled_out(diagnosis)
+        ruled = list(verdict.ruled_out) or [nothing_ruled_out(diagnosis)]
         more = f"(+{plural(verdict.more_failing, 'more failing check')}; v for all)" if verdict.more_failing else ""
-        summary = verdict.compose(more=more)
         unconfirmed = " (unconfirmed)" if not verdict.confirmed else ""
-        return [
+        return (
             f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer{unconfirmed}{also}",
-            summary,
-            f"ruled out: {ruled}",
-        ]
+            verdict.compose(more=more),
+            ("ruled out: ", ruled, "; ", self.RULED_OUT_LINES),
+        )
 
-    def _wrap(self, summary: str, width: int) -> list[str]:
-        """The summary in at most SUMMARY_LINES lines of `width`, the last cut if need be."""
-        healthy = self.diagnosis is None or self.diagnosis.verdict is None or self.has_class("-blind")
-        if cell_len(summary) <= width or healthy:  # a healthy path's proofs can wait for v
-            return [cells.fit(summary, width).rstrip()]
-        lines = textwrap.wrap(summary, width, break_on_hyphens=False) or [""]
-        if len(lines) > self.SUMMARY_LINES:
-            lines = lines[: self.SUMMARY_LINES - 1] + [" ".join(lines[self.SUMMARY_LINES - 1 :])]
-        return [cells.fit(line, width).rstrip() for line in lines]
+    def painted(self, width: int) -> list[str]:
+        """The lines as painted at `width` (three at least: the banner does not jump as
+        it fills)."""
+        head, summary, (prefix, items, sep, lines) = self._parts()
+        out = cells.wrap(head, width)
+        if summary:
+            out += cells.wrap(summary, width)
+        if items:
+            out += cells.wrap_items(prefix, items, sep, width, lines)
+        return out + [""] * (3 - len(out))
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return 2 + len(self._wrap(self.lines()[1], max(1, width)))
+        return len(self.painted(max(1, width)))
 
     def render(self) -> Text:
-        width = max(1, self.size.width)
-        head, summary, ruled = self.lines()
-        text = Text(cells.fit(head, width).rstrip(), style="bold", no_wrap=True, overflow="ellipsis")
-        for line in (*self._wrap(summary, width), ruled):
-            text.append("\n" + cells.fit(line, width).rstrip())
-        return text
+        return Text("\n".join(self.painted(max(1, self.size.width))), style="bold")
 
 
 # --------------------------------------------------------------------------- path
@@ -376,13 +385,22 @@ class PanelHeader(Widget, can_focus=True):
         state = self.state
         status = badge(state.status) if state is not None else "… waiting"
         summary = f" · {state.summary}" if state is not None else ""
+        # selected: a glyph in the column left of the fold marker, as a selected row has
+        # one; the highlight alone vanished on a monochrome terminal and for a colour-blind eye
+        selected = SELECTED if self.has_focus else " "
         if self.screen.has_class("-wide"):  # the border title carries the name
-            line = f"{marker} {status} · {self.path_layer.role}{summary}"
+            line = f"{selected}{marker} {status} · {self.path_layer.role}{summary}"
         else:
-            line = f"{marker} {status}  {self.path_layer.name} ({self.path_layer.role}){summary}"
+            line = f"{selected}{marker} {status}  {self.path_layer.name} ({self.path_layer.role}){summary}"
         return Text(line, no_wrap=True, overflow="ellipsis")
 
     def on_resize(self) -> None:
+        self.refresh()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
         self.refresh()
 
 

@@ -230,3 +230,39 @@ def test_pool_table_shows_each_members_readmit_window_and_drops_it_first():
     assert " readmit" in wide and "4.5s" in wide and "not shown" not in wide
     narrow = " ".join(plain(facts.pool_table(pool, width=40), width=40).split())
     assert "readmit" in narrow.split("not shown at this width:", 1)[1] and "4.5s" not in narrow
+
+
+def test_wrap_breaks_at_spaces_splits_only_an_overlong_word_and_counts_cells():
+    assert cells.wrap("pool routes to 127.0.0.1:19101, 127.0.0.1:19102", 20) == [
+        "pool routes to",
+        "127.0.0.1:19101,",
+        "127.0.0.1:19102",
+    ]
+    assert cells.wrap("see http://example.test/a/very/long/path now", 12) == [
+        "see",
+        "http://examp",
+        "le.test/a/ve",
+        "ry/long/path",
+        "now",
+    ]
+    assert cells.wrap("日本語 日本語", 7) == ["日本語", "日本語"]  # six cells each: two do not fit in seven
+    assert cells.wrap("✖ CRIT  Load balancer", 80) == ["✖ CRIT  Load balancer"]  # its spaces kept
+
+
+def test_wrap_items_cuts_a_list_between_items_and_says_how_many_more():
+    items = ["DNS: 127.0.0.1 as expected", "Auth backends: 3/3 answer 200", "Database: 1/1 accept"]
+    assert cells.wrap_items("ruled out: ", items, "; ", 200, 1) == ["ruled out: " + "; ".join(items)]
+    assert cells.wrap_items("ruled out: ", items, "; ", 45, 2) == [
+        "ruled out: DNS: 127.0.0.1 as expected; Auth",
+        "backends: 3/3 answer 200 (+1 more: v)",
+    ]
+    assert cells.wrap_items("ruled out: ", items, "; ", 40, 2) == [
+        "ruled out: DNS: 127.0.0.1 as expected",
+        "(+2 more: v)",
+    ]
+    # one item too long for its lines is still shown whole: a list never cuts an item
+    assert cells.wrap_items("", ["127.0.0.1:19101 and 127.0.0.1:19102"], "; ", 16, 1) == [
+        "127.0.0.1:19101",
+        "and",
+        "127.0.0.1:19102",
+    ]

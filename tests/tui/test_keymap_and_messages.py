@@ -154,7 +154,7 @@ async def test_a_remapped_key_works_and_help_footer_and_palette_say_so(tmp_path)
         await pilot.pause()
         assert app.problems_only
         footer = app.screen.query_one(FittingFooter).shown()
-        assert "x Problems" in footer and "f5 Pause" in footer
+        assert "x All checks" in footer and "f5 Pause" in footer  # what x does now
         await pilot.press("f5")
         await pilot.pause()
         assert app.paused and "f5 Resume" in app.screen.query_one(FittingFooter).shown()
