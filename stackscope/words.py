@@ -8,11 +8,14 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
-def blame(unknown: bool) -> str:
+def blame(unknown: bool, recovering: bool = False) -> str:
     """What the verdict line says after the layer's name. A layer whose checks could not
     read their evidence (UNKNOWN: a stats page without the field the check needs, a
-    probe error) is where to look, not a layer known to be broken: "cannot tell"."""
-    return ": cannot tell (its evidence cannot be read)" if unknown else " is the broken layer"
+    probe error) is where to look, not a layer known to be broken: "cannot tell". A
+    layer that answers again while the LB has yet to take it back is "recovering"."""
+    if unknown:
+        return ": cannot tell (its evidence cannot be read)"
+    return " is recovering" if recovering else " is the broken layer"
 
 
 # Layer names that end in "s" but name one thing ("Postgres fails", not "fail").

@@ -150,7 +150,7 @@ def verdict_lines(diagnosis: Diagnosis, paint: _Paint, width: int | None) -> lis
         ]
     layer = _safe(verdict.layer)
     words = wrap(
-        f"({_safe(verdict.role)}){blame(verdict.status is Status.UNKNOWN)}"
+        f"({_safe(verdict.role)}){blame(verdict.status is Status.UNKNOWN, verdict.recovering)}"
         + ("" if verdict.confirmed else " (unconfirmed)"),
         width,
         start=WORD_WIDTH + 2 + cells(layer) + 1,

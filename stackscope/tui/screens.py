@@ -22,7 +22,7 @@ from textual.widgets import Label, Static
 
 from stackscope.diagnosis import Diagnosis, proof
 from stackscope.history import Sample
-from stackscope.model import Check, Layout, Result
+from stackscope.model import Check, Layout, Result, Status
 from stackscope.tui import facts
 from stackscope.tui.actions import Action
 from stackscope.tui.messages import CURSOR_SCROLLS
@@ -38,6 +38,7 @@ from stackscope.tui.widgets import (
     badge,
     nothing_ruled_out,
 )
+from stackscope.words import blame
 
 
 class DashboardScreen(Screen):
@@ -208,7 +209,11 @@ def verdict_text(diagnosis: Diagnosis | None) -> Text:
         lines += [Text(f"{badge(layer.status)}  {layer.name}: {proof(layer)}") for layer in diagnosis.layers]
         return Text("\n").join(lines)
     lines = [
-        Text(f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer", style="bold"),
+        Text(
+            f"{badge(verdict.status)}  {verdict.layer} ({verdict.role})"
+            f"{blame(verdict.status is Status.UNKNOWN, verdict.recovering)}",
+            style="bold",
+        ),
         Text(verdict.summary),
         Text(""),
         Text("Evidence", style="bold underline"),

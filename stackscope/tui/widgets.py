@@ -32,7 +32,7 @@ from stackscope.history import Sample
 from stackscope.model import Check, Layer, Result, Status
 from stackscope.timeline import VERDICT, Event
 from stackscope.tui import cells
-from stackscope.words import plural
+from stackscope.words import blame, plural
 
 STATUS_CLASSES = {s: f"-{s}" for s in Status}  # Status.CRIT -> "-crit"
 
@@ -160,7 +160,8 @@ class VerdictBanner(Widget):
         more = f"(+{plural(verdict.more_failing, 'more failing check')}; v for all)" if verdict.more_failing else ""
         unconfirmed = " (unconfirmed)" if not verdict.confirmed else ""
         return (
-            f"{badge(verdict.status)}  {verdict.layer} ({verdict.role}) is the broken layer{unconfirmed}{also}",
+            f"{badge(verdict.status)}  {verdict.layer} ({verdict.role})"
+            f"{blame(verdict.status is Status.UNKNOWN, verdict.recovering)}{unconfirmed}{also}",
             verdict.compose(more=more),
             ("ruled out: ", ruled, "; ", self.RULED_OUT_LINES),
         )

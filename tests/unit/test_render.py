@@ -124,3 +124,14 @@ def test_an_unknown_verdict_is_worded_cannot_tell_never_the_broken_layer():
     assert "broken layer" not in out
     crit = render(diagnosis({"lb": H503}), "text", color=False, width=100).splitlines()[0]
     assert crit.endswith("Load balancer (lb) is the broken layer"), crit
+
+
+def test_a_recovering_verdict_says_recovering_not_broken():
+    from stackscope.diagnosis import assess
+    from stackscope.render import render
+    from tests.unit.test_diagnosis import H503, recovering_pool, two_layer_snapshot
+
+    failures = {"pool": recovering_pool((1, 2, 3)), "front": H503}
+    diagnosis = assess(two_layer_snapshot(failures, {"auth-1": 1, "auth-2": 1, "auth-3": 1}))
+    text = render(diagnosis, "text", color=False)
+    assert "Backends (backend) is recovering" in text and "is the broken layer" not in text
