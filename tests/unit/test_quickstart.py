@@ -22,7 +22,8 @@ QUICK_START = "## Quick start on your own stack"
 def _block() -> tuple[list[str], str]:
     text = (ROOT / "README.md").read_text()
     section = text.split(QUICK_START, 1)[1].split("\n## ", 1)[0]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    blocks = [part.split("```", 1)[0] for part in section.split("```sh\n")[1:]]
+    block = next(b for b in blocks if "http.server" in b)  # the by-hand start (init's block comes first)
     recipe = re.search(r"`(sed '[^`]+)`", section)
     assert recipe, "the quick start says how to change the port"
     return [line for line in block.splitlines() if line.strip()], recipe.group(1)
