@@ -57,7 +57,8 @@ async def grpcio_calls(n: int, port: int) -> tuple[float, float]:
 
     async def one() -> None:
         async with grpc.aio.insecure_channel(
-            f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]  # a connection each, as a probe
+            f"127.0.0.1:{port}",
+            options=[("grpc.use_local_subchannel_pool", 1)],  # a connection each, as a probe
         ) as channel:
             reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -93,7 +94,11 @@ def import_ms(module: str, runs: int = 9) -> float:
     best = float("inf")
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", f"import time; t=time.perf_counter(); import {module}; print(time.perf_counter()-t)"],
+            [
+                sys.executable,
+                "-c",
+                f"import time; t=time.perf_counter(); import {module}; print(time.perf_counter()-t)",
+            ],
             capture_output=True,
             text=True,
             check=True,

@@ -131,7 +131,8 @@ def decode_response(body: bytes) -> int:
         elif wire == 1:
             i += 8
         elif wire == 2:
-            i += varint()
+            size = varint()  # read first: `i += varint()` would add to the old i
+            i += size
         elif wire == 5:
             i += 4
         else:

@@ -203,6 +203,8 @@ async def exchange(
             kind, detail, key_fact = describe_os_error(exc, where)
             raise ProbeFailure(kind, detail, key_fact=key_fact) from None
         if not chunk:
+            if status is None and first_bytes and first_bytes[3:4] != b"\x04":
+                raise _not_h2(where, first_bytes, None, status)
             if status is None:
                 after = f" after sending '{printable(first_bytes)}'" if first_bytes else ""
                 raise _protocol_failure(where, f"closed the connection without a response{after}", "closed")
@@ -278,7 +280,7 @@ def _split(raw: list) -> tuple[int | None, list[tuple[str, str]]]:
     return status, out
 
 
-def _not_h2(where: str, first_bytes: bytes, exc: Exception, status: int | None) -> ProbeFailure:
+def _not_h2(where: str, first_bytes: bytes, exc: Exception | None, status: int | None) -> ProbeFailure:
     """A peer h2 could not follow: not HTTP/2 at all (an HTTP/1.1 server answering the
     preface, a TLS port), or HTTP/2 with a broken frame, header block or flow control."""
     if status is None and first_bytes[3:4] != b"\x04":  # an HTTP/2 server speaks first with SETTINGS (type 4)
