@@ -24,8 +24,9 @@ import h2.exceptions
 import h2.settings
 
 from stackscope.model import ErrorKind
-from stackscope.probes.common import ProbeFailure, describe_os_error, guess_protocol, printable
-from stackscope.probes.httpclient import _shown, _stamp_arrivals, start_tls
+from stackscope.probes import httpclient
+from stackscope.probes.common import Deadline, ProbeFailure, describe_os_error, guess_protocol, printable, timeout_scope
+from stackscope.probes.httpclient import HttpResponse, _shown, _stamp_arrivals, start_tls
 
 READ_SIZE = 65536
 MAX_HEADER_LIST = 64 * 1024
@@ -294,3 +295,97 @@ def _not_h2(where: str, first_bytes: bytes, exc: Exception | None, status: int |
     if isinstance(exc, h2.exceptions.DenialOfServiceError):
         return _protocol_failure(where, f"sent more headers than a probe reads ({reason})", "header bomb")
     return _protocol_failure(where, f"broke the HTTP/2 protocol: {reason}")
+
+
+# Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2); Host becomes :authority.
+_NOT_IN_H2 = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"}
+
+
+async def fetch(
+    ip: str,
+    port: int,
+    *,
+    deadline: Deadline,
+    mode: str,
+    method: str,
+    scheme: str,
+    target: str,
+    host_header: str,
+    headers: list[tuple[str, str]],
+    ssl_context: ssl.SSLContext | None,
+    sni: str | None,
+    body_cap: int,
+    where: str,
+) -> HttpResponse:
+    """One request for the http check with `http2:` set: over TLS h2 is offered by ALPN
+    (`auto` falls back to HTTP/1.1 on the same connection when the server picks it,
+    `true` fails); on cleartext `prior-knowledge` sends the HTTP/2 preface at once and
+    `auto` speaks HTTP/1.1 (the h2c Upgrade is deprecated by RFC 9113)."""
+    if ssl_context is None and mode != "prior-knowledge":
+        return await httpclient.fetch(
+            ip,
+            port,
+            deadline=deadline,
+            method=method,
+            target=target,
+            host_header=host_header,
+            headers=headers,
+            ssl_context=None,
+            sni=sni,
+            body_cap=body_cap,
+            where=where,
+        )
+    stage = Stage()
+    phases: dict[str, float] = {}
+    writer = None
+    try:
+        async with timeout_scope(deadline.remaining()):
+            started = time.perf_counter()
+            reader, writer, alpn = await connect(
+                ip, port, ssl_context=ssl_context, sni=sni, where=where, phases=phases, stage=stage
+            )
+            if ssl_context is not None and alpn != "h2":
+                if mode != "auto":
+                    chose = f"chose {printable((alpn or '').encode())}" if alpn else "chose no protocol"
+                    raise ProbeFailure(
+                        ErrorKind.PROTOCOL, f"{where} {chose} by ALPN, not h2 (http2: {mode})", key_fact="no h2"
+                    )
+                progress = httpclient._Progress()
+                response = await httpclient._exchange(
+                    reader, writer, method, target, host_header, headers, body_cap, where, phases, started, progress
+                )
+                return response
+            request = [(":method", method), (":scheme", scheme), (":path", target), (":authority", host_header)]
+            request += [(name.lower(), value) for name, value in headers if name.lower() not in _NOT_IN_H2]
+            answer = await exchange(
+                reader,
+                writer,
+                headers=request,
+                body=None,
+                body_cap=body_cap,
+                where=where,
+                phases=phases,
+                started=started,
+                stage=stage,
+            )
+    except TimeoutError:
+        raise ProbeFailure(
+            ErrorKind.TIMEOUT,
+            timeout_detail(stage, where, f"within {deadline.text}"),
+            key_fact=TIMEOUT_FACT[stage.stage],
+        ) from None
+    finally:
+        if writer is not None:
+            writer.transport.abort()
+    length = answer.header("content-length")
+    return HttpResponse(
+        status=answer.status,
+        reason="",
+        http_version="HTTP/2",
+        headers=answer.headers,
+        body=answer.body,
+        truncated=answer.truncated,
+        phases=phases,
+        declared_length=int(length) if length is not None and length.isdigit() else None,
+        received_at=answer.received_at,
+    )

@@ -58,3 +58,17 @@ def test_grpc_timeout_fits_its_eight_digits():
     assert grpc_timeout(1.5) == "1500m"
     assert grpc_timeout(0) == "1m"
     assert grpc_timeout(10**9) == "99999999m"
+
+
+@pytest.mark.parametrize(
+    "check, words",
+    [
+        ({"http": "http://127.0.0.1:80/", "expect_protocol": "h2"}, "never offered without http2"),
+        ({"http": "http://127.0.0.1:80/", "http2": "true"}, "use an https:// URL, or http2: prior-knowledge"),
+        ({"http": "https://127.0.0.1/", "http2": "yes"}, "http2"),
+    ],
+)
+def test_a_wrong_http2_option_is_refused_with_a_fix(check, words):
+    with pytest.raises(LayoutError) as info:
+        one_check(check)
+    assert words in str(info.value)
