@@ -442,6 +442,28 @@ class UrlKind(Kind):
         return {"type": "string", "pattern": "^(" + "|".join(self.schemes) + ")://"}
 
 
+class GrpcTargetKind(Kind):
+    """A gRPC server: host:port (cleartext HTTP/2), or grpc://, grpcs://, http://, https://
+    URLs (the `s` forms speak TLS). Parsed to a Url whose scheme is http or https."""
+
+    hint = "host:port, or grpc:// / grpcs:// HOST:PORT"
+
+    def parse(self, value: Any, ctx: ParseContext) -> Url:
+        if isinstance(value, str) and "://" in value:
+            url = parse_url(value, ("grpc", "grpcs", "http", "https"))
+            if url.path not in ("", "/"):
+                raise Invalid(f"'{url.raw}' has a path; gRPC names the method itself", "write just grpc://HOST:PORT")
+            scheme = "https" if url.scheme in ("grpcs", "https") else "http"
+            if urlsplit(url.raw).port is None:  # parse_url gave it 80 or 443; gRPC has no default
+                raise Invalid(f"'{url.raw}' has no port", "add one: grpc://HOST:PORT")
+            return Url(raw=url.raw, scheme=scheme, host=url.host, port=url.port, path="/")
+        address = parse_address(value)
+        return Url(raw=str(address), scheme="http", host=address.host, port=address.port, path="/")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "examples": ["127.0.0.1:50051", "grpcs://api.example.test:443"]}
+
+
 class HostnameKind(Kind):
     hint = "a DNS name"
 

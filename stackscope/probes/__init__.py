@@ -29,6 +29,7 @@ CHECK_TYPES: dict[str, str] = {
     "process": "stackscope.probes.process",
     "host": "stackscope.probes.host",
     "prometheus": "stackscope.probes.prometheus",
+    "grpc": "stackscope.probes.grpc",
 }
 
 _loaded: dict[str, CheckSpec] = {}

@@ -174,11 +174,17 @@ class Endpoint:
 
 
 async def reach(
-    ctx: ProbeContext, url: Url, deadline: Deadline, *, verify: bool = True, ca: str | None = None
+    ctx: ProbeContext,
+    url: Url,
+    deadline: Deadline,
+    *,
+    verify: bool = True,
+    ca: str | None = None,
+    alpn: tuple[str, ...] = (),
 ) -> Endpoint:
     """Resolve a URL's host, then pick its TLS context and SNI: the one way every HTTP probe does it."""
     ip, facts = await resolve_host(ctx, url.host, deadline)
-    context = ctx.ssl_context(verify, ca) if url.scheme == "https" else None
+    context = ctx.ssl_context(verify, ca, alpn) if url.scheme == "https" else None
     return Endpoint(ip, facts, context, None if is_ip(url.host) else url.host)
 
 

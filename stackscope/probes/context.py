@@ -93,8 +93,12 @@ class ProbeContext:
         return Resolved(host, ip, "system resolver", (time.perf_counter() - started) * 1000)
 
     # ------------------------------------------------------------------ TLS and HTTP
-    def ssl_context(self, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
-        key = (verify, ca_file)
+    def ssl_context(
+        self, verify: bool = True, ca_file: str | None = None, alpn: tuple[str, ...] = ()
+    ) -> ssl.SSLContext:
+        """A TLS context shared by the probes that ask for the same one; `alpn` (HTTP/2
+        probes) gets a context of its own, since protocols offered by ALPN are answered."""
+        key = (verify, ca_file, alpn)
         ctx = self._ssl.get(key)
         if ctx is None:
             if verify:
@@ -103,6 +107,8 @@ class ProbeContext:
                 ctx = ssl.create_default_context()
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
+            if alpn:
+                ctx.set_alpn_protocols(list(alpn))
             self._ssl[key] = ctx
         return ctx
 

@@ -82,6 +82,15 @@ class HttpOptions:
         Integer(minimum=1, maximum=100), 1, "Requests per probe; with identity_header shows which servers answer."
     )
     auth_env: str | None = option(EnvName(), None, "Environment variable holding user:password for basic auth.")
+    http2: str | None = option(
+        Choice("auto", "true", "prior-knowledge"),
+        None,
+        "HTTP/2: auto offers h2 by ALPN over TLS and falls back to HTTP/1.1; true requires h2; "
+        "prior-knowledge speaks h2c on cleartext (default: HTTP/1.1 only).",
+    )
+    expect_protocol: str | None = option(
+        Choice("h2", "http/1.1"), None, "The protocol the answer must come in (catches an LB that downgrades)."
+    )
     sensitive_headers: tuple[str, ...] = option(
         TextList(HeaderName()),
         (),
@@ -117,6 +126,16 @@ def _validate(url: Url, options: HttpOptions) -> list[tuple[str, str, str]]:
                 "expect_body",
                 "a HEAD response has no body, so expect_body can never match",
                 "use method: GET, or remove expect_body",
+            )
+        )
+    if options.expect_protocol == "h2" and options.http2 is None:
+        problems.append(("expect_protocol", "HTTP/2 is never offered without http2", "add http2: auto"))
+    if options.http2 in ("auto", "true") and url.scheme == "http":
+        problems.append(
+            (
+                "http2",
+                f"http2: {options.http2} negotiates h2 by TLS ALPN, which a http:// URL has not",
+                "use an https:// URL, or http2: prior-knowledge for h2c",
             )
         )
     given = {name.lower() for name, _ in options.headers}
@@ -213,25 +232,45 @@ def headers_for(check, ctx, same_origin: bool) -> tuple[tuple[tuple[str, str], .
 
 async def _exchange(check, ctx, url: Url, deadline: Deadline, same_origin: bool = True) -> _Exchange:
     options: HttpOptions = check.options
-    endpoint = await reach(ctx, url, deadline, verify=options.verify_tls, ca=options.ca)
+    alpn = ("h2", "http/1.1") if options.http2 else ()
+    endpoint = await reach(ctx, url, deadline, verify=options.verify_tls, ca=options.ca, alpn=alpn)
     ip, resolved = endpoint.ip, endpoint.facts
     where = f"{url.host}:{url.port}" if ip == url.host else f"{url.host}:{url.port} ({ip})"
     given, dropped = headers_for(check, ctx, same_origin)
     host_header, headers = request_headers(url.host_header, given)
     try:
-        response = await fetch(
-            ip,
-            url.port,
-            deadline=deadline,
-            method=options.method.upper(),
-            target=url.path,
-            host_header=host_header,
-            headers=headers,
-            ssl_context=endpoint.ssl_context,
-            sni=endpoint.sni,
-            body_cap=BODY_CAP,
-            where=where,
-        )
+        if options.http2:
+            from stackscope.probes import h2client
+
+            response = await h2client.fetch(
+                ip,
+                url.port,
+                deadline=deadline,
+                mode=options.http2,
+                method=options.method.upper(),
+                scheme=url.scheme,
+                target=url.path,
+                host_header=host_header,
+                headers=headers,
+                ssl_context=endpoint.ssl_context,
+                sni=endpoint.sni,
+                body_cap=BODY_CAP,
+                where=where,
+            )
+        else:
+            response = await fetch(
+                ip,
+                url.port,
+                deadline=deadline,
+                method=options.method.upper(),
+                target=url.path,
+                host_header=host_header,
+                headers=headers,
+                ssl_context=endpoint.ssl_context,
+                sni=endpoint.sni,
+                body_cap=BODY_CAP,
+                where=where,
+            )
     except ProbeFailure as failure:
         failure.facts.update(resolved)
         raise
@@ -300,6 +339,10 @@ def _body_line(body: bytes, status_text: str) -> str:
     return printable(text.encode("utf-8", "replace"), 100)
 
 
+def _protocol(response: HttpResponse) -> str:
+    return "h2" if response.http_version == "HTTP/2" else "http/1.1"
+
+
 def _judge(check, response: HttpResponse) -> tuple[Status, str, ErrorKind | None]:
     options: HttpOptions = check.options
     code = response.status
@@ -327,6 +370,12 @@ def _judge(check, response: HttpResponse) -> tuple[Status, str, ErrorKind | None
         if want not in have:
             shown = _shown_header(name, have, options)
             return Status.CRIT, f"{status_text}, but header {name} is '{shown}', expected '{want}'", ErrorKind.CONTENT
+    if options.expect_protocol and _protocol(response) != options.expect_protocol:
+        return (
+            Status.CRIT,
+            f"{status_text}, but over {_protocol(response)}, expected {options.expect_protocol}",
+            ErrorKind.CONTENT,
+        )
     if response.endless:
         # No Content-Length and still streaming at the cap: an endless body ties up the
         # server and every client that reads it; a merely large one is better declared.
@@ -368,6 +417,7 @@ async def probe(check, ctx) -> Result:
         "status_code": response.status,
         "reason": response.reason,
         "http_version": response.http_version,
+        "protocol": _protocol(response),
         "headers": _safe_headers(response, options),
         "phases": response.phases,
         "body_bytes": len(response.body),
@@ -416,7 +466,8 @@ def _warm_up(check, ctx) -> None:
     # Loading the CA store costs ~80 ms of CPU: only for a URL that needs TLS (a redirect
     # to https builds the context when it happens).
     if check.address.scheme == "https":
-        ctx.ssl_context(verify=check.options.verify_tls, ca_file=check.options.ca)
+        alpn = ("h2", "http/1.1") if check.options.http2 else ()
+        ctx.ssl_context(verify=check.options.verify_tls, ca_file=check.options.ca, alpn=alpn)
 
 
 SPEC = CheckSpec(

@@ -140,3 +140,16 @@ def test_the_contract_sees_imports_inside_functions():
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
     cli_imports = {imported for imported, top in GRAPH["stackscope.cli"] if not top}
     assert any(_is_ui(imported) for imported in cli_imports), "the cli's lazy UI imports were not seen"
+
+
+def test_http2_and_grpc_libraries_are_imported_only_by_the_modules_that_speak_them():
+    """h2 (and its hpack) cost ~65 ms to import: a layout without a grpc check (or http2)
+    must not pay for them, so only h2client.py imports them, and it is itself imported
+    only inside functions. grpcio is a test server, never imported by stackscope."""
+    allowed = {"stackscope.probes.h2client"}
+    for module, imports in GRAPH.items():
+        heavy = sorted({i for i, _ in imports if i.split(".")[0] in ("h2", "hpack", "hyperframe", "grpc")})
+        if module not in allowed:
+            assert not heavy, f"{module} imports {heavy}: only h2client.py may"
+        at_top = sorted({i for i, top in imports if top and i == "stackscope.probes.h2client"})
+        assert not at_top, f"{module} imports h2client at module level: every layout would pay for h2"
