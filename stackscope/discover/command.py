@@ -8,13 +8,13 @@ import sys
 import time
 from typing import Any
 
-from stackscope.discover import emit, lbconfig
+from stackscope.discover import emit, lbconfig, livelb
 from stackscope.discover.backends import BackendsError
 from stackscope.discover.found import FoundLb, Member, safe
 from stackscope.exits import EXIT_OK, EXIT_UNKNOWN
 
 KINDS = tuple(lbconfig.READERS)
-LIVE_PREFIXES = ("http://", "https://", "unix:", "varnish://")
+LIVE_READ = 3  # a live pool takes a few requests (Varnish: greeting, auth, three commands): 3 timeouts in all
 
 
 def note(text: str) -> None:
@@ -55,6 +55,45 @@ def _declared(lb: FoundLb, spec: str, port_var: str) -> dict[str, tuple[Member, 
     return matched
 
 
+def _suspicions(
+    plan: emit.Plan, lb: FoundLb, declared: dict[str, tuple[Member, ...]], timeout: float | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """({pool: identity header}, {pool or pool/member: why to review}): what already looks
+    wrong in the LB's current state. Members it holds out of rotation, pools no frontend
+    routes to; with `timeout` (a live source, or --probe), each member asked its health
+    path once: those that do not answer, or name themselves unlike the pool's others."""
+    from stackscope.discover import members as asked
+
+    reviews: dict[str, str] = {}
+    identity: dict[str, str] = {}
+    for pool in lb.pools:
+        if pool.members and not pool.routed and pool.name not in declared:
+            note(f"review: no frontend routes to pool {pool.name} ({pool.origin.text})")
+        out = [m for m in pool.members if m.out] if pool.name not in declared else []
+        for member in out:
+            reviews[f"{pool.name}/{member.name}"] = f"{lb.kind} holds it out now: {member.out}"
+            note(f"review {pool.name}/{member.name}: {lb.kind} holds it out of rotation now ({member.out})")
+        if out:
+            held = ", ".join(f"{m.name} ({m.out})" for m in out)
+            reviews[pool.name] = f"{len(out)} of {len(pool.members)} members held out now: {held}"
+            plan.review.append(f"pool {pool.name}: {lb.kind} holds {held} out of rotation now")
+    if timeout is None:
+        return identity, reviews
+    pools = {
+        p.name: (declared.get(p.name, p.members), p.health_path) for p in lb.pools if p.routed or p.name in declared
+    }
+    answers = asked.ask(pools, timeout)
+    for name, (members, _) in pools.items():
+        header, why = asked.judge(name, members, answers)
+        if header:
+            identity[name] = header
+        for member, text in why.items():
+            key = f"{name}/{member}"
+            reviews[key] = "; ".join(filter(None, (reviews.get(key, ""), text)))
+            note(f"review {key}: {text}")
+    return identity, reviews
+
+
 def run(args: Any) -> int:
     from stackscope.lb.gate import GateError
 
@@ -63,28 +102,26 @@ def run(args: Any) -> int:
     try:
         lbs = []
         for source in args.sources:
-            if source.startswith(LIVE_PREFIXES):
-                from stackscope.discover import live
-
-                lbs.append(live.read(source, opts, args.timeout))
-                plan.read.append(f"{safe(source)} (live)")
+            if livelb.is_live(source):
+                lbs.append(livelb.read(source, args.kind, opts, args.frontend, args.timeout * LIVE_READ))
+                plan.read.append(f"{safe(source)} (live {lbs[-1].kind})")
             else:
                 lbs.append(read_source(source, args.kind, opts))
                 plan.read.append(f"{safe(os.path.basename(source))} ({lbs[-1].kind})")
-        for index, lb in enumerate(lbs):
+        for index, (source, lb) in enumerate(zip(args.sources, lbs)):
             for text in lb.notes:
                 note(text)
             declared = _declared(lb, args.backends, args.port_var) if args.backends and index == 0 else {}
             if args.backends and index == 0:
                 plan.read.append(f"--backends {safe(os.path.basename(args.backends))}")
-            reviews: dict[str, str] = {}
-            identity: dict[str, str] = {}
             undeclared = [p.name for p in lb.pools if p.members and p.name not in declared]
             if undeclared:
                 note(
                     f"the members of {', '.join(undeclared)} were taken from {lb.source} itself: the LB is no witness "
                     "for itself (a misroute there is declared as the truth); give the real members with --backends FILE"
                 )
+            ask = livelb.is_live(source) or args.probe
+            identity, reviews = _suspicions(plan, lb, declared, args.timeout if ask else None)
             emit.plan_lb(plan, lb, args.frontend if index == 0 else [], declared, identity, reviews)
         if args.local:
             from stackscope.discover import local
@@ -94,7 +131,7 @@ def run(args: Any) -> int:
                 note(line)
             emit.plan_services(plan, services)
             plan.read.append("this host's listening sockets (--local)")
-    except (GateError, BackendsError) as exc:
+    except (GateError, BackendsError, livelb.LiveError) as exc:
         print(f"stackscope: {exc}", file=sys.stderr)
         return EXIT_UNKNOWN
     if not plan.layers:

@@ -35,6 +35,7 @@ class Member:
     port: int
     origin: Origin
     standby: bool = False
+    out: str = ""  # read from a live LB: why it holds the member out of rotation ("" when in or not known)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from stackscope.discover.found import FoundLb, FoundPool, Frontend, Member, Origin, PoolCheck, safe
 from stackscope.lb import apache_conf, caddy_conf, haproxy_cfg, nginx_conf, varnish_vcl
-from stackscope.lb.pool import Pool
+from stackscope.lb.pool import BACKUP, IN, Pool, PoolServer
 from stackscope.model import is_ip
 
 
@@ -28,8 +28,11 @@ def _url(host: str, port: int, tls: bool = False) -> str:
     return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
-def _members(pool: Pool) -> tuple[tuple[Member, ...], tuple[str, ...]]:
-    """The pool's members with an ip:port or host:port; the others, and why, for a note."""
+def pool_members(
+    pool: Pool, origin: Callable[[PoolServer], Origin] | None = None
+) -> tuple[tuple[Member, ...], tuple[str, ...]]:
+    """The pool's members with an ip:port or host:port; the others, and why, for a note.
+    A pool read from a running LB also says which members it holds out of rotation."""
     members, skipped = [], []
     for server in pool.servers:
         written = server.address or server.configured_as
@@ -45,8 +48,9 @@ def _members(pool: Pool) -> tuple[tuple[Member, ...], tuple[str, ...]]:
                 safe(server.name),
                 safe(host.strip("[]")),
                 int(port),
-                Origin.of(server.file, server.line),
+                origin(server) if origin else Origin.of(server.file, server.line),
                 server.standby,
+                "" if pool.from_config or server.service_word() in (IN, BACKUP) else safe(server.state),
             )
         )
     return tuple(members), tuple(skipped)
@@ -56,7 +60,7 @@ def haproxy(path: str, opts: Options) -> FoundLb:
     cfg = haproxy_cfg.parse(path)
     pools, frontends, notes = [], [], []
     for name, backend in cfg.backends.items():
-        members, skipped = _members(haproxy_cfg.pool_of(cfg, name))
+        members, skipped = pool_members(haproxy_cfg.pool_of(cfg, name))
         pools.append(
             FoundPool(
                 safe(name),
@@ -107,7 +111,7 @@ def nginx(path: str, opts: Options) -> FoundLb:
     found = nginx_conf.upstreams(config)
     pools = []
     for name, upstream in found.items():
-        members, skipped = _members(nginx_conf.pool_of(upstream, {}, config))
+        members, skipped = pool_members(nginx_conf.pool_of(upstream, {}, config))
         members = tuple(replace(m, name=safe(f"{name}-{n}")) for n, m in enumerate(members, 1))  # nginx names none
         pools.append(
             FoundPool(
@@ -160,7 +164,7 @@ def apache(path: str, opts: Options) -> FoundLb:
     balancers = apache_conf.balancers(config)
     pools = []
     for name, balancer in balancers.items():
-        members, skipped = _members(apache_conf.pool_of(balancer, {}, config))
+        members, skipped = pool_members(apache_conf.pool_of(balancer, {}, config))
         uri = next((m.params.get("hcuri") for m in balancer.members if m.params.get("hcuri")), None)
         hc_line = next((m.line for m in balancer.members if m.params.get("hcuri")), 0)
         pools.append(
@@ -216,30 +220,42 @@ def apache(path: str, opts: Options) -> FoundLb:
 
 def caddy(path: str, opts: Options) -> FoundLb:
     config = caddy_conf.load(path)
+    admin_url, origin = _caddy_admin(path, config)
+    if opts.lb_admin:
+        admin_url, origin = opts.lb_admin, Origin("--lb-admin")
+    admin = PoolCheck("caddy", safe(admin_url), (), origin, "upstream")
+    pools, frontends = caddy_pools(config.proxies, lambda line: Origin.of(path, line))
+    return FoundLb("caddy", safe(path), frontends, pools, admin)
+
+
+def caddy_pools(
+    proxies: tuple[caddy_conf.Proxy, ...] | list[caddy_conf.Proxy],
+    origin: Callable[[int | None], Origin],
+    out: Callable[[caddy_conf.Proxy, str], str] = lambda proxy, dial: "",
+) -> tuple[tuple[FoundPool, ...], tuple[Frontend, ...]]:
+    """Caddy's reverse_proxy handlers (from a config file, or the admin API's /config/) as
+    pools and frontends; `origin` names where a line came from, `out` why the running
+    Caddy holds a member (by its dial address) out of rotation."""
     pools, frontends = [], []
-    for index, proxy in enumerate(config.proxies):
-        name = (
-            proxy.ids[-1]
-            if proxy.ids
-            else (f"{config.proxies[0].server}" if len(config.proxies) == 1 else f"proxy{index + 1}")
-        )
+    for index, proxy in enumerate(proxies):
+        name = proxy.ids[-1] if proxy.ids else (f"{proxies[0].server}" if len(proxies) == 1 else f"proxy{index + 1}")
         members, skipped = [], []
         for number, upstream in enumerate(proxy.upstreams, 1):
             dial = caddy_conf.split_dial(upstream.dial)
             if isinstance(dial, str):
                 skipped.append(safe(f"{upstream.dial}: {dial}"))
                 continue
-            members.append(
-                Member(safe(f"{name}-{number}"), safe(dial[0]), dial[1], Origin.of(path, upstream.line or proxy.line))
-            )
+            member_origin = origin(upstream.line or proxy.line)
+            why = safe(out(proxy, upstream.dial))
+            members.append(Member(safe(f"{name}-{number}"), safe(dial[0]), dial[1], member_origin, False, why))
         health = proxy.active.uri if proxy.active else "/"
         pools.append(
             FoundPool(
                 safe(name),
                 tuple(members),
-                Origin.of(path, proxy.line),
+                origin(proxy.line),
                 safe(health or "/"),
-                Origin.of(path, proxy.line) if proxy.active else None,
+                origin(proxy.line) if proxy.active else None,
                 True,
                 tuple(skipped),
             )
@@ -248,14 +264,8 @@ def caddy(path: str, opts: Options) -> FoundLb:
             host, port = _split_listen(listen.split("/")[-1])
             if port:
                 hosts = tuple(safe(h) for h in proxy.hosts if _a_name(h))
-                frontends.append(
-                    Frontend(safe(_url(host, port, port == 443)), Origin.of(path, proxy.line), safe(name), hosts)
-                )
-    admin_url, origin = _caddy_admin(path, config)
-    if opts.lb_admin:
-        admin_url, origin = opts.lb_admin, Origin("--lb-admin")
-    admin = PoolCheck("caddy", safe(admin_url), (), origin, "upstream")
-    return FoundLb("caddy", safe(path), tuple(frontends), tuple(pools), admin)
+                frontends.append(Frontend(safe(_url(host, port, port == 443)), origin(proxy.line), safe(name), hosts))
+    return tuple(pools), tuple(frontends)
 
 
 def _caddy_admin(path: str, config: caddy_conf.Config) -> tuple[str, Origin]:
@@ -276,29 +286,7 @@ def _caddy_admin(path: str, config: caddy_conf.Config) -> tuple[str, Origin]:
 
 def varnish(path: str, opts: Options) -> FoundLb:
     vcl = varnish_vcl.load(path)
-    pools, notes = [], []
-    for name, director in vcl.directors.items():
-        members, skipped = _members(varnish_vcl.pool_of(vcl, name))
-        probe = next(
-            (
-                vcl.backends[m.ref].probe
-                for m in director.members
-                if m.ref in vcl.backends and vcl.backends[m.ref].probe
-            ),
-            None,
-        )
-        health = probe if probe and probe.startswith("/") else "/"
-        pools.append(
-            FoundPool(
-                safe(name),
-                members,
-                Origin.of(director.file, director.line),
-                safe(health),
-                None,
-                bool(vcl.users_of(name)),
-                skipped,
-            )
-        )
+    notes = []
     admin = None
     if opts.lb_admin:
         options = (("secret_file", safe(opts.secret_file)),) if opts.secret_file else ()
@@ -310,7 +298,41 @@ def varnish(path: str, opts: Options) -> FoundLb:
             "and --secret-file)"
         )
     notes.append("a VCL does not name the address users connect to: give it with --frontend URL")
-    return FoundLb("varnish", safe(path), (), tuple(pools), admin, tuple(notes))
+    return FoundLb("varnish", safe(path), (), varnish_pools(vcl), admin, tuple(notes))
+
+
+def varnish_pools(
+    vcl: varnish_vcl.Vcl,
+    health: dict[str, varnish_vcl.Health] | None = None,
+    origin: Callable[[str | None, int | None], Origin] = Origin.of,
+) -> tuple[FoundPool, ...]:
+    """A VCL's directors as pools (a file, or the active VCL a running varnishd shows);
+    `health` is backend.list's word for each backend when it is read live."""
+    pools = []
+    for name, director in vcl.directors.items():
+        pool = varnish_vcl.pool_of(vcl, name, health=health)
+        members, skipped = pool_members(pool, lambda server: origin(server.file, server.line))
+        probe = next(
+            (
+                vcl.backends[m.ref].probe
+                for m in director.members
+                if m.ref in vcl.backends and vcl.backends[m.ref].probe
+            ),
+            None,
+        )
+        health_path = probe if probe and probe.startswith("/") else "/"
+        pools.append(
+            FoundPool(
+                safe(name),
+                members,
+                origin(director.file, director.line),
+                safe(health_path),
+                None,
+                bool(vcl.users_of(name)),
+                skipped,
+            )
+        )
+    return tuple(pools)
 
 
 READERS: dict[str, Callable[[str, Options], FoundLb]] = {

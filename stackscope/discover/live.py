@@ -9,19 +9,8 @@ from __future__ import annotations
 import asyncio
 
 from stackscope.discover.emit import Plan
-from stackscope.discover.found import FoundLb, safe
+from stackscope.discover.found import safe
 from stackscope.model import Status
-
-
-def read(source: str, opts, timeout: float) -> FoundLb:
-    """A live LB as a source (stats URL, admin socket, balancer-manager, Caddy admin,
-    Varnish CLI): not built yet; the refusal says what to give instead."""
-    from stackscope.lb.gate import GateError
-
-    raise GateError(
-        f"{source}: reading a live LB as an init SOURCE is not supported yet; give its config file "
-        "(and --lb-admin ADDRESS so the layout's pool check reads the live pool), then `init --probe`"
-    )
 
 
 def probe(plan: Plan, text: str) -> list[str]:

@@ -97,7 +97,7 @@ def _unknown(kind: ErrorKind, detail: str, key_fact: str) -> ProbeFailure:
     return ProbeFailure(kind, detail, key_fact=key_fact, status=Status.UNKNOWN)
 
 
-async def _read_page(check, ctx, deadline: Deadline) -> str:
+async def read_page(check, ctx, deadline: Deadline) -> str:
     url: Url = check.address
     endpoint = await reach(ctx, url, deadline)
     headers = []
@@ -150,7 +150,7 @@ async def probe(check, ctx) -> Result:
     options: ApacheOptions = check.options
     deadline = Deadline(check.timeout)
     url: Url = check.address
-    text = await _read_page(check, ctx, deadline)
+    text = await read_page(check, ctx, deadline)
     try:
         found = await _parse(text)
     except apache_manager.ManagerError as exc:

@@ -89,7 +89,7 @@ def _unknown(kind: ErrorKind, detail: str, key_fact: str) -> ProbeFailure:
     return ProbeFailure(kind, detail, key_fact=key_fact, status=Status.UNKNOWN)
 
 
-async def _get_json(url: Url, ip: str, path: str, deadline: Deadline) -> Any:
+async def get_json(url: Url, ip: str, path: str, deadline: Deadline) -> Any:
     """GET one admin path and parse it; every way it can go wrong is an UNKNOWN that says what answered."""
     where = f"Caddy admin API {url.host}:{url.port}"
     try:
@@ -149,7 +149,7 @@ async def _get_json(url: Url, ip: str, path: str, deadline: Deadline) -> Any:
         ) from None
 
 
-def _safe(text: str) -> str:
+def safe_text(text: str) -> str:
     """Text from Caddy's config as it may be shown: control characters replaced, the
     probe's secrets masked, nothing cut (a dial address is matched whole)."""
     data = text.encode("utf-8", "replace")
@@ -166,7 +166,7 @@ class _Counters:
     fails: int
 
 
-def _counters(data: Any) -> dict[str, _Counters]:
+def counters_of(data: Any) -> dict[str, _Counters]:
     """/reverse_proxy/upstreams: [{address, num_requests, fails}] (null when there are none)."""
     if data is None:
         return {}
@@ -339,16 +339,16 @@ async def probe(check, ctx) -> Result:
     deadline = Deadline(check.timeout)
     url: Url = check.address
     ip, _ = await resolve_host(ctx, url.host, deadline)
-    config = await _get_json(url, ip, "/config/", deadline)
+    config = await get_json(url, ip, "/config/", deadline)
     if config is None:  # `caddy run` with no config, or after a DELETE of /config/
         raise _unknown(ErrorKind.CONFIG, f"Caddy at {url.raw} runs no config (GET /config/ answered null)", "no config")
-    counters_json = await _get_json(url, ip, "/reverse_proxy/upstreams", deadline)
+    counters_json = await get_json(url, ip, "/reverse_proxy/upstreams", deadline)
     try:
-        found = await asyncio.to_thread(caddy_conf.proxies, config, None, _safe)  # a big config takes a while
-        counters = {_safe(address): count for address, count in _counters(counters_json).items()}
+        found = await asyncio.to_thread(caddy_conf.proxies, config, None, safe_text)  # a big config takes a while
+        counters = {safe_text(address): count for address, count in counters_of(counters_json).items()}
     except ShapeError as exc:
         raise _unknown(
-            ErrorKind.PROTOCOL, f"cannot read the pool from {url.raw}: {_safe(str(exc))}", "unreadable"
+            ErrorKind.PROTOCOL, f"cannot read the pool from {url.raw}: {safe_text(str(exc))}", "unreadable"
         ) from None
     declared = await resolve_declared(ctx, options.backends, max(0.05, deadline.remaining()))
     wanted = {d.address for d in declared if d.address}

@@ -195,7 +195,7 @@ async def read_runtime_api(source: StatsSource, commands: Sequence[str], deadlin
     return data.decode("utf-8", "replace")
 
 
-async def _pool_from_socket(check, deadline: Deadline) -> Pool:
+async def pool_from_socket(check, deadline: Deadline) -> Pool:
     source: StatsSource = check.address
     backend = check.options.backend
     text = await read_runtime_api(source, (f"show servers state {backend}", f"show stat {backend} -1 -1"), deadline)
@@ -217,20 +217,25 @@ async def _pool_from_socket(check, deadline: Deadline) -> Pool:
 
 async def _pool_from_http(check, ctx, deadline: Deadline) -> Pool:
     source: StatsSource = check.address
+    assert source.url is not None
+    rows = await read_stats_csv(source, ctx, deadline, check.options.auth_env)
+    return pool_from_csv(rows, check.options.backend, f"stats CSV {source.url.raw}")
+
+
+async def read_stats_csv(source: StatsSource, ctx, deadline: Deadline, auth_env: str | None = None) -> list[dict]:
+    """The stats CSV's rows, from one plain GET of the stats URL (every backend's)."""
     url = source.url
     assert url is not None
     endpoint = await reach(ctx, url, deadline)
     headers = []
-    if check.options.auth_env:
-        headers.append(basic_auth_from_env(ctx, check.options.auth_env, "the stats page's `stats auth` line"))
+    if auth_env:
+        headers.append(basic_auth_from_env(ctx, auth_env, "the stats page's `stats auth` line"))
     response = await fetch_pool_page(
         endpoint, url, deadline=deadline, headers=headers, body_cap=REPLY_CAP, where=f"stats page {url.host}:{url.port}"
     )
     if response.status == 401:
         hint = (
-            "check the credentials in " + check.options.auth_env
-            if check.options.auth_env
-            else "set auth_env to a variable holding user:password"
+            "check the credentials in " + auth_env if auth_env else "set auth_env to a variable holding user:password"
         )
         raise ProbeFailure(
             ErrorKind.AUTH, f"the stats page asks for a login (401): {hint}", key_fact="401", status=Status.UNKNOWN
@@ -244,9 +249,7 @@ async def _pool_from_http(check, ctx, deadline: Deadline) -> Pool:
         )
     if response.truncated:
         raise StatsError(f"the stats CSV is larger than {REPLY_CAP // 1024} KiB")
-    return pool_from_csv(
-        parse_csv(response.body.decode("utf-8", "replace")), check.options.backend, f"stats CSV {url.raw}"
-    )
+    return parse_csv(response.body.decode("utf-8", "replace"))
 
 
 def _with_rising_counters(pool: Pool, check_id: str, ctx) -> Pool:
@@ -274,7 +277,7 @@ async def probe(check, ctx) -> Result:
         if source.kind == "http":
             pool = await _pool_from_http(check, ctx, deadline)
         else:
-            pool = await _pool_from_socket(check, deadline)
+            pool = await pool_from_socket(check, deadline)
     except StatsError as exc:
         raise ProbeFailure(
             ErrorKind.PROTOCOL,

@@ -20,7 +20,7 @@ import trustme
 from stackscope.lb.haproxy_stats import RefusedCommand, runtime_api_line
 from stackscope.model import ErrorKind, Status
 from stackscope.probes.common import Deadline, ProbeFailure
-from stackscope.probes.haproxy import StatsSource, _pool_from_socket, read_runtime_api
+from stackscope.probes.haproxy import StatsSource, pool_from_socket, read_runtime_api
 from stackscope.probes.postgres import TERMINATE
 from tests.conftest import run_cli, write_layout
 from tests.probe_helpers import probe
@@ -165,7 +165,7 @@ async def test_pool_reader_refuses_a_hostile_backend_that_bypassed_the_layout(ha
         options=SimpleNamespace(backend=INJECTIONS["semicolon"]),
     )
     with pytest.raises(ProbeFailure, match="refused to send"):
-        await _pool_from_socket(check, Deadline(2))
+        await pool_from_socket(check, Deadline(2))
     assert_untouched(haproxy)
 
 
