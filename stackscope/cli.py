@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("layout", help="layout file (YAML)")
     watch.add_argument("--plain", action="store_true", help="no TUI: print one line per state or verdict change")
-    watch.add_argument("--record", metavar="FILE", help="write the incident timeline (Markdown) on exit")
+    watch.add_argument(
+        "--record",
+        metavar="FILE",
+        help="write the incident timeline (Markdown) on exit, and keep a recording for `replay` (FILE.jsonl)",
+    )
     watch.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
     watch.set_defaults(run=_cmd_watch)
 
@@ -532,6 +536,19 @@ def _ignoring_hangup():
             signal.signal(signum, handler)
 
 
+def _record_paths_usable(record: str) -> bool:
+    """Both files `--record` writes (the timeline and the recording) can be written; else
+    say why, before probing starts."""
+    from stackscope.recording import recording_path
+
+    for path, what in ((record, "timeline"), (recording_path(record), "recording")):
+        problem = record_path_problem(path)
+        if problem is not None:
+            print(f"stackscope: cannot write the {what} to {path}: {problem}", file=sys.stderr)
+            return False
+    return True
+
+
 def record_path_problem(path: str) -> str | None:
     """Why `--record PATH` cannot be written, found before probing starts (not after a
     whole session): a missing directory, a directory, a file that refuses writes. The
@@ -571,11 +588,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     if layout is None:
         return EXIT_UNKNOWN
     _warn_short_secrets(layout)
-    if args.record:
-        problem = record_path_problem(args.record)
-        if problem is not None:
-            print(f"stackscope: cannot write the timeline to {args.record}: {problem}", file=sys.stderr)
-            return EXIT_UNKNOWN
+    if args.record and not _record_paths_usable(args.record):
+        return EXIT_UNKNOWN
     plain = args.plain or args.rounds is not None or not _can_open_tui()
     if plain and not args.plain and args.rounds is None:
         print("stackscope: not a terminal (or TERM=dumb): printing changes as lines (--plain)", file=sys.stderr)
@@ -594,9 +608,9 @@ def _can_open_tui() -> bool:
 def _watch_plain(layout, args: argparse.Namespace) -> int:
     """`watch --plain`: one line per state or verdict change, from the same transition
     detection as the dashboard's events pane and the incident timeline."""
-    from stackscope.diagnosis import assess
     from stackscope.kinds import format_duration
-    from stackscope.timeline import Timeline, format_time
+    from stackscope.stream import LineWatch
+    from stackscope.timeline import VERDICT, Timeline
 
     timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
     checks = sum(len(layer.checks) for layer in layout.layers)
@@ -606,41 +620,71 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    def observe(diagnosis, partial: bool = False) -> None:
-        args.last_exit = diagnosis.status.exit_code
-        for event in timeline.observe(diagnosis, partial=partial):
-            print(event.line(), flush=True)
+    recorder = _open_recorder(layout, args.record)
 
-    def emit(snapshot) -> None:
-        from stackscope.stream import held
+    def say(event) -> None:
+        print(event.line(), flush=True)
+        if recorder is not None and event.kind == VERDICT:
+            recorder.verdict(event.at, event.line())
 
-        diagnosis = assess(snapshot)
-        if not held(diagnosis) or timeline.first_at is None:
-            observe(diagnosis)
-        if snapshot.overran:
-            print(f"{format_time(snapshot.taken_at)}  round overran: {snapshot.overran}", flush=True)
-
-    def arrived(engine, result) -> None:
-        # every result re-judges the verdict once the round's checks have all reported,
-        # or earlier when the checks still out cannot change it (stream.py): a change is
-        # printed when its deciding result arrives
-        from stackscope.stream import per_result, settled
-
-        snapshot, outstanding = per_result(engine)
-        diagnosis = settled(snapshot, outstanding) if snapshot is not None else None
-        if diagnosis is not None:
-            observe(diagnosis, partial=True)
-
+    watcher = LineWatch(timeline, say)
+    emit, arrived = _recorded(watcher, recorder)
     try:
         with _stop_on_hangup():
             _run_async(_watch(layout, emit, args.rounds, arrived))
     except KeyboardInterrupt:
         pass  # Ctrl-C, SIGTERM or SIGHUP: the end of the watch, not an error
     finally:
+        if watcher.status is not None:
+            args.last_exit = watcher.status.exit_code
         if args.record:
             with _ignoring_hangup():  # a second signal must not cut the write short
                 _write_record(timeline, args.record)
+                if recorder is not None:
+                    recorder.close()
     return getattr(args, "last_exit", EXIT_UNKNOWN)
+
+
+def _recorded(watcher, recorder) -> tuple[Callable, Callable]:
+    """`watch --plain`'s engine callbacks: each round's end and each result, to the
+    recording first (when there is one), then to the LineWatch (stream.py) that judges
+    them; `replay --plain` feeds the same LineWatch from the recording."""
+    from stackscope.stream import arrival, overran_line
+
+    def emit(snapshot) -> None:
+        if recorder is not None:
+            recorder.round(snapshot.taken_at, snapshot.round, snapshot.duration)
+        watcher.round(snapshot)
+        if (line := overran_line(snapshot)) is not None:
+            print(line, flush=True)
+
+    def arrived(engine, result) -> None:
+        snapshot, outstanding, kept = arrival(engine)
+        if recorder is not None:
+            at = snapshot.taken_at if snapshot is not None else None
+            recorder.result(result, max(1, engine.rounds + 1), kept, at)
+        watcher.result(snapshot, outstanding)
+
+    return emit, arrived
+
+
+def _open_recorder(layout, record: str | None):
+    """The Recorder for `--record FILE` (recording.recording_path), or None; a problem
+    writing it later stops the recording with a note, never the watch."""
+    if not record:
+        return None
+    from stackscope.layout import LayoutError, layout_text
+    from stackscope.recording import Recorder, recording_path
+
+    def stopped(why: str) -> None:
+        with contextlib.suppress(OSError):
+            print(f"stackscope: {why}", file=sys.stderr)
+
+    try:
+        return Recorder(recording_path(record), layout, layout_text(layout.path), on_stop=stopped)
+    except (OSError, LayoutError) as exc:  # checked at start-up; the layout file may have gone since
+        stopped(f"cannot write the recording {recording_path(record)}: {getattr(exc, 'strerror', None) or exc}")
+        return None
 
 
 def _write_record(timeline, path: str) -> None:
