@@ -21,7 +21,7 @@ from stackscope.exits import EXIT_OK, EXIT_UNKNOWN, TERMINATING
 from stackscope.render import FORMATS
 from stackscope.words import plural
 
-COMMANDS = ("check", "watch", "lint", "schema", "demo", "export", "rules", "init")
+COMMANDS = ("check", "watch", "lint", "schema", "demo", "export", "rules", "init", "replay")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,7 +126,58 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_cmd_demo)
     _add_prometheus_commands(sub)
     _add_init_command(sub)
+    _add_replay_command(sub)
     return parser
+
+
+def _add_replay_command(sub) -> None:
+    """`replay` (stackscope/replay.py): a recording played back instead of probes."""
+    replay = sub.add_parser(
+        "replay",
+        help="play back a recording made by `watch --record` (dashboard, or --plain lines)",
+        description="Play back a recording (FILE.jsonl, kept by `watch --record FILE` and `check --record FILE`): "
+        "the dashboard fed from it, with pause/play, speed and jumps between verdict changes, or with --plain the "
+        "verdict lines at their original times. Nothing is probed.",
+    )
+    replay.add_argument("recording", metavar="FILE", help="a recording (.jsonl)")
+    replay.add_argument("--plain", action="store_true", help="no TUI: print the lines `watch --plain` printed")
+    replay.add_argument("--markdown", metavar="OUT", help="write the incident timeline (Markdown) rebuilt from it")
+    replay.add_argument("--speed", type=float, default=1.0, help="dashboard: start at this speed (1 to 60)")
+    replay.set_defaults(run=_cmd_replay)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from stackscope.replay import ReplayError, load, play_lines
+    from stackscope.safetext import terminal_safe
+
+    try:
+        recording, layout = load(args.recording)
+    except ReplayError as error:
+        print(f"stackscope: cannot replay {terminal_safe(args.recording)}: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if recording.problem:
+        print(f"stackscope: {terminal_safe(args.recording)}: {recording.problem}", file=sys.stderr)
+    if not 1.0 <= args.speed <= 60.0:
+        print("stackscope: --speed goes from 1 to 60", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if args.plain or args.markdown or not _can_open_tui():
+        from stackscope.timeline import format_time
+
+        print(
+            f"stackscope: replaying {layout.name} recorded {format_time(recording.t0)}"
+            + (f" by stackscope {recording.written_by}" if recording.written_by != __version__ else ""),
+            flush=True,
+        )
+        code, verdicts, timeline = play_lines(recording, layout, lambda line: print(line, flush=True))
+        recorded = [step.line for step in recording.steps if step.kind == "v"]
+        if recorded and recorded != verdicts[: len(recorded)]:
+            print("stackscope: note: these verdicts differ from those the recording shows live", file=sys.stderr)
+        if args.markdown:
+            _write_record(timeline, args.markdown)
+        return code
+    from stackscope.tui.replay import run_replay
+
+    return run_replay(recording, layout, speed=args.speed)
 
 
 def _add_init_command(sub) -> None:

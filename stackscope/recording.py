@@ -10,9 +10,9 @@ JSON Lines file (recording_path: FILE.jsonl, or FILE with .md changed to .jsonl)
 - one line per result, as the engine hands it over (confirmation re-probes included),
   with the moment it arrived, the round it belongs to and which checks were still out
   then (their ids when few enough to judge early, else their count): everything the
-  stream (stream.py) needs to judge it again exactly as the live run did. A result whose
-  detail, key fact, facts, kind and evidence equal the check's previous ones says so
-  ("s") instead of repeating them: the steady state costs times and a latency;
+  stream (stream.py) needs to judge it again exactly as the live run did. What a result
+  repeats of its check's previous one (detail, key fact, kind, evidence, unchanged facts)
+  is left out (`compact`): the steady state costs times, a latency and what moved;
 - one line per round's end, and one per verdict shown.
 
 Times are microsecond offsets from the header's `t0`. Each line is written and flushed
@@ -56,7 +56,8 @@ MAX_LINE_BYTES = 1024 * 1024
 EVIDENCE: dict[str, type] = {
     cls.__name__: cls for cls in (HttpAnswer, PoolEvidence, DnsAnswers, StoreState, SeriesEvidence)
 }
-_HEAVY = ("d", "f", "x", "e", "ev")  # what a steady check repeats round after round
+LAYOUT_MASK = "REDACTED"
+_HEAVY = ("d", "f", "x", "e", "v")  # what a steady check repeats round after round
 
 
 class RecordingError(ValueError):
@@ -93,7 +94,7 @@ def encode_result(result: Result, t0: float) -> dict[str, Any]:
     if result.error_kind is not None:
         out["e"] = result.error_kind.value
     if result.evidence is not None:
-        out["ev"] = encode_evidence(result.evidence)
+        out["v"] = encode_evidence(result.evidence)
     if result.latency_ms is not None:
         out["l"] = round(result.latency_ms, 3)
     out["a"] = _t(result.started_at, t0)
@@ -104,6 +105,52 @@ def encode_result(result: Result, t0: float) -> dict[str, Any]:
         out["n"] = result.confirmations
     if not result.confirmed:
         out["u"] = 1
+    return out
+
+
+def compact(data: dict[str, Any], last: Mapping[str, Any]) -> None:
+    """Leave out of `data` what its check's previous result (`last`) said already: each of
+    detail, key fact, kind and evidence when equal ("=" names them), and of the facts only
+    the top-level entries that changed ("X") or went ("X-")."""
+    same = "".join(key for key in _HEAVY if key != "x" and key in data and data[key] == last.get(key))
+    for key in same:
+        del data[key]
+    if same:
+        data["="] = same
+    facts, before = data.get("x"), last.get("x")
+    if isinstance(facts, dict) and isinstance(before, dict):
+        del data["x"]
+        changed = {k: v for k, v in facts.items() if before.get(k, _ABSENT) != v}
+        gone = [k for k in before if k not in facts]
+        data["X"] = changed
+        if gone:
+            data["X-"] = gone
+
+
+_ABSENT = object()
+
+
+def expand(data: dict[str, Any], last: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`data` as `compact` found it, from its check's previous expanded data `last`."""
+    if "=" not in data and "X" not in data:
+        return data
+    if last is None:
+        raise RecordingError("a result refers to an earlier one of its check that is not there")
+    out = dict(data)
+    same = out.pop("=", "")
+    if not isinstance(same, str) or not set(same) <= set(_HEAVY):
+        raise RecordingError("a result's repeated fields are not readable")
+    for key in same:
+        if key in last:
+            out[key] = last[key]
+    if "X" in out:
+        changed, gone = out.pop("X"), out.pop("X-", [])
+        before = last.get("x", {})
+        if not isinstance(changed, dict) or not isinstance(gone, list) or not isinstance(before, dict):
+            raise RecordingError("a result's changed facts are not readable")
+        facts = {k: v for k, v in before.items() if k not in gone}
+        facts.update(changed)
+        out["x"] = facts
     return out
 
 
@@ -122,7 +169,7 @@ class Recorder:
         cap: int = MAX_RECORDING_BYTES,
         on_stop: Callable[[str], None] | None = None,
     ) -> None:
-        from stackscope.redact import Redactor
+        from stackscope.redact import MASK, Redactor
 
         self.path = path
         self.clock = clock
@@ -136,7 +183,9 @@ class Recorder:
         self._last: dict[str, dict[str, Any]] = {}
         self._synced = time.monotonic()
         self._file: TextIO | None = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed by close())
-        masked = Redactor.for_layout(layout, os.environ).text(layout_text)
+        # ASCII in the secret's place: the replay's loader must accept it where the secret
+        # stood (an HTTP header value refuses "«redacted»")
+        masked = Redactor.for_layout(layout, os.environ).text(layout_text).replace(MASK, LAYOUT_MASK)
         self._write(
             {
                 "format": FORMAT,
@@ -153,14 +202,15 @@ class Recorder:
         early: stream.EARLY_MAX_OUTSTANDING)."""
         data = encode_result(result, self.t0)
         heavy = {key: data.get(key) for key in _HEAVY}
-        if self._last.get(result.check_id) == heavy:
-            for key in _HEAVY:
-                data.pop(key, None)
-            data["="] = 1
+        last = self._last.get(result.check_id)
         self._last[result.check_id] = heavy
+        if last is not None:
+            compact(data, last)
         out = sorted(outstanding) if isinstance(outstanding, set) else outstanding
         self.results += 1
-        self._write({"k": "r", "t": _t(self.clock() if at is None else at, self.t0), "n": round_no, "o": out, "r": data})
+        self._write(
+            {"k": "r", "t": _t(self.clock() if at is None else at, self.t0), "n": round_no, "o": out, "r": data}
+        )
 
     def round(self, taken_at: float, round_no: int, duration: float) -> None:
         self.rounds += 1
@@ -307,14 +357,11 @@ def decode_evidence(data: Any, where: str = "evidence") -> Evidence | None:
 
 
 def decode_result(data: Any, t0: float, previous: Mapping[str, Any] | None = None) -> Result:
-    """A Result from its recorded data (`previous`: the check's last recorded data, for a
-    line that says it is the same)."""
+    """A Result from its recorded data (`previous`: the check's last recorded data, expanded,
+    for a line that left out what it repeats: `compact`)."""
     if not isinstance(data, dict):
         raise RecordingError("the result is not an object")
-    if data.get("="):
-        if previous is None:
-            raise RecordingError("a result refers to an earlier one of its check that is not there")
-        data = {**{k: v for k, v in previous.items() if k in _HEAVY}, **data}
+    data = expand(data, previous)
     check_id = _safe_str(data.get("c"), "the check id")
     try:
         status = Status(_int(data.get("s"), "the status"))
@@ -338,7 +385,7 @@ def decode_result(data: Any, t0: float, previous: Mapping[str, Any] | None = Non
         facts=facts,  # Result makes every string in it terminal-safe
         error_kind=kind,
         started_at=at("a") or 0.0,
-        evidence=decode_evidence(data.get("ev"), f"{check_id}: evidence"),
+        evidence=decode_evidence(data.get("v"), f"{check_id}: evidence"),
         confirmations=_int(data.get("n", 0), "the confirmations"),
         confirmed=not data.get("u"),
         changed_at=at("g"),
@@ -452,10 +499,11 @@ def _step(record: Any, t0: float, previous: dict[str, Any]) -> Step:
     at = t0 + _num(record.get("t"), "the time")
     if kind == "r":
         data = record.get("r")
-        check = data.get("c") if isinstance(data, dict) else None
-        result = decode_result(data, t0, previous.get(check) if isinstance(check, str) else None)
-        if isinstance(data, dict) and isinstance(check, str):
-            previous[check] = {**previous.get(check, {}), **data} if data.get("=") else data
+        if not isinstance(data, dict) or not isinstance(data.get("c"), str):
+            raise RecordingError("a result line without a result")
+        data = expand(data, previous.get(data["c"]))
+        result = decode_result(data, t0)
+        previous[data["c"]] = data
         out = record.get("o")
         outstanding = _int(out, "the outstanding count") if not isinstance(out, list) else _strs(out, "outstanding")
         return Step("r", at, _int(record.get("n"), "the round"), result, outstanding)
