@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
     check.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+    check.add_argument(
+        "--record", metavar="FILE", help="write the incident timeline (Markdown) on exit and a recording (FILE.jsonl)"
+    )
     check.set_defaults(run=_cmd_check)
 
     watch = sub.add_parser(
@@ -510,13 +513,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if layout is None:
         return EXIT_UNKNOWN
     _warn_short_secrets(layout)
+    if args.record and not _record_paths_usable(args.record):
+        return EXIT_UNKNOWN
     from stackscope.diagnosis import assess
     from stackscope.render import render
 
     color = False if args.no_color else None
     rounds = args.rounds if args.rounds is not None else (None if args.watch else 1)
 
-    from stackscope.stream import VerdictStream, held, per_result
+    from stackscope.stream import VerdictStream, held
 
     stream = VerdictStream()
     printed = [0]
@@ -537,7 +542,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
         printed[0] += 1
         print(render(diagnosis, args.format, color=color), flush=True)
 
+    # --record: the timeline and the recording `watch --plain --record` would keep
+    timeline, recorder = _check_recording(layout, args.record)
+    record_round, record_result = _recorded_quietly(timeline, recorder)
+
     def emit(snapshot) -> None:
+        record_round(snapshot)
         diagnosis = assess(snapshot)
         if held(diagnosis) and shown[0]:
             return  # evidence from two moments: the last report stands (stream.held)
@@ -547,13 +557,60 @@ def _cmd_check(args: argparse.Namespace) -> int:
     def arrived(engine, result) -> None:
         # with --watch, a new verdict is shown as soon as the deciding result is in (see
         # stream.py), besides the report at the end of every round
-        diagnosis = stream.judge(*per_result(engine))
+        snapshot, outstanding = record_result(engine, result)
+        diagnosis = stream.judge(snapshot, outstanding)
         if diagnosis is not None and shown[0]:  # the first round's report comes at its end
             show(diagnosis)
 
-    with _stop_on_hangup():
-        _run_async(_watch(layout, emit, rounds, arrived if args.watch else None))
+    try:
+        with _stop_on_hangup():
+            _run_async(_watch(layout, emit, rounds, arrived if args.watch or recorder else None))
+    finally:
+        if args.record and timeline is not None:
+            with _ignoring_hangup():
+                _write_record(timeline, args.record)
+                if recorder is not None:
+                    recorder.close()
     return getattr(args, "last_exit", EXIT_UNKNOWN)
+
+
+def _check_recording(layout, record: str | None):
+    from stackscope.timeline import Timeline
+
+    if not record:
+        return None, None
+    return Timeline(layout.name, source=layout.path, interval=layout.interval), _open_recorder(layout, record)
+
+
+def _recorded_quietly(timeline, recorder) -> tuple[Callable, Callable]:
+    """`check --record`'s side: the rounds and results to the recording and, judged as
+    `watch --plain` judges them, to the timeline (nothing printed); `record_result` returns
+    per_result's snapshot and outstanding checks for the check's own stream."""
+    from stackscope.stream import LineWatch, arrival, per_result
+    from stackscope.timeline import VERDICT
+
+    if timeline is None:
+        return (lambda snapshot: None), (lambda engine, result: per_result(engine))
+
+    def say(event) -> None:
+        if recorder is not None and event.kind == VERDICT:
+            recorder.verdict(event.at, event.line())
+
+    watcher = LineWatch(timeline, say)
+
+    def record_round(snapshot) -> None:
+        if recorder is not None:
+            recorder.round(snapshot.taken_at, snapshot.round, snapshot.duration)
+        watcher.round(snapshot)
+
+    def record_result(engine, result):
+        snapshot, outstanding, kept = arrival(engine)
+        if recorder is not None:
+            recorder.result(result, max(1, engine.rounds + 1), kept, snapshot.taken_at if snapshot else None)
+        watcher.result(snapshot, outstanding)
+        return snapshot, outstanding
+
+    return record_round, record_result
 
 
 @contextlib.contextmanager
