@@ -21,7 +21,7 @@ from stackscope.exits import EXIT_OK, EXIT_UNKNOWN, TERMINATING
 from stackscope.render import FORMATS
 from stackscope.words import plural
 
-COMMANDS = ("check", "watch", "lint", "schema", "demo", "export", "rules", "init")
+COMMANDS = ("check", "watch", "lint", "schema", "demo", "export", "rules", "init", "replay")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
     check.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+    check.add_argument(
+        "--record", metavar="FILE", help="write the incident timeline (Markdown) on exit and a recording (FILE.jsonl)"
+    )
     check.set_defaults(run=_cmd_check)
 
     watch = sub.add_parser(
@@ -65,7 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("layout", help="layout file (YAML)")
     watch.add_argument("--plain", action="store_true", help="no TUI: print one line per state or verdict change")
-    watch.add_argument("--record", metavar="FILE", help="write the incident timeline (Markdown) on exit")
+    watch.add_argument(
+        "--record",
+        metavar="FILE",
+        help="write the incident timeline (Markdown) on exit, and keep a recording for `replay` (FILE.jsonl)",
+    )
     watch.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
     watch.set_defaults(run=_cmd_watch)
 
@@ -122,7 +129,58 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_cmd_demo)
     _add_prometheus_commands(sub)
     _add_init_command(sub)
+    _add_replay_command(sub)
     return parser
+
+
+def _add_replay_command(sub) -> None:
+    """`replay` (stackscope/replay.py): a recording played back instead of probes."""
+    replay = sub.add_parser(
+        "replay",
+        help="play back a recording made by `watch --record` (dashboard, or --plain lines)",
+        description="Play back a recording (FILE.jsonl, kept by `watch --record FILE` and `check --record FILE`): "
+        "the dashboard fed from it, with pause/play, speed and jumps between verdict changes, or with --plain the "
+        "verdict lines at their original times. Nothing is probed.",
+    )
+    replay.add_argument("recording", metavar="FILE", help="a recording (.jsonl)")
+    replay.add_argument("--plain", action="store_true", help="no TUI: print the lines `watch --plain` printed")
+    replay.add_argument("--markdown", metavar="OUT", help="write the incident timeline (Markdown) rebuilt from it")
+    replay.add_argument("--speed", type=float, default=1.0, help="dashboard: start at this speed (1 to 60)")
+    replay.set_defaults(run=_cmd_replay)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from stackscope.replay import ReplayError, load, play_lines
+    from stackscope.safetext import terminal_safe
+
+    try:
+        recording, layout = load(args.recording)
+    except ReplayError as error:
+        print(f"stackscope: cannot replay {terminal_safe(args.recording)}: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if recording.problem:
+        print(f"stackscope: {terminal_safe(args.recording)}: {recording.problem}", file=sys.stderr)
+    if not 1.0 <= args.speed <= 60.0:
+        print("stackscope: --speed goes from 1 to 60", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if args.plain or args.markdown or not _can_open_tui():
+        from stackscope.timeline import format_time
+
+        print(
+            f"stackscope: replaying {layout.name} recorded {format_time(recording.t0)}"
+            + (f" by stackscope {recording.written_by}" if recording.written_by != __version__ else ""),
+            flush=True,
+        )
+        code, verdicts, timeline = play_lines(recording, layout, lambda line: print(line, flush=True))
+        recorded = [step.line for step in recording.steps if step.kind == "v"]
+        if recorded and recorded != verdicts[: len(recorded)]:
+            print("stackscope: note: these verdicts differ from those the recording shows live", file=sys.stderr)
+        if args.markdown:
+            _write_record(timeline, args.markdown)
+        return code
+    from stackscope.tui.replay import run_replay
+
+    return run_replay(recording, layout, speed=args.speed)
 
 
 def _add_init_command(sub) -> None:
@@ -455,13 +513,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if layout is None:
         return EXIT_UNKNOWN
     _warn_short_secrets(layout)
+    if args.record and not _record_paths_usable(args.record):
+        return EXIT_UNKNOWN
     from stackscope.diagnosis import assess
     from stackscope.render import render
 
     color = False if args.no_color else None
     rounds = args.rounds if args.rounds is not None else (None if args.watch else 1)
 
-    from stackscope.stream import VerdictStream, held, per_result
+    from stackscope.stream import VerdictStream, held
 
     stream = VerdictStream()
     printed = [0]
@@ -482,7 +542,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
         printed[0] += 1
         print(render(diagnosis, args.format, color=color), flush=True)
 
+    # --record: the timeline and the recording `watch --plain --record` would keep
+    timeline, recorder = _check_recording(layout, args.record)
+    record_round, record_result = _recorded_quietly(timeline, recorder)
+
     def emit(snapshot) -> None:
+        record_round(snapshot)
         diagnosis = assess(snapshot)
         if held(diagnosis) and shown[0]:
             return  # evidence from two moments: the last report stands (stream.held)
@@ -492,13 +557,60 @@ def _cmd_check(args: argparse.Namespace) -> int:
     def arrived(engine, result) -> None:
         # with --watch, a new verdict is shown as soon as the deciding result is in (see
         # stream.py), besides the report at the end of every round
-        diagnosis = stream.judge(*per_result(engine))
+        snapshot, outstanding = record_result(engine, result)
+        diagnosis = stream.judge(snapshot, outstanding)
         if diagnosis is not None and shown[0]:  # the first round's report comes at its end
             show(diagnosis)
 
-    with _stop_on_hangup():
-        _run_async(_watch(layout, emit, rounds, arrived if args.watch else None))
+    try:
+        with _stop_on_hangup():
+            _run_async(_watch(layout, emit, rounds, arrived if args.watch or recorder else None))
+    finally:
+        if args.record and timeline is not None:
+            with _ignoring_hangup():
+                _write_record(timeline, args.record)
+                if recorder is not None:
+                    recorder.close()
     return getattr(args, "last_exit", EXIT_UNKNOWN)
+
+
+def _check_recording(layout, record: str | None):
+    from stackscope.timeline import Timeline
+
+    if not record:
+        return None, None
+    return Timeline(layout.name, source=layout.path, interval=layout.interval), _open_recorder(layout, record)
+
+
+def _recorded_quietly(timeline, recorder) -> tuple[Callable, Callable]:
+    """`check --record`'s side: the rounds and results to the recording and, judged as
+    `watch --plain` judges them, to the timeline (nothing printed); `record_result` returns
+    per_result's snapshot and outstanding checks for the check's own stream."""
+    from stackscope.stream import LineWatch, arrival, per_result
+    from stackscope.timeline import VERDICT
+
+    if timeline is None:
+        return (lambda snapshot: None), (lambda engine, result: per_result(engine))
+
+    def say(event) -> None:
+        if recorder is not None and event.kind == VERDICT:
+            recorder.verdict(event.at, event.line())
+
+    watcher = LineWatch(timeline, say)
+
+    def record_round(snapshot) -> None:
+        if recorder is not None:
+            recorder.round(snapshot.taken_at, snapshot.round, snapshot.duration)
+        watcher.round(snapshot)
+
+    def record_result(engine, result):
+        snapshot, outstanding, kept = arrival(engine)
+        if recorder is not None:
+            recorder.result(result, max(1, engine.rounds + 1), kept, snapshot.taken_at if snapshot else None)
+        watcher.result(snapshot, outstanding)
+        return snapshot, outstanding
+
+    return record_round, record_result
 
 
 @contextlib.contextmanager
@@ -530,6 +642,19 @@ def _ignoring_hangup():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _record_paths_usable(record: str) -> bool:
+    """Both files `--record` writes (the timeline and the recording) can be written; else
+    say why, before probing starts."""
+    from stackscope.recording import recording_path
+
+    for path, what in ((record, "timeline"), (recording_path(record), "recording")):
+        problem = record_path_problem(path)
+        if problem is not None:
+            print(f"stackscope: cannot write the {what} to {path}: {problem}", file=sys.stderr)
+            return False
+    return True
 
 
 def record_path_problem(path: str) -> str | None:
@@ -571,11 +696,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     if layout is None:
         return EXIT_UNKNOWN
     _warn_short_secrets(layout)
-    if args.record:
-        problem = record_path_problem(args.record)
-        if problem is not None:
-            print(f"stackscope: cannot write the timeline to {args.record}: {problem}", file=sys.stderr)
-            return EXIT_UNKNOWN
+    if args.record and not _record_paths_usable(args.record):
+        return EXIT_UNKNOWN
     plain = args.plain or args.rounds is not None or not _can_open_tui()
     if plain and not args.plain and args.rounds is None:
         print("stackscope: not a terminal (or TERM=dumb): printing changes as lines (--plain)", file=sys.stderr)
@@ -594,9 +716,9 @@ def _can_open_tui() -> bool:
 def _watch_plain(layout, args: argparse.Namespace) -> int:
     """`watch --plain`: one line per state or verdict change, from the same transition
     detection as the dashboard's events pane and the incident timeline."""
-    from stackscope.diagnosis import assess
     from stackscope.kinds import format_duration
-    from stackscope.timeline import Timeline, format_time
+    from stackscope.stream import LineWatch
+    from stackscope.timeline import VERDICT, Timeline
 
     timeline = Timeline(layout.name, source=layout.path, interval=layout.interval)
     checks = sum(len(layer.checks) for layer in layout.layers)
@@ -606,41 +728,71 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    def observe(diagnosis, partial: bool = False) -> None:
-        args.last_exit = diagnosis.status.exit_code
-        for event in timeline.observe(diagnosis, partial=partial):
-            print(event.line(), flush=True)
+    recorder = _open_recorder(layout, args.record)
 
-    def emit(snapshot) -> None:
-        from stackscope.stream import held
+    def say(event) -> None:
+        print(event.line(), flush=True)
+        if recorder is not None and event.kind == VERDICT:
+            recorder.verdict(event.at, event.line())
 
-        diagnosis = assess(snapshot)
-        if not held(diagnosis) or timeline.first_at is None:
-            observe(diagnosis)
-        if snapshot.overran:
-            print(f"{format_time(snapshot.taken_at)}  round overran: {snapshot.overran}", flush=True)
-
-    def arrived(engine, result) -> None:
-        # every result re-judges the verdict once the round's checks have all reported,
-        # or earlier when the checks still out cannot change it (stream.py): a change is
-        # printed when its deciding result arrives
-        from stackscope.stream import per_result, settled
-
-        snapshot, outstanding = per_result(engine)
-        diagnosis = settled(snapshot, outstanding) if snapshot is not None else None
-        if diagnosis is not None:
-            observe(diagnosis, partial=True)
-
+    watcher = LineWatch(timeline, say)
+    emit, arrived = _recorded(watcher, recorder)
     try:
         with _stop_on_hangup():
             _run_async(_watch(layout, emit, args.rounds, arrived))
     except KeyboardInterrupt:
         pass  # Ctrl-C, SIGTERM or SIGHUP: the end of the watch, not an error
     finally:
+        if watcher.status is not None:
+            args.last_exit = watcher.status.exit_code
         if args.record:
             with _ignoring_hangup():  # a second signal must not cut the write short
                 _write_record(timeline, args.record)
+                if recorder is not None:
+                    recorder.close()
     return getattr(args, "last_exit", EXIT_UNKNOWN)
+
+
+def _recorded(watcher, recorder) -> tuple[Callable, Callable]:
+    """`watch --plain`'s engine callbacks: each round's end and each result, to the
+    recording first (when there is one), then to the LineWatch (stream.py) that judges
+    them; `replay --plain` feeds the same LineWatch from the recording."""
+    from stackscope.stream import arrival, overran_line
+
+    def emit(snapshot) -> None:
+        if recorder is not None:
+            recorder.round(snapshot.taken_at, snapshot.round, snapshot.duration)
+        watcher.round(snapshot)
+        if (line := overran_line(snapshot)) is not None:
+            print(line, flush=True)
+
+    def arrived(engine, result) -> None:
+        snapshot, outstanding, kept = arrival(engine)
+        if recorder is not None:
+            at = snapshot.taken_at if snapshot is not None else None
+            recorder.result(result, max(1, engine.rounds + 1), kept, at)
+        watcher.result(snapshot, outstanding)
+
+    return emit, arrived
+
+
+def _open_recorder(layout, record: str | None):
+    """The Recorder for `--record FILE` (recording.recording_path), or None; a problem
+    writing it later stops the recording with a note, never the watch."""
+    if not record:
+        return None
+    from stackscope.layout import LayoutError, layout_text
+    from stackscope.recording import Recorder, recording_path
+
+    def stopped(why: str) -> None:
+        with contextlib.suppress(OSError):
+            print(f"stackscope: {why}", file=sys.stderr)
+
+    try:
+        return Recorder(recording_path(record), layout, layout_text(layout.path), on_stop=stopped)
+    except (OSError, LayoutError) as exc:  # checked at start-up; the layout file may have gone since
+        stopped(f"cannot write the recording {recording_path(record)}: {getattr(exc, 'strerror', None) or exc}")
+        return None
 
 
 def _write_record(timeline, path: str) -> None:

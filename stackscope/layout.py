@@ -307,6 +307,12 @@ def read_yaml(path: str) -> Node:
     return node
 
 
+def layout_text(path: str) -> str:
+    """The layout file's text, read as load_layout reads it: what a recording keeps
+    (masked) so that the replay builds the same layout through this loader."""
+    return _read_text(path)[0]
+
+
 def _read_text(path: str) -> tuple[str, str]:
     """The file's text and the name to show in problems."""
     display = terminal_safe(os.path.relpath(path) if not os.path.isabs(path) else path)

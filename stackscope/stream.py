@@ -22,17 +22,18 @@ included) and keeps the latest result of every check (`Engine.current`). The rul
   status, another first clause (figures masked, as the timeline does), or the same verdict
   becoming confirmed. Results that change nothing print nothing.
 
-`check --watch` (text and JSON), `watch --plain`, the timeline and the dashboard all use it.
-Pure: no I/O, no clock.
+`check --watch` (text and JSON), `watch --plain`, `replay`, the timeline and the dashboard
+all use it. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from stackscope.diagnosis import Diagnosis, Verdict, assess
 from stackscope.model import ErrorKind, Result, Snapshot, Status
-from stackscope.timeline import verdict_key
+from stackscope.timeline import Event, Timeline, format_time, verdict_key
 
 EARLY_MAX_OUTSTANDING = 3  # 4**3 = 64 judgements at most per early result
 # and at most this many check results judged in all for one early result (a 1000-check
@@ -127,3 +128,49 @@ def per_result(engine) -> tuple[Snapshot | None, set[str]]:
     if engine.outstanding_count() > EARLY_MAX_OUTSTANDING:
         return None, set()
     return engine.latest_snapshot(), engine.outstanding()
+
+
+class LineWatch:
+    """`watch --plain`'s judging, shared with `replay --plain` and `check --record`: a
+    round's end and every result arriving go to the timeline as the live run saw them,
+    and each event it makes goes to `say` (a line printer, a recorder). The replay feeds
+    it the recorded moments, so it prints the very lines the live run printed."""
+
+    def __init__(self, timeline: Timeline, say: Callable[[Event], None]) -> None:
+        self.timeline = timeline
+        self.say = say
+        self.status: Status | None = None
+
+    def observe(self, diagnosis: Diagnosis, partial: bool = False) -> None:
+        self.status = diagnosis.status
+        for event in self.timeline.observe(diagnosis, partial=partial):
+            self.say(event)
+
+    def round(self, snapshot: Snapshot) -> Diagnosis:
+        """A round ended: its diagnosis is shown unless held (stream.held) after the first."""
+        diagnosis = assess(snapshot)
+        if not held(diagnosis) or self.timeline.first_at is None:
+            self.observe(diagnosis)
+        return diagnosis
+
+    def result(self, snapshot: Snapshot | None, outstanding: set[str]) -> None:
+        """A result arrived (per_result's snapshot and outstanding checks): every result
+        re-judges the verdict once the round's checks have all reported, or earlier when
+        the checks still out cannot change it; a change is said when its deciding result
+        arrives."""
+        diagnosis = settled(snapshot, outstanding) if snapshot is not None else None
+        if diagnosis is not None:
+            self.observe(diagnosis, partial=True)
+
+
+def overran_line(snapshot: Snapshot) -> str | None:
+    """The line `watch --plain` prints after a round that took longer than the interval."""
+    return f"{format_time(snapshot.taken_at)}  round overran: {snapshot.overran}" if snapshot.overran else None
+
+
+def arrival(engine) -> tuple[Snapshot | None, set[str], set[str] | int]:
+    """per_result's snapshot and outstanding checks, and what a recording keeps of the
+    latter: their ids when few enough to judge early, else their count."""
+    count = engine.outstanding_count()
+    snapshot, outstanding = per_result(engine)
+    return snapshot, outstanding, (outstanding if count <= EARLY_MAX_OUTSTANDING else count)
