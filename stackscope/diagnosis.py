@@ -1,18 +1,18 @@
 """From a snapshot to a verdict: which layer is broken, why, and what is ruled out.
 
 Pure functions, no I/O. Only the typed evidence in `Result.evidence` (model.py:
-HttpAnswer, PoolEvidence, DnsAnswers, StoreState) is read, never fact keys or probe
+HttpAnswer, GrpcAnswer, PoolEvidence, DnsAnswers, StoreState) is read, never fact keys or probe
 options. The rules, in the order they apply:
 
 1. A layer's status is the worst of its checks, except a `backend` layer (a pool), where
    some-but-not-all members failing is a WARN: the pool still serves.
 2. Layers depend on the groups of layers further down the path (lb -> backend -> db
-   and cache as siblings), the nearest first; a group that answers HTTP directly vouches
+   and cache as siblings), the nearest first; a group that answers HTTP (or gRPC) directly vouches
    for everything beneath it, one checked only by TCP does not. Every check that
    addresses a host by name also depends on the dns layers.
 3. A failing check is *explained* when its failure could be a consequence of a failing
-   dependency at least as severe: a 5xx, a timeout, a body mismatch or slowness can come
-   from below; a refused connection, a bad certificate, a garbage reply or a drifted
+   dependency at least as severe: a 5xx, a gRPC NOT_SERVING or UNAVAILABLE, a timeout,
+   a body mismatch or slowness can come from below; a refused connection, a bad certificate, a garbage reply or a drifted
    pool are the layer's own. Any failure of a check that uses a host name is explained
    by a failing dns layer (a wrong address can cause anything).
 4. A less severe dependency explains a failure when evidence links the two: an LB's
@@ -54,6 +54,7 @@ from stackscope.model import (
     Check,
     DnsAnswers,
     ErrorKind,
+    GrpcAnswer,
     HttpAnswer,
     Layer,
     Layout,
@@ -563,15 +564,23 @@ def _vouches(group: list[LayerState]) -> bool:
     """A group that answers HTTP directly proves the path beneath it serves requests, so
     a failure above it cannot be blamed further down. A group seen only through TCP
     connects or process tables proves nothing of the kind."""
-    return any(c.check.type == "http" and c.status is Status.OK for layer in group for c in layer.checks)
+    return any(c.check.type in ("http", "grpc") and c.status is Status.OK for layer in group for c in layer.checks)
 
 
 def _explainable_downstream(result: Result) -> bool:
     if result.error_kind in _DOWNSTREAM_KINDS:
         return True
-    if result.error_kind is ErrorKind.HTTP_STATUS:
-        answer = result.evidence
-        return isinstance(answer, HttpAnswer) and answer.status_code >= 500
+    answer = result.evidence
+    if result.error_kind is ErrorKind.HTTP_STATUS and isinstance(answer, HttpAnswer):
+        return answer.status_code >= 500
+    if result.error_kind in (ErrorKind.STATE, ErrorKind.HTTP_STATUS) and isinstance(answer, GrpcAnswer):
+        # a gRPC service's NOT_SERVING or UNAVAILABLE, or an LB's own 5xx page, is what a
+        # broken member passes on through the LB, like a 5xx; anything else is the caller's
+        return (
+            answer.serving_status == "NOT_SERVING"
+            or answer.grpc_status == "UNAVAILABLE"
+            or (not answer.grpc_status and answer.http_status >= 500)
+        )
     return False
 
 
@@ -935,6 +944,8 @@ def proof(layer: LayerState) -> str:
     if types == {"http"}:
         codes = sorted({_code(c) or c.result.key_fact for c in checks})
         return f"{total}/{total} answer {'/'.join(codes)}{directly}"
+    if types == {"grpc"}:
+        return f"{total}/{total} SERVING{directly}"
     if types == {"tcp"}:
         return f"{total}/{total} accept connections"
     if types == {"dns"}:

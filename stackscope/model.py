@@ -182,6 +182,17 @@ class HttpAnswer:
 
 
 @dataclass(frozen=True)
+class GrpcAnswer:
+    """A gRPC health answer as the diagnosis needs it: through an LB, NOT_SERVING or
+    UNAVAILABLE may be a backend's own state passed on (like a 5xx), where a refused or
+    misrouted call is the LB's."""
+
+    grpc_status: str = ""  # the grpc-status name ("OK", "UNAVAILABLE"); "" when the answer carried none
+    serving_status: str = ""  # SERVING, NOT_SERVING, SERVICE_UNKNOWN, UNKNOWN; "" when no health answer came
+    http_status: int = 0  # the HTTP status of the response (an LB's own 502 page carries no grpc-status)
+
+
+@dataclass(frozen=True)
 class PoolMember:
     """One member of an LB pool, as the LB reports it."""
 
@@ -282,7 +293,7 @@ def store_errors_in(text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-Evidence = HttpAnswer | PoolEvidence | DnsAnswers | StoreState | SeriesEvidence
+Evidence = HttpAnswer | GrpcAnswer | PoolEvidence | DnsAnswers | StoreState | SeriesEvidence
 
 
 @dataclass(frozen=True)

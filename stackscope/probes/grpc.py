@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from stackscope.kinds import Boolean, CheckSpec, FilePath, GrpcTargetKind, Text, option
-from stackscope.model import ErrorKind, Result, Status, Url
+from stackscope.model import ErrorKind, GrpcAnswer, Result, Status, Url
 from stackscope.probes.common import Deadline, ProbeFailure, printable, reach, result, timeout_scope
 
 HEALTH_PATH = "/grpc.health.v1.Health/Check"
@@ -241,7 +241,14 @@ def _judge(check, response, where: str, facts: dict[str, Any], latency: float) -
         facts["grpc_message"] = message
 
     def fail(kind: ErrorKind, detail: str, key_fact: str, status: Status = Status.CRIT) -> Result:
-        return result(check, status, detail, latency_ms=latency, key_fact=key_fact, facts=facts, kind=kind)
+        return result(
+            check, status, detail, latency_ms=latency, key_fact=key_fact, facts=facts, kind=kind, evidence=_answer()
+        )
+
+    def _answer() -> GrpcAnswer:
+        """The typed evidence: the grpc-status the server sent (not one mapped from HTTP)."""
+        sent = facts.get("grpc_status_name", "") if "grpc_status" in facts else ""
+        return GrpcAnswer(sent, facts.get("serving_status", ""), response.status or 0)
 
     if raw_status is None:
         if not response.ended:
@@ -291,9 +298,8 @@ def _judge(check, response, where: str, facts: dict[str, Any], latency: float) -
     name = SERVING_STATUS[serving] if serving < len(SERVING_STATUS) else f"status {serving}"
     facts["serving_status"] = name
     if serving == 1:
-        return result(
-            check, Status.OK, f"{about} is SERVING ({latency:.0f} ms)", latency_ms=latency, key_fact=name, facts=facts
-        )
+        detail = f"{about} is SERVING ({latency:.0f} ms)"
+        return result(check, Status.OK, detail, latency_ms=latency, key_fact=name, facts=facts, evidence=_answer())
     meaning = {
         2: "is NOT_SERVING",
         3: "is SERVICE_UNKNOWN to the health service",

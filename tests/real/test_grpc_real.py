@@ -13,7 +13,7 @@ import hpack
 import pytest
 import trustme
 
-from stackscope.model import ErrorKind, Status
+from stackscope.model import ErrorKind, GrpcAnswer, Status
 from tests.probe_helpers import PYTHON_NAMES, probe
 from tests.servers.grpc_health import GrpcHealthServer
 from tests.servers.pyservers import responder
@@ -53,6 +53,8 @@ async def test_serving_then_not_serving_then_serving_again(grpc_server):
         grpc_server.set("app", "SERVING")
     assert down.status is Status.CRIT and down.error_kind is ErrorKind.STATE
     assert "NOT_SERVING" in down.detail and "'app'" in down.detail
+    assert first.evidence == GrpcAnswer("OK", "SERVING", 200)
+    assert down.evidence == GrpcAnswer("OK", "NOT_SERVING", 200)  # what the diagnosis reads
     assert (await probe(check)).status is Status.OK
 
 
@@ -219,3 +221,4 @@ async def test_an_lb_error_page_without_grpc_status_is_judged_by_its_http_status
     result = await probe({"grpc": f"127.0.0.1:{pyservers.tcp(_h2_server(bad_gateway))}"})
     assert result.status is Status.CRIT and result.error_kind is ErrorKind.HTTP_STATUS
     assert "HTTP 502" in result.detail and "UNAVAILABLE" in result.detail, result.detail
+    assert result.evidence == GrpcAnswer("", "", 502)  # no grpc-status was sent: the mapped one is not evidence

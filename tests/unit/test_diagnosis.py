@@ -14,6 +14,7 @@ from stackscope.model import (
     DOWN_BY_CHECK,
     IN,
     DnsAnswers,
+    GrpcAnswer,
     HttpAnswer,
     Layout,
     PoolEvidence,
@@ -83,6 +84,8 @@ def ok_result(check) -> Result:
             {"answers": ["127.0.0.1"]},
             evidence=DnsAnswers(("127.0.0.1",), expected),
         )
+    if check.type == "grpc":
+        return Result(check.id, Status.OK, "SERVING", 2.0, "SERVING", {}, evidence=GrpcAnswer("OK", "SERVING", 200))
     return Result(check.id, Status.OK, "accepts connections", 0.5, "open", {})
 
 
@@ -1025,3 +1028,89 @@ def test_a_suspected_check_is_silent_as_of_now_never_stale():
     results["Backends/auth-2"] = timed(results["Backends/auth-2"], changed=AT + 0.31, finished=AT + 0.31)
     verdict = assess(Snapshot(TWO_LAYERS, results, AT + 0.32)).verdict
     assert (verdict.layer, verdict.stale) == ("Backends", ())
+
+
+GRPC = parse_layout(
+    """\
+name: grpc
+layers:
+  - {name: LB, role: lb, checks: [{grpc: "127.0.0.1:18443", name: front, service: orders}]}
+  - name: Orders
+    role: backend
+    checks:
+      - {grpc: "127.0.0.1:50051", name: orders-1, service: orders}
+      - {grpc: "127.0.0.1:50052", name: orders-2, service: orders}
+  - {name: Database, role: db, checks: [{tcp: "127.0.0.1:15432", name: db}]}
+""",
+    "grpc.yaml",
+)
+NOT_SERVING = F(C, K.STATE, "service 'orders' is NOT_SERVING", {}, GrpcAnswer("OK", "NOT_SERVING", 200))
+UNAVAILABLE = F(C, K.STATE, "failed the health check: UNAVAILABLE", {}, GrpcAnswer("UNAVAILABLE", "", 200))
+LB_502 = F(C, K.HTTP_STATUS, "answered HTTP 502 without a grpc-status", {}, GrpcAnswer("", "", 502))
+SERVICE_UNKNOWN = F(C, K.STATE, "does not know service 'orders'", {}, GrpcAnswer("NOT_FOUND", "SERVICE_UNKNOWN", 200))
+NO_HEALTH = F(U, K.PROTOCOL, "has no health service (UNIMPLEMENTED)", {}, GrpcAnswer("UNIMPLEMENTED", "", 200))
+
+GRPC_CASES = [
+    # (name, failures, verdict layer, its status, the LB's own layer status after the diagnosis)
+    (
+        "NOT_SERVING through the LB, every member NOT_SERVING",
+        {"front": NOT_SERVING, "orders-1": NOT_SERVING, "orders-2": NOT_SERVING},
+        "Orders",
+        C,
+        C,
+    ),
+    (
+        "NOT_SERVING through the LB, one member NOT_SERVING: the LB is degraded by it",
+        {"front": NOT_SERVING, "orders-1": NOT_SERVING},
+        "Orders",
+        W,
+        W,
+    ),
+    (
+        "UNAVAILABLE through the LB, every member refusing",
+        {"front": UNAVAILABLE, "orders-1": REFUSED, "orders-2": REFUSED},
+        "Orders",
+        C,
+        C,
+    ),
+    (
+        "the LB's own 502 page, every member refusing",
+        {"front": LB_502, "orders-1": REFUSED, "orders-2": REFUSED},
+        "Orders",
+        C,
+        C,
+    ),
+    ("NOT_SERVING through the LB while every member is SERVING: misrouted", {"front": NOT_SERVING}, "LB", C, C),
+    ("a SERVING member vouches for the database beneath it", {"front": NOT_SERVING, "db": REFUSED}, "LB", C, C),
+    ("a refusing LB is its own", {"front": REFUSED, "orders-1": NOT_SERVING, "orders-2": NOT_SERVING}, "LB", C, C),
+    (
+        "an LB route to a server that does not know the service is its own",
+        {"front": SERVICE_UNKNOWN, "orders-1": NOT_SERVING, "orders-2": NOT_SERVING},
+        "LB",
+        C,
+        C,
+    ),
+    (
+        "a database down: members NOT_SERVING and the LB with them",
+        {"front": NOT_SERVING, "orders-1": NOT_SERVING, "orders-2": NOT_SERVING, "db": REFUSED},
+        "Database",
+        C,
+        C,
+    ),
+]
+
+
+@pytest.mark.parametrize("name,failures,layer,status,lb", GRPC_CASES, ids=[c[0] for c in GRPC_CASES])
+def test_grpc_through_the_lb(name, failures, layer, status, lb):
+    """A gRPC NOT_SERVING or UNAVAILABLE seen through the LB is a member's state passed on,
+    like a 5xx; a refused call, or one the members would answer otherwise, is the LB's."""
+    diagnosis = assess(snapshot(GRPC, failures))
+    verdict = diagnosis.verdict
+    assert verdict is not None
+    assert (verdict.layer, verdict.status) == (layer, status), verdict.summary
+    assert next(l for l in diagnosis.layers if l.name == "LB").status is lb
+
+
+def test_a_healthy_grpc_pool_is_ruled_out_as_serving_directly():
+    verdict = assess(snapshot(GRPC, {"front": NOT_SERVING})).verdict
+    assert "Orders: 2/2 SERVING directly" in verdict.ruled_out, verdict.ruled_out
