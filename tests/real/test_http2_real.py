@@ -25,7 +25,7 @@ def stack(tmp_path_factory):
     ca.cert_pem.write_to_path(str(d / "ca.pem"))
     leaf.private_key_and_cert_chain_pem.write_to_path(str(d / "leaf.pem"))
     grpc_server = GrpcHealthServer(d / "grpc").start()
-    ports = {name: free_port() for name in ("h2", "h2c", "h1", "grpc")}
+    ports = {name: free_port() for name in ("h2", "h2c", "h1", "grpc", "grpc_lb", "grpc_mis")}
     tls = f"ssl_certificate {d}/leaf.pem; ssl_certificate_key {d}/leaf.pem;"
     nginx = Nginx(
         d / "nginx",
@@ -35,9 +35,14 @@ def stack(tmp_path_factory):
     server {{ listen 127.0.0.1:{ports["h2c"]} http2; location / {{ return 200 "h2c ok\\n"; }} }}
     server {{ listen 127.0.0.1:{ports["h1"]} ssl; {tls} location / {{ return 200 "h1 ok\\n"; }} }}
     server {{ listen 127.0.0.1:{ports["grpc"]} http2; location / {{ grpc_pass grpc://127.0.0.1:{grpc_server.port}; }} }}
+    upstream orders {{ server 127.0.0.1:{grpc_server.port}; }}
+    upstream misrouted {{ server 127.0.0.1:{grpc_server.bare_port}; }}
+    server {{ listen 127.0.0.1:{ports["grpc_lb"]} http2; location / {{ grpc_pass grpc://orders; }} }}
+    server {{ listen 127.0.0.1:{ports["grpc_mis"]} http2; location / {{ grpc_pass grpc://misrouted; }} }}
 """,
         list(ports.values()),
     ).start()
+    ports["conf"] = str(nginx.conf)
     yield ports, str(d / "ca.pem"), grpc_server
     nginx.stop()
     grpc_server.stop()
@@ -88,3 +93,65 @@ async def test_grpc_through_nginx_grpc_pass_sees_the_backend_state(stack):
     finally:
         grpc_server.set("app", "SERVING")
     assert down.status is Status.CRIT and "NOT_SERVING" in down.detail
+
+
+def grpc_layout(ports, grpc_server, front: str, upstream: str) -> str:
+    """nginx `grpc_pass grpc://UPSTREAM` in front of the real grpcio health server: the
+    call through nginx and the upstream block it passes to, then the member directly."""
+    return f"""
+name: grpc-through-nginx
+layers:
+  - name: LB
+    role: lb
+    checks:
+      - {{grpc: "127.0.0.1:{ports[front]}", name: front, service: app}}
+      - {{nginx: "{ports["conf"]}", name: pool, upstream: {upstream}}}
+  - name: Orders
+    role: backend
+    checks:
+      - {{grpc: "127.0.0.1:{grpc_server.port}", name: orders-1, service: app}}
+"""
+
+
+async def run_layout(text: str):
+    from stackscope.diagnosis import assess
+    from stackscope.engine import Engine
+    from stackscope.layout import parse_layout
+
+    engine = Engine(parse_layout(text, "<test>"))
+    engine.confirm_retries = 0
+    try:
+        return assess(await engine.run_round())
+    finally:
+        await engine.aclose()
+
+
+async def test_not_serving_through_grpc_pass_is_the_backend_layer(stack):
+    """The member turns NOT_SERVING: nginx passes the answer on, and the verdict names the
+    backend layer with the LB failing because of it, not the LB."""
+    ports, _, grpc_server = stack
+    text = grpc_layout(ports, grpc_server, "grpc_lb", "orders")
+    healthy = await run_layout(text)
+    assert healthy.verdict is None, healthy.verdict.summary
+    grpc_server.set("app", "NOT_SERVING")
+    try:
+        down = await run_layout(text)
+    finally:
+        grpc_server.set("app", "SERVING")
+    verdict = down.verdict
+    assert (verdict.layer, verdict.status) == ("Orders", Status.CRIT), verdict.summary
+    assert "NOT_SERVING" in verdict.summary and "LB fails because of it" in verdict.summary, verdict.summary
+
+
+async def test_a_grpc_pass_to_the_wrong_pool_is_the_lb(stack):
+    """nginx passes gRPC to an upstream holding a server that is not a declared backend
+    (the same grpcio process without the health service): the pool check names the
+    drift, and the verdict stays on the LB although the backend serves directly."""
+    ports, _, grpc_server = stack
+    diagnosis = await run_layout(grpc_layout(ports, grpc_server, "grpc_mis", "misrouted"))
+    verdict = diagnosis.verdict
+    assert (verdict.layer, verdict.status) == ("LB", Status.CRIT), verdict.summary
+    pool = next(c.result for layer in diagnosis.layers for c in layer.checks if c.check.name == "pool")
+    assert pool.status is Status.CRIT and pool.error_kind is ErrorKind.POOL, pool.detail
+    assert f"127.0.0.1:{grpc_server.bare_port}" in pool.detail, pool.detail
+    assert any(item.startswith("Orders: 1/1 SERVING directly") for item in verdict.ruled_out), verdict.ruled_out
