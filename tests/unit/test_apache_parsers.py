@@ -450,3 +450,46 @@ def test_random_manager_pages_raise_only_manager_errors():
             for server in pool.servers:
                 assert "\x1b" not in server.name + server.state + server.check
             judge_pool(pool, [])
+
+
+def test_h2c_and_h2_members_of_a_grpc_balancer(tmp_path):
+    """mod_proxy_http2's h2c:// and h2:// workers are members like http:// ones, with
+    their default ports (80, 443), and a ProxyPass to the balancer routes to it."""
+    conf = write(
+        tmp_path,
+        "httpd.conf",
+        "<Proxy balancer://orders>\nBalancerMember h2c://127.0.0.1:50051\nBalancerMember h2c://127.0.0.1\n"
+        "BalancerMember h2://127.0.0.1\n</Proxy>\nProxyPass / balancer://orders/\n",
+    )
+    config = apache_conf.load(conf)
+    balancer = apache_conf.balancers(config)["orders"]
+    assert balancer.used_by
+    pool = apache_conf.pool_of(balancer, {}, config)
+    assert [s.address for s in pool.servers] == ["127.0.0.1:50051", "127.0.0.1:80", "127.0.0.1:443"]
+
+
+GRPC_LAYOUT = """\
+name: grpc
+layers:
+  - {name: LB, role: lb, checks: [{apache: "http://127.0.0.1:8080/balancer-manager", balancer: orders}]}
+  - name: Orders
+    role: backend
+    checks:
+      - {grpc: "127.0.0.1:50051", service: orders}
+      - {grpc: "127.0.0.1:50052", service: orders}
+"""
+
+
+@pytest.mark.parametrize("ports,status", [((50051, 50052), Status.OK), ((50053, 50054), Status.CRIT)])
+def test_the_gate_catches_a_misrouted_h2c_balancer(tmp_path, ports, status):
+    """A gRPC pool behind Apache (h2c:// members) is compared with the `grpc` checks
+    like an HTTP pool: members on other ports are not the declared backends."""
+    from stackscope.layout import parse_layout
+    from stackscope.lb.gate import gate_status, run_gate
+
+    members = "".join(f"BalancerMember h2c://127.0.0.1:{port}\n" for port in ports)
+    conf = write(
+        tmp_path, "httpd.conf", f"<Proxy balancer://orders>\n{members}</Proxy>\nProxyPass / balancer://orders/\n"
+    )
+    reports = run_gate(parse_layout(GRPC_LAYOUT), conf)
+    assert gate_status(reports) is status, reports[0].judgement.detail

@@ -409,3 +409,85 @@ def test_a_route_with_two_handlers_of_the_same_pool_is_not_ambiguous():
     found = proxies({"apps": {"http": {"servers": {"s": {"routes": [route]}}}}})
     assert len(found) == 2
     assert select(found, "a.test", set(), {})[0] is found[0]
+
+
+# what `caddy adapt` (2.6.2) made of `reverse_proxy A B { transport http { versions h2c } }`
+# on :8080 and of `reverse_proxy h2c://C h2c://D` on :8081 (with an @id each): a gRPC pool's h2c upstreams
+GRPC_CADDYFILE = """\
+:8080 {
+  reverse_proxy 127.0.0.1:50051 127.0.0.1:50052 {
+    transport http {
+      versions h2c
+    }
+  }
+}
+:8081 {
+  reverse_proxy h2c://127.0.0.1:50053 h2c://127.0.0.1:50054
+}
+"""
+
+
+def _h2c_route(ident: str, versions: list[str], *dials: str) -> dict:
+    handler = {
+        "@id": ident,
+        "handler": "reverse_proxy",
+        "transport": {"protocol": "http", "versions": versions},
+        "upstreams": [{"dial": d} for d in dials],
+    }
+    return {"handle": [handler]}
+
+
+GRPC_ADAPTED = {
+    "apps": {
+        "http": {
+            "servers": {
+                "srv0": {
+                    "listen": [":8080"],
+                    "routes": [_h2c_route("orders", ["h2c"], "127.0.0.1:50051", "127.0.0.1:50052")],
+                },
+                "srv1": {
+                    "listen": [":8081"],
+                    "routes": [_h2c_route("billing", ["h2c", "2"], "127.0.0.1:50053", "127.0.0.1:50054")],
+                },
+            }
+        }
+    }
+}
+GRPC_GATE_LAYOUT = """\
+name: grpc
+layers:
+  - {name: LB, role: lb, checks: [{caddy: "http://127.0.0.1:2019", upstream: "%s"}]}
+  - name: Orders
+    role: backend
+    checks:
+      - {grpc: "127.0.0.1:50051", service: orders}
+      - {grpc: "127.0.0.1:50052", service: orders}
+"""
+
+
+def test_h2c_upstreams_of_a_grpc_pool_are_its_members():
+    """Both Caddyfile spellings of an h2c (gRPC) pool give their dial addresses, on the
+    line of their reverse_proxy (a `transport` block inside does not hide them)."""
+    found = proxies(GRPC_ADAPTED)
+    assert [[u.dial for u in p.upstreams] for p in found] == [
+        ["127.0.0.1:50051", "127.0.0.1:50052"],
+        ["127.0.0.1:50053", "127.0.0.1:50054"],
+    ]
+    assert caddy_conf.directive_lines(GRPC_CADDYFILE) == [
+        (2, frozenset({"127.0.0.1:50051", "127.0.0.1:50052"})),
+        (9, frozenset({"127.0.0.1:50053", "127.0.0.1:50054"})),
+    ]
+
+
+@pytest.mark.parametrize("selector,status", [("@orders", Status.OK), ("@billing", Status.CRIT)])
+def test_the_gate_catches_a_misrouted_grpc_pool(tmp_path, selector, status):
+    """gRPC backends declared by `grpc` checks are compared with an h2c pool like HTTP
+    ones: the @billing route sends the calls to servers that are not the declared ones."""
+    from stackscope.lb.gate import gate_status, run_gate
+
+    path = tmp_path / "caddy.json"
+    path.write_text(json.dumps(GRPC_ADAPTED, indent=2))
+    reports = run_gate(parse_layout(GRPC_GATE_LAYOUT % selector), str(path))
+    assert gate_status(reports) is status, reports[0].judgement.detail
+    if status is Status.CRIT:
+        assert "127.0.0.1:50053" in reports[0].judgement.detail
