@@ -38,6 +38,7 @@ from stackscope.model import (
     DnsAnswers,
     ErrorKind,
     Evidence,
+    GrpcAnswer,
     HttpAnswer,
     Layout,
     PoolEvidence,
@@ -54,7 +55,7 @@ VERSION = 1
 MAX_RECORDING_BYTES = 64 * 1024 * 1024  # written and read: about 200,000 changed results
 MAX_LINE_BYTES = 1024 * 1024
 EVIDENCE: dict[str, type] = {
-    cls.__name__: cls for cls in (HttpAnswer, PoolEvidence, DnsAnswers, StoreState, SeriesEvidence)
+    cls.__name__: cls for cls in (HttpAnswer, GrpcAnswer, PoolEvidence, DnsAnswers, StoreState, SeriesEvidence)
 }
 LAYOUT_MASK = "REDACTED"
 _HEAVY = ("d", "f", "x", "e", "v")  # what a steady check repeats round after round

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 
 import pytest
 
@@ -15,6 +16,8 @@ from stackscope.layout import parse_layout
 from stackscope.model import (
     DnsAnswers,
     ErrorKind,
+    Evidence,
+    GrpcAnswer,
     HttpAnswer,
     PoolEvidence,
     PoolMember,
@@ -44,6 +47,7 @@ EVIDENCES = [
     DnsAnswers(("127.0.0.1",), ("127.0.0.2",), False),
     StoreState("redis", "primary", "primary", False, "OOM", 10, 20, "noeviction"),
     SeriesEvidence(("a", "b"), ("b",), True, "value 0"),
+    GrpcAnswer("OK", "NOT_SERVING", 200),
 ]
 
 
@@ -66,6 +70,11 @@ def record(path, layout, results) -> Recorder:
         recorder.round(each.finished_at, n, 0.1)
     recorder.close()
     return recorder
+
+
+def test_every_kind_of_evidence_is_recorded():
+    """A kind of evidence the recording does not know would be lost on replay."""
+    assert set(EVIDENCE.values()) == set(typing.get_args(Evidence))
 
 
 def test_every_evidence_field_has_a_reader():
