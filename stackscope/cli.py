@@ -705,7 +705,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         return _watch_plain(layout, args)
     from stackscope.tui import run_dashboard
 
-    return run_dashboard(layout, record=args.record)
+    return run_dashboard(layout, record=args.record, recorder=_open_recorder(layout, args.record))
 
 
 def _can_open_tui() -> bool:
