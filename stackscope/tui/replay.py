@@ -15,13 +15,12 @@ from typing import Any
 from stackscope.diagnosis import assess
 from stackscope.model import Layout
 from stackscope.recording import Recording
-from stackscope.replay import Moment, moments
+from stackscope.replay import SPEEDS, Moment, moments
 from stackscope.stream import LineWatch, held, settled
 from stackscope.timeline import VERDICT, Timeline, format_time
 from stackscope.tui.actions import DASHBOARD, Action
 from stackscope.tui.app import StackscopeApp
 
-SPEEDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 STEP = 0.1  # seconds of wall time between the replay clock's ticks
 
 
