@@ -525,6 +525,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not _can_open_tui():
         print("stackscope: the demo dashboard needs a terminal; use --headless", file=sys.stderr)
         return EXIT_UNKNOWN
+    if walkthrough is not None and walkthrough.recording:
+        return _play_recorded_walkthrough(walkthrough, blind=not args.show_verdict)
     from stackscope.demo.stack import DemoStack
 
     stack = DemoStack()
@@ -536,6 +538,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return run_demo_dashboard(stack, walkthrough, blind=blind)
     finally:
         stack.stop()
+
+
+def _play_recorded_walkthrough(walkthrough, *, blind: bool) -> int:
+    """A walkthrough with a `recording:`: the recording replayed (tui/recorded.py), no demo stack."""
+    from stackscope.replay import ReplayError
+    from stackscope.tui.recorded import recorded_walkthrough_app
+
+    try:
+        app = recorded_walkthrough_app(walkthrough, blind=blind, handle_signals=True)
+    except ReplayError as error:
+        print(f"stackscope: cannot replay the walkthrough's recording: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    app.run()
+    return app.return_code or 0
 
 
 def _short_secrets(layout) -> list[str]:
