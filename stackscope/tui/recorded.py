@@ -43,7 +43,7 @@ class RecordedWalkthroughApp(ReplayApp):
     CSS = DemoApp.CSS
 
     def __new__(cls, controller: DemoController, *args: Any, **options: Any) -> RecordedWalkthroughApp:
-        return super().__new__(cls, *args, actions=controller.actions(), **options)
+        return super().__new__(cls, *args, actions=controller.actions(), **options)  # type: ignore[return-value]  # a subclass of cls (bindings.py)
 
     def __init__(
         self, controller: DemoController, recording: Recording, layout: Layout, walkthrough: Walkthrough, **options: Any
