@@ -21,7 +21,7 @@ from stackscope.exits import EXIT_OK, EXIT_UNKNOWN, TERMINATING
 from stackscope.render import FORMATS
 from stackscope.words import plural
 
-COMMANDS = ("check", "watch", "lint", "schema", "demo", "export", "rules", "init", "replay")
+COMMANDS = ("check", "watch", "lint", "schema", "demo", "export", "rules", "init", "replay", "walkthrough")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -130,7 +130,48 @@ def _parser() -> argparse.ArgumentParser:
     _add_prometheus_commands(sub)
     _add_init_command(sub)
     _add_replay_command(sub)
+    _add_walkthrough_command(sub)
     return parser
+
+
+def _add_walkthrough_command(sub) -> None:
+    """`walkthrough draft` (stackscope/demo/draft.py): a walkthrough from a recording."""
+    walkthrough = sub.add_parser("walkthrough", help="write walkthroughs (guided incidents) for training")
+    actions = walkthrough.add_subparsers(dest="walkthrough_command", metavar="ACTION", required=True)
+    draft = actions.add_parser(
+        "draft",
+        help="draft a walkthrough from a recording (`watch --record`)",
+        description="Draft a walkthrough from a recording: the verdict changes and the checks turning red as "
+        "events at their real offsets, the confirmed root cause as the answer, a debrief skeleton with what the "
+        "dashboard showed and when. The story lines are yours: every TODO. Play it with "
+        "`stackscope demo --walkthrough FILE`.",
+    )
+    draft.add_argument("recording", metavar="RECORDING", help="a recording (.jsonl)")
+    draft.add_argument("-o", "--output", metavar="FILE", help="write it here (default: print it)")
+    draft.set_defaults(run=_cmd_walkthrough_draft)
+
+
+def _cmd_walkthrough_draft(args: argparse.Namespace) -> int:
+    from stackscope.demo.draft import DraftError, draft, render
+    from stackscope.safetext import terminal_safe
+
+    out = args.output or os.path.join(os.getcwd(), "walkthrough.yaml")
+    try:
+        text = render(draft(args.recording, out))
+    except DraftError as error:
+        print(f"stackscope: cannot draft a walkthrough from {terminal_safe(args.recording)}: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if not args.output:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        print(f"stackscope: cannot write {terminal_safe(args.output)}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    print(f"stackscope: walkthrough drafted to {terminal_safe(args.output)}; replace every TODO", file=sys.stderr)
+    return EXIT_OK
 
 
 def _add_replay_command(sub) -> None:
@@ -484,6 +525,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not _can_open_tui():
         print("stackscope: the demo dashboard needs a terminal; use --headless", file=sys.stderr)
         return EXIT_UNKNOWN
+    if walkthrough is not None and walkthrough.recording:
+        return _play_recorded_walkthrough(walkthrough, blind=not args.show_verdict)
     from stackscope.demo.stack import DemoStack
 
     stack = DemoStack()
@@ -495,6 +538,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return run_demo_dashboard(stack, walkthrough, blind=blind)
     finally:
         stack.stop()
+
+
+def _play_recorded_walkthrough(walkthrough, *, blind: bool) -> int:
+    """A walkthrough with a `recording:`: the recording replayed (tui/recorded.py), no demo stack."""
+    from stackscope.replay import ReplayError
+    from stackscope.tui.recorded import recorded_walkthrough_app
+
+    try:
+        app = recorded_walkthrough_app(walkthrough, blind=blind, handle_signals=True)
+    except ReplayError as error:
+        print(f"stackscope: cannot replay the walkthrough's recording: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    app.run()
+    return app.return_code or 0
 
 
 def _short_secrets(layout) -> list[str]:
@@ -705,7 +762,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         return _watch_plain(layout, args)
     from stackscope.tui import run_dashboard
 
-    return run_dashboard(layout, record=args.record)
+    return run_dashboard(layout, record=args.record, recorder=_open_recorder(layout, args.record))
 
 
 def _can_open_tui() -> bool:

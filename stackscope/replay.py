@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from stackscope.model import Layout, Result, Snapshot
 from stackscope.recording import Recording, RecordingError, Step, read_recording
 from stackscope.stream import EARLY_MAX_OUTSTANDING
+from stackscope.timeline import Timeline
+
+SPEEDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # the replay's speeds (the dashboard's + and -)
 
 
 class ReplayError(ValueError):
@@ -98,12 +101,12 @@ def moments(recording: Recording, layout: Layout) -> list[Moment]:
     return [moment for step in recording.steps if (moment := player.apply(step)) is not None]
 
 
-def play_lines(recording: Recording, layout: Layout, say: Callable[[str], None]) -> tuple[int, list[str], object]:
+def play_lines(recording: Recording, layout: Layout, say: Callable[[str], None]) -> tuple[int, list[str], Timeline]:
     """Judge the recording again as `watch --plain` did and `say` each line; return the exit
     code of the last status shown, the verdict lines it made, and the timeline."""
     from stackscope.exits import EXIT_UNKNOWN
     from stackscope.stream import LineWatch, overran_line
-    from stackscope.timeline import VERDICT, Timeline
+    from stackscope.timeline import VERDICT
 
     timeline = Timeline(layout.name, source=recording.layout_path, interval=layout.interval)
     verdicts: list[str] = []

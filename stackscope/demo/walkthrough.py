@@ -16,6 +16,7 @@ from typing import Any
 from stackscope.demo.faults import FAULTS
 from stackscope.kinds import did_you_mean
 from stackscope.layout import LayoutError, Node, Problem, Validator, read_yaml, shown
+from stackscope.model import Layout
 
 BUILTIN_DIR = os.path.join(os.path.dirname(__file__), "walkthroughs")
 EVENT_KINDS = ("alert", "deploy", "change", "chat", "metric", "note")
@@ -24,6 +25,7 @@ KEYS = (
     "title",
     "summary",
     "fault",
+    "recording",
     "fault_at",
     "answer",
     "also_accept",
@@ -121,6 +123,7 @@ class Walkthrough:
     feedback: tuple[tuple[str, str], ...] = ()  # (wrong layer, what to tell the trainee)
     time_score: TimeScore = TimeScore()
     also_accept: tuple[Accepted, ...] = ()
+    recording: str = ""  # instead of a demo fault: a team's own incident, replayed (its absolute path)
 
     @property
     def accepted(self) -> tuple[str, ...]:
@@ -213,7 +216,6 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
     """Read and validate a walkthrough; `layers` are the names an answer may take."""
     from stackscope.demo.stack import LAYERS
 
-    layers = layers or LAYERS
     root = read_yaml(path)
     check = _Checker(path)
     if not isinstance(root.value, dict):
@@ -222,8 +224,16 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
     name = check.get(root, "name", str, "", required=True, default="?")
     title = check.get(root, "title", str, "", required=True, default="")
     summary = check.get(root, "summary", str, "", default="")
-    fault = check.get(root, "fault", str, "", required=True, default="")
-    if fault and fault not in FAULTS:
+    recording = _recording(root, check, path)
+    if recording is not None and layers is None:
+        layers = tuple(layer.name for layer in recording[1].layers)
+    layers = layers or LAYERS
+    of = "the recorded layout" if recording is not None else "the demo"
+    recording_path = recording[0] if recording is not None else ""
+    fault = check.get(root, "fault", str, "", required="recording" not in root.value, default="")
+    if fault and "recording" in root.value:
+        check.problem(root.key_lines["fault"], "", "a walkthrough has a demo fault or a recording, not both")
+    elif fault and fault not in FAULTS:
         check.problem(
             root.key_lines["fault"],
             "",
@@ -235,7 +245,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
         check.problem(
             root.key_lines["answer"],
             "",
-            f"answer '{answer}' is not a layer of the demo",
+            f"answer '{answer}' is not a layer of {of}",
             did_you_mean(answer, layers) or "layers: " + ", ".join(layers),
         )
     also_accept: list[Accepted] = []
@@ -249,7 +259,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
             check.problem(
                 line,
                 where,
-                f"'{layer}' is not a layer of the demo",
+                f"'{layer}' is not a layer of {of}",
                 did_you_mean(layer, layers) or "layers: " + ", ".join(layers),
             )
         elif layer and layer in (answer, *(a.layer for a in also_accept)):
@@ -327,7 +337,7 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
                     check.problem(
                         line,
                         "feedback",
-                        f"'{layer}' is not a layer of the demo",
+                        f"'{layer}' is not a layer of {of}",
                         did_you_mean(layer, layers) or "layers: " + ", ".join(layers),
                     )
                 elif layer == answer:
@@ -360,7 +370,24 @@ def load_walkthrough(path: str, layers: tuple[str, ...] | None = None) -> Walkth
         tuple(feedback),
         time_score,
         tuple(also_accept),
+        recording_path,
     )
+
+
+def _recording(root: Node, check: _Checker, path: str) -> tuple[str, Layout] | None:
+    """`recording:` — a recording (beside the walkthrough when relative) and its layout,
+    whose layers the answers name; None when absent or unreadable (then a problem)."""
+    from stackscope.replay import ReplayError, load
+
+    value = check.get(root, "recording", str, "", default=None)
+    if value is None:
+        return None
+    full = os.path.join(os.path.dirname(os.path.abspath(path)), value)
+    try:
+        return full, load(full)[1]
+    except ReplayError as error:
+        check.problem(root.key_lines["recording"], "", f"cannot replay the recording: {str(error).splitlines()[0]}")
+        return None
 
 
 def _scoring(node: Node, check: _Checker) -> tuple[int, int, TimeScore]:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 def run_dashboard(layout: Layout, *, record: str | None = None, **app_options: Any) -> int:
-    """Open the dashboard until the user quits; the timeline goes to `record` on exit.
+    """Open the dashboard until the user quits; the timeline goes to `record` on exit
+    (and the recording, when the caller opened one, to `app_options["recorder"]` as it runs).
     SIGTERM and SIGHUP (the SSH link dropped) quit it the same way, exit code 0.
 
     `app_options` go to StackscopeApp: `actions`, `blind`, `on_diagnosis`, `engine`…

@@ -43,13 +43,14 @@ from stackscope.history import History, Sample
 from stackscope.kinds import format_duration
 from stackscope.loop_thread import LoopNotRunning, LoopThread
 from stackscope.model import ErrorKind, Layout, Result, Snapshot, Status
-from stackscope.stream import held, settled
-from stackscope.timeline import Timeline
+from stackscope.recording import Recorder
+from stackscope.stream import arrival, held, settled
+from stackscope.timeline import VERDICT, Event, Timeline
 from stackscope.tui import cells
 from stackscope.tui.actions import BUILTIN, DASHBOARD, Action, ActionRegistry
 from stackscope.tui.bindings import bindings_for, with_bindings
 from stackscope.tui.feed import ProbeFeed
-from stackscope.tui.messages import CURSOR_SCROLLS, ProbesStarted, ResultsArrived, RoundFinished
+from stackscope.tui.messages import CURSOR_SCROLLS, ProbesStarted, RecordingStopped, ResultsArrived, RoundFinished
 from stackscope.tui.screens import DashboardScreen, DetailScreen, HelpScreen, VerdictScreen
 from stackscope.tui.widgets import clock_text
 
@@ -104,6 +105,7 @@ class StackscopeApp(App[int]):
         engine: Engine | None = None,
         actions: Iterable[Action] = (),
         record: str | None = None,
+        recorder: Recorder | None = None,
         timeline_dir: str = ".",
         autoprobe: bool = True,
         clock: Callable[[], float] = time.time,
@@ -123,6 +125,11 @@ class StackscopeApp(App[int]):
         if clashes:  # a caller's key silently shadowing another would be a bug to hunt at 3 a.m.
             raise ValueError("keys bound twice: " + "; ".join(clashes))
         self.record = record
+        # `--record`'s recording (recording.py): results and rounds are written on the probe
+        # thread as the engine hands them over, verdict lines handed to it; never on the UI loop
+        self.recorder = recorder
+        if recorder is not None:
+            recorder.on_stop = self._recording_stopped
         self.timeline_dir = timeline_dir
         self.autoprobe = autoprobe
         self.clock = clock
@@ -207,6 +214,8 @@ class StackscopeApp(App[int]):
             except (asyncio.TimeoutError, LoopNotRunning):
                 pass  # quitting must stay instant; the thread is a daemon
             await asyncio.to_thread(self.prober.stop, 1.0)
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)  # the probe thread has stopped: nothing more comes
         self._remove_signal_handlers()  # last: a second signal must not cut the record short
 
     # ------------------------------------------------------------------ probing
@@ -238,9 +247,51 @@ class StackscopeApp(App[int]):
         if self.engine.rounds == 0:
             await asyncio.to_thread(self.engine.warm_up)  # imports and TLS contexts, off the UI loop
         feed = self.feed
-        snapshot = await self.prober.run(self.engine.run_round(on_start=feed.started, on_result=feed.arrived))
+        snapshot = await self.prober.run(self._recorded_round(feed.started, feed.arrived))
         feed.flush()  # the last results before the round's end, in that order
         self.post_message(RoundFinished(snapshot))
+
+    async def _recorded_round(self, on_start: Callable, on_result: Callable[[Result], None]) -> Snapshot:
+        """One round on the probe thread, each result and the round's end written to the
+        recording there first (as `watch --plain --record` writes them: stream.arrival)."""
+        recorder, engine = self.recorder, self.engine
+        if recorder is None:
+            return await engine.run_round(on_start=on_start, on_result=on_result)
+
+        def arrived(result: Result) -> None:
+            snapshot, _, kept = arrival(engine)
+            at = snapshot.taken_at if snapshot is not None else None
+            recorder.result(result, max(1, engine.rounds + 1), kept, at)
+            on_result(result)
+
+        snapshot = await engine.run_round(on_start=on_start, on_result=arrived)
+        recorder.round(snapshot.taken_at, snapshot.round, snapshot.duration)
+        return snapshot
+
+    def _record_verdicts(self, events: list[Event]) -> None:
+        """The verdict lines shown, to the recording: written on the probe thread when it
+        runs (a write, and once a second an fsync, must not stall a repaint)."""
+        recorder = self.recorder
+        lines = [(event.at, event.line()) for event in events if event.kind == VERDICT]
+        if recorder is None or not lines:
+            return
+
+        def write() -> None:
+            for at, line in lines:
+                recorder.verdict(at, line)
+
+        loop = self.prober.loop
+        if self.prober.running and loop is not None:
+            loop.call_soon_threadsafe(write)
+        else:
+            write()  # no probe thread (a caller showing its own snapshots): rare and small
+
+    def _recording_stopped(self, why: str) -> None:
+        """Recorder.on_stop, on either thread: told on the UI loop."""
+        self.post_message(RecordingStopped(why))
+
+    def on_recording_stopped(self, message: RecordingStopped) -> None:
+        self.notify(message.why, severity="error", timeout=10)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == PROBE_GROUP and event.state is WorkerState.ERROR:
@@ -330,7 +381,9 @@ class StackscopeApp(App[int]):
             self.call_after_refresh(dashboard.show_culprit, culprit)
         self._culprit = culprit
         dashboard.header.set_overall(diagnosis.status)
-        dashboard.events.add(self.timeline.observe(diagnosis, partial=partial))
+        events = self.timeline.observe(diagnosis, partial=partial)
+        dashboard.events.add(events)
+        self._record_verdicts(events)
         for callback in self.on_diagnosis:
             callback(diagnosis)
         return diagnosis

@@ -44,3 +44,11 @@ class RoundFinished(Message):
         super().__init__()
         self.snapshot = snapshot
         self.error = error
+
+
+class RecordingStopped(Message):
+    """The recording stopped (a full disk, its size cap): why, to tell the user once."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why

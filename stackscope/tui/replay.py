@@ -15,13 +15,12 @@ from typing import Any
 from stackscope.diagnosis import assess
 from stackscope.model import Layout
 from stackscope.recording import Recording
-from stackscope.replay import Moment, moments
+from stackscope.replay import SPEEDS, Moment, moments
 from stackscope.stream import LineWatch, held, settled
 from stackscope.timeline import VERDICT, Timeline, format_time
 from stackscope.tui.actions import DASHBOARD, Action
 from stackscope.tui.app import StackscopeApp
 
-SPEEDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 STEP = 0.1  # seconds of wall time between the replay clock's ticks
 
 
@@ -64,11 +63,13 @@ REPLAY_ACTIONS = (
 class ReplayApp(StackscopeApp):
     """The dashboard on a recording: `position` is the next moment to show."""
 
-    def __new__(cls, *args: Any, **options: Any) -> ReplayApp:
-        return super().__new__(cls, *args, actions=REPLAY_ACTIONS, **options)  # the bindings come from the class
+    def __new__(cls, *args: Any, actions: Any = REPLAY_ACTIONS, **options: Any) -> ReplayApp:
+        return super().__new__(cls, *args, actions=actions, **options)  # the bindings come from the class
 
-    def __init__(self, recording: Recording, layout: Layout, *, speed: float = 1.0, **options: Any) -> None:
-        super().__init__(layout, autoprobe=False, actions=REPLAY_ACTIONS, **options)
+    def __init__(
+        self, recording: Recording, layout: Layout, *, speed: float = 1.0, actions: Any = REPLAY_ACTIONS, **options: Any
+    ) -> None:
+        super().__init__(layout, autoprobe=False, actions=actions, **options)
         self.recording = recording
         self.moments = moments(recording, layout)
         self.changes = verdict_changes(layout, self.moments)

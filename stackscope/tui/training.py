@@ -250,6 +250,7 @@ class DemoController:
         self.debrief: str | None = None  # the debrief as it was at the right answer
         self.panel = DemoPanel()
         self.app: StackscopeApp | None = None
+        self.story_start: float | None = None  # the session's start on `clock`, when not its first reading
         layers = stack_layers(stack)
         self.layers = [layer.name for layer in layers]
         self.short_names = [short_layer_name(layer.name, layer.role) for layer in layers]
@@ -355,7 +356,8 @@ class DemoController:
         app.dashboard.mount(self.panel, before=app.dashboard.events)
         if self.walkthrough is not None:
             app.dashboard.add_class("-walkthrough")  # DemoApp.CSS: every layer on screen at 80x24
-            self.session = Session(self.walkthrough, started=self.clock())
+            start = self.clock() if self.story_start is None else self.story_start
+            self.session = Session(self.walkthrough, started=start)
             summary = " ".join(self.walkthrough.summary.split())
             if summary:
                 self.log.append(LogEntry(self.walkthrough.begins_at, "▶", summary, "summary"))
@@ -369,7 +371,7 @@ class DemoController:
                 self.log.append(LogEntry(event.at, self.icons.get(event.kind, "•"), event.text, event.kind))
                 if event.kind == "alert":
                     self.panel.flash()
-            if self.session.fault_due(now) and self.walkthrough is not None:
+            if self.session.fault_due(now) and self.walkthrough is not None and self.walkthrough.fault:
                 if self.message == NOTHING_BROKEN_YET:
                     self.message = ""  # it is now: the prompt comes back
                 self.inject(self.walkthrough.fault, quiet=True)
@@ -511,7 +513,8 @@ def short_layer_name(name: str, role: str) -> str:
 def stack_layers(stack):
     from stackscope.layout import load_layout
 
-    return load_layout(stack.layout_path).layers
+    layout = getattr(stack, "layout", None)  # a RecordedIncident's: no file to read
+    return layout.layers if layout is not None else load_layout(stack.layout_path).layers
 
 
 class DemoApp(StackscopeApp):

@@ -271,3 +271,29 @@ async def test_record_writes_the_timeline_on_exit(shared_stack, tmp_path):
         await until(pilot, lambda: healthy(app), "a healthy first round")
         await pilot.press("ctrl+q")
     assert record.read_text().startswith("# Watch report: auth-e2e — no incident")
+
+
+async def test_record_keeps_a_recording_that_replays(shared_stack, tmp_path):
+    """`watch --record` in the dashboard keeps the same recording as `watch --plain`: every
+    result and round written from the probe thread, the verdicts shown; replayed, it judges
+    the same verdicts."""
+    from stackscope.recording import Recorder, read_recording
+    from stackscope.replay import load, play_lines
+
+    path = write_layout(tmp_path, shared_stack.layout_yaml())
+    layout = load_layout(str(path))
+    recorder = Recorder(str(tmp_path / "incident.jsonl"), layout, path.read_text())
+    app = StackscopeApp(layout, record=str(tmp_path / "incident.md"), recorder=recorder, timeline_dir=str(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: healthy(app) and app.engine.rounds >= 2, "two healthy rounds")
+        await pilot.press("ctrl+q")
+    recording = read_recording(str(tmp_path / "incident.jsonl"))
+    assert recording.problem == ""
+    checks = {check.id for check in app.layout.checks()}
+    results = [step for step in recording.steps if step.kind == "r"]
+    assert {step.result.check_id for step in results if step.result} == checks
+    assert len([step for step in recording.steps if step.kind == "round"]) >= 2
+    shown = [step.line for step in recording.steps if step.kind == "v"]
+    assert shown and "all layers healthy" in shown[0]
+    _, verdicts, _ = play_lines(*load(str(tmp_path / "incident.jsonl")), lambda line: None)
+    assert [line.split("  ", 1)[1] for line in verdicts] == [line.split("  ", 1)[1] for line in shown]
