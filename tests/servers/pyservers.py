@@ -17,6 +17,7 @@ from .base import LOOPBACK
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 ENDLESS_CAP = 64 * 1024 * 1024  # an "endless" body still stops after 64 MiB
+FLUSH_DEADLINE = 10.0  # seconds a handler's last bytes may take to reach a client that reads
 
 
 class PyServers:
@@ -76,7 +77,13 @@ class PyServers:
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 await handler(reader, writer)
-            except (ConnectionError, asyncio.CancelledError, asyncio.IncompleteReadError):
+                # drain() returns with up to 64 KiB still buffered: all that the handler wrote
+                # goes out before the hang-up (the abort below would drop it, and a slow
+                # client would see a body cut short that the handler never meant to cut)
+                if not writer.transport.is_closing():
+                    writer.transport.set_write_buffer_limits(high=0)
+                    await asyncio.wait_for(writer.drain(), FLUSH_DEADLINE)
+            except (ConnectionError, asyncio.CancelledError, asyncio.IncompleteReadError, asyncio.TimeoutError):
                 pass
             finally:
                 writer.transport.abort()

@@ -241,7 +241,7 @@ async def test_a_probe_that_raises_shows_unknown_with_the_error(tmp_path, monkey
         await until(pilot, lambda: app.diagnosis is not None, "a round")
         row = app.dashboard.path.rows["L/buggy"]
         assert row.status is Status.UNKNOWN and row.text().startswith("? buggy")
-        assert app.dashboard.banner.lines()[0].startswith("? UNKNOWN  L (other) is the broken layer")
+        assert app.dashboard.banner.lines()[0].startswith("? UNKNOWN  L (other): cannot tell")
         await pilot.press("enter")
         assert "probe error: ValueError: boom" in app.screen.text()
     # probes run on their own loop: a repaint cannot be timed as the target's latency
