@@ -182,3 +182,44 @@ def test_probe_marks_members_that_do_not_answer(tmp_path):
     line = next(line for line in done.stdout.splitlines() if f":{dead}/health" in line)
     assert "— review: CRIT now:" in line
     assert "review s1:" in done.stderr
+
+
+def test_init_from_a_caddyfile_names_the_pool_the_check_can_find(tmp_path):
+    """A Caddyfile adapts to JSON with no @id (server `srv0`): the generated caddy check must
+    still select the running handler (it once said `upstream: '@srv0'`, which matches nothing)."""
+    import subprocess
+
+    from tests.servers.caddy import Caddy, caddy_binary
+
+    stack = lbstacks.CaddyStack(dns=False, redis=False)
+    caddyfile = tmp_path / "Caddyfile"
+    members = " ".join(f"127.0.0.1:{port}" for port in stack.ports)
+    caddyfile.write_text(
+        "{\n    auto_https off\n}\n"
+        f":{stack.frontend} {{\n    bind 127.0.0.1\n"
+        f"    reverse_proxy {members} {{\n        health_uri /health\n        health_interval 1s\n    }}\n}}\n"
+    )
+    adapted = subprocess.run(
+        [caddy_binary(), "adapt", "--config", str(caddyfile), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    stack.caddy = Caddy(stack.dir / "caddyfile", json.loads(adapted.stdout)["apps"]["http"]["servers"])
+    stack.start()
+    try:
+        truth = tmp_path / "backends.txt"
+        truth.write_text("".join(f"127.0.0.1:{port}\n" for port in stack.ports))
+        out = tmp_path / "layout.yaml"
+        done = init(str(caddyfile), "--backends", str(truth), "--lb-admin", stack.caddy.admin, "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        assert "@srv0" not in out.read_text()
+        healthy = run_cli("check", str(out), "--format", "json")
+        assert healthy.returncode == 0, healthy.stdout + out.read_text()
+        stack.misroute()
+        broken = run_cli("check", str(out), "--format", "json")
+        assert broken.returncode == 2, broken.stdout
+        assert _verdict(broken)["verdict"]["layer"] == "Load balancer", broken.stdout
+    finally:
+        stack.stop()
