@@ -136,7 +136,8 @@ def plan_services(plan: Plan, services: list[Service]) -> None:
     taken = {e.check["name"] for layer in plan.layers for e in layer.entries}
     layers = {"db": LayerOut("Databases", "db"), "cache": LayerOut("Cache", "cache")}
     for service in services:
-        check: dict[str, Any] = {service.type: service.address, "name": _unique(service.type, taken, service.type)}
+        name = service.name or service.type
+        check: dict[str, Any] = {service.type: service.address, "name": _unique(name, taken, service.type)}
         check.update(dict(service.options))
         if service.password_env:
             check["password_env"] = service.password_env

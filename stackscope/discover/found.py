@@ -90,6 +90,7 @@ class Service:
     origin: Origin
     password_env: str | None = None
     options: tuple[tuple[str, str], ...] = ()
+    name: str = ""  # the check's name when not its type (mariadb for a mysql check)
 
 
 @dataclass

@@ -6,6 +6,7 @@ is misrouted; broken and hostile configs get the gate's errors, never a tracebac
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -94,16 +95,21 @@ def test_init_with_backends_then_check_catches_misroute(kind, tmp_path):
 
 
 def test_init_local_finds_postgres_mariadb_and_redis():
+    """Each named for what it is, with the version that matters, as its own server says
+    (PostgreSQL 15 from Debian's postgresql-15, MariaDB rather than MySQL)."""
     from tests.servers.dbs import MariaDB, Postgres, Redis
 
     servers = [Postgres().start(), MariaDB().start(), Redis().start()]
     try:
         done = init("--local")
         assert done.returncode == 0, done.stderr
-        for kind, server in zip(("postgres", "mysql", "redis"), servers):
+        for kind, server, name in zip(("postgres", "mysql", "redis"), servers, ("postgres 15", "mariadb 1", "redis ")):
             line = next((line for line in done.stdout.splitlines() if f":{server.port}'" in line), "")
             assert line.lstrip().startswith(f"- {{{kind}: '127.0.0.1:{server.port}'"), done.stdout
-            assert "# listening: " in line
+            assert f"# listening: {name}" in line and f" on 127.0.0.1:{server.port}" in line, line
+            assert re.search(r"# listening: \S+ \d+(\.\d+)? on ", line), line  # a version, not just a name
+        maria = next(line for line in done.stdout.splitlines() if f":{servers[1].port}'" in line)
+        assert "name: mariadb" in maria
         pg_line = next(line for line in done.stdout.splitlines() if f":{servers[0].port}'" in line)
         assert "password_env: PGPASSWORD" in pg_line and "export PGPASSWORD" in pg_line  # a placeholder, no guess
     finally:
