@@ -113,7 +113,9 @@ def plan_lb(
         layer = layer_name(pool.name)
         if lb.admin is not None:
             check = {lb.admin.type: lb.admin.target, "name": _unique(f"pool-{pool.name}", taken, lb.kind)}
-            check[lb.admin.pool_option] = "@" + pool.name if lb.kind == "caddy" else pool.name
+            selector = pool.name if pool.selector is None else pool.selector
+            if selector:
+                check[lb.admin.pool_option] = selector
             check.update(dict(lb.admin.options))
             check["backends"] = layer
             why = reviews.get(pool.name, "") or ("" if pool.routed else "no frontend routes to this pool")
@@ -134,7 +136,8 @@ def plan_services(plan: Plan, services: list[Service]) -> None:
     taken = {e.check["name"] for layer in plan.layers for e in layer.entries}
     layers = {"db": LayerOut("Databases", "db"), "cache": LayerOut("Cache", "cache")}
     for service in services:
-        check: dict[str, Any] = {service.type: service.address, "name": _unique(service.type, taken, service.type)}
+        name = service.name or service.type
+        check: dict[str, Any] = {service.type: service.address, "name": _unique(name, taken, service.type)}
         check.update(dict(service.options))
         if service.password_env:
             check["password_env"] = service.password_env

@@ -47,6 +47,9 @@ class FoundPool:
     health_origin: Origin | None = None
     routed: bool = True  # some frontend sends traffic to it
     skipped: tuple[str, ...] = ()  # members whose address the config leaves open, and why
+    # how the LB's pool check names this pool when its name is not how the check finds it
+    # (Caddy's route selector); "" leaves the check to choose by the declared backends
+    selector: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class Service:
     origin: Origin
     password_env: str | None = None
     options: tuple[tuple[str, str], ...] = ()
+    name: str = ""  # the check's name when not its type (mariadb for a mysql check)
 
 
 @dataclass

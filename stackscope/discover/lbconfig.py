@@ -5,10 +5,11 @@ reads it. Nothing is resolved or probed; the kind comes from the gate's detect()
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from stackscope.discover.found import FoundLb, FoundPool, Frontend, Member, Origin, PoolCheck, safe
+from stackscope.kinds import Invalid
 from stackscope.lb import apache_conf, caddy_conf, haproxy_cfg, nginx_conf, varnish_vcl
 from stackscope.lb.pool import BACKUP, IN, Pool, PoolServer
 from stackscope.model import is_ip
@@ -258,6 +259,7 @@ def caddy_pools(
                 origin(proxy.line) if proxy.active else None,
                 True,
                 tuple(skipped),
+                _caddy_selector(proxy, proxies),
             )
         )
         for listen in proxy.listen[:1]:
@@ -266,6 +268,25 @@ def caddy_pools(
                 hosts = tuple(safe(h) for h in proxy.hosts if _a_name(h))
                 frontends.append(Frontend(safe(_url(host, port, port == 443)), origin(proxy.line), safe(name), hosts))
     return tuple(pools), tuple(frontends)
+
+
+def _caddy_selector(proxy: caddy_conf.Proxy, proxies: Sequence[caddy_conf.Proxy]) -> str:
+    """What the caddy check's `upstream:` must say to find this handler among all of them:
+    its @id, else a host/path, path or host that picks it alone. A Caddyfile's JSON has no
+    @id, and the server's key (`srv0`) is not something the check selects by; when nothing
+    picks the handler out, "" leaves the check to take the one holding the declared backends."""
+    hosts = [h for h in proxy.hosts if h]
+    candidates = [f"@{ident}" for ident in reversed(proxy.ids)]
+    candidates += [host + path for host in hosts for path in proxy.paths]
+    candidates += list(proxy.paths) + hosts
+    for text in candidates:
+        try:
+            selector = caddy_conf.parse_selector(text)
+        except Invalid:
+            continue
+        if [p for p in proxies if selector.matches(p)] == [proxy]:
+            return safe(text)
+    return ""
 
 
 def _caddy_admin(path: str, config: caddy_conf.Config) -> tuple[str, Origin]:

@@ -300,6 +300,8 @@ def _judge(check, where: str, latency: float, kind: str, info: str | None, facts
             facts=facts,
         )
     fields = parse_info(info)
+    if fields.get("redis_version"):
+        facts["version"] = fields["redis_version"]
     role = fields.get("role", "?")
     facts["role"] = "replica" if role == "slave" else role
     if role != "slave":

@@ -6,6 +6,7 @@ is misrouted; broken and hostile configs get the gate's errors, never a tracebac
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -26,6 +27,20 @@ def init(*args: str):
     return run_cli("init", *args, timeout=30)
 
 
+def _varnish_args(stack) -> list[str]:
+    """A VCL names neither where Varnish listens nor its CLI: the operator says both."""
+    if stack.kind != "varnish":
+        return []
+    return [
+        "--frontend",
+        f"http://127.0.0.1:{stack.frontend}",
+        "--lb-admin",
+        f"127.0.0.1:{stack.varnish.admin_port}",
+        "--secret-file",
+        str(stack.varnish.secret_path),
+    ]
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_init_from_each_lb_config_lints(kind, tmp_path):
     """The config alone (the LB need not run): a layout lint accepts, with the LB's pool
@@ -33,18 +48,8 @@ def test_init_from_each_lb_config_lints(kind, tmp_path):
     cls, conf = KINDS[kind]
     stack = cls(dns=False, redis=False)
     try:
-        extra = []
-        if kind == "varnish":
-            extra = [
-                "--frontend",
-                f"http://127.0.0.1:{stack.frontend}",
-                "--lb-admin",
-                f"127.0.0.1:{stack.varnish.admin_port}",
-                "--secret-file",
-                str(stack.varnish.secret_path),
-            ]
         out = tmp_path / "layout.yaml"
-        done = init(str(conf(stack)), "-o", str(out), *extra)
+        done = init(str(conf(stack)), "-o", str(out), *_varnish_args(stack))
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
         assert "taken from" in done.stderr  # no --backends: the LB was the only witness
@@ -67,7 +72,7 @@ def _verdict(done) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("kind", ["haproxy", "nginx"])
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_init_with_backends_then_check_catches_misroute(kind, tmp_path):
     cls, conf = KINDS[kind]
     stack = cls(dns=False, redis=False).start()
@@ -75,7 +80,7 @@ def test_init_with_backends_then_check_catches_misroute(kind, tmp_path):
         truth = tmp_path / "backends.txt"
         truth.write_text("".join(f"127.0.0.1:{port}\n" for port in stack.ports))
         out = tmp_path / "layout.yaml"
-        done = init(str(conf(stack)), "--backends", str(truth), "-o", str(out))
+        done = init(str(conf(stack)), "--backends", str(truth), "-o", str(out), *_varnish_args(stack))
         assert done.returncode == 0, done.stderr
         assert "taken from" not in done.stderr
         assert "backends.txt:1" in out.read_text()
@@ -90,16 +95,21 @@ def test_init_with_backends_then_check_catches_misroute(kind, tmp_path):
 
 
 def test_init_local_finds_postgres_mariadb_and_redis():
+    """Each named for what it is, with the version that matters, as its own server says
+    (PostgreSQL 15 from Debian's postgresql-15, MariaDB rather than MySQL)."""
     from tests.servers.dbs import MariaDB, Postgres, Redis
 
     servers = [Postgres().start(), MariaDB().start(), Redis().start()]
     try:
         done = init("--local")
         assert done.returncode == 0, done.stderr
-        for kind, server in zip(("postgres", "mysql", "redis"), servers):
+        for kind, server, name in zip(("postgres", "mysql", "redis"), servers, ("postgres 15", "mariadb 1", "redis ")):
             line = next((line for line in done.stdout.splitlines() if f":{server.port}'" in line), "")
             assert line.lstrip().startswith(f"- {{{kind}: '127.0.0.1:{server.port}'"), done.stdout
-            assert "# listening: " in line
+            assert f"# listening: {name}" in line and f" on 127.0.0.1:{server.port}" in line, line
+            assert re.search(r"# listening: \S+ \d+(\.\d+)? on ", line), line  # a version, not just a name
+        maria = next(line for line in done.stdout.splitlines() if f":{servers[1].port}'" in line)
+        assert "name: mariadb" in maria
         pg_line = next(line for line in done.stdout.splitlines() if f":{servers[0].port}'" in line)
         assert "password_env: PGPASSWORD" in pg_line and "export PGPASSWORD" in pg_line  # a placeholder, no guess
     finally:
@@ -178,3 +188,44 @@ def test_probe_marks_members_that_do_not_answer(tmp_path):
     line = next(line for line in done.stdout.splitlines() if f":{dead}/health" in line)
     assert "— review: CRIT now:" in line
     assert "review s1:" in done.stderr
+
+
+def test_init_from_a_caddyfile_names_the_pool_the_check_can_find(tmp_path):
+    """A Caddyfile adapts to JSON with no @id (server `srv0`): the generated caddy check must
+    still select the running handler (it once said `upstream: '@srv0'`, which matches nothing)."""
+    import subprocess
+
+    from tests.servers.caddy import Caddy, caddy_binary
+
+    stack = lbstacks.CaddyStack(dns=False, redis=False)
+    caddyfile = tmp_path / "Caddyfile"
+    members = " ".join(f"127.0.0.1:{port}" for port in stack.ports)
+    caddyfile.write_text(
+        "{\n    auto_https off\n}\n"
+        f":{stack.frontend} {{\n    bind 127.0.0.1\n"
+        f"    reverse_proxy {members} {{\n        health_uri /health\n        health_interval 1s\n    }}\n}}\n"
+    )
+    adapted = subprocess.run(
+        [caddy_binary(), "adapt", "--config", str(caddyfile), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    stack.caddy = Caddy(stack.dir / "caddyfile", json.loads(adapted.stdout)["apps"]["http"]["servers"])
+    stack.start()
+    try:
+        truth = tmp_path / "backends.txt"
+        truth.write_text("".join(f"127.0.0.1:{port}\n" for port in stack.ports))
+        out = tmp_path / "layout.yaml"
+        done = init(str(caddyfile), "--backends", str(truth), "--lb-admin", stack.caddy.admin, "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        assert "@srv0" not in out.read_text()
+        healthy = run_cli("check", str(out), "--format", "json")
+        assert healthy.returncode == 0, healthy.stdout + out.read_text()
+        stack.misroute()
+        broken = run_cli("check", str(out), "--format", "json")
+        assert broken.returncode == 2, broken.stdout
+        assert _verdict(broken)["verdict"]["layer"] == "Load balancer", broken.stdout
+    finally:
+        stack.stop()
