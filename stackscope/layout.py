@@ -47,7 +47,7 @@ from stackscope.model import (
     Layout,
     SuspectSettings,
 )
-from stackscope.probes import CHECK_TYPES, spec_for
+from stackscope.probes import CHECK_TYPES, SECRET_ENV_KEYS, SECRET_FILE_KEYS, spec_for
 from stackscope.redact import Redactor, file_secret_forms, header_secrets, sensitive_header
 from stackscope.safetext import safe_value, terminal_safe
 
@@ -530,24 +530,12 @@ def _literal_credentials(root: Node, file: str) -> tuple[list[str], list[str]]:
 _ENV_NAME_CONVENTION = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
-def _env_keys() -> set[str]:
-    """The option keys (of any check type) whose value names a secret's variable."""
-    from stackscope.probes import all_specs
-
-    return {
-        info.key
-        for spec in all_specs()
-        for info in spec.option_infos()
-        if getattr(info.kind, "names_a_secret", False)  # EnvName, and mappings of them (headers_env)
-    }
-
-
 def _secrets_named(root: Node, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """(secrets, suspects) the layout refers to, found before it is validated (a layout
     with problems still names them): the values of the variables its *_env keys name, and
     the value of such a key itself when it does not look like a variable's name (it may
     be the secret, pasted in place of the name)."""
-    keys, found, suspects, stack = _env_keys(), [], [], [root]
+    keys, found, suspects, stack = SECRET_ENV_KEYS, [], [], [root]
     while stack:  # each node is popped once: the tree is finite (aliases were bounded)
         node = stack.pop()
         if isinstance(node.value, list):
@@ -577,11 +565,7 @@ def _secret_files(root: Node, ctx: ParseContext) -> dict[str, bytes | OSError]:
     with files.py's rules (a regular file of at most `SecretFile.cap` bytes: a FIFO or a
     device is refused without blocking). The builder reports what could not be read at
     the check that names it."""
-    from stackscope.probes import all_specs
-
-    kinds = {
-        info.key: info.kind for spec in all_specs() for info in spec.option_infos() if isinstance(info.kind, SecretFile)
-    }
+    kind = SecretFile()
     out: dict[str, bytes | OSError] = {}
     stack = [root]
     while stack:  # each node is popped once: the tree is finite (aliases were bounded)
@@ -590,8 +574,7 @@ def _secret_files(root: Node, ctx: ParseContext) -> dict[str, bytes | OSError]:
             stack.extend(node.value)
         elif isinstance(node.value, dict):
             for key, child in node.value.items():
-                kind = kinds.get(key)
-                if kind is None or not isinstance(child.value, str):
+                if key not in SECRET_FILE_KEYS or not isinstance(child.value, str):
                     stack.append(child)
                     continue
                 try:

@@ -474,6 +474,17 @@ def test_no_option_shadows_a_check_type():
             assert info.key not in ("name", "timeout", "warn_ms"), f"{spec.key}.{info.key} collides with a common key"
 
 
+def test_the_registry_names_every_secret_key_the_specs_declare():
+    """The loader masks secrets by the key names the registry lists (so that it need not
+    import every probe module): a check type that adds a secret key must be listed there."""
+    from stackscope.kinds import SecretFile
+    from stackscope.probes import SECRET_ENV_KEYS, SECRET_FILE_KEYS
+
+    infos = [info for spec in all_specs() for info in spec.option_infos()]
+    assert {info.key for info in infos if info.kind.names_a_secret} == SECRET_ENV_KEYS
+    assert {info.key for info in infos if isinstance(info.kind, SecretFile)} == SECRET_FILE_KEYS
+
+
 def test_numeric_names_are_accepted_by_the_loader_and_the_schema_alike():
     import jsonschema
     import yaml
