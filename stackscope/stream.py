@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import itertools
 
-from stackscope.diagnosis import Diagnosis, Verdict, assess
+from stackscope.diagnosis import Diagnosis, Verdict, assess, verdict_key
 from stackscope.model import ErrorKind, Result, Snapshot, Status
-from stackscope.timeline import verdict_key
 
 EARLY_MAX_OUTSTANDING = 3  # 4**3 = 64 judgements at most per early result
 # and at most this many check results judged in all for one early result (a 1000-check
