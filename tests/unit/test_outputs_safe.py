@@ -160,10 +160,7 @@ def test_xml_safe_replaces_exactly_what_xml_1_0_cannot_hold():
 
     def xml_char(code: int) -> bool:  # XML 1.0 §2.2, as written there
         return (
-            code in (0x9, 0xA, 0xD)
-            or 0x20 <= code <= 0xD7FF
-            or 0xE000 <= code <= 0xFFFD
-            or 0x10000 <= code <= 0x10FFFF
+            code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
         )
 
     everything = "".join(chr(code) for code in range(0x110000))
