@@ -34,10 +34,11 @@ from loopback_http import loopback_http  # noqa: E402  (bench/ is on the path wh
 UNNEEDED = ("dns", "stackscope.lb", "psutil", "rich", "textual")
 
 
-def child_cpu(command: list[str], env: dict[str, str]) -> float:
-    """CPU seconds (user + system) of one run of `command`, which must succeed."""
+def child_cpu(command: list[str], env: dict[str, str], cwd: str) -> float:
+    """CPU seconds (user + system) of one run of `command`, which must succeed. Run from
+    `cwd` (not this tree: `python -m` puts the working directory first on sys.path)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(command, capture_output=True, env=env)
+    done = subprocess.run(command, capture_output=True, env=env, cwd=cwd)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {done.stdout.decode()}{done.stderr.decode()}")
@@ -105,7 +106,7 @@ def main() -> None:
         cpu: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):  # interleaved: a burst of load elsewhere hits every command alike
             for name, command in commands.items():
-                cpu[name].append(child_cpu(command, env))
+                cpu[name].append(child_cpu(command, env, tmp))
         floor = statistics.median(cpu["python -c pass"])
         print(f"python {sys.version.split()[0]}; {args.runs} runs each, interleaved; load {os.getloadavg()[0]:.2f}")
         for name, runs in cpu.items():
@@ -119,7 +120,7 @@ def main() -> None:
                 f"  {name:40} CPU median {median:.3f} s  min {min(runs):.3f} s  {median / floor:5.1f}× python{target}"
             )
 
-        done = subprocess.run([py, "-c", MODULES, str(one)], capture_output=True, text=True, env=env)
+        done = subprocess.run([py, "-c", MODULES, str(one)], capture_output=True, text=True, env=env, cwd=tmp)
         modules = json.loads(done.stderr[done.stderr.index("[") :])
         extra = sorted(
             {m.split(".")[0] if not m.startswith("stackscope") else m for m in modules if m.startswith(UNNEEDED)}
@@ -129,9 +130,11 @@ def main() -> None:
         loads = []
         lints = []
         for _ in range(max(3, args.runs // 2)):
-            out = subprocess.run([py, "-c", LOAD, str(big)], capture_output=True, text=True, env=env, check=True)
+            out = subprocess.run(
+                [py, "-c", LOAD, str(big)], capture_output=True, text=True, env=env, check=True, cwd=tmp
+            )
             loads.append(json.loads(out.stdout))
-            lints.append(child_cpu([py, "-m", "stackscope", "lint", str(big)], env))
+            lints.append(child_cpu([py, "-m", "stackscope", "lint", str(big)], env, tmp))
         load = statistics.median(loads)
         ok = "ok" if load <= 0.2 else "over"
         print(
