@@ -37,6 +37,7 @@ options. The rules, in the order they apply:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -969,3 +970,17 @@ def _join(names: list[str], cap: int | None = None) -> str:
     if cap is not None and len(names) > cap:
         return ", ".join(names[:2]) + f" and {len(names) - 2} more"
     return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def verdict_key(verdict: Verdict | None) -> tuple | None:
+    """What makes a verdict another verdict: its layer, its status and the first clause
+    of its summary with figures masked (a latency or a count that flaps is the same
+    verdict; a misrouted pool that became a dead one is not). Here, not in timeline.py,
+    so that `check` (stream.py) does not import the timeline to compare two verdicts."""
+    if verdict is None:
+        return None
+    clause = verdict.compose(more="").split(";")[0]
+    return verdict.layer, verdict.status, _NUMBER.sub("#", clause)

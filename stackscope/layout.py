@@ -7,10 +7,12 @@ all problems before failing, so a broken layout is fixed in one pass, not ten.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ from stackscope.kinds import (
     Kind,
     LayerRef,
     Number,
+    OptionInfo,
     ParseContext,
     SecretFile,
     Text,
@@ -47,7 +50,7 @@ from stackscope.model import (
     Layout,
     SuspectSettings,
 )
-from stackscope.probes import CHECK_TYPES, spec_for
+from stackscope.probes import CHECK_TYPES, SECRET_ENV_KEYS, SECRET_FILE_KEYS, spec_for
 from stackscope.redact import Redactor, file_secret_forms, header_secrets, sensitive_header
 from stackscope.safetext import safe_value, terminal_safe
 
@@ -130,6 +133,7 @@ MAX_LAYOUT_BYTES = 4 * 1024 * 1024
 _YAML_TAG = "tag:yaml.org,2002:"
 # The tags plain YAML resolves to by itself; any other tag is refused with a located
 # problem (custom tags mean nothing to stackscope; !!binary is no value a layout holds).
+_STR_TAG = _YAML_TAG + "str"
 _ALLOWED_TAGS = {
     _YAML_TAG + name for name in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq", "merge")
 }
@@ -211,6 +215,8 @@ class _Reader:
             return None
         if not isinstance(node, yaml.ScalarNode):
             return None
+        if node.tag == _STR_TAG:  # what construct_object makes of it, without its bookkeeping
+            return node.value
         try:
             value = self._constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError):
@@ -239,10 +245,13 @@ class _Reader:
 
     def read(self, node: yaml.Node, where: str = "", key: str | None = None) -> Node:
         line = node.start_mark.line + 1
-        inner = f"{where}.{key}" if where and key is not None else (key or where)
-        if node.tag not in _ALLOWED_TAGS:
+        tag = node.tag
+        if tag == _STR_TAG and isinstance(node, yaml.ScalarNode):  # most values: no path to build
+            return Node(node.value, line)
+        if tag not in _ALLOWED_TAGS:
             self._scalar(node, where, key)  # records the tag problem
             return Node(UNREADABLE, line)
+        inner = f"{where}.{key}" if where and key is not None else (key or where)
         if isinstance(node, yaml.MappingNode):
             # Duplicates are an error among the keys written here; keys merged in with
             # `<<: *anchor` come first and are overridden by them, as YAML intends.
@@ -389,9 +398,29 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> Problem:
     return Problem(file, line, "", f"YAML syntax error: {reason}", fix)
 
 
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):
+    """The safe loader (libyaml's when installed) with a shortcut in the one step the C
+    parser calls back into Python for every value: resolving a scalar's implicit tag.
+    A quoted scalar, or a plain one whose first character starts none of the implicit
+    patterns (bool, int, float, null, timestamp, merge…), is text, as the full resolver
+    would find after trying them; anything else goes to it. A 10,000-check layout has some
+    50,000 scalars."""
+
+    _starts = frozenset(key for key in _BaseLoader.yaml_implicit_resolvers if key)
+    _exact = None not in _BaseLoader.yaml_implicit_resolvers and not _BaseLoader.yaml_path_resolvers
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if self._exact and kind is yaml.ScalarNode and (not implicit[0] or (value and value[0] not in self._starts)):
+            return _STR_TAG
+        return super().resolve(kind, value, implicit)
+
+
 def _compose(text: str, file: str, problems: list[Problem]) -> Node:
     try:
-        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         raise LayoutError([_syntax_problem(exc, text, file)]) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, most controls)
@@ -431,7 +460,8 @@ def _compose(text: str, file: str, problems: list[Problem]) -> Node:
                 )
             ]
         )
-    oversized = _oversized(root)
+    # An alias needs its '*' indicator: a file without one (most) has nothing to expand.
+    oversized = _oversized(root) if "*" in text else None
     if oversized is not None:
         node, why = oversized
         line = node.start_mark.line + 1
@@ -469,7 +499,26 @@ def parse_layout(text: str, file: str = "<layout>", ctx: ParseContext | None = N
     secrets its `*_env` keys name and its secret files hold masked (a password pasted into
     a check's name, or given to password_env in place of the variable's name, is never
     printed)."""
-    ctx = ctx or ParseContext()
+    with _collector_paused():
+        return _parse_layout(text, file, ctx or ParseContext())
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a layout is read: a 10,000-check layout makes
+    some 300,000 objects that all live until it is built (no garbage to find), and the
+    collector's passes over them cost a fifth of the load. It is switched back on (if it
+    was on) however the load ends; what it would have freed is freed then."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse_layout(text: str, file: str, ctx: ParseContext) -> Layout:
     problems: list[Problem] = []
     node = _compose(text, file, problems)
     secrets, suspects = _secrets_named(node, ctx.environ)
@@ -536,24 +585,12 @@ def _literal_credentials(root: Node, file: str) -> tuple[list[str], list[str]]:
 _ENV_NAME_CONVENTION = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
-def _env_keys() -> set[str]:
-    """The option keys (of any check type) whose value names a secret's variable."""
-    from stackscope.probes import all_specs
-
-    return {
-        info.key
-        for spec in all_specs()
-        for info in spec.option_infos()
-        if getattr(info.kind, "names_a_secret", False)  # EnvName, and mappings of them (headers_env)
-    }
-
-
 def _secrets_named(root: Node, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """(secrets, suspects) the layout refers to, found before it is validated (a layout
     with problems still names them): the values of the variables its *_env keys name, and
     the value of such a key itself when it does not look like a variable's name (it may
     be the secret, pasted in place of the name)."""
-    keys, found, suspects, stack = _env_keys(), [], [], [root]
+    keys, found, suspects, stack = SECRET_ENV_KEYS, [], [], [root]
     while stack:  # each node is popped once: the tree is finite (aliases were bounded)
         node = stack.pop()
         if isinstance(node.value, list):
@@ -583,11 +620,7 @@ def _secret_files(root: Node, ctx: ParseContext) -> dict[str, bytes | OSError]:
     with files.py's rules (a regular file of at most `SecretFile.cap` bytes: a FIFO or a
     device is refused without blocking). The builder reports what could not be read at
     the check that names it."""
-    from stackscope.probes import all_specs
-
-    kinds = {
-        info.key: info.kind for spec in all_specs() for info in spec.option_infos() if isinstance(info.kind, SecretFile)
-    }
+    kind = SecretFile()
     out: dict[str, bytes | OSError] = {}
     stack = [root]
     while stack:  # each node is popped once: the tree is finite (aliases were bounded)
@@ -596,8 +629,7 @@ def _secret_files(root: Node, ctx: ParseContext) -> dict[str, bytes | OSError]:
             stack.extend(node.value)
         elif isinstance(node.value, dict):
             for key, child in node.value.items():
-                kind = kinds.get(key)
-                if kind is None or not isinstance(child.value, str):
+                if key not in SECRET_FILE_KEYS or not isinstance(child.value, str):
                     stack.append(child)
                     continue
                 try:
@@ -668,6 +700,35 @@ def _check_count(layers_node: Node) -> int:
     return total
 
 
+def _check_type(type_key: str) -> tuple[Any, dict[str, OptionInfo], tuple[str, ...]]:
+    """(spec, its options by key, the keys a check of the type may have), asked per check."""
+    spec = spec_for(type_key)
+    cached = _TYPE_INFO.get(type_key)
+    if cached is None or cached[0] is not spec:
+        infos = {info.key: info for info in spec.option_infos()}
+        cached = _TYPE_INFO[type_key] = (spec, infos, (type_key, *_COMMON_CHECK_KEYS, *infos))
+    return cached
+
+
+_TYPE_INFO: dict[str, tuple[Any, dict[str, OptionInfo], tuple[str, ...]]] = {}
+
+
+def _fields_of_kind(options: type, kind: type) -> tuple[tuple[str, Any], ...]:
+    """(name, kind) of the fields of an options dataclass whose kind is a `kind` (asked
+    per check: looked up once per options class and kind)."""
+    found = _FIELDS_OF_KIND.get((options, kind))
+    if found is None:
+        found = _FIELDS_OF_KIND[(options, kind)] = tuple(
+            (f.name, f.metadata["kind"])
+            for f in dataclasses.fields(options)
+            if isinstance(f.metadata.get("kind"), kind)
+        )
+    return found
+
+
+_FIELDS_OF_KIND: dict[tuple[type, type], tuple[tuple[str, Any], ...]] = {}
+
+
 class Validator:
     """Collects the problems of a document read by read_yaml(), each with its file, line,
     key and fix: the one wording for layouts and walkthrough files alike."""
@@ -702,16 +763,16 @@ class _Builder(Validator):
         """Each secret file the check names was read when the layout loaded; one that
         cannot serve is a problem at its key (one that is absent here only when the
         layout is loaded to be run: see _ABSENT_HERE)."""
-        for f in dataclasses.fields(options):
-            path = getattr(options, f.name)
-            if not isinstance(f.metadata.get("kind"), SecretFile) or not path:
+        for name, _ in _fields_of_kind(type(options), SecretFile):
+            path = getattr(options, name)
+            if not path:
                 continue
             outcome = self.secret_files.get(path)
             if outcome is None:  # not read: the path was refused (reported by parse())
                 continue
             trouble = _secret_file_problem(path, outcome, self.ctx.require_env)
             if trouble is not None:
-                self.problem(node.key_lines.get(f.name, node.line), where, f"'{f.name}': {trouble[0]}", trouble[1])
+                self.problem(node.key_lines.get(name, node.line), where, f"'{name}': {trouble[0]}", trouble[1])
             elif isinstance(outcome, bytes):
                 self.file_secrets[path] = outcome
 
@@ -940,24 +1001,23 @@ class _Builder(Validator):
         roles = {layer.name: layer.role for layer in layers}
         for layer in layers:
             for check in layer.checks:
-                for f in dataclasses.fields(check.options):
-                    kind = f.metadata.get("kind")
-                    value = getattr(check.options, f.name)
-                    if not isinstance(kind, LayerRef) or value is None:
+                for name, kind in _fields_of_kind(type(check.options), LayerRef):
+                    value = getattr(check.options, name)
+                    if value is None:
                         continue
                     where = f"layer '{layer.name}', check '{check.name}'"
                     if value not in roles:
                         self.problem(
                             check.line,
                             where,
-                            f"'{f.name}': no layer named '{value}'",
+                            f"'{name}': no layer named '{value}'",
                             did_you_mean(value, tuple(roles)) or "layers are: " + ", ".join(roles),
                         )
                     elif kind.role and roles[value] != kind.role:
                         self.problem(
                             check.line,
                             where,
-                            f"'{f.name}': layer '{value}' has role {roles[value]}",
+                            f"'{name}': layer '{value}' has role {roles[value]}",
                             f"name a layer with role {kind.role}",
                         )
 
@@ -1071,10 +1131,8 @@ class _Builder(Validator):
             )
             return None
         type_key = type_keys[0]
-        spec = spec_for(type_key)
+        spec, infos, allowed = _check_type(type_key)
         where = f"{where} ({type_key})"
-        infos = {info.key: info for info in spec.option_infos()}
-        allowed = (type_key, *_COMMON_CHECK_KEYS, *infos)
         self.unknown_keys(node, allowed, where, f"{type_key} check")
 
         before = len(self.problems)
@@ -1085,8 +1143,11 @@ class _Builder(Validator):
         if "timeout" in node.value:
             self.check_timeout(node, where, timeout, interval, "it", "the layout's interval")
         values = {}
+        given = node.value
         for key, info in infos.items():
-            values[key] = self.parse(node, key, info.kind, where, required=info.required, default=info.default)
+            # an option not given takes its default (the options dataclass's own), unless required
+            if key in given or info.required:
+                values[key] = self.parse(node, key, info.kind, where, required=info.required, default=info.default)
         if len(self.problems) > before or target is None:
             return None
         options = spec.options(**values)

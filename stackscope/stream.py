@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from stackscope.diagnosis import Diagnosis, Verdict, assess
+from stackscope.diagnosis import Diagnosis, Verdict, assess, verdict_key
 from stackscope.model import ErrorKind, Result, Snapshot, Status
-from stackscope.timeline import Event, Timeline, format_time, verdict_key
+
+if TYPE_CHECKING:  # the timeline is the line-printing callers' (a one-shot `check` never loads it)
+    from stackscope.timeline import Event, Timeline
 
 EARLY_MAX_OUTSTANDING = 3  # 4**3 = 64 judgements at most per early result
 # and at most this many check results judged in all for one early result (a 1000-check
@@ -165,7 +168,11 @@ class LineWatch:
 
 def overran_line(snapshot: Snapshot) -> str | None:
     """The line `watch --plain` prints after a round that took longer than the interval."""
-    return f"{format_time(snapshot.taken_at)}  round overran: {snapshot.overran}" if snapshot.overran else None
+    if not snapshot.overran:
+        return None
+    from stackscope.timeline import format_time
+
+    return f"{format_time(snapshot.taken_at)}  round overran: {snapshot.overran}"
 
 
 def arrival(engine) -> tuple[Snapshot | None, set[str], set[str] | int]:

@@ -23,7 +23,6 @@ The crossing is solved in closed form, so the engine arms one timer per probe.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -43,12 +42,16 @@ class Crossing:
 def threshold_z(threshold: float) -> float:
     """The z-score whose upper tail is 10^−threshold (φ = threshold at z)."""
     # −inv_cdf(p) rather than inv_cdf(1 − p): 1 − 1e−12 has lost most of its digits
+    import statistics  # (here: statistics pulls in fractions, decimal and random, 4 ms a start)
+
     return -statistics.NormalDist().inv_cdf(10.0**-threshold)
 
 
 def phi(latencies: Iterable[float], elapsed_ms: float, settings: SuspectSettings) -> float:
     """φ of a silence of `elapsed_ms` given the recent answers (log-normal, spread floored);
     for the bench and tests — the engine needs only `crossing`."""
+    import statistics
+
     logs = [math.log(max(_FLOOR_MS, x)) for x in latencies]
     if len(logs) < 2 or elapsed_ms <= 0:
         return 0.0
@@ -64,6 +67,8 @@ def crossing(latencies: Iterable[float], timeout_ms: float, settings: SuspectSet
     answers = [x for x in latencies if x == x and x >= 0]  # NaN: a round without an answer
     if len(answers) < max(2, settings.min_samples):
         return None
+    import statistics  # only once a check has answers to judge by: not in a one-shot `check`
+
     logs = [math.log(max(_FLOOR_MS, x)) for x in answers]
     mu, sigma = statistics.fmean(logs), max(statistics.stdev(logs), settings.min_spread)
     at = mu + threshold_z(settings.threshold) * sigma  # log of the silence where φ = threshold

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stackscope.diagnosis import CheckState, Diagnosis, Verdict
+from stackscope.diagnosis import CheckState, Diagnosis, Verdict, verdict_key
 from stackscope.kinds import format_duration
 from stackscope.model import Status
 from stackscope.words import blame
@@ -465,7 +465,6 @@ def _proof_of(diagnosis: Diagnosis, layer_name: str) -> str:
 
 
 _MEASURE = re.compile(r"\d+(?:\.\d+)?\s*(?:ms|s|%|[KMGT]i?B|days?)\b")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def verdict_words(layer: str, status: Status) -> str:
@@ -483,16 +482,6 @@ def failure_class(state: CheckState) -> tuple[str, str]:
     kind = str(result.error_kind or "")
     fact = result.key_fact or kind or result.status.word
     return kind + "|" + _MEASURE.sub("#", fact), fact
-
-
-def verdict_key(verdict: Verdict | None) -> tuple | None:
-    """What makes a verdict another verdict: its layer, its status and the first clause
-    of its summary with figures masked (a latency or a count that flaps is the same
-    verdict; a misrouted pool that became a dead one is not)."""
-    if verdict is None:
-        return None
-    clause = _report_summary(verdict).split(";")[0]
-    return verdict.layer, verdict.status, _NUMBER.sub("#", clause)
 
 
 def _report_summary(verdict: Verdict) -> str:

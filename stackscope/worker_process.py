@@ -24,7 +24,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the result stream
-    layout, indexes, environ = read_frame(source)
+    layout_bytes, indexes, environ = read_frame(source)  # the layout pickled once by the pool
+    layout = pickle.loads(layout_bytes)
     asyncio.run(_serve(source, sink, layout, indexes, environ))
 
 

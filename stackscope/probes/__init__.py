@@ -32,6 +32,15 @@ CHECK_TYPES: dict[str, str] = {
     "grpc": "stackscope.probes.grpc",
 }
 
+# The option keys, of any check type, whose value names the environment variable that
+# holds a secret (EnvName, EnvHeaderMap), and those that name a secret file (SecretFile).
+# The loader masks what they name before it validates anything, wherever they stand, so it
+# needs them for every type: listed here so that a layout of http checks need not import
+# the other probe modules (DNS, load-balancer parsers, psutil) to learn them.
+# tests/unit/test_layout.py holds these lists to what the specs declare.
+SECRET_ENV_KEYS: frozenset[str] = frozenset({"auth_env", "headers_env", "password_env", "secret_env"})
+SECRET_FILE_KEYS: frozenset[str] = frozenset({"secret_file"})
+
 _loaded: dict[str, CheckSpec] = {}
 
 

@@ -153,3 +153,46 @@ def test_http2_and_grpc_libraries_are_imported_only_by_the_modules_that_speak_th
             assert not heavy, f"{module} imports {heavy}: only h2client.py may"
         at_top = sorted({i for i, top in imports if top and i == "stackscope.probes.h2client"})
         assert not at_top, f"{module} imports h2client at module level: every layout would pay for h2"
+
+
+FORBIDDEN_IN_A_HTTP_CHECK = (
+    "dns",
+    "stackscope.lb",
+    "rich",
+    "textual",
+    "psutil",
+    "stackscope.tui",
+    "stackscope.timeline",
+)
+
+
+def test_a_one_http_check_check_imports_only_what_http_needs(tmp_path):
+    """`stackscope check` of a layout with one http check pays for no other check type's
+    libraries (dnspython, the load-balancer parsers, psutil) nor for the dashboard's:
+    the modules a real run imported, read from its sys.modules."""
+    import json
+    import subprocess
+    import sys
+
+    layout = tmp_path / "one.yaml"
+    layout.write_text(  # port 9 (discard) on loopback: refused at once, the check fails fast
+        "name: one\nlayers:\n  - name: web\n    role: backend\n    checks:\n      - http: http://127.0.0.1:9/\n"
+    )
+    dump = tmp_path / "modules.json"
+    script = (
+        "import json, sys\n"
+        "from stackscope.cli import main\n"
+        "try:\n"
+        f"    main(['check', {str(layout)!r}, '--format', 'json'])\n"
+        "finally:\n"
+        f"    open({str(dump)!r}, 'w').write(json.dumps(sorted(sys.modules)))\n"
+    )
+    root = str(PACKAGE.parent)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": root}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert dump.exists(), done.stderr
+    assert '"status"' in done.stdout, done.stdout + done.stderr  # it ran the check
+    modules = json.loads(dump.read_text())
+    reached = sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN_IN_A_HTTP_CHECK))
+    assert reached == [], f"a one-http-check `check` imported {reached}"
+    assert "stackscope.probes.http" in modules  # the dump is of a run that probed

@@ -474,6 +474,17 @@ def test_no_option_shadows_a_check_type():
             assert info.key not in ("name", "timeout", "warn_ms"), f"{spec.key}.{info.key} collides with a common key"
 
 
+def test_the_registry_names_every_secret_key_the_specs_declare():
+    """The loader masks secrets by the key names the registry lists (so that it need not
+    import every probe module): a check type that adds a secret key must be listed there."""
+    from stackscope.kinds import SecretFile
+    from stackscope.probes import SECRET_ENV_KEYS, SECRET_FILE_KEYS
+
+    infos = [info for spec in all_specs() for info in spec.option_infos()]
+    assert {info.key for info in infos if info.kind.names_a_secret} == SECRET_ENV_KEYS
+    assert {info.key for info in infos if isinstance(info.kind, SecretFile)} == SECRET_FILE_KEYS
+
+
 def test_numeric_names_are_accepted_by_the_loader_and_the_schema_alike():
     import jsonschema
     import yaml
@@ -560,3 +571,43 @@ def test_a_literal_credential_is_a_warning_with_its_line_and_masked_in_problems(
     bad = HEADERS_CHECK + '        headers: {Authorization: "Bearer t0ken-s3cret\\x01"}\n'
     problems = problems_of(bad)
     assert problems and not any("t0ken-s3cret" in p for p in problems), problems
+
+
+def test_the_loaders_shortcut_resolves_every_scalar_as_the_full_resolver_does():
+    """layout._Loader answers most scalars' implicit tags itself (text that starts no
+    implicit pattern): on scalars of every kind it finds the tags yaml's own resolver finds."""
+    import yaml
+
+    from stackscope.layout import _Loader
+
+    scalars = [
+        "yes", "No", "on", "OFF", "true", "False", "~", "null", "", "0", "-1", "+7", "0x1F", "0o17", "1_000",
+        "1.5", ".5", "-.inf", ".NaN", "1e3", "2001-12-14", "2001-12-14t21:59:43.10-05:00", "<<", "=", "c12",
+        "http://x/", "auth backend", "'quoted true'", '"42"', "!!str 5", "[1, two]", "{a: 1}",
+    ]  # fmt: skip
+    text = "\n".join(f"k{index}: {value}" for index, value in enumerate(scalars)) + "\n"
+
+    def tags(loader) -> list[str]:
+        root = yaml.compose(text, Loader=loader)
+        out = []
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            out.append(node.tag)
+            if isinstance(node, yaml.MappingNode):
+                stack.extend(item for pair in node.value for item in pair)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
+        return out
+
+    assert tags(_Loader) == tags(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def test_a_star_in_a_value_is_no_alias_and_a_real_alias_is_still_bounded():
+    """The alias bound is skipped only for a file without the '*' alias indicator."""
+    layout = parse_layout(
+        "name: x\nlayers:\n  - name: LB\n    role: lb\n    checks:\n      - http: 'http://127.0.0.1:8080/*'\n"
+    )
+    assert layout.layers[0].checks[0].target == "http://127.0.0.1:8080/*"
+    with pytest.raises(LayoutError, match="refers to itself"):
+        parse_layout("name: x\nlayers: &a\n  - *a\n")

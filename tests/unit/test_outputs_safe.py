@@ -150,3 +150,19 @@ def test_piped_text_keeps_each_verdict_line_whole(monkeypatch):
     from stackscope.render.text import _width
 
     assert _width() == 240
+
+
+def test_xml_safe_replaces_exactly_what_xml_1_0_cannot_hold():
+    """xml_safe's character class is the complement of XML 1.0's Char production, written
+    as the ranges it leaves out (cheap to compile): every code point is checked against
+    the production itself."""
+    from stackscope.safetext import SHOWN_INSTEAD, xml_safe
+
+    def xml_char(code: int) -> bool:  # XML 1.0 §2.2, as written there
+        return (
+            code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+        )
+
+    everything = "".join(chr(code) for code in range(0x110000))
+    expected = "".join(ch if xml_char(ord(ch)) else SHOWN_INSTEAD for ch in everything)
+    assert xml_safe(everything) == expected
