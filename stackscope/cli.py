@@ -632,10 +632,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_recording(layout, record: str | None):
-    from stackscope.timeline import Timeline
-
     if not record:
         return None, None
+    from stackscope.timeline import Timeline
+
     return Timeline(layout.name, source=layout.path, interval=layout.interval), _open_recorder(layout, record)
 
 
@@ -644,10 +644,10 @@ def _recorded_quietly(timeline, recorder) -> tuple[Callable, Callable]:
     `watch --plain` judges them, to the timeline (nothing printed); `record_result` returns
     per_result's snapshot and outstanding checks for the check's own stream."""
     from stackscope.stream import LineWatch, arrival, per_result
-    from stackscope.timeline import VERDICT
 
     if timeline is None:
         return (lambda snapshot: None), (lambda engine, result: per_result(engine))
+    from stackscope.timeline import VERDICT
 
     def say(event) -> None:
         if recorder is not None and event.kind == VERDICT:
