@@ -90,7 +90,7 @@ class Classroom(Server):
 
     # ------------------------------------------------------------------ the handlers
 
-    async def handle_index(self, request: web.Request) -> web.StreamResponse:  # type: ignore[override]
+    async def handle_index(self, request: web.Request) -> web.StreamResponse:
         problem = self.refusal(request)
         if problem:
             return web.Response(status=403, text=f"stackscope classroom: {problem}\n")
