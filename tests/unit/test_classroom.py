@@ -129,3 +129,27 @@ def test_without_textual_serve_serve_says_how_to_install_it(monkeypatch, capsys)
     monkeypatch.delitem(sys.modules, "stackscope.classroom")
     assert cli.main(["demo", "--serve", "127.0.0.1:8000"]) == 3
     assert "pip install 'stackscope[serve]'" in capsys.readouterr().err
+
+
+def test_each_session_runs_the_checked_command_with_the_file_names_quoted(tmp_path, monkeypatch, capsys):
+    from stackscope.layout import ParseContext, parse_layout
+    from stackscope.model import Status
+    from tests.unit.test_recording import T0, TEXT, record, result
+
+    served: list[tuple[str, str]] = []
+    monkeypatch.setattr(Classroom, "run", lambda self: served.append((self.command, self.title)) or 0)
+    path = tmp_path / "inc $(id); 1.jsonl"
+    layout = parse_layout(TEXT, str(tmp_path / "layout.yaml"), ParseContext())
+    record(path, layout, [result(Status.OK, T0 + 1)])
+    assert cli.main(["replay", str(path), "--serve", "127.0.0.1:8000", "--speed", "4"]) == 0
+    assert cli.main(["demo", "--serve", "[::1]:8000", "--fault", FAULT, "--blind"]) == 0
+    (replay, title), (demo, _) = served
+    assert shlex.split(replay)[3:] == ["replay", str(path), "--speed", "4.0"]
+    assert title.startswith("stackscope replay: ") and str(path) not in title
+    assert shlex.split(demo)[3:] == ["demo", "--fault", FAULT, "--blind"]
+
+    assert cli.main(["replay", str(path), "--serve", "127.0.0.1:8000", "--plain"]) == 3
+    assert "not with --plain" in capsys.readouterr().err
+    assert cli.main(["replay", str(tmp_path / "missing.jsonl"), "--serve", "127.0.0.1:8000"]) == 3
+    assert "cannot replay" in capsys.readouterr().err
+    assert len(served) == 2
