@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import shlex
 import signal
 import sys
@@ -182,8 +183,27 @@ class Classroom(Server):
             finally:
                 await runner.cleanup()
 
+        _quiet_logging()
         asyncio.run(main())
         return 0
+
+
+class _OneLine(logging.Formatter):
+    """textual-serve logs a browser's malformed message with its traceback: one line here."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        error = record.exc_info[1] if record.exc_info else None
+        what = f"{type(error).__name__}: {error}" if error is not None else record.getMessage()
+        return f"stackscope: classroom: a session ended: {what!r}"[:300]
+
+
+def _quiet_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLine())
+    log = logging.getLogger("textual-serve")
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.WARNING)
 
 
 class ServeError(Exception):
