@@ -126,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--blind", action="store_true", help="hide the verdict banner (walkthroughs do by default)")
     demo.add_argument("--show-verdict", action="store_true", help="with --walkthrough: do not hide the verdict")
     demo.add_argument("--list", action="store_true", help="list the faults and walkthroughs")
+    _add_serve_options(demo)
     demo.set_defaults(run=_cmd_demo)
     _add_prometheus_commands(sub)
     _add_init_command(sub)
@@ -187,7 +188,58 @@ def _add_replay_command(sub) -> None:
     replay.add_argument("--plain", action="store_true", help="no TUI: print the lines `watch --plain` printed")
     replay.add_argument("--markdown", metavar="OUT", help="write the incident timeline (Markdown) rebuilt from it")
     replay.add_argument("--speed", type=float, default=1.0, help="dashboard: start at this speed (1 to 60)")
+    _add_serve_options(replay)
     replay.set_defaults(run=_cmd_replay)
+
+
+def _add_serve_options(parser) -> None:
+    """--serve (stackscope/classroom.py): the dashboard in trainees' browsers, one session each."""
+    parser.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        help="serve the dashboard to browsers (a classroom: one session per tab; needs stackscope[serve])",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=20,
+        metavar="N",
+        help="with --serve: refuse sessions beyond N at once (default 20)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="with --serve: allow a non-loopback address (no authentication: anyone who reaches it gets a session)",
+    )
+
+
+def _serve_classroom(args: argparse.Namespace, argv: list[str], title: str) -> int:
+    """Serve `stackscope ARGV` to browsers. Checked here, before anything listens: the
+    address (export's loopback rule), the cap, and textual-serve being installed."""
+    from stackscope.listen import ListenError, parse_address
+
+    why = "each browser that reaches it starts a dashboard as your user, and there is no authentication. "
+    try:
+        host, port = parse_address(args.serve, allow_remote=args.allow_remote, flag="--serve", why=why)
+    except ListenError as error:
+        print(f"stackscope: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if args.max_sessions < 1:
+        print("stackscope: --max-sessions must be at least 1", file=sys.stderr)
+        return EXIT_UNKNOWN
+    try:
+        from stackscope.classroom import Classroom, ServeError
+    except ImportError:
+        print(
+            "stackscope: --serve needs textual-serve: pip install 'stackscope[serve]' (or pip install textual-serve)",
+            file=sys.stderr,
+        )
+        return EXIT_UNKNOWN
+    try:
+        return Classroom(argv, host=host, port=port, title=title, max_sessions=args.max_sessions).run()
+    except ServeError as error:
+        print(f"stackscope: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -204,6 +256,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if not 1.0 <= args.speed <= 60.0:
         print("stackscope: --speed goes from 1 to 60", file=sys.stderr)
         return EXIT_UNKNOWN
+    if args.serve:
+        if args.plain or args.markdown:
+            print("stackscope: --serve serves the dashboard: not with --plain or --markdown", file=sys.stderr)
+            return EXIT_UNKNOWN
+        argv = ["replay", os.path.abspath(args.recording), "--speed", repr(args.speed)]
+        return _serve_classroom(args, argv, f"stackscope replay: {layout.name}")
     if args.plain or args.markdown or not _can_open_tui():
         from stackscope.timeline import format_time
 
@@ -514,6 +572,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             for problem in error.problems:
                 print(f"  {problem}", file=sys.stderr)
             return EXIT_UNKNOWN
+    if args.serve:
+        if args.headless or args.print_layout:
+            print("stackscope: --serve serves the dashboard: not with --headless or --print-layout", file=sys.stderr)
+            return EXIT_UNKNOWN
+        argv = ["demo"] + (["--fault", args.fault] if args.fault else [])
+        if args.walkthrough:
+            argv += ["--walkthrough", os.path.abspath(find_walkthrough(args.walkthrough))]
+        argv += [flag for flag, on in (("--blind", args.blind), ("--show-verdict", args.show_verdict)) if on]
+        return _serve_classroom(args, argv, "stackscope demo")
     if args.print_layout and not args.headless:
         from stackscope.demo.run import print_layout_once
 
@@ -766,7 +833,10 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _can_open_tui() -> bool:
-    """A full-screen app needs a terminal on both ends and one that can draw."""
+    """A full-screen app needs a terminal on both ends and one that can draw, or a session
+    of the classroom (`--serve`): textual-serve chose textual's web driver for it."""
+    if os.environ.get("TEXTUAL_DRIVER") == "textual.drivers.web_driver:WebDriver":
+        return True
     return sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM", "") not in ("", "dumb")
 
 

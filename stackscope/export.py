@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import ipaddress
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,6 +33,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from stackscope import __version__
 from stackscope.boundedhttp import BoundedWSGIServer, BoundedWSGIServer6, QuietHandler
 from stackscope.diagnosis import Diagnosis, assess
+from stackscope.listen import ListenError, parse_address
 from stackscope.model import Layout, Status
 from stackscope.stream import held
 
@@ -51,33 +51,14 @@ class ExportError(Exception):
 
 
 def parse_listen(text: str, *, allow_remote: bool = False) -> tuple[str, int]:
-    """HOST:PORT (IPv6 as [::1]:PORT) -> (host, port). Only loopback addresses unless
-    `allow_remote`: the metrics name every layer, check and target of the layouts, and
-    the endpoint has no authentication, so exposing it is a decision to make on purpose."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host:
-        raise ExportError(f"--listen {text!r}: expected HOST:PORT, like {DEFAULT_LISTEN}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    """HOST:PORT -> (host, port), loopback only unless `allow_remote` (stackscope/listen.py):
+    the metrics name every layer, check and target of the layouts, and the endpoint has no
+    authentication, so exposing it is a decision to make on purpose."""
+    why = "the metrics name every layer, check and target and /metrics has no authentication. "
     try:
-        port = int(port_text)
-    except ValueError:
-        raise ExportError(f"--listen {text!r}: port {port_text!r} is not a number") from None
-    if not 0 < port < 65536:
-        raise ExportError(f"--listen {text!r}: port {port} is out of range (1-65535)")
-    if host == "localhost":
-        host = "127.0.0.1"
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise ExportError(f"--listen {text!r}: {host!r} is not an IP address (write 127.0.0.1 or [::1])") from None
-    if not ip.is_loopback and not allow_remote:
-        raise ExportError(
-            f"--listen {text!r}: {host} is not a loopback address; the metrics name every layer, check and "
-            "target and /metrics has no authentication. Add --allow-remote to listen there anyway "
-            "(behind a firewall or a reverse proxy with TLS and auth)"
-        )
-    return host, port
+        return parse_address(text, allow_remote=allow_remote, flag="--listen", why=why, example=DEFAULT_LISTEN)
+    except ListenError as error:
+        raise ExportError(str(error)) from None
 
 
 # --------------------------------------------------------------------------- state

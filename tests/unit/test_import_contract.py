@@ -196,3 +196,19 @@ def test_a_one_http_check_check_imports_only_what_http_needs(tmp_path):
     reached = sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN_IN_A_HTTP_CHECK))
     assert reached == [], f"a one-http-check `check` imported {reached}"
     assert "stackscope.probes.http" in modules  # the dump is of a run that probed
+
+
+def test_only_the_classroom_imports_textual_serve_and_only_serve_imports_the_classroom():
+    """textual-serve (and its aiohttp, jinja2) is an optional extra (`stackscope[serve]`):
+    only classroom.py imports it, and classroom.py is imported only inside a function (the
+    --serve path), so every other command runs, and starts as fast, without it."""
+    for module, imports in GRAPH.items():
+        web = sorted(
+            {i for i, _ in imports if i.split(".")[0] in ("textual_serve", "aiohttp", "aiohttp_jinja2", "jinja2")}
+        )
+        if module != "stackscope.classroom":
+            assert not web, f"{module} imports {web}: only stackscope/classroom.py may"
+        at_top = sorted({i for i, top in imports if top and i == "stackscope.classroom"})
+        assert not at_top, f"{module} imports the classroom at module level: textual-serve would be required"
+    lazy = {i for i, top in GRAPH["stackscope.cli"] if not top}
+    assert "stackscope.classroom" in lazy, "the cli's --serve no longer reaches the classroom"
