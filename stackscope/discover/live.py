@@ -10,26 +10,31 @@ import asyncio
 
 from stackscope.discover.emit import Plan
 from stackscope.discover.found import safe
-from stackscope.model import Status
+from stackscope.model import Snapshot, Status
 
 
-def probe(plan: Plan, text: str) -> list[str]:
-    """Run every check of the layout `text` once; mark each entry whose check is not OK
-    for review, and return the notes for stderr."""
+def probe_once(layout) -> Snapshot:
+    """One round of `layout`'s checks in this process (the read-only requests `check` makes)."""
     from stackscope.engine import Engine
-    from stackscope.layout import parse_layout
 
-    layout = parse_layout(text, "<stackscope init>")
-    by_id = {check.id: check.name for check in layout.checks()}
-
-    async def once():
+    async def once() -> Snapshot:
         engine = Engine(layout, workers=0)
         try:
             return await engine.run_round()
         finally:
             await engine.aclose()
 
-    snapshot = asyncio.run(once())
+    return asyncio.run(once())
+
+
+def probe(plan: Plan, text: str) -> list[str]:
+    """Run every check of the layout `text` once; mark each entry whose check is not OK
+    for review, and return the notes for stderr."""
+    from stackscope.layout import parse_layout
+
+    layout = parse_layout(text, "<stackscope init>")
+    by_id = {check.id: check.name for check in layout.checks()}
+    snapshot = probe_once(layout)
     entries = {entry.check["name"]: entry for layer in plan.layers for entry in layer.entries}
     notes = []
     for check_id, result in snapshot.results.items():

@@ -8,7 +8,6 @@ password."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
@@ -83,7 +82,7 @@ def short_version(kind: str, text: str) -> str:
 def _asked(services: list[Service]) -> dict[str, dict]:
     """Each service's check run once: {address: facts of its result}."""
     from stackscope.discover import emit
-    from stackscope.engine import Engine
+    from stackscope.discover.live import probe_once
     from stackscope.layout import LayoutError, parse_layout
 
     plan = emit.Plan(name="local")
@@ -105,14 +104,7 @@ def _asked(services: list[Service]) -> dict[str, dict]:
         return {}
     name_of = {check.id: check.name for check in layout.checks()}
 
-    async def once():
-        engine = Engine(layout, workers=0)
-        try:
-            return await engine.run_round()
-        finally:
-            await engine.aclose()
-
-    snapshot = asyncio.run(once())
+    snapshot = probe_once(layout)
     return {address_of.get(name_of.get(i, ""), ""): dict(r.facts or {}) for i, r in snapshot.results.items()}
 
 

@@ -238,39 +238,24 @@ async def _exchange(check, ctx, url: Url, deadline: Deadline, same_origin: bool 
     where = f"{url.host}:{url.port}" if ip == url.host else f"{url.host}:{url.port} ({ip})"
     given, dropped = headers_for(check, ctx, same_origin)
     host_header, headers = request_headers(url.host_header, given)
+    request: dict[str, Any] = dict(
+        deadline=deadline,
+        method=options.method.upper(),
+        target=url.path,
+        host_header=host_header,
+        headers=headers,
+        ssl_context=endpoint.ssl_context,
+        sni=endpoint.sni,
+        body_cap=BODY_CAP,
+        where=where,
+    )
     try:
         if options.http2:
             from stackscope.probes import h2client
 
-            response = await h2client.fetch(
-                ip,
-                url.port,
-                deadline=deadline,
-                mode=options.http2,
-                method=options.method.upper(),
-                scheme=url.scheme,
-                target=url.path,
-                host_header=host_header,
-                headers=headers,
-                ssl_context=endpoint.ssl_context,
-                sni=endpoint.sni,
-                body_cap=BODY_CAP,
-                where=where,
-            )
+            response = await h2client.fetch(ip, url.port, mode=options.http2, scheme=url.scheme, **request)
         else:
-            response = await fetch(
-                ip,
-                url.port,
-                deadline=deadline,
-                method=options.method.upper(),
-                target=url.path,
-                host_header=host_header,
-                headers=headers,
-                ssl_context=endpoint.ssl_context,
-                sni=endpoint.sni,
-                body_cap=BODY_CAP,
-                where=where,
-            )
+            response = await fetch(ip, url.port, **request)
     except ProbeFailure as failure:
         failure.facts.update(resolved)
         raise
