@@ -45,6 +45,9 @@ REFRESHES_PER_ROUND = 3
 # itself was busy: the answer may be waiting unread behind that backlog, so the timer is
 # re-armed that much later.
 SUSPECT_LAG = 0.01
+# ...at most this many times: on a loop that is always that late (a loaded machine) the
+# answer has had its chances to be read, and silence past them is the target's.
+SUSPECT_DEFERRALS = 3
 
 
 def default_concurrency() -> int:
@@ -436,7 +439,7 @@ class _SilenceWatch:
     """The one timer of a running probe that may suspect it; re-armed when it fires late
     (the loop's own delay is not the target's silence)."""
 
-    __slots__ = ("engine", "check", "started_wall", "due", "on_result", "handle", "loop", "began")
+    __slots__ = ("engine", "check", "started_wall", "due", "on_result", "handle", "loop", "began", "deferred")
 
     def __init__(self, engine: Engine, check: Check, started_wall: float, due: Crossing, on_result) -> None:
         self.engine, self.check, self.started_wall, self.due, self.on_result = (
@@ -448,13 +451,15 @@ class _SilenceWatch:
         )
         self.loop = asyncio.get_running_loop()
         self.began = self.loop.time()
+        self.deferred = 0
         self.handle = self.loop.call_at(self.began + due.silence_ms / 1000, self.fire)
 
     def fire(self) -> None:
         late = self.loop.time() - self.handle.when()
         lag_ms = self.engine.pacer.lag_ms() or 0.0
         behind = max(late, lag_ms / 1000)
-        if behind > SUSPECT_LAG:  # give the loop what it owes first: the answer may be queued
+        if behind > SUSPECT_LAG and self.deferred < SUSPECT_DEFERRALS:  # the answer may be queued
+            self.deferred += 1
             self.handle = self.loop.call_at(self.loop.time() + behind, self.fire)
             return
         now = self.loop.time()
