@@ -21,9 +21,10 @@ def reverse_proxy(ports: list[int], **extra: Any) -> dict[str, Any]:
 
 class Caddy:
     """`caddy run` with `servers` (apps.http.servers) and the admin API on a free loopback
-    port; no automatic HTTPS, no saved config, HOME and XDG dirs inside `workdir`."""
+    port; no automatic HTTPS, no saved config, HOME and XDG dirs inside `workdir`. `apps`
+    adds other apps beside http (e.g. `tls` with certificates loaded from files)."""
 
-    def __init__(self, workdir: Path, servers: dict[str, Any]) -> None:
+    def __init__(self, workdir: Path, servers: dict[str, Any], apps: dict[str, Any] | None = None) -> None:
         self.binary = caddy_binary()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -32,7 +33,7 @@ class Caddy:
             server.setdefault("automatic_https", {"disable": True})
         self.config = {
             "admin": {"listen": f"{LOOPBACK}:{self.admin_port}", "config": {"persist": False}},
-            "apps": {"http": {"servers": servers}},
+            "apps": {"http": {"servers": servers}, **(apps or {})},
         }
         self.conf = workdir / "caddy.json"
         self.conf.write_text(json.dumps(self.config, indent=2))
