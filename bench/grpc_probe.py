@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""CPU per probe at 1000 checks: http (HTTP/1.1, h11), grpc (health Check framed over h2
-by hand, as the grpc check does), and for the record the same call made with grpcio's
+"""CPU per probe at 1000 checks: http (HTTP/1.1, h11), http with `http2: prior-knowledge`
+(h2c, the h2 client), grpc (health Check framed over h2 by hand, as the grpc check does), and for the record the same call made with grpcio's
 asyncio client; plus the cold import of each client. The measurements behind the
 choice of framing gRPC by hand (see stackscope/probes/grpc.py).
 
@@ -118,6 +118,10 @@ def main() -> None:
         with loopback_http() as http_port:
             wall, cpu = asyncio.run(engine_round(n, f"http: 'http://127.0.0.1:{http_port}/'"))
             print(f"http (h11)        {n} checks: {wall:.2f} s wall, {cpu / n * 1000:.3f} ms CPU per probe")
+        with loopback_http(h2c=True) as h2c_port:
+            check = f"http: 'http://127.0.0.1:{h2c_port}/', http2: prior-knowledge, expect_protocol: h2"
+            wall, cpu = asyncio.run(engine_round(n, check))
+            print(f"http (h2c)        {n} checks: {wall:.2f} s wall, {cpu / n * 1000:.3f} ms CPU per probe")
         wall, cpu = asyncio.run(engine_round(n, f"grpc: '127.0.0.1:{server.port}'"))
         print(f"grpc (h2, ours)   {n} checks: {wall:.2f} s wall, {cpu / n * 1000:.3f} ms CPU per probe")
         wall, cpu = asyncio.run(our_calls(n, server.port))
