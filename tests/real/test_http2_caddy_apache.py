@@ -1,7 +1,8 @@
 """HTTP/2 in the http check against real Caddy and Apache httpd: h2 by ALPN over TLS
 (a trustme certificate), h2c by prior knowledge on cleartext (Caddy `protocols h1 h2c`,
-Apache mod_http2 `Protocols h2c`), and the grpc check through Caddy
-`reverse_proxy` with `transport http { versions h2c }` to the real grpcio health server."""
+Apache mod_http2 `Protocols h2c`), and the grpc check through Caddy `reverse_proxy`
+with `transport http { versions h2c }` and Apache `ProxyPass … h2c://` (mod_proxy_http2)
+to the real grpcio health server."""
 
 from __future__ import annotations
 
@@ -38,8 +39,14 @@ def static(body: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def caddy(tmp_path_factory, certs):
-    grpc_server = GrpcHealthServer(tmp_path_factory.mktemp("caddy-grpc")).start()
+def grpc_server(tmp_path_factory):
+    server = GrpcHealthServer(tmp_path_factory.mktemp("grpc")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def caddy(tmp_path_factory, certs, grpc_server):
     ports = {name: free_port() for name in ("h2", "h2c", "grpc")}
     h2c_transport = {"protocol": "http", "versions": ["h2c", "2"]}
     servers = {
@@ -73,19 +80,13 @@ def caddy(tmp_path_factory, certs):
     tls_app = {
         "certificates": {"load_files": [{"certificate": str(certs / "cert.pem"), "key": str(certs / "key.pem")}]}
     }
-    server = Caddy(tmp_path_factory.mktemp("caddy-h2"), servers, apps={"tls": tls_app})
-    try:
-        server.start()
-    except BaseException:
-        grpc_server.stop()
-        raise
-    yield ports, grpc_server
+    server = Caddy(tmp_path_factory.mktemp("caddy-h2"), servers, apps={"tls": tls_app}).start()
+    yield ports
     server.stop()
-    grpc_server.stop()
 
 
 @pytest.fixture(scope="module")
-def apache(certs):
+def apache(certs, grpc_server):
     tls_port = free_port()
     docroot = Path(tempfile.mkdtemp(prefix="stackscope-h2-docroot-"))  # readable by nobody, as Apache's workdir
     docroot.chmod(0o755)
@@ -94,7 +95,9 @@ def apache(certs):
     body = f"""
 LoadModule http2_module /usr/lib/apache2/modules/mod_http2.so
 LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
+LoadModule proxy_http2_module /usr/lib/apache2/modules/mod_proxy_http2.so
 Protocols h2c http/1.1
+ProxyPass "/grpc.health.v1.Health/" "h2c://{LOOPBACK}:{grpc_server.port}/grpc.health.v1.Health/"
 DocumentRoot "{docroot}"
 <Directory "{docroot}">
     AllowOverride None
@@ -117,7 +120,7 @@ Listen {LOOPBACK}:{tls_port}
 
 
 def pick(name, caddy, apache):
-    return caddy[0] if name == "caddy" else apache
+    return caddy if name == "caddy" else apache
 
 
 @pytest.mark.parametrize("front", ["caddy", "apache"])
@@ -141,9 +144,12 @@ async def test_prior_knowledge_speaks_h2c(front, caddy, apache):
     assert result.facts["protocol"] == "h2", result.facts
 
 
-async def test_grpc_through_caddy_h2c_transport_sees_the_backend_state(caddy):
-    ports, grpc_server = caddy
-    check = {"grpc": f"{LOOPBACK}:{ports['grpc']}", "service": "app"}
+@pytest.mark.parametrize("front", ["caddy", "apache"])
+async def test_grpc_through_an_h2c_proxy_sees_the_backend_state(front, caddy, apache, grpc_server):
+    """Caddy `reverse_proxy` with `transport http { versions h2c }` and Apache
+    `ProxyPass … h2c://` pass the health answer (and its trailers) on."""
+    port = caddy["grpc"] if front == "caddy" else apache["h2c"]
+    check = {"grpc": f"{LOOPBACK}:{port}", "service": "app"}
     healthy = await probe(check)
     assert healthy.status is Status.OK, healthy.detail
     grpc_server.set("app", "NOT_SERVING")
