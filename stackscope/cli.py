@@ -932,11 +932,19 @@ def _write_record(timeline, path: str) -> None:
         print(message, file=sys.stderr)
 
 
+# While a stop asked for has not ended the run, it is asked again this often (see _run_async).
+RECANCEL_EVERY = 0.1
+
+
 def _run_async(coro) -> None:
-    """Run `coro`; SIGTERM/SIGHUP while it runs cancel it cleanly and then raise
+    """Run `coro`; Ctrl-C, SIGTERM or SIGHUP while it runs cancel it cleanly and then raise
     KeyboardInterrupt, as `_stop_on_hangup`'s handler does outside the loop. (Raised from a
     signal handler inside the loop, KeyboardInterrupt could land while a round creates its
-    tasks and leave one pending: "Task was destroyed but it is pending!" on stderr.)"""
+    tasks and leave one pending: "Task was destroyed but it is pending!" on stderr.)
+
+    The cancellation is repeated until the run has ended: on Python 3.10 `asyncio.wait_for`
+    and a timeout that fires in the same moment can swallow a cancellation (fixed in 3.12),
+    and a watch that lost its one cancellation would go on probing forever."""
 
     async def main() -> None:
         task = asyncio.ensure_future(coro)
@@ -944,11 +952,16 @@ def _run_async(coro) -> None:
         caught: list[int] = []
         installed: dict[int, Any] = {}  # signum -> signal.getsignal(): a handler, SIG_DFL/SIG_IGN or None
 
+        def cancel_until_done() -> None:
+            if not task.done():
+                task.cancel()
+                loop.call_later(RECANCEL_EVERY, cancel_until_done)
+
         def stop(signum: int) -> None:
             caught.append(signum)
-            task.cancel()
+            cancel_until_done()
 
-        for signum in TERMINATING:
+        for signum in (signal.SIGINT, *TERMINATING):
             previous = signal.getsignal(signum)
             try:
                 loop.add_signal_handler(signum, stop, signum)

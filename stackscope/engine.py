@@ -176,13 +176,18 @@ class Engine:
             if self.workers > 1:
                 await self._run_sharded(checks, on_start, on_result)
             else:
-                await self.pacer.run(
-                    checks,
-                    lambda check: self._run_one(check, on_start, on_result),
-                    max_spread=self.layout.interval * MAX_SPREAD_SHARE,
-                )
-                while self._extra:  # the re-probes a change asked for are part of the round
-                    await asyncio.gather(*list(self._extra))
+                try:
+                    await self.pacer.run(
+                        checks,
+                        lambda check: self._run_one(check, on_start, on_result),
+                        max_spread=self.layout.interval * MAX_SPREAD_SHARE,
+                    )
+                    while self._extra:  # the re-probes a change asked for are part of the round
+                        await asyncio.gather(*list(self._extra))
+                except asyncio.CancelledError:  # the round ends, its re-probes with it
+                    for task in self._extra:
+                        task.cancel()
+                    raise
             self.rounds += 1
             snapshot = Snapshot(
                 self.layout,

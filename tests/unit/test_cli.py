@@ -189,3 +189,30 @@ def test_check_imports_neither_rich_nor_textual(tmp_path, fmt):
         )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_a_stop_that_the_run_swallows_is_asked_again_until_it_ends():
+    """Ctrl-C during a run whose task loses a cancellation (Python 3.10's wait_for can,
+    when a timeout fires in the same moment): the stop is repeated until the run ends,
+    instead of a watch probing on forever (`watch --plain` hung in CI once on 3.10)."""
+    import asyncio
+    import os
+    import signal
+
+    from stackscope.cli import _run_async
+
+    swallowed = []
+
+    async def stubborn() -> None:
+        asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGINT)
+        while True:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                swallowed.append(1)
+                if len(swallowed) >= 3:
+                    raise
+
+    with pytest.raises(KeyboardInterrupt):
+        _run_async(stubborn())
+    assert len(swallowed) == 3
