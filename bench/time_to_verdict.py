@@ -265,7 +265,9 @@ async def inject_once(stack, follower, layout, rng, name, want, inject, repair, 
     await follower.healthy(20)
 
 
-async def run_lb(kind: str, injections: int, seed: int, started: float) -> dict[str, Outcome]:
+async def run_lb(
+    kind: str, injections: int, seed: int, started: float, only: set[str] | None = None
+) -> dict[str, Outcome]:
     rng = random.Random(seed)
     stack = STACKS[kind](interval="2s", timeout="2s").start()
     layout = parse_layout(stack.layout(), f"{kind}stack.yaml")
@@ -276,6 +278,8 @@ async def run_lb(kind: str, injections: int, seed: int, started: float) -> dict[
         if not await follower.healthy(30):
             raise SystemExit(f"{kind}: the stack never became healthy: {follower.lines[-1:]}")
         for name, want, inject, repair in faults(stack):
+            if only is not None and name not in only:
+                continue
             outcome = results[name] = Outcome()
             if name == "maintenance" and not stack.can_maintain:
                 outcome.skipped = f"{kind} has no administrative state per member"
@@ -338,8 +342,10 @@ def main() -> None:
     parser.add_argument("--lb", default="haproxy", help=f"comma-separated, of {','.join(STACKS)} (or all)")
     parser.add_argument("--injections", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--faults", help="comma-separated fault names to run (default: all)")
     parser.add_argument("--json", action="store_true", help="also print the raw numbers as JSON")
     args = parser.parse_args()
+    only = {f.strip() for f in args.faults.split(",") if f.strip()} if args.faults else None
     kinds = list(STACKS) if args.lb == "all" else [k.strip() for k in args.lb.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in STACKS]
     if unknown or not kinds:
@@ -349,7 +355,7 @@ def main() -> None:
     started = time.monotonic()
     everything: dict[str, dict[str, Outcome]] = {}
     for kind in kinds:
-        everything[kind] = asyncio.run(run_lb(kind, args.injections, args.seed, started))
+        everything[kind] = asyncio.run(run_lb(kind, args.injections, args.seed, started, only))
         print(table(kind, everything[kind]), flush=True)
         print(flush=True)
     if args.json:
