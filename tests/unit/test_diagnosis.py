@@ -760,8 +760,7 @@ def test_an_lb_degraded_by_a_member_reads_so_and_is_ruled_out():
     assert diagnosis.status is Status.WARN  # nothing is broken: one member of three is down
 
 
-TWO_LAYERS = parse_layout(
-    """name: two
+TWO_LAYERS_TEXT = """name: two
 layers:
   - name: LB
     role: lb
@@ -774,9 +773,8 @@ layers:
       - {http: "http://127.0.0.1:19001/", name: auth-1}
       - {http: "http://127.0.0.1:19002/", name: auth-2}
       - {http: "http://127.0.0.1:19003/", name: auth-3}
-""",
-    "two.yaml",
-)
+"""
+TWO_LAYERS = parse_layout(TWO_LAYERS_TEXT, "two.yaml")
 
 
 def test_one_backend_of_three_down_on_two_layers_rules_out_the_lb():
@@ -938,20 +936,8 @@ def test_a_recovery_says_which_lb_takes_the_members_back_and_when():
 
 
 STORE_BEHIND = parse_layout(
-    """name: s
-layers:
-  - name: LB
-    role: lb
-    checks:
-      - {http: "http://127.0.0.1:18080/", name: front}
-      - {haproxy: "unix:/run/h.sock", name: pool, backend: auth}
-  - name: Backends
-    role: backend
-    checks:
-      - {http: "http://127.0.0.1:19001/", name: auth-1}
-      - {http: "http://127.0.0.1:19002/", name: auth-2}
-      - {http: "http://127.0.0.1:19003/", name: auth-3}
-  - name: Cache
+    TWO_LAYERS_TEXT
+    + """  - name: Cache
     role: cache
     checks:
       - {tcp: "127.0.0.1:16379", name: redis}
