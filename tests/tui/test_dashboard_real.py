@@ -206,10 +206,13 @@ async def test_a_hung_target_shows_probing_and_quitting_is_instant(shared_stack,
         await until(pilot, lambda: all(r.result is not None for r in others), "the other checks' results")
         assert app.round_running  # the round is still waiting for the hung target
         assert app.dashboard.path.rows["DNS/auth.stackscope.test"].text().startswith("✔")
+        probe_thread = app.prober.thread
+        assert probe_thread is not None and probe_thread.is_alive()
         await pilot.press("q")
     assert app.return_code == 0
     assert not app.engine.inflight  # the hung probe was cancelled, not waited for
-    assert app.prober.thread is None and not any(t.name == "stackscope-probes" for t in threading.enumerate())
+    # this app's own probe thread has ended (another test's, still winding down, is not this one's)
+    assert app.prober.thread is None and not probe_thread.is_alive()
 
 
 async def test_a_probe_that_raises_shows_unknown_with_the_error(tmp_path, monkeypatch):
