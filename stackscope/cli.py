@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from stackscope import __version__
+from stackscope import __version__, eventloop
 from stackscope.exits import EXIT_OK, EXIT_UNKNOWN, TERMINATING
 from stackscope.render import FORMATS
 from stackscope.words import plural
@@ -376,7 +376,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"stackscope: exporting {names} on {exporter.url}/metrics (and /healthz); Ctrl-C to stop", flush=True)
     try:
         with _stop_on_hangup():
-            _run_async(exporter.run(args.rounds))
+            _run_async(exporter.run(args.rounds), fast=eventloop.wanted(0, long_running=True))
     except KeyboardInterrupt:
         pass  # Ctrl-C, SIGTERM or SIGHUP: the end of the export, not an error
     finally:
@@ -688,7 +688,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     try:
         with _stop_on_hangup():
-            _run_async(_watch(layout, emit, rounds, arrived if args.watch or recorder else None))
+            fast = eventloop.wanted(sum(1 for _ in layout.checks()), long_running=bool(args.watch))
+            _run_async(_watch(layout, emit, rounds, arrived if args.watch or recorder else None), fast=fast)
     finally:
         if args.record and timeline is not None:
             with _ignoring_hangup():
@@ -866,7 +867,7 @@ def _watch_plain(layout, args: argparse.Namespace) -> int:
     emit, arrived = _recorded(watcher, recorder)
     try:
         with _stop_on_hangup():
-            _run_async(_watch(layout, emit, args.rounds, arrived))
+            _run_async(_watch(layout, emit, args.rounds, arrived), fast=eventloop.wanted(0, long_running=True))
     except KeyboardInterrupt:
         pass  # Ctrl-C, SIGTERM or SIGHUP: the end of the watch, not an error
     finally:
@@ -936,7 +937,7 @@ def _write_record(timeline, path: str) -> None:
 RECANCEL_EVERY = 0.1
 
 
-def _run_async(coro) -> None:
+def _run_async(coro, *, fast: bool = False) -> None:
     """Run `coro`; Ctrl-C, SIGTERM or SIGHUP while it runs cancel it cleanly and then raise
     KeyboardInterrupt, as `_stop_on_hangup`'s handler does outside the loop. (Raised from a
     signal handler inside the loop, KeyboardInterrupt could land while a round creates its
@@ -979,4 +980,4 @@ def _run_async(coro) -> None:
                 loop.remove_signal_handler(signum)
                 signal.signal(signum, previous)
 
-    asyncio.run(main())
+    eventloop.run(main(), fast=fast)  # uvloop when `fast` (eventloop.py)

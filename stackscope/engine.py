@@ -11,7 +11,6 @@ the one place all output comes from, so a secret cannot reach any renderer.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -273,7 +272,7 @@ class Engine:
         # a re-probe back at the confirmed status ends it as a blip.
         soft = outcome.status
         agreed = 0
-        outcome = self._arrive(dataclasses.replace(outcome, confirmed=False), on_result)
+        outcome = self._arrive(outcome.stamped(confirmed=False), on_result)
         for attempt in range(self.confirm_retries * 2):  # bounded even if it keeps changing
             if attempt:
                 await asyncio.sleep(self.confirm_interval)
@@ -287,8 +286,8 @@ class Engine:
                 soft, agreed = again.status, 1
             if agreed >= self.confirm_retries:
                 self.confirmed[check.id] = soft
-                return self._arrive(dataclasses.replace(again, confirmations=agreed), on_result)
-            outcome = self._arrive(dataclasses.replace(again, confirmed=False, confirmations=agreed), on_result)
+                return self._arrive(again.stamped(confirmations=agreed), on_result)
+            outcome = self._arrive(again.stamped(confirmed=False, confirmations=agreed), on_result)
         return outcome
 
     async def _probe_once(
@@ -313,8 +312,8 @@ class Engine:
                 self.inflight.pop(check.id, None)
         outcome = self.redactor.result(outcome)
         if lag_ms is not None:  # measured while the loop ran late: say so
-            outcome = dataclasses.replace(outcome, facts={**outcome.facts, "loop_lag_ms": lag_ms})
-        return dataclasses.replace(outcome, started_at=started_wall)
+            outcome = outcome.with_fact("loop_lag_ms", lag_ms)
+        return outcome.stamped(started_at=started_wall)
 
     def _watch_silence(
         self, check: Check, started_wall: float, on_result: Callable[[Result], None] | None
@@ -326,8 +325,8 @@ class Engine:
         latest = self.latest.get(check.id)
         if settings is None or latest is None or latest.status is not Status.OK:
             return None
-        answers = [s.latency_ms for s in self.history[check.id].tail(SUSPECT_WINDOW) if s.status is Status.OK]
-        due = crossing([ms for ms in answers if ms is not None], check.timeout * 1000, settings)
+        answers = self.history[check.id].answered_ms(SUSPECT_WINDOW, Status.OK)
+        due = crossing(answers, check.timeout * 1000, settings)
         if due is None:
             return None
         return _SilenceWatch(self, check, started_wall, due, on_result)
@@ -351,16 +350,16 @@ class Engine:
         self._arrive(self.redactor.result(suspected), on_result)
 
     def _arrive(self, outcome: Result, on_result: Callable[[Result], None] | None) -> Result:
-        if not outcome.finished_at:
-            outcome = dataclasses.replace(outcome, finished_at=self.clock())
+        finished_at = outcome.finished_at or self.clock()
         before = self.latest.get(outcome.check_id)
         flipped = before is not None and before.ok != outcome.ok
         if before is None:  # first sight: since when is not known
-            pass
+            changed_at = outcome.changed_at
         elif not flipped:
-            outcome = dataclasses.replace(outcome, changed_at=before.changed_at)
+            changed_at = before.changed_at
         else:
-            outcome = dataclasses.replace(outcome, changed_at=outcome.finished_at)
+            changed_at = finished_at
+        outcome = outcome.stamped(finished_at=finished_at, changed_at=changed_at)
         if outcome.error_kind is not ErrorKind.SUSPECTED:  # a provisional result is no sample
             self.history[outcome.check_id].append(Sample(outcome.started_at, outcome.status, outcome.latency_ms))
         self.latest[outcome.check_id] = outcome

@@ -73,5 +73,20 @@ class History:
             ms = self._ms[i]
             yield Sample(self._at[i], _STATUS[self._status[i]], None if ms != ms else ms)
 
+    def answered_ms(self, count: int, ok: Status) -> list[float]:
+        """The latencies of the newest `count` samples that have status `ok` and a latency,
+        oldest first: what suspicion judges a check by, at the start of every probe,
+        without making a Sample of each."""
+        size = len(self._status)
+        count = max(0, min(count, size))
+        wanted = ok.value
+        found = []
+        for k in range(size - count, size):
+            i = (self._start + k) % size
+            ms = self._ms[i]
+            if self._status[i] == wanted and ms == ms:
+                found.append(ms)
+        return found
+
     def __repr__(self) -> str:
         return f"History({list(self)!r}, maxlen={self.maxlen})"

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Mapping
 
+from stackscope import eventloop
 from stackscope.engine import MAX_SPREAD_SHARE, Engine, raise_fd_limit, settle_memory
 from stackscope.scheduler import SHARD_UTILISATION, Pacer
 from stackscope.workers import read_frame, to_compact, write_frame
@@ -26,7 +27,9 @@ def main() -> None:
     sys.stdout = sys.stderr  # nothing else may write into the result stream
     layout_bytes, indexes, environ = read_frame(source)  # the layout pickled once by the pool
     layout = pickle.loads(layout_bytes)
-    asyncio.run(_serve(source, sink, layout, indexes, environ))
+    eventloop.run(
+        _serve(source, sink, layout, indexes, environ), fast=eventloop.wanted(len(indexes), long_running=True)
+    )
 
 
 async def _serve(source, sink, layout, indexes: list[int], environ: Mapping[str, str]) -> None:

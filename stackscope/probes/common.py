@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import errno
+import re
 import ssl
 import sys
 import time
@@ -334,6 +335,9 @@ async def read_some(reader: asyncio.StreamReader, deadline: Deadline, n: int = 6
         return b""
 
 
+_PLAIN = re.compile(rb"[\x20-\x7e]*")
+
+
 def printable(data: bytes, limit: int = 40) -> str:
     """A short, safe rendering of bytes a server sent, for 'what answered' messages.
 
@@ -343,6 +347,8 @@ def printable(data: bytes, limit: int = 40) -> str:
     masked whole, wherever it ends.
     """
     redactor = active_redactor()
+    if not redactor.longest and len(data) <= limit and _PLAIN.fullmatch(data):
+        return data.decode("ascii")  # the usual header value: nothing to mask, nothing to cut
     text = data[: limit + redactor.longest].decode("latin-1")
     spans = {start: end for start, end in redactor.spans(text)}
     shown, i = [], 0
