@@ -99,7 +99,7 @@ async def main():
     finished, pending = await asyncio.wait(tasks, timeout=bound)
     for task in pending:
         task.cancel()
-    last, durations, success, failed, errors = started, [], 0, 0, {}
+    last, durations, failed_durations, success, failed, errors = started, [], [], 0, 0, {}
     for task in finished:
         if task.exception() is not None:
             kind = type(task.exception()).__name__ + ": " + str(task.exception())[:80]
@@ -116,11 +116,12 @@ async def main():
             success += 1
         else:
             failed += 1
+            failed_durations.append(float(took.group(1)))
     if pending:
         errors[f"no answer within {bound:.0f} s"] = len(pending)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"wall": last - started, "durations": durations, "success": success, "failed": failed,
-                      "errors": errors, "cpu": usage.ru_utime + usage.ru_stime - cpu}))
+                      "failed_durations": failed_durations, "errors": errors, "cpu": usage.ru_utime + usage.ru_stime - cpu}))
 
 try:
     import uvloop
@@ -263,11 +264,19 @@ def stackscope_round(loop: asyncio.AbstractEventLoop, engine) -> dict:
         "wall": wall,
         "cpu": used,
         "latency": statistics.median(r.latency_ms or 0.0 for r in results),
+        "latency_p90": quantile([r.latency_ms or 0.0 for r in results], 0.9),
         "failed": len(bad),
         "example": bad[0].detail if bad else "",
         "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + workers_kib,
         "workers": len(worker_pids()),
     }
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def pct(latency_ms: float) -> str:
@@ -283,6 +292,8 @@ def report(
     bb_wall, ss_wall = med(r["wall"] for r in bb), med(r["wall"] for r in ss)
     bb_lat = med(statistics.median(r["durations"]) * 1000 if r["durations"] else float("nan") for r in bb)
     ss_lat = med(r["latency"] for r in ss)
+    bb_p90 = med(quantile(r["durations"], 0.9) * 1000 for r in bb)
+    ss_p90 = med(r["latency_p90"] for r in ss)
     ss_rss = max(r["rss_kib"] for r in ss) / 1024
     bb_failed = sum(r["failed"] for r in bb)
     bb_errors: dict[str, int] = {}
@@ -290,6 +301,8 @@ def report(
         for kind, count in r["errors"].items():
             bb_errors[kind] = bb_errors.get(kind, 0) + count
     ss_failed = sum(r["failed"] for r in ss)
+    failed_durations = [d for r in bb for d in r["failed_durations"]]
+    failed_duration = statistics.median(failed_durations) if failed_durations else float("nan")
     wall_target = "≤ 1.0× blackbox" if n < 10000 else f"≤ 2.5 s ({'met' if ss_wall <= 2.5 else 'NOT met'})"
     cpu_ratio = ss_cpu / bb_cpu if bb_cpu else float("inf")
     wall_ratio = ss_wall / bb_wall if bb_wall else float("inf")
@@ -312,12 +325,14 @@ def report(
         f"  {'latency median':<22}{bb_lat:>9.1f} ms{ss_lat:>9.1f} ms{'':>9}   within 10 % of {TRUTH_MS:.0f} ms: "
         f"blackbox {pct(bb_lat)}, stackscope {pct(ss_lat)} ({verdict(lat_ok)})"
     )
+    print(f"  {'latency p90':<22}{bb_p90:>9.1f} ms{ss_p90:>9.1f} ms")
     print(
         f"  {'peak RSS':<22}{bb_rss_mb:>9.1f} MB{ss_rss:>9.1f} MB{ss_rss / bb_rss_mb:>8.2f}×   "
         f"(blackbox VmHWM; stackscope this process + {ss[-1]['workers']} workers' VmHWM)"
     )
     print(
         f"  failures: blackbox {bb_failed} probe_success=0 of {n * repeats}"
+        + (f" (their probe_duration median {failed_duration:.2f} s)" if bb_failed else "")
         + (f", driver errors {bb_errors}" if bb_errors else "")
         + f"; stackscope {ss_failed} of {n * repeats}"
         + (f" (e.g. {next(r['example'] for r in ss if r['example'])})" if ss_failed else "")
