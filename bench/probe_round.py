@@ -36,7 +36,10 @@ def layout_text(n: int, port: int) -> str:
 
 
 def cpu_seconds() -> float:
-    """CPU of this process and of its stackscope worker processes (not the server's)."""
+    """CPU of this process and of its stackscope worker processes (not the server's).
+
+    Workers run as `-m stackscope.worker_process` (`-m stackscope.workers` in older trees,
+    which --root may measure): "stackscope.worker" matches both."""
     import psutil
 
     me = psutil.Process()
@@ -44,7 +47,7 @@ def cpu_seconds() -> float:
     total = times.user + times.system
     for child in me.children(recursive=True):
         try:
-            if "stackscope.workers" in " ".join(child.cmdline()):
+            if "stackscope.worker" in " ".join(child.cmdline()):
                 times = child.cpu_times()
                 total += times.user + times.system
         except psutil.Error:
