@@ -15,8 +15,8 @@ raised, memory settled), CPU of this process and its worker processes. Each side
 uncounted warm-up round per size.
 
 Run: python bench/versus_blackbox.py [--sizes 1000,10000] [--repeats 5] [--root OTHER_TREE]
-[--loop asyncio|uvloop|auto] (the stackscope side's event loop in this process; worker
-processes, used from the engine's worker threshold on, run their own asyncio loop).
+[--loop asyncio|uvloop|auto] (the stackscope side's event loop, worker processes included;
+auto: the one `stackscope watch` picks, stackscope/eventloop.py).
 Everything listens on and probes 127.0.0.1 only; every loop here is bounded, every
 process started here is killed on the way out.
 """
@@ -219,8 +219,16 @@ def log_summary(path: Path, skip: int) -> str:
     return f"{len(lines)} lines ({emfile} 'too many open files'), first: {first}"
 
 
-def new_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:
-    if kind in ("uvloop", "auto"):
+def new_loop(kind: str, checks: int) -> tuple[asyncio.AbstractEventLoop, str]:
+    """The loop `stackscope watch` would run these checks on (`auto`), or the one asked for.
+    STACKSCOPE_LOOP is set to match, so the worker processes of a sharded round follow."""
+    if kind != "auto":
+        os.environ["STACKSCOPE_LOOP"] = kind
+    try:
+        from stackscope import eventloop
+    except ImportError:  # a tree from before eventloop.py: its own choice was asyncio
+        return asyncio.new_event_loop(), "asyncio"
+    if eventloop.wanted(checks, long_running=True):
         try:
             import uvloop
 
@@ -351,7 +359,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--root", default=str(ROOT), help="the stackscope tree to measure (to compare)")
-    parser.add_argument("--loop", choices=("asyncio", "uvloop", "auto"), default="asyncio")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop", "auto"), default="auto")
     args = parser.parse_args()
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
@@ -364,7 +372,7 @@ def main() -> None:
     from stackscope.layout import parse_layout
 
     raise_fd_limit()  # as the CLI does
-    loop, loop_name = new_loop(args.loop)
+    loop, loop_name = new_loop(args.loop, max(sizes))
     asyncio.set_event_loop(loop)
     workdir = Path(tempfile.mkdtemp(prefix="versus-blackbox-"))
     blackbox: Process | None = None
