@@ -10,7 +10,7 @@ busy machine disturbs far less than wall time; medians of interleaved runs.
 - `load_layout` of a generated 10,000-check layout (half http, half tcp), in process
   (time.process_time), and `stackscope lint` of it cold; target: load ≤ 0.2 s CPU.
 
-Run: python bench/cold_start.py [--runs 9] [--checks 10000] [--root OTHER_TREE]
+Run: python bench/cold_start.py [--runs 9] [--checks 10000] [--root OTHER_TREE] [--installed]
 Everything listens on and probes 127.0.0.1 only; every loop here is bounded.
 """
 
@@ -90,7 +90,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--checks", type=int, default=10000)
     parser.add_argument("--root", default=str(ROOT), help="the stackscope tree to measure (to compare)")
+    parser.add_argument("--installed", action="store_true", help="also a non-editable installed copy of --root")
     args = parser.parse_args()
+    installed_env: dict[str, str] = {}
     env = {**os.environ, "PYTHONPATH": str(args.root)}
     py = sys.executable
     with loopback_http(delay=0.0) as port, tempfile.TemporaryDirectory() as tmp:
@@ -103,10 +105,41 @@ def main() -> None:
             "stackscope check (1 http check)": [py, "-m", "stackscope", "check", str(one)],
             "stackscope check --format json": [py, "-m", "stackscope", "check", str(one), "--format", "json"],
         }
+        if args.installed:
+            # a built, non-editable copy (pip install --target: a wheel's files, compiled),
+            # imported ahead of the tree's editable hook by PYTHONPATH; dependencies from
+            # this interpreter's environment
+            copy = Path(tmp, "installed")
+            subprocess.run(
+                [
+                    py,
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--no-deps",
+                    "--no-build-isolation",
+                    "--target",
+                    str(copy),
+                    args.root,
+                ],
+                check=True,
+                capture_output=True,
+            )
+            installed_env = {**os.environ, "PYTHONPATH": str(copy)}
+            commands["stackscope check --format json (installed copy)"] = [
+                py,
+                "-m",
+                "stackscope",
+                "check",
+                str(one),
+                "--format",
+                "json",
+            ]
         cpu: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):  # interleaved: a burst of load elsewhere hits every command alike
             for name, command in commands.items():
-                cpu[name].append(child_cpu(command, env, tmp))
+                cpu[name].append(child_cpu(command, installed_env if "installed" in name else env, tmp))
         floor = statistics.median(cpu["python -c pass"])
         print(f"python {sys.version.split()[0]}; {args.runs} runs each, interleaved; load {os.getloadavg()[0]:.2f}")
         for name, runs in cpu.items():
