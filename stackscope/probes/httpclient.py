@@ -270,9 +270,9 @@ async def _exchange(
 
 
 _EVENTS: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], h11.Request] = {}
-# ~1 KiB an event: 4 MiB at most; a process probing more distinct requests than this (a
-# worker of a 10,000-check round) rebuilds them as before rather than grow its memory
-MAX_EVENTS = 4096
+# ~1 KiB an event: 2 MiB at most, which holds every request of a round that is not sharded
+# (under 2000 checks); a worker of a sharded round rebuilds them rather than grow its memory
+MAX_EVENTS = 2048
 
 
 def _request_event(method: str, target: str, host_header: str, headers: tuple[tuple[str, str], ...]) -> h11.Request:
