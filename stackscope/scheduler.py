@@ -6,19 +6,21 @@ microseconds of CPU (connect, send, parse, judge); a thousand started in the sam
 answer together 50 ms later and wait in line for the loop — a 50 ms server read as a
 median of 213-245 ms. So starts are paced by what they cost:
 
-- the start rate is held to what keeps the loop four-fifths busy: one start every
-  `cost / UTILISATION` seconds, where `cost` is the CPU a probe took in the rounds before
-  (measured with process_time; a first round assumes DEFAULT_COST). Measured on the
-  2-core machine class (1000 checks, a 50 ms target, uvloop, medians of 3): at 0.5 a
-  round took 0.90 s and read 51.1 ms; at 0.75, 0.57 s and 51.6 ms; at 0.9, 0.51 s and
-  51.9 ms; unpaced, 0.41 s and 53.3 ms — and spreading the starts thinner costs CPU
-  too (every start and answer gets a loop pass of its own: 510 µs a probe paced at 0.5,
-  360 µs unpaced). The lag limit below, not a low rate, is what protects the latency;
+- one start every `cost / START_RATE` seconds, where `cost` is the CPU a probe took in
+  the rounds before (measured with process_time, the kernel's share included; a first
+  round assumes DEFAULT_COST). Measured on the 2-core machine class (1000 checks, a
+  50 ms target, uvloop, medians of 3; round wall and median latency read): at 0.5,
+  0.90 s and 51.1 ms; at 0.8, 0.50 s and 51.6 ms; at 1.0, 0.45 s and 52.0 ms; at 1.2,
+  0.36 s and 52.8 ms — blackbox_exporter's round took 0.37–0.6 s reading 160–250 ms.
+  Spreading starts thinner also costs CPU (every start and answer gets a loop pass of
+  its own: 510 µs a probe at 0.5, 300 µs at 1.2). The lag limit below, not a slow
+  rate, is what keeps answers from queueing;
 - the pacer is also the lag meter: it sleeps TICK and measures how late it woke; while
   the loop runs more than LAG_LIMIT late, no probe starts (in-flight probes are capped by
   measured lag, whatever the cost estimate says);
-- a worker process of a sharded round (workers.py) plans for more of its loop
-  (SHARD_UTILISATION): there the round's wall time matters as much;
+- a worker process of a sharded round (workers.py) starts at SHARD_START_RATE: there
+  the two cores are shared by the workers, the parent and often the target, and a
+  faster rate did not shorten a 10,000-check round (2.63 s at 0.9, 2.65 s at 1.2);
 - the whole spread is capped (`max_spread`, part of the interval): past it, whatever is
   left starts at once — a round must end before the next one is due.
 
@@ -43,8 +45,8 @@ TICK = 0.001  # the pacer's sleep: also the resolution of the lag it measures
 METER_TICK = 0.005  # the lag meter's sleep once every probe has started
 LAG_LIMIT = 0.002  # the loop this late (s): start nothing until it catches up
 LAG_NOTE = 0.001  # a result measured with the loop this late (s) or more says so
-UTILISATION = 0.8  # the share of the loop that starts may plan to use
-SHARD_UTILISATION = 0.9  # the same in a worker process of a sharded round
+START_RATE = 1.2  # starts per probe cost of loop time (see above)
+SHARD_START_RATE = 0.9  # the same in a worker process of a sharded round
 DEFAULT_COST = 0.0004  # CPU seconds a probe is assumed to cost before any is measured
 MAX_COST = 0.002  # the estimate never goes above this (1000 checks then spread over 4 s)
 MIN_GAP = 0.00025  # never more than four starts a millisecond
@@ -56,8 +58,18 @@ class Pacer:
 
     One per engine: it remembers what a probe cost in the previous rounds."""
 
-    def __init__(self, utilisation: float = UTILISATION) -> None:
-        self.utilisation = utilisation
+    def __init__(
+        self,
+        rate: float = START_RATE,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_clock: Callable[[], float] = time.process_time,
+    ) -> None:
+        """`clock` and `cpu_clock` are time.monotonic and time.process_time; tests give
+        their own to see the pacing decisions without timing anything."""
+        self.rate = rate
+        self.clock = clock
+        self.cpu_clock = cpu_clock
         self.cost = DEFAULT_COST
         self.lag = 0.0  # the most recent lag measured (s)
         self.max_lag = 0.0  # the worst lag of the last round (s)
@@ -65,15 +77,15 @@ class Pacer:
         self._running = False
 
     def gap(self) -> float:
-        return max(MIN_GAP, self.cost / self.utilisation)
+        return max(MIN_GAP, self.cost / self.rate)
 
     async def run(self, items: Sequence[T], start: Callable[[T], Awaitable[R]], *, max_spread: float = 1.0) -> list[R]:
         """Start `start(item)` for every item, paced; return the results in order."""
         # time.monotonic, not loop.time(): uvloop's clock moves in whole milliseconds, and
         # the gap between starts and the lag measured are fractions of one
-        clock = time.monotonic
+        clock = self.clock
         began = clock()
-        cpu_began = time.process_time()
+        cpu_began = self.cpu_clock()
         deadline = began + max(0.0, max_spread)
         gap = self.gap()
         tasks: list[asyncio.Future[R]] = []
@@ -110,14 +122,14 @@ class Pacer:
             # The round's CPU includes the pacer's own wake-ups, which grow with the spread
             # that the cost sets: a round may raise the estimate by half at most, so the
             # two cannot chase each other up.
-            measured = (time.process_time() - cpu_began) / len(items)
+            measured = (self.cpu_clock() - cpu_began) / len(items)
             self.cost = min(MAX_COST, 0.5 * self.cost + 0.5 * min(measured, 1.5 * self.cost))
         return results
 
     async def _tick(self, seconds: float = TICK) -> None:
-        before = time.monotonic()
+        before = self.clock()
         await asyncio.sleep(seconds)
-        self.lag = max(0.0, time.monotonic() - before - seconds)
+        self.lag = max(0.0, self.clock() - before - seconds)
         self.max_lag = max(self.max_lag, self.lag)
 
     async def _meter(self) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from stackscope import eventloop
 from stackscope.engine import MAX_SPREAD_SHARE, Engine, raise_fd_limit, settle_memory
-from stackscope.scheduler import SHARD_UTILISATION, Pacer
+from stackscope.scheduler import SHARD_START_RATE, Pacer
 from stackscope.workers import read_frame, to_compact, write_frame
 
 
@@ -35,7 +35,7 @@ def main() -> None:
 async def _serve(source, sink, layout, indexes: list[int], environ: Mapping[str, str]) -> None:
     raise_fd_limit()
     engine = Engine(layout, environ=environ, workers=0)
-    engine.pacer = Pacer(SHARD_UTILISATION)
+    engine.pacer = Pacer(SHARD_START_RATE)
     engine.warm_up()
     every = list(layout.checks())
     shard = [every[i] for i in indexes]
