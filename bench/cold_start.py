@@ -118,7 +118,6 @@ def main() -> None:
                     "install",
                     "-q",
                     "--no-deps",
-                    "--no-build-isolation",
                     "--target",
                     str(copy),
                     args.root,
