@@ -352,11 +352,16 @@ class Engine:
     def _arrive(self, outcome: Result, on_result: Callable[[Result], None] | None) -> Result:
         finished_at = outcome.finished_at or self.clock()
         before = self.latest.get(outcome.check_id)
-        flipped = before is not None and before.ok != outcome.ok
-        if before is None:  # first sight: since when is not known
+        # A check first seen failing changed from "healthy until shown otherwise" (what the
+        # confirmation bookkeeping assumes too) at the latest when it was seen: the results
+        # of other checks known before it may be from before the fault (a watch's first
+        # round can begin as the fault does), so it is a change like any flip and they are
+        # probed again. A check first seen healthy: since when is not known.
+        flipped = (before.ok if before is not None else True) != outcome.ok
+        if before is None and not flipped:
             changed_at = outcome.changed_at
         elif not flipped:
-            changed_at = before.changed_at
+            changed_at = before.changed_at  # type: ignore[union-attr]  # not None: the branch above
         else:
             changed_at = finished_at
         outcome = outcome.stamped(finished_at=finished_at, changed_at=changed_at)

@@ -64,6 +64,14 @@ async def fake_probe(check, ctx) -> Result:
             STATE.calls += 1
             if STATE.calls > STATE.stall_after:
                 await asyncio.sleep(3600)
+        if mode == "dies":  # answers its first probe, then is gone (a fault beginning)
+            STATE.calls += 1
+            if STATE.calls > 1:
+                raise ProbeFailure(ErrorKind.REFUSED, "refused", key_fact="refused")
+            asyncio.get_running_loop().call_soon(STATE.release.set)  # after this result is in
+        if mode == "lb503":  # its request reaches the member after the member died
+            await asyncio.wait_for(STATE.release.wait(), 5)
+            return Result(check.id, Status.CRIT, "503", error_kind=ErrorKind.HTTP_STATUS, evidence=HttpAnswer(503))
         if mode == "secret":
             return Result(
                 check.id,
@@ -154,24 +162,35 @@ async def test_concurrency_cap_is_respected():
 async def test_history_is_bounded_and_rounds_never_overlap():
     engine = Engine(layout("ok", "fail", interval="100ms", timeout="100ms"), history=3)
     engine.confirm_retries = 0  # one probe per check per round (confirmations: tests below)
-    seen = []
-    await engine.watch(lambda snap: seen.append(snap.round), rounds=5)
+    seen, marks = [], []
+
+    def ended(snap) -> None:
+        seen.append(snap.round)
+        marks.append((len(STATE.log), STATE.inflight))
+
+    await engine.watch(ended, rounds=5)
     assert seen == [1, 2, 3, 4, 5]
     assert [len(h) for h in engine.history.values()] == [3, 3]
     assert [s.status for s in engine.history["L/fail-1"]] == [Status.CRIT] * 3
-    # each round's two probes start and end before the next round starts anything
-    rounds = [STATE.log[i : i + 4] for i in range(0, len(STATE.log), 4)]
-    assert len(rounds) == 5
-    for events in rounds:
-        assert sorted(e.split()[0] for e in events) == ["end", "end", "start", "start"], STATE.log
+    # each round's probes start and end before the next round starts anything (the first
+    # round also probes ok-0 again: fail-1, first seen failing, is a change)
+    assert all(inflight == 0 for _, inflight in marks)
+    bounds = [0, *(at for at, _ in marks)]
+    counts = []
+    for a, b in zip(bounds, bounds[1:]):
+        events = [e.split()[0] for e in STATE.log[a:b]]
+        assert events.count("start") == events.count("end"), STATE.log
+        counts.append(events.count("start"))
+    assert counts == [3, 2, 2, 2, 2], STATE.log
 
 
 async def test_callbacks_see_every_start_and_result():
     engine = Engine(layout("ok", "fail"))
     started, finished = [], []
     await engine.run_round(on_start=lambda c: started.append(c.id), on_result=lambda r: finished.append(r.check_id))
-    # the failing check is re-probed to confirm its change (once at once, once more after)
-    assert sorted(started) == sorted(finished) == ["L/fail-1"] * 3 + ["L/ok-0"]
+    # the failing check is re-probed to confirm its change (once at once, once more after),
+    # and ok-0, known before that change, once to have evidence from after it
+    assert sorted(started) == sorted(finished) == ["L/fail-1"] * 3 + ["L/ok-0"] * 2
 
 
 async def test_a_change_is_news_at_once_and_confirmed_by_re_probes():
@@ -390,3 +409,37 @@ async def test_a_failing_check_is_not_suspected_again_while_it_is_re_probed():
         ("timeout", False),
         ("timeout", True),
     ]
+
+
+async def test_a_fault_beginning_with_the_first_round_never_names_the_lb():
+    """A watch's first round can begin as a fault does: a member answers its first probe
+    and dies, and the LB's request, a moment later, fails on it. Those two results are
+    from two moments; judged together they would name the LB. The LB's failure, first
+    seen, is a change: the member is probed again before any verdict is shown."""
+    from stackscope import stream
+    from tests.probe_helpers import layout_of
+
+    engine = Engine(
+        layout_of(
+            [
+                {"name": "LB", "role": "lb", "checks": [{"fake": "lb503", "name": "front"}]},
+                {"name": "Backends", "role": "backend", "checks": [{"fake": "dies", "name": "auth-1"}]},
+            ],
+            timeout="300ms",
+        )
+    )
+    verdicts = stream.VerdictStream()
+    shown = []
+
+    def arrived(result: Result) -> None:
+        snapshot, outstanding = stream.per_result(engine)
+        diagnosis = verdicts.judge(snapshot, outstanding)
+        if diagnosis is not None and diagnosis.verdict is not None:
+            shown.append(diagnosis.verdict.layer)
+
+    snap = await engine.run_round(on_result=arrived)
+    from stackscope.diagnosis import assess
+
+    assert assess(snap).verdict.layer == "Backends"
+    assert shown and set(shown) == {"Backends"}, shown
+    assert STATE.calls >= 2  # the member was probed again after the LB's failure
