@@ -1,10 +1,12 @@
 """Which event loop runs the probes: uvloop where it pays, asyncio's own otherwise.
 
-uvloop (libuv under asyncio's API) runs the same probes for less CPU: measured with
-bench/probe_round.py on the 2-core CI machine class, an HTTP probe's connect, send and
-read cost about 40 % less, a 1000-check round about a quarter less, and its timers live
-in C rather than in a heap of Python objects compared in Python. It costs ~5 ms to import,
-which a one-shot `check` of a few checks would pay for nothing, so it is used:
+uvloop (libuv under asyncio's API) runs the same probes for less CPU: its transports and
+timers are C, where asyncio's selector loop keeps a heap of Python timer objects compared
+in Python. Measured on the 2-core CI machine class (bench/versus_blackbox.py and A/B
+runs): an http probe in a 1000-check round 338–447 µs against 461–510 µs on asyncio, in a
+worker of a 10,000-check round 349–394 µs against 405–477 µs. It costs ~5 ms to import
+and ~1.6 MB of RSS, which a one-shot `check` of a few checks would pay for nothing, so it
+is used:
 
 - for every long-running command (`watch`, `export`) and every worker of a sharded round;
 - for a one-shot run of FAST_FROM checks or more;
@@ -38,22 +40,16 @@ def wanted(checks: int, *, long_running: bool = False) -> bool:
     return long_running or checks >= FAST_FROM
 
 
-def _uvloop_factory():
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def run(coro: Coroutine[Any, Any, T], *, fast: bool) -> T:
     """asyncio.run(coro), on uvloop when `fast` and importable."""
-    factory = _uvloop_factory() if fast else None
-    if factory is None:
-        return asyncio.run(coro)
-    import uvloop
-
-    return uvloop.run(coro)
+    if fast:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(coro)
+    return asyncio.run(coro)
 
 
 def name(loop: asyncio.AbstractEventLoop | None = None) -> str:

@@ -366,8 +366,8 @@ class Result:
 
         The engine stamps every result three or four times on its way in (started,
         finished, changed, confirmed); `dataclasses.replace` would clean every text again
-        each time, which cost a fifth of a probe's CPU. No text changes here, so the
-        copy needs no cleaning."""
+        each time (15 % of an http probe's CPU in a profile). No text changes here, so
+        the copy needs no cleaning."""
         if not changes.keys() <= _STAMPS:
             raise TypeError(f"stamped() changes only {sorted(_STAMPS)}, not {sorted(changes.keys() - _STAMPS)}")
         copy = object.__new__(Result)
