@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import re
 import ssl
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import h11
 
@@ -97,13 +100,14 @@ async def fetch(
     """One request to ip:port; raise ProbeFailure saying precisely what went wrong."""
     where = where or f"{ip}:{port}"
     progress = _Progress()
-    writer: asyncio.StreamWriter | None = None
+    wire = _Wire()
     try:
         async with timeout_scope(deadline.remaining()):
             started = time.perf_counter()
             phases: dict[str, float] = {}
+            loop = asyncio.get_running_loop()
             try:
-                reader, writer = await asyncio.open_connection(ip, port, limit=READ_SIZE)
+                await loop.create_connection(lambda: wire, ip, port)
             except OSError as exc:
                 kind, detail, key_fact = describe_os_error(exc, where)
                 raise ProbeFailure(kind, detail, key_fact=key_fact) from None
@@ -111,18 +115,105 @@ async def fetch(
             phases["connect"] = round((now - started) * 1000, 2)
             if ssl_context is not None:
                 progress.stage = "tls"
-                reader, writer = await start_tls(reader, writer, ssl_context, sni, where)
+                assert wire.transport is not None  # connected
+                with _tls_failures(where):
+                    upgraded = await loop.start_tls(wire.transport, wire, ssl_context, server_hostname=sni)
+                wire.upgraded(upgraded)
                 phases["tls"] = round((time.perf_counter() - now) * 1000, 2)
             return await _exchange(
-                reader, writer, method, target, host_header, list(headers), body_cap, where, phases, started, progress
+                wire, wire, method, target, host_header, list(headers), body_cap, where, phases, started, progress
             )
     except TimeoutError:
         raise ProbeFailure(
             ErrorKind.TIMEOUT, _timeout_detail(progress, where, deadline), key_fact=_TIMEOUT_FACT[progress.stage]
         ) from None
     finally:
-        if writer is not None:
-            writer.transport.abort()  # never wait on a peer to agree to close
+        if wire.transport is not None:
+            wire.transport.abort()  # never wait on a peer to agree to close
+
+
+class _Wire(asyncio.Protocol):
+    """One connection of one exchange, read and written by `_exchange` as it would a
+    StreamReader and StreamWriter. A StreamReader, a StreamWriter and their protocol per
+    probe cost measurably more (bench/versus_blackbox.py); this keeps only what an exchange
+    uses: a buffer, the end of the stream or its error, one waiter, and the moment the
+    latest bytes arrived (stamped here, before the reading task runs: with a thousand
+    probes in flight, that pass of the loop is what a probe would otherwise count as the
+    server's time)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.arrival: list[float | None] = [None]
+        self._buffer = bytearray()
+        self._ended = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused: asyncio.Future[None] | None = None  # writing paused by the transport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a stream connection's
+
+    def upgraded(self, transport: asyncio.Transport | None) -> None:
+        """The TLS transport start_tls returned (None only on a closing loop)."""
+        if transport is None:
+            raise ConnectionResetError("the event loop closed during the TLS handshake")
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.arrival[0] = time.perf_counter()
+        self._buffer += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._ended = True
+        self._wake()
+        return False  # close our side too: nothing more is sent after the request
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended = True
+        self._error = exc
+        self._wake()
+        if self._paused is not None and not self._paused.done():
+            self._paused.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._paused is not None and not self._paused.done():
+            self._paused.set_result(None)
+        self._paused = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def read(self, size: int) -> bytes:
+        """Up to `size` bytes; b"" once the peer has closed; the connection's error."""
+        while not self._buffer:
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None  # connected
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._paused is not None:
+            await self._paused
 
 
 _TIMEOUT_FACT = {
@@ -151,8 +242,16 @@ async def start_tls(
     """Upgrade a connected stream to TLS (the caller bounds the time). Connecting first and
     then shaking hands lets a timeout say which of the two the server never finished; a
     rejected certificate is a CERT failure whose cause is the SSLCertVerificationError."""
-    try:
+    with _tls_failures(where):
         return reader, await upgrade_stream(reader, writer, context, sni)
+
+
+@contextlib.contextmanager
+def _tls_failures(where: str) -> Iterator[None]:
+    """A failed TLS handshake as a ProbeFailure: a rejected certificate is a CERT failure
+    whose cause is the SSLCertVerificationError, anything else a TLS one."""
+    try:
+        yield
     except ssl.SSLCertVerificationError as exc:
         raise ProbeFailure(
             ErrorKind.CERT, f"certificate of {where} rejected: {exc.verify_message}", key_fact="bad cert"
@@ -165,8 +264,8 @@ async def start_tls(
 
 
 async def _exchange(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    reader: asyncio.StreamReader | _Wire,
+    writer: asyncio.StreamWriter | _Wire,
     method: str,
     target: str,
     host_header: str,
@@ -323,12 +422,14 @@ def h11_problem(exc: Exception) -> str:
     return terminal_safe(_BYTES_REPR.sub(text, str(exc)))
 
 
-def _stamp_arrivals(writer: asyncio.StreamWriter) -> list[float | None]:
+def _stamp_arrivals(writer: asyncio.StreamWriter | _Wire) -> list[float | None]:
     """A one-item list that holds perf_counter() of the latest bytes received.
 
     The stamp is taken in the transport's call to data_received, one pass of the event
     loop before the task that reads them runs: with a thousand probes in flight, that
     pass is what a probe would otherwise count as the server's time."""
+    if isinstance(writer, _Wire):
+        return writer.arrival
     arrival: list[float | None] = [None]
     protocol = writer.transport.get_protocol()
     original = getattr(protocol, "data_received", None)

@@ -152,3 +152,31 @@ def test_without_uvloop_the_plain_loop_runs(monkeypatch):
         return eventloop.name()
 
     assert eventloop.run(which(), fast=True) == "asyncio"
+
+
+def test_the_wire_reads_what_came_then_the_end_or_the_error():
+    from stackscope.probes.httpclient import _Wire
+
+    async def scenario() -> list:
+        wire = _Wire()
+        got: list = []
+        waiting = asyncio.ensure_future(wire.read(4))
+        await asyncio.sleep(0)  # the reader now waits for bytes
+        assert not waiting.done()
+        wire.data_received(b"HTTP/1.1")
+        got.append(await waiting)  # at most what was asked for
+        got.append(await wire.read(100))  # the rest, at once
+        assert wire.arrival[0] is not None  # stamped as the bytes came
+        wire.eof_received()
+        got.append(await wire.read(100))  # the end: b""
+        broken = _Wire()
+        broken.data_received(b"x")
+        broken.connection_lost(ConnectionResetError("reset"))
+        got.append(await broken.read(100))  # bytes that came before the error are still read
+        try:
+            await broken.read(100)
+        except ConnectionResetError as exc:
+            got.append(str(exc))
+        return got
+
+    assert asyncio.run(scenario()) == [b"HTTP", b"/1.1", b"", b"x", "reset"]
