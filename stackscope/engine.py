@@ -181,8 +181,12 @@ class Engine:
                         lambda check: self._run_one(check, on_start, on_result),
                         max_spread=self.layout.interval * MAX_SPREAD_SHARE,
                     )
-                    while self._extra:  # the re-probes a change asked for are part of the round
-                        await asyncio.gather(*list(self._extra))
+                    # the re-probes a change asked for are part of the round. Done ones are
+                    # not waited for: a task's discard runs a loop pass after it ends, and
+                    # from Python 3.12 gather() of done tasks returns without a pass, so
+                    # waiting on them would spin here for ever
+                    while pending := [task for task in self._extra if not task.done()]:
+                        await asyncio.gather(*pending)
                 except asyncio.CancelledError:  # the round ends, its re-probes with it
                     for task in self._extra:
                         task.cancel()

@@ -283,8 +283,10 @@ class CheckRow(Widget, can_focus=True):
 
     def update_cells(self) -> None:
         """Repaint the cells that changed; a row scrolled out of view waits until it is
-        seen again (PathView.catch_up), since repainting it would cost a full re-layout."""
-        if self.viewport is not None and self.is_mounted and not self.viewport.can_view_partial(self):
+        seen again (PathView.catch_up), since repainting it would cost a full re-layout. So
+        does a row whose view is leaving the screen (a round finishing as the app exits)."""
+        viewport = self.viewport
+        if viewport is not None and self.is_mounted and not (viewport.is_attached and viewport.can_view_partial(self)):
             self.stale = True
             return
         self.stale = False
