@@ -22,16 +22,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-SERVER = r"""
-import asyncio, sys
-delay, lifetime = float(sys.argv[1]), float(sys.argv[2])
-async def handle(reader, writer):
-    try:
-        await reader.readuntil(b"\r\n\r\n")
-        if delay:
-            await asyncio.sleep(delay)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
-        await writer.drain()
+# how both servers end a connection, and serve until `lifetime` is over
+_SERVE = r"""
     except Exception:
         pass
     finally:
@@ -42,6 +34,18 @@ async def main():
     await asyncio.sleep(lifetime)
 asyncio.run(main())
 """
+
+SERVER = r"""
+import asyncio, sys
+delay, lifetime = float(sys.argv[1]), float(sys.argv[2])
+async def handle(reader, writer):
+    try:
+        await reader.readuntil(b"\r\n\r\n")
+        if delay:
+            await asyncio.sleep(delay)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+        await writer.drain()"""
+SERVER += _SERVE
 
 
 H2C_SERVER = r"""
@@ -64,17 +68,8 @@ async def handle(reader, writer):
                     conn.send_headers(event.stream_id, [(":status", "200"), ("content-length", "3")])
                     conn.send_data(event.stream_id, b"ok\n", end_stream=True)
             writer.write(conn.data_to_send())
-            await writer.drain()
-    except Exception:
-        pass
-    finally:
-        writer.close()
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.sleep(lifetime)
-asyncio.run(main())
-"""
+            await writer.drain()"""
+H2C_SERVER += _SERVE
 
 
 def _more_files() -> None:
