@@ -64,12 +64,14 @@ class History:
     def __iter__(self) -> Iterator:
         return self.tail(len(self._status))
 
+    def _ring(self, count: int) -> Iterator[int]:
+        """The ring positions of the newest `count` samples, oldest first."""
+        size = len(self._status)
+        return ((self._start + k) % size for k in range(size - max(0, min(count, size)), size))
+
     def tail(self, count: int) -> Iterator:
         """The newest `count` samples, oldest first."""
-        size = len(self._status)
-        count = max(0, min(count, size))
-        for k in range(size - count, size):
-            i = (self._start + k) % size
+        for i in self._ring(count):
             ms = self._ms[i]
             yield Sample(self._at[i], _STATUS[self._status[i]], None if ms != ms else ms)
 
@@ -77,16 +79,8 @@ class History:
         """The latencies of the newest `count` samples that have status `ok` and a latency,
         oldest first: what suspicion judges a check by, at the start of every probe,
         without making a Sample of each."""
-        size = len(self._status)
-        count = max(0, min(count, size))
-        wanted = ok.value
-        found = []
-        for k in range(size - count, size):
-            i = (self._start + k) % size
-            ms = self._ms[i]
-            if self._status[i] == wanted and ms == ms:
-                found.append(ms)
-        return found
+        wanted, status, latency = ok.value, self._status, self._ms
+        return [latency[i] for i in self._ring(count) if status[i] == wanted and latency[i] == latency[i]]
 
     def __repr__(self) -> str:
         return f"History({list(self)!r}, maxlen={self.maxlen})"
