@@ -101,9 +101,12 @@ class Engine:
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         workers: int | None = None,
+        refresh_related: bool = True,
     ) -> None:
         """`workers`: processes to share each round among (0: this one only; None: one
-        per core from workers.WORKER_THRESHOLD checks on)."""
+        per core from workers.WORKER_THRESHOLD checks on). `refresh_related`: re-probe the
+        related checks when one changes (`_refresh`); off in a worker process, which sees
+        one shard: its parent does it across every shard."""
         self.layout = layout
         self.clock = clock
         environ = os.environ if environ is None else environ
@@ -138,6 +141,8 @@ class Engine:
         self._busy: set[str] = set()
         self._extra: set[asyncio.Future] = set()
         self._refreshed: dict[str, int] = {}
+        self.refresh_related = refresh_related
+        self._flips: dict[str, float] | None = None  # layer -> latest change, while a sharded round arrives
         self._callbacks: tuple[Callable[[Check], None] | None, Callable[[Result], None] | None] = (None, None)
 
     def _default_workers(self) -> int:
@@ -172,25 +177,25 @@ class Engine:
             self._refreshed = {}
             self._callbacks = (on_start, on_result)
             checks = list(self.layout.checks())
-            if self.workers > 1:
-                await self._run_sharded(checks, on_start, on_result)
-            else:
-                try:
+            try:
+                if self.workers > 1:
+                    await self._run_sharded(checks, on_start, on_result)
+                else:
                     await self.pacer.run(
                         checks,
                         lambda check: self._run_one(check, on_start, on_result),
                         max_spread=self.layout.interval * MAX_SPREAD_SHARE,
                     )
-                    # the re-probes a change asked for are part of the round. Done ones are
-                    # not waited for: a task's discard runs a loop pass after it ends, and
-                    # from Python 3.12 gather() of done tasks returns without a pass, so
-                    # waiting on them would spin here for ever
-                    while pending := [task for task in self._extra if not task.done()]:
-                        await asyncio.gather(*pending)
-                except asyncio.CancelledError:  # the round ends, its re-probes with it
-                    for task in self._extra:
-                        task.cancel()
-                    raise
+                # the re-probes a change asked for are part of the round. Done ones are
+                # not waited for: a task's discard runs a loop pass after it ends, and
+                # from Python 3.12 gather() of done tasks returns without a pass, so
+                # waiting on them would spin here for ever
+                while pending := [task for task in self._extra if not task.done()]:
+                    await asyncio.gather(*pending)
+            except asyncio.CancelledError:  # the round ends, its re-probes with it
+                for task in self._extra:
+                    task.cancel()
+                raise
             self.rounds += 1
             snapshot = Snapshot(
                 self.layout,
@@ -375,27 +380,33 @@ class Engine:
         self._fresh.add(outcome.check_id)
         if on_result is not None:
             on_result(outcome)
-        if flipped and self.workers <= 1:
-            self._refresh(outcome)
+        if flipped and self.refresh_related:
+            layer = self._layer_of[outcome.check_id]
+            if self._flips is None:
+                self._refresh(layer, finished_at)
+            elif outcome.started_at:  # a lost worker's result (never started) is no news of the system
+                self._flips[layer] = max(finished_at, self._flips.get(layer, 0.0))
         return outcome
 
-    def _refresh(self, changed: Result) -> None:
+    def _refresh(self, layer: str, since: float) -> None:
         """A check went from OK to failing or back: probe again, now, every check whose
         result decides which layer that is (diagnosis.related_layers) and was known before
         the change. Until they are in, the verdict rests on evidence from two moments and
         is held (diagnosis.stale_evidence, stream.py): a backend's 200 from 2 ms before it
         died must not clear it of the LB's 503 of 200 ms later. A check being probed or
-        confirmed right now needs nothing: its next result comes after the change."""
-        for check in self._related.get(self._layer_of[changed.check_id], ()):
+        confirmed right now needs nothing: its next result comes after the change.
+        `layer` is the changed check's, `since` the end of the probe that saw the change."""
+        for check in self._related.get(layer, ()):
             known = self.latest.get(check.id)
-            if known is None or known.finished_at >= changed.finished_at or check.id in self._busy:
+            if known is None or known.finished_at >= since or check.id in self._busy:
                 continue
             count = self._refreshed.get(check.id, 0)
             if count >= REFRESHES_PER_ROUND:
                 continue
             self._refreshed[check.id] = count + 1
             on_start, on_result = self._callbacks
-            task = asyncio.ensure_future(self._run_one(check, on_start, on_result))
+            again = self._reprobe_once if self.workers > 1 else self._run_one
+            task = asyncio.ensure_future(again(check, on_start, on_result))
             self._busy.add(check.id)  # from now, not from when the task first runs
             self._extra.add(task)
             task.add_done_callback(self._extra.discard)
@@ -405,11 +416,15 @@ class Engine:
         checks: list[Check],
         on_start: Callable[[Check], None] | None,
         on_result: Callable[[Result], None] | None,
-    ) -> list[Result]:
-        """The round in worker processes, one per core (workers.py); results are
-        redacted, recorded and reported here as they would be by _run_one. A sharded round
-        (WORKER_THRESHOLD checks or more) does not suspect silent probes: the workers keep
-        no history, and a timer per probe would cost what sharding is there to save."""
+    ) -> None:
+        """The round in worker processes, one per core (workers.py). Their results arrive
+        here in the order the probes ended, whichever worker ran them, and are redacted,
+        recorded and reported as _run_one's would be: a change re-probes, in this process,
+        the related checks known before it (`_refresh`), across every shard. Shard by shard
+        instead, a backend's 200 from before the fault could arrive after the LB's 503 and
+        look like the newer evidence. A sharded round (WORKER_THRESHOLD checks or more)
+        does not suspect silent probes: the workers keep no history, and a timer per
+        probe would cost what sharding is there to save."""
         from stackscope.workers import WorkerPool
 
         if self._pool is None:
@@ -417,13 +432,40 @@ class Engine:
         if on_start is not None:
             for check in checks:
                 on_start(check)
-        got: dict[str, Result] = {}
+        replies = await self._pool.run_round()
+        replies.sort(key=lambda pair: pair[1].finished_at)  # stable: a lost shard's (0.0) first
+        # the re-probes every change asks for, gathered per layer (its latest change) and
+        # started once all are in: the same checks as one `_refresh` per change, without
+        # walking a 10,000-check layer again for each of thousands of changes
+        flips: dict[str, float] = {}
+        self._flips = flips
+        try:
+            for check_id, outcome in replies:
+                if outcome.confirmed:  # the worker's confirmed status: what a re-probe here differs from
+                    self.confirmed[check_id] = outcome.status
+                self._arrive(self.redactor.result(outcome), on_result)
+        finally:
+            self._flips = None
+        for layer, since in flips.items():
+            self._refresh(layer, since)
 
-        def record(check_id: str, outcome: Result) -> None:
-            got[check_id] = self._arrive(self.redactor.result(outcome), on_result)
-
-        await self._pool.run_round(record)
-        return [got[check.id] for check in checks]
+    async def _reprobe_once(
+        self,
+        check: Check,
+        on_start: Callable[[Check], None] | None,
+        on_result: Callable[[Result], None] | None,
+    ) -> Result:
+        """A sharded round's re-probe of a related check (`_refresh`), here in the parent:
+        one probe, no confirmation re-probes (the check's worker confirms a change in its
+        next round), so a status other than the confirmed one is shown unconfirmed."""
+        self._busy.add(check.id)
+        try:
+            outcome = await self._probe_once(check, on_start, on_result)
+        finally:
+            self._busy.discard(check.id)
+        if outcome.status is not self.confirmed.get(check.id, Status.OK):
+            outcome = outcome.stamped(confirmed=False)
+        return self._arrive(outcome, on_result)
 
     async def aclose(self) -> None:
         if self._pool is not None:

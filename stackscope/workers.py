@@ -5,8 +5,9 @@ took ~5 s of one core). From WORKER_THRESHOLD checks on, and with more than one 
 use, the engine hands the round to a WorkerPool: one worker process per usable core, each
 with its own engine and event loop on a fixed shard of the checks (check i goes to worker
 i mod N), paced by its own scheduler. A worker sends its results back in one message of
-plain tuples (no Result objects, no layout), which the engine turns back into Results,
-redacts once more, records and reports as usual.
+plain tuples (no Result objects, no layout), each with the moment its probe ended; the
+engine turns them back into Results and takes them in that order across workers, so that
+a change seen by one worker re-probes the related checks another saw before it.
 
 Workers are fresh interpreters (`python -m stackscope.worker_process`, safe from a process with
 threads and a running event loop, as the dashboard is), started once and kept for the
@@ -24,7 +25,7 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.scheduler import WORKER_THRESHOLD
@@ -32,7 +33,8 @@ from stackscope.scheduler import WORKER_THRESHOLD
 REPLY_GRACE = 30.0  # seconds past the round's own bounds before a silent worker counts as dead
 
 Compact = tuple  # (index, status value, detail, latency_ms, key_fact, facts, error kind, started_at,
-#                  evidence, confirmations, confirmed): plain values, and the evidence's frozen dataclasses
+#                  evidence, confirmations, confirmed, finished_at): plain values, and the
+#                  evidence's frozen dataclasses
 
 
 def usable_cores() -> int:
@@ -65,11 +67,12 @@ def to_compact(index: int, result: Result) -> Compact:
         result.evidence,
         result.confirmations,
         result.confirmed,
+        result.finished_at,
     )
 
 
 def from_compact(check_id: str, item: Compact) -> Result:
-    _, status, detail, latency, key_fact, facts, kind, started_at, evidence, confirmations, confirmed = item
+    _, status, detail, latency, key_fact, facts, kind, started_at, evidence, confirmations, confirmed, finished = item
     return Result(
         check_id,
         Status(status),
@@ -82,6 +85,7 @@ def from_compact(check_id: str, item: Compact) -> Result:
         evidence=evidence,
         confirmations=confirmations,
         confirmed=confirmed,
+        finished_at=finished,
     )
 
 
@@ -132,12 +136,13 @@ class WorkerPool:
         self._workers[slot] = process
         return process
 
-    async def run_round(self, on_result: Callable[[str, Result], None]) -> None:
-        """Probe every check once; call `on_result(check_id, result)` for each."""
+    async def run_round(self) -> list[tuple[str, Result]]:
+        """Probe every check once: (check id, result) for each, shard by shard. A result's
+        finished_at is the worker's wall clock when the probe ended (0.0 for a lost one)."""
         loop = asyncio.get_running_loop()
         bound = self.layout.interval + max((c.timeout for c in self.checks), default=0) + REPLY_GRACE
 
-        async def one(slot: int) -> None:
+        async def one(slot: int) -> list[tuple[str, Result]]:
             process = self._workers[slot]
             try:
                 if process is None or process.poll() is not None:
@@ -146,12 +151,11 @@ class WorkerPool:
                 reply = await asyncio.wait_for(loop.run_in_executor(None, read_frame, process.stdout), bound)
             except (EOFError, OSError, TimeoutError, pickle.UnpicklingError) as exc:
                 self._stop(slot)
-                reply = [_lost(i, exc) for i in self.shards[slot]]
-            for item in reply:
-                check_id = self.checks[item[0]].id
-                on_result(check_id, from_compact(check_id, item))
+                return [_lost(self.checks[i].id, exc) for i in self.shards[slot]]
+            return [(self.checks[item[0]].id, from_compact(self.checks[item[0]].id, item)) for item in reply]
 
-        await asyncio.gather(*(one(slot) for slot in range(self.count)))
+        replies = await asyncio.gather(*(one(slot) for slot in range(self.count)))
+        return [pair for reply in replies for pair in reply]
 
     def _stop(self, slot: int) -> None:
         process = self._workers[slot]
@@ -175,15 +179,13 @@ class WorkerPool:
             self._stop(slot)
 
 
-def _lost(index: int, exc: BaseException) -> Compact:
+def _lost(check_id: str, exc: BaseException) -> tuple[str, Result]:
     detail = f"probe error: the worker process probing this check was lost ({type(exc).__name__})"
-    return (
-        index,
-        Status.UNKNOWN.value,
+    return check_id, Result(
+        check_id,
+        Status.UNKNOWN,
         detail,
-        None,
-        "probe error",
-        {"exception": type(exc).__name__},
-        "internal",
-        0.0,
+        key_fact="probe error",
+        facts={"exception": type(exc).__name__},
+        error_kind=ErrorKind.INTERNAL,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -456,3 +457,136 @@ async def test_a_round_never_waits_on_re_probes_that_have_ended():
     engine._extra.add(ended)  # ended, never discarded: what the pass between would have done
     snap = await asyncio.wait_for(engine.run_round(), 5)
     assert snap.results["L/ok-0"].ok
+
+
+# --------------------------------------------------------------------------- sharded rounds
+
+
+def _answer_503_after(seen: asyncio.Event, then) -> Callable:
+    """An LB that fails its request once the backend has answered its own probe (`seen`),
+    after `then()`: the two results are from two moments, the LB's the later one."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            await asyncio.wait_for(seen.wait(), 5)
+            then()
+            writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+        finally:
+            writer.close()
+
+    return handle
+
+
+async def test_a_sharded_round_re_probes_related_checks_across_shards():
+    """Worker 0 probes the LB, worker 1 the backend. The backend answers, then dies; the
+    LB's request, answered after that, fails. Shard by shard the backend's 200 could look
+    like the newer evidence and name the LB: the engine takes the results in the order
+    their probes ended and probes the backend again, here, before any verdict."""
+    from stackscope import stream
+    from stackscope.diagnosis import assess
+    from tests.probe_helpers import layout_of
+
+    seen = asyncio.Event()
+
+    async def accept(reader, writer):
+        try:
+            await asyncio.wait_for(reader.read(), 5)  # the probe has closed: its result is in
+        finally:
+            seen.set()
+            writer.close()
+
+    backend = await asyncio.start_server(accept, "127.0.0.1", 0)
+    lb = await asyncio.start_server(_answer_503_after(seen, backend.close), "127.0.0.1", 0)
+    lay = layout_of(
+        [
+            {"name": "LB", "role": "lb", "checks": [{"http": f"http://127.0.0.1:{lb.sockets[0].getsockname()[1]}/"}]},
+            {
+                "name": "Backends",
+                "role": "backend",
+                "checks": [{"tcp": f"127.0.0.1:{backend.sockets[0].getsockname()[1]}", "name": "auth-1"}],
+            },
+        ],
+        timeout="2s",
+    )
+    engine = Engine(lay, workers=2)
+    verdicts = stream.VerdictStream()
+    shown = []
+
+    def arrived(result: Result) -> None:
+        snapshot, outstanding = stream.per_result(engine)
+        diagnosis = verdicts.judge(snapshot, outstanding)
+        if diagnosis is not None and diagnosis.verdict is not None:
+            shown.append(diagnosis.verdict.layer)
+
+    try:
+        snap = await engine.run_round(on_result=arrived)
+    finally:
+        await engine.aclose()
+        lb.close()
+        backend.close()
+    auth = snap.results["Backends/auth-1"]
+    assert not auth.ok and len(engine.history["Backends/auth-1"]) == 2, auth.detail  # probed again, here
+    front = snap.results[next(c.id for c in lay.checks() if c.id.startswith("LB/"))]
+    assert auth.finished_at > front.changed_at  # the backend's evidence is from after the LB's change
+    assert assess(snap).verdict.layer == "Backends"
+    assert shown and set(shown) == {"Backends"}, shown
+
+
+async def test_a_worker_lost_mid_round_reports_its_checks_unknown_and_is_replaced():
+    """A worker killed while its probe hangs: its checks are UNKNOWN with why, the other
+    shard's results stand, and the next round starts a new worker for the shard."""
+    requested = asyncio.Event()
+    answer = asyncio.Event()
+
+    async def hang_then_answer(reader, writer):
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            requested.set()
+            await asyncio.wait_for(answer.wait(), 10)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+        except (TimeoutError, asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def accept(reader, writer):
+        writer.close()
+
+    web = await asyncio.start_server(hang_then_answer, "127.0.0.1", 0)
+    quick = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = quick.sockets[0].getsockname()[1]
+    lay = layout_of(
+        [
+            {
+                "name": "L",
+                "role": "other",
+                "checks": [
+                    {"http": f"http://127.0.0.1:{web.sockets[0].getsockname()[1]}/", "name": "web"},
+                    {"tcp": f"127.0.0.1:{port}", "name": "tcp"},
+                ],
+            }
+        ],
+        timeout="5s",
+    )
+    engine = Engine(lay, workers=2)
+    try:
+        round_one = asyncio.ensure_future(engine.run_round())
+        await asyncio.wait_for(requested.wait(), 30)
+        lost = engine._pool._workers[0]
+        lost.kill()
+        first = await asyncio.wait_for(round_one, 30)
+        answer.set()
+        second = await asyncio.wait_for(engine.run_round(), 30)
+        replaced = engine._pool._workers[0]
+    finally:
+        await engine.aclose()
+        web.close()
+        quick.close()
+    web_first = first.results["L/web"]
+    assert web_first.status is Status.UNKNOWN and "worker process" in web_first.detail, web_first.detail
+    assert first.results["L/tcp"].ok
+    assert second.results["L/web"].ok, second.results["L/web"].detail
+    assert replaced.pid != lost.pid
