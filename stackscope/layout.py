@@ -13,7 +13,8 @@ import gc
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -103,13 +104,30 @@ class _Unreadable:
 UNREADABLE = _Unreadable()
 
 
-@dataclass
-class Node:
-    """A YAML value with the line it starts on (1-based) and, for mappings, key lines."""
+_NO_KEYS: Mapping[str, int] = MappingProxyType({})
 
-    value: Any  # dict[str, Node] | list[Node] | scalar
-    line: int
-    key_lines: dict[str, int] = field(default_factory=dict)
+
+class Node:
+    """A YAML value with the line it starts on (1-based) and, for mappings, key lines.
+    Slotted, and a scalar or list shares one empty key_lines: a 10,000-check layout
+    makes some 65,000 of them."""
+
+    __slots__ = ("value", "line", "key_lines")
+
+    def __init__(self, value: Any, line: int, key_lines: Mapping[str, int] = _NO_KEYS) -> None:
+        self.value = value  # dict[str, Node] | list[Node] | scalar
+        self.line = line
+        self.key_lines = key_lines
+
+    def __repr__(self) -> str:
+        return f"Node({self.value!r}, {self.line})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Node):
+            return NotImplemented
+        return (self.value, self.line, dict(self.key_lines)) == (other.value, other.line, dict(other.key_lines))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
 
     def plain(self) -> Any:
         if isinstance(self.value, dict):
@@ -131,6 +149,7 @@ MAX_CHECKS = 100_000
 MAX_LAYOUT_BYTES = 4 * 1024 * 1024
 
 _YAML_TAG = "tag:yaml.org,2002:"
+_MERGE_TAG = _YAML_TAG + "merge"
 # The tags plain YAML resolves to by itself; any other tag is refused with a located
 # problem (custom tags mean nothing to stackscope; !!binary is no value a layout holds).
 _STR_TAG = _YAML_TAG + "str"
@@ -196,6 +215,8 @@ class _Reader:
 
     def _scalar(self, node: yaml.Node, where: str, key: str | None) -> Any:
         """The value of a scalar node, or None after recording why it has none."""
+        if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):  # most: what construct_object makes of it
+            return node.value
         named = f"'{key}': " if key is not None else ""
         line = node.start_mark.line + 1
         if node.tag not in _ALLOWED_TAGS:
@@ -215,8 +236,6 @@ class _Reader:
             return None
         if not isinstance(node, yaml.ScalarNode):
             return None
-        if node.tag == _STR_TAG:  # what construct_object makes of it, without its bookkeeping
-            return node.value
         try:
             value = self._constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError):
@@ -243,6 +262,46 @@ class _Reader:
             "write the key as a word, like name: or checks: (no '?', brackets or braces around it)",
         )
 
+    def _duplicate(self, key: str, line: int, first: int) -> Problem:
+        return Problem(
+            self.file,
+            line,
+            "",
+            f"key '{key}' appears twice in the same mapping",
+            f"remove one (the other is on line {first})",
+        )
+
+    def _read_merged(self, node: yaml.MappingNode, inner: str, line: int) -> Node:
+        """A mapping with `<<: *anchor` keys. Duplicates are an error among the keys written
+        here; keys merged in come first and are overridden by them, as YAML intends."""
+        own_lines: dict[str, int] = {}
+        own_keys: dict[int, str] = {}
+        duplicates: set[int] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                duplicates.add(id(key_node))  # skipped below, like a duplicate
+                self._add(self._complex_key(key_node, inner))
+                continue
+            key = own_keys[id(key_node)] = str(self._scalar(key_node, inner, None))
+            key_line = key_node.start_mark.line + 1
+            if key in own_lines:
+                duplicates.add(id(key_node))
+                self.problems.append(self._duplicate(key, key_line, own_lines[key]))
+            else:
+                own_lines[key] = key_line
+        self._constructor.flatten_mapping(node)
+        out: dict[str, Node] = {}
+        key_lines: dict[str, int] = {}
+        for key_node, value_node in node.value:  # merged keys first, own keys last
+            if id(key_node) in duplicates:
+                continue
+            key = own_keys[id(key_node)] if id(key_node) in own_keys else str(self._scalar(key_node, inner, None))
+            out[key] = self.read(value_node, inner, key)
+            key_lines[key] = key_node.start_mark.line + 1
+        return Node(out, line, key_lines)
+
     def read(self, node: yaml.Node, where: str = "", key: str | None = None) -> Node:
         line = node.start_mark.line + 1
         tag = node.tag
@@ -253,42 +312,26 @@ class _Reader:
             return Node(UNREADABLE, line)
         inner = f"{where}.{key}" if where and key is not None else (key or where)
         if isinstance(node, yaml.MappingNode):
-            # Duplicates are an error among the keys written here; keys merged in with
-            # `<<: *anchor` come first and are overridden by them, as YAML intends.
-            own_lines: dict[str, int] = {}
-            own_keys: dict[int, str] = {}
-            duplicates: set[int] = set()
             for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                if not isinstance(key_node, yaml.ScalarNode):
-                    duplicates.add(id(key_node))  # skipped below, like a duplicate
-                    self._add(self._complex_key(key_node, inner))
-                    continue
-                key = own_keys[id(key_node)] = str(self._scalar(key_node, inner, None))
-                key_line = key_node.start_mark.line + 1
-                if key in own_lines:
-                    duplicates.add(id(key_node))
-                    self.problems.append(
-                        Problem(
-                            self.file,
-                            key_line,
-                            "",
-                            f"key '{key}' appears twice in the same mapping",
-                            f"remove one (the other is on line {own_lines[key]})",
-                        )
-                    )
-                else:
-                    own_lines[key] = key_line
-            self._constructor.flatten_mapping(node)
+                if key_node.tag == _MERGE_TAG:
+                    return self._read_merged(node, inner, line)
+            # Duplicates are an error: the first is kept.
             out: dict[str, Node] = {}
             key_lines: dict[str, int] = {}
-            for key_node, value_node in node.value:  # merged keys first, own keys last
-                if id(key_node) in duplicates:
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self._add(self._complex_key(key_node, inner))
                     continue
-                key = own_keys[id(key_node)] if id(key_node) in own_keys else str(self._scalar(key_node, inner, None))
-                out[key] = self.read(value_node, inner, key)
-                key_lines[key] = key_node.start_mark.line + 1
+                key = key_node.value if key_node.tag == _STR_TAG else str(self._scalar(key_node, inner, None))
+                key_line = key_node.start_mark.line + 1
+                if key in key_lines:
+                    self.problems.append(self._duplicate(key, key_line, key_lines[key]))
+                    continue
+                key_lines[key] = key_line
+                if value_node.tag == _STR_TAG and type(value_node) is yaml.ScalarNode:  # read(), inlined: most values
+                    out[key] = Node(value_node.value, value_node.start_mark.line + 1)
+                else:
+                    out[key] = self.read(value_node, inner, key)
             return Node(out, line, key_lines)
         if isinstance(node, yaml.SequenceNode):
             return Node([self.read(item, f"{inner}[{index}]") for index, item in enumerate(node.value)], line)
@@ -399,6 +442,7 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> Problem:
 
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MAX_TAGS_KEPT = 4096
 
 
 class _Loader(_BaseLoader):
@@ -413,10 +457,24 @@ class _Loader(_BaseLoader):
     _starts = frozenset(key for key in _BaseLoader.yaml_implicit_resolvers if key)
     _exact = None not in _BaseLoader.yaml_implicit_resolvers and not _BaseLoader.yaml_path_resolvers
 
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        # a plain scalar's tag depends on its text alone (no path resolvers): keys like
+        # name: and tcp: and values like 200 are resolved once per file, not per check.
+        # This loader's own: it holds the file's text only while the file is read
+        self._tags: dict[str, str] = {}
+
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if self._exact:
-            if kind is yaml.ScalarNode and (not implicit[0] or (value and value[0] not in self._starts)):
-                return _STR_TAG
+            if kind is yaml.ScalarNode:
+                if not implicit[0] or (value and value[0] not in self._starts):
+                    return _STR_TAG
+                tag = self._tags.get(value)
+                if tag is None:
+                    tag = super().resolve(kind, value, implicit)
+                    if len(self._tags) < _MAX_TAGS_KEPT:
+                        self._tags[value] = tag
+                return tag
             if kind is yaml.MappingNode:  # what the full resolver answers without path resolvers
                 return self.DEFAULT_MAPPING_TAG
             if kind is yaml.SequenceNode:
@@ -527,8 +585,7 @@ def _collector_paused() -> Iterator[None]:
 def _parse_layout(text: str, file: str, ctx: ParseContext) -> Layout:
     problems: list[Problem] = []
     node = _compose(text, file, problems)
-    secrets, suspects = _secrets_named(node, ctx.environ)
-    files = _secret_files(node, ctx)
+    secrets, suspects, files = _secrets_referenced(node, ctx)
     secrets += [form for data in files.values() if isinstance(data, bytes) for form in file_secret_forms(data)]
     literal, warnings = _literal_credentials(node, file)
     redactor = Redactor([*secrets, *literal], whole_only=suspects)
@@ -591,21 +648,37 @@ def _literal_credentials(root: Node, file: str) -> tuple[list[str], list[str]]:
 _ENV_NAME_CONVENTION = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
-def _secrets_named(root: Node, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
-    """(secrets, suspects) the layout refers to, found before it is validated (a layout
-    with problems still names them): the values of the variables its *_env keys name, and
-    the value of such a key itself when it does not look like a variable's name (it may
-    be the secret, pasted in place of the name)."""
-    keys, found, suspects, stack = SECRET_ENV_KEYS, [], [], [root]
+def _secrets_referenced(root: Node, ctx: ParseContext) -> tuple[list[str], list[str], dict[str, bytes | OSError]]:
+    """(secrets, suspects, files) the layout refers to, found before it is validated (a
+    layout with problems still names them, and no name or problem may show a secret):
+
+    - secrets: the values of the variables its *_env keys name;
+    - suspects: the value of such a key itself when it does not look like a variable's
+      name (it may be the secret, pasted in place of the name);
+    - files: {path: its bytes, or why it cannot be read} of every secret file
+      (`SecretFile` option) it names, each read once with files.py's rules (a regular
+      file of at most `SecretFile.cap` bytes: a FIFO or a device is refused without
+      blocking). The builder reports what could not be read at the check that names it.
+
+    One walk for all three: a 10,000-check layout has some 65,000 nodes. What a *_env key
+    holds is a variable's name (or a map of them), never an option: it is not walked."""
+    env_keys, file_keys, environ, kind = SECRET_ENV_KEYS, SECRET_FILE_KEYS, ctx.environ, SecretFile()
+    found: list[str] = []
+    suspects: list[str] = []
+    files: dict[str, bytes | OSError] = {}
+    stack = [root]
     while stack:  # each node is popped once: the tree is finite (aliases were bounded)
         node = stack.pop()
-        if isinstance(node.value, list):
-            stack.extend(node.value)
-        elif isinstance(node.value, dict):
-            for key, child in node.value.items():
-                named = [child] if key in keys else []
-                if named and isinstance(child.value, dict):  # headers_env: Header-Name: VARIABLE
-                    named = list(child.value.values())
+        value = node.value
+        if isinstance(value, list):
+            stack.extend(child for child in value if isinstance(child.value, (list, dict)))
+            continue
+        if not isinstance(value, dict):
+            continue
+        for key, child in value.items():
+            if key in env_keys:
+                # headers_env: {Header-Name: VARIABLE}
+                named = list(child.value.values()) if isinstance(child.value, dict) else [child]
                 for each in named:
                     if not isinstance(each.value, str):
                         continue
@@ -614,40 +687,19 @@ def _secrets_named(root: Node, environ: Mapping[str, str]) -> tuple[list[str], l
                         found.append(environ[name])
                     if not _ENV_NAME_CONVENTION.match(name):
                         suspects.append(name)
-                if not named:
-                    stack.append(child)
-    return found, suspects
-
-
-def _secret_files(root: Node, ctx: ParseContext) -> dict[str, bytes | OSError]:
-    """{path: its bytes, or why it cannot be read} of every secret file (`SecretFile`
-    option) the layout names, read before the layout is validated, like `_secrets_named`,
-    so that no name or problem can show a secret the file holds. Each file is read once,
-    with files.py's rules (a regular file of at most `SecretFile.cap` bytes: a FIFO or a
-    device is refused without blocking). The builder reports what could not be read at
-    the check that names it."""
-    kind = SecretFile()
-    out: dict[str, bytes | OSError] = {}
-    stack = [root]
-    while stack:  # each node is popped once: the tree is finite (aliases were bounded)
-        node = stack.pop()
-        if isinstance(node.value, list):
-            stack.extend(node.value)
-        elif isinstance(node.value, dict):
-            for key, child in node.value.items():
-                if key not in SECRET_FILE_KEYS or not isinstance(child.value, str):
-                    stack.append(child)
-                    continue
+            elif key in file_keys and isinstance(child.value, str):
                 try:
                     path = kind.parse(child.value, ctx)
                 except Invalid:
                     continue  # the builder reports it
-                if path not in out:
+                if path not in files:
                     try:
-                        out[path] = read_bounded(path, kind.cap)
+                        files[path] = read_bounded(path, kind.cap)
                     except OSError as exc:  # FileRefused too
-                        out[path] = exc
-    return out
+                        files[path] = exc
+            elif isinstance(child.value, (list, dict)):
+                stack.append(child)
+    return found, suspects, files
 
 
 # A secret file that is not there, or that this user may not read, is what `lint` meets on
@@ -706,17 +758,19 @@ def _check_count(layers_node: Node) -> int:
     return total
 
 
-def _check_type(type_key: str) -> tuple[Any, dict[str, OptionInfo], tuple[str, ...]]:
-    """(spec, its options by key, the keys a check of the type may have), asked per check."""
+def _check_type(type_key: str) -> tuple[Any, dict[str, OptionInfo], tuple[str, ...], tuple[str, ...]]:
+    """(spec, its options by key, the keys a check of the type may have, the required
+    ones), asked per check."""
     spec = spec_for(type_key)
     cached = _TYPE_INFO.get(type_key)
     if cached is None or cached[0] is not spec:
         infos = {info.key: info for info in spec.option_infos()}
-        cached = _TYPE_INFO[type_key] = (spec, infos, (type_key, *_COMMON_CHECK_KEYS, *infos))
+        required = tuple(key for key, info in infos.items() if info.required)
+        cached = _TYPE_INFO[type_key] = (spec, infos, (type_key, *_COMMON_CHECK_KEYS, *infos), required)
     return cached
 
 
-_TYPE_INFO: dict[str, tuple[Any, dict[str, OptionInfo], tuple[str, ...]]] = {}
+_TYPE_INFO: dict[str, tuple[Any, dict[str, OptionInfo], tuple[str, ...], tuple[str, ...]]] = {}
 
 
 def _fields_of_kind(options: type, kind: type) -> tuple[tuple[str, Any], ...]:
@@ -762,7 +816,7 @@ class _Builder(Validator):
     ) -> None:
         super().__init__(file, problems)
         self.ctx = ctx
-        self.secret_files = secret_files  # read by _secret_files()
+        self.secret_files = secret_files  # read by _secrets_referenced()
         self.file_secrets: dict[str, bytes] = {}  # those the layout's checks use
 
     def check_secret_files(self, node: Node, where: str, options: Any) -> None:
@@ -828,8 +882,9 @@ class _Builder(Validator):
                 node.key_lines[key], where, f"'{key}' is empty", f"give it a value ({kind.hint}) or remove the key"
             )
             return default
+        value = child.value
         try:
-            return kind.parse(child.plain(), self.ctx)
+            return kind.parse(child.plain() if isinstance(value, (dict, list)) else value, self.ctx)
         except Invalid as exc:
             self.problem(node.key_lines[key], where, f"'{key}': {exc.message}", exc.fix)
             return default
@@ -1137,7 +1192,7 @@ class _Builder(Validator):
             )
             return None
         type_key = type_keys[0]
-        spec, infos, allowed = _check_type(type_key)
+        spec, infos, allowed, required = _check_type(type_key)
         where = f"{where} ({type_key})"
         self.unknown_keys(node, allowed, where, f"{type_key} check")
 
@@ -1150,10 +1205,10 @@ class _Builder(Validator):
             self.check_timeout(node, where, timeout, interval, "it", "the layout's interval")
         values = {}
         given = node.value
-        for key, info in infos.items():
-            # an option not given takes its default (the options dataclass's own), unless required
-            if key in given or info.required:
-                values[key] = self.parse(node, key, info.kind, where, required=info.required, default=info.default)
+        # an option not given takes its default (the options dataclass's own), unless required
+        for key in (*(key for key in given if key in infos), *(key for key in required if key not in given)):
+            info = infos[key]
+            values[key] = self.parse(node, key, info.kind, where, required=info.required, default=info.default)
         if len(self.problems) > before or target is None:
             return None
         options = spec.options(**values)

@@ -575,7 +575,8 @@ def test_a_literal_credential_is_a_warning_with_its_line_and_masked_in_problems(
 
 def test_the_loaders_shortcut_resolves_every_scalar_as_the_full_resolver_does():
     """layout._Loader answers most scalars' implicit tags itself (text that starts no
-    implicit pattern): on scalars of every kind it finds the tags yaml's own resolver finds."""
+    implicit pattern) and keeps the tag of each plain text it resolved: on scalars of every
+    kind, seen once or again, it finds the tags yaml's own resolver finds."""
     import yaml
 
     from stackscope.layout import _Loader
@@ -585,7 +586,10 @@ def test_the_loaders_shortcut_resolves_every_scalar_as_the_full_resolver_does():
         "1.5", ".5", "-.inf", ".NaN", "1e3", "2001-12-14", "2001-12-14t21:59:43.10-05:00", "<<", "=", "c12",
         "http://x/", "auth backend", "'quoted true'", '"42"', "!!str 5", "[1, two]", "{a: 1}",
     ]  # fmt: skip
+    # twice, quoted between: the second time a plain value's tag is the one the loader kept
     text = "\n".join(f"k{index}: {value}" for index, value in enumerate(scalars)) + "\n"
+    text += "".join(f"q{index}: '{value}'\n" for index, value in enumerate(["yes", "0", "1.5", "null"]))
+    text += "".join(f"m{index}: {value}\n" for index, value in enumerate(scalars))
 
     def tags(loader) -> list[str]:
         root = yaml.compose(text, Loader=loader)
