@@ -393,9 +393,21 @@ class Engine:
         result decides which layer that is (diagnosis.related_layers) and was known before
         the change. Until they are in, the verdict rests on evidence from two moments and
         is held (diagnosis.stale_evidence, stream.py): a backend's 200 from 2 ms before it
-        died must not clear it of the LB's 503 of 200 ms later. A check being probed or
-        confirmed right now needs nothing: its next result comes after the change.
-        `layer` is the changed check's, `since` the end of the probe that saw the change."""
+        died must not clear it of the LB's 503 of 200 ms later. `layer` is the changed
+        check's, `since` the end of the probe that saw the change."""
+        on_start, on_result = self._callbacks
+        for check in self._stale_related(layer, since):
+            task = asyncio.ensure_future(self._run_one(check, on_start, on_result))
+            self._busy.add(check.id)  # from now, not from when the task first runs
+            self._extra.add(task)
+            task.add_done_callback(self._extra.discard)
+
+    def _stale_related(self, layer: str, since: float) -> list[Check]:
+        """The checks of the layers related to `layer` known before `since`, each counted
+        as re-probed once more this round (at most REFRESHES_PER_ROUND times). A check
+        being probed or confirmed right now needs nothing: its next result comes after
+        the change."""
+        stale = []
         for check in self._related.get(layer, ()):
             known = self.latest.get(check.id)
             if known is None or known.finished_at >= since or check.id in self._busy:
@@ -404,12 +416,8 @@ class Engine:
             if count >= REFRESHES_PER_ROUND:
                 continue
             self._refreshed[check.id] = count + 1
-            on_start, on_result = self._callbacks
-            again = self._reprobe_once if self.workers > 1 else self._run_one
-            task = asyncio.ensure_future(again(check, on_start, on_result))
-            self._busy.add(check.id)  # from now, not from when the task first runs
-            self._extra.add(task)
-            task.add_done_callback(self._extra.discard)
+            stale.append(check)
+        return stale
 
     async def _run_sharded(
         self,
@@ -419,8 +427,10 @@ class Engine:
     ) -> None:
         """The round in worker processes, one per core (workers.py). Their results arrive
         here in the order the probes ended, whichever worker ran them, and are redacted,
-        recorded and reported as _run_one's would be: a change re-probes, in this process,
-        the related checks known before it (`_refresh`), across every shard. Shard by shard
+        recorded and reported as _run_one's would be. The re-probes the changes among them
+        ask for (`_refresh`: the related checks known before a change, across every shard)
+        are a second pass through the same workers, and so on while the re-probes bring
+        changes of their own (bounded: REFRESHES_PER_ROUND per check). Shard by shard
         instead, a backend's 200 from before the fault could arrive after the LB's 503 and
         look like the newer evidence. A sharded round (WORKER_THRESHOLD checks or more)
         does not suspect silent probes: the workers keep no history, and a timer per
@@ -429,43 +439,26 @@ class Engine:
 
         if self._pool is None:
             self._pool = WorkerPool(self.layout, self.workers, self.environ)
-        if on_start is not None:
-            for check in checks:
-                on_start(check)
-        replies = await self._pool.run_round()
-        replies.sort(key=lambda pair: pair[1].finished_at)  # stable: a lost shard's (0.0) first
-        # the re-probes every change asks for, gathered per layer (its latest change) and
-        # started once all are in: the same checks as one `_refresh` per change, without
-        # walking a 10,000-check layer again for each of thousands of changes
-        flips: dict[str, float] = {}
-        self._flips = flips
-        try:
-            for check_id, outcome in replies:
-                if outcome.confirmed:  # the worker's confirmed status: what a re-probe here differs from
-                    self.confirmed[check_id] = outcome.status
-                self._arrive(self.redactor.result(outcome), on_result)
-        finally:
-            self._flips = None
-        for layer, since in flips.items():
-            self._refresh(layer, since)
-
-    async def _reprobe_once(
-        self,
-        check: Check,
-        on_start: Callable[[Check], None] | None,
-        on_result: Callable[[Result], None] | None,
-    ) -> Result:
-        """A sharded round's re-probe of a related check (`_refresh`), here in the parent:
-        one probe, no confirmation re-probes (the check's worker confirms a change in its
-        next round), so a status other than the confirmed one is shown unconfirmed."""
-        self._busy.add(check.id)
-        try:
-            outcome = await self._probe_once(check, on_start, on_result)
-        finally:
-            self._busy.discard(check.id)
-        if outcome.status is not self.confirmed.get(check.id, Status.OK):
-            outcome = outcome.stamped(confirmed=False)
-        return self._arrive(outcome, on_result)
+        wanted: list[Check] | None = None  # None: every check
+        while wanted is None or wanted:
+            if on_start is not None:
+                for check in checks if wanted is None else wanted:
+                    on_start(check)
+            replies = await self._pool.run_round(None if wanted is None else {check.id for check in wanted})
+            replies.sort(key=lambda pair: pair[1].finished_at)  # stable: a lost shard's (0.0) first
+            # the changes, per layer its latest: the same re-probes as one `_refresh` per
+            # change, without walking a 10,000-check layer again for each of thousands
+            flips: dict[str, float] = {}
+            self._flips = flips
+            try:
+                for _, outcome in replies:
+                    self._arrive(self.redactor.result(outcome), on_result)
+            finally:
+                self._flips = None
+            again: dict[str, Check] = {}
+            for layer, since in flips.items():
+                again.update((check.id, check) for check in self._stale_related(layer, since))
+            wanted = list(again.values())
 
     async def aclose(self) -> None:
         if self._pool is not None:

@@ -634,11 +634,23 @@ class Layout:
         """The values of every check option whose kind has `flag` set."""
         names: set[str] = set()
         for check in self.checks():
-            for f in dataclasses.fields(check.options):
-                if getattr(f.metadata.get("kind"), flag, False):
-                    value = getattr(check.options, f.name)
-                    if isinstance(value, tuple):  # a mapping of names to variables (headers_env)
-                        names.update(env for _, env in value)
-                    elif value:
-                        names.add(value)
+            for name in _flagged_fields(type(check.options), flag):
+                value = getattr(check.options, name)
+                if isinstance(value, tuple):  # a mapping of names to variables (headers_env)
+                    names.update(env for _, env in value)
+                elif value:
+                    names.add(value)
         return names
+
+
+def _flagged_fields(options: type, flag: str) -> tuple[str, ...]:
+    """The fields of an options dataclass whose kind has `flag` set: asked for every check
+    of a layout (three times by `lint`), found once per options class."""
+    found = _FLAGGED.get((options, flag))
+    if found is None:
+        fields = dataclasses.fields(options)
+        found = _FLAGGED[options, flag] = tuple(f.name for f in fields if getattr(f.metadata.get("kind"), flag, False))
+    return found
+
+
+_FLAGGED: dict[tuple[type, str], tuple[str, ...]] = {}

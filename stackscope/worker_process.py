@@ -21,7 +21,8 @@ from stackscope.workers import read_frame, to_compact, write_frame
 
 def main() -> None:
     """A worker process (python -m stackscope.worker_process): read its layout and shard from
-    stdin, then for every "round" probe the shard and write the compact results."""
+    stdin, then for every "round" probe the shard, for every ("probe", indexes) those of
+    its checks, and write the compact results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the result stream
@@ -38,7 +39,7 @@ async def _serve(source, sink, layout, indexes: list[int], environ: Mapping[str,
     engine.pacer = Pacer(SHARD_START_RATE)
     engine.warm_up()
     every = list(layout.checks())
-    shard = [every[i] for i in indexes]
+    mine = set(indexes)
     settle_memory()
     loop = asyncio.get_running_loop()
     try:
@@ -47,15 +48,19 @@ async def _serve(source, sink, layout, indexes: list[int], environ: Mapping[str,
                 message = await loop.run_in_executor(None, read_frame, source)
             except (EOFError, OSError, pickle.UnpicklingError):
                 return  # the parent is gone
-            if message != "round":
+            if message == "round":  # the whole shard, a new round
+                engine.context.begin_round()
+                wanted = indexes
+            elif isinstance(message, tuple) and len(message) == 2 and message[0] == "probe":
+                wanted = [i for i in message[1] if i in mine]  # the round's re-probes (Engine._run_sharded)
+            else:
                 return
-            engine.context.begin_round()
             results = await engine.pacer.run(
-                shard,
+                [every[i] for i in wanted],
                 lambda check: engine._run_one(check, None, None),
                 max_spread=layout.interval * MAX_SPREAD_SHARE,
             )
-            write_frame(sink, [to_compact(i, r) for i, r in zip(indexes, results)])
+            write_frame(sink, [to_compact(i, r) for i, r in zip(wanted, results)])
     finally:
         await engine.aclose()
 

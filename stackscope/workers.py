@@ -7,7 +7,8 @@ with its own engine and event loop on a fixed shard of the checks (check i goes 
 i mod N), paced by its own scheduler. A worker sends its results back in one message of
 plain tuples (no Result objects, no layout), each with the moment its probe ended; the
 engine turns them back into Results and takes them in that order across workers, so that
-a change seen by one worker re-probes the related checks another saw before it.
+a change seen by one worker re-probes the related checks another saw before it: a second
+pass, in which each worker probes only the checks of its shard it is sent.
 
 Workers are fresh interpreters (`python -m stackscope.worker_process`, safe from a process with
 threads and a running event loop, as the dashboard is), started once and kept for the
@@ -25,7 +26,7 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.scheduler import WORKER_THRESHOLD
@@ -136,25 +137,30 @@ class WorkerPool:
         self._workers[slot] = process
         return process
 
-    async def run_round(self) -> list[tuple[str, Result]]:
-        """Probe every check once: (check id, result) for each, shard by shard. A result's
-        finished_at is the worker's wall clock when the probe ended (0.0 for a lost one)."""
+    async def run_round(self, only: Collection[str] | None = None) -> list[tuple[str, Result]]:
+        """Probe every check once, or the checks `only` names (by id): (check id, result)
+        for each, shard by shard. A result's finished_at is the worker's wall clock when
+        the probe ended (0.0 for a lost one)."""
         loop = asyncio.get_running_loop()
         bound = self.layout.interval + max((c.timeout for c in self.checks), default=0) + REPLY_GRACE
 
-        async def one(slot: int) -> list[tuple[str, Result]]:
+        async def one(slot: int, indexes: list[int]) -> list[tuple[str, Result]]:
             process = self._workers[slot]
             try:
                 if process is None or process.poll() is not None:
                     process = self._start(slot)
-                write_frame(process.stdin, "round")
+                write_frame(process.stdin, "round" if only is None else ("probe", indexes))
                 reply = await asyncio.wait_for(loop.run_in_executor(None, read_frame, process.stdout), bound)
             except (EOFError, OSError, TimeoutError, pickle.UnpicklingError) as exc:
                 self._stop(slot)
-                return [_lost(self.checks[i].id, exc) for i in self.shards[slot]]
+                return [_lost(self.checks[i].id, exc) for i in indexes]
             return [(self.checks[item[0]].id, from_compact(self.checks[item[0]].id, item)) for item in reply]
 
-        replies = await asyncio.gather(*(one(slot) for slot in range(self.count)))
+        work = [
+            (slot, shard if only is None else [i for i in shard if self.checks[i].id in only])
+            for slot, shard in enumerate(self.shards)
+        ]
+        replies = await asyncio.gather(*(one(slot, indexes) for slot, indexes in work if indexes))
         return [pair for reply in replies for pair in reply]
 
     def _stop(self, slot: int) -> None:

@@ -483,7 +483,8 @@ async def test_a_sharded_round_re_probes_related_checks_across_shards():
     """Worker 0 probes the LB, worker 1 the backend. The backend answers, then dies; the
     LB's request, answered after that, fails. Shard by shard the backend's 200 could look
     like the newer evidence and name the LB: the engine takes the results in the order
-    their probes ended and probes the backend again, here, before any verdict."""
+    their probes ended and has the backend probed again (a second pass through its worker)
+    before any verdict."""
     from stackscope import stream
     from stackscope.diagnosis import assess
     from tests.probe_helpers import layout_of
@@ -527,7 +528,7 @@ async def test_a_sharded_round_re_probes_related_checks_across_shards():
         lb.close()
         backend.close()
     auth = snap.results["Backends/auth-1"]
-    assert not auth.ok and len(engine.history["Backends/auth-1"]) == 2, auth.detail  # probed again, here
+    assert not auth.ok and len(engine.history["Backends/auth-1"]) == 2, auth.detail  # probed again
     front = snap.results[next(c.id for c in lay.checks() if c.id.startswith("LB/"))]
     assert auth.finished_at > front.changed_at  # the backend's evidence is from after the LB's change
     assert assess(snap).verdict.layer == "Backends"
