@@ -446,6 +446,10 @@ class Engine:
                     on_start(check)
             replies = await self._pool.run_round(None if wanted is None else {check.id for check in wanted})
             replies.sort(key=lambda pair: pair[1].finished_at)  # stable: a lost shard's (0.0) first
+            # known all at once, handed over one by one: until its result is, a check counts
+            # as not reported (`outstanding`), so no verdict is judged on part of the pass
+            # (nor, at 10,000 checks, 10,000 times in a row)
+            self._fresh.difference_update(check_id for check_id, _ in replies)
             # the changes, per layer its latest: the same re-probes as one `_refresh` per
             # change, without walking a 10,000-check layer again for each of thousands
             flips: dict[str, float] = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -462,21 +461,54 @@ async def test_a_round_never_waits_on_re_probes_that_have_ended():
 # --------------------------------------------------------------------------- sharded rounds
 
 
-def _answer_503_after(seen: asyncio.Event, then) -> Callable:
-    """An LB that fails its request once the backend has answered its own probe (`seen`),
-    after `then()`: the two results are from two moments, the LB's the later one."""
+async def _lb_over_backends_that_die(count: int = 1):
+    """(backend servers, LB server, layout): an LB over `count` backends, each a TCP
+    server. Once every backend has been probed (its probe connected and closed: its
+    result is in), the backends stop listening and the LB's request fails with a 503, so
+    the backends' results are from before the fault and the LB's from after it."""
+    from tests.probe_helpers import layout_of
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    seen = [asyncio.Event() for _ in range(count)]
+
+    def accept(event: asyncio.Event):
+        async def handle(reader, writer):
+            try:
+                await asyncio.wait_for(reader.read(), 5)  # the probe has closed: its result is in
+            finally:
+                event.set()
+                writer.close()
+
+        return handle
+
+    backends = [await asyncio.start_server(accept(event), "127.0.0.1", 0) for event in seen]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            await asyncio.wait_for(seen.wait(), 5)
-            then()
+            await asyncio.wait_for(asyncio.gather(*(event.wait() for event in seen)), 5)
+            for backend in backends:
+                backend.close()
             writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             await writer.drain()
         finally:
             writer.close()
 
-    return handle
+    lb = await asyncio.start_server(answer, "127.0.0.1", 0)
+    lay = layout_of(
+        [
+            {"name": "LB", "role": "lb", "checks": [{"http": f"http://127.0.0.1:{lb.sockets[0].getsockname()[1]}/"}]},
+            {
+                "name": "Backends",
+                "role": "backend",
+                "checks": [
+                    {"tcp": f"127.0.0.1:{backend.sockets[0].getsockname()[1]}", "name": f"auth-{index + 1}"}
+                    for index, backend in enumerate(backends)
+                ],
+            },
+        ],
+        timeout="2s",
+    )
+    return backends, lb, lay
 
 
 async def test_a_sharded_round_re_probes_related_checks_across_shards():
@@ -487,30 +519,8 @@ async def test_a_sharded_round_re_probes_related_checks_across_shards():
     before any verdict."""
     from stackscope import stream
     from stackscope.diagnosis import assess
-    from tests.probe_helpers import layout_of
 
-    seen = asyncio.Event()
-
-    async def accept(reader, writer):
-        try:
-            await asyncio.wait_for(reader.read(), 5)  # the probe has closed: its result is in
-        finally:
-            seen.set()
-            writer.close()
-
-    backend = await asyncio.start_server(accept, "127.0.0.1", 0)
-    lb = await asyncio.start_server(_answer_503_after(seen, backend.close), "127.0.0.1", 0)
-    lay = layout_of(
-        [
-            {"name": "LB", "role": "lb", "checks": [{"http": f"http://127.0.0.1:{lb.sockets[0].getsockname()[1]}/"}]},
-            {
-                "name": "Backends",
-                "role": "backend",
-                "checks": [{"tcp": f"127.0.0.1:{backend.sockets[0].getsockname()[1]}", "name": "auth-1"}],
-            },
-        ],
-        timeout="2s",
-    )
+    backends, lb, lay = await _lb_over_backends_that_die()
     engine = Engine(lay, workers=2)
     verdicts = stream.VerdictStream()
     shown = []
@@ -526,13 +536,37 @@ async def test_a_sharded_round_re_probes_related_checks_across_shards():
     finally:
         await engine.aclose()
         lb.close()
-        backend.close()
+        backends[0].close()
     auth = snap.results["Backends/auth-1"]
     assert not auth.ok and len(engine.history["Backends/auth-1"]) == 2, auth.detail  # probed again
     front = snap.results[next(c.id for c in lay.checks() if c.id.startswith("LB/"))]
     assert auth.finished_at > front.changed_at  # the backend's evidence is from after the LB's change
     assert assess(snap).verdict.layer == "Backends"
     assert shown and set(shown) == {"Backends"}, shown
+
+
+async def test_a_sharded_pass_counts_its_checks_outstanding_until_each_is_handed_over():
+    """A pass's results are all known at once and handed over one by one: until its
+    result is, a check counts as not reported, re-probed ones included, so a verdict is
+    judged on whole passes only (never 10,000 times on part of one)."""
+    backends, lb, lay = await _lb_over_backends_that_die(2)
+    engine = Engine(lay, workers=2)
+    seen: list[tuple[str, int, bool]] = []
+
+    def arrived(result: Result) -> None:
+        seen.append((result.check_id, engine.outstanding_count(), engine.current() is not None))
+
+    try:
+        await engine.run_round(on_result=arrived)
+    finally:
+        await engine.aclose()
+        lb.close()
+        for backend in backends:
+            backend.close()
+    assert [count for _, count, _ in seen[:3]] == [2, 1, 0], seen  # the round's pass
+    assert {check_id for check_id, _, _ in seen[3:5]} == {"Backends/auth-1", "Backends/auth-2"}, seen
+    assert [count for _, count, _ in seen[3:5]] == [1, 0], seen  # the re-probes' pass
+    assert all(judged is (count == 0) for _, count, judged in seen), seen
 
 
 async def test_a_worker_lost_mid_round_reports_its_checks_unknown_and_is_replaced():
