@@ -23,7 +23,6 @@ import ipaddress
 import logging
 import shlex
 import signal
-import sys
 from collections.abc import Sequence
 
 import aiohttp_jinja2
@@ -31,6 +30,8 @@ import jinja2
 from aiohttp import web
 from textual_serve.server import Server
 from yarl import URL
+
+from stackscope.launch import python_command
 
 DEFAULT_MAX_SESSIONS = 20
 # A terminal size a browser may ask for: a bigger one costs the session's app memory and time
@@ -40,9 +41,10 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def session_command(argv: Sequence[str]) -> str:
-    """The shell command a session runs: this Python running stackscope with `argv`, each
-    word quoted (textual-serve runs the command through `sh -c`)."""
-    return shlex.join([sys.executable, "-m", "stackscope", *argv])
+    """The shell command a session runs: this Python running this stackscope with `argv`
+    (launch.py: never a `stackscope/` of the server's current directory), each word
+    quoted (textual-serve runs the command through `sh -c`)."""
+    return shlex.join(python_command("stackscope", *argv))
 
 
 def _clamp(text: str | None, bounds: tuple[int, int], default: int) -> int:

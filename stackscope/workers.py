@@ -10,8 +10,9 @@ engine turns them back into Results and takes them in that order across workers,
 a change seen by one worker re-probes the related checks another saw before it: a second
 pass, in which each worker probes only the checks of its shard it is sent.
 
-Workers are fresh interpreters (`python -m stackscope.worker_process`, safe from a process with
-threads and a running event loop, as the dashboard is), started once and kept for the
+Workers are fresh interpreters running stackscope.worker_process (started by
+launch.python_command: safe from a process with threads and a running event loop, as the
+dashboard is, and never importing the current directory's code), started once and kept for the
 engine's life, talking over their stdin and stdout in length-prefixed pickle frames; a
 worker that dies is reported as an UNKNOWN for each of its checks and replaced the next
 round. They ignore Ctrl-C (the parent decides when to stop) and leave when their stdin
@@ -25,9 +26,9 @@ import contextlib
 import os
 import pickle
 import subprocess
-import sys
 from collections.abc import Collection, Mapping
 
+from stackscope.launch import python_command
 from stackscope.model import ErrorKind, Result, Status
 from stackscope.scheduler import WORKER_THRESHOLD
 
@@ -122,13 +123,10 @@ class WorkerPool:
         self._layout_bytes: bytes | None = None
 
     def _start(self, slot: int) -> subprocess.Popen:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         process = subprocess.Popen(
-            [sys.executable, "-m", "stackscope.worker_process"],
+            python_command("stackscope.worker_process"),  # this tree's code, never the current directory's
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
             start_new_session=True,  # a Ctrl-C on the terminal is the parent's to handle
         )
         if self._layout_bytes is None:

@@ -17,6 +17,7 @@ import pytest
 from stackscope import cli
 from stackscope.classroom import FULL_CODE, Classroom, session_command
 from stackscope.demo.faults import FAULTS
+from stackscope.launch import python_command
 
 FAULT = next(iter(FAULTS))
 
@@ -27,7 +28,8 @@ WAITER = "import os,sys; open(sys.argv[1],'w').write(os.environ['COLUMNS']); sys
 def test_the_session_command_is_the_argv_quoted_word_by_word():
     hostile = ["replay", "/tmp/a b; rm -rf ~ `id` $(id) 'x\".jsonl", "--speed", "2.0"]
     command = session_command(hostile)
-    assert shlex.split(command) == [sys.executable, "-m", "stackscope", *hostile]
+    assert shlex.split(command) == python_command("stackscope", *hostile)
+    assert shlex.split(command)[0] == sys.executable and shlex.split(command)[-4:] == hostile
 
 
 async def _until(predicate, what: str, seconds: float = 15.0):
@@ -144,9 +146,9 @@ def test_each_session_runs_the_checked_command_with_the_file_names_quoted(tmp_pa
     assert cli.main(["replay", str(path), "--serve", "127.0.0.1:8000", "--speed", "4"]) == 0
     assert cli.main(["demo", "--serve", "[::1]:8000", "--fault", FAULT, "--blind"]) == 0
     (replay, title), (demo, _) = served
-    assert shlex.split(replay)[3:] == ["replay", str(path), "--speed", "4.0"]
+    assert shlex.split(replay) == python_command("stackscope", "replay", str(path), "--speed", "4.0")
     assert title.startswith("stackscope replay: ") and str(path) not in title
-    assert shlex.split(demo)[3:] == ["demo", "--fault", FAULT, "--blind"]
+    assert shlex.split(demo) == python_command("stackscope", "demo", "--fault", FAULT, "--blind")
 
     assert cli.main(["replay", str(path), "--serve", "127.0.0.1:8000", "--plain"]) == 3
     assert "not with --plain" in capsys.readouterr().err
