@@ -142,7 +142,6 @@ class Engine:
         self._extra: set[asyncio.Future] = set()
         self._refreshed: dict[str, int] = {}
         self.refresh_related = refresh_related
-        self._flips: dict[str, float] | None = None  # layer -> latest change, while a sharded round arrives
         self._callbacks: tuple[Callable[[Check], None] | None, Callable[[Result], None] | None] = (None, None)
 
     def _default_workers(self) -> int:
@@ -359,6 +358,15 @@ class Engine:
         self._arrive(self.redactor.result(suspected), on_result)
 
     def _arrive(self, outcome: Result, on_result: Callable[[Result], None] | None) -> Result:
+        """Record and report a result; a change re-probes the related checks (`_refresh`)."""
+        outcome, flipped = self._record(outcome, on_result)
+        if flipped and self.refresh_related:
+            self._refresh(self._layer_of[outcome.check_id], outcome.finished_at)
+        return outcome
+
+    def _record(self, outcome: Result, on_result: Callable[[Result], None] | None) -> tuple[Result, bool]:
+        """Stamp, record and report a result: (it stamped, whether its check went from OK
+        to failing or back)."""
         finished_at = outcome.finished_at or self.clock()
         before = self.latest.get(outcome.check_id)
         # A check first seen failing changed from "healthy until shown otherwise" (what the
@@ -380,13 +388,7 @@ class Engine:
         self._fresh.add(outcome.check_id)
         if on_result is not None:
             on_result(outcome)
-        if flipped and self.refresh_related:
-            layer = self._layer_of[outcome.check_id]
-            if self._flips is None:
-                self._refresh(layer, finished_at)
-            elif outcome.started_at:  # a lost worker's result (never started) is no news of the system
-                self._flips[layer] = max(finished_at, self._flips.get(layer, 0.0))
-        return outcome
+        return outcome, flipped
 
     def _refresh(self, layer: str, since: float) -> None:
         """A check went from OK to failing or back: probe again, now, every check whose
@@ -453,12 +455,12 @@ class Engine:
             # the changes, per layer its latest: the same re-probes as one `_refresh` per
             # change, without walking a 10,000-check layer again for each of thousands
             flips: dict[str, float] = {}
-            self._flips = flips
-            try:
-                for _, outcome in replies:
-                    self._arrive(self.redactor.result(outcome), on_result)
-            finally:
-                self._flips = None
+            for _, outcome in replies:
+                outcome, flipped = self._record(self.redactor.result(outcome), on_result)
+                # a lost worker's result (never started) is no news of the system
+                if flipped and self.refresh_related and outcome.started_at:
+                    layer = self._layer_of[outcome.check_id]
+                    flips[layer] = max(outcome.finished_at, flips.get(layer, 0.0))
             again: dict[str, Check] = {}
             for layer, since in flips.items():
                 again.update((check.id, check) for check in self._stale_related(layer, since))

@@ -127,7 +127,7 @@ class Node:
             return NotImplemented
         return (self.value, self.line, dict(self.key_lines)) == (other.value, other.line, dict(other.key_lines))
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+    __hash__ = None  # type: ignore[assignment]  # mutable: no set member or dict key
 
     def plain(self) -> Any:
         if isinstance(self.value, dict):
