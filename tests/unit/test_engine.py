@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -411,12 +412,28 @@ async def test_a_failing_check_is_not_suspected_again_while_it_is_re_probed():
     ]
 
 
+def _verdicts_streamed(engine: Engine) -> tuple[list[str], Callable[[Result], None]]:
+    """(the layers of the verdicts streamed, the on_result that streams them) as `watch
+    --plain` judges them: each result re-judged, a verdict shown when it is news."""
+    from stackscope import stream
+
+    verdicts = stream.VerdictStream()
+    shown: list[str] = []
+
+    def arrived(result: Result) -> None:
+        snapshot, outstanding = stream.per_result(engine)
+        diagnosis = verdicts.judge(snapshot, outstanding)
+        if diagnosis is not None and diagnosis.verdict is not None:
+            shown.append(diagnosis.verdict.layer)
+
+    return shown, arrived
+
+
 async def test_a_fault_beginning_with_the_first_round_never_names_the_lb():
     """A watch's first round can begin as a fault does: a member answers its first probe
     and dies, and the LB's request, a moment later, fails on it. Those two results are
     from two moments; judged together they would name the LB. The LB's failure, first
     seen, is a change: the member is probed again before any verdict is shown."""
-    from stackscope import stream
     from tests.probe_helpers import layout_of
 
     engine = Engine(
@@ -428,14 +445,7 @@ async def test_a_fault_beginning_with_the_first_round_never_names_the_lb():
             timeout="300ms",
         )
     )
-    verdicts = stream.VerdictStream()
-    shown = []
-
-    def arrived(result: Result) -> None:
-        snapshot, outstanding = stream.per_result(engine)
-        diagnosis = verdicts.judge(snapshot, outstanding)
-        if diagnosis is not None and diagnosis.verdict is not None:
-            shown.append(diagnosis.verdict.layer)
+    shown, arrived = _verdicts_streamed(engine)
 
     snap = await engine.run_round(on_result=arrived)
     from stackscope.diagnosis import assess
@@ -517,19 +527,11 @@ async def test_a_sharded_round_re_probes_related_checks_across_shards():
     like the newer evidence and name the LB: the engine takes the results in the order
     their probes ended and has the backend probed again (a second pass through its worker)
     before any verdict."""
-    from stackscope import stream
     from stackscope.diagnosis import assess
 
     backends, lb, lay = await _lb_over_backends_that_die()
     engine = Engine(lay, workers=2)
-    verdicts = stream.VerdictStream()
-    shown = []
-
-    def arrived(result: Result) -> None:
-        snapshot, outstanding = stream.per_result(engine)
-        diagnosis = verdicts.judge(snapshot, outstanding)
-        if diagnosis is not None and diagnosis.verdict is not None:
-            shown.append(diagnosis.verdict.layer)
+    shown, arrived = _verdicts_streamed(engine)
 
     try:
         snap = await engine.run_round(on_result=arrived)
