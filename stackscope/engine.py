@@ -102,11 +102,14 @@ class Engine:
         clock: Callable[[], float] = time.time,
         workers: int | None = None,
         refresh_related: bool = True,
+        suspect_silence: bool = True,
     ) -> None:
         """`workers`: processes to share each round among (0: this one only; None: one
         per core from workers.WORKER_THRESHOLD checks on). `refresh_related`: re-probe the
         related checks when one changes (`_refresh`); off in a worker process, which sees
-        one shard: its parent does it across every shard."""
+        one shard: its parent does it across every shard. `suspect_silence`: suspect a
+        silent probe as the layout says (suspicion.py); off in a worker process, which
+        hands over only a probe's end."""
         self.layout = layout
         self.clock = clock
         environ = os.environ if environ is None else environ
@@ -142,6 +145,7 @@ class Engine:
         self._extra: set[asyncio.Future] = set()
         self._refreshed: dict[str, int] = {}
         self.refresh_related = refresh_related
+        self.suspect_settings = layout.suspect if suspect_silence else None
         self._callbacks: tuple[Callable[[Check], None] | None, Callable[[Result], None] | None] = (None, None)
 
     def _default_workers(self) -> int:
@@ -329,7 +333,7 @@ class Engine:
         """Arm one timer at the silence where this probe becomes suspected (suspicion.py),
         or none: suspicion off, too little history, a crossing past the timeout, or a check
         that is not healthy now (a failing check being re-probed has nothing to suspect)."""
-        settings = self.layout.suspect
+        settings = self.suspect_settings
         latest = self.latest.get(check.id)
         if settings is None or latest is None or latest.status is not Status.OK:
             return None

@@ -35,7 +35,8 @@ def main() -> None:
 
 async def _serve(source, sink, layout, indexes: list[int], environ: Mapping[str, str]) -> None:
     raise_fd_limit()
-    engine = Engine(layout, environ=environ, workers=0, refresh_related=False)  # the parent re-probes
+    # the parent re-probes across shards; a suspicion would never leave this process
+    engine = Engine(layout, environ=environ, workers=0, refresh_related=False, suspect_silence=False)
     engine.pacer = Pacer(SHARD_START_RATE)
     engine.warm_up()
     every = list(layout.checks())

@@ -383,9 +383,7 @@ async def test_a_hung_real_backend_is_suspected_before_it_times_out(tmp_path):
 async def test_when_a_silent_probe_is_suspected(answered, suspect, lag, expected):
     STATE.stall_after = answered
     lay = layout("stall")
-    engine = Engine(lay if suspect is None else _suspecting(lay, **suspect))
-    if suspect is None:
-        engine.layout = dataclasses.replace(lay, suspect=None)
+    engine = Engine(dataclasses.replace(lay, suspect=None) if suspect is None else _suspecting(lay, **suspect))
     engine.confirm_retries = 0
     for _ in range(answered):
         await engine.run_round()
@@ -394,6 +392,24 @@ async def test_when_a_silent_probe_is_suspected(answered, suspect, lag, expected
     streamed: list[Result] = []
     await engine._run_one(next(iter(lay.checks())), None, streamed.append)
     assert [r.key_fact for r in streamed] == expected
+
+
+async def test_a_worker_process_engine_suspects_nothing():
+    """A worker of a sharded round hands over only a probe's end: its engine arms no
+    suspicion timer (suspect_silence=False), where the same layout's own engine would."""
+    STATE.stall_after = STALL_AFTER
+    lay = _suspecting(layout("stall"), min_silence=0.05)
+    streamed: dict[bool, list[str]] = {}
+    for suspecting in (True, False):
+        STATE.calls = 0
+        engine = Engine(lay, suspect_silence=suspecting)
+        engine.confirm_retries = 0
+        for _ in range(STALL_AFTER):
+            await engine.run_round()
+        seen: list[Result] = []
+        await engine._run_one(next(iter(lay.checks())), None, seen.append)
+        streamed[suspecting] = [r.key_fact for r in seen]
+    assert streamed == {True: ["suspected", "timeout"], False: ["timeout"]}
 
 
 async def test_a_failing_check_is_not_suspected_again_while_it_is_re_probed():
