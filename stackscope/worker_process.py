@@ -1,6 +1,6 @@
 """The worker side of a sharded round: a fresh interpreter that probes its shard.
 
-Started by `workers.WorkerPool` as `python -m stackscope.worker_process`. It lives apart
+Started by `workers.WorkerPool` through launch.python_command. It lives apart
 from workers.py so that the pool (imported by the engine) never imports the engine back:
 only this process runs an engine of its own.
 """
@@ -20,7 +20,7 @@ from stackscope.workers import read_frame, to_compact, write_frame
 
 
 def main() -> None:
-    """A worker process (python -m stackscope.worker_process): read its layout and shard from
+    """A worker process (workers.WorkerPool starts it): read its layout and shard from
     stdin, then for every "round" probe the shard, for every ("probe", indexes) those of
     its checks, and write the compact results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from stackscope.classroom import Classroom
 from tests.chromium import Chromium
-from tests.conftest import ROOT
 
 # A walkthrough whose fault starts at once (the built-in ones take ~20 s of story first)
 WALKTHROUGH = """\
@@ -32,8 +31,7 @@ debrief:
 """
 
 
-async def test_a_trainee_answers_a_walkthrough_in_headless_chromium(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the session process imports this checkout
+async def test_a_trainee_answers_a_walkthrough_in_headless_chromium(tmp_path):
     walkthrough = tmp_path / "my walkthrough; $(id).yaml"  # a trainer's file name is quoted, never run
     walkthrough.write_text(WALKTHROUGH)
     room = Classroom(["demo", "--walkthrough", str(walkthrough)], host="127.0.0.1", port=0, title="stackscope demo")
